@@ -1,0 +1,227 @@
+// The service's configuration: one declaration of every environment variable (type, default,
+// meaning), validated once at start. `.env.example` and the README table are generated from
+// the same declaration, so documentation cannot drift from what the code reads.
+
+import { isAbsolute, resolve } from 'node:path';
+import { ConnectionString } from 'mongodb-connection-string-url';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+interface Variable<T> {
+  description: string;
+  /** The default as it would be written in the environment; absent means optional/unset. */
+  default?: string;
+  parse(raw: string): T;
+}
+
+const integer = (min: number, max: number) => (raw: string): number => {
+  if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new Error(`must be between ${min} and ${max}, got ${value}`);
+  return value;
+};
+
+const decimal = (min: number, max: number) => (raw: string): number => {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value)) throw new Error(`must be a number, got "${raw}"`);
+  if (value < min || value > max) throw new Error(`must be between ${min} and ${max}, got ${value}`);
+  return value;
+};
+
+const oneOf = <const T extends string>(...values: T[]) => (raw: string): T => {
+  if (!(values as string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}, got "${raw}"`);
+  return raw as T;
+};
+
+const boolean = (raw: string): boolean => {
+  if (/^(true|1|yes|on)$/i.test(raw)) return true;
+  if (/^(false|0|no|off)$/i.test(raw)) return false;
+  throw new Error(`must be true or false, got "${raw}"`);
+};
+
+const text = (raw: string): string => {
+  if (raw.trim() === '') throw new Error('must not be empty');
+  return raw;
+};
+
+const mongodbUri = (raw: string): string => {
+  // The driver's own parser, so what passes here is what the driver will accept.
+  let parsed: ConnectionString;
+  try {
+    parsed = new ConnectionString(raw);
+  } catch (error) {
+    throw new Error(`must be a MongoDB connection string such as mongodb://host:27017/?replicaSet=rs0 (${(error as Error).message})`);
+  }
+  for (const host of parsed.hosts) {
+    const port = /:(\d+)$/.exec(host)?.[1];
+    if (port !== undefined && Number(port) > 65535) throw new Error(`has an invalid port in host "${host}"`);
+  }
+  return raw;
+};
+
+const databaseName = (raw: string): string => {
+  if (!/^[A-Za-z0-9_-]{1,63}$/.test(raw)) {
+    throw new Error('must be 1-63 characters of letters, digits, "_" or "-"');
+  }
+  return raw;
+};
+
+/** Every variable the service reads, in the order the documentation lists them. */
+export const variables = {
+  HOST: { description: 'Interface the HTTP server binds to.', default: '127.0.0.1', parse: text },
+  PORT: { description: 'TCP port of the HTTP server.', default: '3000', parse: integer(0, 65535) },
+  LOG_LEVEL: {
+    description: 'Minimum log level.',
+    default: 'info',
+    parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  },
+  LOG_FORMAT: {
+    description: 'json, pretty, or auto (pretty on a terminal when pino-pretty is installed, JSON otherwise).',
+    default: 'auto',
+    parse: oneOf('auto', 'json', 'pretty'),
+  },
+  MONGODB_URI: {
+    description: 'Connection string of a MongoDB replica set. Unset: start the embedded single-node replica set.',
+    parse: mongodbUri,
+  },
+  MONGODB_DB: { description: 'Database name.', default: 'storekeeper', parse: databaseName },
+  MONGODB_MAX_POOL_SIZE: { description: 'Most connections per MongoDB server.', default: '50', parse: integer(1, 1000) },
+  MONGODB_MIN_POOL_SIZE: { description: 'Connections kept open per server.', default: '2', parse: integer(0, 1000) },
+  MONGODB_MAX_IDLE_TIME_MS: { description: 'Idle time before a pooled connection closes.', default: '60000', parse: integer(0, 86_400_000) },
+  MONGODB_WAIT_QUEUE_TIMEOUT_MS: {
+    description: 'Longest wait for a free pooled connection.',
+    default: '2000',
+    parse: integer(1, 600_000),
+  },
+  MONGODB_SERVER_SELECTION_TIMEOUT_MS: {
+    description: 'Longest wait for a usable server before an operation fails (and the request gets 503).',
+    default: '5000',
+    parse: integer(1, 600_000),
+  },
+  MONGODB_CONNECT_TIMEOUT_MS: { description: 'TCP connect timeout.', default: '5000', parse: integer(1, 600_000) },
+  MONGODB_SOCKET_TIMEOUT_MS: { description: 'Socket inactivity timeout (0: none).', default: '30000', parse: integer(0, 3_600_000) },
+  DATA_DIR: {
+    description: 'Directory of the embedded database (relative paths are taken from the working directory).',
+    default: '.data',
+    parse: text,
+  },
+  EMBEDDED_MONGODB_PORT: {
+    description: 'Port of the embedded mongod (fixed: the replica set configuration stores it).',
+    default: '27117',
+    parse: integer(1, 65535),
+  },
+  EMBEDDED_MONGODB_CACHE_GB: { description: 'WiredTiger cache of the embedded mongod.', default: '0.25', parse: decimal(0.25, 64) },
+  MONGOD_BINARY: {
+    description: 'Path of a mongod binary for the embedded database (MONGOMS_SYSTEM_BINARY also works). Unset: download, or provision offline.',
+    parse: text,
+  },
+  READINESS_TIMEOUT_MS: { description: 'How long /health/ready waits for MongoDB to answer a ping.', default: '1000', parse: integer(50, 60_000) },
+  RETRY_AFTER_SECONDS: {
+    description: 'Retry-After sent with 503 responses while MongoDB is unavailable.',
+    default: '5',
+    parse: integer(1, 3600),
+  },
+  SHUTDOWN_GRACE_MS: {
+    description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway.',
+    default: '10000',
+    parse: integer(0, 600_000),
+  },
+  BODY_LIMIT_BYTES: { description: 'Largest accepted request body.', default: '1048576', parse: integer(1024, 64 * 1024 * 1024) },
+  TRUST_PROXY: { description: 'Trust X-Forwarded-* headers (behind a load balancer).', default: 'false', parse: boolean },
+  DOCS_ENABLED: { description: 'Serve the OpenAPI document and Swagger UI at /docs.', default: 'true', parse: boolean },
+} satisfies Record<string, Variable<unknown>>;
+
+type Variables = typeof variables;
+export type VariableName = keyof Variables;
+type Parsed<K extends VariableName> = ReturnType<Variables[K]['parse']>;
+
+export interface Config {
+  http: { host: string; port: number; bodyLimit: number; trustProxy: boolean; docs: boolean };
+  log: { level: Parsed<'LOG_LEVEL'>; format: Parsed<'LOG_FORMAT'> };
+  mongo: {
+    /** Unset: the embedded replica set is started and its URI filled in by the entry point. */
+    uri?: string;
+    dbName: string;
+    maxPoolSize: number;
+    minPoolSize: number;
+    maxIdleTimeMS: number;
+    waitQueueTimeoutMS: number;
+    serverSelectionTimeoutMS: number;
+    connectTimeoutMS: number;
+    socketTimeoutMS: number;
+    readinessTimeoutMs: number;
+    retryAfterSeconds: number;
+  };
+  embedded: { dataDir: string; port: number; cacheSizeGB: number; binary?: string };
+  shutdownGraceMs: number;
+}
+
+/**
+ * Reads the configuration from an environment. Every problem is collected, so one failed start
+ * lists everything that needs fixing, each naming its variable.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env, cwd = process.cwd()): Config {
+  const problems: string[] = [];
+  const values = {} as { [K in VariableName]: Parsed<K> | undefined };
+
+  for (const [name, variable] of Object.entries(variables) as [VariableName, Variable<unknown>][]) {
+    const raw = env[name] === '' ? undefined : (env[name] ?? variable.default);
+    if (raw === undefined) continue;
+    try {
+      (values as Record<string, unknown>)[name] = variable.parse(raw);
+    } catch (error) {
+      problems.push(`${name} ${(error as Error).message}`);
+    }
+  }
+
+  const minPool = values.MONGODB_MIN_POOL_SIZE;
+  const maxPool = values.MONGODB_MAX_POOL_SIZE;
+  if (minPool !== undefined && maxPool !== undefined && minPool > maxPool) {
+    problems.push(`MONGODB_MIN_POOL_SIZE (${minPool}) must not exceed MONGODB_MAX_POOL_SIZE (${maxPool})`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  // Every variable with a default is now set; those without one are the optional ones.
+  const v = values as { [K in VariableName]: Parsed<K> };
+  const dataDir = isAbsolute(v.DATA_DIR) ? v.DATA_DIR : resolve(cwd, v.DATA_DIR);
+  return {
+    http: { host: v.HOST, port: v.PORT, bodyLimit: v.BODY_LIMIT_BYTES, trustProxy: v.TRUST_PROXY, docs: v.DOCS_ENABLED },
+    log: { level: v.LOG_LEVEL, format: v.LOG_FORMAT },
+    mongo: {
+      uri: values.MONGODB_URI,
+      dbName: v.MONGODB_DB,
+      maxPoolSize: v.MONGODB_MAX_POOL_SIZE,
+      minPoolSize: v.MONGODB_MIN_POOL_SIZE,
+      maxIdleTimeMS: v.MONGODB_MAX_IDLE_TIME_MS,
+      waitQueueTimeoutMS: v.MONGODB_WAIT_QUEUE_TIMEOUT_MS,
+      serverSelectionTimeoutMS: v.MONGODB_SERVER_SELECTION_TIMEOUT_MS,
+      connectTimeoutMS: v.MONGODB_CONNECT_TIMEOUT_MS,
+      socketTimeoutMS: v.MONGODB_SOCKET_TIMEOUT_MS,
+      readinessTimeoutMs: v.READINESS_TIMEOUT_MS,
+      retryAfterSeconds: v.RETRY_AFTER_SECONDS,
+    },
+    embedded: {
+      dataDir,
+      port: v.EMBEDDED_MONGODB_PORT,
+      cacheSizeGB: v.EMBEDDED_MONGODB_CACHE_GB,
+      binary: values.MONGOD_BINARY,
+    },
+    shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+  };
+}
+
+/** The text of `.env.example`: every variable, its meaning and its default. */
+export function renderEnvExample(): string {
+  const lines = ['# storekeeper configuration. Every variable is optional; shown with its default.', ''];
+  for (const [name, variable] of Object.entries(variables) as [string, Variable<unknown>][]) {
+    lines.push(`# ${variable.description}`);
+    lines.push(variable.default === undefined ? `# ${name}=` : `${name}=${variable.default}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}

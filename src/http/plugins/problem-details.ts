@@ -1,0 +1,102 @@
+// The one error handler: every failure leaves as an RFC 9457 problem document. Expected
+// failures (AppError, validation, body parsing) say what is wrong; anything else is a 500
+// whose body reveals nothing, while the log line carries the error and the request id.
+
+import { STATUS_CODES } from 'node:http';
+import fp from 'fastify-plugin';
+import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
+import { AppError, type FieldError } from '../../errors.ts';
+import { isDatabaseUnavailable } from '../../data/database.ts';
+import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, problemType, type Problem } from '../schemas/problem.ts';
+
+export interface ProblemDetailsOptions {
+  retryAfterSeconds: number;
+}
+
+const PARTS: Record<string, string> = { body: 'body', querystring: 'query', params: 'params', headers: 'headers' };
+
+/** Turns Ajv's errors into field errors whose pointer names the offending value itself. */
+export function fieldErrors(validation: FastifySchemaValidationError[], context: string | undefined): FieldError[] {
+  const part = PARTS[context ?? 'body'] ?? 'body';
+  return validation.map((issue) => {
+    const params = issue.params as Record<string, unknown>;
+    let pointer = issue.instancePath;
+    let message = issue.message ?? 'is invalid';
+    if (typeof params.missingProperty === 'string') {
+      pointer += `/${escapePointer(params.missingProperty)}`;
+      message = 'is required';
+    } else if (typeof params.additionalProperty === 'string') {
+      pointer += `/${escapePointer(params.additionalProperty)}`;
+      message = 'is not an allowed property';
+    } else if (Array.isArray(params.allowedValues)) {
+      message = `must be one of: ${params.allowedValues.join(', ')}`;
+    }
+    return { in: part, pointer, message };
+  });
+}
+
+const escapePointer = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** Fastify's own 4xx errors, by code, as problem kinds. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad-request',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload-too-large',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed-body',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed-body',
+  FST_ERR_CTP_EMPTY_TYPE: 'unsupported-media-type',
+  FST_ERR_CTP_INVALID_TYPE: 'unsupported-media-type',
+};
+
+function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
+  if (error instanceof AppError) return error;
+  if (error.validation) return AppError.validation(fieldErrors(error.validation, error.validationContext));
+  if (isDatabaseUnavailable(error)) return AppError.unavailable(retryAfterSeconds, undefined, error);
+
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    // Fastify's client errors have safe messages; a JSON syntax error is one of them.
+    const code = FASTIFY_CODES[error.code] ?? (error instanceof SyntaxError ? 'malformed-body' : slug(status));
+    const detail = code === 'malformed-body' ? `The body is not valid JSON: ${error.message}` : error.message;
+    return new AppError(status, code, STATUS_CODES[status] ?? 'Client Error', { detail });
+  }
+  return new AppError(500, 'internal-error', 'Internal Server Error', { detail: 'An unexpected error occurred.', cause: error });
+}
+
+const slug = (status: number) => (STATUS_CODES[status] ?? 'error').toLowerCase().replace(/[^a-z0-9]+/g, '-');
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
+  const problem: Problem = {
+    type: problemType(error.code),
+    title: error.title,
+    status: error.status,
+    detail: error.message,
+    instance: request.url.split('?')[0],
+    requestId: request.id,
+    ...error.extensions,
+  };
+  return reply.code(error.status).headers(error.headers).type(PROBLEM_MEDIA_TYPE).send(problem);
+}
+
+export default fp<ProblemDetailsOptions>(
+  async (app, options) => {
+    app.addSchema(FieldErrorSchema);
+    app.addSchema(ProblemSchema);
+
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      const appError = toAppError(error, options.retryAfterSeconds);
+      if (appError.status >= 500) {
+        // The original error goes to the log, never to the client.
+        request.log.error({ err: appError.cause ?? error, code: appError.code }, 'request failed');
+      } else {
+        request.log.info({ code: appError.code, detail: appError.message }, 'request refused');
+      }
+      return sendProblem(request, reply, appError);
+    });
+
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(request, reply, AppError.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found.`)),
+    );
+  },
+  { name: 'problem-details', fastify: '5.x' },
+);

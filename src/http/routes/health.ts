@@ -1,0 +1,59 @@
+// Liveness (the process answers) and readiness (MongoDB answers a ping in time): what an
+// orchestrator or load balancer polls. Both stay open without credentials.
+
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { problemResponses } from '../schemas/problem.ts';
+
+const Live = Type.Object(
+  { status: Type.Literal('ok'), uptimeSeconds: Type.Number({ minimum: 0 }) },
+  { description: 'The process is up.', additionalProperties: false, examples: [{ status: 'ok', uptimeSeconds: 42.1 }] },
+);
+
+const Ready = Type.Object(
+  {
+    status: Type.Literal('ready'),
+    checks: Type.Object({
+      mongodb: Type.Object({ status: Type.Literal('up'), latencyMs: Type.Number({ minimum: 0 }) }),
+    }),
+  },
+  { description: 'MongoDB answered the ping.', additionalProperties: false, examples: [{ status: 'ready', checks: { mongodb: { status: 'up', latencyMs: 0.8 } } }] },
+);
+
+export interface HealthOptions {
+  readinessTimeoutMs: number;
+}
+
+const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) => {
+  app.get(
+    '/live',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness: the process is up',
+        operationId: 'getLiveness',
+        response: { 200: Live, ...problemResponses(500) },
+      },
+    },
+    async () => ({ status: 'ok' as const, uptimeSeconds: Math.round(process.uptime() * 10) / 10 }),
+  );
+
+  app.get(
+    '/ready',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: MongoDB answers a ping in time',
+        description: "200 when MongoDB answers a ping within READINESS_TIMEOUT_MS, 503 with Retry-After otherwise.",
+        operationId: 'getReadiness',
+        response: { 200: Ready, ...problemResponses(500, 503) },
+      },
+    },
+    async () => {
+      const { latencyMs } = await app.db.ping(options.readinessTimeoutMs);
+      return { status: 'ready' as const, checks: { mongodb: { status: 'up' as const, latencyMs } } };
+    },
+  );
+};
+
+export default health;

@@ -1,0 +1,80 @@
+// The RFC 9457 problem document: the one error body of every route, and the helper that
+// documents a route's error responses with it.
+
+import { Type, type Static } from 'typebox';
+
+export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
+
+/** Problem types are URNs: stable identifiers that clients can switch on, never dereferenced. */
+export const problemType = (code: string): string => `urn:storekeeper:problem:${code}`;
+
+export const FieldErrorSchema = Type.Object(
+  {
+    in: Type.String({ description: 'Part of the request: body, query, params or headers.', examples: ['body'] }),
+    pointer: Type.String({ description: 'JSON Pointer to the value inside that part.', examples: ['/price/amount'] }),
+    message: Type.String({ examples: ['must be >= 0'] }),
+  },
+  { $id: 'FieldError', additionalProperties: false },
+);
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ description: 'URN identifying the kind of problem.', examples: [problemType('not-found')] }),
+    title: Type.String({ description: 'Short summary of the kind of problem.' }),
+    status: Type.Integer({ description: 'HTTP status code.', minimum: 400, maximum: 599 }),
+    detail: Type.Optional(Type.String({ description: 'What went wrong in this occurrence.' })),
+    instance: Type.Optional(Type.String({ description: 'Path of the request that failed.' })),
+    requestId: Type.String({ description: 'Also in the X-Request-Id header and on every log line of the request.' }),
+    errors: Type.Optional(Type.Array(Type.Ref('FieldError'), { description: 'Per-field errors of a 400.' })),
+  },
+  {
+    $id: 'Problem',
+    description: 'An RFC 9457 problem document (media type application/problem+json).',
+    // Problems of some kinds carry extension members; see the documentation of each route.
+    additionalProperties: true,
+  },
+);
+
+export type Problem = Static<typeof ProblemSchema>;
+
+const statusText: Record<number, { code: string; title: string; description: string; detail: string }> = {
+  400: { code: 'validation-failed', title: 'Validation Failed', description: 'The request is malformed or has invalid values.', detail: 'The request has 1 invalid value.' },
+  404: { code: 'not-found', title: 'Not Found', description: 'No such resource.', detail: 'Route GET /v1/nothing not found.' },
+  409: { code: 'conflict', title: 'Conflict', description: 'The request conflicts with the current state.', detail: 'The request conflicts with the current state.' },
+  412: { code: 'precondition-failed', title: 'Precondition Failed', description: 'If-Match did not match the current version.', detail: 'The document changed since it was read.' },
+  413: { code: 'payload-too-large', title: 'Payload Too Large', description: 'The request body is larger than allowed.', detail: 'Request body is too large.' },
+  415: { code: 'unsupported-media-type', title: 'Unsupported Media Type', description: 'The body is not in a media type this route accepts.', detail: 'Unsupported Media Type: text/plain' },
+  500: { code: 'internal-error', title: 'Internal Server Error', description: 'An unexpected failure; the log line with the request id has the details.', detail: 'An unexpected error occurred.' },
+  503: { code: 'service-unavailable', title: 'Service Unavailable', description: 'MongoDB is unreachable; retry after the time given in Retry-After.', detail: 'The database is unavailable. Retry later.' },
+};
+
+/**
+ * Documents error responses of a route: each given status as a problem document, with an
+ * example, and Retry-After on 503. Fastify serializes errors of these statuses with the schema.
+ */
+export function problemResponses(...statuses: (keyof typeof statusText)[]) {
+  const responses: Record<number, unknown> = {};
+  for (const status of statuses) {
+    const text = statusText[status]!;
+    responses[status] = {
+      description: text.description,
+      ...(status === 503 && {
+        headers: { 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } },
+      }),
+      content: {
+        [PROBLEM_MEDIA_TYPE]: {
+          schema: Type.Ref('Problem'),
+          example: {
+            type: problemType(text.code),
+            title: text.title,
+            status,
+            detail: text.detail,
+            requestId: 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+            ...(status === 400 && { errors: [{ in: 'body', pointer: '/name', message: 'must NOT have fewer than 1 characters' }] }),
+          },
+        },
+      },
+    };
+  }
+  return responses;
+}

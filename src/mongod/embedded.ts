@@ -1,0 +1,172 @@
+// Starts a single-node replica set through mongodb-memory-server: the one code path behind `npm start`
+// (data kept on disk) and the tests (a temp dir removed on stop). A replica set, because transactions need one.
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { MongoInstance, MongoMemoryReplSet } from 'mongodb-memory-server';
+import { resolveMongodBinary, type ResolveBinaryOptions, type ResolvedBinary } from './binary.ts';
+
+export interface EmbeddedMongoOptions {
+  dataDir?: string; // persistent when set: data kept across restarts; else a temp dir removed on stop
+  port?: number; // required for persistent data (the replica set config stores host:port); random when omitted
+  replSetName?: string; // default 'storekeeper'
+  cacheSizeGB?: number; // --wiredTigerCacheSizeGB, default 0.25
+  binary?: ResolveBinaryOptions;
+  log?: (message: string) => void;
+}
+
+export interface EmbeddedMongo {
+  uri: string;
+  source: ResolvedBinary['source'];
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+// mongodb-memory-server's 10 s default is tight for a cold start of mongod under Wine.
+const LAUNCH_TIMEOUT_MS = 30_000;
+
+checkMongodOutputLineByLine();
+
+// mongodb-memory-server quietly moves to another port when the requested one looks taken, and its
+// per-process port cache counts a port as taken for 10 s after handing it out, so even a restart in
+// the same process moves. A persistent replica set records host:port in its config and cannot follow
+// (the restarted node finds itself missing from the config); a busy port must be an error instead.
+class FixedPortReplSet extends MongoMemoryReplSet {
+  protected override getInstanceOpts(...args: Parameters<MongoMemoryReplSet['getInstanceOpts']>) {
+    return { ...super.getInstanceOpts(...args), portGeneration: false };
+  }
+}
+
+export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Promise<EmbeddedMongo> {
+  const { port, replSetName = 'storekeeper', cacheSizeGB = 0.25 } = options;
+  const persistent = options.dataDir !== undefined;
+  if (persistent && port === undefined) {
+    throw new Error('a persistent dataDir needs a fixed port: the replica set config stored in it records host:port');
+  }
+
+  if (port !== undefined) await assertPortFree(port);
+
+  const binary = await resolveMongodBinary({ log: options.log, ...options.binary });
+  const dataDir = options.dataDir !== undefined ? await ensureDir(options.dataDir) : await mkdtemp(join(tmpdir(), 'storekeeper-mongod-'));
+
+  const replSet = new FixedPortReplSet({
+    binary: { version: binary.version, systemBinary: binary.systemBinary },
+    instanceOpts: [{ dbPath: dataDir, port, launchTimeout: LAUNCH_TIMEOUT_MS }],
+    replSet: {
+      count: 1,
+      name: replSetName,
+      ip: HOST,
+      storageEngine: 'wiredTiger',
+      // Without a cap each mongod sizes its cache for the whole machine.
+      args: ['--wiredTigerCacheSizeGB', String(cacheSizeGB)],
+    },
+  });
+
+  try {
+    // On a restart of a persistent dir mongodb-memory-server meets "already initialized" and
+    // re-applies the stored config, which is why the port has to stay the same.
+    await withEnvironment(environmentForStart(binary), () => replSet.start());
+  } catch (err) {
+    if (!persistent) await rm(dataDir, { recursive: true, force: true });
+    throw explainStartFailure(err, dataDir, port);
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    uri: replSet.getUri(),
+    source: binary.source,
+    dataDir,
+    stop: () => (stopping ??= stopReplSet(replSet, dataDir, persistent)),
+  };
+}
+
+// mongodb-memory-server reads two settings from the environment ahead of its options:
+// MONGOMS_SYSTEM_BINARY would beat the binary resolved here (whose explicit option is meant to win),
+// and the version check runs `mongod --version` before every start of a system binary, which under
+// Wine is a whole extra Wine start-up (about 2.5 s of a 5.5 s start here) for a version that
+// provisioning already checked. So both are set for the duration of the start.
+function environmentForStart(binary: ResolvedBinary): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (binary.systemBinary !== undefined && process.env.MONGOMS_SYSTEM_BINARY !== undefined) {
+    env.MONGOMS_SYSTEM_BINARY = binary.systemBinary;
+  }
+  if (binary.source === 'wine' && process.env.MONGOMS_SYSTEM_BINARY_VERSION_CHECK === undefined) {
+    env.MONGOMS_SYSTEM_BINARY_VERSION_CHECK = 'false';
+  }
+  return env;
+}
+
+async function withEnvironment<T>(env: Record<string, string>, work: () => Promise<T>): Promise<T> {
+  const previous = Object.keys(env).map((name) => [name, process.env[name]] as const);
+  Object.assign(process.env, env);
+  try {
+    return await work();
+  } finally {
+    for (const [name, value] of previous) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+}
+
+// Checked up front because mongod's own report differs by platform: under Wine a taken port
+// fails with "Access denied" and exit code 48, which mongodb-memory-server does not recognise.
+async function assertPortFree(port: number): Promise<void> {
+  const probe = createServer();
+  try {
+    await new Promise<void>((resolvePromise, reject) => probe.once('error', reject).listen(port, HOST, resolvePromise));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new Error(`port ${port} on ${HOST} is already in use, so mongod cannot listen on it`);
+    throw new Error(`cannot listen on ${HOST}:${port}: ${code ?? String(err)}`);
+  }
+  await new Promise<void>((resolvePromise) => probe.close(() => resolvePromise()));
+}
+
+async function ensureDir(dir: string): Promise<string> {
+  const absolute = resolve(dir);
+  await mkdir(absolute, { recursive: true });
+  return absolute;
+}
+
+async function stopReplSet(replSet: MongoMemoryReplSet, dataDir: string, persistent: boolean): Promise<void> {
+  // doCleanup false: mongodb-memory-server must never delete a dbPath it was given; the temp dir is ours to remove.
+  const stopped = await replSet.stop({ doCleanup: false, force: false });
+  if (!persistent) await rm(dataDir, { recursive: true, force: true });
+  if (!stopped) throw new Error(`mongod on ${dataDir} did not stop cleanly`);
+}
+
+// mongodb-memory-server 11.3 hands checkErrorInLine a whole stdout chunk and JSON.parses it when it
+// mentions "DBException in initAndListen". mongod prints that line together with others when its
+// dbpath is locked by another mongod, so the parse throws inside a stream handler and takes this
+// whole process down instead of failing the start. One line at a time, its checks work as meant.
+function checkMongodOutputLineByLine(): void {
+  const patched = Symbol.for('storekeeper.checkErrorInLine.lineByLine');
+  const proto = MongoInstance.prototype as unknown as Record<symbol, boolean> & { checkErrorInLine(line: string): void };
+  if (proto[patched]) return;
+  const checkOneLine = proto.checkErrorInLine;
+  proto.checkErrorInLine = function (this: unknown, text: string) {
+    for (const line of text.split('\n')) {
+      if (line.trim() !== '') checkOneLine.call(this, line.trim());
+    }
+  };
+  proto[patched] = true;
+}
+
+function explainStartFailure(err: unknown, dataDir: string, port: number | undefined): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/DBPathInUse|Unable to lock the lock file/i.test(message)) {
+    return new Error(`another mongod is already running on the data dir ${dataDir}; stop it first (${oneLine(message)})`, { cause: err });
+  }
+  if ((/already in use/i.test(message) || /code "48"/.test(message)) && port !== undefined) {
+    // 48 is mongod's exit code for a listener it could not set up.
+    return new Error(`mongod could not listen on port ${port}; is it taken? (${oneLine(message)})`, { cause: err });
+  }
+  return new Error(`starting mongod on ${dataDir} failed: ${oneLine(message)}`, { cause: err });
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ');
+}

@@ -1,0 +1,70 @@
+// The entry point: read the configuration, start the embedded MongoDB when no MONGODB_URI is
+// set, build the app, listen, and shut down gracefully on SIGTERM/SIGINT (stop accepting,
+// let in-flight requests finish within SHUTDOWN_GRACE_MS, close MongoDB, exit 0).
+
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger, redactSecrets } from './logger.ts';
+import { startEmbeddedMongo, type EmbeddedMongo } from './mongod/embedded.ts';
+
+export interface StartOptions {
+  env?: Record<string, string | undefined>;
+  /** Extra routes registered after the app's own; lets tests exercise the real lifecycle. */
+  extend?: FastifyPluginAsync;
+}
+
+export async function start({ env = process.env, extend }: StartOptions = {}): Promise<FastifyInstance> {
+  const config = loadConfig(env);
+  const logger = createLogger(config.log);
+
+  let embedded: EmbeddedMongo | undefined;
+  let uri = config.mongo.uri;
+  if (uri === undefined) {
+    const dataDir = join(config.embedded.dataDir, 'mongodb');
+    logger.info({ dataDir }, 'MONGODB_URI is not set: starting the embedded MongoDB replica set');
+    embedded = await startEmbeddedMongo({
+      dataDir,
+      port: config.embedded.port,
+      cacheSizeGB: config.embedded.cacheSizeGB,
+      binary: { systemBinary: config.embedded.binary, log: (message) => logger.info(message) },
+      log: (message) => logger.info(message),
+    });
+    uri = embedded.uri;
+    logger.info({ dataDir, uri, source: embedded.source }, 'embedded MongoDB is running; its data stays in dataDir');
+  }
+
+  const app = await buildApp({ config: { ...config, mongo: { ...config.mongo, uri } }, logger });
+  try {
+    if (extend) await app.register(extend);
+    await app.listen({ host: config.http.host, port: config.http.port });
+  } catch (error) {
+    // A failed start must not leave the embedded mongod running behind it.
+    await app.close();
+    await embedded?.stop();
+    throw error;
+  }
+
+  closeWithGrace({ delay: config.shutdownGraceMs, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'fatal error, shutting down');
+    else logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    await app.close();
+    await embedded?.stop();
+    logger.info('shutdown complete');
+  });
+  return app;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  start().catch((error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`storekeeper: ${error.message}\nSee .env.example for every variable and its default.\n`);
+    } else {
+      process.stderr.write(`storekeeper: failed to start: ${redactSecrets(error instanceof Error ? error.message : String(error))}\n`);
+    }
+    process.exit(1);
+  });
+}

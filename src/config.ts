@@ -215,6 +215,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
 }
 
+/** The configuration table of README.md (between its config markers). */
+export function renderConfigTable(): string {
+  const rows = ['| Variable | Default | Meaning |', '| --- | --- | --- |'];
+  for (const [name, variable] of Object.entries(variables) as [string, Variable<unknown>][]) {
+    const fallback = variable.default === undefined ? '(unset)' : `\`${variable.default}\``;
+    rows.push(`| \`${name}\` | ${fallback} | ${variable.description.replace(/\|/g, '\\|')} |`);
+  }
+  return rows.join('\n');
+}
+
 /** The text of `.env.example`: every variable, its meaning and its default. */
 export function renderEnvExample(): string {
   const lines = ['# storekeeper configuration. Every variable is optional; shown with its default.', ''];

@@ -79,3 +79,11 @@ describe('configuration', () => {
     expect(result.stderr).not.toContain('hunter2');
   });
 });
+
+describe('README.md', () => {
+  it('documents every variable in its configuration table (run `npm run env:example` when this fails)', async () => {
+    const { withConfigTable } = await import('../src/cli/env-example.ts');
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    expect(readme).toBe(withConfigTable(readme));
+  });
+});

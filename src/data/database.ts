@@ -24,8 +24,6 @@ export interface Database {
   readonly state: DatabaseState;
   /** Resolves when MongoDB answers a ping within the timeout; throws a 503 AppError otherwise. */
   ping(timeoutMs: number): Promise<{ latencyMs: number }>;
-  /** A 503 AppError for when MongoDB cannot be reached, with the configured Retry-After. */
-  unavailable(cause?: unknown): AppError;
   close(): Promise<void>;
 }
 
@@ -126,9 +124,6 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
     }
   }
 
-  const unavailable = (cause?: unknown) =>
-    AppError.unavailable(options.retryAfterSeconds, 'The database is unavailable. Retry later.', cause);
-
   let connecting: Promise<void> | undefined;
   if (options.connect !== false) {
     log.info({ target, db: options.dbName }, 'connecting to MongoDB');
@@ -140,15 +135,20 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
     get state() {
       return closing ? 'closed' : state;
     },
-    unavailable,
     async ping(timeoutMs) {
       const db = connection.db;
-      if (state !== 'connected' || db === undefined) throw unavailable();
+      const notReady = (cause?: unknown) =>
+        AppError.unavailable(
+          options.retryAfterSeconds,
+          `MongoDB did not answer a ping within ${timeoutMs} ms (connection ${closing ? 'closed' : state}).`,
+          cause,
+        );
+      if (state !== 'connected' || db === undefined) throw notReady();
       const started = performance.now();
       try {
         await db.admin().command({ ping: 1 }, { timeoutMS: timeoutMs });
       } catch (error) {
-        throw unavailable(error);
+        throw notReady(error);
       }
       return { latencyMs: Math.round((performance.now() - started) * 10) / 10 };
     },

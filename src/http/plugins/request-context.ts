@@ -1,6 +1,7 @@
 // Request ids and the access log: every request gets an id (the caller's X-Request-Id when it
 // is well-formed, a fresh UUID otherwise), echoed in the response and on every log line of the
-// request, and exactly one access line when the response is sent.
+// request, and exactly one access line when the response is sent; at shutdown, in-flight
+// responses close their connections.
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -40,6 +41,16 @@ export default fp(
   async (app) => {
     app.addHook('onRequest', async (request, reply) => {
       reply.header(REQUEST_ID_HEADER, request.id);
+    });
+
+    // Once shutdown begins, responses still in flight tell their clients to close the
+    // connection: a kept-alive socket would otherwise hold the server open past the grace period.
+    let closing = false;
+    app.addHook('preClose', async () => {
+      closing = true;
+    });
+    app.addHook('onSend', async (_request, reply) => {
+      if (closing) reply.header('connection', 'close');
     });
   },
   { name: 'request-context', fastify: '5.x' },

@@ -71,5 +71,8 @@ export function createLogger(options: Config['log'], destination?: DestinationSt
   if (pretty) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } });
   }
-  return pino(base);
+  // Synchronous writes: lines reach stdout in order and none are lost when the process exits
+  // (an asynchronous destination reorders or drops the last lines at exit). One write per
+  // line is cheap next to the work of a request.
+  return pino(base, pino.destination({ dest: 1, sync: true }));
 }

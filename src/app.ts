@@ -5,13 +5,18 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
+import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.ts';
 import database from './data/database.ts';
+import { AJV_OPTIONS } from './domain/validation.ts';
 import openapi from './http/plugins/openapi.ts';
 import problemDetails from './http/plugins/problem-details.ts';
 import requestContext, { AccessLog, requestIdFrom } from './http/plugins/request-context.ts';
 import health from './http/routes/health.ts';
+import documentRoutes, { MERGE_PATCH_MEDIA_TYPE } from './http/routes/documents.ts';
+import repositories from './data/repositories.ts';
+import { ENTITIES } from './domain/entities/index.ts';
 
 export interface AppOptions {
   config: Config & { mongo: { uri: string } };
@@ -22,17 +27,36 @@ export interface AppOptions {
 export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
 const app = fp<AppOptions>(async (fastify, { config, connect }) => {
-  // Bodies are JSON (more JSON media types join per route); text/plain is not an input here.
+  // Bodies are JSON, or JSON Merge Patch on PATCH; text/plain is not an input here.
   fastify.removeContentTypeParser('text/plain');
+  fastify.addContentTypeParser(MERGE_PATCH_MEDIA_TYPE, { parseAs: 'string' }, fastify.getDefaultJsonParser('error', 'error'));
   await fastify.register(requestContext);
   await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
   await fastify.register(openapi, { docs: config.http.docs, version: VERSION });
   await fastify.register(database, { ...config.mongo, connect });
 
+  await fastify.register(repositories, { countTimeoutMs: config.mongo.countTimeoutMs });
+
   await fastify.register(health, { prefix: '/health', readinessTimeoutMs: config.mongo.readinessTimeoutMs });
+  for (const entity of ENTITIES) {
+    await fastify.register(documentRoutes, { prefix: `/v1/${entity.collection}`, entity });
+  }
 }, { name: 'storekeeper', fastify: '5.x' });
 
 export default app;
+
+const ajvCompiler = AjvCompiler();
+
+/**
+ * Query strings, params and headers arrive as text and are coerced to their schema's types;
+ * JSON bodies are not: a string where a number belongs is a client error, never a silent fix.
+ */
+const buildValidatorPerPart: typeof ajvCompiler = (externalSchemas, options) => {
+  const coercing = ajvCompiler(externalSchemas, options);
+  const strictOptions = { ...options, customOptions: { ...options?.customOptions, coerceTypes: false } } as typeof options;
+  const strict = ajvCompiler(externalSchemas, strictOptions);
+  return (route) => (route.httpPart === 'body' ? strict(route) : coercing(route));
+};
 
 export interface BuildOptions extends AppOptions {
   logger: FastifyBaseLogger;
@@ -51,7 +75,10 @@ export async function buildApp({ logger, ...options }: BuildOptions) {
     // Keep-alive connections that are idle are closed at shutdown; busy ones finish first.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // allErrors lists every invalid field in one 400; bodies are bounded (BODY_LIMIT_BYTES and
+    // maxItems/maxLength in every schema), which keeps its cost bounded too.
+    ajv: { customOptions: { ...AJV_OPTIONS, formats: { ...AJV_OPTIONS.formats } } },
+    schemaController: { compilersFactory: { buildValidator: buildValidatorPerPart } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await fastify.register(app, options);

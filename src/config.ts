@@ -120,6 +120,11 @@ export const variables = {
     description: 'Path of a mongod binary for the embedded database (MONGOMS_SYSTEM_BINARY also works). Unset: download, or provision offline.',
     parse: text,
   },
+  LIST_COUNT_TIMEOUT_MS: {
+    description: 'Longest a list may spend counting all matches (count=true); past it the total is left out.',
+    default: '2000',
+    parse: integer(10, 60_000),
+  },
   READINESS_TIMEOUT_MS: { description: 'How long /health/ready waits for MongoDB to answer a ping.', default: '1000', parse: integer(50, 60_000) },
   RETRY_AFTER_SECONDS: {
     description: 'Retry-After sent with 503 responses while MongoDB is unavailable.',
@@ -156,6 +161,7 @@ export interface Config {
     socketTimeoutMS: number;
     readinessTimeoutMs: number;
     retryAfterSeconds: number;
+    countTimeoutMs: number;
   };
   embedded: { dataDir: string; port: number; cacheSizeGB: number; binary?: string };
   shutdownGraceMs: number;
@@ -204,6 +210,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       socketTimeoutMS: v.MONGODB_SOCKET_TIMEOUT_MS,
       readinessTimeoutMs: v.READINESS_TIMEOUT_MS,
       retryAfterSeconds: v.RETRY_AFTER_SECONDS,
+      countTimeoutMs: v.LIST_COUNT_TIMEOUT_MS,
     },
     embedded: {
       dataDir,

@@ -7,6 +7,7 @@ import { inject } from 'vitest';
 import mongoose from 'mongoose';
 import { buildApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { migrateUp } from '../../src/data/migrations.ts';
 import { createLogger } from '../../src/logger.ts';
 
 export type LogLine = Record<string, unknown> & { level: number; msg?: string };
@@ -48,6 +49,9 @@ export function testEnv(dbName: string, overrides: Record<string, string> = {}):
 
 export async function buildTestApp(label: string, overrides: Record<string, string> = {}): Promise<TestApp> {
   const dbName = testDatabaseName(label);
+  // The app creates no collections or indexes itself (migrations own them): every test database
+  // starts as a migrated production database would.
+  await migrateDatabase(dbName);
   const config = loadConfig(testEnv(dbName, overrides));
   const logs = new LogCapture();
   const app = await buildApp({
@@ -55,6 +59,16 @@ export async function buildTestApp(label: string, overrides: Record<string, stri
     logger: createLogger(config.log, logs),
   });
   return { app, logs, dbName };
+}
+
+/** Applies every migration to a test database through a short-lived client of its own. */
+export async function migrateDatabase(dbName: string): Promise<void> {
+  const client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+  try {
+    await migrateUp(client.db(dbName), client);
+  } finally {
+    await client.close();
+  }
 }
 
 /** Waits until the app's MongoDB connection is up, so a test starts from a known state. */

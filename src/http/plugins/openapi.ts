@@ -5,6 +5,7 @@
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { ENTITIES } from '../../domain/entities/index.ts';
 
 export interface OpenApiOptions {
   docs: boolean;
@@ -13,6 +14,7 @@ export interface OpenApiOptions {
 
 export const OPENAPI_TAGS = [
   { name: 'health', description: 'Liveness and readiness for orchestrators and load balancers.' },
+  ...ENTITIES.map((entity) => ({ name: entity.collection, description: entity.description })),
 ];
 
 export default fp<OpenApiOptions>(

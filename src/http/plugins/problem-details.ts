@@ -6,6 +6,7 @@ import { STATUS_CODES } from 'node:http';
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { AppError, type FieldError } from '../../errors.ts';
+import { toFieldErrors } from '../../domain/validation.ts';
 import { isDatabaseUnavailable } from '../../data/database.ts';
 import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, problemType, type Problem } from '../schemas/problem.ts';
 
@@ -15,27 +16,10 @@ export interface ProblemDetailsOptions {
 
 const PARTS: Record<string, string> = { body: 'body', querystring: 'query', params: 'params', headers: 'headers' };
 
-/** Turns Ajv's errors into field errors whose pointer names the offending value itself. */
+/** Fastify's validation errors as field errors. */
 export function fieldErrors(validation: FastifySchemaValidationError[], context: string | undefined): FieldError[] {
-  const part = PARTS[context ?? 'body'] ?? 'body';
-  return validation.map((issue) => {
-    const params = issue.params as Record<string, unknown>;
-    let pointer = issue.instancePath;
-    let message = issue.message ?? 'is invalid';
-    if (typeof params.missingProperty === 'string') {
-      pointer += `/${escapePointer(params.missingProperty)}`;
-      message = 'is required';
-    } else if (typeof params.additionalProperty === 'string') {
-      pointer += `/${escapePointer(params.additionalProperty)}`;
-      message = 'is not an allowed property';
-    } else if (Array.isArray(params.allowedValues)) {
-      message = `must be one of: ${params.allowedValues.join(', ')}`;
-    }
-    return { in: part, pointer, message };
-  });
+  return toFieldErrors(validation, PARTS[context ?? 'body'] ?? 'body');
 }
-
-const escapePointer = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** Fastify's own 4xx errors, by code, as problem kinds. */
 const FASTIFY_CODES: Record<string, string> = {

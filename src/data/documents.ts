@@ -1,0 +1,262 @@
+// The document repository: every read and write of an entity's collection. Reads are lean
+// (plain objects) with projections; writes are conditional on the document's version, so two
+// writers never lose each other's changes, and a failed write changes nothing.
+
+import mongoose, { type Model } from 'mongoose';
+import type { Entity } from '../domain/entity.ts';
+import { applyMergePatch, type Json } from '../domain/merge-patch.ts';
+import { compileValidator } from '../domain/validation.ts';
+import type { DeletionRule, References } from '../domain/deletion.ts';
+import { AppError, type FieldError } from '../errors.ts';
+import {
+  afterCursor,
+  compileFilter,
+  decodeCursor,
+  encodeCursor,
+  queryFingerprint,
+  valueAt,
+  type ListRequest,
+  type MongoFilter,
+} from './query.ts';
+
+const { ObjectId } = mongoose.Types;
+
+export type StoredDocument = Record<string, any> & { _id: InstanceType<typeof ObjectId>; version: number };
+
+export interface ListPage {
+  items: StoredDocument[];
+  /** Cursor of the next page; absent on the last page. */
+  next?: string;
+  /** Only when requested, and only when counting finished within the time allowed. */
+  total?: number;
+}
+
+export interface RepositoryOptions {
+  /** Upper bound on counting the matches of a list (totals are optional and bounded). */
+  countTimeoutMs: number;
+}
+
+/** Attempts of a read-modify-write that keeps meeting concurrent writers (no If-Match given). */
+const WRITE_ATTEMPTS = 5;
+
+export class DocumentRepository {
+  private readonly checkWritable: (value: unknown) => FieldError[];
+
+  constructor(
+    readonly entity: Entity,
+    readonly model: Model<any>,
+    private readonly options: RepositoryOptions,
+  ) {
+    this.checkWritable = compileValidator(entity.writable);
+  }
+
+  private get label(): string {
+    return this.entity.singular;
+  }
+
+  notFound(id: string): AppError {
+    return AppError.notFound(`No ${this.label} with id ${id}.`);
+  }
+
+  async findById(id: string, projection?: Record<string, 1>): Promise<StoredDocument | null> {
+    return this.model.findById(new ObjectId(id), projection).lean<StoredDocument>().exec();
+  }
+
+  async create(input: Record<string, unknown>): Promise<StoredDocument> {
+    const now = new Date();
+    const document = { ...input, ...this.entity.serverDefaults, version: 1, createdAt: now, updatedAt: now };
+    try {
+      const [created] = await this.model.create([document]);
+      return created.toObject() as StoredDocument;
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  /** Replaces the writable fields; server-maintained fields and identity stay as they are. */
+  async replace(id: string, input: Record<string, unknown>, expectedVersion?: number): Promise<StoredDocument> {
+    return this.rewrite(id, expectedVersion, () => input);
+  }
+
+  /** Applies a JSON Merge Patch to the writable fields and validates the result as a whole. */
+  async patch(id: string, patch: Record<string, Json>, expectedVersion?: number): Promise<StoredDocument> {
+    return this.rewrite(id, expectedVersion, (current) => {
+      const merged = applyMergePatch(this.writablePart(current) as Json, patch) as Record<string, unknown>;
+      const errors = this.checkWritable(merged);
+      if (errors.length > 0) throw AppError.validation(errors);
+      return merged;
+    });
+  }
+
+  async remove(id: string, rule: DeletionRule, references: References, expectedVersion?: number): Promise<StoredDocument | null> {
+    const current = await this.current(id, expectedVersion);
+    const decision = await rule(current, references);
+    if (decision.action === 'archive') {
+      return this.rewrite(id, current.version, (doc) => ({ ...this.writablePart(doc), ...decision.changes }));
+    }
+    const { deletedCount } = await this.model.deleteOne({ _id: current._id, version: current.version }).exec();
+    if (deletedCount === 0) throw this.changedMeanwhile(id, expectedVersion);
+    return null;
+  }
+
+  async list(request: ListRequest): Promise<ListPage> {
+    const { field, direction } = request.sort;
+    const fingerprint = queryFingerprint(request);
+    const filter = compileFilter(this.entity, request.filters, request.q);
+    let pageFilter: MongoFilter = filter;
+    if (request.cursor !== undefined) {
+      const after = decodeCursor(request.cursor, fingerprint);
+      pageFilter = { $and: [filter, afterCursor(field, direction, after.value, after.id)] };
+    }
+
+    const items = await this.model
+      .find(pageFilter, this.projection(request))
+      .sort({ [field]: direction, _id: direction })
+      .limit(request.limit + 1)
+      .lean<StoredDocument[]>()
+      .exec();
+
+    const page: ListPage = { items };
+    if (items.length > request.limit) {
+      items.length = request.limit;
+      const last = items[items.length - 1]!;
+      page.next = encodeCursor(fingerprint, valueAt(last, field), last._id.toHexString());
+    }
+    if (request.count) page.total = await this.countWithin(filter);
+    return page;
+  }
+
+  /** The MongoDB query plan of a list request (for tests and diagnostics). */
+  async explainList(request: ListRequest): Promise<unknown> {
+    const filter = compileFilter(this.entity, request.filters, request.q);
+    return this.model
+      .find(filter, this.projection(request))
+      .sort({ [request.sort.field]: request.sort.direction, _id: request.sort.direction })
+      .limit(request.limit + 1)
+      .explain('queryPlanner');
+  }
+
+  /** The API's view of a stored document: id instead of _id. */
+  toResource(document: StoredDocument): Record<string, unknown> {
+    const { _id, ...rest } = document;
+    return { id: _id.toHexString(), ...rest };
+  }
+
+  // --- internals ---------------------------------------------------------------------------
+
+  private projection(request: ListRequest): Record<string, 1> | undefined {
+    if (request.fields === undefined) return undefined;
+    const projection: Record<string, 1> = { version: 1 };
+    for (const name of request.fields) projection[name] = 1;
+    // The sort key is needed for the next cursor; its top-level field avoids path collisions.
+    projection[request.sort.field.split('.')[0]!] = 1;
+    return projection;
+  }
+
+  private async countWithin(filter: MongoFilter): Promise<number | undefined> {
+    try {
+      return await this.model.countDocuments(filter).maxTimeMS(this.options.countTimeoutMs).exec();
+    } catch (error) {
+      if ((error as { code?: number }).code === 50) return undefined; // MaxTimeMSExpired
+      throw error;
+    }
+  }
+
+  private writablePart(document: StoredDocument): Record<string, unknown> {
+    const writable: Record<string, unknown> = {};
+    for (const name of Object.keys(this.entity.writable.properties)) {
+      if (document[name] !== undefined) writable[name] = document[name];
+    }
+    return JSON.parse(JSON.stringify(writable)) as Record<string, unknown>;
+  }
+
+  private async current(id: string, expectedVersion?: number): Promise<StoredDocument> {
+    const current = await this.findById(id);
+    if (current === null) throw this.notFound(id);
+    if (expectedVersion !== undefined && current.version !== expectedVersion) throw this.changedMeanwhile(id, expectedVersion);
+    return current;
+  }
+
+  private changedMeanwhile(id: string, expectedVersion: number | undefined): AppError {
+    return expectedVersion !== undefined
+      ? new AppError(412, 'precondition-failed', 'Precondition Failed', {
+          detail: `The ${this.label} ${id} changed since version ${expectedVersion}; read it again and reapply your change.`,
+        })
+      : new AppError(409, 'concurrent-modification', 'Conflict', {
+          detail: `The ${this.label} ${id} kept changing while this write was applied; retry.`,
+        });
+  }
+
+  /**
+   * Read, compute the new writable fields, write them back only if nobody wrote in between.
+   * With an expected version (If-Match) a concurrent write is a 412; without one the whole
+   * read-compute-write is retried a few times.
+   */
+  private async rewrite(
+    id: string,
+    expectedVersion: number | undefined,
+    compute: (current: StoredDocument) => Record<string, unknown>,
+  ): Promise<StoredDocument> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.current(id, expectedVersion);
+      const writable = compute(current);
+      this.assertIdentityKept(current, writable);
+
+      const server: Record<string, unknown> = {};
+      for (const name of Object.keys(this.entity.server.properties)) {
+        if (current[name] !== undefined) server[name] = current[name];
+      }
+      const next = {
+        _id: current._id,
+        ...writable,
+        ...server,
+        version: current.version + 1,
+        createdAt: current.createdAt,
+        updatedAt: new Date(),
+      };
+      let written: StoredDocument | null;
+      try {
+        written = await this.model
+          .findOneAndReplace({ _id: current._id, version: current.version }, next, { returnDocument: 'after', runValidators: true })
+          .lean<StoredDocument>()
+          .exec();
+      } catch (error) {
+        throw this.translate(error);
+      }
+      if (written !== null) return written;
+      if (expectedVersion !== undefined || attempt >= WRITE_ATTEMPTS) throw this.changedMeanwhile(id, expectedVersion);
+    }
+  }
+
+  private assertIdentityKept(current: StoredDocument, writable: Record<string, unknown>): void {
+    const errors: FieldError[] = [];
+    for (const name of this.entity.immutable) {
+      if (writable[name] !== current[name]) {
+        errors.push({ in: 'body', pointer: `/${name}`, message: `cannot change after creation (is ${JSON.stringify(current[name])})` });
+      }
+    }
+    if (errors.length > 0) throw AppError.validation(errors);
+  }
+
+  /** Database refusals that are the client's doing, as problems; anything else unchanged. */
+  private translate(error: unknown): unknown {
+    const duplicate = error as { code?: number; keyPattern?: Record<string, unknown> };
+    if (duplicate.code === 11000) {
+      const fields = Object.keys(duplicate.keyPattern ?? {});
+      const named = fields.length > 0 ? fields.join(' and ') : 'these values';
+      return new AppError(409, 'duplicate', 'Conflict', {
+        detail: `A ${this.label} with this ${named} already exists.`,
+        extensions: { errors: fields.map((field) => ({ in: 'body', pointer: `/${field.replace(/\./g, '/')}`, message: 'is already taken' })) },
+      });
+    }
+    if (error instanceof mongoose.Error.ValidationError) {
+      return AppError.validation(
+        Object.values(error.errors).map((e) => ({ in: 'body', pointer: `/${e.path.replace(/\./g, '/')}`, message: e.message })),
+      );
+    }
+    if (error instanceof mongoose.Error.StrictModeError) {
+      return AppError.validation([{ in: 'body', pointer: `/${error.path ?? ''}`, message: 'is not an allowed property' }]);
+    }
+    return error;
+  }
+}

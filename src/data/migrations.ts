@@ -1,0 +1,107 @@
+// Runs the migrations of migrations/ from code, through migrate-mongo's own API and with the
+// settings of migrate-mongo-config.js, so the tests (and later the service) and the ops commands
+// share one changelog and one lock collection.
+
+import { fileURLToPath } from 'node:url';
+import { config, status, up, type MigrateMongoConfig } from 'migrate-mongo';
+import type { mongo } from 'mongoose';
+
+/** Absolute, so it resolves the same from src/ (tsx, tests) and dist/ (the built service). */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+/** Seconds before a lock left by a crashed run expires: `lockTtl` of migrate-mongo-config.js. */
+export const LOCK_TTL_SECONDS = 3600;
+
+/**
+ * migrate-mongo-config.js, except for the lock: migrateUp takes the lock itself (see withLock),
+ * so migrate-mongo's own is off here (`lockTtl: 0`). Keep the rest in step with the file, which
+ * cannot import TypeScript; test/data/migrate-cli.test.ts compares them.
+ */
+export const MIGRATION_SETTINGS = {
+  migrationsDir: MIGRATIONS_DIR,
+  changelogCollectionName: 'migrations_changelog',
+  lockCollectionName: 'migrations_lock',
+  lockTtl: 0,
+  migrationFileExtension: '.js',
+  useFileHash: false,
+  moduleSystem: 'esm',
+} as const satisfies MigrateMongoConfig;
+
+const NAMESPACE_EXISTS = 48;
+const DUPLICATE_KEY = 11000;
+
+export interface MigrationStatus {
+  fileName: string;
+  appliedAt: Date | 'PENDING';
+}
+
+/** Applies every pending migration, oldest first; returns the file names applied. */
+export async function migrateUp(db: mongo.Db, client: mongo.MongoClient): Promise<string[]> {
+  configure();
+  await prepareBookkeeping(db);
+  return withLock(db, () => up(db, client));
+}
+
+export async function migrationStatus(db: mongo.Db): Promise<MigrationStatus[]> {
+  configure();
+  const items = await status(db);
+  // migrate-mongo 14 reports the date as its JSON string.
+  return items.map(({ fileName, appliedAt }) => ({
+    fileName,
+    appliedAt: appliedAt === 'PENDING' ? 'PENDING' : new Date(appliedAt),
+  }));
+}
+
+function configure(): void {
+  // migrate-mongo keeps its configuration in a module-level variable: set it on every call, so a
+  // caller that changed it in between cannot leave it stale.
+  config.set({ ...MIGRATION_SETTINGS });
+}
+
+/**
+ * Creates the changelog and lock collections one at a time, before anything writes to them:
+ * concurrent implicit creations of one collection are more than some mongod builds survive.
+ * The lock's indexes: the TTL index is the one migrate-mongo's command line builds (same key and
+ * expiry, so its unawaited build there is a no-op), and a unique index on a field no lock
+ * document has, which allows one lock document at most.
+ */
+async function prepareBookkeeping(db: mongo.Db): Promise<void> {
+  const { changelogCollectionName, lockCollectionName } = MIGRATION_SETTINGS;
+  const existing = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
+  for (const name of [changelogCollectionName, lockCollectionName]) {
+    if (existing.has(name)) continue;
+    // Another process may have created it since the listing: that is as good.
+    await db.createCollection(name).catch((error: unknown) => {
+      if ((error as { code?: unknown }).code !== NAMESPACE_EXISTS) throw error;
+    });
+  }
+  const lock = db.collection(lockCollectionName);
+  await lock.createIndex({ createdAt: 1 }, { expireAfterSeconds: LOCK_TTL_SECONDS });
+  await lock.createIndex({ singleLock: 1 }, { name: 'single_lock', unique: true });
+}
+
+/**
+ * migrate-mongo's lock checks for a lock document and then inserts one, two steps another run can
+ * slip between, and it starts an index build it never awaits, which can outlive the call (and
+ * fail when the client closes). Here taking the lock is the insert itself, refused by the unique
+ * index while any lock exists, including one taken by the command line.
+ */
+async function withLock<T>(db: mongo.Db, run: () => Promise<T>): Promise<T> {
+  const lock = db.collection<{ createdAt: Date }>(MIGRATION_SETTINGS.lockCollectionName);
+  let taken: mongo.InsertOneResult<{ createdAt: Date }>;
+  try {
+    taken = await lock.insertOne({ createdAt: new Date() });
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
+    throw new Error(
+      `Could not migrate up, a lock is in place: another migration is running, or one crashed and its lock expires ` +
+        `${LOCK_TTL_SECONDS} s after it was taken (delete it from ${MIGRATION_SETTINGS.lockCollectionName} to retry sooner).`,
+      { cause: error },
+    );
+  }
+  try {
+    return await run();
+  } finally {
+    await lock.deleteOne({ _id: taken.insertedId });
+  }
+}

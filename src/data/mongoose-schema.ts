@@ -1,0 +1,117 @@
+// Derives a Mongoose schema from an entity's TypeBox declaration: the same types, required
+// fields, ranges, lengths, patterns and enums, strict about unknown fields. Shapes Mongoose has
+// no native type for (free-form records, unions) are checked by the same JSON Schema through
+// Ajv, so the model validates exactly what the HTTP layer does.
+
+import mongoose, { Schema, type SchemaDefinition, type SchemaDefinitionProperty } from 'mongoose';
+import type { TSchema } from 'typebox';
+import { compileValidator } from '../domain/validation.ts';
+
+type JsonSchema = TSchema & Record<string, any>;
+
+const isObjectSchema = (s: JsonSchema) => s.type === 'object' && s.properties !== undefined && s.patternProperties === undefined;
+
+function scalar(schema: JsonSchema, required: boolean): SchemaDefinitionProperty {
+  const base: Record<string, unknown> = { required };
+  if (schema.enum) return { ...base, type: typeof schema.enum[0] === 'number' ? Number : String, enum: schema.enum };
+  switch (schema.type) {
+    case 'string':
+      if (schema.format === 'date-time') return { ...base, type: Date };
+      if (schema.format === 'objectid') return { ...base, type: Schema.Types.ObjectId };
+      return {
+        ...base,
+        type: String,
+        ...(schema.minLength !== undefined && { minLength: schema.minLength }),
+        ...(schema.maxLength !== undefined && { maxLength: schema.maxLength }),
+        ...(schema.pattern !== undefined && { match: new RegExp(schema.pattern) }),
+      };
+    case 'integer':
+      return {
+        ...base,
+        type: Number,
+        validate: { validator: Number.isInteger, message: '{PATH} must be an integer' },
+        ...(schema.minimum !== undefined && { min: schema.minimum }),
+        ...(schema.maximum !== undefined && { max: schema.maximum }),
+      };
+    case 'number':
+      return {
+        ...base,
+        type: Number,
+        ...(schema.minimum !== undefined && { min: schema.minimum }),
+        ...(schema.maximum !== undefined && { max: schema.maximum }),
+      };
+    case 'boolean':
+      return { ...base, type: Boolean };
+    default:
+      // Records and unions: one Ajv check of the value against its JSON Schema.
+      return { ...base, type: Schema.Types.Mixed, validate: ajvValidator(schema) };
+  }
+}
+
+function ajvValidator(schema: JsonSchema) {
+  const check = compileValidator(schema);
+  return {
+    validator: (value: unknown) => value === undefined || check(value).length === 0,
+    message: (props: { path: string; value: unknown }) =>
+      `${props.path}: ${check(props.value).map((e) => `${e.pointer || '/'} ${e.message}`).join('; ')}`,
+  };
+}
+
+function property(schema: JsonSchema, required: boolean): SchemaDefinitionProperty {
+  if (isObjectSchema(schema)) {
+    return { type: subSchema(schema), required };
+  }
+  if (schema.type === 'array') {
+    const items = schema.items as JsonSchema;
+    const element = isObjectSchema(items) ? subSchema(items) : scalar(items, false);
+    return {
+      type: [element],
+      required,
+      // Mongoose initialises missing arrays to []; an empty array is a value, not a missing one.
+      default: undefined,
+      validate: ajvValidator({ ...schema, items: { } } as JsonSchema),
+    };
+  }
+  return scalar(schema, required);
+}
+
+function definition(schema: JsonSchema): SchemaDefinition {
+  const required = new Set<string>(schema.required ?? []);
+  const fields: SchemaDefinition = {};
+  for (const [name, child] of Object.entries(schema.properties as Record<string, JsonSchema>)) {
+    if (name === '_id') continue;
+    fields[name] = property(child, required.has(name));
+  }
+  return fields;
+}
+
+function subSchema(schema: JsonSchema): Schema {
+  return new Schema(definition(schema), { _id: false, strict: 'throw', id: false, minimize: false });
+}
+
+export interface ModelSchemaOptions {
+  collection: string;
+  collation?: { locale: string; strength: number };
+}
+
+/**
+ * The model's schema. Versions and timestamps are kept by the repository (every write is a
+ * conditional replace on the version), so Mongoose's own are off.
+ */
+export function toMongooseSchema(stored: TSchema, options: ModelSchemaOptions): Schema {
+  return new Schema(definition(stored as JsonSchema), {
+    collection: options.collection,
+    strict: 'throw',
+    strictQuery: 'throw',
+    // Empty objects (attributes: {}) are values the validator requires, not noise to drop.
+    minimize: false,
+    versionKey: false,
+    timestamps: false,
+    id: false,
+    autoIndex: false,
+    autoCreate: false,
+    ...(options.collation && { collation: options.collation }),
+  });
+}
+
+export const { ObjectId } = mongoose.Types;

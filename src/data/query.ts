@@ -1,0 +1,161 @@
+// Turns a validated list request into a MongoDB query: allowlisted fields and operators only,
+// values typed by the entity's schema (so no client value can become an operator), a sort that
+// always ends in _id, and keyset pagination through opaque cursors bound to their query.
+
+import { createHash } from 'node:crypto';
+import mongoose from 'mongoose';
+import type { TSchema } from 'typebox';
+import { schemaAt, type Entity, type FilterOp } from '../domain/entity.ts';
+import { AppError } from '../errors.ts';
+
+const { ObjectId } = mongoose.Types;
+
+export interface FilterClause {
+  field: string;
+  op: FilterOp;
+  /** A scalar, or a list of scalars for in/nin/all, as the HTTP layer validated it. */
+  value: unknown;
+}
+
+export interface ListRequest {
+  filters: FilterClause[];
+  q?: string;
+  sort: { field: string; direction: 1 | -1 };
+  fields?: string[];
+  limit: number;
+  cursor?: string;
+  count: boolean;
+}
+
+export type MongoFilter = Record<string, unknown>;
+
+type JsonSchema = TSchema & Record<string, any>;
+
+/** A validated query value as MongoDB stores it: dates as Date, ids as ObjectId. */
+export function toStoredValue(schema: JsonSchema, value: unknown): unknown {
+  if (value !== null && typeof value === 'object') {
+    // Values reach here typed by JSON Schema; an object would mean a bug upstream, and could
+    // smuggle an operator, so it is refused outright.
+    throw new Error('query values must be scalars');
+  }
+  if (schema.format === 'date-time' && typeof value === 'string') return new Date(value);
+  if (schema.format === 'objectid' && typeof value === 'string') return new ObjectId(value);
+  return value;
+}
+
+const OPERATORS: Record<Exclude<FilterOp, 'eq'>, string> = {
+  ne: '$ne',
+  in: '$in',
+  nin: '$nin',
+  gt: '$gt',
+  gte: '$gte',
+  lt: '$lt',
+  lte: '$lte',
+  exists: '$exists',
+  all: '$all',
+};
+
+export function compileFilter(entity: Entity, clauses: FilterClause[], q?: string): MongoFilter {
+  const filter: Record<string, Record<string, unknown>> = {};
+  for (const { field, op, value } of clauses) {
+    const allowed = entity.filters[field];
+    if (!allowed?.includes(op)) throw AppError.badRequest(`Filtering ${field} with ${op} is not supported.`);
+    const schema = schemaAt(entity, field);
+    const operand =
+      op === 'exists'
+        ? Boolean(value)
+        : Array.isArray(value)
+          ? value.map((item) => toStoredValue(schema, item))
+          : toStoredValue(schema, value);
+    (filter[field] ??= {})[op === 'eq' ? '$eq' : OPERATORS[op]] = operand;
+  }
+  const compiled: MongoFilter = { ...filter };
+  if (q !== undefined) {
+    if (!entity.textSearch) throw AppError.badRequest(`${entity.collection} cannot be searched with q.`);
+    compiled.$text = { $search: q };
+  }
+  return compiled;
+}
+
+// --- keyset pagination ---------------------------------------------------------------------
+
+interface CursorContent {
+  /** Which query the cursor belongs to. */
+  h: string;
+  /** Sort key of the last document of the previous page, typed. */
+  v: { d: string } | { o: string } | { s: unknown };
+  /** _id of that document. */
+  i: string;
+}
+
+/** Identifies a query (filters, search and sort, not the page) so a cursor cannot be reused elsewhere. */
+export function queryFingerprint(request: Pick<ListRequest, 'filters' | 'q' | 'sort'>): string {
+  const canonical = JSON.stringify({
+    f: [...request.filters].map((c) => [c.field, c.op, c.value]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    q: request.q ?? null,
+    s: [request.sort.field, request.sort.direction],
+  });
+  return createHash('sha256').update(canonical).digest('base64url').slice(0, 16);
+}
+
+function encodeValue(value: unknown): CursorContent['v'] {
+  if (value instanceof Date) return { d: value.toISOString() };
+  if (value instanceof ObjectId) return { o: value.toHexString() };
+  return { s: value };
+}
+
+function decodeValue(value: CursorContent['v']): unknown {
+  if ('d' in value) {
+    const date = new Date(value.d);
+    if (Number.isNaN(date.getTime())) throw new Error('bad date');
+    return date;
+  }
+  if ('o' in value) return new ObjectId(value.o);
+  if (value.s !== null && typeof value.s === 'object') throw new Error('bad value');
+  return value.s;
+}
+
+const invalidCursor = (detail: string) =>
+  new AppError(400, 'invalid-cursor', 'Invalid Cursor', { detail, extensions: { errors: [{ in: 'query', pointer: '/cursor', message: detail }] } });
+
+export function encodeCursor(fingerprint: string, sortValue: unknown, id: unknown): string {
+  const content: CursorContent = { h: fingerprint, v: encodeValue(sortValue), i: String(id) };
+  return Buffer.from(JSON.stringify(content)).toString('base64url');
+}
+
+export function decodeCursor(token: string, fingerprint: string): { value: unknown; id: InstanceType<typeof ObjectId> } {
+  let content: CursorContent;
+  try {
+    content = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as CursorContent;
+    if (typeof content !== 'object' || content === null || typeof content.h !== 'string' || typeof content.i !== 'string') {
+      throw new Error('shape');
+    }
+  } catch {
+    throw invalidCursor('The cursor is malformed; use the `next` link of the previous page.');
+  }
+  if (content.h !== fingerprint) {
+    throw invalidCursor('The cursor belongs to another query; keep the filters, q and sort of the page it came from.');
+  }
+  try {
+    if (!/^[0-9a-f]{24}$/.test(content.i)) throw new Error('id');
+    return { value: decodeValue(content.v), id: new ObjectId(content.i) };
+  } catch {
+    throw invalidCursor('The cursor is malformed; use the `next` link of the previous page.');
+  }
+}
+
+/** The condition "after this document" in the sort order (sort key, then _id). */
+export function afterCursor(field: string, direction: 1 | -1, value: unknown, id: unknown): MongoFilter {
+  const beyond = direction === 1 ? '$gt' : '$lt';
+  return { $or: [{ [field]: { [beyond]: value } }, { [field]: value, _id: { [beyond]: id } }] };
+}
+
+/** Reads a dotted path from a plain document. */
+export function valueAt(document: Record<string, unknown>, path: string): unknown {
+  let current: unknown = document;
+  for (const segment of path.split('.')) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[segment];
+  }
+  return current;
+}

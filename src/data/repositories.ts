@@ -1,0 +1,44 @@
+// Creates, once at boot, a Mongoose model and a repository per entity on the app's connection,
+// and the reference lookups the domain's deletion rules need.
+
+import fp from 'fastify-plugin';
+import type { Entity } from '../domain/entity.ts';
+import type { References } from '../domain/deletion.ts';
+import { Order } from '../domain/entities/index.ts';
+import { ENTITIES } from '../domain/entities/index.ts';
+import { DocumentRepository, type RepositoryOptions } from './documents.ts';
+import { toMongooseSchema } from './mongoose-schema.ts';
+
+export interface Repositories {
+  /** Repositories by collection name. */
+  documents: Map<string, DocumentRepository>;
+  references: References;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    repositories: Repositories;
+  }
+}
+
+export function createRepositories(connection: import('mongoose').Connection, options: RepositoryOptions): Repositories {
+  const documents = new Map<string, DocumentRepository>();
+  for (const entity of ENTITIES as readonly Entity[]) {
+    const schema = toMongooseSchema(entity.stored, { collection: entity.collection, collation: entity.collation });
+    const model = connection.model(entity.schemaName, schema, entity.collection);
+    documents.set(entity.collection, new DocumentRepository(entity, model, options));
+  }
+  const orders = documents.get(Order.collection)!.model;
+  const references: References = {
+    ordersWithSku: async (sku) => (await orders.exists({ 'lines.sku': sku })) !== null,
+    ordersOfCustomer: async (customerId) => (await orders.exists({ customerId })) !== null,
+  };
+  return { documents, references };
+}
+
+export default fp<RepositoryOptions>(
+  async (app, options) => {
+    app.decorate('repositories', createRepositories(app.db.connection, options));
+  },
+  { name: 'repositories', dependencies: ['database'], fastify: '5.x' },
+);

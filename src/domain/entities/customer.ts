@@ -1,0 +1,94 @@
+// Customers: unique by e-mail regardless of case (the collection's collation makes the unique
+// index and every query case-insensitive), with embedded addresses and running order stats
+// that only the order workflow changes.
+
+import { Type } from 'typebox';
+import { defineEntity } from '../entity.ts';
+import { DateTime } from '../types.ts';
+
+const Address = Type.Object(
+  {
+    label: Type.Optional(Type.String({ maxLength: 40, examples: ['home'] })),
+    line1: Type.String({ minLength: 1, maxLength: 200 }),
+    line2: Type.Optional(Type.String({ maxLength: 200 })),
+    city: Type.String({ minLength: 1, maxLength: 100 }),
+    region: Type.Optional(Type.String({ maxLength: 100 })),
+    postalCode: Type.String({ minLength: 1, maxLength: 20 }),
+    country: Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2 code.' }),
+  },
+  { additionalProperties: false },
+);
+
+export const Customer = defineEntity({
+  collection: 'customers',
+  singular: 'customer',
+  schemaName: 'Customer',
+  description: 'A customer of the shop.',
+  writable: Type.Object(
+    {
+      email: Type.String({
+        format: 'email',
+        maxLength: 254,
+        description: 'Unique, compared without regard to case.',
+      }),
+      name: Type.String({ minLength: 1, maxLength: 200 }),
+      phone: Type.Optional(Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164 phone number.' })),
+      addresses: Type.Array(Address, { maxItems: 10, default: [] }),
+      marketingOptIn: Type.Boolean({ default: false }),
+    },
+    { additionalProperties: false },
+  ),
+  server: Type.Object(
+    {
+      stats: Type.Object(
+        {
+          orderCount: Type.Integer({ minimum: 0 }),
+          spent: Type.Record(Type.String({ pattern: '^[A-Z]{3}$' }), Type.Integer({ minimum: 0 }), {
+            additionalProperties: false,
+            description: 'Total spent per currency, in minor units.',
+          }),
+          lastOrderAt: Type.Optional(DateTime()),
+        },
+        { additionalProperties: false, description: 'Maintained by the order workflow.' },
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  immutable: [],
+  filters: {
+    email: ['eq', 'in'],
+    name: ['eq'],
+    marketingOptIn: ['eq'],
+    'addresses.country': ['eq', 'in'],
+    'stats.orderCount': ['eq', 'gt', 'gte', 'lt', 'lte'],
+    createdAt: ['gt', 'gte', 'lt', 'lte'],
+    updatedAt: ['gt', 'gte', 'lt', 'lte'],
+  },
+  sorts: ['createdAt', 'updatedAt', 'name'],
+  defaultSort: 'createdAt',
+  textSearch: false,
+  collation: { locale: 'en', strength: 2 },
+  indexes: [
+    { name: 'email_unique', key: { email: 1 }, unique: true, serves: 'one customer per e-mail, case-insensitive (collection collation); login lookups' },
+    { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing' },
+    { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
+    { name: 'name', key: { name: 1, _id: 1 }, serves: 'alphabetical listing, case-insensitive' },
+    { name: 'country', key: { 'addresses.country': 1 }, serves: 'customers with an address in a country (multikey)' },
+    {
+      name: 'buyers_by_order_count',
+      key: { 'stats.orderCount': 1, _id: 1 },
+      partialFilterExpression: { 'stats.orderCount': { $gt: 0 } },
+      serves: 'customers who ordered, by order count (partial: most sign-ups never order)',
+    },
+  ],
+  operations: { create: true, replace: true, patch: true, delete: { rule: 'only a customer without orders can be deleted' } },
+  serverDefaults: { stats: { orderCount: 0, spent: {} } },
+  example: {
+    email: 'ada@example.com',
+    name: 'Ada Lovelace',
+    phone: '+442079460000',
+    addresses: [{ label: 'home', line1: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'GB' }],
+    marketingOptIn: false,
+  },
+  serverExample: { stats: { orderCount: 3, spent: { EUR: 12497 }, lastOrderAt: '2026-11-20T14:03:00.000Z' } },
+});

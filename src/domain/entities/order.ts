@@ -1,0 +1,91 @@
+// Orders: placed by the order workflow (prices come from the catalog, never from the client),
+// then moved through their status machine. Read and listed here; never replaced or deleted.
+
+import { Type } from 'typebox';
+import { defineEntity } from '../entity.ts';
+import { DateTime, Money, ObjectIdString, Quantity, Sku, WarehouseCode } from '../types.ts';
+
+export const ORDER_STATUSES = ['placed', 'paid', 'shipped', 'delivered', 'cancelled'] as const;
+const OrderStatus = () => Type.Enum(ORDER_STATUSES);
+
+export const OrderLine = Type.Object(
+  {
+    sku: Sku(),
+    name: Type.String({ maxLength: 200, description: 'Product name when ordered.' }),
+    quantity: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    unitPrice: Money('Price of one unit when ordered.'),
+    lineTotal: Money('quantity x unitPrice.'),
+  },
+  { additionalProperties: false },
+);
+
+export const Order = defineEntity({
+  collection: 'orders',
+  singular: 'order',
+  schemaName: 'Order',
+  description: 'An order and its status history.',
+  writable: Type.Object({}, { additionalProperties: false }),
+  server: Type.Object(
+    {
+      customerId: ObjectIdString({ description: 'The customer who ordered.' }),
+      warehouse: WarehouseCode(),
+      lines: Type.Array(OrderLine, { minItems: 1, maxItems: 100 }),
+      totals: Type.Object(
+        {
+          itemCount: Quantity('Units over all lines.'),
+          subtotal: Money('Sum of the line totals.'),
+        },
+        { additionalProperties: false },
+      ),
+      status: OrderStatus(),
+      history: Type.Array(
+        Type.Object(
+          { status: OrderStatus(), at: DateTime(), note: Type.Optional(Type.String({ maxLength: 500 })) },
+          { additionalProperties: false },
+        ),
+        { description: 'Every status the order went through, oldest first.' },
+      ),
+    },
+    { additionalProperties: false },
+  ),
+  immutable: [],
+  filters: {
+    customerId: ['eq'],
+    status: ['eq', 'ne', 'in'],
+    warehouse: ['eq'],
+    'lines.sku': ['eq'],
+    'totals.subtotal.amount': ['gt', 'gte', 'lt', 'lte'],
+    createdAt: ['gt', 'gte', 'lt', 'lte'],
+    updatedAt: ['gt', 'gte', 'lt', 'lte'],
+  },
+  sorts: ['createdAt', 'updatedAt', 'totals.subtotal.amount'],
+  defaultSort: 'createdAt',
+  textSearch: false,
+  indexes: [
+    { name: 'customer_created', key: { customerId: 1, createdAt: 1, _id: 1 }, serves: "a customer's order history, newest first" },
+    { name: 'status_created', key: { status: 1, createdAt: 1, _id: 1 }, serves: 'work queues: paid orders to ship, oldest first' },
+    { name: 'line_sku', key: { 'lines.sku': 1 }, serves: 'orders containing a SKU (and whether a product may be deleted)' },
+    { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing' },
+    { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
+    { name: 'subtotal', key: { 'totals.subtotal.amount': 1, _id: 1 }, serves: 'largest orders first' },
+  ],
+  operations: { create: false, replace: false, patch: false, delete: false },
+  serverDefaults: {},
+  example: {},
+  serverExample: {
+    customerId: '6650f0c2a1b2c3d4e5f60718',
+    warehouse: 'AMS-1',
+    lines: [
+      {
+        sku: 'TSHIRT-RED-M',
+        name: 'Organic cotton T-shirt, red, M',
+        quantity: 2,
+        unitPrice: { amount: 2499, currency: 'EUR' },
+        lineTotal: { amount: 4998, currency: 'EUR' },
+      },
+    ],
+    totals: { itemCount: 2, subtotal: { amount: 4998, currency: 'EUR' } },
+    status: 'placed',
+    history: [{ status: 'placed', at: '2026-11-25T09:30:00.000Z' }],
+  },
+});

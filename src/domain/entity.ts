@@ -1,0 +1,99 @@
+// The shape of an entity declaration. Each collection is declared once, in src/domain/entities:
+// its fields (TypeBox), what clients may write, which filters and sorts the API allows and the
+// indexes that serve them. The Mongoose model, the MongoDB validator, the HTTP schemas, the
+// OpenAPI description and the TypeScript types are all derived from that one declaration.
+
+import { Type, type Static, type TObject, type TProperties, type TSchema } from 'typebox';
+import { DateTime, ObjectIdString } from './types.ts';
+
+/**
+ * Filter operators of the list API. On array fields `eq` means "contains", `in` "contains any"
+ * and `all` "contains all".
+ */
+export type FilterOp = 'eq' | 'ne' | 'in' | 'nin' | 'gt' | 'gte' | 'lt' | 'lte' | 'exists' | 'all';
+
+export interface IndexDeclaration {
+  name: string;
+  key: Record<string, 1 | -1 | 'text'>;
+  unique?: boolean;
+  partialFilterExpression?: Record<string, unknown>;
+  weights?: Record<string, number>;
+  /** The query this index exists for: documentation, and a reviewer's checklist. */
+  serves: string;
+}
+
+export interface Operations {
+  create: boolean;
+  replace: boolean;
+  patch: boolean;
+  /** Why and how deletion is limited, or false when documents are never deleted. */
+  delete: false | { rule: string };
+}
+
+export interface EntityDeclaration<W extends TObject = TObject, S extends TObject = TObject> {
+  /** Collection name and route segment: /v1/<collection>. */
+  collection: string;
+  /** Singular noun for messages and OpenAPI names, e.g. "product". */
+  singular: string;
+  /** PascalCase schema name for OpenAPI components, e.g. "Product". */
+  schemaName: string;
+  description: string;
+  /** Fields a client sends when creating or replacing. */
+  writable: W;
+  /** Fields the service maintains; read-only through the API. */
+  server: S;
+  /** Writable fields fixed at creation (identity): a replace or patch may not change them. */
+  immutable: string[];
+  filters: Record<string, FilterOp[]>;
+  /** Fields the list may sort on; each has an index ending in _id so keyset pages stay cheap. */
+  sorts: string[];
+  defaultSort: string;
+  textSearch: boolean;
+  /** Collection default collation (indexes and queries inherit it). */
+  collation?: { locale: string; strength: number };
+  indexes: IndexDeclaration[];
+  operations: Operations;
+  /** Server fields of a newly created document. */
+  serverDefaults: Partial<Static<S>>;
+  example: Static<W>;
+  serverExample: Static<S>;
+}
+
+type JsonSchema = TSchema & Record<string, any>;
+
+/** Fields every stored document has, maintained by the repository. */
+export const SystemFields = {
+  version: Type.Integer({ minimum: 1, description: 'Incremented by every write; the ETag is derived from it.' }),
+  createdAt: DateTime({ description: 'When the document was created.' }),
+  updatedAt: DateTime({ description: 'When the document last changed.' }),
+};
+
+export interface Entity<W extends TObject = TObject, S extends TObject = TObject> extends EntityDeclaration<W, S> {
+  /** The resource as the API returns it: id, writable, server and system fields. */
+  resource: TObject;
+  /** The document as MongoDB stores it (with _id instead of id). */
+  stored: TObject;
+}
+
+export function defineEntity<W extends TObject, S extends TObject>(declaration: EntityDeclaration<W, S>): Entity<W, S> {
+  const fields: TProperties = { ...declaration.writable.properties, ...declaration.server.properties, ...SystemFields };
+  const resource = Type.Object(
+    { id: ObjectIdString({ description: `The ${declaration.singular}'s id.` }), ...fields },
+    { additionalProperties: false, description: declaration.description },
+  );
+  const stored = Type.Object({ _id: ObjectIdString(), ...fields }, { additionalProperties: false });
+  return { ...declaration, resource, stored };
+}
+
+/** The schema of a dotted path inside the stored document, stepping through arrays. */
+export function schemaAt(entity: Entity, path: string): JsonSchema {
+  let current = entity.stored as JsonSchema;
+  for (const segment of path.split('.')) {
+    while (current.type === 'array') current = current.items as JsonSchema;
+    const next = current.properties?.[segment] as JsonSchema | undefined;
+    if (next === undefined) throw new Error(`${entity.collection}: no field ${path}`);
+    current = next;
+  }
+  while (current.type === 'array') current = current.items as JsonSchema;
+  return current;
+}

@@ -37,7 +37,11 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
 
   await fastify.register(repositories, { countTimeoutMs: config.mongo.countTimeoutMs });
 
-  await fastify.register(health, { prefix: '/health', readinessTimeoutMs: config.mongo.readinessTimeoutMs });
+  await fastify.register(health, {
+    prefix: '/health',
+    readinessTimeoutMs: config.mongo.readinessTimeoutMs,
+    retryAfterSeconds: config.mongo.retryAfterSeconds,
+  });
   for (const entity of ENTITIES) {
     await fastify.register(documentRoutes, { prefix: `/v1/${entity.collection}`, entity });
   }

@@ -125,6 +125,12 @@ export const variables = {
     default: '2000',
     parse: integer(10, 60_000),
   },
+  MIGRATIONS_ON_START: {
+    description:
+      'Pending migrations at start: apply (under the migration lock), require (refuse to start), check (serve; /health/ready answers 503 naming them), or auto (apply on the embedded database, check otherwise).',
+    default: 'auto',
+    parse: oneOf('auto', 'apply', 'require', 'check'),
+  },
   READINESS_TIMEOUT_MS: { description: 'How long /health/ready waits for MongoDB to answer a ping.', default: '1000', parse: integer(50, 60_000) },
   RETRY_AFTER_SECONDS: {
     description: 'Retry-After sent with 503 responses while MongoDB is unavailable.',
@@ -164,6 +170,7 @@ export interface Config {
     countTimeoutMs: number;
   };
   embedded: { dataDir: string; port: number; cacheSizeGB: number; binary?: string };
+  migrationsOnStart: Parsed<'MIGRATIONS_ON_START'>;
   shutdownGraceMs: number;
 }
 
@@ -218,6 +225,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       cacheSizeGB: v.EMBEDDED_MONGODB_CACHE_GB,
       binary: values.MONGOD_BINARY,
     },
+    migrationsOnStart: v.MIGRATIONS_ON_START,
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
   };
 }

@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger, redactSecrets } from './logger.ts';
+import { prepareSchemaAtStart } from './data/migrations.ts';
 import { startEmbeddedMongo, type EmbeddedMongo } from './mongod/embedded.ts';
 
 export interface StartOptions {
@@ -35,6 +36,17 @@ export async function start({ env = process.env, extend }: StartOptions = {}): P
     });
     uri = embedded.uri;
     logger.info({ dataDir, uri, source: embedded.source }, 'embedded MongoDB is running; its data stays in dataDir');
+  }
+
+  const migrations = config.migrationsOnStart === 'auto' ? (embedded ? 'apply' : 'check') : config.migrationsOnStart;
+  try {
+    await prepareSchemaAtStart(uri, config.mongo.dbName, migrations, {
+      info: (message) => logger.info({ migrations }, message),
+      warn: (message) => logger.warn({ migrations }, message),
+    });
+  } catch (error) {
+    await embedded?.stop();
+    throw error;
   }
 
   const app = await buildApp({ config: { ...config, mongo: { ...config.mongo, uri } }, logger });

@@ -8,6 +8,7 @@ import { redactConnectionString } from 'mongodb-connection-string-url';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
+import { pendingMigrations } from './migrations.ts';
 
 const { mongo } = mongoose;
 
@@ -24,6 +25,8 @@ export interface Database {
   readonly state: DatabaseState;
   /** Resolves when MongoDB answers a ping within the timeout; throws a 503 AppError otherwise. */
   ping(timeoutMs: number): Promise<{ latencyMs: number }>;
+  /** The migrations not yet applied to this database (file names, oldest first). */
+  pendingMigrations(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -151,6 +154,11 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
         throw notReady(error);
       }
       return { latencyMs: Math.round((performance.now() - started) * 10) / 10 };
+    },
+    async pendingMigrations() {
+      const db = connection.db;
+      if (db === undefined) throw AppError.unavailable(options.retryAfterSeconds);
+      return pendingMigrations(db);
     },
     async close() {
       closing = true;

@@ -4,7 +4,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { config, status, up, type MigrateMongoConfig } from 'migrate-mongo';
-import type { mongo } from 'mongoose';
+import mongoose, { type mongo } from 'mongoose';
 
 /** Absolute, so it resolves the same from src/ (tsx, tests) and dist/ (the built service). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -52,6 +52,16 @@ export async function migrationStatus(db: mongo.Db): Promise<MigrationStatus[]> 
   }));
 }
 
+/** File names of the migrations not yet applied, oldest first. */
+export async function pendingMigrations(db: mongo.Db): Promise<string[]> {
+  return (await migrationStatus(db)).filter((item) => item.appliedAt === 'PENDING').map((item) => item.fileName);
+}
+
+/** The error migrateUp throws while another run holds the lock. */
+export class MigrationLockedError extends Error {
+  override readonly name = 'MigrationLockedError';
+}
+
 function configure(): void {
   // migrate-mongo keeps its configuration in a module-level variable: set it on every call, so a
   // caller that changed it in between cannot leave it stale.
@@ -93,7 +103,7 @@ async function withLock<T>(db: mongo.Db, run: () => Promise<T>): Promise<T> {
     taken = await lock.insertOne({ createdAt: new Date() });
   } catch (error) {
     if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
-    throw new Error(
+    throw new MigrationLockedError(
       `Could not migrate up, a lock is in place: another migration is running, or one crashed and its lock expires ` +
         `${LOCK_TTL_SECONDS} s after it was taken (delete it from ${MIGRATION_SETTINGS.lockCollectionName} to retry sooner).`,
       { cause: error },
@@ -103,5 +113,48 @@ async function withLock<T>(db: mongo.Db, run: () => Promise<T>): Promise<T> {
     return await run();
   } finally {
     await lock.deleteOne({ _id: taken.insertedId });
+  }
+}
+
+export type StartMode = 'apply' | 'require' | 'check';
+
+/** How long a starting instance waits for another instance's migration run to finish. */
+const LOCK_WAIT_MS = 120_000;
+
+/**
+ * What the service does about pending migrations before it serves: apply them (waiting while
+ * another instance holds the lock), refuse to start, or only report them (readiness does).
+ */
+export async function prepareSchemaAtStart(
+  uri: string,
+  dbName: string,
+  mode: StartMode,
+  log: { info(message: string): void; warn(message: string): void },
+): Promise<void> {
+  if (mode === 'check') return;
+  const client = await new mongoose.mongo.MongoClient(uri, { appName: 'storekeeper-migrate', writeConcern: { w: 'majority' } }).connect();
+  try {
+    const db = client.db(dbName);
+    if (mode === 'require') {
+      const pending = await pendingMigrations(db);
+      if (pending.length > 0) {
+        throw new Error(`migrations pending: ${pending.join(', ')}; apply them with \`npm run migrate:up\` (MIGRATIONS_ON_START=require)`);
+      }
+      return;
+    }
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        const applied = await migrateUp(db, client);
+        log.info(applied.length > 0 ? `applied migrations: ${applied.join(', ')}` : 'migrations are up to date');
+        return;
+      } catch (error) {
+        if (!(error instanceof MigrationLockedError) || Date.now() > deadline) throw error;
+        log.warn('another run holds the migration lock; waiting for it');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  } finally {
+    await client.close();
   }
 }

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mongoose from 'mongoose';
+import { migrateUp } from '../../src/data/migrations.ts';
 import { getPort } from '../helpers/net.ts';
 import { startEmbeddedMongo, type EmbeddedMongo } from '../../src/mongod/embedded.ts';
 import { buildTestApp, waitFor, waitForDatabase, type TestApp } from '../helpers/app.ts';
@@ -25,6 +27,7 @@ describe('health, with MongoDB up', () => {
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.status).toBe('ready');
+    expect(body.checks.migrations).toEqual({ status: 'up-to-date' });
     expect(body.checks.mongodb.status).toBe('up');
     expect(body.checks.mongodb.latencyMs).toBeGreaterThanOrEqual(0);
   });
@@ -66,9 +69,21 @@ describe('health, with MongoDB unreachable and then back', () => {
     expect((await t.app.inject('/health/live')).statusCode).toBe(200);
   });
 
-  it('recovers by itself once MongoDB starts, and again after MongoDB restarts', async () => {
+  it('recovers by itself once MongoDB starts, names pending migrations until they are applied, and recovers after MongoDB restarts', async () => {
     mongo = await startEmbeddedMongo({ dataDir, port });
-    await waitFor(async () => (await t.app.inject('/health/ready')).statusCode === 200, 60_000, 'readiness after MongoDB started');
+    // Connected, but the new database has no schema yet: still not ready, and it says why.
+    await waitFor(async () => (await t.app.inject('/health/ready')).json().type === 'urn:storekeeper:problem:migrations-pending', 60_000, 'readiness to report pending migrations');
+    const pending = await t.app.inject('/health/ready');
+    expect(pending.statusCode).toBe(503);
+    expect(pending.headers['retry-after']).toBe('7');
+    expect(pending.json().pendingMigrations).toEqual(['20261125000000-create-collections.js']);
+
+    const client = await new mongoose.mongo.MongoClient(mongo.uri).connect();
+    await migrateUp(client.db(t.dbName), client);
+    await client.close();
+    const ready = await t.app.inject('/health/ready');
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json().checks.migrations).toEqual({ status: 'up-to-date' });
 
     await mongo.stop();
     await waitFor(async () => (await t.app.inject('/health/ready')).statusCode === 503, 60_000, 'readiness to notice MongoDB stopped');

@@ -4,6 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { problemResponses } from '../schemas/problem.ts';
+import { AppError } from '../../errors.ts';
 
 const Live = Type.Object(
   { status: Type.Literal('ok'), uptimeSeconds: Type.Number({ minimum: 0 }) },
@@ -15,13 +16,19 @@ const Ready = Type.Object(
     status: Type.Literal('ready'),
     checks: Type.Object({
       mongodb: Type.Object({ status: Type.Literal('up'), latencyMs: Type.Number({ minimum: 0 }) }),
+      migrations: Type.Object({ status: Type.Literal('up-to-date') }),
     }),
   },
-  { description: 'MongoDB answered the ping.', additionalProperties: false, examples: [{ status: 'ready', checks: { mongodb: { status: 'up', latencyMs: 0.8 } } }] },
+  {
+    description: 'MongoDB answered the ping and every migration is applied.',
+    additionalProperties: false,
+    examples: [{ status: 'ready', checks: { mongodb: { status: 'up', latencyMs: 0.8 }, migrations: { status: 'up-to-date' } } }],
+  },
 );
 
 export interface HealthOptions {
   readinessTimeoutMs: number;
+  retryAfterSeconds: number;
 }
 
 const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) => {
@@ -43,15 +50,25 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) =>
     {
       schema: {
         tags: ['health'],
-        summary: 'Readiness: MongoDB answers a ping in time',
-        description: "200 when MongoDB answers a ping within READINESS_TIMEOUT_MS, 503 with Retry-After otherwise.",
+        summary: 'Readiness: MongoDB answers a ping in time and the schema is migrated',
+        description:
+          '200 when MongoDB answers a ping within READINESS_TIMEOUT_MS and no migration is pending; otherwise 503 with ' +
+          'Retry-After (and, for pending migrations, their file names in `pendingMigrations`).',
         operationId: 'getReadiness',
         response: { 200: Ready, ...problemResponses(500, 503) },
       },
     },
     async () => {
       const { latencyMs } = await app.db.ping(options.readinessTimeoutMs);
-      return { status: 'ready' as const, checks: { mongodb: { status: 'up' as const, latencyMs } } };
+      const pending = await app.db.pendingMigrations();
+      if (pending.length > 0) {
+        throw new AppError(503, 'migrations-pending', 'Service Unavailable', {
+          detail: `Migrations pending: ${pending.join(', ')}. Apply them with \`npm run migrate:up\`.`,
+          extensions: { pendingMigrations: pending },
+          headers: { 'retry-after': String(options.retryAfterSeconds) },
+        });
+      }
+      return { status: 'ready' as const, checks: { mongodb: { status: 'up' as const, latencyMs }, migrations: { status: 'up-to-date' as const } } };
     },
   );
 };

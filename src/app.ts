@@ -83,6 +83,8 @@ export async function buildApp({ logger, ...options }: BuildOptions) {
     // maxItems/maxLength in every schema), which keeps its cost bounded too.
     ajv: { customOptions: { ...AJV_OPTIONS, formats: { ...AJV_OPTIONS.formats } } },
     schemaController: { compilersFactory: { buildValidator: buildValidatorPerPart } },
+    // The serializer picks between union members with Ajv too; it must know the same formats.
+    serializerOpts: { ajv: { formats: { ...AJV_OPTIONS.formats } } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await fastify.register(app, options);

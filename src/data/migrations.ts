@@ -1,21 +1,22 @@
-// Runs the migrations of migrations/ from code, through migrate-mongo's own API and with the
-// settings of migrate-mongo-config.js, so the tests (and later the service) and the ops commands
-// share one changelog and one lock collection.
+// Runs the migrations of migrations/ from code, through migrate-mongo's own API, and holds the
+// settings migrate-mongo-config.js builds on, so the service, the tests and the ops commands share
+// one changelog and one lock collection.
 
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { config, status, up, type MigrateMongoConfig } from 'migrate-mongo';
 import mongoose, { type mongo } from 'mongoose';
 
 /** Absolute, so it resolves the same from src/ (tsx, tests) and dist/ (the built service). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
-/** Seconds before a lock left by a crashed run expires: `lockTtl` of migrate-mongo-config.js. */
+/** Seconds before the TTL index drops a lock left by a crashed run; the command line's `lockTtl` too. */
 export const LOCK_TTL_SECONDS = 3600;
 
 /**
- * migrate-mongo-config.js, except for the lock: migrateUp takes the lock itself (see withLock),
- * so migrate-mongo's own is off here (`lockTtl: 0`). Keep the rest in step with the file, which
- * cannot import TypeScript; test/data/migrate-cli.test.ts compares them.
+ * migrate-mongo's settings; the command line's (src/cli/migrate-config.ts) are these with its own
+ * lock on (`lockTtl: LOCK_TTL_SECONDS`). Off here (`lockTtl: 0`) because migrateUp takes the lock
+ * itself (see withLock).
  */
 export const MIGRATION_SETTINGS = {
   migrationsDir: MIGRATIONS_DIR,
@@ -57,6 +58,21 @@ export async function pendingMigrations(db: mongo.Db): Promise<string[]> {
   return (await migrationStatus(db)).filter((item) => item.appliedAt === 'PENDING').map((item) => item.fileName);
 }
 
+/** A migration file: migrate-mongo's up and down, and whatever else it exports. */
+export interface MigrationModule {
+  up(db: mongo.Db, client: mongo.MongoClient): Promise<void>;
+  down(db: mongo.Db, client: mongo.MongoClient): Promise<void>;
+  [name: string]: unknown;
+}
+
+/**
+ * One file of migrations/, to run its steps outside the changelog: the tests and benchmarks bring a
+ * database to the state of a given migration with it, and call what a migration exports besides.
+ */
+export async function loadMigration(fileName: string): Promise<MigrationModule> {
+  return (await import(pathToFileURL(join(MIGRATIONS_DIR, fileName)).href)) as MigrationModule;
+}
+
 /** The error migrateUp throws while another run holds the lock. */
 export class MigrationLockedError extends Error {
   override readonly name = 'MigrationLockedError';
@@ -73,9 +89,11 @@ function configure(): void {
  * concurrent implicit creations of one collection are more than some mongod builds survive.
  * The lock's indexes: the TTL index is the one migrate-mongo's command line builds (same key and
  * expiry, so its unawaited build there is a no-op), and a unique index on a field no lock
- * document has, which allows one lock document at most.
+ * document has, which allows one lock document at most. The command line runs this too before
+ * migrate-mongo does (src/cli/migrate-config.ts), which turns migrate-mongo's check-then-insert
+ * lock into an exclusive one: the insert of a second run fails with a duplicate key.
  */
-async function prepareBookkeeping(db: mongo.Db): Promise<void> {
+export async function prepareBookkeeping(db: mongo.Db): Promise<void> {
   const { changelogCollectionName, lockCollectionName } = MIGRATION_SETTINGS;
   const existing = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
   for (const name of [changelogCollectionName, lockCollectionName]) {

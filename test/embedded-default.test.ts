@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { getPort } from './helpers/net.ts';
 import { spawnService, type ServiceProcess } from './helpers/process.ts';
-import { waitFor } from './helpers/app.ts';
+import { MIGRATION_FILES, waitFor } from './helpers/app.ts';
 
 async function ready(port: number): Promise<boolean> {
   try {
@@ -40,7 +40,7 @@ describe('the embedded default (no MONGODB_URI)', () => {
     await waitFor(() => ready(port), 60_000, 'readiness on the embedded database');
 
     // The first start applied the migrations; a product is written through the API.
-    expect(service.lines.some((line) => line.msg === 'applied migrations: 20261125000000-create-collections.js')).toBe(true);
+    expect(service.lines.some((line) => line.msg === `applied migrations: ${MIGRATION_FILES.join(', ')}`)).toBe(true);
     const created = await fetch(`http://127.0.0.1:${port}/v1/products`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

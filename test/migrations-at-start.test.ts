@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import mongoose from 'mongoose';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { testDatabaseName, waitFor } from './helpers/app.ts';
+import { MIGRATION_FILES, testDatabaseName, waitFor } from './helpers/app.ts';
 import { getPort } from './helpers/net.ts';
 import { ROOT, spawnService, type ServiceProcess } from './helpers/process.ts';
 
@@ -29,7 +29,7 @@ describe('pending migrations at start', () => {
       timeout: 60_000,
     });
     expect(result.status).toBe(1);
-    expect(result.stderr).toContain('migrations pending: 20261125000000-create-collections.js');
+    expect(result.stderr).toContain(`migrations pending: ${MIGRATION_FILES.join(', ')}`);
     expect(await collections(dbName)).not.toContain('products');
   });
 
@@ -37,7 +37,7 @@ describe('pending migrations at start', () => {
     const dbName = testDatabaseName('apply');
     const port = await getPort();
     service = spawnService('src/server.ts', { MONGODB_URI: inject('mongoUri'), MONGODB_DB: dbName, MIGRATIONS_ON_START: 'apply', PORT: String(port) });
-    await service.waitForLine((line) => line.msg === 'applied migrations: 20261125000000-create-collections.js');
+    await service.waitForLine((line) => line.msg === `applied migrations: ${MIGRATION_FILES.join(', ')}`);
     expect(await collections(dbName)).toEqual(expect.arrayContaining(['customers', 'orders', 'products', 'stock']));
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status === 200, 60_000, 'readiness');
   });
@@ -57,7 +57,7 @@ describe('pending migrations at start', () => {
       60_000,
       'readiness to name the pending migration',
     );
-    expect(body.pendingMigrations).toEqual(['20261125000000-create-collections.js']);
+    expect(body.pendingMigrations).toEqual(MIGRATION_FILES);
     expect(await collections(dbName)).not.toContain('products');
   });
 });

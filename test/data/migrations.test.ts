@@ -7,9 +7,9 @@ import mongoose from 'mongoose';
 import { down } from 'migrate-mongo';
 import { ENTITIES } from '../../src/domain/entities/index.ts';
 import { MIGRATION_SETTINGS, migrateUp, migrationStatus } from '../../src/data/migrations.ts';
-import { dropDatabase, testDatabaseName } from '../helpers/app.ts';
+import { MIGRATION_FILES, dropDatabase, testDatabaseName } from '../helpers/app.ts';
 
-const FIRST = '20261125000000-create-collections.js';
+const ALL_PENDING = MIGRATION_FILES.map((fileName) => ({ fileName, appliedAt: 'PENDING' }));
 const { changelogCollectionName, lockCollectionName } = MIGRATION_SETTINGS;
 
 describe('migrations', () => {
@@ -39,18 +39,18 @@ describe('migrations', () => {
 
   it('goes up, down and up again, with the changelog following', async () => {
     const db = freshDb('migrate_cycle');
-    expect(await migrationStatus(db)).toEqual([{ fileName: FIRST, appliedAt: 'PENDING' }]);
+    expect(await migrationStatus(db)).toEqual(ALL_PENDING);
 
-    expect(await migrateUp(db, client)).toEqual([FIRST]);
-    const [applied] = await migrationStatus(db);
-    expect(applied!.appliedAt).toBeInstanceOf(Date);
+    expect(await migrateUp(db, client)).toEqual(MIGRATION_FILES);
+    for (const { appliedAt } of await migrationStatus(db)) expect(appliedAt).toBeInstanceOf(Date);
     expect(await migrateUp(db, client)).toEqual([]);
 
-    expect(await down(db, client)).toEqual([FIRST]);
+    // migrate-mongo's down reverts the last migration applied, one per call.
+    for (const file of [...MIGRATION_FILES].reverse()) expect(await down(db, client)).toEqual([file]);
     expect(await collectionNames(db)).toEqual([changelogCollectionName, lockCollectionName].sort());
-    expect(await migrationStatus(db)).toEqual([{ fileName: FIRST, appliedAt: 'PENDING' }]);
+    expect(await migrationStatus(db)).toEqual(ALL_PENDING);
 
-    expect(await migrateUp(db, client)).toEqual([FIRST]);
+    expect(await migrateUp(db, client)).toEqual(MIGRATION_FILES);
     expect(await collectionNames(db)).toEqual([...entityCollections, changelogCollectionName, lockCollectionName].sort());
     for (const collection of entityCollections) expect(await indexNames(db, collection)).toEqual(declaredIndexNames(collection));
     // Every run released its lock.
@@ -65,7 +65,7 @@ describe('migrations', () => {
     const legacy = { _id: new mongoose.mongo.ObjectId(), sku: 'lower case is not a SKU' };
     await products.insertOne(legacy);
 
-    expect(await migrateUp(db, client)).toEqual([FIRST]);
+    expect(await migrateUp(db, client)).toEqual(MIGRATION_FILES);
 
     expect(await products.findOne({ _id: legacy._id })).toEqual(legacy);
     expect(await indexNames(db, 'products')).toEqual(declaredIndexNames('products'));
@@ -75,7 +75,7 @@ describe('migrations', () => {
 
     // Running the migration again over its own result changes nothing and fails nowhere.
     await db.collection(changelogCollectionName).deleteMany({});
-    expect(await migrateUp(db, client)).toEqual([FIRST]);
+    expect(await migrateUp(db, client)).toEqual(MIGRATION_FILES);
     for (const collection of entityCollections) expect(await indexNames(db, collection)).toEqual(declaredIndexNames(collection));
     expect(await products.countDocuments()).toBe(1);
   });
@@ -85,7 +85,7 @@ describe('migrations', () => {
     await db.createCollection('customers');
 
     await expect(migrateUp(db, client)).rejects.toThrow(/customers exists with collation simple, not en\/2/);
-    expect(await migrationStatus(db)).toEqual([{ fileName: FIRST, appliedAt: 'PENDING' }]);
+    expect(await migrationStatus(db)).toEqual(ALL_PENDING);
     expect(await db.collection(lockCollectionName).countDocuments()).toBe(0);
   });
 

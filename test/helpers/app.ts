@@ -2,12 +2,13 @@
 // and at a database of the file's own, with logs captured as parsed JSON lines.
 
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { inject } from 'vitest';
 import mongoose from 'mongoose';
 import { buildApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { migrateUp } from '../../src/data/migrations.ts';
+import { MIGRATIONS_DIR, migrateUp } from '../../src/data/migrations.ts';
 import { createLogger } from '../../src/logger.ts';
 
 export type LogLine = Record<string, unknown> & { level: number; msg?: string };
@@ -60,6 +61,9 @@ export async function buildTestApp(label: string, overrides: Record<string, stri
   });
   return { app, logs, dbName };
 }
+
+/** The file names of migrations/, in the order they apply. */
+export const MIGRATION_FILES = readdirSync(MIGRATIONS_DIR).filter((file) => file.endsWith('.js')).sort();
 
 /** Applies every migration to a test database through a short-lived client of its own. */
 export async function migrateDatabase(dbName: string): Promise<void> {

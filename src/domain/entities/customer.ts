@@ -4,7 +4,7 @@
 
 import { Type } from 'typebox';
 import { defineEntity } from '../entity.ts';
-import { DateTime } from '../types.ts';
+import { DateTime, Money } from '../types.ts';
 
 const Address = Type.Object(
   {
@@ -43,9 +43,11 @@ export const Customer = defineEntity({
       stats: Type.Object(
         {
           orderCount: Type.Integer({ minimum: 0 }),
-          spent: Type.Record(Type.String({ pattern: '^[A-Z]{3}$' }), Type.Integer({ minimum: 0 }), {
-            additionalProperties: false,
-            description: 'Total spent per currency, in minor units.',
+          // An array of Money rather than a record keyed by currency: an array's entries can be
+          // indexed and queried ("spent at least X in C"), keys of a record cannot.
+          spent: Type.Array(Money('Total spent in one currency.'), {
+            maxItems: 20,
+            description: 'Total spent per currency, at most one entry per currency.',
           }),
           lastOrderAt: Type.Optional(DateTime()),
         },
@@ -55,6 +57,9 @@ export const Customer = defineEntity({
     { additionalProperties: false },
   ),
   immutable: [],
+  // No filter on stats.spent: the list API compiles each clause on its own, and on an array of
+  // entries `stats.spent.currency=EUR&stats.spent.amount[gte]=X` would match a customer whose EUR
+  // entry is small when another currency's entry is large. The query needs one $elemMatch.
   filters: {
     email: ['eq', 'in'],
     name: ['eq'],
@@ -80,9 +85,15 @@ export const Customer = defineEntity({
       partialFilterExpression: { 'stats.orderCount': { $gt: 0 } },
       serves: 'customers who ordered, by order count (partial: most sign-ups never order)',
     },
+    {
+      name: 'spent_by_currency',
+      key: { 'stats.spent.currency': 1, 'stats.spent.amount': 1 },
+      serves:
+        "customers who spent at least X in currency C, as { 'stats.spent': { $elemMatch: { currency: C, amount: { $gte: X } } } } (multikey)",
+    },
   ],
   operations: { create: true, replace: true, patch: true, delete: { rule: 'only a customer without orders can be deleted' } },
-  serverDefaults: { stats: { orderCount: 0, spent: {} } },
+  serverDefaults: { stats: { orderCount: 0, spent: [] } },
   example: {
     email: 'ada@example.com',
     name: 'Ada Lovelace',
@@ -90,5 +101,5 @@ export const Customer = defineEntity({
     addresses: [{ label: 'home', line1: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'GB' }],
     marketingOptIn: false,
   },
-  serverExample: { stats: { orderCount: 3, spent: { EUR: 12497 }, lastOrderAt: '2026-11-20T14:03:00.000Z' } },
+  serverExample: { stats: { orderCount: 3, spent: [{ currency: 'EUR', amount: 12497 }], lastOrderAt: '2026-11-20T14:03:00.000Z' } },
 });

@@ -15,6 +15,9 @@ import problemDetails from './http/plugins/problem-details.ts';
 import requestContext, { AccessLog, requestIdFrom } from './http/plugins/request-context.ts';
 import health from './http/routes/health.ts';
 import documentRoutes, { MERGE_PATCH_MEDIA_TYPE } from './http/routes/documents.ts';
+import orderRoutes from './http/routes/orders.ts';
+import stockMovementRoutes from './http/routes/stock-movements.ts';
+import { documentSchemas } from './http/schemas/documents.ts';
 import repositories from './data/repositories.ts';
 import { ENTITIES } from './domain/entities/index.ts';
 
@@ -42,9 +45,15 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
     readinessTimeoutMs: config.mongo.readinessTimeoutMs,
     retryAfterSeconds: config.mongo.retryAfterSeconds,
   });
+  // Registered at the root: the generic routes and the workflow routes share them.
+  for (const entity of ENTITIES) {
+    for (const schema of documentSchemas(entity).shared) fastify.addSchema(schema);
+  }
   for (const entity of ENTITIES) {
     await fastify.register(documentRoutes, { prefix: `/v1/${entity.collection}`, entity });
   }
+  await fastify.register(orderRoutes, { prefix: '/v1/orders' });
+  await fastify.register(stockMovementRoutes, { prefix: '/v1/stock' });
 }, { name: 'storekeeper', fastify: '5.x' });
 
 export default app;

@@ -1,18 +1,22 @@
 // Creates, once at boot, a Mongoose model and a repository per entity on the app's connection,
-// and the reference lookups the domain's deletion rules need.
+// the reference lookups the domain's deletion rules need, and the workflows (order placement and
+// status changes, stock movements) that write several documents in one transaction.
 
 import fp from 'fastify-plugin';
 import type { Entity } from '../domain/entity.ts';
 import type { References } from '../domain/deletion.ts';
-import { Order } from '../domain/entities/index.ts';
-import { ENTITIES } from '../domain/entities/index.ts';
+import { Customer, ENTITIES, Order, Product, Stock } from '../domain/entities/index.ts';
 import { DocumentRepository, type RepositoryOptions } from './documents.ts';
 import { toMongooseSchema } from './mongoose-schema.ts';
+import { OrderWorkflow } from './orders.ts';
+import { StockMovements } from './stock-movements.ts';
 
 export interface Repositories {
   /** Repositories by collection name. */
   documents: Map<string, DocumentRepository>;
   references: References;
+  orders: OrderWorkflow;
+  stockMovements: StockMovements;
 }
 
 declare module 'fastify' {
@@ -28,12 +32,15 @@ export function createRepositories(connection: import('mongoose').Connection, op
     const model = connection.model(entity.schemaName, schema, entity.collection);
     documents.set(entity.collection, new DocumentRepository(entity, model, options));
   }
-  const orders = documents.get(Order.collection)!.model;
+  const modelOf = (entity: Entity) => documents.get(entity.collection)!.model;
+  const orders = modelOf(Order);
   const references: References = {
     ordersWithSku: async (sku) => (await orders.exists({ 'lines.sku': sku })) !== null,
     ordersOfCustomer: async (customerId) => (await orders.exists({ customerId })) !== null,
   };
-  return { documents, references };
+  const stockMovements = new StockMovements(connection, modelOf(Stock), modelOf(Product));
+  const workflow = new OrderWorkflow(connection, { orders, customers: modelOf(Customer), products: modelOf(Product) }, stockMovements);
+  return { documents, references, orders: workflow, stockMovements };
 }
 
 export default fp<RepositoryOptions>(

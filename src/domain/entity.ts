@@ -23,7 +23,12 @@ export interface IndexDeclaration {
 }
 
 export interface Operations {
-  create: boolean;
+  /**
+   * true: the generic create (POST of the writable fields). A workflow: documents are created
+   * by a route of their own (orders are placed, not posted), so the generic layer registers
+   * neither a create nor a 405 for it. false: the API never creates them.
+   */
+  create: boolean | { workflow: string };
   replace: boolean;
   patch: boolean;
   /** Why and how deletion is limited, or false when documents are never deleted. */

@@ -25,11 +25,14 @@ export const Currency = () =>
 export const WarehouseCode = () =>
   Type.String({ pattern: '^[A-Z0-9][A-Z0-9-]{1,15}$', description: 'Warehouse code.', examples: ['AMS-1'] });
 
+/** The largest amount of money: stored as a 32-bit integer. */
+export const MAX_AMOUNT = 2_147_483_647;
+
 /** An amount of money in minor units (cents), never a float. */
 export const Money = (description: string) =>
   Type.Object(
     {
-      amount: Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'Amount in minor units (e.g. cents); at most 2^31-1, stored as a 32-bit integer.' }),
+      amount: Type.Integer({ minimum: 0, maximum: MAX_AMOUNT, description: 'Amount in minor units (e.g. cents); at most 2^31-1, stored as a 32-bit integer.' }),
       currency: Currency(),
     },
     { additionalProperties: false, description },

@@ -49,14 +49,13 @@ describe('/v1/orders', () => {
   });
   afterAll(() => t.app.close());
 
-  describe('the API does not place, replace, change or delete orders', () => {
+  describe('the generic API does not replace, change or delete orders (placement is its own route)', () => {
     let existing: string;
     beforeAll(async () => {
       existing = (await insert(storedOrder()))[0]!;
     });
 
     it.each([
-      ['POST', '/v1/orders', { 'content-type': 'application/json' }, JSON.stringify(Order.serverExample), 'GET, HEAD'],
       ['PUT', '/v1/orders/:id', { 'content-type': 'application/json' }, JSON.stringify(Order.serverExample), 'GET, HEAD'],
       ['PATCH', '/v1/orders/:id', { 'content-type': MERGE_PATCH }, JSON.stringify({ status: 'cancelled' }), 'GET, HEAD'],
       ['DELETE', '/v1/orders/:id', {}, undefined, 'GET, HEAD'],
@@ -77,11 +76,26 @@ describe('/v1/orders', () => {
     });
 
     it('answers 405 before looking at the body or the id: a malformed body or an unknown id changes nothing', async () => {
-      const garbage = await t.app.inject({ method: 'POST', url: '/v1/orders', headers: { 'content-type': 'text/plain' }, payload: '{' });
+      const garbage = await t.app.inject({ method: 'PUT', url: `/v1/orders/${existing}`, headers: { 'content-type': 'text/plain' }, payload: '{' });
       expect(garbage.statusCode).toBe(405);
       const unknown = await t.app.inject({ method: 'DELETE', url: `/v1/orders/${new ObjectId().toHexString()}` });
       expect(unknown.statusCode).toBe(405);
       expect(unknown.headers.allow).toBe('GET, HEAD');
+    });
+
+    it('POST /v1/orders is placement, not a 405: a generic order document is refused as a placement (400)', async () => {
+      const before = await orders().countDocuments();
+      const res = await t.app.inject({ method: 'POST', url: '/v1/orders', payload: Order.serverExample });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().type).toBe('urn:storekeeper:problem:validation-failed');
+      expect(res.json().errors.map((e: { pointer: string }) => e.pointer)).toEqual(expect.arrayContaining(['/lines/0/name', '/totals', '/status']));
+      expect(await orders().countDocuments()).toBe(before);
+    });
+
+    it.each(['PUT', 'PATCH', 'DELETE'] as const)('%s on the collection answers 405 and Allow lists POST (placement)', async (method) => {
+      const res = await t.app.inject({ method, url: '/v1/orders' });
+      expect(res.statusCode).toBe(405);
+      expect(res.headers.allow).toBe('GET, HEAD, POST');
     });
 
     it('what Allow lists does answer: GET and HEAD of an order and of the list', async () => {
@@ -96,9 +110,10 @@ describe('/v1/orders', () => {
       expect(res.statusCode, res.body).toBe(201);
     });
 
-    it('the refused operations are not in the OpenAPI document', async () => {
-      const spec = t.app.swagger() as { paths: Record<string, Record<string, unknown>> };
-      expect(Object.keys(spec.paths['/v1/orders'] ?? {}).sort()).toEqual(['get']);
+    it('the refused operations are not in the OpenAPI document; placement is', async () => {
+      const spec = t.app.swagger() as { paths: Record<string, Record<string, any>> };
+      expect(Object.keys(spec.paths['/v1/orders'] ?? {}).sort()).toEqual(['get', 'post']);
+      expect(spec.paths['/v1/orders']!.post.operationId).toBe('placeOrder');
       expect(Object.keys(spec.paths['/v1/orders/{id}'] ?? {}).sort()).toEqual(['get']);
       expect(Object.keys(spec.paths['/v1/stock/{id}'] ?? {}).sort()).toEqual(['delete', 'get', 'patch', 'put']);
     });
@@ -264,7 +279,7 @@ describe('/v1/orders', () => {
       expect(body.requestId, `${request.method} ${request.url}`).toBe(res.headers['x-request-id']);
       expect(body.type).toMatch(/^urn:storekeeper:problem:/);
     }
-    expect(statuses).toEqual([405, 405, 405, 405, 404, 400, 400, 400]);
+    expect(statuses).toEqual([400, 405, 405, 405, 404, 400, 400, 400]);
     expect(await orders().findOne({ _id: new ObjectId(id) })).toMatchObject({ status: 'placed', version: 1 });
   });
 });

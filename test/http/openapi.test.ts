@@ -35,7 +35,13 @@ describe('the OpenAPI contract', () => {
       expect(errors.length, `${route} documents no error response`).toBeGreaterThan(0);
       for (const [status, response] of errors) {
         expect(Object.keys(response.content), `${route} ${status}`).toEqual(['application/problem+json']);
-        expect(response.content['application/problem+json'].example, `${route} ${status} example`).toBeDefined();
+        // One example, or named ones when a status comes in several kinds (each a problem document).
+        const media = response.content['application/problem+json'];
+        expect(media.example ?? media.examples, `${route} ${status} example`).toBeDefined();
+        for (const named of Object.values((media.examples ?? {}) as Record<string, { value: { type: string; status: number } }>)) {
+          expect(named.value.type, `${route} ${status}`).toMatch(/^urn:storekeeper:problem:/);
+          expect(named.value.status, `${route} ${status}`).toBe(Number(status));
+        }
       }
     }
   });

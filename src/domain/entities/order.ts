@@ -69,7 +69,12 @@ export const Order = defineEntity({
     { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
     { name: 'subtotal', key: { 'totals.subtotal.amount': 1, _id: 1 }, serves: 'largest orders first' },
   ],
-  operations: { create: false, replace: false, patch: false, delete: false },
+  operations: {
+    create: { workflow: 'placed through the order workflow (src/domain/orders.ts): stock reserved, lines priced from the catalog' },
+    replace: false,
+    patch: false,
+    delete: false,
+  },
   serverDefaults: {},
   example: {},
   serverExample: {

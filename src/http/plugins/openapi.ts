@@ -12,6 +12,25 @@ export interface OpenApiOptions {
   version: string;
 }
 
+/**
+ * Route schema marker of a body that may be left out. @fastify/swagger marks every request body
+ * required (Fastify validates a missing body as null, which the route's schema may allow).
+ */
+export const OPTIONAL_BODY = 'x-optional-body';
+
+type Operations = Record<string, Record<string, { requestBody?: { required?: boolean }; [OPTIONAL_BODY]?: boolean }>>;
+
+function markOptionalBodies(document: Record<string, unknown>): Record<string, unknown> {
+  for (const operations of Object.values((document.paths ?? {}) as Operations)) {
+    for (const operation of Object.values(operations)) {
+      if (operation[OPTIONAL_BODY] !== true) continue;
+      delete operation[OPTIONAL_BODY];
+      if (operation.requestBody !== undefined) operation.requestBody.required = false;
+    }
+  }
+  return document;
+}
+
 export const OPENAPI_TAGS = [
   { name: 'health', description: 'Liveness and readiness for orchestrators and load balancers.' },
   ...ENTITIES.map((entity) => ({ name: entity.collection, description: entity.description })),
@@ -33,6 +52,7 @@ export default fp<OpenApiOptions>(
         },
         tags: OPENAPI_TAGS,
       },
+      transformObject: (document) => ('openapiObject' in document ? markOptionalBodies(document.openapiObject as Record<string, unknown>) : document.swaggerObject),
       // Shared schemas keep their $id as their component name instead of def-0, def-1...
       refResolver: {
         buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),

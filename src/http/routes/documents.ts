@@ -20,7 +20,7 @@ export interface DocumentRoutesOptions {
   entity: Entity;
 }
 
-const etagOf = (version: number) => `"${version}"`;
+export const etagOf = (version: number) => `"${version}"`;
 
 /** If-Match as the version it names: undefined when absent or `*` (any current version). */
 export function expectedVersion(header: string | undefined): number | undefined {
@@ -41,11 +41,11 @@ function notModified(header: string | undefined, version: number): boolean {
   return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etagOf(version));
 }
 
-const IdParams = Type.Object({ id: ObjectIdString({ description: 'The document id.' }) }, { additionalProperties: false });
-const ConditionalHeaders = Type.Object({
+export const IdParams = Type.Object({ id: ObjectIdString({ description: 'The document id.' }) }, { additionalProperties: false });
+export const ConditionalHeaders = Type.Object({
   'if-match': Type.Optional(Type.String({ description: 'Write only if the document is still at this ETag (else 412).' })),
 });
-const etagHeader = { etag: { type: 'string', description: 'Version of the document, for If-Match and If-None-Match.' } };
+export const etagHeader = { etag: { type: 'string', description: 'Version of the document, for If-Match and If-None-Match.' } };
 
 /** Turns the validated query string into a list request. */
 function toListRequest(query: Record<string, unknown>, entity: Entity): ListRequest {
@@ -75,8 +75,9 @@ function linkWithCursor(request: FastifyRequest, cursor: string): string {
 }
 
 const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { entity }) => {
+  // Its shared schemas (resource, input, page...) are registered at the root by the app, so that
+  // workflow routes can refer to them too.
   const schemas = documentSchemas(entity);
-  for (const schema of schemas.shared) app.addSchema(schema);
   const repository = (): DocumentRepository => app.repositories.documents.get(entity.collection)!;
   const tags = [entity.collection];
   const noun = entity.schemaName;
@@ -146,7 +147,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
     },
   );
 
-  if (entity.operations.create) {
+  if (entity.operations.create === true) {
     app.post(
       '',
       {
@@ -263,8 +264,9 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
 
   // What the declaration does not allow answers 405 with Allow (not a 404 "no such route"), so a
   // client learns the resource exists and what it can do with it. Left out of the OpenAPI document.
+  // A workflow's create is allowed: its own route answers POST.
   const allowed = {
-    '': ['GET', 'HEAD', ...(entity.operations.create ? ['POST'] : [])],
+    '': ['GET', 'HEAD', ...(entity.operations.create !== false ? ['POST'] : [])],
     '/:id': [
       'GET',
       'HEAD',

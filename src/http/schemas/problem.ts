@@ -1,7 +1,8 @@
-// The RFC 9457 problem document: the one error body of every route, and the helper that
-// documents a route's error responses with it.
+// The RFC 9457 problem document: the one error body of every route, and the helpers that
+// document a route's error responses with it: one example per status, or one per kind of problem.
 
 import { Type, type Static } from 'typebox';
+import { AppError } from '../../errors.ts';
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 
@@ -77,4 +78,64 @@ export function problemResponses(...statuses: (keyof typeof statusText)[]) {
     };
   }
   return responses;
+}
+
+/** One kind of problem a route may answer with a status, for its documentation. */
+export interface ProblemKind {
+  code: string;
+  title: string;
+  /** When it happens, and what its extension members say. */
+  when: string;
+  /** The example's detail and extension members. */
+  detail: string;
+  extensions?: Record<string, unknown>;
+}
+
+/** A kind of problem documented by an error the code itself builds, so the example cannot drift. */
+export function kindOf(error: AppError, when: string): ProblemKind {
+  return { code: error.code, title: error.title, when, detail: error.message, extensions: error.extensions };
+}
+
+/** The AppError a function throws (for documentation examples built from the domain's rules). */
+export function thrownBy(refuse: () => unknown): AppError {
+  try {
+    refuse();
+  } catch (error) {
+    if (error instanceof AppError) return error;
+    throw error;
+  }
+  throw new Error('expected the example to be refused');
+}
+
+/**
+ * Documents a status whose problems come in several kinds (a route's 409s): each kind in the
+ * description and as a named example, so clients see the type URNs to switch on.
+ */
+export function problemKinds(status: number, description: string, kinds: ProblemKind[]) {
+  return {
+    [status]: {
+      description: [description, ...kinds.map((kind) => `- \`${problemType(kind.code)}\`: ${kind.when}`)].join('\n'),
+      content: {
+        [PROBLEM_MEDIA_TYPE]: {
+          schema: Type.Ref('Problem'),
+          examples: Object.fromEntries(
+            kinds.map((kind) => [
+              kind.code,
+              {
+                summary: kind.title,
+                value: {
+                  type: problemType(kind.code),
+                  title: kind.title,
+                  status,
+                  detail: kind.detail,
+                  requestId: 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+                  ...kind.extensions,
+                },
+              },
+            ]),
+          ),
+        },
+      },
+    },
+  };
 }

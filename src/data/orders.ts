@@ -1,0 +1,192 @@
+// The order workflow on MongoDB: placing an order and moving it through its status machine,
+// each one transaction (withTransaction) over the order, the stock items of its lines and, on
+// placement, the customer's running stats; those that write stock take their turn per stock
+// item (StockMovements.transaction). The rules come from src/domain/orders.ts.
+
+import mongoose, { type ClientSession, type Connection, type Model } from 'mongoose';
+import type { FastifyBaseLogger } from 'fastify';
+import {
+  TRANSITIONS,
+  checkPlacement,
+  newOrder,
+  priceOrder,
+  transitionFor,
+  unknownCustomer,
+  type CatalogProduct,
+  type OrderAction,
+  type OrderPlacement,
+  type OrderStatus,
+} from '../domain/orders.ts';
+import { RESERVE, insufficientStock, type Shortage } from '../domain/stock-movements.ts';
+import { AppError } from '../errors.ts';
+import type { StoredDocument } from './documents.ts';
+import type { StockMovements } from './stock-movements.ts';
+import { withTransaction } from './transactions.ts';
+
+const { ObjectId } = mongoose.Types;
+
+const notFound = (id: string) => AppError.notFound(`No order with id ${id}.`);
+
+export interface OrderModels {
+  orders: Model<any>;
+  customers: Model<any>;
+  products: Model<any>;
+}
+
+export interface ActionRequest {
+  note?: string;
+  /** From If-Match: act only on this version of the order (else 412). */
+  expectedVersion?: number;
+}
+
+type StoredOrder = StoredDocument & {
+  status: OrderStatus;
+  warehouse: string;
+  lines: { sku: string; quantity: number }[];
+};
+
+export class OrderWorkflow {
+  constructor(
+    private readonly connection: Connection,
+    private readonly models: OrderModels,
+    private readonly stock: StockMovements,
+  ) {}
+
+  /**
+   * Places an order: the customer must exist, every SKU be an active product and in stock in the
+   * warehouse. Reserves the stock, prices the lines from the catalog, stores the order and
+   * counts it in the customer's stats, all or nothing.
+   */
+  async place(placement: OrderPlacement, log: FastifyBaseLogger): Promise<StoredDocument> {
+    checkPlacement(placement);
+    const items = placement.lines.map((line) => ({ sku: line.sku, warehouse: placement.warehouse }));
+    return this.stock.transaction(items, (session) => this.placeIn(session, placement), log);
+  }
+
+  private async placeIn(session: ClientSession, placement: OrderPlacement): Promise<StoredDocument> {
+    const now = new Date();
+    // The reservations come first. They are where concurrent placements collide, and a
+    // transaction reads from a snapshot taken at its first operation: had it read first, a
+    // placement committed in between would turn this one's stock write into a conflict. So a
+    // colliding attempt fails at its first step, cheaply, and the retry sees fresh stock.
+    const shortages = await this.reserve(session, placement, now);
+    // What is refused is still said in the order of the checks: customer, products, stock.
+    const customer = await this.models.customers.exists({ _id: new ObjectId(placement.customerId) }).session(session).exec();
+    if (customer === null) throw unknownCustomer(placement.customerId);
+    const products = await this.models.products
+      .find({ sku: { $in: placement.lines.map((line) => line.sku) } }, { sku: 1, name: 1, price: 1, status: 1 })
+      .session(session)
+      .lean<CatalogProduct[]>()
+      .exec();
+    const priced = priceOrder(placement, products);
+    if (shortages.length > 0) throw insufficientStock(shortages);
+    const [order] = await this.models.orders.create([{ _id: new ObjectId(), ...newOrder(placement, priced, now) }], { session });
+    await this.countPurchase(session, placement.customerId, priced.totals.subtotal, now);
+    return order.toObject() as StoredDocument;
+  }
+
+  /**
+   * Moves an order to the status the action leads to, if its current status allows the action,
+   * and applies what the transition does to the stock of its lines. The write is conditional on
+   * the status (and version) read, so of concurrent actions on one order exactly one applies.
+   */
+  async act(id: string, action: OrderAction, request: ActionRequest, log: FastifyBaseLogger): Promise<StoredDocument> {
+    const work = (session: ClientSession) => this.actIn(session, id, action, request);
+    if (TRANSITIONS[action].stock === undefined) return withTransaction(this.connection, work, log);
+    // An order's warehouse and lines never change after placement: the stock items it will write
+    // are known before its turn is taken; the transaction reads the order again.
+    const order = await this.models.orders.findById(new ObjectId(id), { warehouse: 1, lines: 1 }).lean<StoredOrder>().exec();
+    if (order === null) throw notFound(id);
+    return this.stock.transaction(
+      order.lines.map((line) => ({ sku: line.sku, warehouse: order.warehouse })),
+      work,
+      log,
+    );
+  }
+
+  private async actIn(session: ClientSession, id: string, action: OrderAction, request: ActionRequest): Promise<StoredDocument> {
+    const order = await this.models.orders.findById(new ObjectId(id)).session(session).lean<StoredOrder>().exec();
+    if (order === null) throw notFound(id);
+    if (request.expectedVersion !== undefined && order.version !== request.expectedVersion) {
+      throw new AppError(412, 'precondition-failed', 'Precondition Failed', {
+        detail: `The order ${id} changed since version ${request.expectedVersion}; read it again and decide again.`,
+      });
+    }
+    const transition = transitionFor(action, id, order.status);
+    const now = new Date();
+    const entry = { status: transition.to, at: now, ...(request.note !== undefined && { note: request.note }) };
+    const updated = await this.models.orders
+      .findOneAndUpdate(
+        { _id: order._id, status: order.status, version: order.version },
+        { $set: { status: transition.to, updatedAt: now }, $push: { history: entry }, $inc: { version: 1 } },
+        { session, returnDocument: 'after' },
+      )
+      .lean<StoredDocument>()
+      .exec();
+    // Within the transaction's snapshot the order is as read; a concurrent change surfaces as a
+    // write conflict, and the retry reads the new status. This is only a safety net.
+    if (updated === null) {
+      throw new AppError(409, 'concurrent-modification', 'Conflict', { detail: `The order ${id} changed while this action was applied; retry.` });
+    }
+    if (transition.stock !== undefined) {
+      for (const line of order.lines) {
+        const item = { sku: line.sku, warehouse: order.warehouse };
+        if ((await this.stock.apply(session, item, transition.stock, line.quantity, now)) === null) {
+          // Placement reserved these units and only this workflow releases them: the data is damaged.
+          throw new Error(`order ${id}: stock of ${line.sku} in ${order.warehouse} holds fewer than ${line.quantity} reserved units; nothing was changed`);
+        }
+      }
+    }
+    return updated;
+  }
+
+  /**
+   * Reserves every line, or finds every short one. After the first short line nothing more is
+   * written (the transaction will abort): one read finds the other short ones.
+   */
+  private async reserve(session: ClientSession, placement: OrderPlacement, now: Date): Promise<Shortage[]> {
+    const { warehouse, lines } = placement;
+    for (const [index, line] of lines.entries()) {
+      if ((await this.stock.apply(session, { sku: line.sku, warehouse }, RESERVE, line.quantity, now)) !== null) continue;
+      const rest = lines.slice(index);
+      const available = await this.stock.available(session, warehouse, rest.map((l) => l.sku));
+      return rest
+        .map((l) => ({ sku: l.sku, warehouse, requested: l.quantity, available: available.get(l.sku) ?? 0 }))
+        .filter((shortage) => shortage.available < shortage.requested);
+    }
+    return [];
+  }
+
+  /**
+   * Counts the order in the customer's stats: one more order, the latest order time, and the
+   * subtotal added to the entry of its currency in stats.spent, or a new entry for a currency
+   * the customer has not bought in before.
+   */
+  private async countPurchase(
+    session: ClientSession,
+    customerId: string,
+    subtotal: { amount: number; currency: string },
+    now: Date,
+  ): Promise<void> {
+    const _id = new ObjectId(customerId);
+    const always = { $max: { 'stats.lastOrderAt': now }, $set: { updatedAt: now } };
+    const added = await this.models.customers
+      .updateOne(
+        { _id, 'stats.spent.currency': subtotal.currency },
+        { ...always, $inc: { 'stats.orderCount': 1, 'stats.spent.$.amount': subtotal.amount, version: 1 } },
+        { session },
+      )
+      .exec();
+    if (added.matchedCount === 1) return;
+    const pushed = await this.models.customers
+      .updateOne(
+        { _id, 'stats.spent.currency': { $ne: subtotal.currency } },
+        { ...always, $inc: { 'stats.orderCount': 1, version: 1 }, $push: { 'stats.spent': subtotal } },
+        { session },
+      )
+      .exec();
+    // The customer was found at the start of this transaction, whose snapshot still has them (a
+    // deletion since would be a write conflict, retried): a safety net.
+    if (pushed.matchedCount === 0) throw unknownCustomer(customerId);
+  }
+}

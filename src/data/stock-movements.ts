@@ -1,0 +1,158 @@
+// Stock movements on MongoDB: every change of a stock item's counters is one conditional update
+// that refuses to take a counter below zero (the validator's minimum is the second line of
+// defence), and restocking and moving are each one transaction. The order workflow moves its
+// reservations through the same calls, and every transaction that writes stock items takes its
+// turn per item in this process (see key-locks.ts).
+
+import type { ClientSession, Connection, Model } from 'mongoose';
+import type { FastifyBaseLogger } from 'fastify';
+import {
+  RECEIVE,
+  SEND,
+  checkMove,
+  insufficientStock,
+  scale,
+  unknownProduct,
+  type Restock,
+  type StockDelta,
+  type StockMove,
+} from '../domain/stock-movements.ts';
+import { AppError } from '../errors.ts';
+import type { StoredDocument } from './documents.ts';
+import { KeyLocks, TurnTimeout } from './key-locks.ts';
+import { DEFAULT_TRANSACTION_OPTIONS, withTransaction, type TransactionOptions } from './transactions.ts';
+
+export interface StockKey {
+  sku: string;
+  warehouse: string;
+}
+
+export interface Restocked {
+  item: StoredDocument;
+  /** True when the warehouse had no item of the SKU before. */
+  created: boolean;
+}
+
+export interface Moved {
+  from: StoredDocument;
+  to: StoredDocument;
+}
+
+/**
+ * Taking turns, an attempt fails only to a write of the same item from another instance, which
+ * commits meanwhile: cheap (stock writes come first) and soon over. More attempts than the
+ * default, within the same time, so that one instance's write is not starved by another
+ * instance's steady stream of them.
+ */
+export const STOCK_TRANSACTION: TransactionOptions = { ...DEFAULT_TRANSACTION_OPTIONS, maxAttempts: 20 };
+
+export class StockMovements {
+  private readonly turns = new KeyLocks();
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly stock: Model<any>,
+    private readonly products: Model<any>,
+  ) {}
+
+  /**
+   * Moves `quantity` units between the counters of one stock item, only if every counter the
+   * movement lowers holds enough. Returns the item as changed, or null when it is short or
+   * missing (and then nothing changed).
+   */
+  async apply(session: ClientSession, key: StockKey, delta: StockDelta, quantity: number, now: Date): Promise<StoredDocument | null> {
+    const { inc, requires } = scale(delta, quantity);
+    const guard = Object.fromEntries(Object.entries(requires).map(([counter, least]) => [counter, { $gte: least }]));
+    return this.stock
+      .findOneAndUpdate(
+        { sku: key.sku, warehouse: key.warehouse, ...guard },
+        { $inc: { ...inc, version: 1 }, $set: { updatedAt: now } },
+        { session, returnDocument: 'after' },
+      )
+      .lean<StoredDocument>()
+      .exec();
+  }
+
+  /**
+   * One transaction (withTransaction) that writes these stock items, run in turn with this
+   * process's other transactions writing any of them. Waiting longer than the transaction's own
+   * time budget for the turn is a 503: nothing was written.
+   */
+  async transaction<T>(items: readonly StockKey[], work: (session: ClientSession) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
+    const keys = items.map((item) => `${item.warehouse}/${item.sku}`);
+    try {
+      return await this.turns.run(keys, STOCK_TRANSACTION.maxTimeMs, () => withTransaction(this.connection, work, log, STOCK_TRANSACTION));
+    } catch (error) {
+      if (!(error instanceof TurnTimeout)) throw error;
+      throw AppError.unavailable(STOCK_TRANSACTION.retryAfterSeconds, `Too many writes of the stock item ${error.key} at once; nothing was written. Retry.`, error);
+    }
+  }
+
+  /** Units available per SKU in a warehouse; a SKU the warehouse has no item of is left out. */
+  async available(session: ClientSession, warehouse: string, skus: string[]): Promise<Map<string, number>> {
+    const items = await this.stock
+      .find({ warehouse, sku: { $in: skus } }, { sku: 1, available: 1 })
+      .session(session)
+      .lean<{ sku: string; available: number }[]>()
+      .exec();
+    return new Map(items.map((item) => [item.sku, item.available]));
+  }
+
+  /** Units arriving in a warehouse, for a product of the catalog. */
+  async restock(request: Restock, log: FastifyBaseLogger): Promise<Restocked> {
+    return this.transaction(
+      [request],
+      async (session) => {
+        const product = await this.products.exists({ sku: request.sku }).session(session).exec();
+        if (product === null) throw unknownProduct(request.sku);
+        return this.receive(session, request, request.quantity, new Date());
+      },
+      log,
+    );
+  }
+
+  /** Available units from one warehouse to another: both changes or neither. */
+  async move(request: StockMove, log: FastifyBaseLogger): Promise<Moved> {
+    checkMove(request);
+    const { sku, quantity } = request;
+    return this.transaction(
+      [
+        { sku, warehouse: request.from },
+        { sku, warehouse: request.to },
+      ],
+      async (session) => {
+        const now = new Date();
+        const from = await this.apply(session, { sku, warehouse: request.from }, SEND, quantity, now);
+        if (from === null) {
+          const available = (await this.available(session, request.from, [sku])).get(sku) ?? 0;
+          throw insufficientStock([{ sku, warehouse: request.from, requested: quantity, available }]);
+        }
+        const { item: to } = await this.receive(session, { sku, warehouse: request.to }, quantity, now);
+        return { from, to };
+      },
+      log,
+    );
+  }
+
+  /**
+   * Adds available units, creating the item when the warehouse has none. The upsert is keyed on
+   * (sku, warehouse), which the unique index makes safe: of two transactions inserting the same
+   * item, the second meets a write conflict (not a duplicate key) and its retry updates the item.
+   */
+  private async receive(session: ClientSession, key: StockKey, quantity: number, now: Date): Promise<Restocked> {
+    const { inc } = scale(RECEIVE, quantity);
+    const result = await this.stock
+      .findOneAndUpdate(
+        { sku: key.sku, warehouse: key.warehouse },
+        {
+          $inc: { ...inc, version: 1 },
+          $set: { updatedAt: now },
+          $setOnInsert: { reserved: 0, shipped: 0, createdAt: now },
+        },
+        { session, upsert: true, returnDocument: 'after', includeResultMetadata: true },
+      )
+      .lean<StoredDocument>()
+      .exec();
+    return { item: result.value as StoredDocument, created: result.lastErrorObject?.updatedExisting === false };
+  }
+}

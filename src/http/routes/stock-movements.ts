@@ -1,0 +1,103 @@
+// Stock actions under /v1/stock: restocking (units arriving) and moving available units between
+// warehouses, each one transaction in src/data/stock-movements.ts. Reading, listing and
+// correcting stock items are the generic document routes'.
+
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from 'typebox';
+import { Restock, StockMove, insufficientStock, unknownProduct } from '../../domain/stock-movements.ts';
+import { Stock } from '../../domain/entities/index.ts';
+import type { StoredDocument } from '../../data/documents.ts';
+import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
+import { etagHeader, etagOf } from './documents.ts';
+
+const tags = ['stock'];
+
+const itemExample = { id: '6650f0c2a1b2c3d4e5f60718', ...Stock.example, ...Stock.serverExample, version: 4, createdAt: '2026-11-20T10:00:00.000Z', updatedAt: '2026-11-25T09:30:00.000Z' };
+
+const stockMovementRoutes: FastifyPluginAsync = async (app) => {
+  app.addSchema({ ...Restock, $id: 'Restock' });
+  app.addSchema({ ...StockMove, $id: 'StockMove' });
+  app.addSchema(
+    Type.Object(
+      {
+        from: Type.Ref('StockItem', { description: 'The source stock item, as it is after the move.' }),
+        to: Type.Ref('StockItem', { description: 'The destination stock item, as it is after the move (created if it was missing).' }),
+      },
+      {
+        $id: 'StockMoveResult',
+        additionalProperties: false,
+        description: 'Both stock items after the move.',
+        examples: [
+          {
+            from: { ...itemExample, available: 110, version: 5 },
+            to: { ...itemExample, id: '6650f0c2a1b2c3d4e5f60719', warehouse: 'BER-2', available: 10, reserved: 0, shipped: 0, version: 1 },
+          },
+        ],
+      },
+    ),
+  );
+
+  const toResource = (item: StoredDocument) => app.repositories.documents.get(Stock.collection)!.toResource(item);
+
+  app.post(
+    '/restock',
+    {
+      schema: {
+        tags,
+        operationId: 'restock',
+        summary: 'Add arriving units to a warehouse',
+        description:
+          'Adds the units to the available ones of the stock item of this SKU in this warehouse, creating the item (201) when the ' +
+          'warehouse has none. The product must exist (any status: stock may arrive before a product goes on sale).',
+        body: Type.Ref('Restock'),
+        response: {
+          200: { description: 'The stock item, with the units added.', headers: etagHeader, ...Type.Ref('StockItem') },
+          201: {
+            description: 'The warehouse had no item of this SKU: created with the units; Location names it.',
+            headers: { ...etagHeader, location: { type: 'string', description: 'Path of the new stock item.' } },
+            ...Type.Ref('StockItem'),
+          },
+          ...problemResponses(400, 413, 415, 500, 503),
+          ...problemKinds(409, 'Nothing was changed:', [kindOf(unknownProduct('NOPE-1'), 'no product has this SKU; `sku` names it.')]),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { item, created } = await app.repositories.stockMovements.restock(request.body as Restock, request.log);
+      if (created) reply.code(201).header('location', `/v1/stock/${item._id.toHexString()}`);
+      return reply.header('etag', etagOf(item.version)).send(toResource(item));
+    },
+  );
+
+  app.post(
+    '/move',
+    {
+      schema: {
+        tags,
+        operationId: 'moveStock',
+        summary: 'Move available units between warehouses',
+        description:
+          'Takes the units from the available ones in `from` and adds them to the available ones in `to`, in one transaction: ' +
+          'both or neither. The destination item is created when missing; `from` and `to` must differ (else 400). ' +
+          'Reserved and shipped units never move.',
+        body: Type.Ref('StockMove'),
+        response: {
+          200: { description: 'Moved.', ...Type.Ref('StockMoveResult') },
+          ...problemResponses(400, 413, 415, 500, 503),
+          ...problemKinds(409, 'Nothing was moved:', [
+            kindOf(
+              insufficientStock([{ sku: 'TSHIRT-RED-M', warehouse: 'AMS-1', requested: 10, available: 4 }]),
+              '`from` has fewer available units than asked (or no item of the SKU); `shortages` says how many it has.',
+            ),
+          ]),
+        },
+      },
+    },
+    async (request) => {
+      const { from, to } = await app.repositories.stockMovements.move(request.body as StockMove, request.log);
+      return { from: toResource(from), to: toResource(to) };
+    },
+  );
+};
+
+export default stockMovementRoutes;

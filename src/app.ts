@@ -11,9 +11,11 @@ import type { Config } from './config.ts';
 import database from './data/database.ts';
 import { AJV_OPTIONS } from './domain/validation.ts';
 import openapi from './http/plugins/openapi.ts';
+import idempotency from './http/plugins/idempotency.ts';
 import problemDetails from './http/plugins/problem-details.ts';
 import requestContext, { AccessLog, requestIdFrom } from './http/plugins/request-context.ts';
 import health from './http/routes/health.ts';
+import batchRoutes from './http/routes/batch.ts';
 import documentRoutes, { MERGE_PATCH_MEDIA_TYPE } from './http/routes/documents.ts';
 import orderRoutes from './http/routes/orders.ts';
 import stockMovementRoutes from './http/routes/stock-movements.ts';
@@ -39,6 +41,8 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
   await fastify.register(database, { ...config.mongo, connect });
 
   await fastify.register(repositories, { countTimeoutMs: config.mongo.countTimeoutMs });
+  // Before the routes: it hooks every POST route registered after it.
+  await fastify.register(idempotency, { ttlHours: config.idempotency.ttlHours });
 
   await fastify.register(health, {
     prefix: '/health',
@@ -54,6 +58,7 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
   }
   await fastify.register(orderRoutes, { prefix: '/v1/orders' });
   await fastify.register(stockMovementRoutes, { prefix: '/v1/stock' });
+  await fastify.register(batchRoutes, { prefix: '/v1/batch' });
 }, { name: 'storekeeper', fastify: '5.x' });
 
 export default app;

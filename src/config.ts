@@ -137,6 +137,11 @@ export const variables = {
     default: '5',
     parse: integer(1, 3600),
   },
+  IDEMPOTENCY_TTL_HOURS: {
+    description: 'How long the answer to a request with an Idempotency-Key is kept for retries to replay.',
+    default: '24',
+    parse: integer(1, 24 * 365),
+  },
   SHUTDOWN_GRACE_MS: {
     description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway.',
     default: '10000',
@@ -171,6 +176,7 @@ export interface Config {
   };
   embedded: { dataDir: string; port: number; cacheSizeGB: number; binary?: string };
   migrationsOnStart: Parsed<'MIGRATIONS_ON_START'>;
+  idempotency: { ttlHours: number };
   shutdownGraceMs: number;
 }
 
@@ -226,6 +232,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       binary: values.MONGOD_BINARY,
     },
     migrationsOnStart: v.MIGRATIONS_ON_START,
+    idempotency: { ttlHours: v.IDEMPOTENCY_TTL_HOURS },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
   };
 }

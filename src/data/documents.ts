@@ -1,8 +1,9 @@
 // The document repository: every read and write of an entity's collection. Reads are lean
 // (plain objects) with projections; writes are conditional on the document's version, so two
-// writers never lose each other's changes, and a failed write changes nothing.
+// writers never lose each other's changes, and a failed write changes nothing. Every write also
+// runs inside a caller's transaction when given its session (the batch route).
 
-import mongoose, { type Model } from 'mongoose';
+import mongoose, { type ClientSession, type Model } from 'mongoose';
 import type { Entity } from '../domain/entity.ts';
 import { applyMergePatch, type Json } from '../domain/merge-patch.ts';
 import { compileValidator } from '../domain/validation.ts';
@@ -39,6 +40,9 @@ export interface RepositoryOptions {
 /** Attempts of a read-modify-write that keeps meeting concurrent writers (no If-Match given). */
 const WRITE_ATTEMPTS = 5;
 
+/** What a deletion did: the document is gone, or was archived instead (as it is now). */
+export type Removal = { action: 'deleted'; document: StoredDocument } | { action: 'archived'; document: StoredDocument };
+
 export class DocumentRepository {
   private readonly checkWritable: (value: unknown) => FieldError[];
 
@@ -58,15 +62,19 @@ export class DocumentRepository {
     return AppError.notFound(`No ${this.label} with id ${id}.`);
   }
 
-  async findById(id: string, projection?: Record<string, 1>): Promise<StoredDocument | null> {
-    return this.model.findById(new ObjectId(id), projection).lean<StoredDocument>().exec();
+  async findById(id: string, projection?: Record<string, 1>, session?: ClientSession): Promise<StoredDocument | null> {
+    return this.model
+      .findById(new ObjectId(id), projection)
+      .session(session ?? null)
+      .lean<StoredDocument>()
+      .exec();
   }
 
-  async create(input: Record<string, unknown>): Promise<StoredDocument> {
+  async create(input: Record<string, unknown>, session?: ClientSession): Promise<StoredDocument> {
     const now = new Date();
     const document = { ...input, ...this.entity.serverDefaults, version: 1, createdAt: now, updatedAt: now };
     try {
-      const [created] = await this.model.create([document]);
+      const [created] = await this.model.create([document], { session: session ?? null });
       return created.toObject() as StoredDocument;
     } catch (error) {
       throw this.translate(error);
@@ -74,29 +82,48 @@ export class DocumentRepository {
   }
 
   /** Replaces the writable fields; server-maintained fields and identity stay as they are. */
-  async replace(id: string, input: Record<string, unknown>, expectedVersion?: number): Promise<StoredDocument> {
-    return this.rewrite(id, expectedVersion, () => input);
+  async replace(id: string, input: Record<string, unknown>, expectedVersion?: number, session?: ClientSession): Promise<StoredDocument> {
+    return this.rewrite(id, expectedVersion, () => input, session);
   }
 
   /** Applies a JSON Merge Patch to the writable fields and validates the result as a whole. */
-  async patch(id: string, patch: Record<string, Json>, expectedVersion?: number): Promise<StoredDocument> {
-    return this.rewrite(id, expectedVersion, (current) => {
-      const merged = applyMergePatch(this.writablePart(current) as Json, patch) as Record<string, unknown>;
-      const errors = this.checkWritable(merged);
-      if (errors.length > 0) throw AppError.validation(errors);
-      return merged;
-    });
+  async patch(id: string, patch: Record<string, Json>, expectedVersion?: number, session?: ClientSession): Promise<StoredDocument> {
+    return this.rewrite(
+      id,
+      expectedVersion,
+      (current) => {
+        const merged = applyMergePatch(this.writablePart(current) as Json, patch) as Record<string, unknown>;
+        const errors = this.checkWritable(merged);
+        if (errors.length > 0) throw AppError.validation(errors);
+        return merged;
+      },
+      session,
+    );
   }
 
+  /** Deletes, or archives when the rule says so (then returns the document as archived). */
   async remove(id: string, rule: DeletionRule, references: References, expectedVersion?: number): Promise<StoredDocument | null> {
-    const current = await this.current(id, expectedVersion);
+    const removal = await this.removal(id, rule, references, expectedVersion);
+    return removal.action === 'archived' ? removal.document : null;
+  }
+
+  /**
+   * remove, saying what happened and to which version. With a session, `references` must read
+   * through the same session, or the rule would judge data outside the transaction's snapshot.
+   */
+  async removal(id: string, rule: DeletionRule, references: References, expectedVersion?: number, session?: ClientSession): Promise<Removal> {
+    const current = await this.current(id, expectedVersion, session);
     const decision = await rule(current, references);
     if (decision.action === 'archive') {
-      return this.rewrite(id, current.version, (doc) => ({ ...this.writablePart(doc), ...decision.changes }));
+      const archived = await this.rewrite(id, current.version, (doc) => ({ ...this.writablePart(doc), ...decision.changes }), session);
+      return { action: 'archived', document: archived };
     }
-    const { deletedCount } = await this.model.deleteOne({ _id: current._id, version: current.version }).exec();
+    const { deletedCount } = await this.model
+      .deleteOne({ _id: current._id, version: current.version })
+      .session(session ?? null)
+      .exec();
     if (deletedCount === 0) throw this.changedMeanwhile(id, expectedVersion);
-    return null;
+    return { action: 'deleted', document: current };
   }
 
   async list(request: ListRequest): Promise<ListPage> {
@@ -170,8 +197,8 @@ export class DocumentRepository {
     return JSON.parse(JSON.stringify(writable)) as Record<string, unknown>;
   }
 
-  private async current(id: string, expectedVersion?: number): Promise<StoredDocument> {
-    const current = await this.findById(id);
+  private async current(id: string, expectedVersion?: number, session?: ClientSession): Promise<StoredDocument> {
+    const current = await this.findById(id, undefined, session);
     if (current === null) throw this.notFound(id);
     if (expectedVersion !== undefined && current.version !== expectedVersion) throw this.changedMeanwhile(id, expectedVersion);
     return current;
@@ -191,14 +218,20 @@ export class DocumentRepository {
    * Read, compute the new writable fields, write them back only if nobody wrote in between.
    * With an expected version (If-Match) a concurrent write is a 412; without one the whole
    * read-compute-write is retried a few times.
+   *
+   * In a transaction (session given) there is nothing to retry here: reads come from the
+   * transaction's snapshot, so a second read would see the same version again. A concurrent
+   * commit surfaces as a write conflict (TransientTransactionError), and withTransaction retries
+   * the whole transaction; a version mismatch that still gets through fails it.
    */
   private async rewrite(
     id: string,
     expectedVersion: number | undefined,
     compute: (current: StoredDocument) => Record<string, unknown>,
+    session?: ClientSession,
   ): Promise<StoredDocument> {
     for (let attempt = 1; ; attempt++) {
-      const current = await this.current(id, expectedVersion);
+      const current = await this.current(id, expectedVersion, session);
       const writable = compute(current);
       this.assertIdentityKept(current, writable);
 
@@ -217,14 +250,14 @@ export class DocumentRepository {
       let written: StoredDocument | null;
       try {
         written = await this.model
-          .findOneAndReplace({ _id: current._id, version: current.version }, next, { returnDocument: 'after', runValidators: true })
+          .findOneAndReplace({ _id: current._id, version: current.version }, next, { returnDocument: 'after', runValidators: true, session: session ?? null })
           .lean<StoredDocument>()
           .exec();
       } catch (error) {
         throw this.translate(error);
       }
       if (written !== null) return written;
-      if (expectedVersion !== undefined || attempt >= WRITE_ATTEMPTS) throw this.changedMeanwhile(id, expectedVersion);
+      if (session !== undefined || expectedVersion !== undefined || attempt >= WRITE_ATTEMPTS) throw this.changedMeanwhile(id, expectedVersion);
     }
   }
 

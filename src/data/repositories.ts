@@ -3,6 +3,7 @@
 // status changes, stock movements) that write several documents in one transaction.
 
 import fp from 'fastify-plugin';
+import type { ClientSession } from 'mongoose';
 import type { Entity } from '../domain/entity.ts';
 import type { References } from '../domain/deletion.ts';
 import { Customer, ENTITIES, Order, Product, Stock } from '../domain/entities/index.ts';
@@ -15,6 +16,8 @@ export interface Repositories {
   /** Repositories by collection name. */
   documents: Map<string, DocumentRepository>;
   references: References;
+  /** The same lookups, read through a transaction's session (deletions inside a batch). */
+  referencesIn(session: ClientSession): References;
   orders: OrderWorkflow;
   stockMovements: StockMovements;
 }
@@ -34,13 +37,14 @@ export function createRepositories(connection: import('mongoose').Connection, op
   }
   const modelOf = (entity: Entity) => documents.get(entity.collection)!.model;
   const orders = modelOf(Order);
-  const references: References = {
-    ordersWithSku: async (sku) => (await orders.exists({ 'lines.sku': sku })) !== null,
-    ordersOfCustomer: async (customerId) => (await orders.exists({ customerId })) !== null,
-  };
+  const referencesIn = (session: ClientSession | null): References => ({
+    ordersWithSku: async (sku) => (await orders.exists({ 'lines.sku': sku }).session(session)) !== null,
+    ordersOfCustomer: async (customerId) => (await orders.exists({ customerId }).session(session)) !== null,
+  });
+  const references = referencesIn(null);
   const stockMovements = new StockMovements(connection, modelOf(Stock), modelOf(Product));
   const workflow = new OrderWorkflow(connection, { orders, customers: modelOf(Customer), products: modelOf(Product) }, stockMovements);
-  return { documents, references, orders: workflow, stockMovements };
+  return { documents, references, referencesIn, orders: workflow, stockMovements };
 }
 
 export default fp<RepositoryOptions>(

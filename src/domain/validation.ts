@@ -19,6 +19,10 @@ export const AJV_OPTIONS = {
 
 const ajv = new Ajv({ ...AJV_OPTIONS, coerceTypes: false, useDefaults: false, formats: { ...AJV_OPTIONS.formats } });
 (addFormats as unknown as (a: Ajv) => void)(ajv);
+// As Fastify validates a JSON body: strict types, defaults filled in (for bodies validated
+// outside the request pipeline, such as a batch's documents).
+const bodyAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: false, formats: { ...AJV_OPTIONS.formats } });
+(addFormats as unknown as (a: Ajv) => void)(bodyAjv);
 
 const escapePointer = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
@@ -62,8 +66,11 @@ export function toFieldErrors(errors: readonly Partial<ErrorObject>[], part: str
   });
 }
 
-/** Compiles a schema once; the returned check lists field errors (empty when valid). */
-export function compileValidator(schema: object, part = 'body'): (value: unknown) => FieldError[] {
-  const validate = ajv.compile(schema);
+/**
+ * Compiles a schema once; the returned check lists field errors (empty when valid). With
+ * applyDefaults it fills in the schema's defaults as it validates, as for a request body.
+ */
+export function compileValidator(schema: object, part = 'body', { applyDefaults = false } = {}): (value: unknown) => FieldError[] {
+  const validate = (applyDefaults ? bodyAjv : ajv).compile(schema);
   return (value) => (validate(value) ? [] : toFieldErrors(validate.errors ?? [], part));
 }

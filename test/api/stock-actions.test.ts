@@ -199,7 +199,7 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
   it('the OpenAPI document describes both actions with examples', () => {
     const spec = t.app.swagger() as { paths: Record<string, Record<string, any>>; components: { schemas: Record<string, any> } };
     const restockOp = spec.paths['/v1/stock/restock']!.post;
-    expect(Object.keys(restockOp.responses).sort()).toEqual(['200', '201', '400', '409', '413', '415', '500', '503']);
+    expect(Object.keys(restockOp.responses).sort()).toEqual(['200', '201', '400', '409', '413', '415', '422', '500', '503']);
     expect(restockOp.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Restock' });
     const moveOp = spec.paths['/v1/stock/move']!.post;
     expect(moveOp.responses['409'].content['application/problem+json'].examples['insufficient-stock'].value.shortages).toHaveLength(1);

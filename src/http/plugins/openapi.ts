@@ -34,6 +34,7 @@ function markOptionalBodies(document: Record<string, unknown>): Record<string, u
 export const OPENAPI_TAGS = [
   { name: 'health', description: 'Liveness and readiness for orchestrators and load balancers.' },
   ...ENTITIES.map((entity) => ({ name: entity.collection, description: entity.description })),
+  { name: 'batch', description: 'Several document writes in one transaction: all or nothing.' },
 ];
 
 export default fp<OpenApiOptions>(

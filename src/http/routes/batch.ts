@@ -1,0 +1,239 @@
+// POST /v1/batch: inserts, replaces, merge patches and deletes across the document collections,
+// all applied in one transaction or none. Every operation is validated as its single route
+// would validate it before anything is written; the writes themselves are src/data/batch.ts.
+
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from 'typebox';
+import { BATCH_COLLECTIONS, BATCH_MAX_OPERATIONS, BATCH_OPS, type BatchOperation } from '../../domain/batch.ts';
+import type { Entity } from '../../domain/entity.ts';
+import { ENTITIES } from '../../domain/entities/index.ts';
+import type { Json } from '../../domain/merge-patch.ts';
+import { OBJECT_ID_PATTERN } from '../../domain/types.ts';
+import { compileValidator } from '../../domain/validation.ts';
+import { failedOperation, runBatch, type BatchOutcome } from '../../data/batch.ts';
+import { AppError, type FieldError } from '../../errors.ts';
+import { documentSchemas } from '../schemas/documents.ts';
+import { problemKinds, problemResponses, type ProblemKind } from '../schemas/problem.ts';
+import { expectedVersion } from './documents.ts';
+
+const COLLECTIONS = [...BATCH_COLLECTIONS.keys()];
+const OBJECT_ID = '6650f0c2a1b2c3d4e5f60718';
+
+const BatchOperationSchema = Type.Object(
+  {
+    op: Type.Enum(BATCH_OPS, { description: 'What to do.' }),
+    collection: Type.Enum(COLLECTIONS, {
+      description: `Where: ${[...BATCH_COLLECTIONS].map(([name, ops]) => `${name} (${ops.join(', ')})`).join('; ')}.`,
+    }),
+    id: Type.Optional(Type.String({ pattern: OBJECT_ID_PATTERN, description: 'The document (replace, patch, delete).' })),
+    document: Type.Optional(
+      Type.Object({}, { additionalProperties: true, description: "insert, replace: the collection's Input schema (e.g. ProductInput)." }),
+    ),
+    patch: Type.Optional(
+      Type.Object({}, { additionalProperties: true, description: "patch: a JSON Merge Patch, the collection's Patch schema (e.g. ProductPatch)." }),
+    ),
+    ifMatch: Type.Optional(
+      Type.String({ pattern: '^\\s*("\\d{1,15}"|\\*)\\s*$', description: 'replace, patch, delete: as the If-Match header, an ETag such as "3" (else 412).' }),
+    ),
+  },
+  {
+    $id: 'BatchOperation',
+    additionalProperties: false,
+    description:
+      'One write, validated as its single route validates it: `{ op: insert, collection, document }`, ' +
+      '`{ op: replace, collection, id, document, ifMatch? }`, `{ op: patch, collection, id, patch, ifMatch? }` or ' +
+      '`{ op: delete, collection, id, ifMatch? }`. Deletion follows the rules of each collection (a product that orders refer to is archived).',
+  },
+);
+
+const productExample = ENTITIES[0].example;
+const requestExample = {
+  operations: [
+    { op: 'insert', collection: 'products', document: productExample },
+    { op: 'insert', collection: 'stock', document: { sku: productExample.sku, warehouse: 'BER-1', available: 40 } },
+    { op: 'patch', collection: 'customers', id: OBJECT_ID, patch: { phone: null }, ifMatch: '"2"' },
+    { op: 'delete', collection: 'products', id: '6650f0c2a1b2c3d4e5f60719' },
+  ],
+};
+
+const BatchRequestSchema = Type.Object(
+  {
+    operations: Type.Array(Type.Ref('BatchOperation'), {
+      minItems: 1,
+      maxItems: BATCH_MAX_OPERATIONS,
+      description: `1 to ${BATCH_MAX_OPERATIONS} operations, applied in order: a later one sees what the earlier ones wrote.`,
+    }),
+  },
+  { $id: 'BatchRequest', additionalProperties: false, examples: [requestExample] },
+);
+
+const BatchResultSchema = Type.Object(
+  {
+    index: Type.Integer({ minimum: 0, description: 'Position of the operation in the request.' }),
+    op: Type.Enum(BATCH_OPS),
+    status: Type.Integer({
+      description: 'What the single route would have answered: 201 inserted, 200 replaced, patched or archived, 204 deleted.',
+    }),
+    id: Type.String({ pattern: OBJECT_ID_PATTERN }),
+    version: Type.Integer({ minimum: 1, description: 'The version written (for a deletion, the version deleted); its ETag is "<version>".' }),
+    document: Type.Optional(
+      Type.Object({}, { additionalProperties: true, description: 'The document as written (not on deletion): a Product, Customer or StockItem.' }),
+    ),
+  },
+  { $id: 'BatchResult', additionalProperties: false },
+);
+
+const stamp = { createdAt: '2026-11-25T09:30:00.000Z', updatedAt: '2026-11-25T09:30:00.000Z' };
+const BatchResponseSchema = Type.Object(
+  { results: Type.Array(Type.Ref('BatchResult'), { description: 'One per operation, in request order.' }) },
+  {
+    $id: 'BatchResponse',
+    additionalProperties: false,
+    examples: [
+      {
+        results: [
+          { index: 0, op: 'insert', status: 201, id: '6650f0c2a1b2c3d4e5f60720', version: 1, document: { id: '6650f0c2a1b2c3d4e5f60720', ...productExample, version: 1, ...stamp } },
+          {
+            index: 1,
+            op: 'insert',
+            status: 201,
+            id: '6650f0c2a1b2c3d4e5f60721',
+            version: 1,
+            document: { id: '6650f0c2a1b2c3d4e5f60721', sku: productExample.sku, warehouse: 'BER-1', available: 40, reserved: 0, shipped: 0, version: 1, ...stamp },
+          },
+          { index: 2, op: 'patch', status: 200, id: OBJECT_ID, version: 3, document: { id: OBJECT_ID, '...': 'the customer as patched' } },
+          { index: 3, op: 'delete', status: 204, id: '6650f0c2a1b2c3d4e5f60719', version: 4 },
+        ],
+      },
+    ],
+  },
+);
+
+const duplicateExample = failedOperation(
+  new AppError(409, 'duplicate', 'Conflict', {
+    detail: 'A product with this sku already exists.',
+    extensions: { errors: [{ in: 'body', pointer: '/sku', message: 'is already taken' }] },
+  }),
+  3,
+  { op: 'insert', collection: 'products', document: {} },
+);
+const conflictKinds: ProblemKind[] = [
+  { code: duplicateExample.code, title: duplicateExample.title, when: 'an operation would duplicate a unique value; `errors` points into it.', detail: duplicateExample.message, extensions: duplicateExample.extensions },
+  {
+    code: 'customer-has-orders',
+    title: 'Conflict',
+    when: 'a deletion its collection refuses (also `stock-reserved`), or `concurrent-modification`.',
+    detail: 'Operation 0 (delete in customers) failed, so none was applied: A customer with orders cannot be deleted; their orders refer to them.',
+    extensions: { failedOperation: { index: 0, op: 'delete', collection: 'customers' } },
+  },
+];
+
+interface Checks {
+  input: (value: unknown) => FieldError[];
+  patch: (value: unknown) => FieldError[];
+}
+
+/** The up-front checks of one operation, with pointers into the batch request. */
+function checkOperation(raw: Record<string, unknown>, index: number, checks: Map<string, Checks>): FieldError[] {
+  const at = (pointer: string) => `/operations/${index}${pointer}`;
+  const collection = raw.collection as string;
+  const op = raw.op as BatchOperation['op'];
+  const allowed = BATCH_COLLECTIONS.get(collection)!;
+  if (!allowed.includes(op)) {
+    return [{ in: 'body', pointer: at('/op'), message: `${collection} does not allow ${op} (allowed: ${allowed.join(', ')})` }];
+  }
+  const wanted = { insert: ['document'], replace: ['id', 'document', 'ifMatch'], patch: ['id', 'patch', 'ifMatch'], delete: ['id', 'ifMatch'] }[op];
+  const required = { insert: ['document'], replace: ['id', 'document'], patch: ['id', 'patch'], delete: ['id'] }[op];
+  const errors: FieldError[] = [];
+  for (const name of ['id', 'document', 'patch', 'ifMatch']) {
+    if (raw[name] !== undefined && !wanted.includes(name)) errors.push({ in: 'body', pointer: at(`/${name}`), message: `is not allowed in ${op}` });
+    if (raw[name] === undefined && required.includes(name)) errors.push({ in: 'body', pointer: at(`/${name}`), message: `is required in ${op}` });
+  }
+  const { input, patch } = checks.get(collection)!;
+  const prefixed = (found: FieldError[], member: string) => found.map((e) => ({ ...e, pointer: at(`/${member}${e.pointer}`) }));
+  if (raw.document !== undefined && wanted.includes('document')) errors.push(...prefixed(input(raw.document), 'document'));
+  if (raw.patch !== undefined && wanted.includes('patch')) errors.push(...prefixed(patch(raw.patch), 'patch'));
+  return errors;
+}
+
+function toOperation(raw: Record<string, unknown>): BatchOperation {
+  const collection = raw.collection as string;
+  const version = expectedVersion(raw.ifMatch as string | undefined);
+  const conditional = version === undefined ? {} : { expectedVersion: version };
+  switch (raw.op as BatchOperation['op']) {
+    case 'insert':
+      return { op: 'insert', collection, document: raw.document as Record<string, unknown> };
+    case 'replace':
+      return { op: 'replace', collection, id: raw.id as string, document: raw.document as Record<string, unknown>, ...conditional };
+    case 'patch':
+      return { op: 'patch', collection, id: raw.id as string, patch: raw.patch as Record<string, Json>, ...conditional };
+    case 'delete':
+      return { op: 'delete', collection, id: raw.id as string, ...conditional };
+  }
+}
+
+const STATUS: Record<BatchOutcome['action'], number> = { inserted: 201, replaced: 200, patched: 200, archived: 200, deleted: 204 };
+
+const batchRoutes: FastifyPluginAsync = async (app) => {
+  app.addSchema(BatchOperationSchema);
+  app.addSchema(BatchRequestSchema);
+  app.addSchema(BatchResultSchema);
+  app.addSchema(BatchResponseSchema);
+
+  // The same schemas as the single routes' bodies, compiled once, without their $ids: they are
+  // registered with Fastify's own validator already.
+  const checks = new Map<string, Checks>();
+  for (const entity of ENTITIES as readonly Entity[]) {
+    if (!BATCH_COLLECTIONS.has(entity.collection)) continue;
+    const shared = documentSchemas(entity).shared;
+    const { $id: _input, examples: _examples, ...input } = shared.find((s) => s.$id === `${entity.schemaName}Input`)!;
+    const { $id: _patch, ...patch } = shared.find((s) => s.$id === `${entity.schemaName}Patch`)!;
+    checks.set(entity.collection, { input: compileValidator(input, 'body', { applyDefaults: true }), patch: compileValidator(patch) });
+  }
+
+  app.post(
+    '',
+    {
+      schema: {
+        tags: ['batch'],
+        operationId: 'runBatch',
+        summary: 'Apply several writes at once, all or nothing',
+        description:
+          `Inserts, replaces, merge-patches and deletes documents of ${COLLECTIONS.join(', ')} (orders change only through their workflow), ` +
+          `1 to ${BATCH_MAX_OPERATIONS} operations in one transaction. Every operation is validated first, as its single route would ` +
+          'validate it; any invalid one is a 400 listing every invalid value with pointers into this request, and nothing is written. ' +
+          'Then they are applied in order; the first that fails aborts them all, and the answer is the problem its single route would give ' +
+          '(404, 409, 412, 400) with `failedOperation: { index, op, collection }`. Nothing is written unless everything is.',
+        body: Type.Ref('BatchRequest'),
+        response: {
+          200: { description: 'Every operation was applied.', ...Type.Ref('BatchResponse') },
+          ...problemResponses(400, 404, 412, 413, 415, 500, 503),
+          ...problemKinds(409, 'An operation was refused; nothing was written. `failedOperation` names it:', conflictKinds),
+        },
+      },
+    },
+    async (request) => {
+      const raws = (request.body as { operations: Record<string, unknown>[] }).operations;
+      const errors = raws.flatMap((raw, index) => checkOperation(raw, index, checks));
+      if (errors.length > 0) throw AppError.validation(errors);
+      const operations = raws.map(toOperation);
+      const outcomes = await runBatch(app.db.connection, app.repositories, operations, request.log);
+      return {
+        results: outcomes.map(({ action, document }, index) => {
+          const resource = app.repositories.documents.get(operations[index]!.collection)!.toResource(document);
+          return {
+            index,
+            op: operations[index]!.op,
+            status: STATUS[action],
+            id: resource.id,
+            version: document.version,
+            // Plain JSON: the schema leaves the document open, so nothing types its dates and ids.
+            ...(action !== 'deleted' && { document: JSON.parse(JSON.stringify(resource)) }),
+          };
+        }),
+      };
+    },
+  );
+};
+
+export default batchRoutes;

@@ -18,6 +18,7 @@ import {
   type OrderStatus,
 } from '../domain/orders.ts';
 import { RESERVE, insufficientStock, type Shortage } from '../domain/stock-movements.ts';
+import { MAX_AMOUNT } from '../domain/types.ts';
 import { AppError } from '../errors.ts';
 import type { StoredDocument } from './documents.ts';
 import type { StockMovements } from './stock-movements.ts';
@@ -170,9 +171,10 @@ export class OrderWorkflow {
   ): Promise<void> {
     const _id = new ObjectId(customerId);
     const always = { $max: { 'stats.lastOrderAt': now }, $set: { updatedAt: now } };
+    // Only while the running total stays an amount the model can hold.
     const added = await this.models.customers
       .updateOne(
-        { _id, 'stats.spent.currency': subtotal.currency },
+        { _id, 'stats.spent': { $elemMatch: { currency: subtotal.currency, amount: { $lte: MAX_AMOUNT - subtotal.amount } } } },
         { ...always, $inc: { 'stats.orderCount': 1, 'stats.spent.$.amount': subtotal.amount, version: 1 } },
         { session },
       )
@@ -185,8 +187,14 @@ export class OrderWorkflow {
         { session },
       )
       .exec();
+    if (pushed.matchedCount === 1) return;
+    if ((await this.models.customers.exists({ _id }).session(session)) !== null) {
+      throw new AppError(409, 'amount-too-large', 'Amount Too Large', {
+        detail: `The customer's total spent in ${subtotal.currency} would pass the largest amount the service holds (${MAX_AMOUNT}).`,
+      });
+    }
     // The customer was found at the start of this transaction, whose snapshot still has them (a
     // deletion since would be a write conflict, retried): a safety net.
-    if (pushed.matchedCount === 0) throw unknownCustomer(customerId);
+    throw unknownCustomer(customerId);
   }
 }

@@ -224,6 +224,16 @@ describe('POST /v1/orders places an order', () => {
       expect(res.json().type).toBe('urn:storekeeper:problem:amount-too-large');
     });
 
+    it("a customer whose running total in the currency would pass the largest amount: 409 amount-too-large", async () => {
+      const rich = (await s.customer()).id;
+      await t.app.db.connection.db!
+        .collection('customers')
+        .updateOne({ _id: new mongoose.Types.ObjectId(rich) }, { $set: { 'stats.spent': [{ currency: 'EUR', amount: 2_147_483_647 }] } });
+      const res = await refused({ customerId: rich, warehouse: 'AMS-1', lines: [{ sku: 'REFUSE-A', quantity: 1 }] });
+      expect(res.statusCode).toBe(409);
+      expect(res.json().type).toBe('urn:storekeeper:problem:amount-too-large');
+    });
+
     it('a price sent by the client: 400, prices come from the catalog only', async () => {
       const res = await refused({
         customerId,

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import mongoose from 'mongoose';
 import { BATCH_MAX_OPERATIONS } from '../../src/domain/batch.ts';
 import { Customer, Order, Product } from '../../src/domain/entities/index.ts';
 import { storedOrder } from '../helpers/documents.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 const COLLECTIONS = ['products', 'customers', 'stock', 'orders'];
 
 let sequence = 0;

@@ -3,8 +3,8 @@ import mongoose from 'mongoose';
 import { Customer } from '../../src/domain/entities/index.ts';
 import { storedOrder } from '../helpers/documents.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { PROBLEM_CONTENT_TYPE as PROBLEM, expectProblemAnswers } from '../helpers/problems.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 const MERGE_PATCH = 'application/merge-patch+json';
 
 let sequence = 0;
@@ -404,16 +404,7 @@ describe('/v1/customers', () => {
       { method: 'DELETE' as const, url: `/v1/customers/${created.id}` },
       { method: 'DELETE' as const, url: `/v1/customers/${unknown}`, headers: { 'x-request-id': 'caller-chosen.id-1' } },
     ];
-    const statuses: number[] = [];
-    for (const request of failures) {
-      const res = await t.app.inject(request);
-      statuses.push(res.statusCode);
-      expect(res.headers['content-type'], `${request.method} ${request.url}`).toMatch(PROBLEM);
-      const body = res.json();
-      expect(body.status).toBe(res.statusCode);
-      expect(body.requestId, `${request.method} ${request.url}`).toBe(res.headers['x-request-id']);
-      expect(body.type).toMatch(/^urn:storekeeper:problem:/);
-    }
+    const statuses = await expectProblemAnswers(t.app, failures);
     expect(statuses).toEqual([400, 409, 400, 404, 400, 400, 400, 415, 412, 409, 404]);
     expect((await t.app.inject({ url: `/v1/customers/${unknown}`, headers: { 'x-request-id': 'caller-chosen.id-2' } })).json().requestId)
       .toBe('caller-chosen.id-2');

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 let keys = 0;
 const newKey = () => `test-key-${process.pid}-${++keys}`;
 

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import mongoose from 'mongoose';
 import { ORDER_ACTIONS, TRANSITIONS, actionsFrom, type OrderAction, type OrderStatus } from '../../src/domain/orders.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 const { ObjectId } = mongoose.Types;
 
 /** The actions that bring a placed order to each status. */

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import mongoose from 'mongoose';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 const { ObjectId } = mongoose.Types;
 
 describe('POST /v1/orders places an order', () => {

@@ -3,8 +3,8 @@ import mongoose from 'mongoose';
 import { Order } from '../../src/domain/entities/index.ts';
 import { storedOrder } from '../helpers/documents.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { PROBLEM_CONTENT_TYPE as PROBLEM, expectProblemAnswers } from '../helpers/problems.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 const MERGE_PATCH = 'application/merge-patch+json';
 const { ObjectId } = mongoose.Types;
 
@@ -269,16 +269,7 @@ describe('/v1/orders', () => {
       { method: 'GET' as const, url: '/v1/orders?status=lost' },
       { method: 'GET' as const, url: '/v1/orders?sort=createdAt&cursor=bm90LWpzb24' },
     ];
-    const statuses: number[] = [];
-    for (const request of failures) {
-      const res = await t.app.inject(request);
-      statuses.push(res.statusCode);
-      expect(res.headers['content-type'], `${request.method} ${request.url}`).toMatch(PROBLEM);
-      const body = res.json();
-      expect(body.status).toBe(res.statusCode);
-      expect(body.requestId, `${request.method} ${request.url}`).toBe(res.headers['x-request-id']);
-      expect(body.type).toMatch(/^urn:storekeeper:problem:/);
-    }
+    const statuses = await expectProblemAnswers(t.app, failures);
     expect(statuses).toEqual([400, 405, 405, 405, 404, 400, 400, 400]);
     expect(await orders().findOne({ _id: new ObjectId(id) })).toMatchObject({ status: 'placed', version: 1 });
   });

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import mongoose from 'mongoose';
 import { Order, Product } from '../../src/domain/entities/index.ts';
 import { storedOrder } from '../helpers/documents.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 const MERGE_PATCH = 'application/merge-patch+json';
 
 let sequence = 0;

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { LogCapture, buildTestApp, testEnv, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 
 describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
   let t: TestApp;

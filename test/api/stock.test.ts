@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mongoose from 'mongoose';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { PROBLEM_CONTENT_TYPE as PROBLEM, expectProblemAnswers } from '../helpers/problems.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 const MERGE_PATCH = 'application/merge-patch+json';
 
 let sequence = 0;
@@ -350,16 +350,7 @@ describe('/v1/stock', () => {
       { method: 'PATCH' as const, url: `/v1/stock/${created.id}`, payload: { available: 1 }, headers: { 'content-type': MERGE_PATCH, 'if-match': 'W/"1"' } },
       { method: 'DELETE' as const, url: `/v1/stock/${created.id}`, headers: { 'x-request-id': 'caller-chosen.id-3' } },
     ];
-    const statuses: number[] = [];
-    for (const request of failures) {
-      const res = await t.app.inject(request);
-      statuses.push(res.statusCode);
-      expect(res.headers['content-type'], `${request.method} ${request.url}`).toMatch(PROBLEM);
-      const body = res.json();
-      expect(body.status).toBe(res.statusCode);
-      expect(body.requestId, `${request.method} ${request.url}`).toBe(res.headers['x-request-id']);
-      expect(body.type).toMatch(/^urn:storekeeper:problem:/);
-    }
+    const statuses = await expectProblemAnswers(t.app, failures);
     expect(statuses).toEqual([400, 409, 415, 404, 400, 400, 400, 412, 409]);
     expect(await stored(created.id)).toMatchObject({ available: created.available, reserved: 1, version: 1 });
   });

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import { Type } from 'typebox';
 import mongoose from 'mongoose';
 import { problemResponses } from '../../src/http/schemas/problem.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
-const PROBLEM = /^application\/problem\+json/;
 
 describe('problem documents', () => {
   let t: TestApp;

@@ -2,13 +2,12 @@
 // collection's validator, collation and indexes are exactly what src/domain/entities declares.
 // When this fails after a declaration changed, write a migration (npm run schema:print).
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import mongoose from 'mongoose';
 import { ENTITIES } from '../../src/domain/entities/index.ts';
 import type { Entity, IndexDeclaration } from '../../src/domain/entity.ts';
 import { toMongoJsonSchema } from '../../src/data/json-schema.ts';
-import { dropDatabase, migrateDatabase, testDatabaseName } from '../helpers/app.ts';
+import { useMigratedDatabase } from '../helpers/app.ts';
 
 /** What the server adds to every index description on its own. */
 const VOLATILE = ['v', 'ns', 'textIndexVersion', 'language_override', 'default_language', 'collation'];
@@ -46,29 +45,17 @@ function normalizeDeclared({ serves: _serves, ...index }: IndexDeclaration): Rec
 const byName = (a: { name?: unknown }, b: { name?: unknown }) => String(a.name).localeCompare(String(b.name));
 
 describe('the migrated schema matches the entity declarations', () => {
-  const dbName = testDatabaseName('schema_drift');
-  let client: mongoose.mongo.MongoClient;
-  let db: mongoose.mongo.Db;
-
-  beforeAll(async () => {
-    await migrateDatabase(dbName);
-    client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
-    db = client.db(dbName);
-  });
-  afterAll(async () => {
-    await client?.close();
-    await dropDatabase(dbName);
-  });
+  const database = useMigratedDatabase('schema_drift');
 
   it('creates a collection for every entity and nothing else besides the migration and idempotency bookkeeping', async () => {
-    const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
+    const names = (await database.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
     // idempotency_records is no entity: its schema lives in its migration alone.
     expect(names).toEqual([...ENTITIES.map((e) => e.collection), 'idempotency_records', 'migrations_changelog', 'migrations_lock'].sort());
   });
 
   describe.each(ENTITIES.map((entity) => [entity.collection, entity] as [string, Entity]))('%s', (name, entity) => {
     it('has the declaration as its strict validator', async () => {
-      const [info] = await db.listCollections({ name }).toArray();
+      const [info] = await database.db.listCollections({ name }).toArray();
       const options = (info as { options: Record<string, unknown> }).options;
       expect(options.validator).toEqual({ $jsonSchema: toMongoJsonSchema(entity.stored) });
       expect(options.validationLevel).toBe('strict');
@@ -76,9 +63,9 @@ describe('the migrated schema matches the entity declarations', () => {
     });
 
     it('has the declared collation, inherited by every index', async () => {
-      const [info] = await db.listCollections({ name }).toArray();
+      const [info] = await database.db.listCollections({ name }).toArray();
       const collation = (info as { options: { collation?: Record<string, unknown> } }).options.collation;
-      const indexes = (await db.collection(name).listIndexes().toArray()) as Index[];
+      const indexes = (await database.db.collection(name).listIndexes().toArray()) as Index[];
       if (entity.collation === undefined) {
         expect(collation).toBeUndefined();
         for (const index of indexes) expect(index.collation, index.name).toBeUndefined();
@@ -89,7 +76,7 @@ describe('the migrated schema matches the entity declarations', () => {
     });
 
     it('has exactly the declared indexes', async () => {
-      const listed = ((await db.collection(name).listIndexes().toArray()) as Index[]).filter((index) => index.name !== '_id_');
+      const listed = ((await database.db.collection(name).listIndexes().toArray()) as Index[]).filter((index) => index.name !== '_id_');
       expect(listed.map(normalizeListed).sort(byName)).toEqual(entity.indexes.map(normalizeDeclared).sort(byName));
     });
   });

@@ -1,13 +1,12 @@
 // The database's own guard: documents written straight through the driver, past the service,
 // are refused when they break the declared rules, and the unique indexes hold.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import mongoose from 'mongoose';
 import type { TSchema } from 'typebox';
 import { Customer, ENTITIES, Order, Product, Stock } from '../../src/domain/entities/index.ts';
 import type { Entity } from '../../src/domain/entity.ts';
-import { dropDatabase, migrateDatabase, testDatabaseName } from '../helpers/app.ts';
+import { useMigratedDatabase } from '../helpers/app.ts';
 
 const { ObjectId } = mongoose.mongo;
 const DOCUMENT_VALIDATION_FAILURE = 121;
@@ -38,28 +37,16 @@ function validDocument(entity: Entity, overrides: Doc = {}): Doc {
 }
 
 describe('the database validates what is written to it', () => {
-  const dbName = testDatabaseName('validator');
-  let client: mongoose.mongo.MongoClient;
-  let db: mongoose.mongo.Db;
+  const database = useMigratedDatabase('validator');
 
-  beforeAll(async () => {
-    await migrateDatabase(dbName);
-    client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
-    db = client.db(dbName);
-  });
-  afterAll(async () => {
-    await client?.close();
-    await dropDatabase(dbName);
-  });
-
-  const products = () => db.collection<Doc>('products');
+  const products = () => database.db.collection<Doc>('products');
 
   it.each(ENTITIES.map((entity) => [entity.collection, entity] as [string, Entity]))(
     'accepts the example %s document',
     async (name, entity) => {
       const document = validDocument(entity);
-      await db.collection<Doc>(name).insertOne(document);
-      expect(await db.collection<Doc>(name).findOne({ _id: document._id as mongoose.mongo.ObjectId })).toEqual(document);
+      await database.db.collection<Doc>(name).insertOne(document);
+      expect(await database.db.collection<Doc>(name).findOne({ _id: document._id as mongoose.mongo.ObjectId })).toEqual(document);
     },
   );
 
@@ -99,7 +86,7 @@ describe('the database validates what is written to it', () => {
 
   it('refuses an order whose customerId is a hex string instead of an ObjectId', async () => {
     const order = validDocument(Order, { customerId: '6650f0c2a1b2c3d4e5f60718' });
-    await expect(db.collection<Doc>('orders').insertOne(order)).rejects.toMatchObject({ code: DOCUMENT_VALIDATION_FAILURE });
+    await expect(database.db.collection<Doc>('orders').insertOne(order)).rejects.toMatchObject({ code: DOCUMENT_VALIDATION_FAILURE });
   });
 
   it('refuses an amount beyond the 32-bit maximum the declaration allows', async () => {
@@ -126,7 +113,7 @@ describe('the database validates what is written to it', () => {
   });
 
   it('treats two e-mails that differ only in case as the same customer', async () => {
-    const customers = db.collection<Doc>('customers');
+    const customers = database.db.collection<Doc>('customers');
     await customers.insertOne(validDocument(Customer, { email: 'grace@example.com' }));
     await expect(customers.insertOne(validDocument(Customer, { email: 'Grace@Example.COM' }))).rejects.toMatchObject({
       code: DUPLICATE_KEY,
@@ -136,7 +123,7 @@ describe('the database validates what is written to it', () => {
   });
 
   it('refuses a second stock item for the same SKU and warehouse', async () => {
-    const stock = db.collection<Doc>('stock');
+    const stock = database.db.collection<Doc>('stock');
     await stock.insertOne(validDocument(Stock, { sku: 'STOCK-1', warehouse: 'AMS-1' }));
     await stock.insertOne(validDocument(Stock, { sku: 'STOCK-1', warehouse: 'RTM-1' }));
     await expect(stock.insertOne(validDocument(Stock, { sku: 'STOCK-1', warehouse: 'AMS-1' }))).rejects.toMatchObject({

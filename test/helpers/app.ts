@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import mongoose from 'mongoose';
 import { buildApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -96,4 +96,28 @@ export async function dropDatabase(dbName: string): Promise<void> {
   } finally {
     await client.close();
   }
+}
+
+/**
+ * A migrated database of the calling file's own, for a describe block that works on it with the
+ * driver directly: migrated before its tests, dropped after them.
+ */
+export function useMigratedDatabase(label: string): { readonly name: string; readonly db: mongoose.mongo.Db } {
+  const name = testDatabaseName(label);
+  let client: mongoose.mongo.MongoClient | undefined;
+  beforeAll(async () => {
+    await migrateDatabase(name);
+    client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await dropDatabase(name);
+  });
+  return {
+    name,
+    get db() {
+      if (client === undefined) throw new Error('the migrated database is ready only inside tests');
+      return client.db(name);
+    },
+  };
 }

@@ -10,6 +10,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.ts';
 import database from './data/database.ts';
 import { AJV_OPTIONS } from './domain/validation.ts';
+import metrics from './http/plugins/metrics.ts';
 import openapi from './http/plugins/openapi.ts';
 import idempotency from './http/plugins/idempotency.ts';
 import problemDetails from './http/plugins/problem-details.ts';
@@ -39,6 +40,7 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
   await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
   await fastify.register(openapi, { docs: config.http.docs, version: VERSION });
   await fastify.register(database, { ...config.mongo, connect });
+  await fastify.register(metrics);
 
   await fastify.register(repositories, { countTimeoutMs: config.mongo.countTimeoutMs });
   // Before the routes: it hooks every POST route registered after it.

@@ -1,0 +1,83 @@
+// Prometheus metrics at GET /metrics: requests by route pattern and status, their latency,
+// transaction retries, MongoDB's connection state, and the process's own CPU, memory and event
+// loop. One registry per app, so several apps in one process (the tests) never collide.
+
+import fp from 'fastify-plugin';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Type } from 'typebox';
+import { transactionRetries } from '../../data/transactions.ts';
+import { problemResponses } from '../schemas/problem.ts';
+
+const PREFIX = 'storekeeper_';
+
+export default fp(
+  async (app) => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+    const requests = new Counter({
+      name: `${PREFIX}http_requests_total`,
+      help: 'HTTP requests answered, by method, route pattern and status.',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers: [registry],
+    });
+    const duration = new Histogram({
+      name: `${PREFIX}http_request_duration_seconds`,
+      help: 'Time to answer HTTP requests, by method and route pattern.',
+      labelNames: ['method', 'route'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    new Counter({
+      name: `${PREFIX}transaction_retries_total`,
+      help: 'Transaction retries since start: transient errors, unknown commit results, and give-ups (503).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      // The transaction helper keeps plain counters; they are read when Prometheus scrapes.
+      collect() {
+        this.reset();
+        for (const [kind, count] of Object.entries(transactionRetries)) this.inc({ kind }, count);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}mongodb_up`,
+      help: '1 while the MongoDB connection is established, 0 otherwise.',
+      registers: [registry],
+      collect() {
+        this.set(app.db.state === 'connected' ? 1 : 0);
+      },
+    });
+
+    app.addHook('onResponse', async (request, reply) => {
+      // The route pattern, not the URL, keeps the label set bounded.
+      const route = request.routeOptions.url ?? 'unmatched';
+      requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+      duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    });
+
+    app.get(
+      '/metrics',
+      {
+        schema: {
+          tags: ['health'],
+          summary: 'Prometheus metrics',
+          operationId: 'getMetrics',
+          response: {
+            200: {
+              description: 'Metrics in the Prometheus text exposition format.',
+              content: {
+                [registry.contentType.split(';')[0]!]: {
+                  schema: Type.String(),
+                  example: '# TYPE storekeeper_http_requests_total counter\nstorekeeper_http_requests_total{method="GET",route="/v1/products",status="200"} 42\n',
+                },
+              },
+            },
+            ...problemResponses(500),
+          },
+        },
+      },
+      async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+    );
+  },
+  { name: 'metrics', dependencies: ['database'], fastify: '5.x' },
+);

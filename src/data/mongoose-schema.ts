@@ -3,7 +3,7 @@
 // no native type for (free-form records, unions) are checked by the same JSON Schema through
 // Ajv, so the model validates exactly what the HTTP layer does.
 
-import mongoose, { Schema, type SchemaDefinition, type SchemaDefinitionProperty } from 'mongoose';
+import { Schema, type SchemaDefinition, type SchemaDefinitionProperty } from 'mongoose';
 import type { TSchema } from 'typebox';
 import { compileValidator } from '../domain/validation.ts';
 
@@ -114,4 +114,3 @@ export function toMongooseSchema(stored: TSchema, options: ModelSchemaOptions): 
   });
 }
 
-export const { ObjectId } = mongoose.Types;

@@ -109,8 +109,12 @@ describe('problem documents', () => {
   });
 
   it('when MongoDB cannot be reached, answers 503 with Retry-After', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/test/database-down' });
+    const res = await t.app.inject({ method: 'GET', url: '/test/database-down', headers: { 'x-request-id': 'trace-503' } });
     expect(res.statusCode).toBe(503);
+    // An outage is logged as a warning with its cause, not as an error like a bug.
+    const logged = t.logs.lines.find((line) => line.requestId === 'trace-503' && line.msg === 'request failed');
+    expect(logged?.level).toBe(40);
+    expect(JSON.stringify(logged)).toContain('ECONNREFUSED');
     expect(res.headers['retry-after']).toBe('5');
     expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:service-unavailable', status: 503 });
   });

@@ -70,8 +70,10 @@ export default fp<ProblemDetailsOptions>(
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const appError = toAppError(error, options.retryAfterSeconds);
       if (appError.status >= 500) {
-        // The original error goes to the log, never to the client.
-        request.log.error({ err: appError.cause ?? error, code: appError.code }, 'request failed');
+        // The original error goes to the log, never to the client. A 503 is an expected state
+        // (MongoDB away, contention): a warning, so an outage does not read as a flood of bugs.
+        const level = appError.status === 503 ? 'warn' : 'error';
+        request.log[level]({ err: appError.cause ?? error, code: appError.code }, 'request failed');
       } else {
         request.log.info({ code: appError.code, detail: appError.message }, 'request refused');
       }

@@ -10,17 +10,26 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.ts';
 import database from './data/database.ts';
 import { AJV_OPTIONS } from './domain/validation.ts';
+import authentication from './http/plugins/authentication.ts';
+import loadShedding from './http/plugins/load-shedding.ts';
 import metrics from './http/plugins/metrics.ts';
+import rateLimit from './http/plugins/rate-limit.ts';
+import securityHeaders from './http/plugins/security-headers.ts';
 import openapi from './http/plugins/openapi.ts';
 import idempotency from './http/plugins/idempotency.ts';
 import problemDetails from './http/plugins/problem-details.ts';
 import requestContext, { AccessLog, requestIdFrom } from './http/plugins/request-context.ts';
+import inputGuard, { frameworkErrors } from './http/plugins/input-guard.ts';
+import jsonBody from './http/plugins/json-body.ts';
 import health from './http/routes/health.ts';
 import batchRoutes from './http/routes/batch.ts';
-import documentRoutes, { MERGE_PATCH_MEDIA_TYPE } from './http/routes/documents.ts';
+import auditRoutes from './http/routes/audit.ts';
+import keyRoutes from './http/routes/keys.ts';
+import documentRoutes from './http/routes/documents.ts';
 import orderRoutes from './http/routes/orders.ts';
 import stockMovementRoutes from './http/routes/stock-movements.ts';
 import { documentSchemas } from './http/schemas/documents.ts';
+import { buildSerializer } from './http/schemas/serialization.ts';
 import repositories from './data/repositories.ts';
 import { ENTITIES } from './domain/entities/index.ts';
 
@@ -33,16 +42,30 @@ export interface AppOptions {
 export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
 const app = fp<AppOptions>(async (fastify, { config, connect }) => {
-  // Bodies are JSON, or JSON Merge Patch on PATCH; text/plain is not an input here.
-  fastify.removeContentTypeParser('text/plain');
-  fastify.addContentTypeParser(MERGE_PATCH_MEDIA_TYPE, { parseAs: 'string' }, fastify.getDefaultJsonParser('error', 'error'));
+  // Bodies are JSON, or JSON Merge Patch on PATCH, in strict UTF-8; nothing else is an input here.
+  await fastify.register(jsonBody);
   await fastify.register(requestContext);
+  // Its preValidation hook comes first: hostile input is refused before anything else reads it.
+  await fastify.register(inputGuard);
   await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
+  // Before the docs routes and the authentication: CORS headers go out on a 401 too.
+  await fastify.register(securityHeaders, { corsOrigins: config.security.corsOrigins });
   await fastify.register(openapi, { docs: config.http.docs, version: VERSION });
   await fastify.register(database, { ...config.mongo, connect });
+  // Before every protected route: its hooks see each route as it is added.
+  await fastify.register(rateLimit, {
+    perKeyPerMinute: config.security.rateLimitPerMinute,
+    anonymousPerMinute: config.security.anonymousRateLimitPerMinute,
+  });
+  await fastify.register(authentication, { cacheTtlMs: config.security.authCacheTtlMs, rateLimitPerMinute: config.security.rateLimitPerMinute });
+  await fastify.register(loadShedding, { maxConcurrent: config.security.maxConcurrentQueries });
   await fastify.register(metrics);
 
-  await fastify.register(repositories, { countTimeoutMs: config.mongo.countTimeoutMs });
+  await fastify.register(repositories, {
+    countTimeoutMs: config.mongo.countTimeoutMs,
+    queryTimeoutMs: config.security.queryTimeoutMs,
+    retentionDays: config.audit.retentionDays,
+  });
   // Before the routes: it hooks every POST route registered after it.
   await fastify.register(idempotency, { ttlHours: config.idempotency.ttlHours });
 
@@ -61,6 +84,9 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
   await fastify.register(orderRoutes, { prefix: '/v1/orders' });
   await fastify.register(stockMovementRoutes, { prefix: '/v1/stock' });
   await fastify.register(batchRoutes, { prefix: '/v1/batch' });
+  // Not an entity of ENTITIES: read-only, behind audit:read rather than a collection's scopes.
+  await fastify.register(auditRoutes, { prefix: '/v1/audit' });
+  await fastify.register(keyRoutes, { prefix: '/v1/keys' });
 }, { name: 'storekeeper', fastify: '5.x' });
 
 export default app;
@@ -89,8 +115,12 @@ export async function buildApp({ logger, ...options }: BuildOptions) {
   const fastify = Fastify({
     loggerInstance: logger,
     genReqId: requestIdFrom,
+    // URLs refused before routing (bad percent-encoding in the path) answer with problem documents too.
+    frameworkErrors,
     logController: new AccessLog(),
     bodyLimit: http.bodyLimit,
+    // A client must send its whole request within this time (slow-loris protection).
+    requestTimeout: options.config.security.requestTimeoutMs,
     trustProxy: http.trustProxy,
     // Keep-alive connections that are idle are closed at shutdown; busy ones finish first.
     forceCloseConnections: 'idle',
@@ -98,7 +128,9 @@ export async function buildApp({ logger, ...options }: BuildOptions) {
     // allErrors lists every invalid field in one 400; bodies are bounded (BODY_LIMIT_BYTES and
     // maxItems/maxLength in every schema), which keeps its cost bounded too.
     ajv: { customOptions: { ...AJV_OPTIONS, formats: { ...AJV_OPTIONS.formats } } },
-    schemaController: { compilersFactory: { buildValidator: buildValidatorPerPart } },
+    // Responses are written by fast-json-stringify from schemas that drop its per-value union checks
+    // where JSON.stringify writes the same (src/http/schemas/serialization.ts).
+    schemaController: { compilersFactory: { buildValidator: buildValidatorPerPart, buildSerializer: buildSerializer() } },
     // The serializer picks between union members with Ajv too; it must know the same formats.
     serializerOpts: { ajv: { formats: { ...AJV_OPTIONS.formats } } },
   }).withTypeProvider<TypeBoxTypeProvider>();

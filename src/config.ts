@@ -142,6 +142,11 @@ export const variables = {
     default: '24',
     parse: integer(1, 24 * 365),
   },
+  AUDIT_RETENTION_DAYS: {
+    description: 'How long audit entries are kept: each expires this many days after its write (a change applies to entries written from then on).',
+    default: '365',
+    parse: integer(1, 36_500),
+  },
   SHUTDOWN_GRACE_MS: {
     description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway.',
     default: '10000',
@@ -150,6 +155,46 @@ export const variables = {
   BODY_LIMIT_BYTES: { description: 'Largest accepted request body.', default: '1048576', parse: integer(1024, 64 * 1024 * 1024) },
   TRUST_PROXY: { description: 'Trust X-Forwarded-* headers (behind a load balancer).', default: 'false', parse: boolean },
   DOCS_ENABLED: { description: 'Serve the OpenAPI document and Swagger UI at /docs.', default: 'true', parse: boolean },
+  AUTH_CACHE_TTL_MS: {
+    description: 'How long a looked-up API key is reused before it is read again: a revoked key stops working within this time.',
+    default: '10000',
+    parse: integer(0, 600_000),
+  },
+  RATE_LIMIT_PER_MINUTE: {
+    description: 'Requests per minute per API key (a key may carry its own limit); bursts up to the same number. 0: unlimited.',
+    default: '1200',
+    parse: integer(0, 10_000_000),
+  },
+  RATE_LIMIT_ANONYMOUS_PER_MINUTE: {
+    description: 'Requests per minute per client IP to the open routes (health, docs) and with a missing or wrong key. 0: unlimited.',
+    default: '300',
+    parse: integer(0, 10_000_000),
+  },
+  REQUEST_TIMEOUT_MS: {
+    description: 'Longest time a client may take to send a whole request (headers and body) before the connection is closed.',
+    default: '30000',
+    parse: integer(1000, 600_000),
+  },
+  QUERY_TIMEOUT_MS: {
+    description: 'Longest time MongoDB may spend on one list query before it is stopped and the request answered 503.',
+    default: '5000',
+    parse: integer(10, 600_000),
+  },
+  MAX_CONCURRENT_QUERIES: {
+    description: 'Expensive requests (lists, batches) handled at once per instance; more wait briefly, then get 503 with Retry-After.',
+    default: '32',
+    parse: integer(1, 10_000),
+  },
+  CORS_ORIGINS: {
+    description: 'Comma-separated browser origins allowed to call the API (CORS), e.g. https://admin.example.com. Unset: no CORS headers.',
+    parse: (raw: string): string[] => {
+      const origins = raw.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '');
+      for (const origin of origins) {
+        if (origin !== '*' && !/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin)) throw new Error(`must list origins such as https://shop.example.com, got "${origin}"`);
+      }
+      return origins;
+    },
+  },
 } satisfies Record<string, Variable<unknown>>;
 
 type Variables = typeof variables;
@@ -177,6 +222,16 @@ export interface Config {
   embedded: { dataDir: string; port: number; cacheSizeGB: number; binary?: string };
   migrationsOnStart: Parsed<'MIGRATIONS_ON_START'>;
   idempotency: { ttlHours: number };
+  audit: { retentionDays: number };
+  security: {
+    authCacheTtlMs: number;
+    rateLimitPerMinute: number;
+    anonymousRateLimitPerMinute: number;
+    requestTimeoutMs: number;
+    queryTimeoutMs: number;
+    maxConcurrentQueries: number;
+    corsOrigins: string[];
+  };
   shutdownGraceMs: number;
 }
 
@@ -233,6 +288,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     migrationsOnStart: v.MIGRATIONS_ON_START,
     idempotency: { ttlHours: v.IDEMPOTENCY_TTL_HOURS },
+    audit: { retentionDays: v.AUDIT_RETENTION_DAYS },
+    security: {
+      authCacheTtlMs: v.AUTH_CACHE_TTL_MS,
+      rateLimitPerMinute: v.RATE_LIMIT_PER_MINUTE,
+      anonymousRateLimitPerMinute: v.RATE_LIMIT_ANONYMOUS_PER_MINUTE,
+      requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
+      queryTimeoutMs: v.QUERY_TIMEOUT_MS,
+      maxConcurrentQueries: v.MAX_CONCURRENT_QUERIES,
+      corsOrigins: values.CORS_ORIGINS ?? [],
+    },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
   };
 }

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { npmRun } from './helpers/commands.ts';
 import { getPort } from './helpers/net.ts';
 import { spawnService, type ServiceProcess } from './helpers/process.ts';
 import { MIGRATION_FILES, waitFor } from './helpers/app.ts';
@@ -41,9 +42,15 @@ describe('the embedded default (no MONGODB_URI)', () => {
 
     // The first start applied the migrations; a product is written through the API.
     expect(service.lines.some((line) => line.msg === `applied migrations: ${MIGRATION_FILES.join(', ')}`)).toBe(true);
+    // An operator creates a key through the running service's database, as the README says.
+    const keys = await npmRun('keys', ['create', '--name', 'newcomer', '--scope', 'products:*', '--json'], env);
+    expect(keys.code, keys.stderr).toBe(0);
+    const { key } = JSON.parse(keys.stdout) as { key: string };
+    const authorization = `Bearer ${key}`;
+    expect((await fetch(`http://127.0.0.1:${port}/v1/products`)).status).toBe(401);
     const created = await fetch(`http://127.0.0.1:${port}/v1/products`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization },
       body: JSON.stringify({ sku: 'KEPT-1', name: 'Survives restarts', price: { amount: 100, currency: 'EUR' }, category: 'tests' }),
     });
     expect(created.status).toBe(201);
@@ -56,7 +63,7 @@ describe('the embedded default (no MONGODB_URI)', () => {
     await service.waitForLine((line) => line.msg === 'embedded MongoDB is running; its data stays in dataDir');
     await waitFor(() => ready(port), 60_000, 'readiness after the restart');
     expect(service.lines.some((line) => line.msg === 'migrations are up to date')).toBe(true);
-    const read = await fetch(`http://127.0.0.1:${port}${location}`);
+    const read = await fetch(`http://127.0.0.1:${port}${location}`, { headers: { authorization } });
     expect(read.status).toBe(200);
     expect(await read.json()).toMatchObject({ sku: 'KEPT-1', name: 'Survives restarts', version: 1 });
     service.child.kill('SIGTERM');

@@ -1,15 +1,15 @@
-// Runs a batch of document writes in one transaction (withTransaction): each operation through
-// its collection's repository with the transaction's session, in order, so a later operation
-// sees the earlier ones. The first failure aborts the transaction and names its operation.
+// Runs a batch of document writes in one transaction of the audit trail: each operation through
+// its collection's repository in that transaction, in order, so a later operation sees the
+// earlier ones, and each records its own audit entry. The first failure aborts the transaction
+// (entries included) and names its operation.
 
-import type { Connection } from 'mongoose';
 import type { FastifyBaseLogger } from 'fastify';
 import type { BatchOperation } from '../domain/batch.ts';
 import { DELETION_RULES } from '../domain/deletion.ts';
 import { AppError, type FieldError } from '../errors.ts';
+import type { Actor } from './audit.ts';
 import type { Repositories } from './repositories.ts';
 import type { StoredDocument } from './documents.ts';
-import { withTransaction } from './transactions.ts';
 
 export interface BatchOutcome {
   /** deleted: the document is gone (`document` is its last version); archived: kept, changed. */
@@ -39,31 +39,31 @@ export function failedOperation(error: AppError, index: number, operation: Batch
 }
 
 export async function runBatch(
-  connection: Connection,
   repositories: Repositories,
   operations: readonly BatchOperation[],
+  actor: Actor,
   log: FastifyBaseLogger,
 ): Promise<BatchOutcome[]> {
-  return withTransaction(
-    connection,
-    async (session) => {
+  return repositories.audit.transaction(
+    actor,
+    async (tx) => {
       const outcomes: BatchOutcome[] = [];
       for (const [index, operation] of operations.entries()) {
         const repository = repositories.documents.get(operation.collection)!;
         try {
           switch (operation.op) {
             case 'insert':
-              outcomes.push({ action: 'inserted', document: await repository.create(operation.document, session) });
+              outcomes.push({ action: 'inserted', document: await repository.createIn(tx, operation.document) });
               break;
             case 'replace':
-              outcomes.push({ action: 'replaced', document: await repository.replace(operation.id, operation.document, operation.expectedVersion, session) });
+              outcomes.push({ action: 'replaced', document: await repository.replaceIn(tx, operation.id, operation.document, operation.expectedVersion) });
               break;
             case 'patch':
-              outcomes.push({ action: 'patched', document: await repository.patch(operation.id, operation.patch, operation.expectedVersion, session) });
+              outcomes.push({ action: 'patched', document: await repository.patchIn(tx, operation.id, operation.patch, operation.expectedVersion) });
               break;
             case 'delete': {
               const rule = DELETION_RULES[operation.collection]!;
-              const removal = await repository.removal(operation.id, rule, repositories.referencesIn(session), operation.expectedVersion, session);
+              const removal = await repository.removalIn(tx, operation.id, rule, repositories.referencesIn(tx.session), operation.expectedVersion);
               outcomes.push(removal);
               break;
             }

@@ -1,14 +1,20 @@
 // The document repository: every read and write of an entity's collection. Reads are lean
 // (plain objects) with projections; writes are conditional on the document's version, so two
-// writers never lose each other's changes, and a failed write changes nothing. Every write also
-// runs inside a caller's transaction when given its session (the batch route).
+// writers never lose each other's changes, and a failed write changes nothing. Every write runs
+// in a transaction of the audit trail, which records it: its own (create, replace, patch,
+// remove, the writes of one document taking turns in this process), or a caller's (the ...In
+// variants, which the batch runs several of in one).
 
 import mongoose, { type ClientSession, type Model } from 'mongoose';
+import type { FastifyBaseLogger } from 'fastify';
 import type { Entity } from '../domain/entity.ts';
 import { applyMergePatch, type Json } from '../domain/merge-patch.ts';
 import { compileValidator } from '../domain/validation.ts';
 import type { DeletionRule, References } from '../domain/deletion.ts';
 import { AppError, type FieldError } from '../errors.ts';
+import type { Actor, AuditTrail, Tx } from './audit.ts';
+import { KeyLocks, TurnTimeout } from './key-locks.ts';
+import { DEFAULT_TRANSACTION_OPTIONS } from './transactions.ts';
 import {
   afterCursor,
   compileFilter,
@@ -35,21 +41,23 @@ export interface ListPage {
 export interface RepositoryOptions {
   /** Upper bound on counting the matches of a list (totals are optional and bounded). */
   countTimeoutMs: number;
+  /** Upper bound on one list query: MongoDB stops it past this (and the request gets 503). */
+  queryTimeoutMs: number;
 }
-
-/** Attempts of a read-modify-write that keeps meeting concurrent writers (no If-Match given). */
-const WRITE_ATTEMPTS = 5;
 
 /** What a deletion did: the document is gone, or was archived instead (as it is now). */
 export type Removal = { action: 'deleted'; document: StoredDocument } | { action: 'archived'; document: StoredDocument };
 
 export class DocumentRepository {
   private readonly checkWritable: (value: unknown) => FieldError[];
+  /** Writes of one document take turns in this process (see inTurn). */
+  private readonly turns = new KeyLocks();
 
   constructor(
     readonly entity: Entity,
     readonly model: Model<any>,
     private readonly options: RepositoryOptions,
+    private readonly trail: AuditTrail,
   ) {
     this.checkWritable = compileValidator(entity.writable);
   }
@@ -62,67 +70,128 @@ export class DocumentRepository {
     return AppError.notFound(`No ${this.label} with id ${id}.`);
   }
 
-  async findById(id: string, projection?: Record<string, 1>, session?: ClientSession): Promise<StoredDocument | null> {
-    return this.model
-      .findById(new ObjectId(id), projection)
-      .session(session ?? null)
-      .lean<StoredDocument>()
-      .exec();
+  /** The driver's collection under the model, once connected (see reads()). */
+  private driver?: { db: mongoose.mongo.Db; collection: mongoose.mongo.Collection<StoredDocument> };
+
+  /**
+   * Reads go straight to the driver's collection: they are lean, their filters are built and typed
+   * by compileFilter, so Mongoose's query building and casting would only cost time (a third of a
+   * read's CPU in the benchmark). Undefined before the first connection: the caller then goes
+   * through Mongoose, whose error for that case the error handler answers with 503.
+   */
+  private reads(): mongoose.mongo.Collection<StoredDocument> | undefined {
+    const db = this.model.db.db;
+    if (db === undefined) return undefined;
+    if (this.driver?.db !== db) this.driver = { db, collection: db.collection<StoredDocument>(this.model.collection.collectionName) };
+    return this.driver.collection;
   }
 
-  async create(input: Record<string, unknown>, session?: ClientSession): Promise<StoredDocument> {
-    const now = new Date();
-    const document = { ...input, ...this.entity.serverDefaults, version: 1, createdAt: now, updatedAt: now };
-    try {
-      const [created] = await this.model.create([document], { session: session ?? null });
-      return created.toObject() as StoredDocument;
-    } catch (error) {
-      throw this.translate(error);
+  async findById(id: string, projection?: Record<string, 1>, session?: ClientSession): Promise<StoredDocument | null> {
+    const collection = this.reads();
+    if (collection === undefined) {
+      return this.model.findById(new ObjectId(id), projection).session(session ?? null).lean<StoredDocument>().exec();
     }
+    return collection.findOne({ _id: new ObjectId(id) }, { ...(projection && { projection }), ...(session && { session }) });
+  }
+
+  // --- writes of one request: each one transaction, with its audit entry ---------------------
+
+  async create(input: Record<string, unknown>, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
+    return this.trail.transaction(actor, (tx) => this.createIn(tx, input), log);
   }
 
   /** Replaces the writable fields; server-maintained fields and identity stay as they are. */
-  async replace(id: string, input: Record<string, unknown>, expectedVersion?: number, session?: ClientSession): Promise<StoredDocument> {
-    return this.rewrite(id, expectedVersion, () => input, session);
+  async replace(id: string, input: Record<string, unknown>, expectedVersion: number | undefined, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
+    return this.inTurn(id, actor, (tx) => this.replaceIn(tx, id, input, expectedVersion), log);
   }
 
   /** Applies a JSON Merge Patch to the writable fields and validates the result as a whole. */
-  async patch(id: string, patch: Record<string, Json>, expectedVersion?: number, session?: ClientSession): Promise<StoredDocument> {
-    return this.rewrite(
-      id,
-      expectedVersion,
-      (current) => {
-        const merged = applyMergePatch(this.writablePart(current) as Json, patch) as Record<string, unknown>;
-        const errors = this.checkWritable(merged);
-        if (errors.length > 0) throw AppError.validation(errors);
-        return merged;
-      },
-      session,
-    );
+  async patch(id: string, patch: Record<string, Json>, expectedVersion: number | undefined, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
+    return this.inTurn(id, actor, (tx) => this.patchIn(tx, id, patch, expectedVersion), log);
   }
 
-  /** Deletes, or archives when the rule says so (then returns the document as archived). */
-  async remove(id: string, rule: DeletionRule, references: References, expectedVersion?: number): Promise<StoredDocument | null> {
-    const removal = await this.removal(id, rule, references, expectedVersion);
+  /**
+   * Deletes, or archives when the rule says so (then returns the document as archived). The
+   * rule's lookups read through the transaction's session, as of its snapshot.
+   */
+  async remove(
+    id: string,
+    rule: DeletionRule,
+    referencesIn: (session: ClientSession) => References,
+    expectedVersion: number | undefined,
+    actor: Actor,
+    log: FastifyBaseLogger,
+  ): Promise<StoredDocument | null> {
+    const removal = await this.inTurn(id, actor, (tx) => this.removalIn(tx, id, rule, referencesIn(tx.session), expectedVersion), log);
     return removal.action === 'archived' ? removal.document : null;
   }
 
   /**
-   * remove, saying what happened and to which version. With a session, `references` must read
-   * through the same session, or the rule would judge data outside the transaction's snapshot.
+   * A write of one existing document: one transaction of the audit trail, run in turn with this
+   * process's other writes of the same document. Without turns, concurrent writers of a document
+   * all read one version and all but one meet a write conflict and retry, and a burst of them can
+   * use up the retries (stock items take turns for the same reason, see key-locks.ts); across
+   * instances the transactions and their retries keep the writes correct. Waiting longer than a
+   * transaction's time budget for the turn is a 503: nothing was written.
    */
-  async removal(id: string, rule: DeletionRule, references: References, expectedVersion?: number, session?: ClientSession): Promise<Removal> {
-    const current = await this.current(id, expectedVersion, session);
+  private async inTurn<T>(id: string, actor: Actor, work: (tx: Tx) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
+    const { maxTimeMs, retryAfterSeconds } = DEFAULT_TRANSACTION_OPTIONS;
+    try {
+      return await this.turns.run([id], maxTimeMs, () => this.trail.transaction(actor, work, log));
+    } catch (error) {
+      if (!(error instanceof TurnTimeout)) throw error;
+      throw AppError.unavailable(retryAfterSeconds, `Too many writes of the ${this.label} ${id} at once; nothing was written. Retry.`, error);
+    }
+  }
+
+  // --- the same writes inside a caller's transaction (a batch) ------------------------------
+
+  async createIn(tx: Tx, input: Record<string, unknown>): Promise<StoredDocument> {
+    const now = new Date();
+    const document = { ...input, ...this.entity.serverDefaults, version: 1, createdAt: now, updatedAt: now };
+    let created: StoredDocument;
+    try {
+      const [model] = await this.model.create([document], { session: tx.session });
+      created = model.toObject() as StoredDocument;
+    } catch (error) {
+      throw this.translate(error);
+    }
+    tx.record('create', this.entity.collection, created);
+    return created;
+  }
+
+  async replaceIn(tx: Tx, id: string, input: Record<string, unknown>, expectedVersion?: number): Promise<StoredDocument> {
+    const replaced = await this.rewrite(tx.session, id, expectedVersion, () => input);
+    tx.record('replace', this.entity.collection, replaced);
+    return replaced;
+  }
+
+  async patchIn(tx: Tx, id: string, patch: Record<string, Json>, expectedVersion?: number): Promise<StoredDocument> {
+    const patched = await this.rewrite(tx.session, id, expectedVersion, (current) => {
+      const merged = applyMergePatch(this.writablePart(current) as Json, patch) as Record<string, unknown>;
+      const errors = this.checkWritable(merged);
+      if (errors.length > 0) throw AppError.validation(errors);
+      return merged;
+    });
+    tx.record('patch', this.entity.collection, patched);
+    return patched;
+  }
+
+  /**
+   * remove, saying what happened and to which version. `references` must read through the
+   * transaction's session, or the rule would judge data outside the transaction's snapshot.
+   */
+  async removalIn(tx: Tx, id: string, rule: DeletionRule, references: References, expectedVersion?: number): Promise<Removal> {
+    const current = await this.current(id, expectedVersion, tx.session);
     const decision = await rule(current, references);
     if (decision.action === 'archive') {
-      const archived = await this.rewrite(id, current.version, (doc) => ({ ...this.writablePart(doc), ...decision.changes }), session);
+      const archived = await this.rewrite(tx.session, id, current.version, (doc) => ({ ...this.writablePart(doc), ...decision.changes }));
+      tx.record('archive', this.entity.collection, archived);
       return { action: 'archived', document: archived };
     }
-    const { deletedCount } = await this.model
-      .deleteOne({ _id: current._id, version: current.version })
-      .session(session ?? null)
-      .exec();
+    const { deletedCount } = await this.model.deleteOne({ _id: current._id, version: current.version }).session(tx.session).exec();
     if (deletedCount === 0) throw this.changedMeanwhile(id, expectedVersion);
+    tx.record('delete', this.entity.collection, current);
     return { action: 'deleted', document: current };
   }
 
@@ -136,12 +205,15 @@ export class DocumentRepository {
       pageFilter = { $and: [filter, afterCursor(field, direction, after.value, after.id)] };
     }
 
-    const items = await this.model
-      .find(pageFilter, this.projection(request))
-      .sort({ [field]: direction, _id: direction })
-      .limit(request.limit + 1)
-      .lean<StoredDocument[]>()
-      .exec();
+    const sort = { [field]: direction, _id: direction };
+    const projection = this.projection(request);
+    const collection = this.reads();
+    const items =
+      collection === undefined
+        ? await this.model.find(pageFilter, projection).sort(sort).limit(request.limit + 1).maxTimeMS(this.options.queryTimeoutMs).lean<StoredDocument[]>().exec()
+        : await collection
+            .find(pageFilter, { ...(projection && { projection }), sort, limit: request.limit + 1, maxTimeMS: this.options.queryTimeoutMs })
+            .toArray();
 
     const page: ListPage = { items };
     if (items.length > request.limit) {
@@ -216,49 +288,47 @@ export class DocumentRepository {
 
   /**
    * Read, compute the new writable fields, write them back only if nobody wrote in between.
-   * With an expected version (If-Match) a concurrent write is a 412; without one the whole
-   * read-compute-write is retried a few times.
+   * With an expected version (If-Match) a document at another version is a 412.
    *
-   * In a transaction (session given) there is nothing to retry here: reads come from the
-   * transaction's snapshot, so a second read would see the same version again. A concurrent
+   * Every write is in a transaction, so there is nothing to retry here: reads come from the
+   * transaction's snapshot, and a second read would see the same version again. A concurrent
    * commit surfaces as a write conflict (TransientTransactionError), and withTransaction retries
-   * the whole transaction; a version mismatch that still gets through fails it.
+   * the whole read-compute-write, which then reads the new version; a version mismatch that
+   * still gets through fails it.
    */
   private async rewrite(
+    session: ClientSession,
     id: string,
     expectedVersion: number | undefined,
     compute: (current: StoredDocument) => Record<string, unknown>,
-    session?: ClientSession,
   ): Promise<StoredDocument> {
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.current(id, expectedVersion, session);
-      const writable = compute(current);
-      this.assertIdentityKept(current, writable);
+    const current = await this.current(id, expectedVersion, session);
+    const writable = compute(current);
+    this.assertIdentityKept(current, writable);
 
-      const server: Record<string, unknown> = {};
-      for (const name of Object.keys(this.entity.server.properties)) {
-        if (current[name] !== undefined) server[name] = current[name];
-      }
-      const next = {
-        _id: current._id,
-        ...writable,
-        ...server,
-        version: current.version + 1,
-        createdAt: current.createdAt,
-        updatedAt: new Date(),
-      };
-      let written: StoredDocument | null;
-      try {
-        written = await this.model
-          .findOneAndReplace({ _id: current._id, version: current.version }, next, { returnDocument: 'after', runValidators: true, session: session ?? null })
-          .lean<StoredDocument>()
-          .exec();
-      } catch (error) {
-        throw this.translate(error);
-      }
-      if (written !== null) return written;
-      if (session !== undefined || expectedVersion !== undefined || attempt >= WRITE_ATTEMPTS) throw this.changedMeanwhile(id, expectedVersion);
+    const server: Record<string, unknown> = {};
+    for (const name of Object.keys(this.entity.server.properties)) {
+      if (current[name] !== undefined) server[name] = current[name];
     }
+    const next = {
+      _id: current._id,
+      ...writable,
+      ...server,
+      version: current.version + 1,
+      createdAt: current.createdAt,
+      updatedAt: new Date(),
+    };
+    let written: StoredDocument | null;
+    try {
+      written = await this.model
+        .findOneAndReplace({ _id: current._id, version: current.version }, next, { returnDocument: 'after', runValidators: true, session })
+        .lean<StoredDocument>()
+        .exec();
+    } catch (error) {
+      throw this.translate(error);
+    }
+    if (written === null) throw this.changedMeanwhile(id, expectedVersion);
+    return written;
   }
 
   private assertIdentityKept(current: StoredDocument, writable: Record<string, unknown>): void {

@@ -1,9 +1,10 @@
 // The order workflow on MongoDB: placing an order and moving it through its status machine,
-// each one transaction (withTransaction) over the order, the stock items of its lines and, on
-// placement, the customer's running stats; those that write stock take their turn per stock
-// item (StockMovements.transaction). The rules come from src/domain/orders.ts.
+// each one transaction of the audit trail over the order, the stock items of its lines and, on
+// placement, the customer's running stats, recording every one of them it changes under the
+// action's name; those that write stock take their turn per stock item
+// (StockMovements.transaction). The rules come from src/domain/orders.ts.
 
-import mongoose, { type ClientSession, type Connection, type Model } from 'mongoose';
+import mongoose, { type ClientSession, type Model } from 'mongoose';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   TRANSITIONS,
@@ -17,12 +18,13 @@ import {
   type OrderPlacement,
   type OrderStatus,
 } from '../domain/orders.ts';
+import { Customer, Order, Stock } from '../domain/entities/index.ts';
 import { RESERVE, insufficientStock, type Shortage } from '../domain/stock-movements.ts';
 import { MAX_AMOUNT } from '../domain/types.ts';
 import { AppError } from '../errors.ts';
+import type { Actor, AuditTrail, Tx, Written } from './audit.ts';
 import type { StoredDocument } from './documents.ts';
 import type { StockMovements } from './stock-movements.ts';
-import { withTransaction } from './transactions.ts';
 
 const { ObjectId } = mongoose.Types;
 
@@ -48,7 +50,7 @@ type StoredOrder = StoredDocument & {
 
 export class OrderWorkflow {
   constructor(
-    private readonly connection: Connection,
+    private readonly trail: AuditTrail,
     private readonly models: OrderModels,
     private readonly stock: StockMovements,
   ) {}
@@ -58,19 +60,44 @@ export class OrderWorkflow {
    * warehouse. Reserves the stock, prices the lines from the catalog, stores the order and
    * counts it in the customer's stats, all or nothing.
    */
-  async place(placement: OrderPlacement, log: FastifyBaseLogger): Promise<StoredDocument> {
+  async place(placement: OrderPlacement, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
     checkPlacement(placement);
+    await this.refuseEarly(placement);
     const items = placement.lines.map((line) => ({ sku: line.sku, warehouse: placement.warehouse }));
-    return this.stock.transaction(items, (session) => this.placeIn(session, placement), log);
+    return this.stock.transaction(items, actor, (tx) => this.placeIn(tx, placement), log);
   }
 
-  private async placeIn(session: ClientSession, placement: OrderPlacement): Promise<StoredDocument> {
+  /**
+   * The checks of a placement, read outside any transaction: a placement they refuse is refused
+   * at once, without queueing for its stock items' turn. When a hot SKU sells out, the many
+   * placements that follow are answered from one read each instead of lining up behind each
+   * other's transactions. Every refusal is true of the moment it was read; a placement they let
+   * through is checked again, for real, inside its transaction.
+   */
+  private async refuseEarly(placement: OrderPlacement): Promise<void> {
+    const skus = placement.lines.map((line) => line.sku);
+    const [customer, products, available] = await Promise.all([
+      this.models.customers.exists({ _id: new ObjectId(placement.customerId) }).exec(),
+      this.models.products.find({ sku: { $in: skus } }, { sku: 1, name: 1, price: 1, status: 1 }).lean<CatalogProduct[]>().exec(),
+      this.stock.available(null, placement.warehouse, skus),
+    ]);
+    // In the order the transaction checks: customer, products, stock.
+    if (customer === null) throw unknownCustomer(placement.customerId);
+    priceOrder(placement, products);
+    const shortages = placement.lines
+      .map((line) => ({ sku: line.sku, warehouse: placement.warehouse, requested: line.quantity, available: available.get(line.sku) ?? 0 }))
+      .filter((shortage) => shortage.available < shortage.requested);
+    if (shortages.length > 0) throw insufficientStock(shortages);
+  }
+
+  private async placeIn(tx: Tx, placement: OrderPlacement): Promise<StoredDocument> {
+    const { session } = tx;
     const now = new Date();
     // The reservations come first. They are where concurrent placements collide, and a
     // transaction reads from a snapshot taken at its first operation: had it read first, a
     // placement committed in between would turn this one's stock write into a conflict. So a
     // colliding attempt fails at its first step, cheaply, and the retry sees fresh stock.
-    const shortages = await this.reserve(session, placement, now);
+    const shortages = await this.reserve(tx, placement, now);
     // What is refused is still said in the order of the checks: customer, products, stock.
     const customer = await this.models.customers.exists({ _id: new ObjectId(placement.customerId) }).session(session).exec();
     if (customer === null) throw unknownCustomer(placement.customerId);
@@ -81,9 +108,11 @@ export class OrderWorkflow {
       .exec();
     const priced = priceOrder(placement, products);
     if (shortages.length > 0) throw insufficientStock(shortages);
-    const [order] = await this.models.orders.create([{ _id: new ObjectId(), ...newOrder(placement, priced, now) }], { session });
-    await this.countPurchase(session, placement.customerId, priced.totals.subtotal, now);
-    return order.toObject() as StoredDocument;
+    const [created] = await this.models.orders.create([{ _id: new ObjectId(), ...newOrder(placement, priced, now) }], { session });
+    const order = created.toObject() as StoredDocument;
+    tx.record('place', Order.collection, order);
+    tx.record('place', Customer.collection, await this.countPurchase(session, placement.customerId, priced.totals.subtotal, now));
+    return order;
   }
 
   /**
@@ -91,21 +120,23 @@ export class OrderWorkflow {
    * and applies what the transition does to the stock of its lines. The write is conditional on
    * the status (and version) read, so of concurrent actions on one order exactly one applies.
    */
-  async act(id: string, action: OrderAction, request: ActionRequest, log: FastifyBaseLogger): Promise<StoredDocument> {
-    const work = (session: ClientSession) => this.actIn(session, id, action, request);
-    if (TRANSITIONS[action].stock === undefined) return withTransaction(this.connection, work, log);
+  async act(id: string, action: OrderAction, request: ActionRequest, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
+    const work = (tx: Tx) => this.actIn(tx, id, action, request);
+    if (TRANSITIONS[action].stock === undefined) return this.trail.transaction(actor, work, log);
     // An order's warehouse and lines never change after placement: the stock items it will write
     // are known before its turn is taken; the transaction reads the order again.
     const order = await this.models.orders.findById(new ObjectId(id), { warehouse: 1, lines: 1 }).lean<StoredOrder>().exec();
     if (order === null) throw notFound(id);
     return this.stock.transaction(
       order.lines.map((line) => ({ sku: line.sku, warehouse: order.warehouse })),
+      actor,
       work,
       log,
     );
   }
 
-  private async actIn(session: ClientSession, id: string, action: OrderAction, request: ActionRequest): Promise<StoredDocument> {
+  private async actIn(tx: Tx, id: string, action: OrderAction, request: ActionRequest): Promise<StoredDocument> {
+    const { session } = tx;
     const order = await this.models.orders.findById(new ObjectId(id)).session(session).lean<StoredOrder>().exec();
     if (order === null) throw notFound(id);
     if (request.expectedVersion !== undefined && order.version !== request.expectedVersion) {
@@ -129,13 +160,16 @@ export class OrderWorkflow {
     if (updated === null) {
       throw new AppError(409, 'concurrent-modification', 'Conflict', { detail: `The order ${id} changed while this action was applied; retry.` });
     }
+    tx.record(action, Order.collection, updated);
     if (transition.stock !== undefined) {
       for (const line of order.lines) {
         const item = { sku: line.sku, warehouse: order.warehouse };
-        if ((await this.stock.apply(session, item, transition.stock, line.quantity, now)) === null) {
+        const changed = await this.stock.apply(session, item, transition.stock, line.quantity, now);
+        if (changed === null) {
           // Placement reserved these units and only this workflow releases them: the data is damaged.
           throw new Error(`order ${id}: stock of ${line.sku} in ${order.warehouse} holds fewer than ${line.quantity} reserved units; nothing was changed`);
         }
+        tx.record(action, Stock.collection, changed);
       }
     }
     return updated;
@@ -145,12 +179,16 @@ export class OrderWorkflow {
    * Reserves every line, or finds every short one. After the first short line nothing more is
    * written (the transaction will abort): one read finds the other short ones.
    */
-  private async reserve(session: ClientSession, placement: OrderPlacement, now: Date): Promise<Shortage[]> {
+  private async reserve(tx: Tx, placement: OrderPlacement, now: Date): Promise<Shortage[]> {
     const { warehouse, lines } = placement;
     for (const [index, line] of lines.entries()) {
-      if ((await this.stock.apply(session, { sku: line.sku, warehouse }, RESERVE, line.quantity, now)) !== null) continue;
+      const reserved = await this.stock.apply(tx.session, { sku: line.sku, warehouse }, RESERVE, line.quantity, now);
+      if (reserved !== null) {
+        tx.record('place', Stock.collection, reserved);
+        continue;
+      }
       const rest = lines.slice(index);
-      const available = await this.stock.available(session, warehouse, rest.map((l) => l.sku));
+      const available = await this.stock.available(tx.session, warehouse, rest.map((l) => l.sku));
       return rest
         .map((l) => ({ sku: l.sku, warehouse, requested: l.quantity, available: available.get(l.sku) ?? 0 }))
         .filter((shortage) => shortage.available < shortage.requested);
@@ -161,33 +199,36 @@ export class OrderWorkflow {
   /**
    * Counts the order in the customer's stats: one more order, the latest order time, and the
    * subtotal added to the entry of its currency in stats.spent, or a new entry for a currency
-   * the customer has not bought in before.
+   * the customer has not bought in before. Returns the customer's id and new version.
    */
   private async countPurchase(
     session: ClientSession,
     customerId: string,
     subtotal: { amount: number; currency: string },
     now: Date,
-  ): Promise<void> {
+  ): Promise<Written> {
     const _id = new ObjectId(customerId);
     const always = { $max: { 'stats.lastOrderAt': now }, $set: { updatedAt: now } };
+    const returning = { session, returnDocument: 'after', projection: { version: 1 } } as const;
     // Only while the running total stays an amount the model can hold.
     const added = await this.models.customers
-      .updateOne(
+      .findOneAndUpdate(
         { _id, 'stats.spent': { $elemMatch: { currency: subtotal.currency, amount: { $lte: MAX_AMOUNT - subtotal.amount } } } },
         { ...always, $inc: { 'stats.orderCount': 1, 'stats.spent.$.amount': subtotal.amount, version: 1 } },
-        { session },
+        returning,
       )
+      .lean<Written>()
       .exec();
-    if (added.matchedCount === 1) return;
+    if (added !== null) return added;
     const pushed = await this.models.customers
-      .updateOne(
+      .findOneAndUpdate(
         { _id, 'stats.spent.currency': { $ne: subtotal.currency } },
         { ...always, $inc: { 'stats.orderCount': 1, version: 1 }, $push: { 'stats.spent': subtotal } },
-        { session },
+        returning,
       )
+      .lean<Written>()
       .exec();
-    if (pushed.matchedCount === 1) return;
+    if (pushed !== null) return pushed;
     if ((await this.models.customers.exists({ _id }).session(session)) !== null) {
       throw new AppError(409, 'amount-too-large', 'Amount Too Large', {
         detail: `The customer's total spent in ${subtotal.currency} would pass the largest amount the service holds (${MAX_AMOUNT}).`,

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import mongoose from 'mongoose';
 import type { TSchema } from 'typebox';
-import { schemaAt, type Entity, type FilterOp } from '../domain/entity.ts';
+import { PREFIX_MAX_LENGTH, schemaAt, type Entity, type FilterOp } from '../domain/entity.ts';
 import { AppError } from '../errors.ts';
 
 const { ObjectId } = mongoose.Types;
@@ -43,7 +43,7 @@ export function toStoredValue(schema: JsonSchema, value: unknown): unknown {
   return value;
 }
 
-const OPERATORS: Record<Exclude<FilterOp, 'eq'>, string> = {
+const OPERATORS: Record<Exclude<FilterOp, 'eq' | 'prefix'>, string> = {
   ne: '$ne',
   in: '$in',
   nin: '$nin',
@@ -55,11 +55,43 @@ const OPERATORS: Record<Exclude<FilterOp, 'eq'>, string> = {
   all: '$all',
 };
 
+/**
+ * Every ASCII punctuation and space character written as a \xHH escape, which means exactly
+ * that character in PCRE (MongoDB) and in JavaScript (unicode mode included), inside a class or
+ * out: the result matches the text literally, whatever syntax it holds. Letters, digits and
+ * non-ASCII characters have no syntax of their own and stay as they are.
+ */
+export function escapeRegExp(text: string): string {
+  return text.replace(/[\x20-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/g, (character) => `\\x${character.charCodeAt(0).toString(16)}`);
+}
+
+/**
+ * "Starts with", literally. Without a collation: an anchored regular expression of the escaped
+ * text, which an index on the field serves as a range. With the collection's collation (case-
+ * insensitive customers) a regex could not use the collated index and would ignore the collation;
+ * a range does both: U+FFFF sorts after every character in collation order (CLDR keeps it so for
+ * exactly this use), so [text, text + U+FFFF) holds every value starting with text.
+ */
+function prefixCondition(entity: Entity, value: unknown): Record<string, unknown> {
+  if (typeof value !== 'string' || value.length === 0 || value.length > PREFIX_MAX_LENGTH || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw AppError.badRequest(`A prefix must be 1-${PREFIX_MAX_LENGTH} characters, none of them a control character.`);
+  }
+  if (entity.collation !== undefined) return { $gte: value, $lt: `${value}\uffff` };
+  return { $regex: `^${escapeRegExp(value)}` };
+}
+
 export function compileFilter(entity: Entity, clauses: FilterClause[], q?: string): MongoFilter {
-  const filter: Record<string, Record<string, unknown>> = {};
+  // No prototype: a field name can only ever be a key of this object, never reach Object's members.
+  const filter: Record<string, Record<string, unknown>> = Object.create(null);
+  const prefixes: MongoFilter[] = [];
   for (const { field, op, value } of clauses) {
-    const allowed = entity.filters[field];
+    const allowed = Object.hasOwn(entity.filters, field) ? entity.filters[field] : undefined;
     if (!allowed?.includes(op)) throw AppError.badRequest(`Filtering ${field} with ${op} is not supported.`);
+    if (op === 'prefix') {
+      // Kept apart in $and: a range on the field could not share its operators with gte/lt filters.
+      prefixes.push({ [field]: prefixCondition(entity, value) });
+      continue;
+    }
     const schema = schemaAt(entity, field);
     const operand =
       op === 'exists'
@@ -70,6 +102,7 @@ export function compileFilter(entity: Entity, clauses: FilterClause[], q?: strin
     (filter[field] ??= {})[op === 'eq' ? '$eq' : OPERATORS[op]] = operand;
   }
   const compiled: MongoFilter = { ...filter };
+  if (prefixes.length > 0) compiled.$and = prefixes;
   if (q !== undefined) {
     if (!entity.textSearch) throw AppError.badRequest(`${entity.collection} cannot be searched with q.`);
     compiled.$text = { $search: q };

@@ -1,13 +1,15 @@
 // Creates, once at boot, a Mongoose model and a repository per entity on the app's connection,
-// the reference lookups the domain's deletion rules need, and the workflows (order placement and
-// status changes, stock movements) that write several documents in one transaction.
+// the reference lookups the domain's deletion rules need, the workflows (order placement and
+// status changes, stock movements) that write several documents in one transaction, and the
+// audit trail that every one of those writes goes through.
 
 import fp from 'fastify-plugin';
 import type { ClientSession } from 'mongoose';
 import type { Entity } from '../domain/entity.ts';
 import type { References } from '../domain/deletion.ts';
 import { Customer, ENTITIES, Order, Product, Stock } from '../domain/entities/index.ts';
-import { DocumentRepository, type RepositoryOptions } from './documents.ts';
+import { AuditTrail, type AuditTrailOptions } from './audit.ts';
+import { DocumentRepository } from './documents.ts';
 import { toMongooseSchema } from './mongoose-schema.ts';
 import { OrderWorkflow } from './orders.ts';
 import { StockMovements } from './stock-movements.ts';
@@ -15,11 +17,12 @@ import { StockMovements } from './stock-movements.ts';
 export interface Repositories {
   /** Repositories by collection name. */
   documents: Map<string, DocumentRepository>;
-  references: References;
-  /** The same lookups, read through a transaction's session (deletions inside a batch). */
+  /** The lookups the deletion rules need, read through the deleting transaction's session. */
   referencesIn(session: ClientSession): References;
   orders: OrderWorkflow;
   stockMovements: StockMovements;
+  /** The transactions every write runs in, and the entries they leave. */
+  audit: AuditTrail;
 }
 
 declare module 'fastify' {
@@ -28,26 +31,26 @@ declare module 'fastify' {
   }
 }
 
-export function createRepositories(connection: import('mongoose').Connection, options: RepositoryOptions): Repositories {
+export function createRepositories(connection: import('mongoose').Connection, options: AuditTrailOptions): Repositories {
+  const audit = new AuditTrail(connection, options);
   const documents = new Map<string, DocumentRepository>();
   for (const entity of ENTITIES as readonly Entity[]) {
     const schema = toMongooseSchema(entity.stored, { collection: entity.collection, collation: entity.collation });
     const model = connection.model(entity.schemaName, schema, entity.collection);
-    documents.set(entity.collection, new DocumentRepository(entity, model, options));
+    documents.set(entity.collection, new DocumentRepository(entity, model, options, audit));
   }
   const modelOf = (entity: Entity) => documents.get(entity.collection)!.model;
   const orders = modelOf(Order);
-  const referencesIn = (session: ClientSession | null): References => ({
+  const referencesIn = (session: ClientSession): References => ({
     ordersWithSku: async (sku) => (await orders.exists({ 'lines.sku': sku }).session(session)) !== null,
     ordersOfCustomer: async (customerId) => (await orders.exists({ customerId }).session(session)) !== null,
   });
-  const references = referencesIn(null);
-  const stockMovements = new StockMovements(connection, modelOf(Stock), modelOf(Product));
-  const workflow = new OrderWorkflow(connection, { orders, customers: modelOf(Customer), products: modelOf(Product) }, stockMovements);
-  return { documents, references, referencesIn, orders: workflow, stockMovements };
+  const stockMovements = new StockMovements(audit, modelOf(Stock), modelOf(Product));
+  const workflow = new OrderWorkflow(audit, { orders, customers: modelOf(Customer), products: modelOf(Product) }, stockMovements);
+  return { documents, referencesIn, orders: workflow, stockMovements, audit };
 }
 
-export default fp<RepositoryOptions>(
+export default fp<AuditTrailOptions>(
   async (app, options) => {
     app.decorate('repositories', createRepositories(app.db.connection, options));
   },

@@ -1,10 +1,11 @@
 // Stock movements on MongoDB: every change of a stock item's counters is one conditional update
 // that refuses to take a counter below zero (the validator's minimum is the second line of
-// defence), and restocking and moving are each one transaction. The order workflow moves its
-// reservations through the same calls, and every transaction that writes stock items takes its
-// turn per item in this process (see key-locks.ts).
+// defence), and restocking and moving are each one transaction of the audit trail, which records
+// every item they change. The order workflow moves its reservations through the same calls, and
+// every transaction that writes stock items takes its turn per item in this process (see
+// key-locks.ts).
 
-import type { ClientSession, Connection, Model } from 'mongoose';
+import type { ClientSession, Model } from 'mongoose';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   RECEIVE,
@@ -17,10 +18,12 @@ import {
   type StockDelta,
   type StockMove,
 } from '../domain/stock-movements.ts';
+import { Stock } from '../domain/entities/index.ts';
 import { AppError } from '../errors.ts';
+import type { Actor, AuditTrail, Tx } from './audit.ts';
 import type { StoredDocument } from './documents.ts';
 import { KeyLocks, TurnTimeout } from './key-locks.ts';
-import { DEFAULT_TRANSACTION_OPTIONS, withTransaction, type TransactionOptions } from './transactions.ts';
+import { DEFAULT_TRANSACTION_OPTIONS, type TransactionOptions } from './transactions.ts';
 
 export interface StockKey {
   sku: string;
@@ -50,7 +53,7 @@ export class StockMovements {
   private readonly turns = new KeyLocks();
 
   constructor(
-    private readonly connection: Connection,
+    private readonly trail: AuditTrail,
     private readonly stock: Model<any>,
     private readonly products: Model<any>,
   ) {}
@@ -74,14 +77,14 @@ export class StockMovements {
   }
 
   /**
-   * One transaction (withTransaction) that writes these stock items, run in turn with this
-   * process's other transactions writing any of them. Waiting longer than the transaction's own
-   * time budget for the turn is a 503: nothing was written.
+   * One transaction of the audit trail (on behalf of `actor`) that writes these stock items, run
+   * in turn with this process's other transactions writing any of them. Waiting longer than the
+   * transaction's own time budget for the turn is a 503: nothing was written.
    */
-  async transaction<T>(items: readonly StockKey[], work: (session: ClientSession) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
+  async transaction<T>(items: readonly StockKey[], actor: Actor, work: (tx: Tx) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
     const keys = items.map((item) => `${item.warehouse}/${item.sku}`);
     try {
-      return await this.turns.run(keys, STOCK_TRANSACTION.maxTimeMs, () => withTransaction(this.connection, work, log, STOCK_TRANSACTION));
+      return await this.turns.run(keys, STOCK_TRANSACTION.maxTimeMs, () => this.trail.transaction(actor, work, log, STOCK_TRANSACTION));
     } catch (error) {
       if (!(error instanceof TurnTimeout)) throw error;
       throw AppError.unavailable(STOCK_TRANSACTION.retryAfterSeconds, `Too many writes of the stock item ${error.key} at once; nothing was written. Retry.`, error);
@@ -89,7 +92,7 @@ export class StockMovements {
   }
 
   /** Units available per SKU in a warehouse; a SKU the warehouse has no item of is left out. */
-  async available(session: ClientSession, warehouse: string, skus: string[]): Promise<Map<string, number>> {
+  async available(session: ClientSession | null, warehouse: string, skus: string[]): Promise<Map<string, number>> {
     const items = await this.stock
       .find({ warehouse, sku: { $in: skus } }, { sku: 1, available: 1 })
       .session(session)
@@ -99,20 +102,23 @@ export class StockMovements {
   }
 
   /** Units arriving in a warehouse, for a product of the catalog. */
-  async restock(request: Restock, log: FastifyBaseLogger): Promise<Restocked> {
+  async restock(request: Restock, actor: Actor, log: FastifyBaseLogger): Promise<Restocked> {
     return this.transaction(
       [request],
-      async (session) => {
-        const product = await this.products.exists({ sku: request.sku }).session(session).exec();
+      actor,
+      async (tx) => {
+        const product = await this.products.exists({ sku: request.sku }).session(tx.session).exec();
         if (product === null) throw unknownProduct(request.sku);
-        return this.receive(session, request, request.quantity, new Date());
+        const restocked = await this.receive(tx.session, request, request.quantity, new Date());
+        tx.record('restock', Stock.collection, restocked.item);
+        return restocked;
       },
       log,
     );
   }
 
   /** Available units from one warehouse to another: both changes or neither. */
-  async move(request: StockMove, log: FastifyBaseLogger): Promise<Moved> {
+  async move(request: StockMove, actor: Actor, log: FastifyBaseLogger): Promise<Moved> {
     checkMove(request);
     const { sku, quantity } = request;
     return this.transaction(
@@ -120,14 +126,17 @@ export class StockMovements {
         { sku, warehouse: request.from },
         { sku, warehouse: request.to },
       ],
-      async (session) => {
+      actor,
+      async (tx) => {
         const now = new Date();
-        const from = await this.apply(session, { sku, warehouse: request.from }, SEND, quantity, now);
+        const from = await this.apply(tx.session, { sku, warehouse: request.from }, SEND, quantity, now);
         if (from === null) {
-          const available = (await this.available(session, request.from, [sku])).get(sku) ?? 0;
+          const available = (await this.available(tx.session, request.from, [sku])).get(sku) ?? 0;
           throw insufficientStock([{ sku, warehouse: request.from, requested: quantity, available }]);
         }
-        const { item: to } = await this.receive(session, { sku, warehouse: request.to }, quantity, now);
+        const { item: to } = await this.receive(tx.session, { sku, warehouse: request.to }, quantity, now);
+        tx.record('move', Stock.collection, from);
+        tx.record('move', Stock.collection, to);
         return { from, to };
       },
       log,

@@ -8,9 +8,13 @@ import { DateTime, ObjectIdString } from './types.ts';
 
 /**
  * Filter operators of the list API. On array fields `eq` means "contains", `in` "contains any"
- * and `all` "contains all".
+ * and `all` "contains all". `prefix` (string fields) means "starts with", matched literally: the
+ * one way client text reaches a pattern match, anchored and escaped (src/data/query.ts).
  */
-export type FilterOp = 'eq' | 'ne' | 'in' | 'nin' | 'gt' | 'gte' | 'lt' | 'lte' | 'exists' | 'all';
+export type FilterOp = 'eq' | 'ne' | 'in' | 'nin' | 'gt' | 'gte' | 'lt' | 'lte' | 'exists' | 'all' | 'prefix';
+
+/** Longest value of a `prefix` filter: enough to narrow any name down, short enough to stay cheap. */
+export const PREFIX_MAX_LENGTH = 64;
 
 export interface IndexDeclaration {
   name: string;

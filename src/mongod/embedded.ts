@@ -1,5 +1,6 @@
 // Starts a single-node replica set through mongodb-memory-server: the one code path behind `npm start`
 // (data kept on disk) and the tests (a temp dir removed on stop). A replica set, because transactions need one.
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,17 @@ export interface EmbeddedMongoOptions {
   cacheSizeGB?: number; // --wiredTigerCacheSizeGB, default 0.25
   binary?: ResolveBinaryOptions;
   log?: (message: string) => void;
+  /**
+   * Access control on: members authenticate to each other with a keyfile and clients must log in.
+   * This user (role `root`, in `admin`) is created at start; `uri` carries no credentials. Temp dirs
+   * only: a restart of a persistent dir would meet its own users and the localhost exception gone.
+   */
+  auth?: EmbeddedMongoRoot;
+}
+
+export interface EmbeddedMongoRoot {
+  user: string;
+  password: string;
 }
 
 export interface EmbeddedMongo {
@@ -37,6 +49,11 @@ class FixedPortReplSet extends MongoMemoryReplSet {
   protected override getInstanceOpts(...args: Parameters<MongoMemoryReplSet['getInstanceOpts']>) {
     return { ...super.getInstanceOpts(...args), portGeneration: false };
   }
+
+  /** The temp dir mongodb-memory-server wrote the keyfile to (auth only); it removes it only on a cleanup we never ask for. */
+  get keyfileDir(): string | undefined {
+    return this._keyfiletmp;
+  }
 }
 
 export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Promise<EmbeddedMongo> {
@@ -44,6 +61,9 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
   const persistent = options.dataDir !== undefined;
   if (persistent && port === undefined) {
     throw new Error('a persistent dataDir needs a fixed port: the replica set config stored in it records host:port');
+  }
+  if (persistent && options.auth !== undefined) {
+    throw new Error('access control needs a temp dir: on a restart of a persistent dataDir the root user exists already, and without the localhost exception the set cannot be set up again');
   }
 
   if (port !== undefined) await assertPortFree(port);
@@ -61,6 +81,7 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
       storageEngine: 'wiredTiger',
       // Without a cap each mongod sizes its cache for the whole machine.
       args: ['--wiredTigerCacheSizeGB', String(cacheSizeGB)],
+      ...(options.auth !== undefined && { auth: accessControl(options.auth) }),
     },
   });
 
@@ -70,6 +91,7 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
     await withEnvironment(environmentForStart(binary), () => replSet.start());
   } catch (err) {
     if (!persistent) await rm(dataDir, { recursive: true, force: true });
+    await removeKeyfile(replSet);
     throw explainStartFailure(err, dataDir, port);
   }
 
@@ -80,6 +102,21 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
     dataDir,
     stop: () => (stopping ??= stopReplSet(replSet, dataDir, persistent)),
   };
+}
+
+// mongodb-memory-server creates the root user through the localhost exception once the set is
+// initiated. The keyfile is random per start: its default content is a well-known constant.
+function accessControl(root: EmbeddedMongoRoot) {
+  return {
+    enable: true,
+    customRootName: root.user,
+    customRootPwd: root.password,
+    keyfileContent: randomBytes(48).toString('base64'),
+  };
+}
+
+async function removeKeyfile(replSet: FixedPortReplSet): Promise<void> {
+  if (replSet.keyfileDir !== undefined) await rm(replSet.keyfileDir, { recursive: true, force: true });
 }
 
 // mongodb-memory-server reads two settings from the environment ahead of its options:
@@ -131,10 +168,11 @@ async function ensureDir(dir: string): Promise<string> {
   return absolute;
 }
 
-async function stopReplSet(replSet: MongoMemoryReplSet, dataDir: string, persistent: boolean): Promise<void> {
+async function stopReplSet(replSet: FixedPortReplSet, dataDir: string, persistent: boolean): Promise<void> {
   // doCleanup false: mongodb-memory-server must never delete a dbPath it was given; the temp dir is ours to remove.
   const stopped = await replSet.stop({ doCleanup: false, force: false });
   if (!persistent) await rm(dataDir, { recursive: true, force: true });
+  await removeKeyfile(replSet);
   if (!stopped) throw new Error(`mongod on ${dataDir} did not stop cleanly`);
 }
 

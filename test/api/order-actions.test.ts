@@ -232,7 +232,7 @@ describe('order status actions: POST /v1/orders/:id/{pay,ship,deliver,cancel}', 
       expect(operation.operationId).toBe(`${action}Order`);
       expect(operation.requestBody.required).toBe(false);
       expect(operation).not.toHaveProperty('x-optional-body');
-      expect(Object.keys(operation.responses).sort()).toEqual(['200', '400', '404', '409', '412', '413', '415', '422', '500', '503']);
+      expect(Object.keys(operation.responses).sort()).toEqual(['200', '400', '401', '403', '404', '409', '412', '413', '415', '422', '429', '500', '503']);
       expect(operation.responses['409'].content['application/problem+json'].examples['invalid-transition'].value.type).toBe(
         'urn:storekeeper:problem:invalid-transition',
       );

@@ -1,20 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
 import { transactionRetries } from '../../src/data/transactions.ts';
-import { createLogger } from '../../src/logger.ts';
-import { LogCapture, buildTestApp, testEnv, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { buildAppOn, buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 
 const RETRIED = 'transaction retried after a transient error';
 
 /** Another instance of the service on a test database (built by the same factory). */
-async function anotherInstance(dbName: string): Promise<TestApp> {
-  const config = loadConfig(testEnv(dbName));
-  const logs = new LogCapture();
-  const app = await buildApp({ config: { ...config, mongo: { ...config.mongo, uri: config.mongo.uri! } }, logger: createLogger(config.log, logs) });
-  await waitForDatabase(app);
-  return { app, logs, dbName };
+async function anotherInstance(t: TestApp): Promise<TestApp> {
+  const other = await buildAppOn(t.dbName, t.key);
+  await waitForDatabase(other.app);
+  return other;
 }
 
 describe('orders under concurrency', () => {
@@ -47,7 +42,7 @@ describe('orders under concurrency', () => {
       // Further instances of the service on the same database, as behind a load balancer: each
       // has its own connection pool and its own turns, so theirs meet in MongoDB.
       others = [];
-      for (let i = 1; i < instances; i++) others.push(await anotherInstance(t.dbName));
+      for (let i = 1; i < instances; i++) others.push(await anotherInstance(t));
       const apps = [t, ...others].map((instance) => shop(instance.app));
 
       await s.product(sku, { amount: 1999 });
@@ -159,7 +154,7 @@ describe('orders under concurrency', () => {
     let other: TestApp;
     let instances: Shop[];
     beforeAll(async () => {
-      other = await anotherInstance(t.dbName);
+      other = await anotherInstance(t);
       instances = [s, shop(other.app)];
     });
     afterAll(() => other.app.close());

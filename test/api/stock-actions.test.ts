@@ -1,9 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/logger.ts';
-import { LogCapture, buildTestApp, testEnv, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { buildAppOn, buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 
 
@@ -90,8 +87,7 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
 
     it('concurrent restocks of an item that does not exist yet, from two instances: one creates it, all add up', async () => {
       await s.product('RESTOCK-RACE');
-      const config = loadConfig(testEnv(t.dbName));
-      const other = await buildApp({ config: { ...config, mongo: { ...config.mongo, uri: config.mongo.uri! } }, logger: createLogger(config.log, new LogCapture()) });
+      const { app: other } = await buildAppOn(t.dbName, t.key);
       try {
         await waitForDatabase(other);
         const responses = await Promise.all(
@@ -199,7 +195,7 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
   it('the OpenAPI document describes both actions with examples', () => {
     const spec = t.app.swagger() as { paths: Record<string, Record<string, any>>; components: { schemas: Record<string, any> } };
     const restockOp = spec.paths['/v1/stock/restock']!.post;
-    expect(Object.keys(restockOp.responses).sort()).toEqual(['200', '201', '400', '409', '413', '415', '422', '500', '503']);
+    expect(Object.keys(restockOp.responses).sort()).toEqual(['200', '201', '400', '401', '403', '409', '413', '415', '422', '429', '500', '503']);
     expect(restockOp.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Restock' });
     const moveOp = spec.paths['/v1/stock/move']!.post;
     expect(moveOp.responses['409'].content['application/problem+json'].examples['insufficient-stock'].value.shortages).toHaveLength(1);

@@ -51,7 +51,9 @@ describe('migrations', () => {
     expect(await migrationStatus(db)).toEqual(ALL_PENDING);
 
     expect(await migrateUp(db, client)).toEqual(MIGRATION_FILES);
-    expect(await collectionNames(db)).toEqual([...entityCollections, 'idempotency_records', changelogCollectionName, lockCollectionName].sort());
+    expect(await collectionNames(db)).toEqual(
+      [...entityCollections, 'api_keys', 'audit_events', 'idempotency_records', changelogCollectionName, lockCollectionName].sort(),
+    );
     for (const collection of entityCollections) expect(await indexNames(db, collection)).toEqual(declaredIndexNames(collection));
     // Every run released its lock.
     expect(await db.collection(lockCollectionName).countDocuments()).toBe(0);

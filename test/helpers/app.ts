@@ -6,7 +6,9 @@ import { readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, inject } from 'vitest';
 import mongoose from 'mongoose';
+import type { InjectOptions } from 'fastify';
 import { buildApp, type App } from '../../src/app.ts';
+import { ApiKeyStore } from '../../src/data/api-keys.ts';
 import { loadConfig } from '../../src/config.ts';
 import { MIGRATIONS_DIR, migrateUp } from '../../src/data/migrations.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -41,6 +43,10 @@ export interface TestApp {
   app: App;
   logs: LogCapture;
   dbName: string;
+  /** A key holding every scope, with no rate limit: what app.inject sends unless told otherwise. */
+  key: string;
+  /** Creates another key in the test database. */
+  createKey(scopes: string[], options?: { name?: string; rateLimitPerMinute?: number; expiresAt?: Date }): Promise<{ id: string; key: string }>;
 }
 
 /** The env the test app is configured from; overrides replace or add variables. */
@@ -48,18 +54,62 @@ export function testEnv(dbName: string, overrides: Record<string, string> = {}):
   return { MONGODB_URI: inject('mongoUri'), MONGODB_DB: dbName, LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...overrides };
 }
 
+/** The real app on a fresh, migrated database of its own, and a key with every scope. */
 export async function buildTestApp(label: string, overrides: Record<string, string> = {}): Promise<TestApp> {
   const dbName = testDatabaseName(label);
   // The app creates no collections or indexes itself (migrations own them): every test database
   // starts as a migrated production database would.
   await migrateDatabase(dbName);
+  const { key } = await createTestKey(dbName, ['*'], { name: 'test-admin', rateLimitPerMinute: 0 });
+  return buildAppOn(dbName, key, overrides);
+}
+
+/** Another instance of the app on an existing test database, sending `key` by default. */
+export async function buildAppOn(dbName: string, key: string, overrides: Record<string, string> = {}): Promise<TestApp> {
   const config = loadConfig(testEnv(dbName, overrides));
   const logs = new LogCapture();
   const app = await buildApp({
     config: { ...config, mongo: { ...config.mongo, uri: config.mongo.uri! } },
     logger: createLogger(config.log, logs),
   });
-  return { app, logs, dbName };
+  return { app: sendingKey(app, key), logs, dbName, key, createKey: (scopes, options) => createTestKey(dbName, scopes, options) };
+}
+
+/** Creates an API key in a test database through a short-lived client of its own. */
+export async function createTestKey(
+  dbName: string,
+  scopes: string[],
+  options: { name?: string; rateLimitPerMinute?: number; expiresAt?: Date } = {},
+): Promise<{ id: string; key: string }> {
+  const client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+  try {
+    const created = await ApiKeyStore.of(client.db(dbName)).create({ name: options.name ?? 'test', scopes, ...options });
+    return { id: created.id, key: created.key };
+  } finally {
+    await client.close();
+  }
+}
+
+type InjectArgument = string | InjectOptions;
+
+/**
+ * Makes app.inject send `Authorization: Bearer <key>` unless the request names its own
+ * authorization (or X-API-Key) header; a header given as undefined is left out, so
+ * `{ authorization: undefined }` sends no key at all.
+ */
+function sendingKey(app: App, key: string): App {
+  const inject = app.inject.bind(app) as (options?: InjectArgument) => ReturnType<App['inject']>;
+  const withKey = (options?: InjectArgument) => {
+    if (options === undefined) return inject();
+    const given = typeof options === 'string' ? { url: options } : options;
+    const headers: Record<string, unknown> = { ...(given.headers as Record<string, unknown> | undefined) };
+    const named = Object.keys(headers).map((name) => name.toLowerCase());
+    if (!named.includes('authorization') && !named.includes('x-api-key')) headers.authorization = `Bearer ${key}`;
+    for (const [name, value] of Object.entries(headers)) if (value === undefined) delete headers[name];
+    return inject({ ...given, headers } as InjectArgument);
+  };
+  Object.defineProperty(app, 'inject', { value: withKey, configurable: true, writable: true });
+  return app;
 }
 
 /** The file names of migrations/, in the order they apply. */

@@ -61,7 +61,7 @@ export const Customer = defineEntity({
   // entries `stats.spent.currency=EUR&stats.spent.amount[gte]=X` would match a customer whose EUR
   // entry is small when another currency's entry is large. The query needs one $elemMatch.
   filters: {
-    email: ['eq', 'in'],
+    email: ['eq', 'in', 'prefix'],
     name: ['eq'],
     marketingOptIn: ['eq'],
     'addresses.country': ['eq', 'in'],

@@ -47,7 +47,8 @@ export const Product = defineEntity({
   server: Type.Object({}, { additionalProperties: false }),
   immutable: ['sku'],
   filters: {
-    sku: ['eq', 'in'],
+    sku: ['eq', 'in', 'prefix'],
+    name: ['prefix'],
     gtin: ['eq', 'exists'],
     status: ['eq', 'ne', 'in'],
     category: ['eq', 'in'],

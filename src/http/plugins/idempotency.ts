@@ -171,9 +171,9 @@ export default fp<IdempotencyOptions>(
       if (typeof key !== 'string' || !WELL_FORMED_KEY.test(key)) {
         throw AppError.validation([{ in: 'headers', pointer: `/${IDEMPOTENCY_KEY_HEADER}`, message: 'must be 1-255 characters of visible ASCII' }]);
       }
-      // The scope is the route, not the URL: one key names one operation. Once requests carry an
-      // API key, it joins the scope so that clients cannot see each other's answers.
-      const scope = sha256(`${request.method}\n${request.routeOptions.url}\n${key}`);
+      // The scope is the route, not the URL: one key names one operation. The API key joins the
+      // scope, so that clients cannot see, or block, each other's answers.
+      const scope = sha256(`${request.principal?.keyId ?? '-'}\n${request.method}\n${request.routeOptions.url}\n${key}`);
       const fingerprint = sha256(`${request.method}\n${request.url}\n${canonicalJson(request.body)}`);
 
       const deadline = Date.now() + waitMs;

@@ -48,16 +48,32 @@ export default fp(
       },
     });
 
-    app.addHook('onResponse', async (request, reply) => {
+    // The series of each label set, looked up once: prom-client would otherwise hash the labels on
+    // every request. Bounded like the label sets themselves.
+    const counted = new Map<string, ReturnType<typeof requests.labels>>();
+    const timed = new Map<string, ReturnType<typeof duration.labels>>();
+
+    // A callback, not a promise: it runs on every request.
+    app.addHook('onResponse', (request, reply, done) => {
       // The route pattern, not the URL, keeps the label set bounded.
       const route = request.routeOptions.url ?? 'unmatched';
-      requests.inc({ method: request.method, route, status: String(reply.statusCode) });
-      duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+      const status = String(reply.statusCode);
+      const routeKey = `${request.method} ${route}`;
+      const countKey = `${routeKey} ${status}`;
+      let count = counted.get(countKey);
+      if (count === undefined) counted.set(countKey, (count = requests.labels({ method: request.method, route, status })));
+      let time = timed.get(routeKey);
+      if (time === undefined) timed.set(routeKey, (time = duration.labels({ method: request.method, route })));
+      count.inc();
+      time.observe(reply.elapsedTime / 1000);
+      done();
     });
 
     app.get(
       '/metrics',
       {
+        // Operational detail (routes, volumes, internals) is for operators, not for anyone who asks.
+        config: { scopes: ['operations:read'] },
         schema: {
           tags: ['health'],
           summary: 'Prometheus metrics',

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { ENTITIES } from '../../domain/entities/index.ts';
+import { SECURITY_SCHEMES } from './authentication.ts';
 
 export interface OpenApiOptions {
   docs: boolean;
@@ -35,6 +36,8 @@ export const OPENAPI_TAGS = [
   { name: 'health', description: 'Liveness and readiness for orchestrators and load balancers.' },
   ...ENTITIES.map((entity) => ({ name: entity.collection, description: entity.description })),
   { name: 'batch', description: 'Several document writes in one transaction: all or nothing.' },
+  { name: 'audit', description: 'The audit trail of writes: which API key changed which document, in which request, and when (the audit:read scope).' },
+  { name: 'keys', description: 'API keys: create, list and revoke (the keys:admin scope).' },
 ];
 
 export default fp<OpenApiOptions>(
@@ -47,11 +50,14 @@ export default fp<OpenApiOptions>(
           version: options.version,
           description:
             "The online shop's data service: catalog, customers, stock and orders on MongoDB. " +
+            'Every /v1 route needs an API key (`Authorization: Bearer sk_...`) holding the scopes its description names; ' +
+            'answers carry RateLimit-* headers, and 429 with Retry-After past the limit. ' +
             'Every error is an RFC 9457 problem document (application/problem+json) carrying the request id; ' +
             'send X-Request-Id to choose it.',
           license: { name: 'MIT', identifier: 'MIT' },
         },
         tags: OPENAPI_TAGS,
+        components: { securitySchemes: SECURITY_SCHEMES },
       },
       transformObject: (document) => ('openapiObject' in document ? markOptionalBodies(document.openapiObject as Record<string, unknown>) : document.swaggerObject),
       // Shared schemas keep their $id as their component name instead of def-0, def-1...

@@ -21,6 +21,9 @@ export function fieldErrors(validation: FastifySchemaValidationError[], context:
   return toFieldErrors(validation, PARTS[context ?? 'body'] ?? 'body');
 }
 
+/** MongoDB's MaxTimeMSExpired: a query ran past its maxTimeMS and was stopped. */
+const MAX_TIME_EXPIRED = 50;
+
 /** Fastify's own 4xx errors, by code, as problem kinds. */
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
@@ -36,6 +39,13 @@ function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   if (error instanceof AppError) return error;
   if (error.validation) return AppError.validation(fieldErrors(error.validation, error.validationContext));
   if (isDatabaseUnavailable(error)) return AppError.unavailable(retryAfterSeconds, undefined, error);
+  if ((error as { code?: unknown }).code === MAX_TIME_EXPIRED) {
+    return new AppError(503, 'query-timeout', 'Service Unavailable', {
+      detail: 'The query took longer than this service allows (QUERY_TIMEOUT_MS) and was stopped; narrow the filters or retry later.',
+      headers: { 'retry-after': String(retryAfterSeconds) },
+      cause: error,
+    });
+  }
 
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {

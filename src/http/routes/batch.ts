@@ -15,6 +15,9 @@ import { AppError, type FieldError } from '../../errors.ts';
 import { documentSchemas } from '../schemas/documents.ts';
 import { problemKinds, problemResponses, type ProblemKind } from '../schemas/problem.ts';
 import { expectedVersion } from './documents.ts';
+import { writeScope } from '../../domain/access.ts';
+import { authorize } from '../plugins/authentication.ts';
+import { actorOf } from '../actor.ts';
 
 const COLLECTIONS = [...BATCH_COLLECTIONS.keys()];
 const OBJECT_ID = '6650f0c2a1b2c3d4e5f60718';
@@ -194,6 +197,8 @@ const batchRoutes: FastifyPluginAsync = async (app) => {
   app.post(
     '',
     {
+      // Any valid key may call it; each operation needs the write scope of its collection.
+      config: { scopes: [], expensive: true },
       schema: {
         tags: ['batch'],
         operationId: 'runBatch',
@@ -203,7 +208,8 @@ const batchRoutes: FastifyPluginAsync = async (app) => {
           `1 to ${BATCH_MAX_OPERATIONS} operations in one transaction. Every operation is validated first, as its single route would ` +
           'validate it; any invalid one is a 400 listing every invalid value with pointers into this request, and nothing is written. ' +
           'Then they are applied in order; the first that fails aborts them all, and the answer is the problem its single route would give ' +
-          '(404, 409, 412, 400) with `failedOperation: { index, op, collection }`. Nothing is written unless everything is.',
+          '(404, 409, 412, 400) with `failedOperation: { index, op, collection }`. Nothing is written unless everything is. ' +
+          'The key needs the write scope of every collection the operations touch (403 names the missing ones).',
         body: Type.Ref('BatchRequest'),
         response: {
           200: { description: 'Every operation was applied.', ...Type.Ref('BatchResponse') },
@@ -214,10 +220,11 @@ const batchRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request) => {
       const raws = (request.body as { operations: Record<string, unknown>[] }).operations;
+      authorize(request, [...new Set(raws.map((raw) => writeScope(String(raw.collection))))]);
       const errors = raws.flatMap((raw, index) => checkOperation(raw, index, checks));
       if (errors.length > 0) throw AppError.validation(errors);
       const operations = raws.map(toOperation);
-      const outcomes = await runBatch(app.db.connection, app.repositories, operations, request.log);
+      const outcomes = await runBatch(app.repositories, operations, actorOf(request), request.log);
       return {
         results: outcomes.map(({ action, document }, index) => {
           const resource = app.repositories.documents.get(operations[index]!.collection)!.toResource(document);

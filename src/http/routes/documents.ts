@@ -10,9 +10,10 @@ import type { Json } from '../../domain/merge-patch.ts';
 import type { ListRequest, FilterClause } from '../../data/query.ts';
 import type { DocumentRepository, StoredDocument } from '../../data/documents.ts';
 import { AppError } from '../../errors.ts';
-import { CONTROL_PARAMS, LIST_OPERATORS, documentSchemas } from '../schemas/documents.ts';
+import { CONTROL_PARAMS, LIST_MAX_FILTERS, LIST_MAX_VALUES, LIST_OPERATORS, documentSchemas } from '../schemas/documents.ts';
 import { problemResponses } from '../schemas/problem.ts';
 import { ObjectIdString } from '../../domain/types.ts';
+import { actorOf } from '../actor.ts';
 
 export const MERGE_PATCH_MEDIA_TYPE = 'application/merge-patch+json';
 
@@ -48,7 +49,7 @@ export const ConditionalHeaders = Type.Object({
 export const etagHeader = { etag: { type: 'string', description: 'Version of the document, for If-Match and If-None-Match.' } };
 
 /** Turns the validated query string into a list request. */
-function toListRequest(query: Record<string, unknown>, entity: Entity): ListRequest {
+export function toListRequest(query: Record<string, unknown>, entity: Entity): ListRequest {
   const filters: FilterClause[] = [];
   for (const [key, value] of Object.entries(query)) {
     if ((CONTROL_PARAMS as readonly string[]).includes(key)) continue;
@@ -68,7 +69,7 @@ function toListRequest(query: Record<string, unknown>, entity: Entity): ListRequ
 }
 
 /** The same request with another cursor: the `next` link. */
-function linkWithCursor(request: FastifyRequest, cursor: string): string {
+export function linkWithCursor(request: FastifyRequest, cursor: string): string {
   const url = new URL(request.url, 'http://storekeeper.invalid');
   url.searchParams.set('cursor', cursor);
   return `${url.pathname}${url.search}`;
@@ -90,6 +91,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
   app.get(
     '',
     {
+      config: { expensive: true },
       schema: {
         tags,
         operationId: `list${plural}`,
@@ -97,6 +99,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         description:
           `Filters: ${Object.entries(entity.filters).map(([f, ops]) => `${f} (${ops.join(', ')})`).join('; ')}. ` +
           'A filter is `field=value` or `field[op]=value`; list operators (in, nin, all) take comma-separated or repeated values. ' +
+          `At most ${LIST_MAX_FILTERS} filters per request and ${LIST_MAX_VALUES} values per list; \`prefix\` matches the start of a value, literally. ` +
           'Pages are keyset-paginated: follow `next` (also in the Link header); a cursor stays valid while documents are added.',
         querystring: schemas.query,
         response: {
@@ -105,8 +108,12 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         },
       },
       preValidation: async (request) => {
-        // Comma-separated values of list operators become arrays before validation types them.
         const query = request.query as Record<string, unknown>;
+        const filters = Object.keys(query).filter((key) => !(CONTROL_PARAMS as readonly string[]).includes(key));
+        if (filters.length > LIST_MAX_FILTERS) {
+          throw AppError.validation([{ in: 'query', pointer: '', message: `has ${filters.length} filters; at most ${LIST_MAX_FILTERS} are allowed` }]);
+        }
+        // Comma-separated values of list operators become arrays before validation types them.
         for (const [key, value] of Object.entries(query)) {
           if (typeof value === 'string' && LIST_OPERATORS.some((op) => key.endsWith(`[${op}]`))) query[key] = value.split(',');
         }
@@ -167,7 +174,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         },
       },
       async (request, reply) => {
-        const created = await repository().create(request.body as Record<string, unknown>);
+        const created = await repository().create(request.body as Record<string, unknown>, actorOf(request), request.log);
         reply.header('location', `/v1/${entity.collection}/${created._id.toHexString()}`);
         return sendDocument(reply, created, 201);
       },
@@ -194,7 +201,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
-        const replaced = await repository().replace(id, request.body as Record<string, unknown>, expectedVersion(request.headers['if-match']));
+        const replaced = await repository().replace(id, request.body as Record<string, unknown>, expectedVersion(request.headers['if-match']), actorOf(request), request.log);
         return sendDocument(reply, replaced);
       },
     );
@@ -228,7 +235,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
-        const patched = await repository().patch(id, request.body as Record<string, Json>, expectedVersion(request.headers['if-match']));
+        const patched = await repository().patch(id, request.body as Record<string, Json>, expectedVersion(request.headers['if-match']), actorOf(request), request.log);
         return sendDocument(reply, patched);
       },
     );
@@ -256,7 +263,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
-        const archived = await repository().remove(id, rule, app.repositories.references, expectedVersion(request.headers['if-match']));
+        const archived = await repository().remove(id, rule, app.repositories.referencesIn, expectedVersion(request.headers['if-match']), actorOf(request), request.log);
         return archived === null ? reply.code(204).send() : sendDocument(reply, archived);
       },
     );

@@ -20,6 +20,7 @@ import type { StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses, thrownBy, type ProblemKind } from '../schemas/problem.ts';
 import { ConditionalHeaders, IdParams, etagHeader, etagOf, expectedVersion } from './documents.ts';
 import { OPTIONAL_BODY } from '../plugins/openapi.ts';
+import { actorOf } from '../actor.ts';
 
 const tags = ['orders'];
 
@@ -96,7 +97,7 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request, reply) => {
-      const order = await app.repositories.orders.place(request.body as OrderPlacement, request.log);
+      const order = await app.repositories.orders.place(request.body as OrderPlacement, actorOf(request), request.log);
       reply.header('location', `/v1/orders/${order._id.toHexString()}`);
       return sendOrder(reply, order, 201);
     },
@@ -132,6 +133,7 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
           id,
           action,
           { note: body?.note, expectedVersion: expectedVersion(request.headers['if-match']) },
+          actorOf(request),
           request.log,
         );
         return sendOrder(reply, order, 200);

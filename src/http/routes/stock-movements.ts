@@ -9,6 +9,7 @@ import { Stock } from '../../domain/entities/index.ts';
 import type { StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
 import { etagHeader, etagOf } from './documents.ts';
+import { actorOf } from '../actor.ts';
 
 const tags = ['stock'];
 
@@ -63,7 +64,7 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request, reply) => {
-      const { item, created } = await app.repositories.stockMovements.restock(request.body as Restock, request.log);
+      const { item, created } = await app.repositories.stockMovements.restock(request.body as Restock, actorOf(request), request.log);
       if (created) reply.code(201).header('location', `/v1/stock/${item._id.toHexString()}`);
       return reply.header('etag', etagOf(item.version)).send(toResource(item));
     },
@@ -94,7 +95,7 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const { from, to } = await app.repositories.stockMovements.move(request.body as StockMove, request.log);
+      const { from, to } = await app.repositories.stockMovements.move(request.body as StockMove, actorOf(request), request.log);
       return { from: toResource(from), to: toResource(to) };
     },
   );

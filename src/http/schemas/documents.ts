@@ -3,13 +3,15 @@
 // Nothing here is written per entity, so the API cannot disagree with the model.
 
 import { Type, type TObject, type TSchema } from 'typebox';
-import { schemaAt, type Entity, type FilterOp } from '../../domain/entity.ts';
+import { PREFIX_MAX_LENGTH, schemaAt, type Entity, type FilterOp } from '../../domain/entity.ts';
 
 type JsonSchema = TSchema & Record<string, any>;
 
 export const LIST_DEFAULT_LIMIT = 50;
 export const LIST_MAX_LIMIT = 200;
 export const LIST_MAX_VALUES = 50;
+/** Filter parameters in one list request: each is a clause MongoDB must weigh, so their number is bounded. */
+export const LIST_MAX_FILTERS = 10;
 /** Query parameters that are not filters. */
 export const CONTROL_PARAMS = ['sort', 'fields', 'limit', 'cursor', 'count', 'q'] as const;
 export const LIST_OPERATORS: readonly FilterOp[] = ['in', 'nin', 'all'];
@@ -72,7 +74,16 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
     for (const op of ops) {
       const name = op === 'eq' ? field : `${field}[${op}]`;
       if (op === 'exists') properties[name] = Type.Boolean({ description: `Whether ${field} is present.` });
-      else if (LIST_OPERATORS.includes(op)) {
+      else if (op === 'prefix') {
+        // Not the field's own schema: a prefix of a valid value need not be valid itself. No control
+        // characters (a NUL cannot be part of a MongoDB pattern); matched literally.
+        properties[name] = Type.String({
+          minLength: 1,
+          maxLength: PREFIX_MAX_LENGTH,
+          pattern: '^[^\\u0000-\\u001f\\u007f]+$',
+          description: `${field} starts with this text, taken literally (1-${PREFIX_MAX_LENGTH} characters${entity.collation ? ', compared as the collection compares, regardless of case' : ', case-sensitive'}).`,
+        });
+      } else if (LIST_OPERATORS.includes(op)) {
         properties[name] = Type.Array(value as TSchema, {
           minItems: 1,
           maxItems: LIST_MAX_VALUES,

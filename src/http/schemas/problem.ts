@@ -40,11 +40,14 @@ export type Problem = Static<typeof ProblemSchema>;
 
 const statusText: Record<number, { code: string; title: string; description: string; detail: string }> = {
   400: { code: 'validation-failed', title: 'Validation Failed', description: 'The request is malformed or has invalid values.', detail: 'The request has 1 invalid value.' },
+  401: { code: 'unauthenticated', title: 'Unauthorized', description: 'No API key, or one that is unknown, revoked or expired; see WWW-Authenticate.', detail: 'This route needs an API key: send Authorization: Bearer <key>.' },
+  403: { code: 'insufficient-scope', title: 'Forbidden', description: 'The API key lacks a scope this request needs; `missingScopes` names them.', detail: 'This API key lacks the scope products:write.' },
   404: { code: 'not-found', title: 'Not Found', description: 'No such resource.', detail: 'Route GET /v1/nothing not found.' },
   409: { code: 'conflict', title: 'Conflict', description: 'The request conflicts with the current state.', detail: 'The request conflicts with the current state.' },
   412: { code: 'precondition-failed', title: 'Precondition Failed', description: 'If-Match did not match the current version.', detail: 'The document changed since it was read.' },
   413: { code: 'payload-too-large', title: 'Payload Too Large', description: 'The request body is larger than allowed.', detail: 'Request body is too large.' },
   415: { code: 'unsupported-media-type', title: 'Unsupported Media Type', description: 'The body is not in a media type this route accepts.', detail: 'Unsupported Media Type: text/plain' },
+  429: { code: 'rate-limited', title: 'Too Many Requests', description: 'The rate limit of the API key (or of the client IP) is used up; retry after Retry-After.', detail: 'Rate limit of 1200 requests per minute exceeded; retry in 1 s.' },
   500: { code: 'internal-error', title: 'Internal Server Error', description: 'An unexpected failure; the log line with the request id has the details.', detail: 'An unexpected error occurred.' },
   503: { code: 'service-unavailable', title: 'Service Unavailable', description: 'MongoDB is unreachable; retry after the time given in Retry-After.', detail: 'The database is unavailable. Retry later.' },
 };
@@ -59,8 +62,11 @@ export function problemResponses(...statuses: (keyof typeof statusText)[]) {
     const text = statusText[status]!;
     responses[status] = {
       description: text.description,
-      ...(status === 503 && {
+      ...((status === 503 || status === 429) && {
         headers: { 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } },
+      }),
+      ...(status === 401 && {
+        headers: { 'www-authenticate': { type: 'string', description: 'The authentication scheme (Bearer) and, for a key that was refused, why.' } },
       }),
       content: {
         [PROBLEM_MEDIA_TYPE]: {
@@ -72,6 +78,7 @@ export function problemResponses(...statuses: (keyof typeof statusText)[]) {
             detail: text.detail,
             requestId: 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
             ...(status === 400 && { errors: [{ in: 'body', pointer: '/name', message: 'must NOT have fewer than 1 characters' }] }),
+            ...(status === 403 && { missingScopes: ['products:write'] }),
           },
         },
       },

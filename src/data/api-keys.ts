@@ -1,0 +1,116 @@
+// Storage of API keys: created with a fresh secret (returned once, stored as a hash), listed
+// without their hashes, revoked by setting revokedAt, and found by their public prefix. The
+// collection and its unique prefix index are created by a migration.
+
+import mongoose, { type mongo } from 'mongoose';
+import { expandScopes, generateApiKey, type Scope } from '../domain/access.ts';
+
+export const API_KEYS_COLLECTION = 'api_keys';
+
+export interface ApiKeyDocument {
+  _id: mongo.ObjectId;
+  prefix: string;
+  hash: string;
+  name: string;
+  scopes: Scope[];
+  rateLimitPerMinute?: number;
+  createdAt: Date;
+  expiresAt?: Date;
+  revokedAt?: Date;
+}
+
+/** A key as shown to operators: everything but the hash. */
+export interface ApiKeyInfo {
+  id: string;
+  prefix: string;
+  name: string;
+  scopes: Scope[];
+  rateLimitPerMinute?: number;
+  createdAt: Date;
+  expiresAt?: Date;
+  revokedAt?: Date;
+}
+
+export interface NewApiKey {
+  name: string;
+  /** As an operator writes them; shorthands (`*`, `*:read`...) are expanded here. */
+  scopes: readonly string[];
+  expiresAt?: Date;
+  rateLimitPerMinute?: number;
+}
+
+export const keyInfo = ({ _id, hash: _hash, ...rest }: ApiKeyDocument): ApiKeyInfo => ({ id: _id.toHexString(), ...rest });
+
+export class ApiKeyStore {
+  constructor(private readonly keys: mongo.Collection<ApiKeyDocument>) {}
+
+  /** A store over a driver database (the ops command) or a Mongoose connection (the service). */
+  static of(db: mongo.Db | mongoose.Connection): ApiKeyStore {
+    return new ApiKeyStore(db.collection(API_KEYS_COLLECTION) as unknown as mongo.Collection<ApiKeyDocument>);
+  }
+
+  /**
+   * Creates a key; the returned `key` is the only time its secret exists outside the caller.
+   * With a session, inside the caller's transaction (the HTTP API's, which audits it).
+   */
+  async create(input: NewApiKey, session?: mongo.ClientSession): Promise<ApiKeyInfo & { key: string }> {
+    const name = input.name.trim();
+    if (name.length === 0 || name.length > 100) throw new RangeError('a key name must be 1-100 characters');
+    if (input.expiresAt !== undefined && !(input.expiresAt.getTime() > Date.now())) throw new RangeError('the expiry must be in the future');
+    if (input.rateLimitPerMinute !== undefined && !(Number.isInteger(input.rateLimitPerMinute) && input.rateLimitPerMinute >= 0)) {
+      throw new RangeError('the rate limit must be a whole number of requests per minute (0: unlimited)');
+    }
+    const scopes = expandScopes(input.scopes);
+    if (scopes.length === 0) throw new RangeError('a key needs at least one scope');
+    // A prefix collision is astronomically unlikely; the unique index would refuse it, and a new
+    // key is drawn.
+    for (let attempt = 1; ; attempt++) {
+      const { key, prefix, hash } = generateApiKey();
+      const document: ApiKeyDocument = {
+        _id: new mongoose.mongo.ObjectId(),
+        prefix,
+        hash,
+        name,
+        scopes,
+        ...(input.rateLimitPerMinute !== undefined && { rateLimitPerMinute: input.rateLimitPerMinute }),
+        createdAt: new Date(),
+        ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
+      };
+      try {
+        await this.keys.insertOne(document, { session });
+        return { ...keyInfo(document), key };
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 11000 || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  async list(): Promise<ApiKeyInfo[]> {
+    const documents = await this.keys.find({}, { sort: { createdAt: 1, _id: 1 } }).toArray();
+    return documents.map(keyInfo);
+  }
+
+  /** The key with this id or prefix, or null. */
+  async find(idOrPrefix: string, session?: mongo.ClientSession): Promise<ApiKeyInfo | null> {
+    const filter = /^[0-9a-f]{24}$/.test(idOrPrefix) ? { _id: new mongoose.mongo.ObjectId(idOrPrefix) } : { prefix: String(idOrPrefix) };
+    const document = await this.keys.findOne(filter, { session });
+    return document === null ? null : keyInfo(document);
+  }
+
+  /** The stored key with this prefix (hash included), for authentication. */
+  async findByPrefix(prefix: string): Promise<ApiKeyDocument | null> {
+    return this.keys.findOne({ prefix: String(prefix) });
+  }
+
+  /** Revokes a key by id or prefix; returns it as revoked, or null when there is none. Revoking twice keeps the first time. */
+  async revoke(idOrPrefix: string, session?: mongo.ClientSession): Promise<{ key: ApiKeyInfo; changed: boolean } | null> {
+    const found = await this.find(idOrPrefix, session);
+    if (found === null) return null;
+    const document = await this.keys.findOneAndUpdate(
+      { _id: new mongoose.mongo.ObjectId(found.id), revokedAt: { $exists: false } },
+      { $set: { revokedAt: new Date() } },
+      { returnDocument: 'after', session },
+    );
+    return document === null ? { key: (await this.find(found.id, session))!, changed: false } : { key: keyInfo(document), changed: true };
+  }
+}

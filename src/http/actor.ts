@@ -1,0 +1,14 @@
+// Who makes a write, as the audit trail records it: the API key the request authenticated with
+// and the request's id. Every write route passes actorOf(request) to the data layer, so none
+// builds it by hand.
+
+import type { FastifyRequest } from 'fastify';
+import type { Actor } from '../data/audit.ts';
+
+export function actorOf(request: FastifyRequest): Actor {
+  const { principal } = request;
+  // Write routes all need a scope, so the authentication plugin has refused a request without a
+  // key before this runs; getting here without one is a bug, and nothing must be written.
+  if (principal === null) throw new Error(`${request.method} ${request.routeOptions.url}: a write without an authenticated API key`);
+  return { keyId: principal.keyId, keyName: principal.name, requestId: request.id };
+}

@@ -1,0 +1,129 @@
+// The request bodies the service reads: JSON (application/json) and JSON Merge Patch
+// (application/merge-patch+json), in UTF-8, and nothing else (any other media type is a 415).
+// Fastify's own JSON parser decodes leniently: invalid UTF-8 silently becomes U+FFFD, so the
+// service would store something the client never sent. This one reads the bytes, refuses what is
+// not UTF-8 or names another charset, refuses __proto__ and constructor.prototype members (naming
+// where they are), and keeps the body limit (BODY_LIMIT_BYTES, 413) Fastify enforces as it reads.
+
+import fp from 'fastify-plugin';
+import type { FastifyRequest } from 'fastify';
+import { AppError, type FieldError } from '../../errors.ts';
+import { MERGE_PATCH_MEDIA_TYPE } from '../routes/documents.ts';
+import { INPUT_LIMITS, jsonPointer } from './input-guard.ts';
+
+export const JSON_MEDIA_TYPES = ['application/json', MERGE_PATCH_MEDIA_TYPE] as const;
+
+/** Throws on the first byte sequence that is not UTF-8 (a leading byte order mark is dropped). */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+const malformed = (detail: string, errors?: FieldError[]) =>
+  new AppError(400, 'malformed-body', 'Bad Request', { detail, ...(errors && { extensions: { errors } }) });
+
+/** The charset parameter of the Content-Type, lower-cased, or undefined when there is none. */
+function charsetOf(request: FastifyRequest): string | undefined {
+  const header = request.headers['content-type'] ?? '';
+  const match = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(header);
+  return match?.[1]?.toLowerCase();
+}
+
+interface Node {
+  value: object;
+  key: string;
+  parent: Node | undefined;
+}
+
+/** The JSON Pointer of a member of `node`: its path is kept as links to parents, walked only here. */
+function pointerTo(node: Node, ...members: string[]): string {
+  const segments: string[] = [];
+  for (let at: Node | undefined = node; at?.parent !== undefined; at = at.parent) segments.push(at.key);
+  return jsonPointer([...segments.reverse(), ...members]);
+}
+
+/**
+ * Where the parsed value has a `__proto__` member, or a `constructor` object with a `prototype`
+ * (what merging it into another object could turn into prototype pollution); null when nowhere.
+ * Iterative and linear: it never grows the call stack, whatever the nesting.
+ */
+export function prototypePoisoning(root: unknown): string | null {
+  if (root === null || typeof root !== 'object') return null;
+  const pending: Node[] = [{ value: root, key: '', parent: undefined }];
+  while (pending.length > 0) {
+    const node = pending.pop()!;
+    const { value } = node;
+    if (Object.hasOwn(value, '__proto__')) return pointerTo(node, '__proto__');
+    const constructor = (value as Record<string, unknown>).constructor;
+    if (Object.hasOwn(value, 'constructor') && constructor !== null && typeof constructor === 'object' && Object.hasOwn(constructor, 'prototype')) {
+      return pointerTo(node, 'constructor', 'prototype');
+    }
+    for (const [key, child] of Object.entries(value)) {
+      if (child !== null && typeof child === 'object') pending.push({ value: child, key, parent: node });
+    }
+  }
+  return null;
+}
+
+/**
+ * Whether JSON text nests objects and arrays deeper than `limit`, in one pass over the text. Run
+ * before parsing: a body nested 100,000 levels deep costs JSON.parse several times what a flat
+ * body of the same size does, and the input guard would refuse it anyway.
+ */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (inString) {
+      if (code === 0x5c) index++; // a backslash escapes the next character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x7b || code === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (code === 0x7d || code === 0x5d) depth--;
+  }
+  return false;
+}
+
+/** Bytes to a value, or the 4xx that says why not. */
+export function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
+  const charset = charsetOf(request);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new AppError(415, 'unsupported-media-type', 'Unsupported Media Type', {
+      detail: `JSON bodies are read as UTF-8 only, not ${charset || 'an empty charset'}.`,
+    });
+  }
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw malformed('The body is not valid UTF-8.');
+  }
+  if (text.trim() === '') throw malformed('The body is empty; send a JSON value, or no Content-Type when there is nothing to send.');
+  if (nestsDeeperThan(text, INPUT_LIMITS.depth)) {
+    throw AppError.validation([{ in: 'body', pointer: '', message: `nests deeper than ${INPUT_LIMITS.depth} levels` }]);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw malformed(`The body is not valid JSON: ${(error as Error).message}`);
+  }
+  // Only a body that spells one of these names, literally or through \u escapes, can hold one.
+  if (text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')) {
+    const pointer = prototypePoisoning(value);
+    if (pointer !== null) {
+      throw malformed('The body has a member that could alter object prototypes; it is refused.', [
+        { in: 'body', pointer, message: 'is a member name this service refuses' },
+      ]);
+    }
+  }
+  return value;
+}
+
+export default fp(
+  async (app) => {
+    // Text bodies are no input here (Fastify would hand them to handlers as strings).
+    app.removeContentTypeParser(['text/plain', 'application/json']);
+    app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) => parseJsonBody(request, body));
+  },
+  { name: 'json-body', fastify: '5.x' },
+);

@@ -1,0 +1,118 @@
+// The audit trail under /v1/audit, read-only, for keys holding audit:read: the list (filters by
+// key, action, collection, document, request and time; newest first; keyset pages) and one entry
+// by id. The list speaks the document lists' query language (its query-string schema, list
+// request and `next` link are theirs, the repository's list does the rest); entries are written
+// only by the writes themselves (src/data/audit.ts).
+
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { AUDIT_EVENT_EXAMPLE, AUDIT_READ_SCOPE, AuditEvent } from '../../domain/audit.ts';
+import { LIST_OPERATORS, documentSchemas } from '../schemas/documents.ts';
+import { problemResponses } from '../schemas/problem.ts';
+import { IdParams, linkWithCursor, toListRequest } from './documents.ts';
+
+const tags = ['audit'];
+const scopes = [AUDIT_READ_SCOPE];
+
+const resourceSchema = { ...AuditEvent.resource, $id: 'AuditEvent', examples: [AUDIT_EVENT_EXAMPLE] };
+
+const fieldsSchema = {
+  ...Type.Partial(AuditEvent.resource),
+  required: ['id'],
+  additionalProperties: false,
+  $id: 'AuditEventFields',
+  description: 'An audit event as listed: the fields requested with `fields`, or all of them.',
+};
+
+const pageSchema = {
+  ...Type.Object(
+    {
+      items: Type.Array(Type.Ref('AuditEventFields'), { description: 'Newest first unless sort=at.' }),
+      next: Type.Union([Type.String(), Type.Null()], { description: 'Link to the next page, null on the last one.' }),
+      total: Type.Optional(Type.Integer({ minimum: 0, description: 'All matches, when count=true and counting finished in time.' })),
+    },
+    { additionalProperties: false },
+  ),
+  $id: 'AuditEventPage',
+  examples: [
+    {
+      items: [
+        AUDIT_EVENT_EXAMPLE,
+        { ...AUDIT_EVENT_EXAMPLE, id: '6650f0c2a1b2c3d4e5f60731', collection: 'stock', documentId: '6650f0c2a1b2c3d4e5f60740', documentVersion: 7 },
+      ],
+      next: '/v1/audit?requestId=a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d&limit=2&cursor=eyJoIjoi...',
+    },
+  ],
+};
+
+/** Comma-separated values of list operators (action[in]=...) become arrays before validation types them. */
+async function splitListValues(request: FastifyRequest): Promise<void> {
+  const query = request.query as Record<string, unknown>;
+  for (const [key, value] of Object.entries(query)) {
+    if (typeof value === 'string' && LIST_OPERATORS.some((op) => key.endsWith(`[${op}]`))) query[key] = value.split(',');
+  }
+}
+
+const auditRoutes: FastifyPluginAsync = async (app) => {
+  app.addSchema(resourceSchema);
+  app.addSchema(fieldsSchema);
+  app.addSchema(pageSchema);
+  const { query } = documentSchemas(AuditEvent);
+  const events = () => app.repositories.audit.events;
+
+  app.get(
+    '',
+    {
+      config: { scopes, expensive: true },
+      schema: {
+        tags,
+        operationId: 'listAuditEvents',
+        summary: 'List the audit trail',
+        description:
+          'One entry per document changed by a successful write: the API key (`keyId`, `keyName`), the `action`, the `collection`, ' +
+          'the `documentId` and its version after the write, the `requestId` and the time (`at`); never the document contents. ' +
+          "A failed write leaves none; a request that changed several documents (a batch, an order placement) leaves one per document, with the request's id. " +
+          `Filters: ${Object.entries(AuditEvent.filters).map(([f, ops]) => `${f} (${ops.join(', ')})`).join('; ')}. ` +
+          'Newest first (`sort=at` for oldest first). Pages are keyset-paginated: follow `next` (also in the Link header). ' +
+          'Entries are kept AUDIT_RETENTION_DAYS days.',
+        querystring: query,
+        response: {
+          200: { description: 'A page of audit entries.', ...Type.Ref('AuditEventPage') },
+          ...problemResponses(400, 500, 503),
+        },
+      },
+      preValidation: splitListValues,
+    },
+    async (request, reply) => {
+      const page = await events().list(toListRequest(request.query as Record<string, unknown>, AuditEvent));
+      const next = page.next === undefined ? null : linkWithCursor(request, page.next);
+      if (next !== null) reply.header('link', `<${next}>; rel="next"`);
+      return { items: page.items.map((item) => events().toResource(item)), next, ...(page.total !== undefined && { total: page.total }) };
+    },
+  );
+
+  app.get(
+    '/:id',
+    {
+      config: { scopes },
+      schema: {
+        tags,
+        operationId: 'getAuditEvent',
+        summary: 'Read an audit entry',
+        params: IdParams,
+        response: {
+          200: { description: 'The entry. Entries never change.', ...Type.Ref('AuditEvent') },
+          ...problemResponses(400, 404, 500, 503),
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const entry = await events().findById(id);
+      if (entry === null) throw events().notFound(id);
+      return events().toResource(entry);
+    },
+  );
+};
+
+export default auditRoutes;

@@ -1,0 +1,188 @@
+// API key management under /v1/keys, for holders of the keys:admin scope: the same create,
+// list and revoke as `npm run keys`, for back-office tooling. A created key's secret is in the
+// 201 answer and nowhere else; listings never carry secrets or hashes. Creations and
+// revocations are recorded in the audit trail, in their own transaction.
+
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from 'typebox';
+import { SCOPES } from '../../domain/access.ts';
+import { DateTime, ObjectIdString } from '../../domain/types.ts';
+import mongoose from 'mongoose';
+import { API_KEYS_COLLECTION, ApiKeyStore, type ApiKeyInfo } from '../../data/api-keys.ts';
+import { actorOf } from '../actor.ts';
+import { AppError } from '../../errors.ts';
+import { problemResponses } from '../schemas/problem.ts';
+import { IdParams } from './documents.ts';
+
+const KEYS_ADMIN = ['keys:admin'] as const;
+const tags = ['keys'];
+
+const ScopeName = Type.String({
+  pattern: '^(\\*|\\*:read|\\*:write|[a-z_]+:(read|write|admin|\\*))$',
+  maxLength: 40,
+  description: `A scope (${SCOPES.join(', ')}) or a shorthand: *, *:read, *:write, <collection>:*.`,
+});
+
+const keyExample = {
+  id: '6650f0c2a1b2c3d4e5f60720',
+  prefix: 'k7k2m9q4x1ab',
+  name: 'checkout',
+  scopes: ['orders:read', 'orders:write', 'products:read'],
+  createdAt: '2026-11-25T09:30:00.000Z',
+  expiresAt: '2027-06-30T00:00:00.000Z',
+};
+
+const ApiKeySchema = Type.Object(
+  {
+    id: ObjectIdString({ description: 'The key id; the audit trail names keys by it.' }),
+    prefix: Type.String({ description: 'Public part of the key (sk_<prefix>_...), safe to show and log.' }),
+    name: Type.String(),
+    scopes: Type.Array(Type.String()),
+    rateLimitPerMinute: Type.Optional(Type.Integer({ minimum: 0, description: "The key's own rate limit; absent: the service default." })),
+    createdAt: DateTime(),
+    expiresAt: Type.Optional(DateTime({ description: 'After this the key is refused.' })),
+    revokedAt: Type.Optional(DateTime({ description: 'When it was revoked; a revoked key is refused.' })),
+  },
+  { $id: 'ApiKey', additionalProperties: false, description: 'An API key, without its secret.', examples: [keyExample] },
+);
+
+const NewApiKeySchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }),
+    scopes: Type.Array(ScopeName, { minItems: 1, maxItems: 50 }),
+    expiresAt: Type.Optional(DateTime({ description: 'Must be in the future.' })),
+    rateLimitPerMinute: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'Requests per minute; 0: unlimited.' })),
+  },
+  {
+    $id: 'NewApiKey',
+    additionalProperties: false,
+    examples: [{ name: 'checkout', scopes: ['orders:*', 'products:read'], expiresAt: '2027-06-30T00:00:00.000Z' }],
+  },
+);
+
+const CreatedApiKeySchema = Type.Object(
+  { ...ApiKeySchema.properties, key: Type.String({ description: 'The key itself. Shown in this answer only: store it now.' }) },
+  {
+    $id: 'CreatedApiKey',
+    additionalProperties: false,
+    examples: [{ ...keyExample, key: 'sk_k7k2m9q4x1ab_Q2hhbmdlIG1lIGJlZm9yZSB1c2luZyBpbiBwcm9kdWN0aW9uIQ' }],
+  },
+);
+
+const keyRoutes: FastifyPluginAsync = async (app) => {
+  app.addSchema(ApiKeySchema);
+  app.addSchema(NewApiKeySchema);
+  app.addSchema(CreatedApiKeySchema);
+  const store = ApiKeyStore.of(app.db.connection);
+  const config = { scopes: KEYS_ADMIN };
+  const notFound = (id: string) => AppError.notFound(`No API key with id ${id}.`);
+  const toJson = (key: ApiKeyInfo) => key;
+
+  app.get(
+    '',
+    {
+      config,
+      schema: {
+        tags,
+        operationId: 'listApiKeys',
+        summary: 'List API keys',
+        description: 'Every key, oldest first, revoked and expired ones included.',
+        response: {
+          200: { description: 'The keys, without secrets.', type: 'object', properties: { items: { type: 'array', items: Type.Ref('ApiKey') } }, required: ['items'], additionalProperties: false },
+          ...problemResponses(500, 503),
+        },
+      },
+    },
+    async () => ({ items: (await store.list()).map(toJson) }),
+  );
+
+  app.post(
+    '',
+    {
+      config,
+      schema: {
+        tags,
+        operationId: 'createApiKey',
+        summary: 'Create an API key',
+        description: 'Scopes may use the shorthands; they are stored expanded. The answer holds the key: it is never shown again.',
+        body: Type.Ref('NewApiKey'),
+        response: {
+          201: { description: 'Created; the answer carries the key once.', ...Type.Ref('CreatedApiKey') },
+          ...problemResponses(400, 413, 415, 500, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body as { name: string; scopes: string[]; expiresAt?: string; rateLimitPerMinute?: number };
+      let created;
+      try {
+        const input = { ...body, expiresAt: body.expiresAt === undefined ? undefined : new Date(body.expiresAt) };
+        created = await app.repositories.audit.transaction(
+          actorOf(request),
+          async (tx) => {
+            const key = await store.create(input, tx.session);
+            tx.record('create', API_KEYS_COLLECTION, { _id: new mongoose.Types.ObjectId(key.id) });
+            return key;
+          },
+          request.log,
+        );
+      } catch (error) {
+        if (error instanceof RangeError) throw AppError.validation([{ in: 'body', pointer: '', message: error.message }]);
+        if (/^unknown scope/.test((error as Error).message)) throw AppError.validation([{ in: 'body', pointer: '/scopes', message: (error as Error).message }]);
+        throw error;
+      }
+      return reply.code(201).header('location', `/v1/keys/${created.id}`).send(created);
+    },
+  );
+
+  app.get(
+    '/:id',
+    {
+      config,
+      schema: {
+        tags,
+        operationId: 'getApiKey',
+        summary: 'Read an API key',
+        params: IdParams,
+        response: { 200: { description: 'The key, without its secret.', ...Type.Ref('ApiKey') }, ...problemResponses(400, 404, 500, 503) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const key = await store.find(id);
+      if (key === null) throw notFound(id);
+      return toJson(key);
+    },
+  );
+
+  app.delete(
+    '/:id',
+    {
+      config,
+      schema: {
+        tags,
+        operationId: 'revokeApiKey',
+        summary: 'Revoke an API key',
+        description: 'The key is kept, marked revoked (so the audit trail can still name it), and refused from then on (within AUTH_CACHE_TTL_MS on every instance). Revoking twice keeps the first time.',
+        params: IdParams,
+        response: { 200: { description: 'The key as revoked.', ...Type.Ref('ApiKey') }, ...problemResponses(400, 404, 500, 503) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const revocation = await app.repositories.audit.transaction(
+        actorOf(request),
+        async (tx) => {
+          const result = await store.revoke(id, tx.session);
+          if (result?.changed === true) tx.record('revoke', API_KEYS_COLLECTION, { _id: new mongoose.Types.ObjectId(id) });
+          return result;
+        },
+        request.log,
+      );
+      if (revocation === null) throw notFound(id);
+      return toJson(revocation.key);
+    },
+  );
+};
+
+export default keyRoutes;

@@ -9,7 +9,7 @@ import { DELETION_RULES } from '../domain/deletion.ts';
 import { AppError, type FieldError } from '../errors.ts';
 import type { Actor } from './audit.ts';
 import type { Repositories } from './repositories.ts';
-import type { StoredDocument } from './documents.ts';
+import { BulkInsertFailure, type StoredDocument } from './documents.ts';
 
 export interface BatchOutcome {
   /** deleted: the document is gone (`document` is its last version); archived: kept, changed. */
@@ -38,6 +38,18 @@ export function failedOperation(error: AppError, index: number, operation: Batch
   });
 }
 
+/** The inserts into one collection that follow each other from `start` on (none if it is no insert). */
+function insertRun(operations: readonly BatchOperation[], start: number): Extract<BatchOperation, { op: 'insert' }>[] {
+  const run: Extract<BatchOperation, { op: 'insert' }>[] = [];
+  const first = operations[start]!;
+  for (let index = start; index < operations.length; index++) {
+    const operation = operations[index]!;
+    if (operation.op !== 'insert' || operation.collection !== first.collection) break;
+    run.push(operation);
+  }
+  return run;
+}
+
 export async function runBatch(
   repositories: Repositories,
   operations: readonly BatchOperation[],
@@ -48,8 +60,23 @@ export async function runBatch(
     actor,
     async (tx) => {
       const outcomes: BatchOutcome[] = [];
-      for (const [index, operation] of operations.entries()) {
+      for (let index = 0; index < operations.length; index++) {
+        const operation = operations[index]!;
         const repository = repositories.documents.get(operation.collection)!;
+        // A run of inserts into one collection is one insertMany: one round trip, not one each.
+        const run = insertRun(operations, index);
+        if (run.length > 1) {
+          try {
+            const created = await repository.createManyIn(tx, run.map((insert) => insert.document));
+            for (const document of created) outcomes.push({ action: 'inserted', document });
+          } catch (error) {
+            if (!(error instanceof BulkInsertFailure)) throw error;
+            const failed = index + error.index;
+            throw error.problem instanceof AppError ? failedOperation(error.problem, failed, operations[failed]!) : error.problem;
+          }
+          index += run.length - 1;
+          continue;
+        }
         try {
           switch (operation.op) {
             case 'insert':

@@ -86,6 +86,39 @@ describe('POST /v1/batch', () => {
     expect(await dump()).toEqual(before);
   });
 
+  it('inserts a run of documents into one collection together, in order, each with its own result and audit entry', async () => {
+    const products = Array.from({ length: 30 }, () => productInput());
+    const res = await batch([
+      ...products.map((document) => ({ op: 'insert', collection: 'products', document })),
+      { op: 'insert', collection: 'stock', document: { sku: products[0]!.sku, warehouse: 'AMS-1', available: 5 } },
+    ]);
+    expect(res.statusCode, res.body).toBe(200);
+    const { results } = res.json();
+    expect(results.map((r: { index: number; status: number }) => [r.index, r.status])).toEqual(products.map((_, i) => [i, 201]).concat([[30, 201]]));
+    expect(results.slice(0, 30).map((r: { document: { sku: string } }) => r.document.sku)).toEqual(products.map((p) => p.sku));
+    expect(await db().collection('products').countDocuments({ sku: { $in: products.map((p) => p.sku) } })).toBe(30);
+    const entries = await db().collection('audit_events').find({ requestId: res.headers['x-request-id'] }).toArray();
+    expect(entries).toHaveLength(31);
+  });
+
+  it.each([
+    ['an existing SKU', (existing: string) => existing],
+    ['a SKU an earlier insert of the same batch takes', (_existing: string, earlier: string) => earlier],
+  ])('when an insert in the middle of a run duplicates %s, answers 409 naming that operation, and writes nothing', async (_case, duplicateOf) => {
+    const existing = await create('products', productInput());
+    const run = Array.from({ length: 6 }, () => productInput());
+    run[4] = productInput({ sku: duplicateOf(existing.sku, run[1]!.sku) });
+    const before = await dump();
+    const res = await batch(run.map((document) => ({ op: 'insert', collection: 'products', document })));
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json()).toMatchObject({
+      type: 'urn:storekeeper:problem:duplicate',
+      failedOperation: { index: 4, op: 'insert', collection: 'products' },
+      errors: [{ in: 'body', pointer: '/operations/4/document/sku', message: 'is already taken' }],
+    });
+    expect(await dump()).toEqual(before);
+  });
+
   it('when an If-Match in the middle is stale, answers 412 naming that operation, and writes nothing', async () => {
     const customer = await create('customers', customerInput());
     const product = await create('products', productInput());

@@ -177,10 +177,17 @@ export function decodeCursor(token: string, fingerprint: string): { value: unkno
   }
 }
 
-/** The condition "after this document" in the sort order (sort key, then _id). */
+/**
+ * The condition "after this document" in the sort order (sort key, then _id): the key beyond the
+ * cursor's, or the same key and the _id beyond. Written as "key up to the cursor's, and then one
+ * of the two", which means the same: the outer range gives the planner one index scan that
+ * starts at the cursor, like the first page's, where the plain $or is planned branch by branch
+ * and merged (SUBPLAN, two scans and a SORT_MERGE on every page but the first).
+ */
 export function afterCursor(field: string, direction: 1 | -1, value: unknown, id: unknown): MongoFilter {
   const beyond = direction === 1 ? '$gt' : '$lt';
-  return { $or: [{ [field]: { [beyond]: value } }, { [field]: value, _id: { [beyond]: id } }] };
+  const upTo = direction === 1 ? '$gte' : '$lte';
+  return { [field]: { [upTo]: value }, $or: [{ [field]: { [beyond]: value } }, { _id: { [beyond]: id } }] };
 }
 
 /** Reads a dotted path from a plain document. */

@@ -1,0 +1,325 @@
+// `npm run bench:http`: the service's HTTP performance next to a floor (Fastify + the raw driver,
+// bench/servers/floor.ts) and the usual alternative (Express + Mongoose hydrated documents,
+// bench/servers/express-mongoose.ts), all three as processes of their own on one throwaway
+// replica set and one seeded database. autocannon drives every scenario from this process:
+// a warm-up, then rounds interleaved across the servers; medians are reported. Writes
+// bench/results/http.json, http.md and http.svg (the chart in the README).
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import mongoose from 'mongoose';
+import { variables } from '../src/config.ts';
+import { Customer } from '../src/domain/entities/index.ts';
+import { startEmbeddedMongo } from '../src/mongod/embedded.ts';
+import { checkLedger, prepareDatabase, setAvailable, stockOf, waitUntilSettled, type Fixture } from './http/data.ts';
+import { drive, measure, type Measurement } from './http/load.ts';
+import { parseOptions, type BenchOptions } from './http/options.ts';
+import { CLOCK_TICKS, peakRssMb, rssMb } from './http/proc-stats.ts';
+import { REPO_DIR, SERVER_LABELS, build, runCli, startServer, type RunningServer, type ServerName } from './http/processes.ts';
+import { judge, markdown, ratios, summarize, svgChart, type ScenarioResult } from './http/report.ts';
+import { BATCH, SCENARIO_LIST, documentsPerRound, ingestBodies, type Scenario, type ScenarioContext } from './http/scenarios.ts';
+
+const DB_NAME = 'bench';
+/** Units of each hot SKU at the start of the sell-out check: far fewer than the orders want. */
+const SELL_OUT_UNITS = 5;
+const RESTOCK_UNITS = 1_000_000;
+
+const log = (line: string) => console.error(`[bench] ${line}`);
+const oneDecimal = (value: number) => value.toFixed(1);
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The process of each server: the service as production runs it, the others plainly. */
+async function startServers(options: BenchOptions, uri: string): Promise<RunningServer[]> {
+  const servers: RunningServer[] = [];
+  for (const name of options.servers) {
+    // The service's pool defaults for all three, so that a change of them is measured alike.
+    const common = {
+      NODE_ENV: 'production',
+      MONGODB_URI: uri,
+      MONGODB_DB: DB_NAME,
+      MONGODB_MAX_POOL_SIZE: variables.MONGODB_MAX_POOL_SIZE.default,
+      MONGODB_MIN_POOL_SIZE: variables.MONGODB_MIN_POOL_SIZE.default,
+      ...options.env,
+    };
+    const env =
+      name === 'service'
+        ? { ...common, RATE_LIMIT_PER_MINUTE: '0', LOG_FORMAT: 'json', ...options.serviceEnv }
+        : common;
+    const nodeArgs = options.cpuProfileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(options.cpuProfileDir, name)] : [];
+    const server = await startServer({ name, port: await freePort(), env, nodeArgs, readyPath: name === 'service' ? '/health/ready' : '/health' });
+    log(`${SERVER_LABELS[name]} listening at ${server.url} (pid ${server.pid}; stderr in ${server.logFile})`);
+    servers.push(server);
+  }
+  return servers;
+}
+
+/** Follows `next` from the first page to page `pages`; the alternative pages by number instead. */
+async function walk(server: RunningServer, context: ScenarioContext): Promise<{ first: string; last: string; walkSeconds?: number }> {
+  const { pages, pageSize } = context.options;
+  const first = `/v1/products?limit=${pageSize}`;
+  if (server.name === 'express') return { first, last: `${first}&page=${pages}` };
+  const started = performance.now();
+  let url = first;
+  for (let page = 1; page < pages; page++) {
+    const response = await fetch(`${server.url}${url}`, { headers: { authorization: `Bearer ${context.apiKey}` } });
+    const body = (await response.json()) as { next?: string | null };
+    if (response.status !== 200 || typeof body.next !== 'string') throw new Error(`${server.name}: page ${page} of the walk answered ${response.status} without a next link`);
+    url = body.next;
+  }
+  return { first, last: url, walkSeconds: (performance.now() - started) / 1000 };
+}
+
+/** A scenario's title with this run's sizes (quick runs walk and ingest less). */
+function titleOf(scenario: Scenario, options: BenchOptions): string {
+  if (scenario.name === 'ingest') return `Ingest ${options.ingestDocuments.toLocaleString('en-US')} customers, batches of ${BATCH}`;
+  if (scenario.name === 'page-1000') return `Cursor walk: page ${options.pages.toLocaleString('en-US')} (${options.pageSize} per page)`;
+  if (scenario.name === 'page-1') return `Cursor walk: page 1 (${options.pageSize} per page)`;
+  return scenario.title;
+}
+
+/** Rotates the servers' order each round, so none always runs first (or right after another). */
+const rotate = <T>(items: readonly T[], by: number) => items.map((_, i) => items[(i + by) % items.length]!);
+
+function describe(m: Measurement): string {
+  return `${Math.round(m.requestsPerSecond)} req/s, p50 ${m.latencyP50Ms} ms, p99 ${m.latencyP99Ms} ms, ${m.errors} errors, ${m.cpuMsPerRequest.toFixed(3)} CPU ms/req, RSS ${Math.round(m.peakRssMb)} MB`;
+}
+
+/**
+ * Warm-up, then rounds interleaved across the servers. `settle` runs after each load (the order
+ * scenario waits there for what the load left in flight, so the next server starts clean).
+ */
+async function runScenario(
+  scenario: Scenario,
+  context: ScenarioContext,
+  servers: RunningServer[],
+  settle: (server: RunningServer) => Promise<void> = async () => undefined,
+): Promise<ScenarioResult> {
+  const { options } = context;
+  const ingest = scenario.name === 'ingest';
+  const rounds = ingest ? options.ingestRounds : options.rounds;
+  if (ingest || options.warmup > 0) {
+    for (const server of servers) {
+      const load = scenario.load(server.name, context, 'W');
+      await drive(server, load.amount !== undefined ? load : { ...load, duration: options.warmup });
+      await settle(server);
+    }
+  }
+  const measured = new Map<ServerName, Measurement[]>(servers.map((server) => [server.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const server of rotate(servers, round)) {
+      const load = scenario.load(server.name, context, String(round + 1));
+      const measurement = await measure(server, load.amount !== undefined ? load : { ...load, duration: options.duration });
+      measured.get(server.name)!.push(measurement);
+      await settle(server);
+      log(`${scenario.name} round ${round + 1}/${rounds} ${server.name}: ${describe(measurement)}`);
+    }
+  }
+  const result: ScenarioResult = {
+    name: scenario.name,
+    title: titleOf(scenario, options),
+    connections: scenario.load(servers[0]!.name, context, 'C').connections,
+    servers: Object.fromEntries([...measured].map(([name, list]) => [name, { median: summarize(list, ingest ? BATCH : undefined), rounds: list }])),
+    ratios: {},
+  };
+  result.ratios = ratios(result.servers);
+  return result;
+}
+
+interface OrderCheck {
+  ledgerOk: boolean;
+  oversoldUnits: number;
+  serverErrors: number;
+  unitsOrdered: number;
+  sellOut: { placed: number; refused: number; serverErrors: number; soldOut: boolean; oversoldUnits: number; ledgerOk: boolean };
+}
+
+const serverErrorsIn = (status: Record<string, number>) =>
+  Object.entries(status).filter(([code]) => code.startsWith('5')).reduce((sum, [, count]) => sum + count, 0);
+
+/**
+ * The order scenario with its proof. Every server's hot SKUs are restocked first; afterwards
+ * (once the server has finished what the load left in flight) the ledger is checked: every
+ * reserved unit is on an order, nothing is negative, no unit appeared or vanished. Then a
+ * sell-out per server: 5 units per SKU against 50 clients for a few seconds, after which the
+ * shelves are empty, exactly the units there were are on orders, and the rest got 409.
+ */
+async function runOrders(scenario: Scenario, context: ScenarioContext, servers: RunningServer[], db: mongoose.mongo.Db): Promise<{ result: ScenarioResult; checks: Record<string, OrderCheck> }> {
+  const hot = context.fixture.hotSkus;
+  const initial = new Map<ServerName, Awaited<ReturnType<typeof stockOf>>>();
+  const added = new Map<ServerName, Map<string, number>>();
+  for (const server of servers) {
+    initial.set(server.name, await stockOf(db, hot[server.name]));
+    added.set(server.name, new Map());
+    await setAvailable(db, hot[server.name], RESTOCK_UNITS, added.get(server.name)!);
+  }
+  const result = await runScenario(scenario, context, servers, (server) => waitUntilSettled(db, hot[server.name]));
+  const checks: Record<string, OrderCheck> = {};
+  for (const server of servers) {
+    const skus = hot[server.name];
+    await waitUntilSettled(db, skus);
+    const ledger = await checkLedger(db, skus, initial.get(server.name)!, added.get(server.name)!);
+
+    await setAvailable(db, skus, SELL_OUT_UNITS, added.get(server.name)!);
+    const sellOut = await measure(server, { ...scenario.load(server.name, context, 'X'), duration: context.options.quick ? 3 : 5 });
+    await waitUntilSettled(db, skus);
+    const sellOutLedger = await checkLedger(db, skus, initial.get(server.name)!, added.get(server.name)!);
+    const after = await stockOf(db, skus);
+    checks[server.name] = {
+      ledgerOk: ledger.ok,
+      oversoldUnits: ledger.oversoldUnits,
+      serverErrors: serverErrorsIn(result.servers[server.name]!.median.status),
+      unitsOrdered: ledger.unitsOrdered,
+      sellOut: {
+        placed: sellOut.status['201'] ?? 0,
+        refused: sellOut.status['409'] ?? 0,
+        serverErrors: serverErrorsIn(sellOut.status),
+        soldOut: [...after.values()].every((item) => item.available === 0),
+        oversoldUnits: sellOutLedger.oversoldUnits,
+        ledgerOk: sellOutLedger.ok,
+      },
+    };
+    log(`order checks ${server.name}: ${JSON.stringify(checks[server.name])}`);
+  }
+  result.notes = { checks };
+  return { result, checks };
+}
+
+/** The same ingest straight through the driver from this process: no HTTP at all, for reference. */
+async function driverIngest(context: ScenarioContext, db: mongoose.mongo.Db, tag: string): Promise<number> {
+  const now = new Date();
+  const documents = documentsPerRound(context.options);
+  const batches = ingestBodies(context, documents, `D${tag}`).map((body) =>
+    (JSON.parse(body) as { operations: { document: Record<string, unknown> }[] }).operations.map(({ document }) => ({
+      ...document,
+      ...structuredClone(Customer.serverDefaults),
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+    })),
+  );
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length) await db.collection('customers').insertMany(batches[next++]!);
+  };
+  await Promise.all(Array.from({ length: context.options.ingestConnections }, worker));
+  return documents / ((performance.now() - started) / 1000);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  if (options === undefined) return;
+  const startedAt = new Date();
+  const started = performance.now();
+  if (options.build) await build(log);
+  const mongo = await startEmbeddedMongo({ cacheSizeGB: options.mongodCacheGb, log: (message) => log(`mongod: ${message}`) });
+  const client = await new mongoose.mongo.MongoClient(mongo.uri).connect();
+  let servers: RunningServer[] = [];
+  try {
+    const db = client.db(DB_NAME);
+    const { version } = (await client.db('admin').command({ buildInfo: 1 })) as { version: string };
+    let phase = performance.now();
+    const fixture: Fixture = await prepareDatabase(db, client, options, options.servers);
+    const seedSeconds = (performance.now() - phase) / 1000;
+    log(`seeded ${fixture.counts.products} products, ${fixture.counts.customers} customers, ${fixture.counts.stock} stock items in ${oneDecimal(seedSeconds)} s`);
+
+    const keyJson = await runCli('src/cli/keys.js', ['create', '--name', 'bench', '--scope', '*', '--json'], { ...process.env, MONGODB_URI: mongo.uri, MONGODB_DB: DB_NAME });
+    const apiKey = (JSON.parse(keyJson) as { key: string }).key;
+    servers = await startServers(options, mongo.uri);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const startRssMb = Object.fromEntries(servers.map((server) => [server.name, Math.round(rssMb(server.pid))]));
+
+    const context: ScenarioContext = { options, fixture, apiKey, walk: {} };
+    if (options.scenarios.some((name) => name.startsWith('page-'))) {
+      for (const server of servers) {
+        context.walk[server.name] = await walk(server, context);
+        const seconds = context.walk[server.name]!.walkSeconds;
+        log(`${server.name}: page ${options.pages} reached${seconds === undefined ? ' by number' : ` by following next ${options.pages - 1} times in ${oneDecimal(seconds)} s`}`);
+      }
+    }
+
+    const results: ScenarioResult[] = [];
+    let orderChecks: Record<string, OrderCheck> = {};
+    for (const scenario of SCENARIO_LIST.filter((s) => options.scenarios.includes(s.name))) {
+      phase = performance.now();
+      log(`scenario ${scenario.name}: ${scenario.title}`);
+      if (scenario.name === 'order') {
+        const { result, checks } = await runOrders(scenario, context, servers, db);
+        results.push(result);
+        orderChecks = checks;
+      } else {
+        const result = await runScenario(scenario, context, servers);
+        if (scenario.name === 'ingest') {
+          const rates: number[] = [];
+          for (let round = 0; round < options.ingestRounds; round++) rates.push(await driverIngest(context, db, String(round + 1)));
+          result.notes = { driverInProcessDocsPerSecond: rates.sort((a, b) => a - b)[Math.floor(rates.length / 2)] };
+          log(`ingest straight through the driver (no HTTP): ${Math.round(result.notes.driverInProcessDocsPerSecond as number)} docs/s`);
+        }
+        results.push(result);
+      }
+      log(`scenario ${scenario.name} took ${oneDecimal((performance.now() - phase) / 1000)} s`);
+    }
+
+    const processPeakRssMb = Object.fromEntries(servers.map((server) => [server.name, Math.round(peakRssMb(server.pid))]));
+    log(`peak RSS over the whole run (VmHWM): ${JSON.stringify(processPeakRssMb)}; at start: ${JSON.stringify(startRssMb)}`);
+    const serviceLoadRss = results.map((r) => r.servers.service?.median.peakRssMb ?? 0);
+    const goals = judge(results, orderChecks, servers.some((s) => s.name === 'service') ? Math.max(...serviceLoadRss) : undefined);
+    for (const server of servers) await server.stop();
+    servers = [];
+
+    const environment = {
+      node: process.version,
+      platform: process.platform,
+      cpus: availableParallelism(),
+      clockTicks: CLOCK_TICKS,
+      mongod: { version, source: mongo.source, wiredTigerCacheGb: options.mongodCacheGb },
+    };
+    const settings =
+      `${options.rounds} rounds of ${options.duration} s per scenario and server after ${options.warmup} s of warm-up (ingest: ` +
+      `${options.ingestDocuments.toLocaleString('en-US')} documents per server in ${options.ingestRounds} rounds), ${options.connections} connections ` +
+      `(order placement ${options.orderConnections}, ingest ${options.ingestConnections}); medians. ` +
+      `Node ${process.version}, ${environment.cpus} CPUs shared by mongod ${version} (${mongo.source === 'wine' ? 'under Wine' : mongo.source}), the servers and autocannon.`;
+    const output = {
+      benchmark: 'http',
+      startedAt: startedAt.toISOString(),
+      environment,
+      options: { ...options, scenarios: options.scenarios, outDir: undefined },
+      processes: {
+        service: 'node bench/.build/src/server.js: tsc build of src/ (as npm run build), NODE_ENV=production, production defaults but RATE_LIMIT_PER_MINUTE=0; JSON access log written to /dev/null',
+        floor: 'node bench/.build/bench/servers/floor.js: Fastify 5 + the MongoDB driver, no schemas, no logging',
+        express: 'node bench/.build/bench/servers/express-mongoose.js: Express 5 + Mongoose hydrated documents, skip/limit pages, no logging',
+      },
+      data: { ...fixture.counts, seedSeconds: Math.round(seedSeconds * 10) / 10, pageSize: options.pageSize, pages: options.pages, walk: context.walk },
+      scenarios: results,
+      orderChecks,
+      startRssMb,
+      processPeakRssMb,
+      goals,
+      totalSeconds: Math.round((performance.now() - started) / 1000),
+    };
+    const outDir = join(REPO_DIR, options.outDir);
+    await mkdir(outDir, { recursive: true });
+    await writeFile(join(outDir, 'http.json'), `${JSON.stringify(output, null, 2)}\n`);
+    const table = markdown({ environment, scenarios: results, goals, settings });
+    await writeFile(join(outDir, 'http.md'), table);
+    const subtitle = `${environment.cpus} CPUs shared by mongod ${version}${mongo.source === 'wine' ? ' (Wine)' : ''}, the servers and autocannon; ${options.rounds} rounds of ${options.duration} s, ${options.connections} connections`;
+    await writeFile(join(outDir, 'http.svg'), svgChart(results, subtitle));
+    console.log(table);
+    log(`wrote http.json, http.md and http.svg in ${outDir}; total ${Math.round((performance.now() - started) / 1000)} s`);
+  } finally {
+    for (const server of servers) await server.stop().catch(() => undefined);
+    await client.close();
+    await mongo.stop();
+  }
+}
+
+await main();

@@ -1,0 +1,69 @@
+// One measured run of load against one server: autocannon drives it from this process (never the
+// server's), while the server's CPU time and resident memory are read from /proc around it.
+
+import autocannon, { type Request } from 'autocannon';
+import { cpuMs, sampleRss } from './proc-stats.ts';
+import type { RunningServer } from './processes.ts';
+
+export interface Load {
+  connections: number;
+  /** Seconds of load; or `amount` requests, whichever the scenario sets. */
+  duration?: number;
+  amount?: number;
+  requests: Request[];
+  headers: Record<string, string>;
+  /** Ceiling of one request's wait, in seconds. */
+  timeout?: number;
+}
+
+export interface Measurement {
+  requests: number;
+  seconds: number;
+  requestsPerSecond: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  /** Connection errors, timeouts and answers other than 2xx. */
+  errors: number;
+  status: Record<string, number>;
+  cpuMsPerRequest: number;
+  /** Largest VmRSS sampled during the run. */
+  peakRssMb: number;
+}
+
+export async function drive(server: RunningServer, load: Load): Promise<autocannon.Result> {
+  return autocannon({
+    url: server.url,
+    connections: load.connections,
+    ...(load.amount !== undefined ? { amount: load.amount } : { duration: load.duration ?? 5 }),
+    headers: load.headers,
+    requests: load.requests,
+    timeout: load.timeout ?? 30,
+  });
+}
+
+export async function measure(server: RunningServer, load: Load): Promise<Measurement> {
+  const rss = sampleRss(server.pid);
+  const cpuBefore = cpuMs(server.pid);
+  const result = await drive(server, load);
+  const cpu = cpuMs(server.pid) - cpuBefore;
+  const peakRssMb = rss.stop();
+  const status: Record<string, number> = {};
+  let answered = 0;
+  for (const [code, { count }] of Object.entries(result.statusCodeStats ?? {}) as [string, { count: number }][]) {
+    status[code] = Number(count);
+    answered += Number(count);
+  }
+  const non2xx = answered - Object.entries(status).filter(([code]) => code.startsWith('2')).reduce((sum, [, count]) => sum + count, 0);
+  const requests = Math.max(answered, 1);
+  return {
+    requests: answered,
+    seconds: result.duration,
+    requestsPerSecond: answered / result.duration,
+    latencyP50Ms: result.latency.p50,
+    latencyP99Ms: result.latency.p99,
+    errors: result.errors + non2xx,
+    status,
+    cpuMsPerRequest: cpu / requests,
+    peakRssMb,
+  };
+}

@@ -95,7 +95,8 @@ export async function runKeysCommand(command: Exclude<KeysCommand, { action: 'he
         try {
           created = await store.create(command);
         } catch (error) {
-          if (error instanceof RangeError || /unknown scope/.test((error as Error).message)) throw new CliError((error as Error).message);
+          // Unknown scopes included: what the operator typed is wrong, and the message says how.
+          if (error instanceof RangeError) throw new CliError(error.message);
           throw error;
         }
         if (command.json) return print(JSON.stringify(created));

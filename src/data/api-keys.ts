@@ -19,17 +19,8 @@ export interface ApiKeyDocument {
   revokedAt?: Date;
 }
 
-/** A key as shown to operators: everything but the hash. */
-export interface ApiKeyInfo {
-  id: string;
-  prefix: string;
-  name: string;
-  scopes: Scope[];
-  rateLimitPerMinute?: number;
-  createdAt: Date;
-  expiresAt?: Date;
-  revokedAt?: Date;
-}
+/** A key as shown to operators: everything but the hash, with its id as hex. */
+export type ApiKeyInfo = Omit<ApiKeyDocument, '_id' | 'hash'> & { id: string };
 
 export interface NewApiKey {
   name: string;

@@ -78,7 +78,7 @@ export class OrderWorkflow {
     const skus = placement.lines.map((line) => line.sku);
     const [customer, products, available] = await Promise.all([
       this.models.customers.exists({ _id: new ObjectId(placement.customerId) }).exec(),
-      this.models.products.find({ sku: { $in: skus } }, { sku: 1, name: 1, price: 1, status: 1 }).lean<CatalogProduct[]>().exec(),
+      this.catalog(null, skus),
       this.stock.available(null, placement.warehouse, skus),
     ]);
     // In the order the transaction checks: customer, products, stock.
@@ -88,6 +88,11 @@ export class OrderWorkflow {
       .map((line) => ({ sku: line.sku, warehouse: placement.warehouse, requested: line.quantity, available: available.get(line.sku) ?? 0 }))
       .filter((shortage) => shortage.available < shortage.requested);
     if (shortages.length > 0) throw insufficientStock(shortages);
+  }
+
+  /** What pricing needs of the products with these SKUs, read in a transaction's session or outside one. */
+  private catalog(session: ClientSession | null, skus: string[]): Promise<CatalogProduct[]> {
+    return this.models.products.find({ sku: { $in: skus } }, { sku: 1, name: 1, price: 1, status: 1 }).session(session).lean<CatalogProduct[]>().exec();
   }
 
   private async placeIn(tx: Tx, placement: OrderPlacement): Promise<StoredDocument> {
@@ -101,11 +106,7 @@ export class OrderWorkflow {
     // What is refused is still said in the order of the checks: customer, products, stock.
     const customer = await this.models.customers.exists({ _id: new ObjectId(placement.customerId) }).session(session).exec();
     if (customer === null) throw unknownCustomer(placement.customerId);
-    const products = await this.models.products
-      .find({ sku: { $in: placement.lines.map((line) => line.sku) } }, { sku: 1, name: 1, price: 1, status: 1 })
-      .session(session)
-      .lean<CatalogProduct[]>()
-      .exec();
+    const products = await this.catalog(session, placement.lines.map((line) => line.sku));
     const priced = priceOrder(placement, products);
     if (shortages.length > 0) throw insufficientStock(shortages);
     const [created] = await this.models.orders.create([{ _id: new ObjectId(), ...newOrder(placement, priced, now) }], { session });

@@ -33,6 +33,11 @@ export interface Principal {
   rateLimitPerMinute?: number;
 }
 
+/** A scope name that is neither a scope nor a shorthand: the caller's mistake, like the RangeErrors of key creation. */
+export class UnknownScopeError extends RangeError {
+  override name = 'UnknownScopeError';
+}
+
 /**
  * Expands what an operator typed into the explicit scopes a key stores: exact scopes, `*:read`
  * and `*:write` (every collection), `<collection>:*` and `*` (every scope). Unknown names throw.
@@ -48,7 +53,7 @@ export function expandScopes(requested: readonly string[]): Scope[] {
       granted.add(readScope(name.slice(0, -2)));
       granted.add(writeScope(name.slice(0, -2)));
     } else if (SCOPES.includes(name)) granted.add(name);
-    else throw new Error(`unknown scope "${name}"; known: ${SCOPES.join(', ')}, or *, *:read, *:write, <collection>:*`);
+    else throw new UnknownScopeError(`unknown scope "${name}"; known: ${SCOPES.join(', ')}, or *, *:read, *:write, <collection>:*`);
   }
   return SCOPES.filter((scope) => granted.has(scope));
 }

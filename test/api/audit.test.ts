@@ -356,6 +356,15 @@ describe('the audit trail', () => {
       expect(oldest.map((e: Entry) => e.documentVersion)).toEqual([1, 2, 3, 4, 5]);
     });
 
+    it('takes at most 10 filters, as every list does', async () => {
+      const filters = ['keyId=6650f0c2a1b2c3d4e5f60718', 'action=create', 'collection=products', 'documentId=6650f0c2a1b2c3d4e5f60718', 'requestId=r1'];
+      const times = ['at[gt]=2026-01-01T00:00:00Z', 'at[gte]=2026-01-01T00:00:00Z', 'at[lt]=2027-01-01T00:00:00Z', 'at[lte]=2027-01-01T00:00:00Z'];
+      expect((await list(`?${[...filters, ...times, 'action[in]=create,patch'].join('&')}`)).statusCode).toBe(200);
+      const tooMany = await list(`?${[...filters, ...times, 'action[in]=create,patch', 'collection[in]=products'].join('&')}`);
+      expect(tooMany.statusCode).toBe(400);
+      expect(tooMany.json().errors[0].message).toBe('has 11 filters; at most 10 are allowed');
+    });
+
     it('filters by key, action (also several), request id and time range', async () => {
       const byKey = (await list(`?keyId=${other.id}`)).json().items as Entry[];
       expect(byKey.map((e) => [e.keyId, e.keyName, e.documentVersion])).toEqual([

@@ -29,18 +29,17 @@ describe('authentication with API keys', () => {
     expect((await asKey({ 'x-api-key': reader.key })).statusCode).toBe(200);
   });
 
+  const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
   it.each([
-    ['no key at all', {}, 'unauthenticated'],
-    ['another scheme', { authorization: `Basic ${Buffer.from('user:pass').toString('base64')}` }, 'unauthenticated'],
-    ['an empty bearer', { authorization: 'Bearer ' }, 'unauthenticated'],
-    ['a malformed key', { authorization: 'Bearer not-a-key' }, 'invalid-api-key'],
-    ['an unknown prefix', { authorization: `Bearer sk_zzzzzzzzzzzz_${'A'.repeat(43)}` }, 'invalid-api-key'],
-    ['a known prefix with a wrong secret', { authorization: 'wrong secret' }, 'invalid-api-key'],
-    ['a key with a character changed', { authorization: 'changed' }, 'invalid-api-key'],
-  ])('refuses %s with 401 and a problem document', async (_case, given, code) => {
-    const headers: Record<string, string> = { ...given };
-    if (headers.authorization === 'wrong secret') headers.authorization = `Bearer ${reader.key.slice(0, 16)}${'B'.repeat(43)}`;
-    if (headers.authorization === 'changed') headers.authorization = `Bearer ${reader.key.slice(0, -1)}${reader.key.endsWith('A') ? 'B' : 'A'}`;
+    ['no key at all', () => ({}), 'unauthenticated'],
+    ['another scheme', () => ({ authorization: `Basic ${Buffer.from('user:pass').toString('base64')}` }), 'unauthenticated'],
+    ['an empty bearer', () => ({ authorization: 'Bearer ' }), 'unauthenticated'],
+    ['a malformed key', () => bearer('not-a-key'), 'invalid-api-key'],
+    ['an unknown prefix', () => bearer(`sk_zzzzzzzzzzzz_${'A'.repeat(43)}`), 'invalid-api-key'],
+    ['a known prefix with a wrong secret', () => bearer(`${reader.key.slice(0, 16)}${'B'.repeat(43)}`), 'invalid-api-key'],
+    ['a key with a character changed', () => bearer(`${reader.key.slice(0, -1)}${reader.key.endsWith('A') ? 'B' : 'A'}`), 'invalid-api-key'],
+  ])('refuses %s with 401 and a problem document', async (_case, headersOf, code) => {
+    const headers: Record<string, string> = headersOf();
     const res = await asKey(headers);
     expect(res.statusCode).toBe(401);
     expect(res.headers['content-type']).toMatch(PROBLEM_CONTENT_TYPE);

@@ -4,12 +4,12 @@
 // request and `next` link are theirs, the repository's list does the rest); entries are written
 // only by the writes themselves (src/data/audit.ts).
 
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import { AUDIT_EVENT_EXAMPLE, AUDIT_READ_SCOPE, AuditEvent } from '../../domain/audit.ts';
-import { LIST_OPERATORS, documentSchemas } from '../schemas/documents.ts';
+import { LIST_MAX_FILTERS, documentSchemas } from '../schemas/documents.ts';
 import { problemResponses } from '../schemas/problem.ts';
-import { IdParams, linkWithCursor, toListRequest } from './documents.ts';
+import { IdParams, listPage, prepareListQuery } from './documents.ts';
 
 const tags = ['audit'];
 const scopes = [AUDIT_READ_SCOPE];
@@ -45,14 +45,6 @@ const pageSchema = {
   ],
 };
 
-/** Comma-separated values of list operators (action[in]=...) become arrays before validation types them. */
-async function splitListValues(request: FastifyRequest): Promise<void> {
-  const query = request.query as Record<string, unknown>;
-  for (const [key, value] of Object.entries(query)) {
-    if (typeof value === 'string' && LIST_OPERATORS.some((op) => key.endsWith(`[${op}]`))) query[key] = value.split(',');
-  }
-}
-
 const auditRoutes: FastifyPluginAsync = async (app) => {
   app.addSchema(resourceSchema);
   app.addSchema(fieldsSchema);
@@ -73,7 +65,7 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
           'the `documentId` and its version after the write, the `requestId` and the time (`at`); never the document contents. ' +
           "A failed write leaves none; a request that changed several documents (a batch, an order placement) leaves one per document, with the request's id. " +
           `Filters: ${Object.entries(AuditEvent.filters).map(([f, ops]) => `${f} (${ops.join(', ')})`).join('; ')}. ` +
-          'Newest first (`sort=at` for oldest first). Pages are keyset-paginated: follow `next` (also in the Link header). ' +
+          `At most ${LIST_MAX_FILTERS} filters per request. Newest first (\`sort=at\` for oldest first). Pages are keyset-paginated: follow \`next\` (also in the Link header). ` +
           'Entries are kept AUDIT_RETENTION_DAYS days.',
         querystring: query,
         response: {
@@ -81,14 +73,9 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
           ...problemResponses(400, 500, 503),
         },
       },
-      preValidation: splitListValues,
+      preValidation: prepareListQuery,
     },
-    async (request, reply) => {
-      const page = await events().list(toListRequest(request.query as Record<string, unknown>, AuditEvent));
-      const next = page.next === undefined ? null : linkWithCursor(request, page.next);
-      if (next !== null) reply.header('link', `<${next}>; rel="next"`);
-      return { items: page.items.map((item) => events().toResource(item)), next, ...(page.total !== undefined && { total: page.total }) };
-    },
+    async (request, reply) => listPage(request, reply, events(), AuditEvent),
   );
 
   app.get(

@@ -49,7 +49,7 @@ export const ConditionalHeaders = Type.Object({
 export const etagHeader = { etag: { type: 'string', description: 'Version of the document, for If-Match and If-None-Match.' } };
 
 /** Turns the validated query string into a list request. */
-export function toListRequest(query: Record<string, unknown>, entity: Entity): ListRequest {
+function toListRequest(query: Record<string, unknown>, entity: Entity): ListRequest {
   const filters: FilterClause[] = [];
   for (const [key, value] of Object.entries(query)) {
     if ((CONTROL_PARAMS as readonly string[]).includes(key)) continue;
@@ -68,8 +68,31 @@ export function toListRequest(query: Record<string, unknown>, entity: Entity): L
   };
 }
 
+/**
+ * The preValidation of every list route: caps the number of filters, and turns comma-separated
+ * values of list operators into arrays before validation types them.
+ */
+export async function prepareListQuery(request: FastifyRequest): Promise<void> {
+  const query = request.query as Record<string, unknown>;
+  const filters = Object.keys(query).filter((key) => !(CONTROL_PARAMS as readonly string[]).includes(key));
+  if (filters.length > LIST_MAX_FILTERS) {
+    throw AppError.validation([{ in: 'query', pointer: '', message: `has ${filters.length} filters; at most ${LIST_MAX_FILTERS} are allowed` }]);
+  }
+  for (const [key, value] of Object.entries(query)) {
+    if (typeof value === 'string' && LIST_OPERATORS.some((op) => key.endsWith(`[${op}]`))) query[key] = value.split(',');
+  }
+}
+
+/** The handler of every list route: one page of the repository's list, with its `next` link. */
+export async function listPage(request: FastifyRequest, reply: FastifyReply, repository: DocumentRepository, entity: Entity) {
+  const page = await repository.list(toListRequest(request.query as Record<string, unknown>, entity));
+  const next = page.next === undefined ? null : linkWithCursor(request, page.next);
+  if (next !== null) reply.header('link', `<${next}>; rel="next"`);
+  return { items: page.items.map((item) => repository.toResource(item)), next, ...(page.total !== undefined && { total: page.total }) };
+}
+
 /** The same request with another cursor: the `next` link. */
-export function linkWithCursor(request: FastifyRequest, cursor: string): string {
+function linkWithCursor(request: FastifyRequest, cursor: string): string {
   const url = new URL(request.url, 'http://storekeeper.invalid');
   url.searchParams.set('cursor', cursor);
   return `${url.pathname}${url.search}`;
@@ -107,24 +130,9 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
           ...problemResponses(400, 500, 503),
         },
       },
-      preValidation: async (request) => {
-        const query = request.query as Record<string, unknown>;
-        const filters = Object.keys(query).filter((key) => !(CONTROL_PARAMS as readonly string[]).includes(key));
-        if (filters.length > LIST_MAX_FILTERS) {
-          throw AppError.validation([{ in: 'query', pointer: '', message: `has ${filters.length} filters; at most ${LIST_MAX_FILTERS} are allowed` }]);
-        }
-        // Comma-separated values of list operators become arrays before validation types them.
-        for (const [key, value] of Object.entries(query)) {
-          if (typeof value === 'string' && LIST_OPERATORS.some((op) => key.endsWith(`[${op}]`))) query[key] = value.split(',');
-        }
-      },
+      preValidation: prepareListQuery,
     },
-    async (request, reply) => {
-      const page = await repository().list(toListRequest(request.query as Record<string, unknown>, entity));
-      const next = page.next === undefined ? null : linkWithCursor(request, page.next);
-      if (next !== null) reply.header('link', `<${next}>; rel="next"`);
-      return { items: page.items.map((item) => repository().toResource(item)), next, ...(page.total !== undefined && { total: page.total }) };
-    },
+    async (request, reply) => listPage(request, reply, repository(), entity),
   );
 
   app.get(

@@ -5,7 +5,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
-import { SCOPES } from '../../domain/access.ts';
+import { SCOPES, UnknownScopeError } from '../../domain/access.ts';
 import { DateTime, ObjectIdString } from '../../domain/types.ts';
 import mongoose from 'mongoose';
 import { API_KEYS_COLLECTION, ApiKeyStore, type ApiKeyInfo } from '../../data/api-keys.ts';
@@ -127,8 +127,9 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
           request.log,
         );
       } catch (error) {
-        if (error instanceof RangeError) throw AppError.validation([{ in: 'body', pointer: '', message: error.message }]);
-        if (/^unknown scope/.test((error as Error).message)) throw AppError.validation([{ in: 'body', pointer: '/scopes', message: (error as Error).message }]);
+        if (error instanceof RangeError) {
+          throw AppError.validation([{ in: 'body', pointer: error instanceof UnknownScopeError ? '/scopes' : '', message: error.message }]);
+        }
         throw error;
       }
       return reply.code(201).header('location', `/v1/keys/${created.id}`).send(created);

@@ -123,6 +123,7 @@ describe('concurrent migrate-mongo runs', () => {
     await prepareBookkeeping(db);
     const lock = db.collection(lockCollectionName);
     await lock.insertOne({ createdAt: new Date() });
+    const unawaited: Promise<unknown>[] = [];
     const blind = new Proxy(db, {
       get(target, property) {
         if (property !== 'collection') return bound(target, property);
@@ -130,7 +131,19 @@ describe('concurrent migrate-mongo runs', () => {
           const collection = target.collection(name);
           if (name !== lockCollectionName) return collection;
           return new Proxy(collection, {
-            get: (inner, key) => (key === 'find' ? () => ({ toArray: async () => [] }) : bound(inner, key)),
+            get: (inner, key) => {
+              if (key === 'find') return () => ({ toArray: async () => [] });
+              // migrate-mongo starts this index build without awaiting it; kept, so the test can
+              // let it finish before the client closes under it.
+              if (key === 'createIndex') {
+                return (...args: Parameters<typeof inner.createIndex>) => {
+                  const build = inner.createIndex(...args);
+                  unawaited.push(build);
+                  return build;
+                };
+              }
+              return bound(inner, key);
+            },
           });
         };
       },
@@ -138,6 +151,8 @@ describe('concurrent migrate-mongo runs', () => {
 
     migrateMongoConfig.set({ ...CLI_MIGRATION_SETTINGS });
     await expect(up(blind, client)).rejects.toThrow(/Could not create a lock: E11000 duplicate key error .* index: single_lock/);
+    expect(unawaited.length).toBeGreaterThan(0);
+    await Promise.all(unawaited);
     expect(await lock.countDocuments()).toBe(1);
     expect(await db.collection(changelogCollectionName).countDocuments()).toBe(0);
     expect(await db.listCollections({ name: ENTITIES[0]!.collection }).toArray()).toEqual([]);

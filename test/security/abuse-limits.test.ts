@@ -139,7 +139,13 @@ describe('security headers and CORS', () => {
   afterAll(() => t.app.close());
 
   it('sends helmet headers and a strict CSP with API answers, errors included', async () => {
-    for (const res of [await t.app.inject({ method: 'GET', url: '/v1/products' }), await t.app.inject({ method: 'GET', url: '/v1/products', headers: { authorization: undefined } })]) {
+    const answers = [
+      await t.app.inject({ method: 'GET', url: '/v1/products' }),
+      await t.app.inject({ method: 'GET', url: '/v1/products', headers: { authorization: undefined } }),
+      await t.app.inject({ method: 'GET', url: '/no/such/route' }),
+    ];
+    expect(answers.map((res) => res.statusCode)).toEqual([200, 401, 404]);
+    for (const res of answers) {
       expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
       expect(res.headers['x-content-type-options']).toBe('nosniff');
       expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
@@ -151,6 +157,9 @@ describe('security headers and CORS', () => {
     const res = await t.app.inject({ method: 'GET', url: '/docs/' });
     expect(res.statusCode).toBe(200);
     expect(String(res.headers['content-security-policy'])).not.toContain("default-src 'none'");
+    // helmet's other headers still apply.
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['cross-origin-resource-policy']).toBe('same-site');
   });
 
   it('answers preflights for the configured origin only, and exposes the headers clients need', async () => {

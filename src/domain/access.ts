@@ -2,7 +2,7 @@
 // name a resource and an action; a key holds an explicit list of them (shorthands such as `*`
 // are expanded when the key is created, so a scope added later is never granted by surprise).
 
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ENTITIES } from './entities/index.ts';
 
 /** The document collections, each with a read and a write scope. */
@@ -90,11 +90,14 @@ export function parseApiKey(key: string): { prefix: string; secret: string } | n
   return match === null ? null : { prefix: match[1]!, secret: match[2]! };
 }
 
-export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
+export const hashSecret = (secret: string): string => hash('sha256', secret, 'hex');
 
-/** Compares a presented secret with a stored hash in time that does not depend on where they differ. */
-export function secretMatches(secret: string, storedHash: string): boolean {
-  const presented = Buffer.from(hashSecret(secret), 'hex');
-  const stored = Buffer.from(storedHash, 'hex');
+/**
+ * Compares a presented secret with a stored hash (hex, or its bytes) in time that does not depend
+ * on where they differ.
+ */
+export function secretMatches(secret: string, storedHash: string | Buffer): boolean {
+  const presented = hash('sha256', secret, 'buffer');
+  const stored = typeof storedHash === 'string' ? Buffer.from(storedHash, 'hex') : storedHash;
   return presented.length === stored.length && timingSafeEqual(presented, stored);
 }

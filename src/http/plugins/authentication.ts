@@ -135,6 +135,13 @@ export default fp<AuthenticationOptions>(
   async (app, options) => {
     const keys = new KeyCache(ApiKeyStore.of(app.db.connection), options.cacheTtlMs);
     const principals = new WeakMap<ApiKeyDocument, Principal>();
+    // The stored hash as bytes, decoded once per cached key document rather than per request.
+    const hashes = new WeakMap<ApiKeyDocument, Buffer>();
+    const storedHash = (document: ApiKeyDocument): Buffer => {
+      let bytes = hashes.get(document);
+      if (bytes === undefined) hashes.set(document, (bytes = Buffer.from(document.hash, 'hex')));
+      return bytes;
+    };
     app.decorateRequest('principal', null);
 
     async function authenticate(request: FastifyRequest): Promise<Principal> {
@@ -144,7 +151,7 @@ export default fp<AuthenticationOptions>(
       if (parsed === null) throw invalidKey();
       const document = await keys.get(parsed.prefix);
       // An unknown prefix and a wrong secret answer alike: neither says which part was wrong.
-      if (document === null || !secretMatches(parsed.secret, document.hash)) throw invalidKey();
+      if (document === null || !secretMatches(parsed.secret, storedHash(document))) throw invalidKey();
       if (document.revokedAt !== undefined) {
         throw unauthenticated('api-key-revoked', `The API key ${document.prefix} was revoked on ${document.revokedAt.toISOString()}.`, 'invalid_token');
       }

@@ -13,6 +13,7 @@ import { compileValidator } from '../domain/validation.ts';
 import type { DeletionRule, References } from '../domain/deletion.ts';
 import { AppError, type FieldError } from '../errors.ts';
 import type { Actor, AuditTrail, Tx } from './audit.ts';
+import { compileCaster, type Caster } from './casting.ts';
 import { KeyLocks, TurnTimeout } from './key-locks.ts';
 import { DEFAULT_TRANSACTION_OPTIONS } from './transactions.ts';
 import {
@@ -69,6 +70,8 @@ function keyPatternOf(message: string | undefined): Record<string, 1> | undefine
 
 export class DocumentRepository {
   private readonly checkWritable: (value: unknown) => FieldError[];
+  /** Casts a validated document to its stored values (dates, ids), as the Mongoose schema does. */
+  private readonly toStored: Caster;
   /** Writes of one document take turns in this process (see inTurn). */
   private readonly turns = new KeyLocks();
 
@@ -79,6 +82,12 @@ export class DocumentRepository {
     private readonly trail: AuditTrail,
   ) {
     this.checkWritable = compileValidator(entity.writable);
+    this.toStored = compileCaster(entity.stored);
+  }
+
+  /** The driver's collection, for writes that skip Mongoose documents (see createManyIn). */
+  private get writes(): mongoose.mongo.Collection<StoredDocument> {
+    return this.model.collection as unknown as mongoose.mongo.Collection<StoredDocument>;
   }
 
   private get label(): string {
@@ -183,35 +192,41 @@ export class DocumentRepository {
    * Inserts several documents with one insertMany, in order, each recorded as created: the
    * batch route's path for a run of inserts. When one is refused, throws a BulkInsertFailure
    * naming its position, with the problem its single create would have given.
+   *
+   * Unlike createIn it builds no Mongoose documents: the inputs are checked against the writable
+   * schema (the Ajv check Mongoose's validators mirror), cast as the schema casts them, and given
+   * to the driver; the collection's validator still checks what is stored. Hydrating and
+   * validating each document through Mongoose was most of a batch's CPU in the ingest benchmark.
    */
   async createManyIn(tx: Tx, inputs: readonly Record<string, unknown>[]): Promise<StoredDocument[]> {
+    for (const [index, input] of inputs.entries()) {
+      const errors = this.checkWritable(input);
+      if (errors.length > 0) throw new BulkInsertFailure(index, AppError.validation(errors));
+    }
     const now = new Date();
-    const documents = inputs.map((input) => ({ ...input, ...this.entity.serverDefaults, version: 1, createdAt: now, updatedAt: now }));
-    let created: StoredDocument[];
+    const documents = inputs.map(
+      (input) =>
+        this.toStored({
+          _id: new ObjectId(),
+          ...input,
+          ...structuredClone(this.entity.serverDefaults),
+          version: 1,
+          createdAt: now,
+          updatedAt: now,
+        }) as StoredDocument,
+    );
     try {
-      const models = await this.model.insertMany(documents, { session: tx.session, ordered: true });
-      created = models.map((model) => model.toObject() as StoredDocument);
+      await this.writes.insertMany(documents, { session: tx.session, ordered: true });
     } catch (error) {
       const writeErrors = (error as { writeErrors?: { index: number; code?: number; errmsg?: string }[] }).writeErrors;
       if (Array.isArray(writeErrors) && writeErrors.length > 0) {
         const first = writeErrors[0]!;
         throw new BulkInsertFailure(first.index, this.translate({ code: first.code, keyPattern: keyPatternOf(first.errmsg) }));
       }
-      if (!(error instanceof mongoose.Error.ValidationError || error instanceof mongoose.Error.StrictModeError)) throw error;
-      // Refused by Mongoose before anything was sent: the transaction is intact, and the
-      // documents one at a time say which one it was.
-      for (const [index, input] of inputs.entries()) {
-        try {
-          this.model.castObject(input);
-          await new this.model({ ...input, ...this.entity.serverDefaults, version: 1, createdAt: now, updatedAt: now }).validate();
-        } catch (refusal) {
-          throw new BulkInsertFailure(index, this.translate(refusal));
-        }
-      }
       throw error;
     }
-    for (const document of created) tx.record('create', this.entity.collection, document);
-    return created;
+    for (const document of documents) tx.record('create', this.entity.collection, document);
+    return documents;
   }
 
   async replaceIn(tx: Tx, id: string, input: Record<string, unknown>, expectedVersion?: number): Promise<StoredDocument> {

@@ -101,6 +101,28 @@ describe('POST /v1/batch', () => {
     expect(entries).toHaveLength(31);
   });
 
+  it('stores a run of inserts exactly as single creates store the same documents', async () => {
+    const strip = ({ _id, email, sku: _sku, createdAt, updatedAt, ...rest }: Record<string, unknown>) => {
+      expect(_id).toBeInstanceOf(mongoose.Types.ObjectId);
+      expect(createdAt).toBeInstanceOf(Date);
+      expect(updatedAt).toEqual(createdAt);
+      return rest;
+    };
+    for (const [collection, input] of [
+      ['customers', () => customerInput()],
+      ['products', () => productInput()],
+    ] as const) {
+      const single = await create(collection, input());
+      const run = [input(), input()];
+      const res = await batch(run.map((document) => ({ op: 'insert', collection, document })));
+      expect(res.statusCode, res.body).toBe(200);
+      const [first, second] = res.json().results.map((r: { document: { id: string } }) => r.document.id);
+      const expected = strip((await stored(collection, single.id))!);
+      expect(strip((await stored(collection, first))!), collection).toEqual(expected);
+      expect(strip((await stored(collection, second))!), collection).toEqual(expected);
+    }
+  });
+
   it.each([
     ['an existing SKU', (existing: string) => existing],
     ['a SKU an earlier insert of the same batch takes', (_existing: string, earlier: string) => earlier],

@@ -8,7 +8,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import mongoose from 'mongoose';
 import { variables } from '../src/config.ts';
 import { Customer } from '../src/domain/entities/index.ts';
@@ -306,7 +306,7 @@ async function main(): Promise<void> {
       goals,
       totalSeconds: Math.round((performance.now() - started) / 1000),
     };
-    const outDir = join(REPO_DIR, options.outDir);
+    const outDir = resolve(REPO_DIR, options.outDir);
     await mkdir(outDir, { recursive: true });
     await writeFile(join(outDir, 'http.json'), `${JSON.stringify(output, null, 2)}\n`);
     const table = markdown({ environment, scenarios: results, goals, settings });

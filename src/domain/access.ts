@@ -92,12 +92,9 @@ export function parseApiKey(key: string): { prefix: string; secret: string } | n
 
 export const hashSecret = (secret: string): string => hash('sha256', secret, 'hex');
 
-/**
- * Compares a presented secret with a stored hash (hex, or its bytes) in time that does not depend
- * on where they differ.
- */
-export function secretMatches(secret: string, storedHash: string | Buffer): boolean {
+/** Compares a presented secret with a stored hash in time that does not depend on where they differ. */
+export function secretMatches(secret: string, storedHash: string): boolean {
   const presented = hash('sha256', secret, 'buffer');
-  const stored = typeof storedHash === 'string' ? Buffer.from(storedHash, 'hex') : storedHash;
+  const stored = Buffer.from(storedHash, 'hex');
   return presented.length === stored.length && timingSafeEqual(presented, stored);
 }

@@ -12,8 +12,8 @@ const { ObjectId } = mongoose.Types;
 describe('compileCaster', () => {
   const order = {
     _id: new ObjectId(),
-    customerId: '6650f0c2a1b2c3d4e5f60718',
     ...Order.serverExample,
+    customerId: '6650f0c2a1b2c3d4e5f60718',
     history: [
       { status: 'placed', at: '2026-11-25T09:30:00.000Z' },
       { status: 'paid', at: '2026-11-25T09:31:00.000Z', note: 'card' },

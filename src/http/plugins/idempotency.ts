@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.ts';
 import { IdempotencyStore, type IdempotencyRecord } from '../../data/idempotency.ts';
+import { addRouteHook } from './route-hooks.ts';
 import { PROBLEM_MEDIA_TYPE, problemType } from '../schemas/problem.ts';
 
 export interface IdempotencyOptions {
@@ -161,11 +162,14 @@ export default fp<IdempotencyOptions>(
       if ((route.schema as { hide?: boolean } | undefined)?.hide === true) return;
       route.config = { ...route.config, idempotency: true };
       documentRoute(route);
+      // Before the route's own preValidation and its validation, so that a request refused as
+      // invalid is answered the same way on retry.
+      addRouteHook(route, 'preValidation', claimOrReplay, true);
+      addRouteHook(route, 'onSend', settle);
+      addRouteHook(route, 'onResponse', giveUp);
     });
 
-    // Before validation, so that a request refused as invalid is answered the same way on retry.
-    app.addHook('preValidation', async (request: FastifyRequest, reply: FastifyReply) => {
-      if (request.method !== 'POST' || request.routeOptions.config.idempotency !== true) return;
+    async function claimOrReplay(request: FastifyRequest, reply: FastifyReply) {
       const key = request.headers[IDEMPOTENCY_KEY_HEADER];
       if (key === undefined) return;
       if (typeof key !== 'string' || !WELL_FORMED_KEY.test(key)) {
@@ -196,10 +200,10 @@ export default fp<IdempotencyOptions>(
         request.log.info({ status: record.status }, 'idempotent request replayed');
         return replay(reply, record);
       }
-    });
+    }
 
     // onSend runs before the answer leaves, so a retry that arrives after it sees the record done.
-    app.addHook('onSend', async (request, reply, payload) => {
+    async function settle(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
       const claim = request.idempotencyClaim;
       if (claim === undefined || claim.settled) return payload;
       claim.settled = true;
@@ -216,15 +220,15 @@ export default fp<IdempotencyOptions>(
         await store.release(claim.scope, claim.fingerprint).catch(() => undefined);
       }
       return payload;
-    });
+    }
 
     // A request that ended without sending (aborted, or failed past onSend) gives its claim up.
-    app.addHook('onResponse', async (request) => {
+    async function giveUp(request: FastifyRequest) {
       const claim = request.idempotencyClaim;
       if (claim === undefined || claim.settled) return;
       claim.settled = true;
       await store.release(claim.scope, claim.fingerprint).catch((error: unknown) => request.log.error({ err: error }, 'could not release an idempotency key'));
-    });
+    }
   },
   { name: 'idempotency', dependencies: ['database', 'problem-details'], fastify: '5.x' },
 );

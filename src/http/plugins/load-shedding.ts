@@ -4,7 +4,9 @@
 // a burst of heavy queries, and MongoDB's pool is not drained by them.
 
 import fp from 'fastify-plugin';
+import type { FastifyRequest } from 'fastify';
 import { AppError } from '../../errors.ts';
+import { addRouteHook } from './route-hooks.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -67,8 +69,7 @@ export default fp<LoadSheddingOptions>(
     const queueWaitMs = options.queueWaitMs ?? 1000;
     app.decorateRequest('heldSlot', false);
 
-    app.addHook('preHandler', async (request) => {
-      if (request.routeOptions.config.expensive !== true) return;
+    const acquire = async (request: FastifyRequest) => {
       if (!(await slots.acquire(queueWaitMs))) {
         throw new AppError(503, 'overloaded', 'Service Unavailable', {
           detail: `${options.maxConcurrent} expensive requests are already running on this instance; retry shortly.`,
@@ -76,14 +77,18 @@ export default fp<LoadSheddingOptions>(
         });
       }
       request.heldSlot = true;
-    });
-    const release = async (request: { heldSlot: boolean }) => {
+    };
+    const release = async (request: FastifyRequest) => {
       if (!request.heldSlot) return;
       request.heldSlot = false;
       slots.release();
     };
-    app.addHook('onResponse', release);
-    app.addHook('onRequestAbort', release);
+    app.addHook('onRoute', (route) => {
+      if (route.config?.expensive !== true) return;
+      addRouteHook(route, 'preHandler', acquire, true);
+      addRouteHook(route, 'onResponse', release);
+      addRouteHook(route, 'onRequestAbort', release);
+    });
   },
   { name: 'load-shedding', fastify: '5.x' },
 );

@@ -174,29 +174,26 @@ export class DocumentRepository {
 
   // --- the same writes inside a caller's transaction (a batch) ------------------------------
 
+  /** A create is a run of one insert (see createManyIn). */
   async createIn(tx: Tx, input: Record<string, unknown>): Promise<StoredDocument> {
-    const now = new Date();
-    const document = { ...input, ...this.entity.serverDefaults, version: 1, createdAt: now, updatedAt: now };
-    let created: StoredDocument;
     try {
-      const [model] = await this.model.create([document], { session: tx.session });
-      created = model.toObject() as StoredDocument;
+      const [created] = await this.createManyIn(tx, [input]);
+      return created!;
     } catch (error) {
-      throw this.translate(error);
+      throw error instanceof BulkInsertFailure ? error.problem : error;
     }
-    tx.record('create', this.entity.collection, created);
-    return created;
   }
 
   /**
-   * Inserts several documents with one insertMany, in order, each recorded as created: the
-   * batch route's path for a run of inserts. When one is refused, throws a BulkInsertFailure
-   * naming its position, with the problem its single create would have given.
+   * Inserts several documents with one insertMany, in order, each recorded as created. When one
+   * is refused, throws a BulkInsertFailure naming its position, with the problem a create of it
+   * alone would have given.
    *
-   * Unlike createIn it builds no Mongoose documents: the inputs are checked against the writable
-   * schema (the Ajv check Mongoose's validators mirror), cast as the schema casts them, and given
-   * to the driver; the collection's validator still checks what is stored. Hydrating and
-   * validating each document through Mongoose was most of a batch's CPU in the ingest benchmark.
+   * It builds no Mongoose documents: the inputs are checked against the writable schema (the
+   * Ajv check the model's validators mirror, src/data/mongoose-schema.ts), cast as the model
+   * casts them (test/data/casting.test.ts holds the two together), and given to the driver; the
+   * collection's validator still checks what is stored. Hydrating and validating each document
+   * through Mongoose was most of a batch's CPU in the ingest benchmark.
    */
   async createManyIn(tx: Tx, inputs: readonly Record<string, unknown>[]): Promise<StoredDocument[]> {
     for (const [index, input] of inputs.entries()) {

@@ -1,7 +1,7 @@
 // Turns a validated JSON document into the values MongoDB stores, as the entity's Mongoose schema
 // casts them (src/data/mongoose-schema.ts): `date-time` strings become Dates, `objectid` strings
 // ObjectIds, through nested objects and arrays; free-form values (records, unions) stay as they
-// are. For the paths that write without building Mongoose documents (a batch's run of inserts).
+// are. For the inserts, which skip building Mongoose documents (DocumentRepository.createManyIn).
 
 import mongoose from 'mongoose';
 import type { TSchema } from 'typebox';

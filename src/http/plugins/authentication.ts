@@ -136,6 +136,7 @@ export default fp<AuthenticationOptions>(
   async (app, options) => {
     const keys = new KeyCache(ApiKeyStore.of(app.db.connection), options.cacheTtlMs);
     const principals = new WeakMap<ApiKeyDocument, Principal>();
+    app.decorateRequest('principal', null);
     // A secret once checked against its key's hash is kept (with the cached key document, so no
     // longer than the cache keeps that): the next requests compare with it in constant time
     // instead of hashing, which was the larger part of authentication's CPU per request.

@@ -6,19 +6,11 @@ import type { Measurement } from './load.ts';
 import type { ScenarioName } from './options.ts';
 import { SERVER_LABELS, type ServerName } from './processes.ts';
 
-export interface Summary {
-  requestsPerSecond: number;
-  latencyP50Ms: number;
-  latencyP99Ms: number;
-  /** Summed over the measured rounds. */
-  errors: number;
-  status: Record<string, number>;
-  cpuMsPerRequest: number;
-  /** Largest over the measured rounds. */
-  peakRssMb: number;
+/** The medians of a server's rounds; errors and status counts summed, peak RSS the largest. */
+export type Summary = Omit<Measurement, 'requests' | 'seconds'> & {
   /** Documents per second, for the ingest. */
   documentsPerSecond?: number;
-}
+};
 
 export interface ScenarioResult {
   name: ScenarioName;

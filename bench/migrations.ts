@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import mongoose from 'mongoose';
 import { loadMigration } from '../src/data/migrations.ts';
 import { startEmbeddedMongo } from '../src/mongod/embedded.ts';
+import { benchCustomer } from './customers.ts';
 
 const FIRST = '20261125000000-create-collections.js';
 const SPENT = '20261125100000-customer-spent-as-money.js';
@@ -17,24 +18,13 @@ const RESULT = new URL('./results/migrations.json', import.meta.url);
 
 type Db = mongoose.mongo.Db;
 
-/** A customer of the old shape: a quarter never ordered, the rest spent in one to three currencies. */
+/** A customer of the old shape (spent as a currency map): none for a quarter, one to three currencies for the rest. */
 function oldCustomer(i: number): Record<string, unknown> {
   const spent: Record<string, number> = {};
   if (i % 4 >= 1) spent.EUR = 1_000 + (i % 50_000);
   if (i % 4 >= 2) spent.USD = 500 + (i % 20_000);
   if (i % 4 === 3) spent.GBP = 100 + (i % 9_000);
-  const createdAt = new Date(Date.UTC(2026, 0, 1) + i * 60_000);
-  const ordered = i % 4 !== 0;
-  return {
-    email: `bench-${i}@example.com`,
-    name: `Customer ${i}`,
-    addresses: [{ label: 'home', line1: `${i} Main Street`, city: 'Amsterdam', postalCode: '1011 AB', country: 'NL' }],
-    marketingOptIn: i % 2 === 0,
-    stats: { orderCount: ordered ? 1 + (i % 7) : 0, spent, ...(ordered ? { lastOrderAt: createdAt } : {}) },
-    version: 1,
-    createdAt,
-    updatedAt: createdAt,
-  };
+  return benchCustomer(i, spent);
 }
 
 async function timed(run: () => Promise<unknown>): Promise<number> {

@@ -69,6 +69,19 @@ export function ingestBodies(context: ScenarioContext, documents: number, tag: s
   return bodies;
 }
 
+/** One page of the cursor walk, read over and over: its first page, or the one it reached. */
+function walkPage(name: ScenarioName, title: string, page: 'first' | 'last'): Scenario {
+  return {
+    name,
+    title,
+    load: (server, context) => ({
+      connections: context.options.connections,
+      headers: headers(context),
+      requests: [{ method: 'GET', path: context.walk[server]![page] }],
+    }),
+  };
+}
+
 export const SCENARIO_LIST: readonly Scenario[] = [
   {
     name: 'read',
@@ -94,24 +107,8 @@ export const SCENARIO_LIST: readonly Scenario[] = [
       }),
     }),
   },
-  {
-    name: 'page-1',
-    title: 'Cursor walk: the first page',
-    load: (server, context) => ({
-      connections: context.options.connections,
-      headers: headers(context),
-      requests: [{ method: 'GET', path: context.walk[server]!.first }],
-    }),
-  },
-  {
-    name: 'page-1000',
-    title: 'Cursor walk: page 1,000',
-    load: (server, context) => ({
-      connections: context.options.connections,
-      headers: headers(context),
-      requests: [{ method: 'GET', path: context.walk[server]!.last }],
-    }),
-  },
+  walkPage('page-1', 'Cursor walk: the first page', 'first'),
+  walkPage('page-1000', 'Cursor walk: page 1,000', 'last'),
   {
     name: 'create',
     title: 'Create a product',

@@ -3,10 +3,9 @@
 // gzip, on a throwaway embedded replica set. Prints the figures and writes them to
 // bench/results/backup.json, which is committed so a change in speed shows in review.
 
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import mongoose from 'mongoose';
 import { backupDatabase } from '../src/backup/dump.ts';
 import type { Manifest } from '../src/backup/manifest.ts';
@@ -15,7 +14,7 @@ import { restoreDatabase } from '../src/backup/restore.ts';
 import { verifyBackup } from '../src/backup/verify.ts';
 import { migrateUp } from '../src/data/migrations.ts';
 import { startEmbeddedMongo } from '../src/mongod/embedded.ts';
-import { benchCustomer } from './customers.ts';
+import { benchCustomer, environmentOf, round, writeResult } from './common.ts';
 
 const DOCUMENTS = 100_000;
 const INSERT_BATCH = 5_000;
@@ -27,7 +26,6 @@ function customer(i: number): Record<string, unknown> {
   return benchCustomer(i, spent);
 }
 
-const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 const MB = 1024 * 1024;
 
 interface Figure {
@@ -115,16 +113,14 @@ async function main(): Promise<void> {
     const result = {
       benchmark: 'backup',
       startedAt: startedAt.toISOString(),
-      environment: { node: process.version, platform: process.platform, cpus: availableParallelism(), mongod: { version, source: mongo.source } },
+      environment: environmentOf({ version, source: mongo.source }),
       documents: DOCUMENTS,
       collection: 'customers',
       insert: { batchSize: INSERT_BATCH, seconds: round(insertSeconds) },
       ...results,
       totalSeconds: round(totalSeconds),
     };
-    await mkdir(new URL('.', RESULT), { recursive: true });
-    await writeFile(RESULT, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`wrote ${fileURLToPath(RESULT)}`);
+    await writeResult(RESULT, result);
   } finally {
     await client.close();
     await mongo.stop();

@@ -7,12 +7,12 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import mongoose from 'mongoose';
 import { variables } from '../src/config.ts';
 import { Customer } from '../src/domain/entities/index.ts';
 import { startEmbeddedMongo } from '../src/mongod/embedded.ts';
+import { environmentOf } from './common.ts';
 import { checkLedger, prepareDatabase, setAvailable, stockOf, waitUntilSettled, type Fixture } from './http/data.ts';
 import { drive, measure, type Measurement } from './http/load.ts';
 import { parseOptions, type BenchOptions } from './http/options.ts';
@@ -276,13 +276,7 @@ async function main(): Promise<void> {
     for (const server of servers) await server.stop();
     servers = [];
 
-    const environment = {
-      node: process.version,
-      platform: process.platform,
-      cpus: availableParallelism(),
-      clockTicks: CLOCK_TICKS,
-      mongod: { version, source: mongo.source, wiredTigerCacheGb: options.mongodCacheGb },
-    };
+    const environment = { ...environmentOf({ version, source: mongo.source, wiredTigerCacheGb: options.mongodCacheGb }), clockTicks: CLOCK_TICKS };
     const settings =
       `${options.rounds} rounds of ${options.duration} s per scenario and server after ${options.warmup} s of warm-up (ingest: ` +
       `${options.ingestDocuments.toLocaleString('en-US')} documents per server in ${options.ingestRounds} rounds), ${options.connections} connections ` +

@@ -2,13 +2,10 @@
 // and down, on a throwaway embedded replica set. Prints the figures and writes them to
 // bench/results/migrations.json, which is committed so a change in speed shows in review.
 
-import { mkdir, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import mongoose from 'mongoose';
 import { loadMigration } from '../src/data/migrations.ts';
 import { startEmbeddedMongo } from '../src/mongod/embedded.ts';
-import { benchCustomer } from './customers.ts';
+import { benchCustomer, environmentOf, round, writeResult } from './common.ts';
 
 const FIRST = '20261125000000-create-collections.js';
 const SPENT = '20261125100000-customer-spent-as-money.js';
@@ -34,7 +31,6 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
 }
 
 const rate = (seconds: number) => Math.round(DOCUMENTS / seconds);
-const round = (seconds: number) => Math.round(seconds * 100) / 100;
 
 async function expectShape(db: Db, type: 'array' | 'object', step: string): Promise<void> {
   const predicate = type === 'array' ? { $type: 'array' } : { $type: 'object', $not: { $type: 'array' } };
@@ -80,7 +76,7 @@ async function main(): Promise<void> {
       benchmark: 'migrations',
       migration: SPENT,
       startedAt: startedAt.toISOString(),
-      environment: { node: process.version, platform: process.platform, cpus: availableParallelism(), mongod: { version, source: mongo.source } },
+      environment: environmentOf({ version, source: mongo.source }),
       documents: DOCUMENTS,
       batchSize,
       insert: { batchSize: INSERT_BATCH, seconds: round(insertSeconds), docsPerSecond: rate(insertSeconds) },
@@ -88,9 +84,7 @@ async function main(): Promise<void> {
       down: { seconds: round(downSeconds), docsPerSecond: rate(downSeconds) },
       totalSeconds: round(totalSeconds),
     };
-    await mkdir(new URL('.', RESULT), { recursive: true });
-    await writeFile(RESULT, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`wrote ${fileURLToPath(RESULT)}`);
+    await writeResult(RESULT, result);
   } finally {
     await client.close();
     await mongo.stop();

@@ -43,11 +43,12 @@ export interface Moved {
 
 /**
  * Taking turns, an attempt fails only to a write of the same item from another instance, which
- * commits meanwhile: cheap (stock writes come first) and soon over. More attempts than the
- * default, within the same time, so that one instance's write is not starved by another
- * instance's steady stream of them.
+ * commits meanwhile: cheap (stock writes come first) and soon over. But another instance sends a
+ * steady stream of such writes while a hot item sells, and the attempt that backs off can lose
+ * to each of them in turn. So the time budget bounds these retries (the backoff's 250 ms cap
+ * allows about 40 attempts in it), and the attempt count is only a backstop.
  */
-export const STOCK_TRANSACTION: TransactionOptions = { ...DEFAULT_TRANSACTION_OPTIONS, maxAttempts: 20 };
+export const STOCK_TRANSACTION: TransactionOptions = { ...DEFAULT_TRANSACTION_OPTIONS, maxAttempts: 100 };
 
 export class StockMovements {
   private readonly turns = new KeyLocks();

@@ -33,6 +33,7 @@ describe('orders under concurrency', () => {
     let bodies: Record<string, any>[];
     let samples: { available: number; reserved: number; shipped: number }[];
     let retriesBefore: number;
+    let gaveUpBefore: number;
     let retryLinesBefore: number;
     let others: TestApp[];
 
@@ -50,6 +51,7 @@ describe('orders under concurrency', () => {
       const customers: string[] = [];
       for (let i = 0; i < 10; i++) customers.push((await s.customer()).id);
       retriesBefore = transactionRetries.transient;
+      gaveUpBefore = transactionRetries.gaveUp;
       retryLinesBefore = retryLines();
 
       // Reads the committed stock document over and over while the placements run.
@@ -76,7 +78,8 @@ describe('orders under concurrency', () => {
       // The run's figures, for whoever reads the test output.
       console.log(
         `200 placements over ${instances} instance(s): ${statuses.filter((x) => x === 201).length} x 201, ` +
-          `${statuses.filter((x) => x === 409).length} x 409, ${transactionRetries.transient - retriesBefore} transaction retries, ` +
+          `${statuses.filter((x) => x === 409).length} x 409, ${transactionRetries.transient - retriesBefore} transaction retries ` +
+          `(${transactionRetries.gaveUp - gaveUpBefore} given up), ` +
           `${samples.length} stock samples, ${elapsedMs} ms`,
       );
     });
@@ -85,6 +88,8 @@ describe('orders under concurrency', () => {
     });
 
     it('exactly 50 succeed with 201 and every other one gets a 409 insufficient-stock, none a 5xx', () => {
+      // The problem documents themselves, so that a failure says which refusal it was.
+      expect(bodies.filter((body) => body.status >= 500)).toEqual([]);
       expect(statuses.filter((status) => status >= 500)).toEqual([]);
       expect(statuses.filter((status) => status === 201)).toHaveLength(STOCKED);
       expect(statuses.filter((status) => status === 409)).toHaveLength(ATTEMPTS - STOCKED);

@@ -11,7 +11,11 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
-  const mongo = await startEmbeddedMongo({ log: (message) => console.log(`[mongod] ${message}`) });
+  // Fail points (configureFailPoint) let tests make MongoDB fail one command the way a real fault would.
+  const mongo = await startEmbeddedMongo({
+    log: (message) => console.log(`[mongod] ${message}`),
+    extraArgs: ['--setParameter', 'enableTestCommands=1'],
+  });
   project.provide('mongoUri', mongo.uri);
   return async () => {
     await mongo.stop();

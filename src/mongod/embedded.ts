@@ -21,6 +21,8 @@ export interface EmbeddedMongoOptions {
    * only: a restart of a persistent dir would meet its own users and the localhost exception gone.
    */
   auth?: EmbeddedMongoRoot;
+  /** More mongod options (the tests turn on MongoDB's fail points with `--setParameter enableTestCommands=1`). */
+  extraArgs?: string[];
 }
 
 export interface EmbeddedMongoRoot {
@@ -80,7 +82,7 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
       ip: HOST,
       storageEngine: 'wiredTiger',
       // Without a cap each mongod sizes its cache for the whole machine.
-      args: ['--wiredTigerCacheSizeGB', String(cacheSizeGB)],
+      args: ['--wiredTigerCacheSizeGB', String(cacheSizeGB), ...(options.extraArgs ?? [])],
       ...(options.auth !== undefined && { auth: accessControl(options.auth) }),
     },
   });

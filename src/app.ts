@@ -44,7 +44,7 @@ export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json'
 const app = fp<AppOptions>(async (fastify, { config, connect }) => {
   // Bodies are JSON, or JSON Merge Patch on PATCH, in strict UTF-8; nothing else is an input here.
   await fastify.register(jsonBody);
-  await fastify.register(requestContext);
+  await fastify.register(requestContext, { deadlineMs: config.http.deadlineMs });
   // Its preValidation hook comes first: hostile input is refused before anything else reads it.
   await fastify.register(inputGuard);
   await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });

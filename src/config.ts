@@ -90,6 +90,14 @@ export const variables = {
     parse: mongodbUri,
   },
   MONGODB_DB: { description: 'Database name.', default: 'storekeeper', parse: databaseName },
+  MONGODB_APP_NAME: {
+    description: "The name this instance gives MongoDB, shown in MongoDB's logs, currentOp and profiler (e.g. storekeeper-eu-1).",
+    default: 'storekeeper',
+    parse: (raw: string): string => {
+      if (!/^[\x21-\x7E]{1,128}$/.test(raw)) throw new Error('must be 1-128 visible ASCII characters');
+      return raw;
+    },
+  },
   MONGODB_MAX_POOL_SIZE: { description: 'Most connections per MongoDB server.', default: '50', parse: integer(1, 1000) },
   MONGODB_MIN_POOL_SIZE: { description: 'Connections kept open per server.', default: '2', parse: integer(0, 1000) },
   MONGODB_MAX_IDLE_TIME_MS: { description: 'Idle time before a pooled connection closes.', default: '60000', parse: integer(0, 86_400_000) },
@@ -131,7 +139,18 @@ export const variables = {
     default: 'auto',
     parse: oneOf('auto', 'apply', 'require', 'check'),
   },
-  READINESS_TIMEOUT_MS: { description: 'How long /health/ready waits for MongoDB to answer a ping.', default: '1000', parse: integer(50, 60_000) },
+  REQUEST_DEADLINE_MS: {
+    description:
+      'How long after a request arrives its answer must leave, whatever MongoDB does: everything the request waits for is bounded by the time left. ' +
+      'Past it a read answers 503 service-unavailable, and a write 503 service-unavailable when nothing was written or 503 outcome-unknown when its commit was sent and not confirmed.',
+    default: '10000',
+    parse: integer(500, 600_000),
+  },
+  READINESS_TIMEOUT_MS: {
+    description: 'How long /health/ready waits for MongoDB to answer (a ping and the migrations check); it answers within this time whatever MongoDB does.',
+    default: '1000',
+    parse: integer(50, 60_000),
+  },
   RETRY_AFTER_SECONDS: {
     description: 'Retry-After sent with 503 responses while MongoDB is unavailable.',
     default: '5',
@@ -202,12 +221,13 @@ export type VariableName = keyof Variables;
 type Parsed<K extends VariableName> = ReturnType<Variables[K]['parse']>;
 
 export interface Config {
-  http: { host: string; port: number; bodyLimit: number; trustProxy: boolean; docs: boolean };
+  http: { host: string; port: number; bodyLimit: number; trustProxy: boolean; docs: boolean; deadlineMs: number };
   log: { level: Parsed<'LOG_LEVEL'>; format: Parsed<'LOG_FORMAT'> };
   mongo: {
     /** Unset: the embedded replica set is started and its URI filled in by the entry point. */
     uri?: string;
     dbName: string;
+    appName: string;
     maxPoolSize: number;
     minPoolSize: number;
     maxIdleTimeMS: number;
@@ -264,11 +284,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const v = values as { [K in VariableName]: Parsed<K> };
   const dataDir = isAbsolute(v.DATA_DIR) ? v.DATA_DIR : resolve(cwd, v.DATA_DIR);
   return {
-    http: { host: v.HOST, port: v.PORT, bodyLimit: v.BODY_LIMIT_BYTES, trustProxy: v.TRUST_PROXY, docs: v.DOCS_ENABLED },
+    http: { host: v.HOST, port: v.PORT, bodyLimit: v.BODY_LIMIT_BYTES, trustProxy: v.TRUST_PROXY, docs: v.DOCS_ENABLED, deadlineMs: v.REQUEST_DEADLINE_MS },
     log: { level: v.LOG_LEVEL, format: v.LOG_FORMAT },
     mongo: {
       uri: values.MONGODB_URI,
       dbName: v.MONGODB_DB,
+      appName: v.MONGODB_APP_NAME,
       maxPoolSize: v.MONGODB_MAX_POOL_SIZE,
       minPoolSize: v.MONGODB_MIN_POOL_SIZE,
       maxIdleTimeMS: v.MONGODB_MAX_IDLE_TIME_MS,

@@ -16,7 +16,7 @@ function problemsOf(env: Record<string, string>): string[] {
 describe('configuration', () => {
   it('with an empty environment, every setting has its documented default and MongoDB is embedded', () => {
     const config = loadConfig({}, '/srv/app');
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, bodyLimit: 1_048_576, trustProxy: false, docs: true });
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, bodyLimit: 1_048_576, trustProxy: false, docs: true, deadlineMs: 10_000 });
     expect(config.mongo.uri).toBeUndefined();
     expect(config.mongo).toMatchObject({ dbName: 'storekeeper', maxPoolSize: 50, minPoolSize: 2, serverSelectionTimeoutMS: 5000 });
     expect(config.embedded).toEqual({ dataDir: '/srv/app/.data', port: 27117, cacheSizeGB: 0.25, binary: undefined });

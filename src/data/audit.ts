@@ -11,6 +11,7 @@ import mongoose, { type ClientSession, type Connection, type mongo } from 'mongo
 import type { FastifyBaseLogger } from 'fastify';
 import { AuditEvent, type AuditAction } from '../domain/audit.ts';
 import { DocumentRepository, type RepositoryOptions } from './documents.ts';
+import type { Deadline } from './deadline.ts';
 import { DEFAULT_TRANSACTION_OPTIONS, withTransaction, type TransactionOptions } from './transactions.ts';
 
 const { ObjectId } = mongoose.Types;
@@ -19,11 +20,29 @@ export const AUDIT_COLLECTION = AuditEvent.collection;
 
 const DAY_MS = 86_400_000;
 
-/** Who makes a write: the API key (its id and name) and the request, as the entries name them. */
+/**
+ * Who makes a write (the API key, its id and name, and the request, as the entries name them) and
+ * on what terms: the request's deadline, and the guard of its Idempotency-Key when it has one.
+ */
 export interface Actor {
   keyId: string;
   keyName: string;
   requestId: string;
+  /** When the request's answer must leave; absent (the command-line tools): the transaction's own budget. */
+  deadline?: Deadline;
+  guard?: WriteGuard;
+}
+
+/**
+ * Makes a write happen at most once for one Idempotency-Key (src/data/idempotency.ts). The record
+ * that the write committed, with its result, is written in the write's own transaction: either
+ * both are stored or neither, so a retry either replays that result or runs the write itself.
+ */
+export interface WriteGuard {
+  /** The result of an earlier request with this key that committed: the write must not run again. */
+  readonly committed?: { result: unknown };
+  /** Inside the write's transaction, records that it committed with `result`; throws when the claim was taken over. */
+  commitIn(session: ClientSession, result: unknown): Promise<void>;
 }
 
 /** The part of a written document an entry names: never its contents. */
@@ -100,8 +119,10 @@ export class AuditTrail {
 
   /**
    * Runs `work` in one transaction on behalf of `actor`, and inserts an entry for every document
-   * it recorded, in that transaction. Retries, time budget and the 503 when it gives up are
-   * withTransaction's.
+   * it recorded, in that transaction, and the actor's guard records its result there too. Retries,
+   * the deadline and the outcome (committed, not written, unknown) are withTransaction's. When the
+   * guard says an earlier request with the same Idempotency-Key committed, its result is returned
+   * and nothing runs again.
    */
   async transaction<T>(
     actor: Actor,
@@ -109,6 +130,8 @@ export class AuditTrail {
     log: FastifyBaseLogger,
     options: TransactionOptions = DEFAULT_TRANSACTION_OPTIONS,
   ): Promise<T> {
+    const { guard } = actor;
+    if (guard?.committed !== undefined) return guard.committed.result as T;
     return withTransaction(
       this.connection,
       async (session) => {
@@ -121,10 +144,12 @@ export class AuditTrail {
         };
         const result = await work(tx);
         await this.insert(session, actor, changes);
+        await guard?.commitIn(session, result);
         return result;
       },
       log,
       options,
+      actor.deadline,
     );
   }
 

@@ -9,8 +9,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { pendingMigrations } from './migrations.ts';
-
-const { mongo } = mongoose;
+import type { Deadline } from './deadline.ts';
 
 export interface DatabaseOptions extends Omit<Config['mongo'], 'uri'> {
   uri: string;
@@ -23,10 +22,10 @@ export type DatabaseState = 'connecting' | 'connected' | 'disconnected' | 'close
 export interface Database {
   readonly connection: Connection;
   readonly state: DatabaseState;
-  /** Resolves when MongoDB answers a ping within the timeout; throws a 503 AppError otherwise. */
-  ping(timeoutMs: number): Promise<{ latencyMs: number }>;
-  /** The migrations not yet applied to this database (file names, oldest first). */
-  pendingMigrations(): Promise<string[]>;
+  /** Resolves when MongoDB answers a ping by the deadline; throws a 503 AppError otherwise. */
+  ping(deadline: Deadline): Promise<{ latencyMs: number }>;
+  /** The migrations not yet applied to this database (file names, oldest first), by the deadline or a 503 AppError. */
+  pendingMigrations(deadline: Deadline): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -39,7 +38,7 @@ declare module 'fastify' {
 export function connectOptions(options: DatabaseOptions): ConnectOptions {
   return {
     dbName: options.dbName,
-    appName: 'storekeeper',
+    appName: options.appName,
     maxPoolSize: options.maxPoolSize,
     minPoolSize: options.minPoolSize,
     maxIdleTimeMS: options.maxIdleTimeMS,
@@ -57,28 +56,6 @@ export function connectOptions(options: DatabaseOptions): ConnectOptions {
     autoIndex: false,
     autoCreate: false,
   };
-}
-
-const UNAVAILABLE_ERROR_NAMES = new Set(['MongooseServerSelectionError', 'MongoWaitQueueTimeoutError', 'MongoPoolClearedError', 'PoolClearedOnNetworkError', 'MongoPoolClosedError']);
-
-/** True when an error means MongoDB could not be reached, not that the operation was wrong. */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  if (
-    error instanceof mongo.MongoServerSelectionError ||
-    error instanceof mongo.MongoNetworkError ||
-    error instanceof mongo.MongoNotConnectedError ||
-    error instanceof mongo.MongoTopologyClosedError ||
-    error instanceof mongo.MongoServerClosedError ||
-    error instanceof mongo.MongoClientClosedError ||
-    error instanceof mongo.MongoOperationTimeoutError
-  ) {
-    return true;
-  }
-  // Not exported by the driver (or Mongoose's own): recognised by name.
-  if (UNAVAILABLE_ERROR_NAMES.has(error.name)) return true;
-  // Mongoose's own message when an operation runs before the first connection succeeded.
-  return error instanceof mongoose.Error && /before initial connection is complete/.test(error.message);
 }
 
 const RETRY_MIN_MS = 500;
@@ -138,27 +115,29 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
     get state() {
       return closing ? 'closed' : state;
     },
-    async ping(timeoutMs) {
+    async ping(deadline) {
       const db = connection.db;
       const notReady = (cause?: unknown) =>
-        AppError.unavailable(
-          options.retryAfterSeconds,
-          `MongoDB did not answer a ping within ${timeoutMs} ms (connection ${closing ? 'closed' : state}).`,
-          cause,
-        );
+        AppError.unavailable(options.retryAfterSeconds, `MongoDB did not answer a ping in time (connection ${closing ? 'closed' : state}).`, cause);
       if (state !== 'connected' || db === undefined) throw notReady();
       const started = performance.now();
       try {
-        await db.admin().command({ ping: 1 }, { timeoutMS: timeoutMs });
+        // Raced as well as timed out: the answer leaves by the deadline even when the driver's own
+        // timeout is slow to fire (a frozen server keeps the socket open).
+        await deadline.race(db.admin().command({ ping: 1 }, { timeoutMS: Math.max(1, Math.round(deadline.remaining())) }));
       } catch (error) {
         throw notReady(error);
       }
       return { latencyMs: Math.round((performance.now() - started) * 10) / 10 };
     },
-    async pendingMigrations() {
+    async pendingMigrations(deadline) {
       const db = connection.db;
       if (db === undefined) throw AppError.unavailable(options.retryAfterSeconds);
-      return pendingMigrations(db);
+      try {
+        return await deadline.race(pendingMigrations(db));
+      } catch (error) {
+        throw AppError.unavailable(options.retryAfterSeconds, 'MongoDB did not say in time which migrations are applied.', error);
+      }
     },
     async close() {
       closing = true;

@@ -16,6 +16,7 @@ import type { Actor, AuditTrail, Tx } from './audit.ts';
 import { compileCaster, type Caster } from './casting.ts';
 import { KeyLocks, TurnTimeout } from './key-locks.ts';
 import { DEFAULT_TRANSACTION_OPTIONS } from './transactions.ts';
+import { DeadlineExceeded, type Deadline } from './deadline.ts';
 import {
   afterCursor,
   compileFilter,
@@ -114,12 +115,20 @@ export class DocumentRepository {
     return this.driver.collection;
   }
 
-  async findById(id: string, projection?: Record<string, 1>, session?: ClientSession): Promise<StoredDocument | null> {
+  /**
+   * One document by id. With a deadline (a request's read), the answer comes by it: the driver's
+   * own timeout is set to the time left, and the wait is raced as well.
+   */
+  async findById(id: string, { projection, session, deadline }: { projection?: Record<string, 1>; session?: ClientSession; deadline?: Deadline } = {}): Promise<StoredDocument | null> {
     const collection = this.reads();
     if (collection === undefined) {
       return this.model.findById(new ObjectId(id), projection).session(session ?? null).lean<StoredDocument>().exec();
     }
-    return collection.findOne({ _id: new ObjectId(id) }, { ...(projection && { projection }), ...(session && { session }) });
+    const found = collection.findOne(
+      { _id: new ObjectId(id) },
+      { ...(projection && { projection }), ...(session && { session }), ...(deadline && { timeoutMS: Math.max(1, Math.round(deadline.remaining())) }) },
+    );
+    return deadline === undefined ? found : deadline.race(found);
   }
 
   // --- writes of one request: each one transaction, with its audit entry ---------------------
@@ -160,12 +169,12 @@ export class DocumentRepository {
    * all read one version and all but one meet a write conflict and retry, and a burst of them can
    * use up the retries (stock items take turns for the same reason, see key-locks.ts); across
    * instances the transactions and their retries keep the writes correct. Waiting longer than a
-   * transaction's time budget for the turn is a 503: nothing was written.
+   * request's deadline for the turn is a 503: nothing was written.
    */
   private async inTurn<T>(id: string, actor: Actor, work: (tx: Tx) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
     const { maxTimeMs, retryAfterSeconds } = DEFAULT_TRANSACTION_OPTIONS;
     try {
-      return await this.turns.run([id], maxTimeMs, () => this.trail.transaction(actor, work, log));
+      return await this.turns.run([id], actor.deadline?.remaining() ?? maxTimeMs, () => this.trail.transaction(actor, work, log));
     } catch (error) {
       if (!(error instanceof TurnTimeout)) throw error;
       throw AppError.unavailable(retryAfterSeconds, `Too many writes of the ${this.label} ${id} at once; nothing was written. Retry.`, error);
@@ -261,7 +270,11 @@ export class DocumentRepository {
     return { action: 'deleted', document: current };
   }
 
-  async list(request: ListRequest): Promise<ListPage> {
+  /**
+   * One page of a list. MongoDB stops the query at QUERY_TIMEOUT_MS (maxTimeMS: the query-timeout
+   * problem); with a deadline, the answer comes by it even when MongoDB does not answer at all.
+   */
+  async list(request: ListRequest, deadline?: Deadline): Promise<ListPage> {
     const { field, direction } = request.sort;
     const fingerprint = queryFingerprint(request);
     const filter = compileFilter(this.entity, request.filters, request.q);
@@ -274,12 +287,11 @@ export class DocumentRepository {
     const sort = { [field]: direction, _id: direction };
     const projection = this.projection(request);
     const collection = this.reads();
-    const items =
+    const found =
       collection === undefined
-        ? await this.model.find(pageFilter, projection).sort(sort).limit(request.limit + 1).maxTimeMS(this.options.queryTimeoutMs).lean<StoredDocument[]>().exec()
-        : await collection
-            .find(pageFilter, { ...(projection && { projection }), sort, limit: request.limit + 1, maxTimeMS: this.options.queryTimeoutMs })
-            .toArray();
+        ? this.model.find(pageFilter, projection).sort(sort).limit(request.limit + 1).maxTimeMS(this.options.queryTimeoutMs).lean<StoredDocument[]>().exec()
+        : collection.find(pageFilter, { ...(projection && { projection }), sort, limit: request.limit + 1, maxTimeMS: this.options.queryTimeoutMs }).toArray();
+    const items = deadline === undefined ? await found : await deadline.race(found);
 
     const page: ListPage = { items };
     if (items.length > request.limit) {
@@ -287,7 +299,7 @@ export class DocumentRepository {
       const last = items[items.length - 1]!;
       page.next = encodeCursor(fingerprint, valueAt(last, field), last._id.toHexString());
     }
-    if (request.count) page.total = await this.countWithin(filter);
+    if (request.count) page.total = await this.countWithin(filter, deadline);
     return page;
   }
 
@@ -318,11 +330,13 @@ export class DocumentRepository {
     return projection;
   }
 
-  private async countWithin(filter: MongoFilter): Promise<number | undefined> {
+  /** The total, or undefined when counting takes longer than LIST_COUNT_TIMEOUT_MS or the request's time left. */
+  private async countWithin(filter: MongoFilter, deadline?: Deadline): Promise<number | undefined> {
+    const counting = this.model.countDocuments(filter).maxTimeMS(this.options.countTimeoutMs).exec();
     try {
-      return await this.model.countDocuments(filter).maxTimeMS(this.options.countTimeoutMs).exec();
+      return await (deadline === undefined ? counting : deadline.race(counting));
     } catch (error) {
-      if ((error as { code?: number }).code === 50) return undefined; // MaxTimeMSExpired
+      if (error instanceof DeadlineExceeded || (error as { code?: number }).code === 50) return undefined; // MaxTimeMSExpired
       throw error;
     }
   }
@@ -336,7 +350,7 @@ export class DocumentRepository {
   }
 
   private async current(id: string, expectedVersion?: number, session?: ClientSession): Promise<StoredDocument> {
-    const current = await this.findById(id, undefined, session);
+    const current = await this.findById(id, { session });
     if (current === null) throw this.notFound(id);
     if (expectedVersion !== undefined && current.version !== expectedVersion) throw this.changedMeanwhile(id, expectedVersion);
     return current;

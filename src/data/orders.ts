@@ -62,7 +62,9 @@ export class OrderWorkflow {
    */
   async place(placement: OrderPlacement, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
     checkPlacement(placement);
-    await this.refuseEarly(placement);
+    // A retry of a placement that committed replays its result: the early checks would judge the
+    // stock after that placement took it, and refuse it.
+    if (actor.guard?.committed === undefined) await this.refuseEarly(placement);
     const items = placement.lines.map((line) => ({ sku: line.sku, warehouse: placement.warehouse }));
     return this.stock.transaction(items, actor, (tx) => this.placeIn(tx, placement), log);
   }

@@ -80,12 +80,12 @@ export class StockMovements {
   /**
    * One transaction of the audit trail (on behalf of `actor`) that writes these stock items, run
    * in turn with this process's other transactions writing any of them. Waiting longer than the
-   * transaction's own time budget for the turn is a 503: nothing was written.
+   * request's deadline for the turn is a 503: nothing was written.
    */
   async transaction<T>(items: readonly StockKey[], actor: Actor, work: (tx: Tx) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
     const keys = items.map((item) => `${item.warehouse}/${item.sku}`);
     try {
-      return await this.turns.run(keys, STOCK_TRANSACTION.maxTimeMs, () => this.trail.transaction(actor, work, log, STOCK_TRANSACTION));
+      return await this.turns.run(keys, actor.deadline?.remaining() ?? STOCK_TRANSACTION.maxTimeMs, () => this.trail.transaction(actor, work, log, STOCK_TRANSACTION));
     } catch (error) {
       if (!(error instanceof TurnTimeout)) throw error;
       throw AppError.unavailable(STOCK_TRANSACTION.retryAfterSeconds, `Too many writes of the stock item ${error.key} at once; nothing was written. Retry.`, error);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mongoose from 'mongoose';
 import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
@@ -154,28 +155,89 @@ describe('Idempotency-Key on POST routes', () => {
     expect(await count('products', { sku: 'IDEM-BADKEY' })).toBe(0);
   });
 
-  it('answers 409 with Retry-After while the first request still runs, and runs a retry after a released claim', async () => {
+  const records = () => t.app.db.connection.db!.collection<{ _id: string; [field: string]: unknown }>('idempotency_records');
+  const latestRecord = async () => (await records().find().sort({ createdAt: -1 }).limit(1).next())!;
+
+  it('answers 409 with Retry-After until the lease of the request holding the key ends, and runs a retry after a released claim', async () => {
     const key = newKey();
     const body = { email: `running-${process.pid}@example.com`, name: 'Running' };
-    const records = t.app.db.connection.db!.collection<{ _id: string }>('idempotency_records');
-    // A claim held by a request that is still running (its answer not stored yet).
     const first = await post('/v1/customers', key, body);
     expect(first.statusCode).toBe(201);
-    const stored = await records.find().sort({ createdAt: -1 }).limit(1).next();
-    await records.updateOne({ _id: stored!._id }, { $set: { state: 'running' }, $unset: { status: '', headers: '', body: '', completedAt: '' } });
-    const started = Date.now();
+    // As if the first request were still running, holding the key for another minute.
+    const stored = await latestRecord();
+    await records().updateOne(
+      { _id: stored._id },
+      { $set: { state: 'running', owner: 'another-request', leaseUntil: new Date(Date.now() + 60_000) }, $unset: { status: '', headers: '', body: '', completedAt: '' } },
+    );
     const waiting = await post('/v1/customers', key, body);
     expect(waiting.statusCode).toBe(409);
-    expect(waiting.headers['retry-after']).toBe('1');
     expect(waiting.json()).toMatchObject({ type: 'urn:storekeeper:problem:idempotency-in-progress' });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(4000);
+    const retryAfter = Number(waiting.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
 
     // The first request failed and released its claim: the retry runs the work (here: the email is taken).
-    await records.deleteOne({ _id: stored!._id });
+    await records().deleteOne({ _id: stored._id });
     const retried = await post('/v1/customers', key, body);
     expect(retried.statusCode).toBe(409);
+    expect(retried.json()).toMatchObject({ type: 'urn:storekeeper:problem:duplicate' });
     expect(retried.headers['idempotency-replayed']).toBeUndefined();
   }, 15_000);
+
+  it('takes a key over once the lease of the request holding it has ended (it crashed before writing), and runs the write once', async () => {
+    const key = newKey();
+    const body = { email: `crashed-${process.pid}@example.com`, name: 'Crashed' };
+    const first = await post('/v1/customers', key, body);
+    expect(first.statusCode).toBe(201);
+    // As if that request had claimed the key and died before its write: no customer, a lease that ended.
+    await t.app.db.connection.db!.collection('customers').deleteOne({ email: body.email });
+    const stored = await latestRecord();
+    await records().updateOne(
+      { _id: stored._id },
+      { $set: { state: 'running', owner: 'a-crashed-request', leaseUntil: new Date(Date.now() - 1) }, $unset: { status: '', headers: '', body: '', completedAt: '' } },
+    );
+
+    const retried = await post('/v1/customers', key, body);
+    expect(retried.statusCode, retried.body).toBe(201);
+    expect(retried.headers['idempotency-replayed']).toBeUndefined();
+    expect(retried.json().id).not.toBe(first.json().id);
+    expect(await count('customers', { email: body.email })).toBe(1);
+    expect(await records().findOne({ _id: stored._id })).toMatchObject({ state: 'done', status: 201 });
+
+    const again = await post('/v1/customers', key, body);
+    expect(again.headers['idempotency-replayed']).toBe('true');
+    expect(again.body).toBe(retried.body);
+  });
+
+  it('replays a write that committed but whose answer was never stored, from the result committed with it', async () => {
+    await s.product('IDEM-COMMITTED', { amount: 900 });
+    await s.stock('IDEM-COMMITTED', 'AMS-1', 3);
+    const customer = await s.customer();
+    const key = newKey();
+    // The last 3 units: a retry that ran the placement again would find no stock and answer 409.
+    const placement = { customerId: customer.id, warehouse: 'AMS-1', lines: [{ sku: 'IDEM-COMMITTED', quantity: 3 }] };
+    const first = await post('/v1/orders', key, placement);
+    expect(first.statusCode, first.body).toBe(201);
+    // As if the answer had been lost after the commit: the record holds only what the transaction wrote.
+    const stored = await latestRecord();
+    const order = await t.app.db.connection.db!.collection('orders').findOne({ _id: new mongoose.Types.ObjectId(first.json().id as string) });
+    await records().updateOne(
+      { _id: stored._id },
+      { $set: { state: 'committed', committedAt: new Date(), result: order }, $unset: { status: '', headers: '', body: '', completedAt: '' } },
+    );
+    const before = await s.snapshot();
+
+    const retried = await post('/v1/orders', key, placement);
+    expect(retried.statusCode, retried.body).toBe(201);
+    expect(retried.headers['idempotency-replayed']).toBe('true');
+    expect(retried.body).toBe(first.body);
+    expect(retried.headers.location).toBe(first.headers.location);
+    expect(retried.headers.etag).toBe(first.headers.etag);
+    expect(await s.snapshot()).toEqual(before);
+    expect(await count('orders', { 'lines.sku': 'IDEM-COMMITTED' })).toBe(1);
+    // The rebuilt answer is stored: later retries replay it as sent.
+    expect(await records().findOne({ _id: stored._id })).toMatchObject({ state: 'done', status: 201, body: first.body });
+  });
 
   it('keeps records in a collection whose TTL index expires them at expiresAt', async () => {
     const db = t.app.db.connection.db!;

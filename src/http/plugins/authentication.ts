@@ -157,7 +157,9 @@ export default fp<AuthenticationOptions>(
       if (presented === undefined) throw noKey();
       const parsed = parseApiKey(presented);
       if (parsed === null) throw invalidKey();
-      const document = await keys.get(parsed.prefix);
+      // Raced with the deadline: a lookup that MongoDB does not answer is shared by every request
+      // that waits for it, and each of them answers in time (503) instead of waiting with it.
+      const document = await request.deadline.race(keys.get(parsed.prefix));
       // An unknown prefix and a wrong secret answer alike: neither says which part was wrong.
       if (document === null || !secretVerified(document, parsed.secret)) throw invalidKey();
       if (document.revokedAt !== undefined) {

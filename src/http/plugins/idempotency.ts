@@ -1,23 +1,34 @@
-// Idempotency-Key on every POST route: the first request with a key runs and its answer is stored;
-// a retry with the same key and body gets that answer again (Idempotency-Replayed: true) without
-// running the handler; a retry while the first still runs waits for it. Applies to every POST
-// route registered after this plugin, so new routes (batch included) get it without opting in.
+// Idempotency-Key on every POST route: the first request with a key runs; a retry with the same key
+// and body gets its answer again (Idempotency-Replayed: true) without running it again; a retry
+// while the first still runs waits for it, within its own deadline. A key is held under a lease that
+// ends shortly after the holding request's deadline, so a request that crashed, timed out or lost
+// MongoDB never blocks its key for longer than that: a retry then takes the key over. A write records
+// that it committed, with its result, in its own transaction (the guard it gets through actorOf), so
+// a retry after a committed write always replays it, even when the answer itself was never stored.
+// Applies to every POST route registered after this plugin, so new routes get it without opting in.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.ts';
-import { IdempotencyStore, type IdempotencyRecord } from '../../data/idempotency.ts';
+import { IdempotencyStore, idempotencyEvents, leaseEnd, type IdempotencyRecord } from '../../data/idempotency.ts';
+import type { WriteGuard } from '../../data/audit.ts';
+import { DeadlineExceeded, type Deadline } from '../../data/deadline.ts';
 import { addRouteHook } from './route-hooks.ts';
-import { PROBLEM_MEDIA_TYPE, problemType } from '../schemas/problem.ts';
+import { addProblemKind } from '../schemas/problem.ts';
 
 export interface IdempotencyOptions {
   ttlHours: number;
-  /** How long a retry waits for the first request with its key before answering 409. */
+  /** How long a retry waits for the first request with its key before answering 409 (at most its own deadline). */
   waitMs?: number;
   pollMs?: number;
 }
+
+/** A claim's lease outlives its request's deadline by this much: time for a commit sent at the deadline to land. */
+export const LEASE_GRACE_MS = 2_000;
+/** Bound on the store operations a request leaves behind (releases): they never delay an answer. */
+const BACKGROUND_TIMEOUT_MS = 5_000;
 
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
 export const REPLAYED_HEADER = 'idempotency-replayed';
@@ -33,7 +44,9 @@ export const IdempotencyKeyHeader = Type.String({
   description:
     'Makes the request safe to retry: the first request with a key runs, and a retry with the same key and body gets the same ' +
     'answer again (with Idempotency-Replayed: true) without running again, for IDEMPOTENCY_TTL_HOURS. 1-255 characters of visible ASCII. ' +
-    'A retry while the first still runs waits for it; the same key with another body is a 422.',
+    'A retry while the first still runs waits for it (409 with Retry-After if it is still running); a key whose first request ' +
+    'failed, crashed or timed out is free again at most REQUEST_DEADLINE_MS + 2 s after that request began. ' +
+    'The same key with another body is a 422.',
   examples: ['5f0c8a2e-2b7d-4c1e-9a57-3d4b1f6e8c90'],
 });
 
@@ -43,7 +56,9 @@ declare module 'fastify' {
     idempotency?: boolean;
   }
   interface FastifyRequest {
-    idempotencyClaim?: { scope: string; fingerprint: string; settled: boolean };
+    idempotencyClaim?: { scope: string; fingerprint: string; owner: string; settled: boolean };
+    /** Given to the write path by actorOf: makes the request's write happen at most once for its key. */
+    writeGuard?: WriteGuard;
   }
 }
 
@@ -52,10 +67,10 @@ export const keyReused = () =>
     detail: 'This Idempotency-Key was used with another request body or URL; use a new key for a new request.',
   });
 
-export const inProgress = () =>
+export const inProgress = (retryAfterSeconds = 1) =>
   new AppError(409, 'idempotency-in-progress', 'Idempotency Key In Progress', {
     detail: 'A request with this Idempotency-Key is still being handled; retry after the time given in Retry-After.',
-    headers: { 'retry-after': '1' },
+    headers: { 'retry-after': String(retryAfterSeconds) },
   });
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -76,45 +91,6 @@ export function canonicalJson(value: unknown): string {
  * moment was wrong (5xx, 408, 425, 429) are not stored, so a retry runs the work again.
  */
 const isReplayable = (status: number) => status >= 200 && status < 500 && ![408, 425, 429].includes(status);
-
-const example = (error: AppError, status: number) => ({
-  type: problemType(error.code),
-  title: error.title,
-  status,
-  detail: error.message,
-  requestId: 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
-});
-
-type ResponseDoc = { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown; example?: unknown; examples?: Record<string, unknown> }> };
-
-/** Adds a kind of problem to a documented status, keeping the kinds the route already lists. */
-function addProblemKind(responses: Record<string, unknown>, status: number, error: AppError, when: string): void {
-  const kind = { summary: error.title, value: example(error, status) };
-  const line = `- \`${problemType(error.code)}\`: ${when}`;
-  const existing = responses[status] as ResponseDoc | undefined;
-  const media = existing?.content?.[PROBLEM_MEDIA_TYPE];
-  if (existing === undefined || media === undefined) {
-    responses[status] = {
-      description: line.slice(2),
-      headers: error.headers['retry-after'] ? { 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } } : undefined,
-      content: { [PROBLEM_MEDIA_TYPE]: { schema: Type.Ref('Problem'), examples: { [error.code]: kind } } },
-    };
-    if ((responses[status] as ResponseDoc).headers === undefined) delete (responses[status] as ResponseDoc).headers;
-    return;
-  }
-  const examples = { ...(media.examples ?? {}) };
-  if (media.example !== undefined) examples[(media.example as { type?: string }).type?.split(':').pop() ?? 'example'] = { value: media.example };
-  examples[error.code] = kind;
-  const description = existing.description?.includes('\n- ') ? `${existing.description}\n${line}` : `${existing.description ?? ''}\n\nAlso:\n${line}`;
-  responses[status] = {
-    ...existing,
-    description,
-    ...(error.headers['retry-after'] && {
-      headers: { ...existing.headers, 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying (idempotency-in-progress).' } },
-    }),
-    content: { ...existing.content, [PROBLEM_MEDIA_TYPE]: { schema: media.schema, examples } },
-  };
-}
 
 /** The route's schema, documenting the header and the answers it adds. */
 function documentRoute(route: RouteOptions): void {
@@ -148,12 +124,14 @@ function replay(reply: FastifyReply, record: IdempotencyRecord): FastifyReply {
     .send(record.body ?? null);
 }
 
+const limitOf = (deadline: Deadline) => ({ timeoutMS: Math.max(1, Math.round(deadline.remaining())) });
+
 export default fp<IdempotencyOptions>(
   async (app, options) => {
-    const waitMs = options.waitMs ?? 5000;
     const pollMs = options.pollMs ?? 50;
     const store = new IdempotencyStore(app.db.connection, options.ttlHours * 3_600_000);
     app.decorateRequest('idempotencyClaim', undefined);
+    app.decorateRequest('writeGuard', undefined);
 
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -169,6 +147,13 @@ export default fp<IdempotencyOptions>(
       addRouteHook(route, 'onResponse', giveUp);
     });
 
+    /** Gives a claim up without making anyone wait: if it does not reach MongoDB, the lease ends anyway. */
+    function release(request: FastifyRequest, scope: string, owner: string): void {
+      store
+        .release(scope, owner, { timeoutMS: BACKGROUND_TIMEOUT_MS })
+        .catch((error: unknown) => request.log.warn({ err: error }, 'could not release an idempotency key; its lease ends it'));
+    }
+
     async function claimOrReplay(request: FastifyRequest, reply: FastifyReply) {
       const key = request.headers[IDEMPOTENCY_KEY_HEADER];
       if (key === undefined) return;
@@ -179,45 +164,83 @@ export default fp<IdempotencyOptions>(
       // scope, so that clients cannot see, or block, each other's answers.
       const scope = sha256(`${request.principal?.keyId ?? '-'}\n${request.method}\n${request.routeOptions.url}\n${key}`);
       const fingerprint = sha256(`${request.method}\n${request.url}\n${canonicalJson(request.body)}`);
+      const owner = randomUUID();
+      const { deadline } = request;
+      // Waiting for another request with the key may use half of this one's time; the rest is for the work.
+      const waitUntil = deadline.within(Math.min(options.waitMs ?? Infinity, deadline.remaining() / 2));
 
-      const deadline = Date.now() + waitMs;
-      for (;;) {
-        const claim = await store.claim(scope, fingerprint);
-        if (claim.claimed) {
-          request.idempotencyClaim = { scope, fingerprint, settled: false };
-          return;
+      try {
+        for (;;) {
+          const claim = await deadline.race(store.claim(scope, fingerprint, owner, deadline.remaining() + LEASE_GRACE_MS, limitOf(deadline)));
+          if (claim.claimed) {
+            if (claim.tookOver) request.log.info('idempotency key taken over: the request holding it ran out of time');
+            hold(request, scope, fingerprint, owner);
+            return;
+          }
+          let record: IdempotencyRecord | null = claim.record;
+          if (record.fingerprint !== fingerprint) {
+            idempotencyEvents.reused++;
+            throw keyReused();
+          }
+          if (record.state === 'committed') {
+            // The write committed and its answer was not stored (or not yet): the route rebuilds
+            // it from the committed result, writing nothing.
+            idempotencyEvents.rebuilt++;
+            request.log.info('idempotent request replayed from its committed result');
+            hold(request, scope, fingerprint, owner, { result: record.result });
+            reply.header(REPLAYED_HEADER, 'true');
+            return;
+          }
+          if (record.state === 'done') {
+            idempotencyEvents.replayed++;
+            request.log.info({ status: record.status }, 'idempotent request replayed');
+            return replay(reply, record);
+          }
+          // The first request is still running: waiting for its answer is what a retrying client wants.
+          while (record !== null && record.state === 'running' && leaseEnd(record).getTime() > Date.now() && !waitUntil.expired()) {
+            await waitUntil.sleep(pollMs);
+            record = await deadline.race(store.find(scope, limitOf(deadline)));
+          }
+          // Released, settled, or its lease ended: claim, replay or take over on the next round.
+          if (record === null || record.state !== 'running' || leaseEnd(record).getTime() <= Date.now()) continue;
+          idempotencyEvents.inProgress++;
+          throw inProgress(Math.max(1, Math.ceil((leaseEnd(record).getTime() - Date.now()) / 1000)));
         }
-        let record: IdempotencyRecord | null = claim.record;
-        if (record.fingerprint !== fingerprint) throw keyReused();
-        // The first request is still running: waiting for its answer is what a retrying client wants.
-        while (record !== null && record.state === 'running' && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, pollMs));
-          record = await store.find(scope);
-        }
-        if (record === null) continue; // released after a failure: this request runs the work
-        if (record.fingerprint !== fingerprint) throw keyReused();
-        if (record.state === 'running') throw inProgress();
-        request.log.info({ status: record.status }, 'idempotent request replayed');
-        return replay(reply, record);
+      } catch (error) {
+        // Out of time before the work began: nothing was written. A claim that reaches MongoDB
+        // after this answer is released here, or its lease ends it.
+        if (error instanceof DeadlineExceeded) release(request, scope, owner);
+        throw error;
       }
     }
 
-    // onSend runs before the answer leaves, so a retry that arrives after it sees the record done.
+    function hold(request: FastifyRequest, scope: string, fingerprint: string, owner: string, committed?: { result: unknown }): void {
+      request.idempotencyClaim = { scope, fingerprint, owner, settled: false };
+      request.writeGuard = {
+        ...(committed !== undefined && { committed }),
+        commitIn: (session, result) => store.commitIn(session, scope, owner, result),
+      };
+    }
+
+    // onSend runs before the answer leaves, so a retry that arrives after it sees the answer stored.
     async function settle(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
       const claim = request.idempotencyClaim;
       if (claim === undefined || claim.settled) return payload;
       claim.settled = true;
       const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? undefined : null;
+      if (!isReplayable(reply.statusCode) || body === null) {
+        // Not an answer to keep: the key is given up (a committed record stays, release never touches it).
+        release(request, claim.scope, claim.owner);
+        return payload;
+      }
       try {
-        if (!isReplayable(reply.statusCode) || body === null) {
-          await store.release(claim.scope, claim.fingerprint);
-        } else {
-          await store.complete(claim.scope, claim.fingerprint, { status: reply.statusCode, headers: storedHeaders(reply), body });
-        }
+        const answer = { status: reply.statusCode, headers: storedHeaders(reply), body };
+        await request.deadline.race(store.complete(claim.scope, claim.fingerprint, claim.owner, answer, limitOf(request.deadline)));
       } catch (error) {
-        // The answer still goes out; the record is released so a retry is not held up until it expires.
-        request.log.error({ err: error }, 'could not store the idempotent answer');
-        await store.release(claim.scope, claim.fingerprint).catch(() => undefined);
+        // The answer still goes out. A committed write stays replayable from its result; any other
+        // answer is given up, so a retry runs the request again instead of waiting for the lease.
+        request.log.warn({ err: error }, 'could not store the idempotent answer');
+        release(request, claim.scope, claim.owner);
       }
       return payload;
     }
@@ -227,8 +250,8 @@ export default fp<IdempotencyOptions>(
       const claim = request.idempotencyClaim;
       if (claim === undefined || claim.settled) return;
       claim.settled = true;
-      await store.release(claim.scope, claim.fingerprint).catch((error: unknown) => request.log.error({ err: error }, 'could not release an idempotency key'));
+      release(request, claim.scope, claim.owner);
     }
   },
-  { name: 'idempotency', dependencies: ['database', 'problem-details'], fastify: '5.x' },
+  { name: 'idempotency', dependencies: ['database', 'problem-details', 'request-context'], fastify: '5.x' },
 );

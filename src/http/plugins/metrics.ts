@@ -1,11 +1,12 @@
 // Prometheus metrics at GET /metrics: requests by route pattern and status, their latency,
-// transaction retries, MongoDB's connection state, and the process's own CPU, memory and event
-// loop. One registry per app, so several apps in one process (the tests) never collide.
+// transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, and the
+// process's own CPU, memory and event loop. One registry per app, so several apps in one process (the tests) never collide.
 
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Type } from 'typebox';
-import { transactionRetries } from '../../data/transactions.ts';
+import { transactionOutcomes, transactionRetries } from '../../data/transactions.ts';
+import { idempotencyEvents } from '../../data/idempotency.ts';
 import { problemResponses } from '../schemas/problem.ts';
 
 const PREFIX = 'storekeeper_';
@@ -28,17 +29,40 @@ export default fp(
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     });
-    new Counter({
-      name: `${PREFIX}transaction_retries_total`,
-      help: 'Transaction retries since start: transient errors, unknown commit results, and give-ups (503).',
-      labelNames: ['kind'] as const,
-      registers: [registry],
-      // The transaction helper keeps plain counters; they are read when Prometheus scrapes.
-      collect() {
-        this.reset();
-        for (const [kind, count] of Object.entries(transactionRetries)) this.inc({ kind }, count);
-      },
-    });
+    // The data layer keeps plain counters (it knows nothing of Prometheus); they are read when Prometheus scrapes.
+    const fromCounters = (name: string, help: string, label: string, counters: Record<string, number>, labelOf = (key: string) => key) =>
+      new Counter({
+        name: `${PREFIX}${name}`,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [key, count] of Object.entries(counters)) this.inc({ [label]: labelOf(key) }, count);
+        },
+      });
+    const kebab = (key: string) => key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+    fromCounters(
+      'transactions_total',
+      'Transactions since start, by outcome: committed; refused (the request was wrong: nothing written); not-written (MongoDB unavailable or too much contention: 503 service-unavailable); unknown (the commit was sent and not confirmed in time: 503 outcome-unknown).',
+      'outcome',
+      transactionOutcomes,
+      kebab,
+    );
+    fromCounters(
+      'transaction_retries_total',
+      'Transaction retries since start, by cause: transient (write conflict, failover), unavailable (MongoDB did not answer; nothing committed), unknown-commit (a commit asked again).',
+      'kind',
+      transactionRetries,
+      kebab,
+    );
+    fromCounters(
+      'idempotency_total',
+      'Idempotency-Key events since start: claimed, replayed (stored answer), rebuilt (answer rebuilt from a committed result), taken-over (the holder\'s lease had ended), expired, in-progress (409), reused (422).',
+      'event',
+      idempotencyEvents,
+      kebab,
+    );
     new Gauge({
       name: `${PREFIX}mongodb_up`,
       help: '1 while the MongoDB connection is established, 0 otherwise.',

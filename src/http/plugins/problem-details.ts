@@ -7,8 +7,12 @@ import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { AppError, type FieldError } from '../../errors.ts';
 import { toFieldErrors } from '../../domain/validation.ts';
-import { isDatabaseUnavailable } from '../../data/database.ts';
-import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, problemType, type Problem } from '../schemas/problem.ts';
+import { failureKind } from '../../data/failures.ts';
+import { DeadlineExceeded } from '../../data/deadline.ts';
+import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, addProblemKind, problemType, type Problem } from '../schemas/problem.ts';
+import { outcomeUnknown } from '../../data/transactions.ts';
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface ProblemDetailsOptions {
   retryAfterSeconds: number;
@@ -20,9 +24,6 @@ const PARTS: Record<string, string> = { body: 'body', querystring: 'query', para
 export function fieldErrors(validation: FastifySchemaValidationError[], context: string | undefined): FieldError[] {
   return toFieldErrors(validation, PARTS[context ?? 'body'] ?? 'body');
 }
-
-/** MongoDB's MaxTimeMSExpired: a query ran past its maxTimeMS and was stopped. */
-const MAX_TIME_EXPIRED = 50;
 
 /** Fastify's own 4xx errors, by code, as problem kinds. */
 const FASTIFY_CODES: Record<string, string> = {
@@ -38,8 +39,14 @@ const FASTIFY_CODES: Record<string, string> = {
 function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   if (error instanceof AppError) return error;
   if (error.validation) return AppError.validation(fieldErrors(error.validation, error.validationContext));
-  if (isDatabaseUnavailable(error)) return AppError.unavailable(retryAfterSeconds, undefined, error);
-  if ((error as { code?: unknown }).code === MAX_TIME_EXPIRED) {
+  // Errors that reach here from MongoDB come from reads, or from writes that never began a
+  // commit (the write path answers for those that did): nothing was written.
+  if (error instanceof DeadlineExceeded) {
+    return AppError.unavailable(retryAfterSeconds, 'MongoDB did not answer within the time this service allows (REQUEST_DEADLINE_MS); nothing was written. Retry later.', error);
+  }
+  const kind = failureKind(error);
+  if (kind === 'unavailable' || kind === 'transient') return AppError.unavailable(retryAfterSeconds, undefined, error);
+  if (kind === 'query-timeout') {
     return new AppError(503, 'query-timeout', 'Service Unavailable', {
       detail: 'The query took longer than this service allows (QUERY_TIMEOUT_MS) and was stopped; narrow the filters or retry later.',
       headers: { 'retry-after': String(retryAfterSeconds) },
@@ -76,6 +83,22 @@ export default fp<ProblemDetailsOptions>(
   async (app, options) => {
     app.addSchema(FieldErrorSchema);
     app.addSchema(ProblemSchema);
+
+    // Every write can end with its outcome unknown (src/data/transactions.ts): its 503 says so.
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      const schema = route.schema as { response?: Record<string, unknown>; hide?: boolean } | undefined;
+      if (schema?.response?.[503] === undefined || schema.hide === true || !methods.some((method) => WRITE_METHODS.has(method))) return;
+      const responses = { ...schema.response };
+      addProblemKind(
+        responses,
+        503,
+        outcomeUnknown(options.retryAfterSeconds),
+        'the write reached MongoDB but whether it was applied could not be confirmed within REQUEST_DEADLINE_MS (a failover, a frozen server). ' +
+          'Retry with the same Idempotency-Key to get its one answer; without a key, read before writing again.',
+      );
+      schema.response = responses;
+    });
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const appError = toAppError(error, options.retryAfterSeconds);

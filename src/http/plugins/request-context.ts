@@ -1,12 +1,26 @@
-// Request ids and the access log: every request gets an id (the caller's X-Request-Id when it
-// is well-formed, a fresh UUID otherwise), echoed in the response and on every log line of the
-// request, and exactly one access line when the response is sent; at shutdown, in-flight
+// Request ids, deadlines and the access log: every request gets an id (the caller's X-Request-Id
+// when it is well-formed, a fresh UUID otherwise), echoed in the response and on every log line of
+// the request; a deadline (REQUEST_DEADLINE_MS from its arrival) that bounds everything it waits
+// for in MongoDB; and exactly one access line when the response is sent. At shutdown, in-flight
 // responses close their connections.
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import fp from 'fastify-plugin';
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Deadline } from '../../data/deadline.ts';
+
+export interface RequestContextOptions {
+  /** How long after its arrival a request's answer must leave (REQUEST_DEADLINE_MS). */
+  deadlineMs: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** When this request's answer must leave, whatever MongoDB does. */
+    deadline: Deadline;
+  }
+}
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 const WELL_FORMED_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -37,9 +51,11 @@ export class AccessLog extends LogController {
   }
 }
 
-export default fp(
-  async (app) => {
+export default fp<RequestContextOptions>(
+  async (app, options) => {
+    app.decorateRequest('deadline', undefined as unknown as Deadline);
     app.addHook('onRequest', (request, reply, done) => {
+      request.deadline = Deadline.after(options.deadlineMs);
       reply.header(REQUEST_ID_HEADER, request.id);
       done();
     });

@@ -95,7 +95,7 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      const entry = await events().findById(id);
+      const entry = await events().findById(id, { deadline: request.deadline });
       if (entry === null) throw events().notFound(id);
       return events().toResource(entry);
     },

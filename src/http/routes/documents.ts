@@ -85,7 +85,7 @@ export async function prepareListQuery(request: FastifyRequest): Promise<void> {
 
 /** The handler of every list route: one page of the repository's list, with its `next` link. */
 export async function listPage(request: FastifyRequest, reply: FastifyReply, repository: DocumentRepository, entity: Entity) {
-  const page = await repository.list(toListRequest(request.query as Record<string, unknown>, entity));
+  const page = await repository.list(toListRequest(request.query as Record<string, unknown>, entity), request.deadline);
   const next = page.next === undefined ? null : linkWithCursor(request, page.next);
   if (next !== null) reply.header('link', `<${next}>; rel="next"`);
   return { items: page.items.map((item) => repository.toResource(item)), next, ...(page.total !== undefined && { total: page.total }) };
@@ -153,7 +153,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
     },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const document = await repository().findById(id);
+      const document = await repository().findById(id, { deadline: request.deadline });
       if (document === null) throw repository().notFound(id);
       if (notModified(request.headers['if-none-match'], document.version)) {
         return reply.code(304).header('etag', etagOf(document.version)).send();

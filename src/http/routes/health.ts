@@ -5,6 +5,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { problemResponses } from '../schemas/problem.ts';
 import { AppError } from '../../errors.ts';
+import { Deadline } from '../../data/deadline.ts';
 
 const Live = Type.Object(
   { status: Type.Literal('ok'), uptimeSeconds: Type.Number({ minimum: 0 }) },
@@ -52,15 +53,17 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) =>
         tags: ['health'],
         summary: 'Readiness: MongoDB answers a ping in time and the schema is migrated',
         description:
-          '200 when MongoDB answers a ping within READINESS_TIMEOUT_MS and no migration is pending; otherwise 503 with ' +
-          'Retry-After (and, for pending migrations, their file names in `pendingMigrations`).',
+          '200 when MongoDB answers a ping and the migrations check within READINESS_TIMEOUT_MS and no migration is pending; ' +
+          'otherwise 503 with Retry-After (and, for pending migrations, their file names in `pendingMigrations`). ' +
+          'It answers within READINESS_TIMEOUT_MS whatever MongoDB does.',
         operationId: 'getReadiness',
         response: { 200: Ready, ...problemResponses(500, 503) },
       },
     },
     async () => {
-      const { latencyMs } = await app.db.ping(options.readinessTimeoutMs);
-      const pending = await app.db.pendingMigrations();
+      const deadline = Deadline.after(options.readinessTimeoutMs);
+      const { latencyMs } = await app.db.ping(deadline);
+      const pending = await app.db.pendingMigrations(deadline);
       if (pending.length > 0) {
         throw new AppError(503, 'migrations-pending', 'Service Unavailable', {
           detail: `Migrations pending: ${pending.join(', ')}. Apply them with \`npm run migrate:up\`.`,

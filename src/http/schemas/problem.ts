@@ -49,7 +49,12 @@ const statusText: Record<number, { code: string; title: string; description: str
   415: { code: 'unsupported-media-type', title: 'Unsupported Media Type', description: 'The body is not in a media type this route accepts.', detail: 'Unsupported Media Type: text/plain' },
   429: { code: 'rate-limited', title: 'Too Many Requests', description: 'The rate limit of the API key (or of the client IP) is used up; retry after Retry-After.', detail: 'Rate limit of 1200 requests per minute exceeded; retry in 1 s.' },
   500: { code: 'internal-error', title: 'Internal Server Error', description: 'An unexpected failure; the log line with the request id has the details.', detail: 'An unexpected error occurred.' },
-  503: { code: 'service-unavailable', title: 'Service Unavailable', description: 'MongoDB is unreachable; retry after the time given in Retry-After.', detail: 'The database is unavailable. Retry later.' },
+  503: {
+    code: 'service-unavailable',
+    title: 'Service Unavailable',
+    description: 'MongoDB is unreachable or did not answer within REQUEST_DEADLINE_MS; nothing was written. Retry after the time given in Retry-After.',
+    detail: 'The database is unavailable. Retry later.',
+  },
 };
 
 /**
@@ -144,5 +149,44 @@ export function problemKinds(status: number, description: string, kinds: Problem
         },
       },
     },
+  };
+}
+
+const example = (error: AppError, status: number) => ({
+  type: problemType(error.code),
+  title: error.title,
+  status,
+  detail: error.message,
+  requestId: 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+});
+
+type ResponseDoc = { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown; example?: unknown; examples?: Record<string, unknown> }> };
+
+/** Adds a kind of problem to a documented status, keeping the kinds the route already lists. */
+export function addProblemKind(responses: Record<string, unknown>, status: number, error: AppError, when: string): void {
+  const kind = { summary: error.title, value: example(error, status) };
+  const line = `- \`${problemType(error.code)}\`: ${when}`;
+  const existing = responses[status] as ResponseDoc | undefined;
+  const media = existing?.content?.[PROBLEM_MEDIA_TYPE];
+  if (existing === undefined || media === undefined) {
+    responses[status] = {
+      description: line.slice(2),
+      headers: error.headers['retry-after'] ? { 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } } : undefined,
+      content: { [PROBLEM_MEDIA_TYPE]: { schema: Type.Ref('Problem'), examples: { [error.code]: kind } } },
+    };
+    if ((responses[status] as ResponseDoc).headers === undefined) delete (responses[status] as ResponseDoc).headers;
+    return;
+  }
+  const examples = { ...(media.examples ?? {}) };
+  if (media.example !== undefined) examples[(media.example as { type?: string }).type?.split(':').pop() ?? 'example'] = { value: media.example };
+  examples[error.code] = kind;
+  const description = existing.description?.includes('\n- ') ? `${existing.description}\n${line}` : `${existing.description ?? ''}\n\nAlso:\n${line}`;
+  responses[status] = {
+    ...existing,
+    description,
+    ...(error.headers['retry-after'] && {
+      headers: { ...existing.headers, 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } },
+    }),
+    content: { ...existing.content, [PROBLEM_MEDIA_TYPE]: { schema: media.schema, examples } },
   };
 }

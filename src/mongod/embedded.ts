@@ -84,6 +84,12 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
       // Without a cap each mongod sizes its cache for the whole machine.
       args: ['--wiredTigerCacheSizeGB', String(cacheSizeGB), ...(options.extraArgs ?? [])],
       ...(options.auth !== undefined && { auth: accessControl(options.auth) }),
+      // A process group of its own: a terminal's Ctrl-C signals the whole foreground group, and
+      // mongod would shut itself down while the service still finishes its requests on it. The
+      // service's stop shuts it down afterwards, and mongodb-memory-server's killer process (in a
+      // group of its own too) still stops it if the service dies. Not on Windows, where a detached
+      // process gets a console window of its own.
+      spawn: { detached: process.platform !== 'win32' },
     },
   });
 

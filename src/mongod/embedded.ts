@@ -1,11 +1,13 @@
 // Starts a single-node replica set through mongodb-memory-server: the one code path behind `npm start`
 // (data kept on disk) and the tests (a temp dir removed on stop). A replica set, because transactions need one.
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MongoInstance, MongoMemoryReplSet } from 'mongodb-memory-server';
+import mongoose from 'mongoose';
 import { resolveMongodBinary, type ResolveBinaryOptions, type ResolvedBinary } from './binary.ts';
 
 export interface EmbeddedMongoOptions {
@@ -34,12 +36,21 @@ export interface EmbeddedMongo {
   uri: string;
   source: ResolvedBinary['source'];
   dataDir: string;
+  /** The mongod process's id (under Wine, that of the Wine process running mongod.exe). */
+  pid: number | undefined;
+  /** Shuts mongod down and waits for it to exit; quiet when mongod has stopped or is stopping already. */
   stop(): Promise<void>;
 }
 
 const HOST = '127.0.0.1';
 // mongodb-memory-server's 10 s default is tight for a cold start of mongod under Wine.
 const LAUNCH_TIMEOUT_MS = 30_000;
+// mongod answers at once when it is up; longer means it is going down or stuck, and then waiting
+// for it to exit is all that is left to do.
+const SHUTDOWN_CONNECT_TIMEOUT_MS = 2_000;
+// Under Wine a shutdown takes about a second; a stuck mongod gets SIGTERM, then SIGKILL.
+const EXIT_WAIT_MS = 15_000;
+const EXIT_WAIT_AFTER_SIGNAL_MS = 10_000;
 
 checkMongodOutputLineByLine();
 
@@ -55,6 +66,10 @@ class FixedPortReplSet extends MongoMemoryReplSet {
   /** The temp dir mongodb-memory-server wrote the keyfile to (auth only); it removes it only on a cleanup we never ask for. */
   get keyfileDir(): string | undefined {
     return this._keyfiletmp;
+  }
+
+  get mongodProcess(): ChildProcess | undefined {
+    return this.servers[0]?.instanceInfo?.instance.mongodProcess;
   }
 }
 
@@ -103,12 +118,15 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
     throw explainStartFailure(err, dataDir, port);
   }
 
+  const mongod = replSet.mongodProcess;
+  const shutdown = { port: replSet.servers[0]?.instanceInfo?.port, auth: options.auth, log: options.log ?? (() => {}) };
   let stopping: Promise<void> | undefined;
   return {
     uri: replSet.getUri(),
     source: binary.source,
     dataDir,
-    stop: () => (stopping ??= stopReplSet(replSet, dataDir, persistent)),
+    pid: mongod?.pid,
+    stop: () => (stopping ??= stopReplSet(replSet, mongod, shutdown, dataDir, persistent)),
   };
 }
 
@@ -176,12 +194,87 @@ async function ensureDir(dir: string): Promise<string> {
   return absolute;
 }
 
-async function stopReplSet(replSet: FixedPortReplSet, dataDir: string, persistent: boolean): Promise<void> {
+interface ShutdownTarget {
+  port: number | undefined;
+  auth: EmbeddedMongoRoot | undefined;
+  log: (message: string) => void;
+}
+
+async function stopReplSet(
+  replSet: FixedPortReplSet,
+  mongod: ChildProcess | undefined,
+  target: ShutdownTarget,
+  dataDir: string,
+  persistent: boolean,
+): Promise<void> {
+  if (mongod !== undefined && target.port !== undefined) await shutDownMongod(mongod, target.port, target);
   // doCleanup false: mongodb-memory-server must never delete a dbPath it was given; the temp dir is ours to remove.
   const stopped = await replSet.stop({ doCleanup: false, force: false });
   if (!persistent) await rm(dataDir, { recursive: true, force: true });
   await removeKeyfile(replSet);
   if (!stopped) throw new Error(`mongod on ${dataDir} did not stop cleanly`);
+}
+
+// mongodb-memory-server's own stop asks mongod to shut down over a new connection and, when that
+// fails, writes the driver's error with its whole stack to stderr (console.warn). It fails whenever
+// mongod is on its way down already: signalled along with the service by a process manager, or by
+// hand. So mongod is shut down here first, quietly, and mongodb-memory-server's stop then finds it
+// gone and only ends its killer process.
+async function shutDownMongod(mongod: ChildProcess, port: number, { auth, log }: ShutdownTarget): Promise<void> {
+  const exit = new Promise<void>((resolvePromise) => mongod.once('exit', () => resolvePromise()));
+  if (hasExited(mongod)) {
+    log(`mongod had already exited (${exitDescription(mongod)})`);
+    return;
+  }
+
+  const client = new mongoose.mongo.MongoClient(`mongodb://${HOST}:${port}/admin`, {
+    directConnection: true,
+    serverSelectionTimeoutMS: SHUTDOWN_CONNECT_TIMEOUT_MS,
+    ...(auth !== undefined && { auth: { username: auth.user, password: auth.password }, authSource: 'admin' }),
+  });
+  // force: a primary with no secondary to hand over to; timeoutSecs: by default the stop takes 10 s or more.
+  const command = client
+    .connect()
+    .then(() => client.db('admin').command({ shutdown: 1, force: true, timeoutSecs: 1 }))
+    .then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+  const failure = await Promise.race([command, exit.then(() => undefined)]);
+  await client.close().catch(() => {});
+  // mongod closing the connection under the command is how a shutdown normally answers.
+  if (failure !== undefined && !(failure instanceof mongoose.mongo.MongoNetworkError) && !hasExited(mongod)) {
+    log(`mongod did not take the shutdown command (${oneLine(errorMessage(failure))}); waiting for it to exit`);
+  }
+
+  if (await exitWithin(exit, EXIT_WAIT_MS)) return;
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    log(`mongod is still running after its shutdown: sending ${signal}`);
+    mongod.kill(signal);
+    if (await exitWithin(exit, EXIT_WAIT_AFTER_SIGNAL_MS)) return;
+  }
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+function exitDescription(child: ChildProcess): string {
+  return child.signalCode !== null ? `signal ${child.signalCode}` : `exit code ${child.exitCode}`;
+}
+
+async function exitWithin(exit: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolvePromise) => (timer = setTimeout(() => resolvePromise(false), ms)));
+  try {
+    return await Promise.race([exit.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 // mongodb-memory-server 11.3 hands checkErrorInLine a whole stdout chunk and JSON.parses it when it

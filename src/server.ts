@@ -1,16 +1,18 @@
 // The entry point: read the configuration, start the embedded MongoDB when no MONGODB_URI is
 // set, build the app, listen, and shut down gracefully on SIGTERM/SIGINT (stop accepting,
-// let in-flight requests finish within SHUTDOWN_GRACE_MS, close MongoDB, exit 0).
+// let in-flight requests finish within SHUTDOWN_GRACE_MS, close MongoDB, then the embedded
+// mongod, exit 0; see shutdown.ts).
 
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, redactSecrets } from './logger.ts';
 import { prepareSchemaAtStart } from './data/migrations.ts';
 import { startEmbeddedMongo, type EmbeddedMongo } from './mongod/embedded.ts';
+import { handleStopRequests } from './shutdown.ts';
 
 export interface StartOptions {
   env?: Record<string, string | undefined>;
@@ -21,7 +23,30 @@ export interface StartOptions {
 export async function start({ env = process.env, extend }: StartOptions = {}): Promise<FastifyInstance> {
   const config = loadConfig(env);
   const logger = createLogger(config.log);
+  const stopping = handleStopRequests({
+    graceMs: config.shutdownGraceMs,
+    logger,
+    // npm sets it for its scripts, and npm passes its signals on to them.
+    parentForwardsSignals: env.npm_lifecycle_event !== undefined,
+  });
+  try {
+    const { app, embedded } = await startService(config, logger, extend);
+    stopping.ready(async () => {
+      await app.close();
+      await embedded?.stop();
+    });
+    return app;
+  } catch (error) {
+    stopping.uninstall();
+    throw error;
+  }
+}
 
+async function startService(
+  config: Config,
+  logger: Logger,
+  extend: FastifyPluginAsync | undefined,
+): Promise<{ app: FastifyInstance; embedded: EmbeddedMongo | undefined }> {
   let embedded: EmbeddedMongo | undefined;
   let uri = config.mongo.uri;
   if (uri === undefined) {
@@ -35,7 +60,7 @@ export async function start({ env = process.env, extend }: StartOptions = {}): P
       log: (message) => logger.info(message),
     });
     uri = embedded.uri;
-    logger.info({ dataDir, uri, source: embedded.source }, 'embedded MongoDB is running; its data stays in dataDir');
+    logger.info({ dataDir, uri, source: embedded.source, mongodPid: embedded.pid }, 'embedded MongoDB is running; its data stays in dataDir');
   }
 
   const migrations = config.migrationsOnStart === 'auto' ? (embedded ? 'apply' : 'check') : config.migrationsOnStart;
@@ -60,14 +85,7 @@ export async function start({ env = process.env, extend }: StartOptions = {}): P
     throw error;
   }
 
-  closeWithGrace({ delay: config.shutdownGraceMs, logger }, async ({ signal, err }) => {
-    if (err) logger.error({ err }, 'fatal error, shutting down');
-    else logger.info({ signal }, 'shutting down: finishing in-flight requests');
-    await app.close();
-    await embedded?.stop();
-    logger.info('shutdown complete');
-  });
-  return app;
+  return { app, embedded };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -55,3 +55,8 @@ export class Deadline {
     return new Promise((resolve) => setTimeout(resolve, Math.min(ms, this.remaining())));
   }
 }
+
+/** `promise`, raced with `deadline` when there is one (a request's), as it is otherwise (a command-line tool's). */
+export function bounded<T>(promise: Promise<T>, deadline: Deadline | undefined): Promise<T> {
+  return deadline === undefined ? promise : deadline.race(promise);
+}

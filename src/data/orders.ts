@@ -23,6 +23,7 @@ import { RESERVE, insufficientStock, type Shortage } from '../domain/stock-movem
 import { MAX_AMOUNT } from '../domain/types.ts';
 import { AppError } from '../errors.ts';
 import type { Actor, AuditTrail, Tx, Written } from './audit.ts';
+import { bounded } from './deadline.ts';
 import type { StoredDocument } from './documents.ts';
 import type { StockMovements } from './stock-movements.ts';
 
@@ -64,7 +65,7 @@ export class OrderWorkflow {
     checkPlacement(placement);
     // A retry of a placement that committed replays its result: the early checks would judge the
     // stock after that placement took it, and refuse it.
-    if (actor.guard?.committed === undefined) await this.refuseEarly(placement);
+    if (actor.guard?.committed === undefined) await bounded(this.refuseEarly(placement), actor.deadline);
     const items = placement.lines.map((line) => ({ sku: line.sku, warehouse: placement.warehouse }));
     return this.stock.transaction(items, actor, (tx) => this.placeIn(tx, placement), log);
   }
@@ -128,7 +129,7 @@ export class OrderWorkflow {
     if (TRANSITIONS[action].stock === undefined) return this.trail.transaction(actor, work, log);
     // An order's warehouse and lines never change after placement: the stock items it will write
     // are known before its turn is taken; the transaction reads the order again.
-    const order = await this.models.orders.findById(new ObjectId(id), { warehouse: 1, lines: 1 }).lean<StoredOrder>().exec();
+    const order = await bounded(this.models.orders.findById(new ObjectId(id), { warehouse: 1, lines: 1 }).lean<StoredOrder>().exec(), actor.deadline);
     if (order === null) throw notFound(id);
     return this.stock.transaction(
       order.lines.map((line) => ({ sku: line.sku, warehouse: order.warehouse })),

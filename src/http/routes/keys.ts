@@ -93,7 +93,7 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         },
       },
     },
-    async () => ({ items: (await store.list()).map(toJson) }),
+    async (request) => ({ items: (await request.deadline.race(store.list())).map(toJson) }),
   );
 
   app.post(
@@ -150,7 +150,7 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      const key = await store.find(id);
+      const key = await request.deadline.race(store.find(id));
       if (key === null) throw notFound(id);
       return toJson(key);
     },

@@ -28,8 +28,43 @@ const CONNECTION_STRING = /mongodb(?:\+srv)?:\/\/[^\s"'<>]+/g;
 
 /** Replaces the credentials of every MongoDB connection string inside a text. */
 export function redactSecrets(text: string): string {
-  if (!text.includes('mongodb')) return text;
-  return text.replace(CONNECTION_STRING, (uri) => redactConnectionString(uri));
+  // Called from the error path with whatever a thrown value carries: it must never throw itself.
+  if (typeof text !== 'string' || !text.includes('mongodb')) return text;
+  return text.replace(CONNECTION_STRING, (uri) => {
+    try {
+      return redactConnectionString(uri);
+    } catch {
+      return 'mongodb://[redacted]';
+    }
+  });
+}
+
+const MAX_THROWN_TEXT = 2000;
+
+/**
+ * The log form of anything thrown. pino's serializer returns a value that is not error-like (a
+ * plain object, a string, null) as it is, and reads getters that may throw; neither may stop the
+ * line from being written, or the error handler that writes it.
+ */
+export function serializeThrown(thrown: unknown): Record<string, unknown> {
+  try {
+    if (thrown instanceof Error || (thrown !== null && typeof thrown === 'object' && typeof (thrown as { message?: unknown }).message === 'string')) {
+      const serialized = pino.stdSerializers.err(thrown as Error) as unknown as Record<string, unknown>;
+      if (typeof serialized.message === 'string') serialized.message = redactSecrets(serialized.message);
+      if (typeof serialized.stack === 'string') serialized.stack = redactSecrets(serialized.stack);
+      return serialized;
+    }
+    let text: string | undefined;
+    try {
+      text = typeof thrown === 'string' ? thrown : JSON.stringify(thrown);
+    } catch {
+      text = undefined;
+    }
+    const type = thrown === null ? 'null' : typeof thrown === 'object' ? (Object.getPrototypeOf(thrown)?.constructor?.name ?? 'Object') : typeof thrown;
+    return { type, message: redactSecrets(String(text ?? Object.prototype.toString.call(thrown)).slice(0, MAX_THROWN_TEXT)) };
+  } catch {
+    return { type: 'unknown', message: 'a thrown value that could not be read' };
+  }
 }
 
 function prettyAvailable(): boolean {
@@ -55,14 +90,7 @@ export function createLogger(options: Config['log'], destination?: DestinationSt
         method.apply(this, args as Parameters<typeof method>);
       },
     },
-    serializers: {
-      err: (error: Error) => {
-        const serialized = pino.stdSerializers.err(error);
-        serialized.message = redactSecrets(serialized.message);
-        if (serialized.stack) serialized.stack = redactSecrets(serialized.stack);
-        return serialized;
-      },
-    },
+    serializers: { err: serializeThrown },
   };
   if (destination) return pino(base, destination);
 

@@ -2,6 +2,7 @@
 // failures (AppError, validation, body parsing) say what is wrong; anything else is a 500
 // whose body reveals nothing, while the log line carries the error and the request id.
 
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
@@ -11,6 +12,7 @@ import { failureKind } from '../../data/failures.ts';
 import { DeadlineExceeded } from '../../data/deadline.ts';
 import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, addProblemKind, problemType, type Problem } from '../schemas/problem.ts';
 import { outcomeUnknown } from '../../data/transactions.ts';
+import { serializeThrown } from '../../logger.ts';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -36,8 +38,12 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_TYPE: 'unsupported-media-type',
 };
 
+const internalError = (cause: unknown) => new AppError(500, 'internal-error', 'Internal Server Error', { detail: 'An unexpected error occurred.', cause });
+
 function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   if (error instanceof AppError) return error;
+  // JavaScript can throw anything: what is not an object carries nothing to translate.
+  if (error === null || typeof error !== 'object') return internalError(error);
   if (error.validation) return AppError.validation(fieldErrors(error.validation, error.validationContext));
   // Errors that reach here from MongoDB come from reads, or from writes that never began a
   // commit (the write path answers for those that did): nothing was written.
@@ -55,17 +61,34 @@ function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   }
 
   const status = error.statusCode ?? 500;
-  if (status >= 400 && status < 500) {
+  if (Number.isInteger(status) && status >= 400 && status < 500) {
     // Fastify's client errors have safe messages; a JSON syntax error is one of them.
     const code = FASTIFY_CODES[error.code] ?? (error instanceof SyntaxError ? 'malformed-body' : slug(status));
     const detail = code === 'malformed-body' ? `The body is not valid JSON: ${error.message}` : error.message;
     return new AppError(status, code, STATUS_CODES[status] ?? 'Client Error', { detail });
   }
-  return new AppError(500, 'internal-error', 'Internal Server Error', { detail: 'An unexpected error occurred.', cause: error });
+  return internalError(error);
 }
 
 const slug = (status: number) => (STATUS_CODES[status] ?? 'error').toLowerCase().replace(/[^a-z0-9]+/g, '-');
 
+/** The members every problem has, for an answer that must go out whatever the error holds. */
+function minimalProblem(request: FastifyRequest, status: number, code: string, title: string, detail: string): string {
+  let instance: string | undefined;
+  let requestId: string;
+  try {
+    instance = request.url.split('?')[0];
+    requestId = String(request.id);
+  } catch {
+    requestId = randomUUID();
+  }
+  return JSON.stringify({ type: problemType(code), title, status, detail, ...(instance !== undefined && { instance }), requestId });
+}
+
+/**
+ * Sends the problem as JSON text, not through the route's serializer: a serializer that fails
+ * here would hand the error to Fastify's own handler, whose body is no problem document.
+ */
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
   const problem: Problem = {
     type: problemType(error.code),
@@ -76,7 +99,46 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     requestId: request.id,
     ...error.extensions,
   };
-  return reply.code(error.status).headers(error.headers).type(PROBLEM_MEDIA_TYPE).send(problem);
+  let body: string;
+  try {
+    body = JSON.stringify(problem);
+  } catch {
+    // An extension member JSON cannot write (a BigInt, a cycle): the problem without its extensions.
+    body = minimalProblem(request, error.status, error.code, error.title, error.message);
+  }
+  return reply.code(error.status).headers(error.headers).type(PROBLEM_MEDIA_TYPE).send(body);
+}
+
+/** Logging from the error path: a logger that throws loses the line, never the answer. */
+function logSafely(request: FastifyRequest, level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
+  try {
+    request.log[level](fields, message);
+  } catch {
+    // Nothing left to report it to.
+  }
+}
+
+/**
+ * The answer when handling an error failed itself: a 500 problem document built from nothing
+ * that can fail, written by Fastify when it still can and straight to the socket otherwise.
+ */
+function lastResort(request: FastifyRequest, reply: FastifyReply, failure: unknown, original: unknown): void {
+  logSafely(request, 'error', { err: failure, original: serializeThrown(original) }, 'the error handler failed; answered 500');
+  const body = minimalProblem(request, 500, 'internal-error', 'Internal Server Error', 'An unexpected error occurred.');
+  try {
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    reply.code(500).type(PROBLEM_MEDIA_TYPE).send(body);
+  } catch {
+    try {
+      reply.raw.writeHead(500, { 'content-type': `${PROBLEM_MEDIA_TYPE}; charset=utf-8`, 'content-length': Buffer.byteLength(body) });
+      reply.raw.end(body);
+    } catch {
+      reply.raw.destroy();
+    }
+  }
 }
 
 export default fp<ProblemDetailsOptions>(
@@ -101,21 +163,31 @@ export default fp<ProblemDetailsOptions>(
     });
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
-      const appError = toAppError(error, options.retryAfterSeconds);
-      if (appError.status >= 500) {
-        // The original error goes to the log, never to the client. A 503 is an expected state
-        // (MongoDB away, contention): a warning, so an outage does not read as a flood of bugs.
-        const level = appError.status === 503 ? 'warn' : 'error';
-        request.log[level]({ err: appError.cause ?? error, code: appError.code }, 'request failed');
-      } else {
-        request.log.info({ code: appError.code, detail: appError.message }, 'request refused');
+      try {
+        const appError = toAppError(error, options.retryAfterSeconds);
+        if (appError.status >= 500) {
+          // The original error goes to the log, never to the client. A 503 is an expected state
+          // (MongoDB away, contention): a warning, so an outage does not read as a flood of bugs.
+          const level = appError.status === 503 ? 'warn' : 'error';
+          logSafely(request, level, { err: appError.cause ?? error, code: appError.code }, 'request failed');
+        } else {
+          logSafely(request, 'info', { code: appError.code, detail: appError.message }, 'request refused');
+        }
+        return sendProblem(request, reply, appError);
+      } catch (failure) {
+        lastResort(request, reply, failure, error);
+        return reply;
       }
-      return sendProblem(request, reply, appError);
     });
 
-    app.setNotFoundHandler((request, reply) =>
-      sendProblem(request, reply, AppError.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found.`)),
-    );
+    app.setNotFoundHandler((request, reply) => {
+      try {
+        return sendProblem(request, reply, AppError.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found.`));
+      } catch (failure) {
+        lastResort(request, reply, failure, undefined);
+        return reply;
+      }
+    });
   },
   { name: 'problem-details', fastify: '5.x' },
 );

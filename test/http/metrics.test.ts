@@ -33,4 +33,21 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/storekeeper_process_resident_memory_bytes \d+/);
     expect(text).toMatch(/storekeeper_process_cpu_seconds_total \d/);
   });
+
+  it('counts transactions by outcome and Idempotency-Key events, as they happen', async () => {
+    const value = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const before = (await t.app.inject('/metrics')).body;
+    const product = { sku: 'METRICS-1', name: 'Metered', price: { amount: 100, currency: 'EUR' }, category: 'test', status: 'active' };
+    const headers = { 'idempotency-key': `metrics-${process.pid}` };
+
+    expect((await t.app.inject({ method: 'POST', url: '/v1/products', headers, payload: product })).statusCode).toBe(201);
+    expect((await t.app.inject({ method: 'POST', url: '/v1/products', headers, payload: product })).headers['idempotency-replayed']).toBe('true');
+
+    const after = (await t.app.inject('/metrics')).body;
+    expect(value(after, 'storekeeper_transactions_total{outcome="committed"}') - value(before, 'storekeeper_transactions_total{outcome="committed"}')).toBeGreaterThanOrEqual(1);
+    expect(value(after, 'storekeeper_idempotency_total{event="claimed"}') - value(before, 'storekeeper_idempotency_total{event="claimed"}')).toBeGreaterThanOrEqual(1);
+    expect(value(after, 'storekeeper_idempotency_total{event="replayed"}') - value(before, 'storekeeper_idempotency_total{event="replayed"}')).toBeGreaterThanOrEqual(1);
+    for (const outcome of ['refused', 'not-written', 'unknown']) expect(after).toMatch(new RegExp(`storekeeper_transactions_total\\{outcome="${outcome}"\\} \\d+`));
+    for (const event of ['rebuilt', 'taken-over', 'expired', 'in-progress', 'reused']) expect(after).toMatch(new RegExp(`storekeeper_idempotency_total\\{event="${event}"\\} \\d+`));
+  });
 });

@@ -9,7 +9,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.ts';
 import database from './data/database.ts';
-import { AJV_OPTIONS } from './domain/validation.ts';
+import { AJV_OPTIONS, readingNumbersStrictly } from './domain/validation.ts';
 import authentication from './http/plugins/authentication.ts';
 import loadShedding from './http/plugins/load-shedding.ts';
 import metrics from './http/plugins/metrics.ts';
@@ -94,14 +94,15 @@ export default app;
 const ajvCompiler = AjvCompiler();
 
 /**
- * Query strings, params and headers arrive as text and are coerced to their schema's types;
- * JSON bodies are not: a string where a number belongs is a client error, never a silent fix.
+ * Query strings, params and headers arrive as text and are coerced to their schema's types, their
+ * numbers by the one strict grammar (readNumber); JSON bodies are not: a string where a number
+ * belongs is a client error, never a silent fix.
  */
 const buildValidatorPerPart: typeof ajvCompiler = (externalSchemas, options) => {
   const coercing = ajvCompiler(externalSchemas, options);
   const strictOptions = { ...options, customOptions: { ...options?.customOptions, coerceTypes: false } } as typeof options;
   const strict = ajvCompiler(externalSchemas, strictOptions);
-  return (route) => (route.httpPart === 'body' ? strict(route) : coercing(route));
+  return (route) => (route.httpPart === 'body' ? strict(route) : readingNumbersStrictly(route.schema, coercing(route)));
 };
 
 export interface BuildOptions extends AppOptions {

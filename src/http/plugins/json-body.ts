@@ -3,13 +3,16 @@
 // Fastify's own JSON parser decodes leniently: invalid UTF-8 silently becomes U+FFFD, so the
 // service would store something the client never sent. This one reads the bytes, refuses what is
 // not UTF-8 or names another charset, refuses __proto__ and constructor.prototype members (naming
-// where they are), and keeps the body limit (BODY_LIMIT_BYTES, 413) Fastify enforces as it reads.
+// where they are), refuses numbers that JSON.parse would silently change (1e400 to Infinity,
+// 1e-400 to 0, 9007199254740993 to ...992) and reads -0 as 0 (see readNumber), and keeps the body
+// limit (BODY_LIMIT_BYTES, 413) Fastify enforces as it reads.
 
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { AppError, type FieldError } from '../../errors.ts';
 import { MERGE_PATCH_MEDIA_TYPE } from '../routes/documents.ts';
 import { INPUT_LIMITS, jsonPointer } from './input-guard.ts';
+import { readNumber } from '../../domain/validation.ts';
 
 export const JSON_MEDIA_TYPES = ['application/json', MERGE_PATCH_MEDIA_TYPE] as const;
 
@@ -62,12 +65,27 @@ export function prototypePoisoning(root: unknown): string | null {
   return null;
 }
 
+interface Scan {
+  /** Nests objects and arrays deeper than the limit. */
+  tooDeep: boolean;
+  /**
+   * Offsets of the number tokens that could mean something other than they say: with an
+   * exponent, with more digits than a double holds, or a negative zero. Any other number token
+   * (most of them) reads as exactly what it spells.
+   */
+  suspectNumbers: number[];
+}
+
+const isNumberChar = (code: number) => (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x2b || code === 0x2e || code === 0x65 || code === 0x45;
+
 /**
- * Whether JSON text nests objects and arrays deeper than `limit`, in one pass over the text. Run
- * before parsing: a body nested 100,000 levels deep costs JSON.parse several times what a flat
- * body of the same size does, and the input guard would refuse it anyway.
+ * One pass over JSON text, before parsing: how deep it nests (a body nested 100,000 levels deep
+ * costs JSON.parse several times what a flat body of the same size does, and the input guard
+ * would refuse it anyway), and where its suspect numbers are (JSON.parse reads 1e400 as Infinity
+ * and 1e-400 as 0, and says nothing).
  */
-function nestsDeeperThan(text: string, limit: number): boolean {
+function scanJson(text: string, depthLimit: number): Scan {
+  const suspectNumbers: number[] = [];
   let depth = 0;
   let inString = false;
   for (let index = 0; index < text.length; index++) {
@@ -77,11 +95,86 @@ function nestsDeeperThan(text: string, limit: number): boolean {
       else if (code === 0x22) inString = false;
     } else if (code === 0x22) inString = true;
     else if (code === 0x7b || code === 0x5b) {
-      if (++depth > limit) return true;
+      if (++depth > depthLimit) return { tooDeep: true, suspectNumbers };
     } else if (code === 0x7d || code === 0x5d) depth--;
+    else if ((code >= 0x30 && code <= 0x39) || code === 0x2d) {
+      let end = index + 1;
+      let exponent = false;
+      while (end < text.length && isNumberChar(text.charCodeAt(end))) {
+        if ((text.charCodeAt(end) | 0x20) === 0x65) exponent = true;
+        end++;
+      }
+      if (exponent || end - index > 15 || (code === 0x2d && text.charCodeAt(index + 1) === 0x30)) suspectNumbers.push(index);
+      index = end - 1;
+    }
   }
-  return false;
+  return { tooDeep: false, suspectNumbers };
 }
+
+/** The number token of valid JSON text that starts at `offset`. */
+function numberTokenAt(text: string, offset: number): string {
+  let end = offset + 1;
+  while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
+  return text.slice(offset, end);
+}
+
+/**
+ * The JSON Pointers of the values that start at these offsets of valid JSON text, in one pass
+ * that follows the member names and array positions. Only run on a body being refused.
+ */
+function pointersAt(text: string, offsets: readonly number[]): string[] {
+  const wanted = new Set(offsets);
+  const found = new Map<number, string>();
+  const path: (string | number)[] = [];
+  const inObject: boolean[] = [];
+  let expectingName = false;
+  for (let index = 0; index < text.length && found.size < wanted.size; index++) {
+    const character = text[index];
+    if (character === '"') {
+      let end = index + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (inObject.at(-1) === true && expectingName) {
+        path[path.length - 1] = JSON.parse(text.slice(index, end + 1)) as string;
+        expectingName = false;
+      }
+      index = end;
+    } else if (character === '{' || character === '[') {
+      inObject.push(character === '{');
+      path.push(character === '{' ? '' : 0);
+      expectingName = character === '{';
+    } else if (character === '}' || character === ']') {
+      inObject.pop();
+      path.pop();
+    } else if (character === ',') {
+      if (inObject.at(-1) === true) expectingName = true;
+      else path[path.length - 1] = (path.at(-1) as number) + 1;
+    } else if (wanted.has(index)) found.set(index, jsonPointer(path.map(String)));
+  }
+  return offsets.map((offset) => found.get(offset) ?? '');
+}
+
+/** A parsed value with every -0 read as 0 (JSON.parse keeps the sign of a zero). */
+const withoutNegativeZero = (text: string) => JSON.parse(text, (_key, value: unknown) => (Object.is(value, -0) ? 0 : value)) as unknown;
+
+/** Numbers must mean what their text says (readNumber): refuses those that do not, and reads -0 as 0. */
+function checkedNumbers(text: string, offsets: number[], parsed: unknown): unknown {
+  const refused: { offset: number; problem: string }[] = [];
+  let negativeZero = false;
+  for (const offset of offsets) {
+    const read = readNumber(numberTokenAt(text, offset));
+    if (typeof read !== 'number') refused.push({ offset, problem: read.problem });
+    else if (read === 0) negativeZero ||= text.charCodeAt(offset) === 0x2d;
+  }
+  if (refused.length > 0) {
+    const shown = refused.slice(0, MAX_NUMBER_FINDINGS);
+    const pointers = pointersAt(text, shown.map((finding) => finding.offset));
+    throw AppError.validation(shown.map((finding, index) => ({ in: 'body', pointer: pointers[index]!, message: finding.problem })));
+  }
+  return negativeZero ? withoutNegativeZero(text) : parsed;
+}
+
+/** Findings listed in one answer; past them the client has enough to fix. */
+const MAX_NUMBER_FINDINGS = 20;
 
 /** Bytes to a value, or the 4xx that says why not. */
 export function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
@@ -98,7 +191,8 @@ export function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
     throw malformed('The body is not valid UTF-8.');
   }
   if (text.trim() === '') throw malformed('The body is empty; send a JSON value, or no Content-Type when there is nothing to send.');
-  if (nestsDeeperThan(text, INPUT_LIMITS.depth)) {
+  const scan = scanJson(text, INPUT_LIMITS.depth);
+  if (scan.tooDeep) {
     throw AppError.validation([{ in: 'body', pointer: '', message: `nests deeper than ${INPUT_LIMITS.depth} levels` }]);
   }
   let value: unknown;
@@ -107,6 +201,7 @@ export function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
   } catch (error) {
     throw malformed(`The body is not valid JSON: ${(error as Error).message}`);
   }
+  if (scan.suspectNumbers.length > 0) value = checkedNumbers(text, scan.suspectNumbers, value);
   // Only a body that spells one of these names, literally or through \u escapes, can hold one.
   if (text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')) {
     const pointer = prototypePoisoning(value);

@@ -46,7 +46,9 @@ export class ApiKeyStore {
    */
   async create(input: NewApiKey, session?: mongo.ClientSession): Promise<ApiKeyInfo & { key: string }> {
     const name = input.name.trim();
-    if (name.length === 0 || name.length > 100) throw new RangeError('a key name must be 1-100 characters');
+    // Characters as the API's schema and the collection's validator count them: code points, not UTF-16 units.
+    const length = [...name].length;
+    if (length === 0 || length > 100) throw new RangeError('a key name must be 1-100 characters');
     if (input.expiresAt !== undefined && !(input.expiresAt.getTime() > Date.now())) throw new RangeError('the expiry must be in the future');
     if (input.rateLimitPerMinute !== undefined && !(Number.isInteger(input.rateLimitPerMinute) && input.rateLimitPerMinute >= 0)) {
       throw new RangeError('the rate limit must be a whole number of requests per minute (0: unlimited)');

@@ -2,8 +2,11 @@
 // with `bsonType`), so the database refuses what the declaration forbids even when a write does
 // not come through the service. A keyword with no MongoDB equivalent that would change what is
 // valid is an error, never silently dropped: a validator weaker than the declaration would lie.
+// Patterns are ECMAScript's (Ajv's) in the declaration and PCRE's in MongoDB: they are rewritten
+// where the two dialects differ, and refused where the meaning could not be kept.
 
 import type { TObject } from 'typebox';
+import { fullFormats } from 'ajv-formats/dist/formats.js';
 
 type Schema = Record<string, unknown>;
 
@@ -14,7 +17,22 @@ const ANNOTATIONS = new Set(['default', 'examples', '$id', '$schema', '$comment'
  * String formats MongoDB cannot check. Dropping them leaves the validator looser than the API's,
  * which is acceptable: they describe how a value is spelled, not what type it is stored as.
  */
-const UNCHECKED_FORMATS = new Set(['email', 'uri', 'url', 'hostname', 'ipv4', 'ipv6', 'uuid', 'date', 'time', 'regex']);
+const UNCHECKED_FORMATS = new Set(['uri', 'url', 'hostname', 'ipv4', 'ipv6', 'uuid', 'date', 'time', 'regex']);
+
+/**
+ * Formats MongoDB checks as a pattern: Ajv's own expression (ajv-formats, the mode Fastify and
+ * src/domain/validation.ts load), so the database refuses exactly the addresses the API refuses.
+ * Its i flag has no place in a $jsonSchema pattern, and PCRE's caseless mode would match more
+ * than ECMAScript's does (the Kelvin sign for k), so each a-z is spelled a-zA-Z instead.
+ */
+const FORMAT_PATTERNS: Record<string, string> = { email: caseInsensitiveAscii(fullFormats.email as RegExp) };
+
+function caseInsensitiveAscii(expression: RegExp): string {
+  if (expression.flags !== 'i' || /[A-Z]/.test(expression.source.replace(/\\./g, ''))) {
+    throw new Error(`cannot spell /${expression.source}/${expression.flags} without its flags`);
+  }
+  return expression.source.replaceAll('a-z', 'a-zA-Z');
+}
 
 const KEPT = {
   any: ['description', 'title'],
@@ -71,9 +89,17 @@ function convert(schema: Schema, path: string): Schema {
     case 'string':
       if (format === 'date-time') out.bsonType = 'date';
       else if (format === 'objectid') out.bsonType = 'objectId';
-      else if (format === undefined || UNCHECKED_FORMATS.has(format as string)) out.bsonType = 'string';
+      else if (format === undefined || UNCHECKED_FORMATS.has(format as string) || FORMAT_PATTERNS[format as string] !== undefined) out.bsonType = 'string';
       else throw unsupported(path, 'format', `"${String(format)}" is unknown`);
-      if (out.bsonType === 'string') copy(KEPT.string);
+      if (out.bsonType === 'string') {
+        copy(KEPT.string);
+        const formatPattern = FORMAT_PATTERNS[format as string];
+        if (formatPattern !== undefined) {
+          if (out.pattern !== undefined) throw unsupported(path, 'pattern', `cannot be combined with format ${String(format)}`);
+          out.pattern = formatPattern;
+        }
+        if (out.pattern !== undefined) out.pattern = toPcrePattern(out.pattern as string, path);
+      }
       // A date or an ObjectId is no string: its pattern and lengths describe the JSON spelling.
       else for (const key of KEPT.string) take(key);
       break;
@@ -133,7 +159,7 @@ function convertObject(schema: Schema, path: string, take: (key: string) => unkn
   const patternProperties = take('patternProperties') as Record<string, Schema> | undefined;
   if (patternProperties !== undefined) {
     out.patternProperties = Object.fromEntries(
-      Object.entries(patternProperties).map(([pattern, property]) => [pattern, convert(property, `${path}[/${pattern}/]`)]),
+      Object.entries(patternProperties).map(([pattern, property]) => [toPcrePattern(pattern, path), convert(property, `${path}[/${pattern}/]`)]),
     );
   }
   const additional = take('additionalProperties');
@@ -160,6 +186,40 @@ function convertExclusiveBound(
   if (out[inclusive] !== undefined) throw unsupported(path, key, `cannot be combined with ${inclusive}`);
   out[inclusive] = bound;
   out[key] = true;
+}
+
+/**
+ * The PCRE spelling of an ECMAScript pattern, with the same matches. Without the m flag, `$` in
+ * ECMAScript matches only at the end of the text; PCRE's `$` also matches before a final line
+ * break, so MongoDB would take "EUR\n" for a currency. PCRE's `\z` is ECMAScript's `$`.
+ * Constructs whose classes differ between the two (`.`, `\s`, `\d`, `\w`, `\b`, Unicode escapes
+ * and properties) are refused rather than translated approximately.
+ */
+export function toPcrePattern(pattern: string, path = '$'): string {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const char = pattern[i]!;
+    if (char === '\\') {
+      const next = pattern[i + 1];
+      if (next === undefined || /[sSdDwWbBuUpPxck0-9]/.test(next)) {
+        throw unsupported(path, 'pattern', `${JSON.stringify(pattern)}: \\${next ?? ''} does not mean the same in MongoDB's PCRE`);
+      }
+      out += char + next;
+      i++;
+    } else if (inClass) {
+      if (char === ']') inClass = false;
+      out += char;
+    } else if (char === '[') {
+      inClass = true;
+      out += char;
+    } else if (char === '.') {
+      throw unsupported(path, 'pattern', `${JSON.stringify(pattern)}: . does not match the same characters in MongoDB's PCRE`);
+    } else {
+      out += char === '$' ? '\\z' : char;
+    }
+  }
+  return out;
 }
 
 function unsupported(path: string, keyword: string, why: string): Error {

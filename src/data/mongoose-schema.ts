@@ -1,7 +1,9 @@
 // Derives a Mongoose schema from an entity's TypeBox declaration: the same types, required
 // fields, ranges, lengths, patterns and enums, strict about unknown fields. Shapes Mongoose has
 // no native type for (free-form records, unions) are checked by the same JSON Schema through
-// Ajv, so the model validates exactly what the HTTP layer does.
+// Ajv, so the model validates exactly what the HTTP layer does. So are strings: Mongoose's own
+// minLength and maxLength count UTF-16 units where JSON Schema (Ajv, MongoDB) counts characters,
+// and its match has no u flag, so a postal code of 20 emoji would pass the API and fail here.
 
 import { Schema, type SchemaDefinition, type SchemaDefinitionProperty } from 'mongoose';
 import type { TSchema } from 'typebox';
@@ -18,13 +20,7 @@ function scalar(schema: JsonSchema, required: boolean): SchemaDefinitionProperty
     case 'string':
       if (schema.format === 'date-time') return { ...base, type: Date };
       if (schema.format === 'objectid') return { ...base, type: Schema.Types.ObjectId };
-      return {
-        ...base,
-        type: String,
-        ...(schema.minLength !== undefined && { minLength: schema.minLength }),
-        ...(schema.maxLength !== undefined && { maxLength: schema.maxLength }),
-        ...(schema.pattern !== undefined && { match: new RegExp(schema.pattern) }),
-      };
+      return { ...base, type: String, ...(hasStringRules(schema) && { validate: ajvValidator(schema) }) };
     case 'integer':
       return {
         ...base,
@@ -47,6 +43,9 @@ function scalar(schema: JsonSchema, required: boolean): SchemaDefinitionProperty
       return { ...base, type: Schema.Types.Mixed, validate: ajvValidator(schema) };
   }
 }
+
+const STRING_RULES = ['minLength', 'maxLength', 'pattern', 'format'] as const;
+const hasStringRules = (schema: JsonSchema) => STRING_RULES.some((rule) => schema[rule] !== undefined);
 
 function ajvValidator(schema: JsonSchema) {
   const check = compileValidator(schema);

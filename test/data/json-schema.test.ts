@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Type, type TObject } from 'typebox';
-import { toMongoJsonSchema } from '../../src/data/json-schema.ts';
+import { toMongoJsonSchema, toPcrePattern } from '../../src/data/json-schema.ts';
 import { DateTime, Money, ObjectIdString, Sku } from '../../src/domain/types.ts';
 import { ENTITIES } from '../../src/domain/entities/index.ts';
 
@@ -37,7 +37,7 @@ describe('toMongoJsonSchema', () => {
   });
 
   it('keeps the length and pattern of strings, drops annotations and unchecked formats', () => {
-    expect(property(Type.String({ minLength: 1, maxLength: 5, pattern: '^a', default: 'a', examples: ['a'], format: 'email' }))).toEqual({
+    expect(property(Type.String({ minLength: 1, maxLength: 5, pattern: '^a', default: 'a', examples: ['a'], format: 'uri' }))).toEqual({
       bsonType: 'string',
       minLength: 1,
       maxLength: 5,
@@ -45,9 +45,15 @@ describe('toMongoJsonSchema', () => {
     });
     expect(property(Sku())).toEqual({
       bsonType: 'string',
-      pattern: '^[A-Z0-9][A-Z0-9-]{2,31}$',
+      pattern: '^[A-Z0-9][A-Z0-9-]{2,31}\\z',
       description: 'Stock-keeping unit: 3-32 upper-case letters, digits and dashes.',
     });
+  });
+
+  it("checks e-mail addresses with Ajv's own expression, spelled without its case-insensitive flag", () => {
+    const converted = property(Type.String({ format: 'email', maxLength: 254 })) as { pattern: string };
+    expect(converted).toEqual({ bsonType: 'string', maxLength: 254, pattern: expect.stringMatching(/^\^\[a-zA-Z0-9.*\\z$/) });
+    expect(() => property(Type.String({ format: 'email', pattern: '^a' }))).toThrow(/cannot be combined with format email/);
   });
 
   it('stores date-time strings as dates and objectid strings as ObjectIds, without string keywords', () => {
@@ -99,7 +105,7 @@ describe('toMongoJsonSchema', () => {
     });
     expect(property(record)).toEqual({
       bsonType: 'object',
-      patternProperties: { '^[A-Z]{3}$': { bsonType: ['int', 'long'], minimum: 0 } },
+      patternProperties: { '^[A-Z]{3}\\z': { bsonType: ['int', 'long'], minimum: 0 } },
       additionalProperties: false,
       maxProperties: 5,
     });
@@ -119,13 +125,26 @@ describe('toMongoJsonSchema', () => {
               maximum: 2_147_483_647,
               description: 'Amount in minor units (e.g. cents); at most 2^31-1, stored as a 32-bit integer.',
             },
-            currency: { bsonType: 'string', pattern: '^[A-Z]{3}$', description: 'ISO 4217 currency code.' },
+            currency: { bsonType: 'string', pattern: '^[A-Z]{3}\\z', description: 'ISO 4217 currency code.' },
           },
           additionalProperties: false,
           description: 'price',
         },
       ],
     });
+  });
+
+  it("spells patterns as MongoDB's PCRE reads them with ECMAScript's meaning: an end anchor is \\z, escapes and classes stay", () => {
+    expect(toPcrePattern('^[A-Z]{3}$')).toBe('^[A-Z]{3}\\z');
+    expect(toPcrePattern('^\\+[1-9][0-9]{6,14}$')).toBe('^\\+[1-9][0-9]{6,14}\\z');
+    expect(toPcrePattern('^a\\$[$]$')).toBe('^a\\$[$]\\z');
+    expect(toPcrePattern('(a|b$)')).toBe('(a|b\\z)');
+  });
+
+  it('refuses patterns whose classes mean other characters in PCRE than in ECMAScript, naming where', () => {
+    for (const pattern of ['^.$', '\\S', '^\\d+$', '\\w', '\\u00e9', '\\p{L}', '[\\s]']) {
+      expect(() => property(Type.String({ pattern })), pattern).toThrow(/\$\.value.*pattern/);
+    }
   });
 
   it('refuses what MongoDB cannot check instead of dropping it, naming where', () => {

@@ -25,7 +25,7 @@ export const Product = defineEntity({
       sku: Sku(),
       name: Type.String({ minLength: 1, maxLength: 200, description: 'Display name; searched by q.' }),
       description: Type.Optional(Type.String({ maxLength: 5000, description: 'Long description; searched by q.' })),
-      gtin: Type.Optional(Type.String({ pattern: '^[0-9]{8,14}$', description: 'Barcode (GTIN/EAN), unique when present.' })),
+      gtin: Type.Optional(Type.String({ pattern: '^[0-9]{8,14}$', description: 'Barcode (GTIN/EAN), unique when present.', examples: ['4006381333931'] })),
       price: Money('Unit price.'),
       category: Type.String({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', maxLength: 64, description: 'Category slug.' }),
       tags: Type.Array(Type.String({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', maxLength: 40 }), {

@@ -36,7 +36,7 @@ const ARRAY_RULES = ['minItems', 'maxItems', 'uniqueItems'] as const;
 const STORED_AS_OTHER_TYPES = new Set(['date-time', 'objectid']);
 
 /** Every rule of a stored-document schema, with the path of the value it constrains. */
-function rulesOf(schema: JsonSchema, sample: Json, at: Path = []): Rule[] {
+function rulesOf(schema: JsonSchema, sample: Json | undefined, at: Path = []): Rule[] {
   const rules: Rule[] = [];
   for (const branch of (schema.anyOf ?? []) as JsonSchema[]) rules.push(...rulesOf(branch, sample, at));
   if (schema.enum !== undefined) rules.push({ at, keyword: 'enum', bound: schema.enum, schema });
@@ -234,7 +234,7 @@ describe('every declared rule means the same to the API, the Mongoose model and 
           if ((error as { code?: number }).code === 121) return 'refused';
           throw error;
         }
-        await collection().deleteOne({ _id: stored._id });
+        await collection().deleteOne({ _id: stored._id as InstanceType<typeof ObjectId> });
         return 'accepted';
       },
     };

@@ -1,6 +1,7 @@
 // Runs the service as a separate process, the way ops run it, and watches its JSON log lines.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio, type SpawnOptionsWithStdioTuple } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { LogLine } from './app.ts';
 
@@ -9,23 +10,50 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export interface ServiceProcess {
   child: ChildProcess;
   lines: LogLine[];
+  /** Everything written to stdout, as written: log lines and anything else (npm's banner). */
+  stdout: string[];
   stderr: string[];
   /** Resolves with the first log line that matches, rejects if the process exits first. */
   waitForLine(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   exited: Promise<number | null>;
+  /** Resolves once the process has exited and all its output has been read. */
+  closed: Promise<void>;
 }
 
-export function spawnService(entry: string, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+export interface SpawnOptions {
+  /**
+   * A process group of its own, led by the spawned process, which a test can signal as a
+   * terminal's Ctrl-C does: process.kill(-child.pid, 'SIGINT').
+   */
+  detached?: boolean;
+}
+
+export function spawnService(entry: string, env: Record<string, string>, options: SpawnOptions = {}): ServiceProcess {
+  return watchService(spawn(process.execPath, ['--import', 'tsx', entry], spawnOptions(env, options)));
+}
+
+/** `npm start`, the way a user starts the service: `child` is npm, the service its child. */
+export function spawnNpmStart(env: Record<string, string>, options: SpawnOptions = {}): ServiceProcess {
+  return watchService(spawn('npm', ['start'], spawnOptions(env, options)));
+}
+
+function spawnOptions(env: Record<string, string>, { detached = false }: SpawnOptions): SpawnOptionsWithStdioTuple<'ignore', 'pipe', 'pipe'> {
+  return {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
+    detached,
+  };
+}
+
+function watchService(child: ChildProcessByStdio<null, Readable, Readable>): ServiceProcess {
   const lines: LogLine[] = [];
+  const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
   let buffered = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout.push(chunk);
     buffered += chunk;
     const parts = buffered.split('\n');
     buffered = parts.pop() ?? '';
@@ -39,8 +67,9 @@ export function spawnService(entry: string, env: Record<string, string>): Servic
     }
     for (const wake of waiters) wake();
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => stderr.push(chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
 
   const waitForLine = (match: (line: LogLine) => boolean, timeoutMs = 120_000) =>
     new Promise<LogLine>((resolve, reject) => {
@@ -67,5 +96,5 @@ export function spawnService(entry: string, env: Record<string, string>): Servic
       check();
     });
 
-  return { child, lines, stderr, waitForLine, exited };
+  return { child, lines, stdout, stderr, waitForLine, exited, closed };
 }

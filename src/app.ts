@@ -20,6 +20,7 @@ import idempotency from './http/plugins/idempotency.ts';
 import problemDetails from './http/plugins/problem-details.ts';
 import requestContext, { AccessLog, requestIdFrom } from './http/plugins/request-context.ts';
 import inputGuard, { frameworkErrors } from './http/plugins/input-guard.ts';
+import clientErrors, { clientErrorHandler, serverTimeouts } from './http/plugins/client-errors.ts';
 import jsonBody from './http/plugins/json-body.ts';
 import health from './http/routes/health.ts';
 import batchRoutes from './http/routes/batch.ts';
@@ -50,6 +51,8 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
   await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
   // Before the docs routes and the authentication: CORS headers go out on a 401 too.
   await fastify.register(securityHeaders, { corsOrigins: config.security.corsOrigins });
+  // After the security headers, before authentication: a request HTTP/1.1 refuses is no route's.
+  await fastify.register(clientErrors);
   await fastify.register(openapi, { docs: config.http.docs, version: VERSION });
   await fastify.register(database, { ...config.mongo, connect });
   // Before every protected route: its hooks see each route as it is added.
@@ -120,8 +123,10 @@ export async function buildApp({ logger, ...options }: BuildOptions) {
     frameworkErrors,
     logController: new AccessLog(),
     bodyLimit: http.bodyLimit,
-    // A client must send its whole request within this time (slow-loris protection).
-    requestTimeout: options.config.security.requestTimeoutMs,
+    // A client must send its whole request within this time (slow-loris protection), cut within
+    // a second of it; what Node's parser refuses is answered with a problem document.
+    ...serverTimeouts(options.config.security.requestTimeoutMs),
+    clientErrorHandler: clientErrorHandler(options.config.security.requestTimeoutMs),
     trustProxy: http.trustProxy,
     // Keep-alive connections that are idle are closed at shutdown; busy ones finish first.
     forceCloseConnections: 'idle',

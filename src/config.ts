@@ -190,7 +190,8 @@ export const variables = {
     parse: integer(0, 10_000_000),
   },
   REQUEST_TIMEOUT_MS: {
-    description: 'Longest time a client may take to send a whole request (headers and body) before the connection is closed.',
+    description:
+      'Longest time a client may take to send a whole request (headers and body): within a second past it, the client gets a 408 problem document and the connection is closed.',
     default: '30000',
     parse: integer(1000, 600_000),
   },

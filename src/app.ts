@@ -12,6 +12,7 @@ import database from './data/database.ts';
 import { AJV_OPTIONS, readingNumbersStrictly } from './domain/validation.ts';
 import authentication from './http/plugins/authentication.ts';
 import loadShedding from './http/plugins/load-shedding.ts';
+import methods from './http/plugins/methods.ts';
 import metrics from './http/plugins/metrics.ts';
 import rateLimit from './http/plugins/rate-limit.ts';
 import securityHeaders from './http/plugins/security-headers.ts';
@@ -61,6 +62,8 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
     anonymousPerMinute: config.security.anonymousRateLimitPerMinute,
   });
   await fastify.register(authentication, { cacheTtlMs: config.security.authCacheTtlMs, rateLimitPerMinute: config.security.rateLimitPerMinute });
+  // After authentication (a 405 is rate limited as a 404 is): known paths, unknown methods.
+  await fastify.register(methods);
   await fastify.register(loadShedding, { maxConcurrent: config.security.maxConcurrentQueries });
   await fastify.register(metrics);
 

@@ -276,39 +276,6 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
       },
     );
   }
-
-  // What the declaration does not allow answers 405 with Allow (not a 404 "no such route"), so a
-  // client learns the resource exists and what it can do with it. Left out of the OpenAPI document.
-  // A workflow's create is allowed: its own route answers POST.
-  const allowed = {
-    '': ['GET', 'HEAD', ...(entity.operations.create !== false ? ['POST'] : [])],
-    '/:id': [
-      'GET',
-      'HEAD',
-      ...(entity.operations.replace ? ['PUT'] : []),
-      ...(entity.operations.patch ? ['PATCH'] : []),
-      ...(entity.operations.delete !== false ? ['DELETE'] : []),
-    ],
-  };
-  for (const [url, methods] of Object.entries(allowed)) {
-    const refused = ['POST', 'PUT', 'PATCH', 'DELETE'].filter((method) => !methods.includes(method));
-    if (refused.length === 0) continue;
-    app.route({
-      method: refused,
-      url,
-      schema: { hide: true },
-      // Before the body is parsed: the method is wrong whatever the body says.
-      onRequest: async (request) => {
-        throw new AppError(405, 'method-not-allowed', 'Method Not Allowed', {
-          detail: `${request.method} is not allowed on ${entity.collection}${url === '' ? '' : ' documents'}; allowed: ${methods.join(', ')}.`,
-          headers: { allow: methods.join(', ') },
-        });
-      },
-      handler: async () => {
-        throw new Error('unreachable: onRequest refuses every request');
-      },
-    });
-  }
 };
 
 export default documentRoutes;

@@ -1,6 +1,6 @@
 // Stock movements on MongoDB: every change of a stock item's counters is one conditional update
-// that refuses to take a counter below zero (the validator's minimum is the second line of
-// defence), and restocking and moving are each one transaction of the audit trail, which records
+// that refuses to take a counter below zero or past its declared maximum (the validator's
+// minimum and maximum are the second line of defence), and restocking and moving are each one transaction of the audit trail, which records
 // every item they change. The order workflow moves its reservations through the same calls, and
 // every transaction that writes stock items takes its turn per item in this process (see
 // key-locks.ts).
@@ -13,11 +13,15 @@ import {
   checkMove,
   insufficientStock,
   scale,
+  stockLimitExceeded,
   unknownProduct,
   type Restock,
+  type ScaledDelta,
+  type StockCounter,
   type StockDelta,
   type StockMove,
 } from '../domain/stock-movements.ts';
+import { maximumOf } from '../domain/limits.ts';
 import { Stock } from '../domain/entities/index.ts';
 import { AppError } from '../errors.ts';
 import type { Actor, AuditTrail, Tx } from './audit.ts';
@@ -50,6 +54,35 @@ export interface Moved {
  */
 export const STOCK_TRANSACTION: TransactionOptions = { ...DEFAULT_TRANSACTION_OPTIONS, maxAttempts: 100 };
 
+/** Each counter's declared maximum (the validator's too). */
+const MAXIMA = Object.fromEntries((['available', 'reserved', 'shipped'] as const).map((counter) => [counter, maximumOf(Stock, counter)])) as Record<StockCounter, number | undefined>;
+
+/** Filter conditions: every counter holds at least this much. */
+const atLeast = (requires: ScaledDelta['requires']) => Object.fromEntries(Object.entries(requires).map(([counter, least]) => [counter, { $gte: least }]));
+
+/** Filter conditions: every counter raised stays within its maximum once raised. */
+function roomFor(inc: ScaledDelta['inc']): Record<string, { $lte: number }> {
+  const room: Record<string, { $lte: number }> = {};
+  for (const [counter, by] of Object.entries(inc) as [StockCounter, number][]) {
+    const maximum = MAXIMA[counter];
+    if (by > 0 && maximum !== undefined) room[counter] = { $lte: maximum - by };
+  }
+  return room;
+}
+
+/** The 409 for an item that holds enough but has no room: names the first counter that would pass its maximum. */
+function counterFull(item: StoredDocument, inc: ScaledDelta['inc']): AppError {
+  for (const [counter, by] of Object.entries(inc) as [StockCounter, number][]) {
+    const maximum = MAXIMA[counter];
+    const value = Number(item[counter] ?? 0) + by;
+    if (by > 0 && maximum !== undefined && value > maximum) {
+      return stockLimitExceeded({ id: item._id.toHexString(), sku: item.sku, warehouse: item.warehouse }, counter, Number(item[counter] ?? 0), by, maximum);
+    }
+  }
+  // The guard and this read disagree only if the item changed in between, which the transaction's snapshot rules out.
+  throw new Error(`stock item ${item._id.toHexString()}: no room by the guard, but room by the read`);
+}
+
 export class StockMovements {
   private readonly turns = new KeyLocks();
 
@@ -61,13 +94,14 @@ export class StockMovements {
 
   /**
    * Moves `quantity` units between the counters of one stock item, only if every counter the
-   * movement lowers holds enough. Returns the item as changed, or null when it is short or
-   * missing (and then nothing changed).
+   * movement lowers holds enough and none it raises would pass its declared maximum. Returns the
+   * item as changed, or null when it is short or missing (and then nothing changed); a counter
+   * that would pass its maximum is the limit-exceeded 409.
    */
   async apply(session: ClientSession, key: StockKey, delta: StockDelta, quantity: number, now: Date): Promise<StoredDocument | null> {
     const { inc, requires } = scale(delta, quantity);
-    const guard = Object.fromEntries(Object.entries(requires).map(([counter, least]) => [counter, { $gte: least }]));
-    return this.stock
+    const guard = { ...atLeast(requires), ...roomFor(inc) };
+    const changed = await this.stock
       .findOneAndUpdate(
         { sku: key.sku, warehouse: key.warehouse, ...guard },
         { $inc: { ...inc, version: 1 }, $set: { updatedAt: now } },
@@ -75,6 +109,11 @@ export class StockMovements {
       )
       .lean<StoredDocument>()
       .exec();
+    if (changed !== null || Object.keys(roomFor(inc)).length === 0) return changed;
+    // Not changed: short, missing, or full. Only a full item is a problem of its own.
+    const current = await this.stock.findOne({ sku: key.sku, warehouse: key.warehouse, ...atLeast(requires) }).session(session).lean<StoredDocument>().exec();
+    if (current !== null) throw counterFull(current, inc);
+    return null;
   }
 
   /**
@@ -145,22 +184,26 @@ export class StockMovements {
   }
 
   /**
-   * Adds available units, creating the item when the warehouse has none. The upsert is keyed on
-   * (sku, warehouse), which the unique index makes safe: of two transactions inserting the same
-   * item, the second meets a write conflict (not a duplicate key) and its retry updates the item.
+   * Adds available units, creating the item when the warehouse has none, unless the item would
+   * pass its maximum (the limit-exceeded 409). The upsert is keyed on (sku, warehouse), which the
+   * unique index makes safe: of two transactions inserting the same item, the second meets a
+   * write conflict (not a duplicate key) and its retry updates the item. It runs only once the
+   * guarded update found no item in the transaction's snapshot: with the guard in its filter, an
+   * upsert would insert a second item beside a full one.
    */
   private async receive(session: ClientSession, key: StockKey, quantity: number, now: Date): Promise<Restocked> {
     const { inc } = scale(RECEIVE, quantity);
+    const filter = { sku: key.sku, warehouse: key.warehouse };
+    const update = { $inc: { ...inc, version: 1 }, $set: { updatedAt: now } };
+    const updated = await this.stock
+      .findOneAndUpdate({ ...filter, ...roomFor(inc) }, update, { session, returnDocument: 'after' })
+      .lean<StoredDocument>()
+      .exec();
+    if (updated !== null) return { item: updated, created: false };
+    const current = await this.stock.findOne(filter).session(session).lean<StoredDocument>().exec();
+    if (current !== null) throw counterFull(current, inc);
     const result = await this.stock
-      .findOneAndUpdate(
-        { sku: key.sku, warehouse: key.warehouse },
-        {
-          $inc: { ...inc, version: 1 },
-          $set: { updatedAt: now },
-          $setOnInsert: { reserved: 0, shipped: 0, createdAt: now },
-        },
-        { session, upsert: true, returnDocument: 'after', includeResultMetadata: true },
-      )
+      .findOneAndUpdate(filter, { ...update, $setOnInsert: { reserved: 0, shipped: 0, createdAt: now } }, { session, upsert: true, returnDocument: 'after', includeResultMetadata: true })
       .lean<StoredDocument>()
       .exec();
     return { item: result.value as StoredDocument, created: result.lastErrorObject?.updatedExisting === false };

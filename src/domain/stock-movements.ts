@@ -4,6 +4,7 @@
 
 import { Type, type Static } from 'typebox';
 import { AppError } from '../errors.ts';
+import { limitExceeded } from './limits.ts';
 import { Sku, WarehouseCode } from './types.ts';
 
 export type StockCounter = 'available' | 'reserved' | 'shipped';
@@ -95,6 +96,14 @@ export function checkMove(move: StockMove): void {
   if (move.from === move.to) {
     throw AppError.validation([{ in: 'body', pointer: '/to', message: 'must differ from from' }]);
   }
+}
+
+/** The 409 of a movement that would take a counter of a stock item past its declared maximum. */
+export function stockLimitExceeded(item: { id: string; sku: string; warehouse: string }, counter: StockCounter, holds: number, by: number, maximum: number): AppError {
+  return limitExceeded(
+    { field: counter, limit: maximum, value: holds + by, documentId: item.id },
+    `The stock item of ${item.sku} in ${item.warehouse} holds ${holds} ${counter} units; ${by} more would pass the limit of ${maximum}. Nothing was changed.`,
+  );
 }
 
 export function unknownProduct(sku: string): AppError {

@@ -9,6 +9,7 @@ import type { FastifyError, FastifyReply, FastifyRequest, FastifySchemaValidatio
 import { AppError, type FieldError } from '../../errors.ts';
 import { toFieldErrors } from '../../domain/validation.ts';
 import { failureKind } from '../../data/failures.ts';
+import { limitExceededFrom } from '../../data/validation-failures.ts';
 import { DeadlineExceeded } from '../../data/deadline.ts';
 import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, addProblemKind, problemType, type Problem } from '../schemas/problem.ts';
 import { outcomeUnknown } from '../../data/transactions.ts';
@@ -47,6 +48,10 @@ function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   // JavaScript can throw anything: what is not an object carries nothing to translate.
   if (error === null || typeof error !== 'object') return internalError(error);
   if (error.validation) return AppError.validation(fieldErrors(error.validation, error.validationContext));
+  // A write MongoDB's validator refused for passing a declared maximum: the limit, not a bug. The
+  // write paths check the limits they can reach first; this is the net behind them.
+  const limit = limitExceededFrom(error);
+  if (limit !== undefined) return limit;
   // Errors that reach here from MongoDB come from reads, or from writes that never began a
   // commit (the write path answers for those that did): nothing was written.
   if (error instanceof DeadlineExceeded) {

@@ -14,7 +14,7 @@ import {
   unknownCustomer,
   type OrderAction,
 } from '../../domain/orders.ts';
-import { insufficientStock } from '../../domain/stock-movements.ts';
+import { MAX_MOVE_QUANTITY, insufficientStock, stockLimitExceeded, type StockCounter } from '../../domain/stock-movements.ts';
 import { Order } from '../../domain/entities/index.ts';
 import type { StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses, thrownBy, type ProblemKind } from '../schemas/problem.ts';
@@ -31,6 +31,10 @@ const examplePlacement = (skus: string[], quantity = 1): OrderPlacement => ({
   lines: skus.map((sku) => ({ sku, quantity })),
 });
 const product = (sku: string, currency: string, status = 'active', amount = 2499) => ({ sku, name: sku, price: { amount, currency }, status });
+
+/** A counter of a line's stock item at its limit, as the workflow refuses it. */
+const counterFull = (counter: StockCounter, when: string): ProblemKind =>
+  kindOf(stockLimitExceeded({ id: EXAMPLE_ID, sku: 'TSHIRT-RED-M', warehouse: 'AMS-1' }, counter, MAX_MOVE_QUANTITY - 1, 3, MAX_MOVE_QUANTITY), when);
 
 // Each example is the error the workflow itself builds for such a request.
 const PLACEMENT_CONFLICTS: ProblemKind[] = [
@@ -54,6 +58,7 @@ const PLACEMENT_CONFLICTS: ProblemKind[] = [
     thrownBy(() => priceOrder(examplePlacement(['SOFA-XL'], 2), [product('SOFA-XL', 'EUR', 'active', 1_250_000_000)])),
     'the order would total more than the largest amount (2^31-1 minor units).',
   ),
+  counterFull('reserved', "a line's stock item would hold more reserved units than the limit; `field`, `limit`, `value` and `documentId` say which."),
 ];
 
 const invalidTransition = (action: OrderAction): ProblemKind => {
@@ -63,6 +68,12 @@ const invalidTransition = (action: OrderAction): ProblemKind => {
     `the order is not ${from.join(' or ')}; \`currentStatus\` is its status, \`allowedFrom\` the statuses ${action} is allowed from, \`allowedActions\` what it allows now.`,
   );
 };
+
+/** The limits an action's stock movement can reach: each counter it raises. */
+function stockLimitKinds(action: OrderAction): ProblemKind[] {
+  const raised = Object.entries(TRANSITIONS[action].stock ?? {}).filter(([, perUnit]) => perUnit > 0).map(([counter]) => counter as StockCounter);
+  return raised.map((counter) => counterFull(counter, `a line's stock item would hold more ${counter} units than the limit; \`field\`, \`limit\`, \`value\` and \`documentId\` say which.`));
+}
 
 const orderRoutes: FastifyPluginAsync = async (app) => {
   app.addSchema({ ...OrderPlacement, $id: 'OrderPlacement' });
@@ -122,7 +133,10 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
           response: {
             200: { description: `The order, now ${to}.`, headers: etagHeader, ...Type.Ref('Order') },
             ...problemResponses(400, 404, 412, 413, 415, 500, 503),
-            ...problemKinds(409, `The order's status does not allow ${action}; nothing was changed.`, [invalidTransition(action)]),
+            ...problemKinds(409, `The order's status does not allow ${action}${stockLimitKinds(action).length > 0 ? ', or a counter of its stock would pass its limit' : ''}; nothing was changed.`, [
+              invalidTransition(action),
+              ...stockLimitKinds(action),
+            ]),
           },
         },
       },

@@ -4,7 +4,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
-import { Restock, StockMove, insufficientStock, unknownProduct } from '../../domain/stock-movements.ts';
+import { MAX_MOVE_QUANTITY, Restock, StockMove, insufficientStock, stockLimitExceeded, unknownProduct } from '../../domain/stock-movements.ts';
 import { Stock } from '../../domain/entities/index.ts';
 import type { StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
@@ -12,6 +12,13 @@ import { etagHeader, etagOf } from './documents.ts';
 import { actorOf } from '../actor.ts';
 
 const tags = ['stock'];
+
+/** An item at the counters' limit (a quantity's maximum is the counters' own), as the movement refuses it. */
+const fullShelf = (by: number) =>
+  kindOf(
+    stockLimitExceeded({ id: '6650f0c2a1b2c3d4e5f60718', sku: 'TSHIRT-RED-M', warehouse: 'AMS-1' }, 'available', MAX_MOVE_QUANTITY - 10, by, MAX_MOVE_QUANTITY),
+    "the receiving item's available units would pass their limit; `field`, `limit` and `value` (what it would reach) say which and by how much, `documentId` names the item.",
+  );
 
 const itemExample = { id: '6650f0c2a1b2c3d4e5f60718', ...Stock.example, ...Stock.serverExample, version: 4, createdAt: '2026-11-20T10:00:00.000Z', updatedAt: '2026-11-25T09:30:00.000Z' };
 
@@ -59,7 +66,7 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
             ...Type.Ref('StockItem'),
           },
           ...problemResponses(400, 413, 415, 500, 503),
-          ...problemKinds(409, 'Nothing was changed:', [kindOf(unknownProduct('NOPE-1'), 'no product has this SKU; `sku` names it.')]),
+          ...problemKinds(409, 'Nothing was changed:', [kindOf(unknownProduct('NOPE-1'), 'no product has this SKU; `sku` names it.'), fullShelf(48)]),
         },
       },
     },
@@ -90,6 +97,7 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
               insufficientStock([{ sku: 'TSHIRT-RED-M', warehouse: 'AMS-1', requested: 10, available: 4 }]),
               '`from` has fewer available units than asked (or no item of the SKU); `shortages` says how many it has.',
             ),
+            fullShelf(11),
           ]),
         },
       },

@@ -69,6 +69,30 @@ function keyPatternOf(message: string | undefined): Record<string, 1> | undefine
   return Object.fromEntries(fields.map((field) => [field, 1]));
 }
 
+// The refusals of document writes, built in one place so that the contract's examples are the
+// service's own words.
+
+export const documentNotFound = (label: string, id: string) => AppError.notFound(`No ${label} with id ${id}.`);
+
+/** If-Match named a version the document is no longer at. */
+export const changedSince = (label: string, id: string, expectedVersion: number) =>
+  new AppError(412, 'precondition-failed', 'Precondition Failed', {
+    detail: `The ${label} ${id} changed since version ${expectedVersion}; read it again and reapply your change.`,
+  });
+
+/** Without If-Match, the document changed under the write more often than it could retry. */
+export const keptChanging = (label: string, id: string) =>
+  new AppError(409, 'concurrent-modification', 'Conflict', { detail: `The ${label} ${id} kept changing while this write was applied; retry.` });
+
+/** A write that would repeat a value a unique index holds, pointing at its fields. */
+export function duplicateOf(label: string, fields: string[]): AppError {
+  const named = fields.length > 0 ? fields.join(' and ') : 'these values';
+  return new AppError(409, 'duplicate', 'Conflict', {
+    detail: `A ${label} with this ${named} already exists.`,
+    extensions: { errors: fields.map((field) => ({ in: 'body', pointer: `/${field.replace(/\./g, '/')}`, message: 'is already taken' })) },
+  });
+}
+
 export class DocumentRepository {
   private readonly checkWritable: (value: unknown) => FieldError[];
   /** Casts a validated document to its stored values (dates, ids), as the Mongoose schema does. */
@@ -96,7 +120,7 @@ export class DocumentRepository {
   }
 
   notFound(id: string): AppError {
-    return AppError.notFound(`No ${this.label} with id ${id}.`);
+    return documentNotFound(this.label, id);
   }
 
   /** The driver's collection under the model, once connected (see reads()). */
@@ -357,13 +381,7 @@ export class DocumentRepository {
   }
 
   private changedMeanwhile(id: string, expectedVersion: number | undefined): AppError {
-    return expectedVersion !== undefined
-      ? new AppError(412, 'precondition-failed', 'Precondition Failed', {
-          detail: `The ${this.label} ${id} changed since version ${expectedVersion}; read it again and reapply your change.`,
-        })
-      : new AppError(409, 'concurrent-modification', 'Conflict', {
-          detail: `The ${this.label} ${id} kept changing while this write was applied; retry.`,
-        });
+    return expectedVersion !== undefined ? changedSince(this.label, id, expectedVersion) : keptChanging(this.label, id);
   }
 
   /**
@@ -424,14 +442,7 @@ export class DocumentRepository {
   /** Database refusals that are the client's doing, as problems; anything else unchanged. */
   private translate(error: unknown): unknown {
     const duplicate = error as { code?: number; keyPattern?: Record<string, unknown> };
-    if (duplicate.code === 11000) {
-      const fields = Object.keys(duplicate.keyPattern ?? {});
-      const named = fields.length > 0 ? fields.join(' and ') : 'these values';
-      return new AppError(409, 'duplicate', 'Conflict', {
-        detail: `A ${this.label} with this ${named} already exists.`,
-        extensions: { errors: fields.map((field) => ({ in: 'body', pointer: `/${field.replace(/\./g, '/')}`, message: 'is already taken' })) },
-      });
-    }
+    if (duplicate.code === 11000) return duplicateOf(this.label, Object.keys(duplicate.keyPattern ?? {}));
     if (error instanceof mongoose.Error.ValidationError) {
       return AppError.validation(
         Object.values(error.errors).map((e) => ({ in: 'body', pointer: `/${e.path.replace(/\./g, '/')}`, message: e.message })),

@@ -256,7 +256,7 @@ describe('Idempotency-Key on POST routes', () => {
       const header = operation.parameters.find((p: { in: string; name: string }) => p.in === 'header' && p.name === 'idempotency-key');
       expect(header, path).toMatchObject({ required: false, schema: { maxLength: 255 } });
       expect(Object.keys(operation.responses['409'].content['application/problem+json'].examples), path).toContain('idempotency-in-progress');
-      expect(operation.responses['409'].headers?.['retry-after'], path).toBeDefined();
+      expect(operation.responses['409'].headers?.['Retry-After'], path).toBeDefined();
       expect(Object.keys(operation.responses['422'].content['application/problem+json'].examples), path).toEqual(['idempotency-key-reused']);
     }
   });

@@ -58,7 +58,7 @@ describe('/v1/keys', () => {
 
   it.each([
     [{ name: 'x', scopes: ['products:delete'] }, '/scopes/0'],
-    [{ name: 'x', scopes: ['warehouses:read'] }, '/scopes'],
+    [{ name: 'x', scopes: ['warehouses:read'] }, '/scopes/0'],
     [{ name: 'x', scopes: [] }, '/scopes'],
     [{ name: ' ', scopes: ['*'] }, '/name'],
     [{ name: 'x', scopes: ['*'], expiresAt: '2001-01-01T00:00:00Z' }, ''],

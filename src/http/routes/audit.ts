@@ -8,8 +8,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import { AUDIT_EVENT_EXAMPLE, AUDIT_READ_SCOPE, AuditEvent } from '../../domain/audit.ts';
 import { LIST_MAX_FILTERS, documentSchemas } from '../schemas/documents.ts';
-import { problemResponses } from '../schemas/problem.ts';
-import { IdParams, listPage, prepareListQuery } from './documents.ts';
+import { invalidCursorKind, kindOf, problemKinds, problemResponses, validationKind } from '../schemas/problem.ts';
+import { IdParams, linkHeader, listPage, prepareListQuery } from './documents.ts';
+import { documentNotFound } from '../../data/documents.ts';
 
 const tags = ['audit'];
 const scopes = [AUDIT_READ_SCOPE];
@@ -69,8 +70,9 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
           'Entries are kept AUDIT_RETENTION_DAYS days.',
         querystring: query,
         response: {
-          200: { description: 'A page of audit entries.', ...Type.Ref('AuditEventPage') },
-          ...problemResponses(400, 500, 503),
+          200: { description: 'A page of audit entries.', headers: linkHeader, ...Type.Ref('AuditEventPage') },
+          ...problemResponses(500, 503),
+          ...problemKinds(400, 'The query is not one this list answers:', [validationKind('a parameter is unknown or its value invalid.'), invalidCursorKind]),
         },
       },
       preValidation: prepareListQuery,
@@ -89,7 +91,8 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
         params: IdParams,
         response: {
           200: { description: 'The entry. Entries never change.', ...Type.Ref('AuditEvent') },
-          ...problemResponses(400, 404, 500, 503),
+          ...problemResponses(400, 500, 503),
+          ...problemKinds(404, 'No such entry.', [kindOf(documentNotFound(AuditEvent.singular, AUDIT_EVENT_EXAMPLE.id), 'no entry has this id, or it expired.')]),
         },
       },
     },

@@ -1,9 +1,15 @@
 // POST /v1/batch: inserts, replaces, merge patches and deletes across the document collections,
 // all applied in one transaction or none. Every operation is validated as its single route
 // would validate it before anything is written; the writes themselves are src/data/batch.ts.
+//
+// The contract (BatchRequest) is exact: one schema per operation and collection, each with the
+// collection's own Input or Patch schema. The request is validated in two steps instead, a shape
+// and then checkOperation, because one schema of alternatives would answer an invalid operation
+// with the failures of every alternative, where checkOperation points at what is wrong. The two
+// accept the same requests (test/http/openapi.test.ts sends both kinds through both).
 
 import type { FastifyPluginAsync } from 'fastify';
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 import { BATCH_COLLECTIONS, BATCH_MAX_OPERATIONS, BATCH_OPS, type BatchOperation } from '../../domain/batch.ts';
 import type { Entity } from '../../domain/entity.ts';
 import { ENTITIES } from '../../domain/entities/index.ts';
@@ -13,7 +19,11 @@ import { compileValidator } from '../../domain/validation.ts';
 import { failedOperation, runBatch, type BatchOutcome } from '../../data/batch.ts';
 import { AppError, type FieldError } from '../../errors.ts';
 import { documentSchemas } from '../schemas/documents.ts';
-import { problemKinds, problemResponses, type ProblemKind } from '../schemas/problem.ts';
+import { kindOf, problemKinds, problemResponses, type ProblemKind } from '../schemas/problem.ts';
+import { DOCUMENTED_BODY } from '../plugins/openapi.ts';
+import { Customer, Product, Stock } from '../../domain/entities/index.ts';
+import { documentNotFound, changedSince } from '../../data/documents.ts';
+import { customerHasOrders } from '../../domain/deletion.ts';
 import { expectedVersion } from './documents.ts';
 import { writeScope } from '../../domain/access.ts';
 import { authorize } from '../plugins/authentication.ts';
@@ -22,42 +32,95 @@ import { actorOf } from '../actor.ts';
 const COLLECTIONS = [...BATCH_COLLECTIONS.keys()];
 const OBJECT_ID = '6650f0c2a1b2c3d4e5f60718';
 
-const BatchOperationSchema = Type.Object(
+const IdSchema = () => Type.String({ pattern: OBJECT_ID_PATTERN, description: 'The document (replace, patch, delete).' });
+const IfMatchSchema = () =>
+  Type.String({ pattern: '^\\s*("\\d{1,15}"|\\*)\\s*$', description: 'replace, patch, delete: as the If-Match header, an ETag such as "3" (else 412).' });
+
+/** The shape every operation must have, checked before checkOperation looks at what its op needs. */
+const OperationShape = Type.Object(
   {
     op: Type.Enum(BATCH_OPS, { description: 'What to do.' }),
     collection: Type.Enum(COLLECTIONS, {
       description: `Where: ${[...BATCH_COLLECTIONS].map(([name, ops]) => `${name} (${ops.join(', ')})`).join('; ')}.`,
     }),
-    id: Type.Optional(Type.String({ pattern: OBJECT_ID_PATTERN, description: 'The document (replace, patch, delete).' })),
+    id: Type.Optional(IdSchema()),
     document: Type.Optional(
       Type.Object({}, { additionalProperties: true, description: "insert, replace: the collection's Input schema (e.g. ProductInput)." }),
     ),
     patch: Type.Optional(
       Type.Object({}, { additionalProperties: true, description: "patch: a JSON Merge Patch, the collection's Patch schema (e.g. ProductPatch)." }),
     ),
-    ifMatch: Type.Optional(
-      Type.String({ pattern: '^\\s*("\\d{1,15}"|\\*)\\s*$', description: 'replace, patch, delete: as the If-Match header, an ETag such as "3" (else 412).' }),
-    ),
+    ifMatch: Type.Optional(IfMatchSchema()),
   },
-  {
-    $id: 'BatchOperation',
-    additionalProperties: false,
-    description:
-      'One write, validated as its single route validates it: `{ op: insert, collection, document }`, ' +
-      '`{ op: replace, collection, id, document, ifMatch? }`, `{ op: patch, collection, id, patch, ifMatch? }` or ' +
-      '`{ op: delete, collection, id, ifMatch? }`. Deletion follows the rules of each collection (a product that orders refer to is archived).',
-  },
+  { additionalProperties: false },
 );
 
-const productExample = ENTITIES[0].example;
+const schemaNameOf = (collection: string) => (ENTITIES as readonly Entity[]).find((entity) => entity.collection === collection)!.schemaName;
+const collectionsAllowing = (op: BatchOperation['op']) => COLLECTIONS.filter((collection) => BATCH_COLLECTIONS.get(collection)!.includes(op));
+
+/** What each op carries besides op and collection, for one collection: [members, required]. */
+function membersOf(op: BatchOperation['op'], collection: string): [Record<string, TSchema>, string[]] {
+  const name = schemaNameOf(collection);
+  switch (op) {
+    case 'insert':
+      return [{ document: Type.Ref(`${name}Input`) }, ['document']];
+    case 'replace':
+      return [{ id: IdSchema(), document: Type.Ref(`${name}Input`), ifMatch: IfMatchSchema() }, ['id', 'document']];
+    case 'patch':
+      return [{ id: IdSchema(), patch: Type.Ref(`${name}Patch`), ifMatch: IfMatchSchema() }, ['id', 'patch']];
+    case 'delete':
+      return [{ id: IdSchema(), ifMatch: IfMatchSchema() }, ['id']];
+  }
+}
+
+const OP_SUMMARY: Record<BatchOperation['op'], string> = {
+  insert: 'Inserts the document, as POST to the collection would.',
+  replace: 'Replaces the document, as PUT would (ifMatch as its If-Match).',
+  patch: 'Merge-patches the document, as PATCH would (ifMatch as its If-Match).',
+  delete: 'Deletes the document as DELETE would, following the rules of its collection (a product that orders refer to is archived).',
+};
+
+/**
+ * One component per op (BatchInsert...): for a delete, one schema; for the others, one per
+ * collection, since the document or patch is that collection's.
+ */
+const opSchemas = BATCH_OPS.map((op) => {
+  const $id = `Batch${op[0]!.toUpperCase()}${op.slice(1)}`;
+  const variant = (collections: string[]) => {
+    const [members, required] = membersOf(op, collections[0]!);
+    return Type.Object(
+      { op: Type.Literal(op), collection: collections.length === 1 ? Type.Literal(collections[0]!) : Type.Unsafe<string>({ type: 'string', enum: collections }), ...members },
+      { required: ['op', 'collection', ...required], additionalProperties: false },
+    );
+  };
+  const collections = collectionsAllowing(op);
+  const schema = op === 'delete' ? variant(collections) : { oneOf: collections.map((collection) => variant([collection])) };
+  return { ...schema, $id, description: OP_SUMMARY[op] };
+});
+
+const BatchOperationSchema = {
+  $id: 'BatchOperation',
+  description: 'One write, validated as its single route validates it; its op says which members it has.',
+  oneOf: opSchemas.map((schema) => Type.Ref(schema.$id)),
+};
+
+const productExample = Product.example;
+const stockExample = { ...Stock.example, warehouse: 'BER-1', available: 40 };
+const { phone: _phone, ...patchedCustomer } = Customer.example;
 const requestExample = {
   operations: [
     { op: 'insert', collection: 'products', document: productExample },
-    { op: 'insert', collection: 'stock', document: { sku: productExample.sku, warehouse: 'BER-1', available: 40 } },
+    { op: 'insert', collection: 'stock', document: stockExample },
     { op: 'patch', collection: 'customers', id: OBJECT_ID, patch: { phone: null }, ifMatch: '"2"' },
     { op: 'delete', collection: 'products', id: '6650f0c2a1b2c3d4e5f60719' },
   ],
 };
+
+/** The request as validated: its shape here, then checkOperation per operation. */
+const BatchRequestShape = Type.Object(
+  { operations: Type.Array(OperationShape, { minItems: 1, maxItems: BATCH_MAX_OPERATIONS }) },
+  { additionalProperties: false },
+);
 
 const BatchRequestSchema = Type.Object(
   {
@@ -102,9 +165,16 @@ const BatchResponseSchema = Type.Object(
             status: 201,
             id: '6650f0c2a1b2c3d4e5f60721',
             version: 1,
-            document: { id: '6650f0c2a1b2c3d4e5f60721', sku: productExample.sku, warehouse: 'BER-1', available: 40, reserved: 0, shipped: 0, version: 1, ...stamp },
+            document: { id: '6650f0c2a1b2c3d4e5f60721', ...stockExample, ...Stock.serverDefaults, version: 1, ...stamp },
           },
-          { index: 2, op: 'patch', status: 200, id: OBJECT_ID, version: 3, document: { id: OBJECT_ID, '...': 'the customer as patched' } },
+          {
+            index: 2,
+            op: 'patch',
+            status: 200,
+            id: OBJECT_ID,
+            version: 3,
+            document: { id: OBJECT_ID, ...patchedCustomer, ...Customer.serverExample, version: 3, createdAt: '2026-11-20T10:00:00.000Z', updatedAt: stamp.updatedAt },
+          },
           { index: 3, op: 'delete', status: 204, id: '6650f0c2a1b2c3d4e5f60719', version: 4 },
         ],
       },
@@ -120,15 +190,17 @@ const duplicateExample = failedOperation(
   3,
   { op: 'insert', collection: 'products', document: {} },
 );
+const patchInProducts = { op: 'patch', collection: 'products', id: OBJECT_ID, patch: {} } as const;
+const notFoundKinds = [kindOf(failedOperation(documentNotFound('product', OBJECT_ID), 1, patchInProducts), 'the document of an operation does not exist.')];
+const preconditionKinds = [
+  kindOf(failedOperation(changedSince('product', OBJECT_ID, 3), 1, patchInProducts), "the document is no longer at the version the operation's ifMatch names."),
+];
 const conflictKinds: ProblemKind[] = [
   { code: duplicateExample.code, title: duplicateExample.title, when: 'an operation would duplicate a unique value; `errors` points into it.', detail: duplicateExample.message, extensions: duplicateExample.extensions },
-  {
-    code: 'customer-has-orders',
-    title: 'Conflict',
-    when: 'a deletion its collection refuses (also `stock-reserved`), or `concurrent-modification`.',
-    detail: 'Operation 0 (delete in customers) failed, so none was applied: A customer with orders cannot be deleted; their orders refer to them.',
-    extensions: { failedOperation: { index: 0, op: 'delete', collection: 'customers' } },
-  },
+  kindOf(
+    failedOperation(customerHasOrders(), 0, { op: 'delete', collection: 'customers', id: OBJECT_ID }),
+    'a deletion its collection refuses (also `stock-reserved`), or `concurrent-modification`.',
+  ),
 ];
 
 interface Checks {
@@ -178,6 +250,7 @@ function toOperation(raw: Record<string, unknown>): BatchOperation {
 const STATUS: Record<BatchOutcome['action'], number> = { inserted: 201, replaced: 200, patched: 200, archived: 200, deleted: 204 };
 
 const batchRoutes: FastifyPluginAsync = async (app) => {
+  for (const schema of opSchemas) app.addSchema(schema);
   app.addSchema(BatchOperationSchema);
   app.addSchema(BatchRequestSchema);
   app.addSchema(BatchResultSchema);
@@ -210,10 +283,13 @@ const batchRoutes: FastifyPluginAsync = async (app) => {
           'Then they are applied in order; the first that fails aborts them all, and the answer is the problem its single route would give ' +
           '(404, 409, 412, 400) with `failedOperation: { index, op, collection }`. Nothing is written unless everything is. ' +
           'The key needs the write scope of every collection the operations touch (403 names the missing ones).',
-        body: Type.Ref('BatchRequest'),
+        body: BatchRequestShape,
+        [DOCUMENTED_BODY]: 'BatchRequest',
         response: {
           200: { description: 'Every operation was applied.', ...Type.Ref('BatchResponse') },
-          ...problemResponses(400, 404, 412, 413, 415, 500, 503),
+          ...problemResponses(400, 413, 415, 500, 503),
+          ...problemKinds(404, 'An operation names a document that does not exist; nothing was written. `failedOperation` names it:', notFoundKinds),
+          ...problemKinds(412, "An operation's ifMatch does not hold; nothing was written. `failedOperation` names it:", preconditionKinds),
           ...problemKinds(409, 'An operation was refused; nothing was written. `failedOperation` names it:', conflictKinds),
         },
       },

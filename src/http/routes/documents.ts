@@ -11,7 +11,10 @@ import type { ListRequest, FilterClause } from '../../data/query.ts';
 import type { DocumentRepository, StoredDocument } from '../../data/documents.ts';
 import { AppError } from '../../errors.ts';
 import { CONTROL_PARAMS, LIST_MAX_FILTERS, LIST_MAX_VALUES, LIST_OPERATORS, documentSchemas } from '../schemas/documents.ts';
-import { problemResponses } from '../schemas/problem.ts';
+import { invalidCursorKind, kindOf, problemKinds, problemResponses, thrownBy, validationKind } from '../schemas/problem.ts';
+import { withArticle } from '../schemas/documents.ts';
+import { changedSince, documentNotFound, duplicateOf, keptChanging } from '../../data/documents.ts';
+import { customerHasOrders, stockReserved } from '../../domain/deletion.ts';
 import { ObjectIdString } from '../../domain/types.ts';
 import { actorOf } from '../actor.ts';
 
@@ -47,6 +50,33 @@ export const ConditionalHeaders = Type.Object({
   'if-match': Type.Optional(Type.String({ description: 'Write only if the document is still at this ETag (else 412).' })),
 });
 export const etagHeader = { etag: { type: 'string', description: 'Version of the document, for If-Match and If-None-Match.' } };
+export const linkHeader = { link: { type: 'string', description: 'The next page, as `<url>; rel="next"`; absent on the last page.' } };
+
+const EXAMPLE_ID = '6650f0c2a1b2c3d4e5f60718';
+
+/** The unique fields of an entity, as its unique indexes list them. */
+const uniqueFields = (entity: Entity) => entity.indexes.filter((index) => index.unique).map((index) => Object.keys(index.key));
+
+/** The kinds of 409 and 412 a write of one document can answer, each the error the repository builds. */
+function writeRefusals(entity: Entity, write: 'create' | 'replace' | 'patch' | 'delete') {
+  const label = entity.singular;
+  const conflicts = [
+    ...(write === 'delete'
+      ? []
+      : uniqueFields(entity).map((fields) => kindOf(duplicateOf(label, fields), `another ${label} has this ${fields.join(' and ')}; \`errors\` points at ${fields.length > 1 ? 'them' : 'it'}.`))),
+    ...(write === 'create' ? [] : [kindOf(keptChanging(label, EXAMPLE_ID), 'without If-Match, the document kept changing while the write was applied; retry.')]),
+    ...(write === 'delete' && entity.collection === 'customers' ? [kindOf(customerHasOrders(), 'the customer has orders.')] : []),
+    ...(write === 'delete' && entity.collection === 'stock' ? [kindOf(stockReserved(4), 'open orders hold units of this item.')] : []),
+  ];
+  return {
+    ...problemKinds(409, 'Refused; nothing was written.', conflicts),
+    ...(write !== 'create' &&
+      problemKinds(412, 'If-Match does not hold; nothing was written.', [
+        kindOf(changedSince(label, EXAMPLE_ID, 3), 'the document is no longer at the version If-Match names.'),
+        kindOf(thrownBy(() => expectedVersion('3')), 'If-Match is not one strong entity tag, such as "3", or *.'),
+      ])),
+  };
+}
 
 /** Turns the validated query string into a list request. */
 function toListRequest(query: Record<string, unknown>, entity: Entity): ListRequest {
@@ -105,6 +135,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
   const repository = (): DocumentRepository => app.repositories.documents.get(entity.collection)!;
   const tags = [entity.collection];
   const noun = entity.schemaName;
+  const notFound = problemKinds(404, `No such ${entity.singular}.`, [kindOf(documentNotFound(entity.singular, EXAMPLE_ID), `no ${entity.singular} has this id.`)]);
   const plural = noun.endsWith('y') ? `${noun.slice(0, -1)}ies` : `${noun}s`;
   const withId = { params: IdParams };
 
@@ -126,8 +157,9 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
           'Pages are keyset-paginated: follow `next` (also in the Link header); a cursor stays valid while documents are added.',
         querystring: schemas.query,
         response: {
-          200: { description: `A page of ${entity.collection}.`, ...Type.Ref(schemas.page) },
-          ...problemResponses(400, 500, 503),
+          200: { description: `A page of ${entity.collection}.`, headers: linkHeader, ...Type.Ref(schemas.page) },
+          ...problemResponses(500, 503),
+          ...problemKinds(400, 'The query is not one this list answers:', [validationKind('a parameter is unknown or its value invalid.'), invalidCursorKind]),
         },
       },
       preValidation: prepareListQuery,
@@ -141,13 +173,14 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
       schema: {
         tags,
         operationId: `get${noun}`,
-        summary: `Read a ${entity.singular}`,
+        summary: `Read ${withArticle(entity.singular)}`,
         ...withId,
         headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ description: 'Answer 304 if the ETag still matches.' })) }),
         response: {
           200: { description: `The ${entity.singular}.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
-          304: { description: 'Not modified: the ETag in If-None-Match is current.', type: 'null' },
-          ...problemResponses(400, 404, 500, 503),
+          304: { description: 'Not modified: the ETag in If-None-Match is current.', headers: etagHeader, type: 'null' },
+          ...problemResponses(400, 500, 503),
+          ...notFound,
         },
       },
     },
@@ -169,7 +202,7 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         schema: {
           tags,
           operationId: `create${noun}`,
-          summary: `Create a ${entity.singular}`,
+          summary: `Create ${withArticle(entity.singular)}`,
           body: Type.Ref(schemas.input),
           response: {
             201: {
@@ -177,7 +210,8 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
               headers: { ...etagHeader, location: { type: 'string', description: 'Path of the new document.' } },
               ...Type.Ref(schemas.resource),
             },
-            ...problemResponses(400, 409, 413, 415, 500, 503),
+            ...problemResponses(400, 413, 415, 500, 503),
+            ...writeRefusals(entity, 'create'),
           },
         },
       },
@@ -196,14 +230,16 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         schema: {
           tags,
           operationId: `replace${noun}`,
-          summary: `Replace a ${entity.singular}`,
+          summary: `Replace ${withArticle(entity.singular)}`,
           description: `Replaces every writable field${entity.immutable.length ? ` (${entity.immutable.join(', ')} cannot change)` : ''}; server-maintained fields stay.`,
           ...withId,
           headers: ConditionalHeaders,
           body: Type.Ref(schemas.input),
           response: {
             200: { description: `The ${entity.singular} as replaced.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
-            ...problemResponses(400, 404, 409, 412, 413, 415, 500, 503),
+            ...problemResponses(400, 413, 415, 500, 503),
+            ...notFound,
+            ...writeRefusals(entity, 'replace'),
           },
         },
       },
@@ -222,13 +258,15 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         schema: {
           tags,
           operationId: `patch${noun}`,
-          summary: `Change some fields of a ${entity.singular} (JSON Merge Patch)`,
+          summary: `Change some fields of ${withArticle(entity.singular)} (JSON Merge Patch)`,
           ...withId,
           headers: ConditionalHeaders,
           body: { content: { [MERGE_PATCH_MEDIA_TYPE]: { schema: Type.Ref(schemas.patch) } } },
           response: {
             200: { description: `The ${entity.singular} as patched.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
-            ...problemResponses(400, 404, 409, 412, 413, 415, 500, 503),
+            ...problemResponses(400, 413, 415, 500, 503),
+            ...notFound,
+            ...writeRefusals(entity, 'patch'),
           },
         },
         // The body must say it is a merge patch: plain JSON would be ambiguous about null.
@@ -258,14 +296,16 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         schema: {
           tags,
           operationId: `delete${noun}`,
-          summary: `Delete a ${entity.singular}`,
+          summary: `Delete ${withArticle(entity.singular)}`,
           description: `Rule: ${deletion.rule}.`,
           ...withId,
           headers: ConditionalHeaders,
           response: {
             200: { description: `Not deleted but archived: the ${entity.singular} as it is now.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
             204: { description: 'Deleted.', type: 'null' },
-            ...problemResponses(400, 404, 409, 412, 500, 503),
+            ...problemResponses(400, 500, 503),
+            ...notFound,
+            ...writeRefusals(entity, 'delete'),
           },
         },
       },

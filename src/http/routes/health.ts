@@ -3,7 +3,7 @@
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { problemResponses } from '../schemas/problem.ts';
+import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
 import { AppError } from '../../errors.ts';
 import { Deadline } from '../../data/deadline.ts';
 
@@ -27,6 +27,13 @@ const Ready = Type.Object(
   },
 );
 
+const migrationsPending = (pending: string[], retryAfterSeconds: number) =>
+  new AppError(503, 'migrations-pending', 'Service Unavailable', {
+    detail: `Migrations pending: ${pending.join(', ')}. Apply them with \`npm run migrate:up\`.`,
+    extensions: { pendingMigrations: pending },
+    headers: { 'retry-after': String(retryAfterSeconds) },
+  });
+
 export interface HealthOptions {
   readinessTimeoutMs: number;
   retryAfterSeconds: number;
@@ -39,6 +46,7 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) =>
       schema: {
         tags: ['health'],
         summary: 'Liveness: the process is up',
+        description: 'Answers 200 while the process runs, whatever MongoDB does: restart the process when it does not answer.',
         operationId: 'getLiveness',
         response: { 200: Live, ...problemResponses(500) },
       },
@@ -57,20 +65,21 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) =>
           'otherwise 503 with Retry-After (and, for pending migrations, their file names in `pendingMigrations`). ' +
           'It answers within READINESS_TIMEOUT_MS whatever MongoDB does.',
         operationId: 'getReadiness',
-        response: { 200: Ready, ...problemResponses(500, 503) },
+        response: {
+          200: Ready,
+          ...problemResponses(500),
+          ...problemKinds(503, 'Not ready; retry after Retry-After:', [
+            kindOf(AppError.unavailable(5, 'MongoDB did not answer a ping in time (connection disconnected).'), 'MongoDB did not answer the ping or the migrations check within READINESS_TIMEOUT_MS.'),
+            kindOf(migrationsPending(['20261206120000-validators-read-values-as-the-api-does.js'], 5), 'migrations are not applied; `pendingMigrations` names them.'),
+          ]),
+        },
       },
     },
     async () => {
       const deadline = Deadline.after(options.readinessTimeoutMs);
       const { latencyMs } = await app.db.ping(deadline);
       const pending = await app.db.pendingMigrations(deadline);
-      if (pending.length > 0) {
-        throw new AppError(503, 'migrations-pending', 'Service Unavailable', {
-          detail: `Migrations pending: ${pending.join(', ')}. Apply them with \`npm run migrate:up\`.`,
-          extensions: { pendingMigrations: pending },
-          headers: { 'retry-after': String(options.retryAfterSeconds) },
-        });
-      }
+      if (pending.length > 0) throw migrationsPending(pending, options.retryAfterSeconds);
       return { status: 'ready' as const, checks: { mongodb: { status: 'up' as const, latencyMs }, migrations: { status: 'up-to-date' as const } } };
     },
   );

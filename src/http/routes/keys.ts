@@ -5,7 +5,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
-import { SCOPES, UnknownScopeError } from '../../domain/access.ts';
+import { DATA_RESOURCES, SCOPES, UnknownScopeError } from '../../domain/access.ts';
 import { DateTime, ObjectIdString } from '../../domain/types.ts';
 import mongoose from 'mongoose';
 import { API_KEYS_COLLECTION, ApiKeyStore, type ApiKeyInfo } from '../../data/api-keys.ts';
@@ -17,10 +17,12 @@ import { IdParams } from './documents.ts';
 const KEYS_ADMIN = ['keys:admin'] as const;
 const tags = ['keys'];
 
-const ScopeName = Type.String({
-  pattern: '^(\\*|\\*:read|\\*:write|[a-z_]+:(read|write|admin|\\*))$',
-  maxLength: 40,
-  description: `A scope (${SCOPES.join(', ')}) or a shorthand: *, *:read, *:write, <collection>:*.`,
+/** What a key may be given: the scopes themselves and the shorthands expandScopes knows. */
+const SCOPE_NAMES = [...SCOPES, '*', '*:read', '*:write', ...DATA_RESOURCES.map((collection) => `${collection}:*`)];
+
+const ScopeName = Type.Enum(SCOPE_NAMES, {
+  type: 'string',
+  description: 'A scope, or a shorthand: * (every scope), *:read and *:write (every collection), <collection>:* (its read and write).',
 });
 
 const keyExample = {
@@ -37,7 +39,7 @@ const ApiKeySchema = Type.Object(
     id: ObjectIdString({ description: 'The key id; the audit trail names keys by it.' }),
     prefix: Type.String({ description: 'Public part of the key (sk_<prefix>_...), safe to show and log.' }),
     name: Type.String(),
-    scopes: Type.Array(Type.String()),
+    scopes: Type.Array(Type.Enum(SCOPES, { type: 'string' }), { description: 'The scopes it holds, shorthands expanded.' }),
     rateLimitPerMinute: Type.Optional(Type.Integer({ minimum: 0, description: "The key's own rate limit; absent: the service default." })),
     createdAt: DateTime(),
     expiresAt: Type.Optional(DateTime({ description: 'After this the key is refused.' })),
@@ -50,13 +52,14 @@ const NewApiKeySchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }),
     scopes: Type.Array(ScopeName, { minItems: 1, maxItems: 50 }),
-    expiresAt: Type.Optional(DateTime({ description: 'Must be in the future.' })),
+    expiresAt: Type.Optional(DateTime({ description: 'Must be in the future (else 400).' })),
     rateLimitPerMinute: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'Requests per minute; 0: unlimited.' })),
   },
   {
     $id: 'NewApiKey',
     additionalProperties: false,
-    examples: [{ name: 'checkout', scopes: ['orders:*', 'products:read'], expiresAt: '2027-06-30T00:00:00.000Z' }],
+    // An expiry far enough ahead to stay in the future: the service refuses one that has passed.
+    examples: [{ name: 'checkout', scopes: ['orders:*', 'products:read'], expiresAt: '2099-12-31T00:00:00.000Z' }],
   },
 );
 
@@ -107,7 +110,11 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         description: 'Scopes may use the shorthands; they are stored expanded. The answer holds the key: it is never shown again.',
         body: Type.Ref('NewApiKey'),
         response: {
-          201: { description: 'Created; the answer carries the key once.', ...Type.Ref('CreatedApiKey') },
+          201: {
+            description: 'Created; the answer carries the key once, and Location names it.',
+            headers: { location: { type: 'string', description: 'Path of the new key.' } },
+            ...Type.Ref('CreatedApiKey'),
+          },
           ...problemResponses(400, 413, 415, 500, 503),
         },
       },

@@ -16,6 +16,9 @@ export const LIST_MAX_FILTERS = 10;
 export const CONTROL_PARAMS = ['sort', 'fields', 'limit', 'cursor', 'count', 'q'] as const;
 export const LIST_OPERATORS: readonly FilterOp[] = ['in', 'nin', 'all'];
 
+/** "a product", "an order": the noun with its indefinite article. */
+export const withArticle = (noun: string) => `${/^[aeiou]/i.test(noun) ? 'an' : 'a'} ${noun}`;
+
 export interface DocumentSchemas {
   resource: string;
   input: string;
@@ -92,6 +95,11 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
       } else {
         properties[name] = { ...(value as TSchema), description: `${field} ${describeOp(op)} this.` } as TSchema;
       }
+      // A parameter's schema says its type: an enum alone leaves clients to guess how to send it.
+      const parameter = properties[name] as JsonSchema;
+      for (const schema of [parameter, parameter.items as JsonSchema | undefined]) {
+        if (schema?.enum !== undefined && schema.type === undefined) schema.type = typeof schema.enum[0] === 'number' ? 'number' : 'string';
+      }
     }
   }
   if (entity.textSearch) {
@@ -99,6 +107,7 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
   }
   const resourceFields = Object.keys(entity.resource.properties).filter((name) => name !== 'id');
   properties.sort = Type.Enum(sortable, {
+    type: 'string',
     default: `-${entity.defaultSort}`,
     description: 'Sort key; a leading - sorts descending. Ties are broken by id.',
   });
@@ -116,10 +125,59 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
   return Type.Object(optional, { additionalProperties: false });
 }
 
+const capitalized = (text: string) => `${text[0]!.toUpperCase()}${text.slice(1)}`;
+
+/** Whether clients write the entity's documents through the generic routes (or a batch). */
+const writesDocuments = (entity: Entity) => entity.operations.create === true || entity.operations.replace || entity.operations.patch;
+
 function describeOp(op: FilterOp): string {
   return { eq: 'equals (or, for a list field, contains)', ne: 'differs from', gt: 'is greater than', gte: 'is at least', lt: 'is less than', lte: 'is at most' }[
     op as 'eq'
   ];
+}
+
+const FIXED = 'Fixed at creation: a replace must send the value the document has, a patch may leave it out or repeat it (else 400).';
+
+/** Each member fixed at creation says so in its description. */
+function withFixedMembers(schema: JsonSchema, entity: Entity): JsonSchema {
+  const properties = { ...(schema.properties as Record<string, JsonSchema>) };
+  for (const member of entity.immutable) {
+    const described = properties[member]!;
+    properties[member] = { ...described, description: described.description ? `${described.description} ${FIXED}` : FIXED };
+  }
+  return { ...schema, properties };
+}
+
+/** The writable schema with only what has no default required: a member left out gets its default. */
+function inputOf(entity: Entity): JsonSchema {
+  const writable = withFixedMembers(entity.writable as JsonSchema, entity);
+  const properties = writable.properties as Record<string, JsonSchema>;
+  const required = ((writable.required ?? []) as string[]).filter((member) => properties[member]?.default === undefined);
+  const { required: _required, ...rest } = writable;
+  return required.length > 0 ? { ...rest, required } : rest;
+}
+
+/** The resource with what clients cannot write marked read-only: its id, the server's fields and the system fields. */
+function resourceOf(entity: Entity): JsonSchema {
+  const writable = new Set(Object.keys(entity.writable.properties));
+  const properties = Object.fromEntries(
+    Object.entries(entity.resource.properties as Record<string, JsonSchema>).map(([name, schema]) => [name, writable.has(name) ? schema : { ...schema, readOnly: true }]),
+  );
+  return withFixedMembers({ ...entity.resource, properties }, entity);
+}
+
+/**
+ * A merge patch that the example document accepts: the first member that may change gets the
+ * example's value again, and the first optional member without a default is removed (null).
+ */
+function patchExample(entity: Entity): Record<string, unknown> {
+  const writable = entity.writable as JsonSchema;
+  const required = new Set<string>(writable.required ?? []);
+  const example = entity.example as Record<string, unknown>;
+  const members = Object.keys(writable.properties as object).filter((member) => !entity.immutable.includes(member));
+  const changed = members.find((member) => required.has(member) && example[member] !== undefined);
+  const removed = members.find((member) => !required.has(member) && (writable.properties as Record<string, JsonSchema>)[member]!.default === undefined);
+  return { ...(changed && { [changed]: example[changed] }), ...(removed && { [removed]: null }) };
 }
 
 export function documentSchemas(entity: Entity): DocumentSchemas {
@@ -133,20 +191,26 @@ export function documentSchemas(entity: Entity): DocumentSchemas {
     createdAt: '2026-11-20T10:00:00.000Z',
     updatedAt: '2026-11-25T09:30:00.000Z',
   };
-  const resource = { ...entity.resource, $id: name, examples: [resourceExample] } as JsonSchema;
-  const input = { ...entity.writable, $id: `${name}Input`, description: `A ${entity.singular} as clients write it.`, examples: [entity.example] };
+  const resource = { ...resourceOf(entity), $id: name, examples: [resourceExample] } as JsonSchema;
+  const input = {
+    ...inputOf(entity),
+    $id: `${name}Input`,
+    description: `${capitalized(withArticle(entity.singular))} as clients write it; members left out get their defaults.`,
+    examples: [entity.example],
+  };
   const patch = {
-    ...mergePatchOf(entity.writable as JsonSchema, true),
+    ...mergePatchOf(withFixedMembers(entity.writable as JsonSchema, entity), true),
     $id: `${name}Patch`,
     minProperties: 1,
-    description: `A JSON Merge Patch (RFC 7396) of a ${entity.singular}: members replace, objects merge, null removes an optional member.`,
+    description: `A JSON Merge Patch (RFC 7396) of ${withArticle(entity.singular)}: members replace, objects merge, null removes an optional member.`,
+    examples: [patchExample(entity)],
   } as JsonSchema;
   const summary = {
     ...withoutDefaults(Type.Partial(entity.resource) as JsonSchema),
     required: ['id'],
     additionalProperties: false,
     $id: `${name}Fields`,
-    description: `A ${entity.singular} as listed: the fields requested with \`fields\`, or all of them.`,
+    description: `${capitalized(withArticle(entity.singular))} as listed: the fields requested with \`fields\`, or all of them.`,
   } as JsonSchema;
   const page = {
     ...Type.Object(
@@ -165,7 +229,8 @@ export function documentSchemas(entity: Entity): DocumentSchemas {
     input: `${name}Input`,
     patch: `${name}Patch`,
     page: `${name}Page`,
-    shared: [resource, input, patch, summary, page],
+    // Orders are written only by their workflow: no input or patch of theirs to document.
+    shared: [resource, ...(writesDocuments(entity) ? [input, patch] : []), summary, page],
     query: listQuery(entity, sortable),
     sortable,
   };

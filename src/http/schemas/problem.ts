@@ -1,8 +1,11 @@
 // The RFC 9457 problem document: the one error body of every route, and the helpers that
 // document a route's error responses with it: one example per status, or one per kind of problem.
+// Kinds with extension members have schemas of their own (problem-types.ts), named where they
+// are documented; src/http/plugins/openapi.ts makes each route's examples its own.
 
 import { Type, type Static } from 'typebox';
 import { AppError } from '../../errors.ts';
+import { problemSchemaOf } from './problem-types.ts';
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 
@@ -31,7 +34,7 @@ export const ProblemSchema = Type.Object(
   {
     $id: 'Problem',
     description: 'An RFC 9457 problem document (media type application/problem+json).',
-    // Problems of some kinds carry extension members; see the documentation of each route.
+    // Problems of some kinds carry extension members: see their schemas (InsufficientStockProblem...).
     additionalProperties: true,
   },
 );
@@ -41,9 +44,8 @@ export type Problem = Static<typeof ProblemSchema>;
 const statusText: Record<number, { code: string; title: string; description: string; detail: string }> = {
   400: { code: 'validation-failed', title: 'Validation Failed', description: 'The request is malformed or has invalid values.', detail: 'The request has 1 invalid value.' },
   401: { code: 'unauthenticated', title: 'Unauthorized', description: 'No API key, or one that is unknown, revoked or expired; see WWW-Authenticate.', detail: 'This route needs an API key: send Authorization: Bearer <key>.' },
-  403: { code: 'insufficient-scope', title: 'Forbidden', description: 'The API key lacks a scope this request needs; `missingScopes` names them.', detail: 'This API key lacks the scope products:write.' },
-  404: { code: 'not-found', title: 'Not Found', description: 'No such resource.', detail: 'Route GET /v1/nothing not found.' },
-  409: { code: 'conflict', title: 'Conflict', description: 'The request conflicts with the current state.', detail: 'The request conflicts with the current state.' },
+  403: { code: 'insufficient-scope', title: 'Forbidden', description: 'The API key lacks a scope this request needs; `missingScopes` names them (InsufficientScopeProblem).', detail: 'This API key lacks the scope products:read.' },
+  404: { code: 'not-found', title: 'Not Found', description: 'No such resource.', detail: 'No document with this id.' },
   412: { code: 'precondition-failed', title: 'Precondition Failed', description: 'If-Match did not match the current version.', detail: 'The document changed since it was read.' },
   413: { code: 'payload-too-large', title: 'Payload Too Large', description: 'The request body is larger than allowed.', detail: 'Request body is too large.' },
   415: { code: 'unsupported-media-type', title: 'Unsupported Media Type', description: 'The body is not in a media type this route accepts.', detail: 'Unsupported Media Type: text/plain' },
@@ -64,7 +66,8 @@ const statusText: Record<number, { code: string; title: string; description: str
 export function problemResponses(...statuses: (keyof typeof statusText)[]) {
   const responses: Record<number, unknown> = {};
   for (const status of statuses) {
-    const text = statusText[status]!;
+    const text = statusText[status];
+    if (text === undefined) throw new Error(`no generic problem for ${status}: document the route's own kinds with problemKinds`);
     responses[status] = {
       description: text.description,
       ...((status === 503 || status === 429) && {
@@ -82,8 +85,9 @@ export function problemResponses(...statuses: (keyof typeof statusText)[]) {
             status,
             detail: text.detail,
             requestId: 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
-            ...(status === 400 && { errors: [{ in: 'body', pointer: '/name', message: 'must NOT have fewer than 1 characters' }] }),
-            ...(status === 403 && { missingScopes: ['products:write'] }),
+            // Stand-ins: each route's own are set from its schema and scopes (see plugins/openapi.ts).
+            ...(status === 400 && { errors: [{ in: 'query', pointer: '/x', message: 'is not a parameter of this route' }] }),
+            ...(status === 403 && { missingScopes: ['products:read'] }),
           },
         },
       },
@@ -102,6 +106,24 @@ export interface ProblemKind {
   detail: string;
   extensions?: Record<string, unknown>;
 }
+
+/** The validation failure of a route, as a kind among others (its example's error is the route's own: plugins/openapi.ts). */
+export const validationKind = (when: string): ProblemKind => ({
+  code: 'validation-failed',
+  title: 'Validation Failed',
+  when,
+  detail: 'The request has 1 invalid value.',
+  extensions: { errors: [{ in: 'query', pointer: '/x', message: 'is not a parameter of this route' }] },
+});
+
+/** A list cursor this service did not give out for the query (src/data/query.ts builds it). */
+export const invalidCursorKind: ProblemKind = {
+  code: 'invalid-cursor',
+  title: 'Invalid Cursor',
+  when: 'the cursor is not one the list gave out for this query (malformed, altered, or from other filters or another sort); `errors` points at it.',
+  detail: 'The cursor is malformed; use the `next` link of the previous page.',
+  extensions: { errors: [{ in: 'query', pointer: '/cursor', message: 'The cursor is malformed; use the `next` link of the previous page.' }] },
+};
 
 /** A kind of problem documented by an error the code itself builds, so the example cannot drift. */
 export function kindOf(error: AppError, when: string): ProblemKind {
@@ -126,7 +148,7 @@ export function thrownBy(refuse: () => unknown): AppError {
 export function problemKinds(status: number, description: string, kinds: ProblemKind[]) {
   return {
     [status]: {
-      description: [description, ...kinds.map((kind) => `- \`${problemType(kind.code)}\`: ${kind.when}`)].join('\n'),
+      description: [description, ...kinds.map((kind) => kindLine(kind.code, kind.when))].join('\n'),
       content: {
         [PROBLEM_MEDIA_TYPE]: {
           schema: Type.Ref('Problem'),
@@ -152,6 +174,12 @@ export function problemKinds(status: number, description: string, kinds: Problem
   };
 }
 
+/** One line of a response description: the kind's URN, its schema when it has one, and when it happens. */
+function kindLine(code: string, when: string): string {
+  const schema = problemSchemaOf(code);
+  return `- \`${problemType(code)}\`${schema ? ` (${schema})` : ''}: ${when}`;
+}
+
 const example = (error: AppError, status: number) => ({
   type: problemType(error.code),
   title: error.title,
@@ -165,7 +193,7 @@ type ResponseDoc = { description?: string; headers?: Record<string, unknown>; co
 /** Adds a kind of problem to a documented status, keeping the kinds the route already lists. */
 export function addProblemKind(responses: Record<string, unknown>, status: number, error: AppError, when: string): void {
   const kind = { summary: error.title, value: example(error, status) };
-  const line = `- \`${problemType(error.code)}\`: ${when}`;
+  const line = kindLine(error.code, when);
   const existing = responses[status] as ResponseDoc | undefined;
   const media = existing?.content?.[PROBLEM_MEDIA_TYPE];
   if (existing === undefined || media === undefined) {

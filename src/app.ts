@@ -71,6 +71,7 @@ const app = fp<AppOptions>(async (fastify, { config, connect }) => {
     countTimeoutMs: config.mongo.countTimeoutMs,
     queryTimeoutMs: config.security.queryTimeoutMs,
     retentionDays: config.audit.retentionDays,
+    cursorSecret: config.security.cursorSecret,
   });
   // Before the routes: it hooks every POST route registered after it.
   await fastify.register(idempotency, { ttlHours: config.idempotency.ttlHours });

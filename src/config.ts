@@ -215,6 +215,16 @@ export const variables = {
       return origins;
     },
   },
+  CURSOR_SECRET: {
+    description:
+      'Secret that signs list cursors (HMAC-SHA256), so clients can neither alter nor forge one; at least 32 characters, the same on every instance. ' +
+      'Unset: a random secret stored in the database (collection service_secrets), which every instance on the database shares. Changing it makes the cursors already issued a 400.',
+    parse: (raw: string): string => {
+      if (raw.length < 32) throw new Error(`must be at least 32 characters, got ${raw.length}`);
+      if (!/^[\x21-\x7E]+$/.test(raw)) throw new Error('must be visible ASCII characters only');
+      return raw;
+    },
+  },
 } satisfies Record<string, Variable<unknown>>;
 
 type Variables = typeof variables;
@@ -252,6 +262,8 @@ export interface Config {
     queryTimeoutMs: number;
     maxConcurrentQueries: number;
     corsOrigins: string[];
+    /** Unset: the secret stored in the database signs cursors. */
+    cursorSecret?: string;
   };
   shutdownGraceMs: number;
 }
@@ -319,6 +331,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queryTimeoutMs: v.QUERY_TIMEOUT_MS,
       maxConcurrentQueries: v.MAX_CONCURRENT_QUERIES,
       corsOrigins: values.CORS_ORIGINS ?? [],
+      cursorSecret: values.CURSOR_SECRET,
     },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
   };

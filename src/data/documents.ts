@@ -17,6 +17,7 @@ import { compileCaster, type Caster } from './casting.ts';
 import { KeyLocks, TurnTimeout } from './key-locks.ts';
 import { DEFAULT_TRANSACTION_OPTIONS } from './transactions.ts';
 import { DeadlineExceeded, type Deadline } from './deadline.ts';
+import { CursorKeys } from './cursor-keys.ts';
 import {
   afterCursor,
   compileFilter,
@@ -45,6 +46,8 @@ export interface RepositoryOptions {
   countTimeoutMs: number;
   /** Upper bound on one list query: MongoDB stops it past this (and the request gets 503). */
   queryTimeoutMs: number;
+  /** Signs list cursors; by default the secret stored in the database. */
+  cursors?: CursorKeys;
 }
 
 /** What a deletion did: the document is gone, or was archived instead (as it is now). */
@@ -99,6 +102,7 @@ export class DocumentRepository {
   private readonly toStored: Caster;
   /** Writes of one document take turns in this process (see inTurn). */
   private readonly turns = new KeyLocks();
+  private readonly cursors: CursorKeys;
 
   constructor(
     readonly entity: Entity,
@@ -108,6 +112,7 @@ export class DocumentRepository {
   ) {
     this.checkWritable = compileValidator(entity.writable);
     this.toStored = compileCaster(entity.stored);
+    this.cursors = options.cursors ?? new CursorKeys(model.db);
   }
 
   /** The driver's collection, for writes that skip Mongoose documents (see createManyIn). */
@@ -251,7 +256,8 @@ export class DocumentRepository {
       const writeErrors = (error as { writeErrors?: { index: number; code?: number; errmsg?: string }[] }).writeErrors;
       if (Array.isArray(writeErrors) && writeErrors.length > 0) {
         const first = writeErrors[0]!;
-        throw new BulkInsertFailure(first.index, this.translate({ code: first.code, keyPattern: keyPatternOf(first.errmsg) }));
+        // A duplicate is the client's; anything else (a validator's refusal) goes on as MongoDB said it.
+        throw new BulkInsertFailure(first.index, first.code === 11000 ? this.translate({ code: first.code, keyPattern: keyPatternOf(first.errmsg) }) : error);
       }
       throw error;
     }
@@ -300,11 +306,12 @@ export class DocumentRepository {
    */
   async list(request: ListRequest, deadline?: Deadline): Promise<ListPage> {
     const { field, direction } = request.sort;
-    const fingerprint = queryFingerprint(request);
+    const fingerprint = queryFingerprint(request, this.entity.collection);
     const filter = compileFilter(this.entity, request.filters, request.q);
+    const key = await this.cursors.key(deadline);
     let pageFilter: MongoFilter = filter;
     if (request.cursor !== undefined) {
-      const after = decodeCursor(request.cursor, fingerprint);
+      const after = decodeCursor(request.cursor, fingerprint, key);
       pageFilter = { $and: [filter, afterCursor(field, direction, after.value, after.id)] };
     }
 
@@ -321,7 +328,7 @@ export class DocumentRepository {
     if (items.length > request.limit) {
       items.length = request.limit;
       const last = items[items.length - 1]!;
-      page.next = encodeCursor(fingerprint, valueAt(last, field), last._id.toHexString());
+      page.next = encodeCursor(key, fingerprint, valueAt(last, field), last._id.toHexString());
     }
     if (request.count) page.total = await this.countWithin(filter, deadline);
     return page;

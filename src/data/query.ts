@@ -1,8 +1,9 @@
 // Turns a validated list request into a MongoDB query: allowlisted fields and operators only,
 // values typed by the entity's schema (so no client value can become an operator), a sort that
-// always ends in _id, and keyset pagination through opaque cursors bound to their query.
+// always ends in _id, and keyset pagination through opaque cursors bound to their query and
+// signed (HMAC-SHA256), so that a client can neither edit one nor forge one.
 
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import mongoose from 'mongoose';
 import type { TSchema } from 'typebox';
 import { PREFIX_MAX_LENGTH, schemaAt, type Entity, type FilterOp } from '../domain/entity.ts';
@@ -121,9 +122,13 @@ interface CursorContent {
   i: string;
 }
 
-/** Identifies a query (filters, search and sort, not the page) so a cursor cannot be reused elsewhere. */
-export function queryFingerprint(request: Pick<ListRequest, 'filters' | 'q' | 'sort'>): string {
+/**
+ * Identifies a query (its collection, filters, search and sort, not the page or the fields) so a
+ * cursor cannot be reused elsewhere.
+ */
+export function queryFingerprint(request: Pick<ListRequest, 'filters' | 'q' | 'sort'>, collection = ''): string {
   const canonical = JSON.stringify({
+    c: collection,
     f: [...request.filters].map((c) => [c.field, c.op, c.value]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
     q: request.q ?? null,
     s: [request.sort.field, request.sort.direction],
@@ -151,15 +156,39 @@ function decodeValue(value: CursorContent['v']): unknown {
 const invalidCursor = (detail: string) =>
   new AppError(400, 'invalid-cursor', 'Invalid Cursor', { detail, extensions: { errors: [{ in: 'query', pointer: '/cursor', message: detail }] } });
 
-export function encodeCursor(fingerprint: string, sortValue: unknown, id: unknown): string {
-  const content: CursorContent = { h: fingerprint, v: encodeValue(sortValue), i: String(id) };
-  return Buffer.from(JSON.stringify(content)).toString('base64url');
+/** Bytes of the signature kept in a cursor: 128 bits, far beyond guessing. */
+const SIGNATURE_BYTES = 16;
+
+const signatureOf = (key: Buffer, payload: string) => createHmac('sha256', key).update(`cursor.v1.${payload}`).digest().subarray(0, SIGNATURE_BYTES);
+
+/**
+ * base64url as this service writes it, and nothing else: Buffer.from skips characters it does not
+ * know and ignores the unused bits of the last one, so two tokens could decode alike; only the
+ * canonical spelling is accepted, so that altering any character of a cursor changes what it says.
+ */
+function strictBase64url(text: string): Buffer | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
+  const bytes = Buffer.from(text, 'base64url');
+  return bytes.toString('base64url') === text ? bytes : undefined;
 }
 
-export function decodeCursor(token: string, fingerprint: string): { value: unknown; id: InstanceType<typeof ObjectId> } {
+/** A cursor: the position (base64url JSON) and its signature by `key`, joined by a dot. */
+export function encodeCursor(key: Buffer, fingerprint: string, sortValue: unknown, id: unknown): string {
+  const content: CursorContent = { h: fingerprint, v: encodeValue(sortValue), i: String(id) };
+  const payload = Buffer.from(JSON.stringify(content)).toString('base64url');
+  return `${payload}.${signatureOf(key, payload).toString('base64url')}`;
+}
+
+export function decodeCursor(token: string, fingerprint: string, key: Buffer): { value: unknown; id: InstanceType<typeof ObjectId> } {
+  const parts = token.split('.');
+  const payload = parts.length === 2 ? strictBase64url(parts[0]!) : undefined;
+  const signature = parts.length === 2 ? strictBase64url(parts[1]!) : undefined;
+  if (payload === undefined || signature === undefined || signature.length !== SIGNATURE_BYTES || !timingSafeEqual(signature, signatureOf(key, parts[0]!))) {
+    throw invalidCursor('The cursor was not issued by this service, or was altered; use the `next` link of the previous page.');
+  }
   let content: CursorContent;
   try {
-    content = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as CursorContent;
+    content = JSON.parse(payload.toString('utf8')) as CursorContent;
     if (typeof content !== 'object' || content === null || typeof content.h !== 'string' || typeof content.i !== 'string') {
       throw new Error('shape');
     }

@@ -10,6 +10,7 @@ import type { References } from '../domain/deletion.ts';
 import { Customer, ENTITIES, Order, Product, Stock } from '../domain/entities/index.ts';
 import { AuditTrail, type AuditTrailOptions } from './audit.ts';
 import { DocumentRepository } from './documents.ts';
+import { CursorKeys } from './cursor-keys.ts';
 import { toMongooseSchema } from './mongoose-schema.ts';
 import { OrderWorkflow } from './orders.ts';
 import { StockMovements } from './stock-movements.ts';
@@ -31,7 +32,14 @@ declare module 'fastify' {
   }
 }
 
-export function createRepositories(connection: import('mongoose').Connection, options: AuditTrailOptions): Repositories {
+export interface RepositoriesOptions extends AuditTrailOptions {
+  /** CURSOR_SECRET; unset: the secret stored in the database. */
+  cursorSecret?: string;
+}
+
+export function createRepositories(connection: import('mongoose').Connection, { cursorSecret, ...rest }: RepositoriesOptions): Repositories {
+  // One key source for every list, so the stored secret is read once per process.
+  const options = { ...rest, cursors: new CursorKeys(connection, cursorSecret) };
   const audit = new AuditTrail(connection, options);
   const documents = new Map<string, DocumentRepository>();
   for (const entity of ENTITIES as readonly Entity[]) {
@@ -50,7 +58,7 @@ export function createRepositories(connection: import('mongoose').Connection, op
   return { documents, referencesIn, orders: workflow, stockMovements, audit };
 }
 
-export default fp<AuditTrailOptions>(
+export default fp<RepositoriesOptions>(
   async (app, options) => {
     app.decorate('repositories', createRepositories(app.db.connection, options));
   },

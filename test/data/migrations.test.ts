@@ -52,7 +52,7 @@ describe('migrations', () => {
 
     expect(await migrateUp(db, client)).toEqual(MIGRATION_FILES);
     expect(await collectionNames(db)).toEqual(
-      [...entityCollections, 'api_keys', 'audit_events', 'idempotency_records', changelogCollectionName, lockCollectionName].sort(),
+      [...entityCollections, 'api_keys', 'audit_events', 'idempotency_records', 'service_secrets', changelogCollectionName, lockCollectionName].sort(),
     );
     for (const collection of entityCollections) expect(await indexNames(db, collection)).toEqual(declaredIndexNames(collection));
     // Every run released its lock.

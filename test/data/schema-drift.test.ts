@@ -47,11 +47,11 @@ const byName = (a: { name?: unknown }, b: { name?: unknown }) => String(a.name).
 describe('the migrated schema matches the entity declarations', () => {
   const database = useMigratedDatabase('schema_drift');
 
-  it('creates a collection for every entity and nothing else besides the bookkeeping (keys, audit, idempotency, migrations)', async () => {
+  it('creates a collection for every entity and nothing else besides the bookkeeping (keys, audit, idempotency, migrations, secrets)', async () => {
     const names = (await database.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
     // The bookkeeping collections are no entities: their schemas live in their migrations.
     expect(names).toEqual(
-      [...ENTITIES.map((e) => e.collection), 'api_keys', 'audit_events', 'idempotency_records', 'migrations_changelog', 'migrations_lock'].sort(),
+      [...ENTITIES.map((e) => e.collection), 'api_keys', 'audit_events', 'idempotency_records', 'migrations_changelog', 'migrations_lock', 'service_secrets'].sort(),
     );
   });
 

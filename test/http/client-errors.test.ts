@@ -68,9 +68,9 @@ describe('requests refused below the app', () => {
     ['HTTP/2.0 in clear text', get('GET /health/live HTTP/2.0\r\nHost: x')],
     ['the HTTP/2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'],
     ['HTTP/0.9', 'GET /health/live\r\n\r\n'],
-  ])('%s: 505 problem, and the connection closed', async (_case, request) => {
+  ])('%s: 400 http-version-not-supported problem, and the connection closed', async (_case, request) => {
     const answer = await rawRequest(port, request);
-    expectProblem(answer, 505, 'http-version-not-supported');
+    expectProblem(answer, 400, 'http-version-not-supported');
     expect(answer.closed).toBe(true);
   });
 

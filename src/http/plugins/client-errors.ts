@@ -6,7 +6,9 @@
 // document where the connection still allows an answer, and the connection is then closed: after
 // a parse error nothing else on it can be trusted to be where it seems. No request exists yet
 // when the parser fails, so these answers carry a request id generated for them, logged with the
-// refusal.
+// refusal. A request in another HTTP version is the client's mistake like any other malformed
+// request: a 400 (http-version-not-supported), not a 505, so that nothing a client sends can
+// make the service answer 5xx.
 
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http';
@@ -40,7 +42,7 @@ function refusalOf(error: ConnectionError & { reason?: string }, requestTimeoutM
       return { status: 431, code: 'headers-too-large', detail: 'The request headers are larger than this server reads (16 KiB in all).' };
     case 'HPE_INVALID_VERSION':
     case 'HPE_PAUSED_H2_UPGRADE':
-      return { status: 505, code: 'http-version-not-supported', detail: `This server speaks HTTP/1.1 (and 1.0) in clear text: ${reason}.` };
+      return { status: 400, code: 'http-version-not-supported', detail: `This server speaks HTTP/1.1 (and 1.0) in clear text: ${reason}.` };
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return { status: 413, code: 'payload-too-large', detail: 'The chunk extensions of the body are larger than this server reads.' };
     default:
@@ -133,7 +135,7 @@ export default fp(
     app.addHook('onRequest', async (request) => {
       const { httpVersionMajor, httpVersion } = request.raw;
       if (httpVersionMajor !== 1) {
-        throw new AppError(505, 'http-version-not-supported', 'HTTP Version Not Supported', {
+        throw new AppError(400, 'http-version-not-supported', 'Bad Request', {
           detail: `This server speaks HTTP/1.1 (and 1.0) in clear text, not HTTP/${httpVersion}.`,
           headers: { connection: 'close' },
         });

@@ -16,8 +16,6 @@ import { outcomeUnknown } from '../../data/transactions.ts';
 import { serializeThrown } from '../../logger.ts';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-/** 5xx statuses that refuse what the client asked (a method, a protocol version), not failures of the service. */
-const REFUSALS_5XX = new Set([501, 505]);
 
 export interface ProblemDetailsOptions {
   retryAfterSeconds: number;
@@ -172,7 +170,7 @@ export default fp<ProblemDetailsOptions>(
     app.setErrorHandler((error: FastifyError, request, reply) => {
       try {
         const appError = toAppError(error, options.retryAfterSeconds);
-        if (appError.status >= 500 && !REFUSALS_5XX.has(appError.status)) {
+        if (appError.status >= 500) {
           // The original error goes to the log, never to the client. A 503 is an expected state
           // (MongoDB away, contention): a warning, so an outage does not read as a flood of bugs.
           const level = appError.status === 503 ? 'warn' : 'error';

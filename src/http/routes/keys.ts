@@ -11,7 +11,7 @@ import mongoose from 'mongoose';
 import { API_KEYS_COLLECTION, ApiKeyStore, type ApiKeyInfo } from '../../data/api-keys.ts';
 import { actorOf } from '../actor.ts';
 import { AppError } from '../../errors.ts';
-import { problemResponses } from '../schemas/problem.ts';
+import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
 import { IdParams } from './documents.ts';
 
 const KEYS_ADMIN = ['keys:admin'] as const;
@@ -72,13 +72,15 @@ const CreatedApiKeySchema = Type.Object(
   },
 );
 
+const notFound = (id: string) => AppError.notFound(`No API key with id ${id}.`);
+const noSuchKey = problemKinds(404, 'No such key.', [kindOf(notFound(keyExample.id), 'no key has this id.')]);
+
 const keyRoutes: FastifyPluginAsync = async (app) => {
   app.addSchema(ApiKeySchema);
   app.addSchema(NewApiKeySchema);
   app.addSchema(CreatedApiKeySchema);
   const store = ApiKeyStore.of(app.db.connection);
   const config = { scopes: KEYS_ADMIN };
-  const notFound = (id: string) => AppError.notFound(`No API key with id ${id}.`);
   const toJson = (key: ApiKeyInfo) => key;
 
   app.get(
@@ -152,7 +154,7 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         operationId: 'getApiKey',
         summary: 'Read an API key',
         params: IdParams,
-        response: { 200: { description: 'The key, without its secret.', ...Type.Ref('ApiKey') }, ...problemResponses(400, 404, 500, 503) },
+        response: { 200: { description: 'The key, without its secret.', ...Type.Ref('ApiKey') }, ...problemResponses(400, 500, 503), ...noSuchKey },
       },
     },
     async (request) => {
@@ -173,7 +175,7 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         summary: 'Revoke an API key',
         description: 'The key is kept, marked revoked (so the audit trail can still name it), and refused from then on (within AUTH_CACHE_TTL_MS on every instance). Revoking twice keeps the first time.',
         params: IdParams,
-        response: { 200: { description: 'The key as revoked.', ...Type.Ref('ApiKey') }, ...problemResponses(400, 404, 500, 503) },
+        response: { 200: { description: 'The key as revoked.', ...Type.Ref('ApiKey') }, ...problemResponses(400, 500, 503), ...noSuchKey },
       },
     },
     async (request) => {

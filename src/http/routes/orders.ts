@@ -16,7 +16,7 @@ import {
 } from '../../domain/orders.ts';
 import { MAX_MOVE_QUANTITY, insufficientStock, stockLimitExceeded, type StockCounter } from '../../domain/stock-movements.ts';
 import { Order } from '../../domain/entities/index.ts';
-import type { StoredDocument } from '../../data/documents.ts';
+import { documentNotFound, type StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses, thrownBy, type ProblemKind } from '../schemas/problem.ts';
 import { ConditionalHeaders, IdParams, etagHeader, etagOf, expectedVersion } from './documents.ts';
 import { OPTIONAL_BODY } from '../plugins/openapi.ts';
@@ -132,7 +132,8 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
           body: Type.Union([Type.Ref('OrderActionRequest'), Type.Null()]),
           response: {
             200: { description: `The order, now ${to}.`, headers: etagHeader, ...Type.Ref('Order') },
-            ...problemResponses(400, 404, 412, 413, 415, 500, 503),
+            ...problemResponses(400, 412, 413, 415, 500, 503),
+            ...problemKinds(404, 'No such order.', [kindOf(documentNotFound(Order.singular, EXAMPLE_ID), 'no order has this id.')]),
             ...problemKinds(409, `The order's status does not allow ${action}${stockLimitKinds(action).length > 0 ? ', or a counter of its stock would pass its limit' : ''}; nothing was changed.`, [
               invalidTransition(action),
               ...stockLimitKinds(action),

@@ -58,7 +58,10 @@ const HEADERS: Record<string, JsonSchema> = {
   'RateLimit-Remaining': { description: 'Requests left in the current window.', schema: { type: 'integer', minimum: 0 } },
   'RateLimit-Reset': { description: 'Seconds until the allowance is whole again.', schema: { type: 'integer', minimum: 0 } },
   'RateLimit-Policy': { description: 'The limit as `<requests>;w=60` (per 60 seconds).', schema: { type: 'string', pattern: '^[0-9]+;w=60$' } },
-  'Retry-After': { description: 'Seconds to wait before retrying.', required: true, schema: { type: 'integer', minimum: 0 } },
+  'Retry-After': {
+    description: 'Seconds to wait before retrying: on a 429, on the 503s of this service, and on a 409 idempotency-in-progress.',
+    schema: { type: 'integer', minimum: 0 },
+  },
   'Idempotency-Replayed': {
     description: 'true on an answer given again to a retry with the same Idempotency-Key and body; absent on a first answer.',
     schema: { type: 'string', enum: ['true'] },

@@ -1,6 +1,7 @@
 // The MongoDB users README.md tells operators to create, on a replica set with access control on:
 // the migrations user applies every migration, the service user (documents read and written in
-// the service's own collections, the audit trail appended to, the changelog read, nothing else)
+// the service's own collections, the audit trail appended to, the changelog and the cursor secret
+// read, nothing else)
 // runs the whole API, and whatever reshapes the schema, rewrites history or leaves its own
 // collections is refused to it. The README snippet is checked against the commands run here, so
 // the two cannot drift apart.
@@ -14,6 +15,7 @@ import { buildApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { API_KEYS_COLLECTION, ApiKeyStore } from '../../src/data/api-keys.ts';
 import { AUDIT_COLLECTION } from '../../src/data/audit.ts';
+import { SECRETS_COLLECTION } from '../../src/data/cursor-keys.ts';
 import { IDEMPOTENCY_COLLECTION } from '../../src/data/idempotency.ts';
 import { MIGRATION_SETTINGS, migrateUp, migrationStatus, prepareSchemaAtStart } from '../../src/data/migrations.ts';
 import { ENTITIES, Product } from '../../src/domain/entities/index.ts';
@@ -43,12 +45,14 @@ const DOCUMENT_ACTIONS = ['find', 'insert', 'update', 'remove'];
 const AUDIT = { collection: AUDIT_COLLECTION, actions: ['find', 'insert'] };
 /** Read for `require`, `check` and readiness; only the migrations user writes it (and takes the lock). */
 const CHANGELOG = { collection: MIGRATION_SETTINGS.changelogCollectionName, actions: ['find'] };
+/** The secret that signs list cursors: stored by its migration, only read by the service. */
+const SECRETS = { collection: SECRETS_COLLECTION, actions: ['find'] };
 const SERVICE_ROLE = {
   role: 'storekeeperService',
   roles: [] as string[],
   privileges: [
     ...DOCUMENT_COLLECTIONS.map((collection) => ({ resource: { db: DB, collection }, actions: DOCUMENT_ACTIONS })),
-    ...[AUDIT, CHANGELOG].map(({ collection, actions }) => ({ resource: { db: DB, collection }, actions })),
+    ...[AUDIT, CHANGELOG, SECRETS].map(({ collection, actions }) => ({ resource: { db: DB, collection }, actions })),
   ],
 };
 const SERVICE_USER = { user: 'storekeeper', password: secret('service'), roles: [SERVICE_ROLE.role] };
@@ -70,6 +74,7 @@ function snippetLines(): string[] {
     `  ...documents.map((collection) => ({ resource: { db: '${DB}', collection }, actions: ${quoted(DOCUMENT_ACTIONS)} })),`,
     one(AUDIT),
     one(CHANGELOG),
+    one(SECRETS),
     '] })',
     createUser(SERVICE_USER),
     createUser(MIGRATIONS_USER),

@@ -1,6 +1,8 @@
 // The one error handler: every failure leaves as an RFC 9457 problem document. Expected
 // failures (AppError, validation, body parsing) say what is wrong; anything else is a 500
-// whose body reveals nothing, while the log line carries the error and the request id.
+// whose body reveals nothing, while the log line carries the error and the request id. The
+// handler cannot fail in turn: whatever was thrown, and whatever breaks while it is handled (the
+// log, the problem's members), a problem document still goes out.
 
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';

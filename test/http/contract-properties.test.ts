@@ -25,8 +25,8 @@ type GeneratedRequest = {
 };
 
 const SEED = Number(process.env.CONTRACT_SEED ?? Date.now() % 2 ** 31);
-const VALID_RUNS = 20;
-const INVALID_RUNS = 10;
+const VALID_RUNS = 30;
+const INVALID_RUNS = 15;
 // Statuses a valid request may get besides 2xx/304: references that do not exist, domain
 // conflicts, preconditions, and an idempotency key reused with another body.
 const ALLOWED_REFUSALS = new Set([404, 409, 412, 428, 422]);

@@ -124,7 +124,7 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
       try {
         // Raced as well as timed out: the answer leaves by the deadline even when the driver's own
         // timeout is slow to fire (a frozen server keeps the socket open).
-        await deadline.race(db.admin().command({ ping: 1 }, { timeoutMS: Math.max(1, Math.round(deadline.remaining())) }));
+        await deadline.race(db.admin().command({ ping: 1 }, { timeoutMS: deadline.timeoutMS() }));
       } catch (error) {
         throw notReady(error);
       }

@@ -10,12 +10,15 @@
 
 import { AppError } from '../errors.ts';
 import type { ClientSession, Connection, mongo } from 'mongoose';
+import type { Deadline } from './deadline.ts';
 
 export const IDEMPOTENCY_COLLECTION = 'idempotency_records';
 
 const DUPLICATE_KEY = 11000;
 /** Records written before leases existed hold their key this long after they were created. */
 const LEGACY_LEASE_MS = 60_000;
+/** A claim's lease outlives its request's deadline by this much: time for a commit sent at the deadline to land. */
+export const LEASE_GRACE_MS = 2_000;
 /** Rounds of claim-or-read before giving up on a key that keeps changing hands. */
 const MAX_CLAIM_ROUNDS = 8;
 
@@ -58,11 +61,6 @@ export const claimLost = () =>
     headers: { 'retry-after': '1' },
   });
 
-/** Options of one store operation: bounded by the request's time left. */
-export interface OperationLimit {
-  timeoutMS: number;
-}
-
 export class IdempotencyStore {
   constructor(
     private readonly connection: Connection,
@@ -74,31 +72,33 @@ export class IdempotencyStore {
   }
 
   /**
-   * Claims a scope for `owner` until `leaseMs` from now, taking over a running record whose lease
-   * has ended; otherwise returns the record that holds the scope. A record past its expiry that
-   * the TTL monitor (once a minute) has not removed yet counts as absent.
+   * Claims a scope for `owner` until LEASE_GRACE_MS after its deadline, taking over a running
+   * record whose lease has ended; otherwise returns the record that holds the scope. A record past
+   * its expiry that the TTL monitor (once a minute) has not removed yet counts as absent. Every
+   * operation runs under the deadline's time left.
    */
-  async claim(scope: string, fingerprint: string, owner: string, leaseMs: number, limit: OperationLimit): Promise<Claim> {
+  async claim(scope: string, fingerprint: string, owner: string, deadline: Deadline): Promise<Claim> {
+    const limit = () => ({ timeoutMS: deadline.timeoutMS() });
     for (let round = 1; ; round++) {
       const now = new Date();
-      const leaseUntil = new Date(now.getTime() + leaseMs);
+      const leaseUntil = new Date(now.getTime() + deadline.remaining() + LEASE_GRACE_MS);
       try {
         await this.records.insertOne(
           { _id: scope, state: 'running', fingerprint, owner, leaseUntil, createdAt: now, expiresAt: new Date(now.getTime() + this.ttlMs) },
-          limit,
+          limit(),
         );
         idempotencyEvents.claimed++;
         return { claimed: true, tookOver: false };
       } catch (error) {
         if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
       }
-      const record = await this.records.findOne({ _id: scope }, limit);
+      const record = await this.records.findOne({ _id: scope }, limit());
       const last = round >= MAX_CLAIM_ROUNDS;
       // Released or expired in between: claim it again.
       if (record === null && !last) continue;
       if (record === null) throw new Error('the idempotency record kept changing hands');
       if (record.expiresAt <= now && !last) {
-        await this.records.deleteOne({ _id: scope, expiresAt: record.expiresAt }, limit);
+        await this.records.deleteOne({ _id: scope, expiresAt: record.expiresAt }, limit());
         idempotencyEvents.expired++;
         continue;
       }
@@ -108,7 +108,7 @@ export class IdempotencyStore {
         const taken = await this.records.updateOne(
           { _id: scope, state: 'running', owner: record.owner ?? { $exists: false }, leaseUntil: record.leaseUntil ?? { $exists: false } },
           { $set: { owner, leaseUntil } },
-          limit,
+          limit(),
         );
         if (taken.modifiedCount === 1) {
           idempotencyEvents.takenOver++;
@@ -120,8 +120,8 @@ export class IdempotencyStore {
     }
   }
 
-  async find(scope: string, limit: OperationLimit): Promise<IdempotencyRecord | null> {
-    return this.records.findOne({ _id: scope }, limit);
+  async find(scope: string, deadline: Deadline): Promise<IdempotencyRecord | null> {
+    return this.records.findOne({ _id: scope }, { timeoutMS: deadline.timeoutMS() });
   }
 
   /**
@@ -139,18 +139,18 @@ export class IdempotencyStore {
   }
 
   /** Stores the answer as sent: of the holder of a running record, or of any request replaying a committed one. */
-  async complete(scope: string, fingerprint: string, owner: string, answer: StoredAnswer, limit: OperationLimit): Promise<void> {
+  async complete(scope: string, fingerprint: string, owner: string, answer: StoredAnswer, deadline: Deadline): Promise<void> {
     const set: Partial<IdempotencyRecord> = { state: 'done', completedAt: new Date(), status: answer.status, headers: answer.headers };
     if (answer.body !== undefined) set.body = answer.body;
     await this.records.updateOne(
       { _id: scope, fingerprint, $or: [{ state: 'running', owner }, { state: 'committed' }] },
       { $set: set, $unset: { result: '', owner: '', leaseUntil: '' } },
-      limit,
+      { timeoutMS: deadline.timeoutMS() },
     );
   }
 
   /** Gives a running claim up, so that a retry runs the work at once. Never touches a committed record. */
-  async release(scope: string, owner: string, limit: OperationLimit): Promise<void> {
-    await this.records.deleteOne({ _id: scope, owner, state: 'running' }, limit);
+  async release(scope: string, owner: string, deadline: Deadline): Promise<void> {
+    await this.records.deleteOne({ _id: scope, owner, state: 'running' }, { timeoutMS: deadline.timeoutMS() });
   }
 }

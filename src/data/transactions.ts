@@ -81,6 +81,11 @@ export async function withTransaction<T>(
     log.warn({ err: cause, elapsedMs: elapsedMs() }, 'transaction gave up; nothing was written');
     return notWritten(options.retryAfterSeconds, cause, detail);
   };
+  const unknown = (cause: unknown) => {
+    transactionOutcomes.unknown++;
+    log.warn({ err: cause, elapsedMs: elapsedMs() }, 'transaction outcome unknown: its commit did not answer in time');
+    return outcomeUnknown(options.retryAfterSeconds, cause);
+  };
 
   for (let attempt = 1; ; attempt++) {
     let session: ClientSession;
@@ -97,7 +102,7 @@ export async function withTransaction<T>(
       // The caller was already told "not written": this attempt must not commit.
       if (abandoned) throw new DeadlineExceeded();
       phase = 'commit';
-      await commitUntilKnown(session, deadline, options, log);
+      await commitUntilKnown(session, deadline, log);
       return result;
     })();
     // However the attempt ends, and even after the caller stopped waiting for it, its transaction
@@ -115,18 +120,11 @@ export async function withTransaction<T>(
     } catch (error) {
       if (error instanceof DeadlineExceeded) {
         abandoned = true;
-        if (phase === 'work') throw giveUp(error);
-        transactionOutcomes.unknown++;
-        log.warn({ elapsedMs: elapsedMs() }, 'transaction outcome unknown: its commit did not answer in time');
-        throw outcomeUnknown(options.retryAfterSeconds, error);
+        throw phase === 'work' ? giveUp(error) : unknown(error);
       }
+      if (error instanceof CommitUnknown) throw unknown(error.cause);
       // The attempt is over; let its abort finish so the next attempt does not meet its writes.
       await deadline.race(cleanedUp).catch(ignore);
-      if (error instanceof AppError && error.code === 'outcome-unknown') {
-        transactionOutcomes.unknown++;
-        log.warn({ err: error.cause, elapsedMs: elapsedMs() }, 'transaction outcome unknown: its commit did not answer in time');
-        throw error;
-      }
       const kind = failureKind(error);
       if (kind !== 'transient' && kind !== 'unavailable') {
         transactionOutcomes.refused++;
@@ -143,21 +141,29 @@ export async function withTransaction<T>(
   }
 }
 
+/** A commit whose outcome was still unknown when the deadline left no time to ask again. */
+class CommitUnknown extends Error {
+  constructor(cause: unknown) {
+    super('the commit\'s outcome is unknown', { cause });
+    this.name = 'CommitUnknown';
+  }
+}
+
 /**
  * Commits, and commits again while the outcome is unknown. Throws the server's error when it says
- * the transaction was aborted (TransientTransactionError: nothing was written), and outcome-unknown
+ * the transaction was aborted (TransientTransactionError: nothing was written), and CommitUnknown
  * when the deadline leaves no time to ask again.
  */
-async function commitUntilKnown(session: ClientSession, deadline: Deadline, options: TransactionOptions, log: FastifyBaseLogger): Promise<void> {
+async function commitUntilKnown(session: ClientSession, deadline: Deadline, log: FastifyBaseLogger): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       // The driver's own timeout as well, so a commit to a frozen server does not outlive the request by long.
-      await session.commitTransaction({ timeoutMS: Math.max(1, Math.round(deadline.remaining())) });
+      await session.commitTransaction({ timeoutMS: deadline.timeoutMS() });
       return;
     } catch (error) {
       if (hasLabel(error, 'TransientTransactionError')) throw error;
       const wait = backoffMs(attempt);
-      if (deadline.remaining() < wait + LEAST_USEFUL_MS) throw outcomeUnknown(options.retryAfterSeconds, error);
+      if (deadline.remaining() < wait + LEAST_USEFUL_MS) throw new CommitUnknown(error);
       transactionRetries.unknownCommit++;
       log.info({ attempt, reason: (error as Error).message }, 'transaction commit retried: its outcome was unknown');
       await deadline.sleep(wait);

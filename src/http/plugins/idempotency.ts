@@ -14,19 +14,16 @@ import { Type } from 'typebox';
 import { AppError } from '../../errors.ts';
 import { IdempotencyStore, idempotencyEvents, leaseEnd, type IdempotencyRecord } from '../../data/idempotency.ts';
 import type { WriteGuard } from '../../data/audit.ts';
-import { DeadlineExceeded, type Deadline } from '../../data/deadline.ts';
+import { Deadline, DeadlineExceeded } from '../../data/deadline.ts';
 import { addRouteHook } from './route-hooks.ts';
 import { addProblemKind } from '../schemas/problem.ts';
 
 export interface IdempotencyOptions {
   ttlHours: number;
-  /** How long a retry waits for the first request with its key before answering 409 (at most its own deadline). */
-  waitMs?: number;
-  pollMs?: number;
 }
 
-/** A claim's lease outlives its request's deadline by this much: time for a commit sent at the deadline to land. */
-export const LEASE_GRACE_MS = 2_000;
+/** How often a retry looks again at the record of the request holding its key. */
+const POLL_MS = 50;
 /** Bound on the store operations a request leaves behind (releases): they never delay an answer. */
 const BACKGROUND_TIMEOUT_MS = 5_000;
 
@@ -124,11 +121,8 @@ function replay(reply: FastifyReply, record: IdempotencyRecord): FastifyReply {
     .send(record.body ?? null);
 }
 
-const limitOf = (deadline: Deadline) => ({ timeoutMS: Math.max(1, Math.round(deadline.remaining())) });
-
 export default fp<IdempotencyOptions>(
   async (app, options) => {
-    const pollMs = options.pollMs ?? 50;
     const store = new IdempotencyStore(app.db.connection, options.ttlHours * 3_600_000);
     app.decorateRequest('idempotencyClaim', undefined);
     app.decorateRequest('writeGuard', undefined);
@@ -150,7 +144,7 @@ export default fp<IdempotencyOptions>(
     /** Gives a claim up without making anyone wait: if it does not reach MongoDB, the lease ends anyway. */
     function release(request: FastifyRequest, scope: string, owner: string): void {
       store
-        .release(scope, owner, { timeoutMS: BACKGROUND_TIMEOUT_MS })
+        .release(scope, owner, Deadline.after(BACKGROUND_TIMEOUT_MS))
         .catch((error: unknown) => request.log.warn({ err: error }, 'could not release an idempotency key; its lease ends it'));
     }
 
@@ -167,11 +161,11 @@ export default fp<IdempotencyOptions>(
       const owner = randomUUID();
       const { deadline } = request;
       // Waiting for another request with the key may use half of this one's time; the rest is for the work.
-      const waitUntil = deadline.within(Math.min(options.waitMs ?? Infinity, deadline.remaining() / 2));
+      const waitUntil = deadline.within(deadline.remaining() / 2);
 
       try {
         for (;;) {
-          const claim = await deadline.race(store.claim(scope, fingerprint, owner, deadline.remaining() + LEASE_GRACE_MS, limitOf(deadline)));
+          const claim = await deadline.race(store.claim(scope, fingerprint, owner, deadline));
           if (claim.claimed) {
             if (claim.tookOver) request.log.info('idempotency key taken over: the request holding it ran out of time');
             hold(request, scope, fingerprint, owner);
@@ -198,8 +192,8 @@ export default fp<IdempotencyOptions>(
           }
           // The first request is still running: waiting for its answer is what a retrying client wants.
           while (record !== null && record.state === 'running' && leaseEnd(record).getTime() > Date.now() && !waitUntil.expired()) {
-            await waitUntil.sleep(pollMs);
-            record = await deadline.race(store.find(scope, limitOf(deadline)));
+            await waitUntil.sleep(POLL_MS);
+            record = await deadline.race(store.find(scope, deadline));
           }
           // Released, settled, or its lease ended: claim, replay or take over on the next round.
           if (record === null || record.state !== 'running' || leaseEnd(record).getTime() <= Date.now()) continue;
@@ -235,7 +229,7 @@ export default fp<IdempotencyOptions>(
       }
       try {
         const answer = { status: reply.statusCode, headers: storedHeaders(reply), body };
-        await request.deadline.race(store.complete(claim.scope, claim.fingerprint, claim.owner, answer, limitOf(request.deadline)));
+        await request.deadline.race(store.complete(claim.scope, claim.fingerprint, claim.owner, answer, request.deadline));
       } catch (error) {
         // The answer still goes out. A committed write stays replayable from its result; any other
         // answer is given up, so a retry runs the request again instead of waiting for the lease.

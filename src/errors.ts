@@ -56,3 +56,8 @@ export class AppError extends Error {
     });
   }
 }
+
+/** The message of anything thrown (JavaScript can throw any value). */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -13,6 +13,7 @@ import { createLogger, redactSecrets } from './logger.ts';
 import { prepareSchemaAtStart } from './data/migrations.ts';
 import { startEmbeddedMongo, type EmbeddedMongo } from './mongod/embedded.ts';
 import { handleStopRequests } from './shutdown.ts';
+import { errorMessage } from './errors.ts';
 
 export interface StartOptions {
   env?: Record<string, string | undefined>;
@@ -93,7 +94,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     if (error instanceof ConfigError) {
       process.stderr.write(`storekeeper: ${error.message}\nSee .env.example for every variable and its default.\n`);
     } else {
-      process.stderr.write(`storekeeper: failed to start: ${redactSecrets(error instanceof Error ? error.message : String(error))}\n`);
+      process.stderr.write(`storekeeper: failed to start: ${redactSecrets(errorMessage(error))}\n`);
     }
     process.exit(1);
   });

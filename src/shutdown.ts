@@ -10,8 +10,8 @@ export interface StopHandlingOptions {
   graceMs: number;
   logger: Logger;
   /**
-   * The parent forwards the signals it receives: npm does for its scripts (and `node --watch`
-   * for its child). A terminal signals its whole foreground process group, so one Ctrl-C then
+   * The parent forwards the signals it receives, as npm does for its scripts (`npm start`,
+   * `npm run dev`). A terminal signals its whole foreground process group, so one Ctrl-C then
    * arrives twice; and if that parent is killed, nothing is left to pass a signal on.
    */
   parentForwardsSignals: boolean;

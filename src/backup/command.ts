@@ -10,6 +10,7 @@ import { BackupError } from './dump.ts';
 import { progressReporter, type Progress } from './progress.ts';
 import { RestoreError } from './restore.ts';
 import { BackupInvalidError } from './verify.ts';
+import { errorMessage } from '../errors.ts';
 
 export const EXIT_USAGE = 2;
 
@@ -62,7 +63,7 @@ function fail(command: string, progress: Progress, error: unknown): never {
   // A bad environment names every variable at fault, as every command of the service does.
   if (error instanceof ConfigError) exitWithFailure(command, error);
   const expected = [BackupError, RestoreError, BackupInvalidError, CliError].some((type) => error instanceof type);
-  const text = redactSecrets(error instanceof Error ? error.message : String(error));
+  const text = redactSecrets(errorMessage(error));
   progress({
     event: 'failed',
     message: `storekeeper ${command}: ${expected ? text : `failed: ${text}`}`,

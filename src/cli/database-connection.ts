@@ -9,6 +9,7 @@ import mongoose from 'mongoose';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { redactSecrets } from '../logger.ts';
 import { startEmbeddedMongo, type EmbeddedMongo } from '../mongod/embedded.ts';
+import { errorMessage } from '../errors.ts';
 
 export type Db = mongoose.mongo.Db;
 export type MongoClient = mongoose.mongo.MongoClient;
@@ -180,7 +181,7 @@ function somethingListens(host: string, port: number): Promise<boolean> {
 }
 
 function describe(error: unknown): string {
-  return redactSecrets(error instanceof Error ? error.message : String(error));
+  return redactSecrets(errorMessage(error));
 }
 
 /** A failure whose message says everything an operator needs: printed without a prefix. */

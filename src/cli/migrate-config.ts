@@ -7,6 +7,7 @@ import type { MigrateMongoConfig } from 'migrate-mongo';
 import { LOCK_TTL_SECONDS, MIGRATION_SETTINGS, prepareBookkeeping } from '../data/migrations.ts';
 import { redactSecrets } from '../logger.ts';
 import { openCliDatabase, withCliClient, type CliDatabase } from './database-connection.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface MigrateConfigOptions {
   /** migrate-mongo's arguments (process.argv without node and the script): they name the command. */
@@ -86,7 +87,7 @@ function stopBeforeExit(database: CliDatabase, log: (message: string) => void): 
     if (code !== undefined && code !== null) process.exitCode = code;
     database.stop().then(
       () => log('embedded database stopped'),
-      (error: unknown) => log(`stopping the embedded database failed: ${error instanceof Error ? error.message : String(error)}`),
+      (error: unknown) => log(`stopping the embedded database failed: ${errorMessage(error)}`),
     ).finally(() => exit());
   };
   process.exit = ((code?: number | string | null) => stopThenExit(code)) as typeof process.exit;

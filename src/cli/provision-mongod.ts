@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { resolveMongodBinary } from '../mongod/binary.ts';
 import { startEmbeddedMongo } from '../mongod/embedded.ts';
+import { errorMessage } from '../errors.ts';
 
 const seconds = (since: number): string => `${((performance.now() - since) / 1000).toFixed(1)} s`;
 
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (err) {
-  console.error(`mongod:provision failed: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`mongod:provision failed: ${errorMessage(err)}`);
   // Exit now: an abandoned download attempt may still hold the event loop open.
   process.exit(1);
 }

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DryMongoBinary, MongoBinary } from 'mongodb-memory-server';
 import { provisionWineMongod } from './wine-fallback.ts';
+import { errorMessage } from '../errors.ts';
 
 export const MONGOD_VERSION = '7.0.15';
 
@@ -153,7 +154,7 @@ function noMongodMessage(version: string, downloadError: unknown, fallbackError:
   return [
     `Could not get mongod ${version}.`,
     `The download from MongoDB failed: ${oneLine(downloadError)}`,
-    `The offline fallback (MongoDB's Windows build under Wine) failed: ${errorText(fallbackError)}`,
+    `The offline fallback (MongoDB's Windows build under Wine) failed: ${errorMessage(fallbackError)}`,
     'Ways out:',
     '  - install wine64: apt-get install --no-install-recommends wine64 (then run npm run mongod:provision)',
     '  - or set MONGOMS_SYSTEM_BINARY to a mongod binary',
@@ -173,10 +174,7 @@ function logToStderr(message: string): void {
   process.stderr.write(`[mongod] ${message}\n`);
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 function oneLine(err: unknown): string {
-  return errorText(err).replace(/\s*\n\s*/g, ' ');
+  return errorMessage(err).replace(/\s*\n\s*/g, ' ');
 }

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { MongoInstance, MongoMemoryReplSet } from 'mongodb-memory-server';
 import mongoose from 'mongoose';
 import { resolveMongodBinary, type ResolveBinaryOptions, type ResolvedBinary } from './binary.ts';
+import { errorMessage } from '../errors.ts';
 
 export interface EmbeddedMongoOptions {
   dataDir?: string; // persistent when set: data kept across restarts; else a temp dir removed on stop
@@ -273,9 +274,6 @@ async function exitWithin(exit: Promise<void>, ms: number): Promise<boolean> {
   }
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 // mongodb-memory-server 11.3 hands checkErrorInLine a whole stdout chunk and JSON.parses it when it
 // mentions "DBException in initAndListen". mongod prints that line together with others when its
@@ -295,7 +293,7 @@ function checkMongodOutputLineByLine(): void {
 }
 
 function explainStartFailure(err: unknown, dataDir: string, port: number | undefined): Error {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   if (/DBPathInUse|Unable to lock the lock file/i.test(message)) {
     return new Error(`another mongod is already running on the data dir ${dataDir}; stop it first (${oneLine(message)})`, { cause: err });
   }

@@ -6,6 +6,7 @@ import { access, chmod, constants, mkdir, mkdtemp, readdir, readFile, rename, rm
 import { delimiter, join } from 'node:path';
 import { withFileLock } from './file-lock.ts';
 import { runCommand } from './run-command.ts';
+import { errorMessage } from '../errors.ts';
 
 // The one build this fallback knows how to fetch and verify.
 const WINDOWS_BUILD = {
@@ -273,6 +274,3 @@ async function findOnPath(command: string): Promise<string | undefined> {
   return undefined;
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -17,9 +17,8 @@ import { ENTITIES } from '../../domain/entities/index.ts';
 import { SCOPES } from '../../domain/access.ts';
 import type { FieldError } from '../../errors.ts';
 import { SECURITY_SCHEMES } from './authentication.ts';
-import { PROBLEM_MEDIA_TYPE } from '../schemas/problem.ts';
+import { PROBLEM_MEDIA_TYPE, problemType } from '../schemas/problem.ts';
 import { BATCH_FAILURE_SCHEMA, problemSchemaOf, problemTypeSchemas } from '../schemas/problem-types.ts';
-import { problemType } from '../schemas/problem.ts';
 
 export interface OpenApiOptions {
   docs: boolean;

@@ -23,7 +23,7 @@ interface ProblemTypeDeclaration {
 }
 
 /** Kinds of problem with extension members, by code (the last part of their type URN). */
-export const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
+const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
   'validation-failed': {
     schema: 'ValidationProblem',
     description: 'A request with invalid values (400): `errors` points at each one.',
@@ -129,7 +129,7 @@ export const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
 export const problemSchemaOf = (code: string): string | undefined => PROBLEM_TYPES[code]?.schema;
 
 /** Where a batch operation failed: added to whatever problem its single route would give. */
-export const FailedOperationSchema = Type.Object(
+const FailedOperationSchema = Type.Object(
   {
     index: Type.Integer({ minimum: 0, description: 'Position of the operation in the request.' }),
     op: stringEnum(BATCH_OPS),

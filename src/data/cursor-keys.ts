@@ -1,11 +1,12 @@
 // The key that signs list cursors (see src/data/query.ts), the same on every instance, or a cursor
 // from one instance would be refused by the next: CURSOR_SECRET when it is configured; otherwise
 // a random secret stored once per database (collection service_secrets, created with its secret
-// by a migration), read once per process. A database not yet migrated gets its secret from the
-// first instance that needs one; instances that race to store it all end up with the one stored.
+// by a migration, which owns it: the service never creates collections), read once per process
+// and only by a list that issues or reads a cursor.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import mongoose from 'mongoose';
+import { AppError } from '../errors.ts';
 import type { Deadline } from './deadline.ts';
 
 export const SECRETS_COLLECTION = 'service_secrets';
@@ -45,20 +46,13 @@ export class CursorKeys {
   private async load(): Promise<Buffer> {
     const db = this.connection.db;
     if (db === undefined) throw new mongoose.mongo.MongoNotConnectedError('MongoDB is not connected: no cursor key yet');
-    const secrets = db.collection<StoredSecret>(SECRETS_COLLECTION);
-    let found = await secrets.findOne({ _id: CURSOR_SECRET_ID });
-    if (found === null) {
-      await secrets.updateOne(
-        { _id: CURSOR_SECRET_ID },
-        { $setOnInsert: { secret: randomBytes(32).toString('base64url'), createdAt: new Date() } },
-        { upsert: true },
-      ).catch((error: { code?: number }) => {
-        // Another instance stored it first (concurrent upserts on one _id): theirs is the one.
-        if (error.code !== 11000) throw error;
+    const found = await db.collection<StoredSecret>(SECRETS_COLLECTION).findOne({ _id: CURSOR_SECRET_ID });
+    if (found === null || typeof found.secret !== 'string') {
+      throw new AppError(503, 'migrations-pending', 'Service Unavailable', {
+        detail: `No cursor secret is stored in ${SECRETS_COLLECTION}: apply the migrations (npm run migrate:up), or set CURSOR_SECRET.`,
+        headers: { 'retry-after': '5' },
       });
-      found = await secrets.findOne({ _id: CURSOR_SECRET_ID });
     }
-    if (found === null || typeof found.secret !== 'string') throw new Error(`${SECRETS_COLLECTION} holds no cursor secret`);
     return keyOf(found.secret);
   }
 }

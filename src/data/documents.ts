@@ -16,7 +16,7 @@ import type { Actor, AuditTrail, Tx } from './audit.ts';
 import { compileCaster, type Caster } from './casting.ts';
 import { KeyLocks, TurnTimeout } from './key-locks.ts';
 import { DEFAULT_TRANSACTION_OPTIONS } from './transactions.ts';
-import { DeadlineExceeded, type Deadline } from './deadline.ts';
+import { DeadlineExceeded, bounded, type Deadline } from './deadline.ts';
 import { CursorKeys } from './cursor-keys.ts';
 import {
   afterCursor,
@@ -46,8 +46,8 @@ export interface RepositoryOptions {
   countTimeoutMs: number;
   /** Upper bound on one list query: MongoDB stops it past this (and the request gets 503). */
   queryTimeoutMs: number;
-  /** Signs list cursors; by default the secret stored in the database. */
-  cursors?: CursorKeys;
+  /** Signs list cursors: one per process, shared by every repository. */
+  cursors: CursorKeys;
 }
 
 /** What a deletion did: the document is gone, or was archived instead (as it is now). */
@@ -112,7 +112,7 @@ export class DocumentRepository {
   ) {
     this.checkWritable = compileValidator(entity.writable);
     this.toStored = compileCaster(entity.stored);
-    this.cursors = options.cursors ?? new CursorKeys(model.db);
+    this.cursors = options.cursors;
   }
 
   /** The driver's collection, for writes that skip Mongoose documents (see createManyIn). */
@@ -155,9 +155,9 @@ export class DocumentRepository {
     }
     const found = collection.findOne(
       { _id: new ObjectId(id) },
-      { ...(projection && { projection }), ...(session && { session }), ...(deadline && { timeoutMS: Math.max(1, Math.round(deadline.remaining())) }) },
+      { ...(projection && { projection }), ...(session && { session }), ...(deadline && { timeoutMS: deadline.timeoutMS() }) },
     );
-    return deadline === undefined ? found : deadline.race(found);
+    return bounded(found, deadline);
   }
 
   // --- writes of one request: each one transaction, with its audit entry ---------------------
@@ -308,10 +308,9 @@ export class DocumentRepository {
     const { field, direction } = request.sort;
     const fingerprint = queryFingerprint(request, this.entity.collection);
     const filter = compileFilter(this.entity, request.filters, request.q);
-    const key = await this.cursors.key(deadline);
     let pageFilter: MongoFilter = filter;
     if (request.cursor !== undefined) {
-      const after = decodeCursor(request.cursor, fingerprint, key);
+      const after = decodeCursor(request.cursor, fingerprint, await this.cursors.key(deadline));
       pageFilter = { $and: [filter, afterCursor(field, direction, after.value, after.id)] };
     }
 
@@ -322,13 +321,13 @@ export class DocumentRepository {
       collection === undefined
         ? this.model.find(pageFilter, projection).sort(sort).limit(request.limit + 1).maxTimeMS(this.options.queryTimeoutMs).lean<StoredDocument[]>().exec()
         : collection.find(pageFilter, { ...(projection && { projection }), sort, limit: request.limit + 1, maxTimeMS: this.options.queryTimeoutMs }).toArray();
-    const items = deadline === undefined ? await found : await deadline.race(found);
+    const items = await bounded(found, deadline);
 
     const page: ListPage = { items };
     if (items.length > request.limit) {
       items.length = request.limit;
       const last = items[items.length - 1]!;
-      page.next = encodeCursor(key, fingerprint, valueAt(last, field), last._id.toHexString());
+      page.next = encodeCursor(await this.cursors.key(deadline), fingerprint, valueAt(last, field), last._id.toHexString());
     }
     if (request.count) page.total = await this.countWithin(filter, deadline);
     return page;
@@ -365,7 +364,7 @@ export class DocumentRepository {
   private async countWithin(filter: MongoFilter, deadline?: Deadline): Promise<number | undefined> {
     const counting = this.model.countDocuments(filter).maxTimeMS(this.options.countTimeoutMs).exec();
     try {
-      return await (deadline === undefined ? counting : deadline.race(counting));
+      return await bounded(counting, deadline);
     } catch (error) {
       if (error instanceof DeadlineExceeded || (error as { code?: number }).code === 50) return undefined; // MaxTimeMSExpired
       throw error;

@@ -126,7 +126,7 @@ interface CursorContent {
  * Identifies a query (its collection, filters, search and sort, not the page or the fields) so a
  * cursor cannot be reused elsewhere.
  */
-export function queryFingerprint(request: Pick<ListRequest, 'filters' | 'q' | 'sort'>, collection = ''): string {
+export function queryFingerprint(request: Pick<ListRequest, 'filters' | 'q' | 'sort'>, collection: string): string {
   const canonical = JSON.stringify({
     c: collection,
     f: [...request.filters].map((c) => [c.field, c.op, c.value]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),

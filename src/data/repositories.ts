@@ -32,7 +32,7 @@ declare module 'fastify' {
   }
 }
 
-export interface RepositoriesOptions extends AuditTrailOptions {
+export interface RepositoriesOptions extends Omit<AuditTrailOptions, 'cursors'> {
   /** CURSOR_SECRET; unset: the secret stored in the database. */
   cursorSecret?: string;
 }

@@ -158,23 +158,24 @@ describe('tamper-evident cursors', () => {
     }
   });
 
-  it('a database without a stored secret gets one from the first instance that needs it, and the others read it', async () => {
+  it('a database whose migration has not stored the secret answers lists that need a cursor 503, naming the migrations, and stores nothing', async () => {
     const secrets = t.app.db.connection.db!.collection<{ _id: string; secret: string }>(SECRETS_COLLECTION);
     const stored = await secrets.findOne({ _id: CURSOR_SECRET_ID });
     expect(stored?.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     await secrets.deleteOne({ _id: CURSOR_SECRET_ID });
-    const first = await buildAppOn(t.dbName, t.key);
-    const second = await buildAppOn(t.dbName, t.key);
-    await Promise.all([first, second].map((instance) => waitForDatabase(instance.app)));
+    const fresh = await buildAppOn(t.dbName, t.key);
+    await waitForDatabase(fresh.app);
     try {
-      const next = (await first.app.inject({ url: '/v1/products?sort=price.amount&limit=2' })).json().next as string;
-      const replaced = await secrets.findOne({ _id: CURSOR_SECRET_ID });
-      expect(replaced?.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
-      expect(replaced?.secret).not.toBe(stored?.secret);
-      expect((await second.app.inject({ url: next })).statusCode).toBe(200);
+      const needsCursor = await fresh.app.inject({ url: '/v1/products?sort=price.amount&limit=2' });
+      expect(needsCursor.statusCode).toBe(503);
+      expect(needsCursor.json()).toMatchObject({ type: 'urn:storekeeper:problem:migrations-pending' });
+      expect(needsCursor.json().detail).toMatch(/migrate:up/);
+      // A page that issues no cursor needs no key.
+      expect((await fresh.app.inject({ url: '/v1/products?sort=price.amount&limit=200' })).statusCode).toBe(200);
+      expect(await secrets.countDocuments({ _id: CURSOR_SECRET_ID })).toBe(0);
     } finally {
-      await Promise.all([first.app.close(), second.app.close()]);
-      await secrets.replaceOne({ _id: CURSOR_SECRET_ID }, stored!);
+      await fresh.app.close();
+      await secrets.insertOne(stored!);
     }
   });
 

@@ -83,7 +83,17 @@ export function compileValidator(schema: object, part = 'body', { applyDefaults 
 
 /** JSON's number grammar (RFC 8259), whole: no whitespace, no leading + or zeros, no hex, no Infinity or NaN. */
 const NUMBER_TEXT = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
-const INTEGER_TEXT = /^-?[0-9]+$/;
+
+/** The significant digits of a number's text, whatever its spelling (9007199254740993.0, 90071992547409930e-1). */
+const significantDigits = (text: string): string =>
+  text
+    .replace(/^-/, '')
+    .split(/[eE]/)[0]!
+    .replace('.', '')
+    .replace(/^0+/, '')
+    .replace(/0+$/, '');
+/** A double holds every integer of up to 15 significant digits exactly; past 2^53 some longer ones are rounded. */
+const EXACT_DIGITS = 15;
 
 const quoted = (text: string) => JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text);
 
@@ -100,7 +110,9 @@ export function readNumber(text: string): number | { problem: string } {
   const value = Number(text);
   if (!Number.isFinite(value)) return { problem: `is too large to be a number: ${quoted(text)}` };
   if (value === 0 && /[1-9]/.test(text.split(/[eE]/)[0]!)) return { problem: `is too close to 0 to be told from 0: ${quoted(text)}` };
-  if (INTEGER_TEXT.test(text) && !Number.isSafeInteger(value)) return { problem: `has more digits than a number holds exactly: ${quoted(text)}` };
+  if (Number.isInteger(value) && !Number.isSafeInteger(value) && significantDigits(text).length > EXACT_DIGITS) {
+    return { problem: `has more digits than a number holds exactly: ${quoted(text)}` };
+  }
   return value === 0 ? 0 : value;
 }
 

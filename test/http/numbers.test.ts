@@ -55,6 +55,9 @@ describe('readNumber, the one grammar of numbers written as text', () => {
     [`0.${'0'.repeat(400)}1`, 'too close to 0'],
     ['9007199254740993', 'more digits'],
     ['-9007199254740993', 'more digits'],
+    ['9007199254740993.0', 'more digits'],
+    ['9007199254740993e0', 'more digits'],
+    ['90071992547409930e-1', 'more digits'],
   ])('refuses %j, saying it is %s', (text, why) => {
     const read = readNumber(text);
     expect(typeof read).toBe('object');

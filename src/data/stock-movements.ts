@@ -100,7 +100,8 @@ export class StockMovements {
    */
   async apply(session: ClientSession, key: StockKey, delta: StockDelta, quantity: number, now: Date): Promise<StoredDocument | null> {
     const { inc, requires } = scale(delta, quantity);
-    const guard = { ...atLeast(requires), ...roomFor(inc) };
+    const room = roomFor(inc);
+    const guard = { ...atLeast(requires), ...room };
     const changed = await this.stock
       .findOneAndUpdate(
         { sku: key.sku, warehouse: key.warehouse, ...guard },
@@ -109,7 +110,7 @@ export class StockMovements {
       )
       .lean<StoredDocument>()
       .exec();
-    if (changed !== null || Object.keys(roomFor(inc)).length === 0) return changed;
+    if (changed !== null || Object.keys(room).length === 0) return changed;
     // Not changed: short, missing, or full. Only a full item is a problem of its own.
     const current = await this.stock.findOne({ sku: key.sku, warehouse: key.warehouse, ...atLeast(requires) }).session(session).lean<StoredDocument>().exec();
     if (current !== null) throw counterFull(current, inc);
@@ -189,7 +190,8 @@ export class StockMovements {
    * unique index makes safe: of two transactions inserting the same item, the second meets a
    * write conflict (not a duplicate key) and its retry updates the item. It runs only once the
    * guarded update found no item in the transaction's snapshot: with the guard in its filter, an
-   * upsert would insert a second item beside a full one.
+   * upsert onto a full item would try to insert a second one, meet the unique index's duplicate
+   * key and abort the transaction, where the full item must be a limit-exceeded 409.
    */
   private async receive(session: ClientSession, key: StockKey, quantity: number, now: Date): Promise<Restocked> {
     const { inc } = scale(RECEIVE, quantity);

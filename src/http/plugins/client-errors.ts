@@ -11,12 +11,12 @@
 // make the service answer 5xx.
 
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http';
+import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import fp from 'fastify-plugin';
 import type { ConnectionError, FastifyInstance } from 'fastify';
 import { AppError } from '../../errors.ts';
-import { PROBLEM_MEDIA_TYPE, problemType } from '../schemas/problem.ts';
+import { PROBLEM_MEDIA_TYPE, problemJson } from '../schemas/problem.ts';
 import { REQUEST_ID_HEADER } from './request-context.ts';
 
 /** How long a refused connection may take to read its answer before it is destroyed anyway. */
@@ -39,7 +39,7 @@ function refusalOf(error: ConnectionError & { reason?: string }, requestTimeoutM
         detail: `The request was not received in full within ${requestTimeoutMs} ms (REQUEST_TIMEOUT_MS); the connection is closed.`,
       };
     case 'HPE_HEADER_OVERFLOW':
-      return { status: 431, code: 'headers-too-large', detail: 'The request headers are larger than this server reads (16 KiB in all).' };
+      return { status: 431, code: 'headers-too-large', detail: `The request headers are larger than this server reads (${maxHeaderSize} bytes in all).` };
     case 'HPE_INVALID_VERSION':
     case 'HPE_PAUSED_H2_UPGRADE':
       return { status: 400, code: 'http-version-not-supported', detail: `This server speaks HTTP/1.1 (and 1.0) in clear text: ${reason}.` };
@@ -53,7 +53,7 @@ function refusalOf(error: ConnectionError & { reason?: string }, requestTimeoutM
 /** A whole HTTP/1.1 response carrying a problem document, written to a socket as it is. */
 function rawProblemResponse(refusal: Refusal, requestId: string, extensions: Record<string, unknown> = {}): string {
   const title = STATUS_CODES[refusal.status] ?? 'Bad Request';
-  const body = JSON.stringify({ type: problemType(refusal.code), title, status: refusal.status, detail: refusal.detail, requestId, ...extensions });
+  const body = problemJson({ code: refusal.code, title, status: refusal.status, detail: refusal.detail, requestId, extensions });
   return [
     `HTTP/1.1 ${refusal.status} ${title}`,
     `Content-Type: ${PROBLEM_MEDIA_TYPE}; charset=utf-8`,
@@ -103,10 +103,10 @@ export function clientErrorHandler(requestTimeoutMs: number) {
  * the one timeout. Missing Host is left to the app (Node would answer a bare 400).
  */
 export function serverTimeouts(requestTimeoutMs: number): { requestTimeout: number; http: ServerOptions } {
+  // Fastify gives requestTimeout to the server itself; the rest are Node's own server options.
   return {
     requestTimeout: requestTimeoutMs,
     http: {
-      requestTimeout: requestTimeoutMs,
       headersTimeout: requestTimeoutMs,
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(requestTimeoutMs / 4))),
       requireHostHeader: false,
@@ -121,7 +121,8 @@ export default fp(
       const requestId = randomUUID();
       const refusal = { status: 417, code: 'expectation-failed', detail: 'This server meets no expectation but 100-continue.' };
       app.log.info({ requestId, code: refusal.code, status: 417, method: request.method, url: request.url }, 'request refused before routing');
-      const body = JSON.stringify({ type: problemType(refusal.code), title: STATUS_CODES[417], status: 417, detail: refusal.detail, requestId });
+      const instance = request.url?.split('?')[0];
+      const body = problemJson({ code: refusal.code, title: STATUS_CODES[417]!, status: 417, detail: refusal.detail, requestId, ...(instance !== undefined && { instance }) });
       response.writeHead(417, {
         'content-type': `${PROBLEM_MEDIA_TYPE}; charset=utf-8`,
         'content-length': Buffer.byteLength(body),

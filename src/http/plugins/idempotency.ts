@@ -130,8 +130,6 @@ export default fp<IdempotencyOptions>(
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
       if (!methods.includes('POST') || route.config?.idempotency === false) return;
-      // Hidden routes answer before any work is done (405s): nothing to make idempotent.
-      if ((route.schema as { hide?: boolean } | undefined)?.hide === true) return;
       route.config = { ...route.config, idempotency: true };
       documentRoute(route);
       // Before the route's own preValidation and its validation, so that a request refused as

@@ -18,14 +18,14 @@ const rank = (method: string) => (ORDER.includes(method) ? ORDER.indexOf(method)
  * none when only OPTIONS does: CORS answers preflights on every path (OPTIONS *), which makes no
  * path known.
  */
-export function allowedMethods(app: FastifyInstance, path: string): string[] {
+function allowedMethods(app: FastifyInstance, path: string): string[] {
   const allowed = app.supportedMethods
     .filter((method) => app.findRoute({ method: method as 'GET', url: path }) !== null)
     .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   return allowed.some((method) => method !== 'OPTIONS') ? allowed : [];
 }
 
-export function methodNotAllowed(method: string, path: string, allowed: readonly string[]): AppError {
+function methodNotAllowed(method: string, path: string, allowed: readonly string[]): AppError {
   return new AppError(405, 'method-not-allowed', 'Method Not Allowed', {
     detail: `${method} is not allowed on ${path}; allowed: ${allowed.join(', ')}.`,
     headers: { allow: allowed.join(', ') },

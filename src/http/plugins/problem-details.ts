@@ -13,7 +13,7 @@ import { toFieldErrors } from '../../domain/validation.ts';
 import { failureKind } from '../../data/failures.ts';
 import { limitExceededFrom } from '../../data/validation-failures.ts';
 import { DeadlineExceeded } from '../../data/deadline.ts';
-import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, addProblemKind, problemType, type Problem } from '../schemas/problem.ts';
+import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, addProblemKind, problemJson, problemType, type Problem } from '../schemas/problem.ts';
 import { outcomeUnknown } from '../../data/transactions.ts';
 import { serializeThrown } from '../../logger.ts';
 
@@ -89,7 +89,7 @@ function minimalProblem(request: FastifyRequest, status: number, code: string, t
   } catch {
     requestId = randomUUID();
   }
-  return JSON.stringify({ type: problemType(code), title, status, detail, ...(instance !== undefined && { instance }), requestId });
+  return problemJson({ code, title, status, detail, requestId, ...(instance !== undefined && { instance }) });
 }
 
 /**
@@ -156,8 +156,8 @@ export default fp<ProblemDetailsOptions>(
     // Every write can end with its outcome unknown (src/data/transactions.ts): its 503 says so.
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
-      const schema = route.schema as { response?: Record<string, unknown>; hide?: boolean } | undefined;
-      if (schema?.response?.[503] === undefined || schema.hide === true || !methods.some((method) => WRITE_METHODS.has(method))) return;
+      const schema = route.schema as { response?: Record<string, unknown> } | undefined;
+      if (schema?.response?.[503] === undefined || !methods.some((method) => WRITE_METHODS.has(method))) return;
       const responses = { ...schema.response };
       addProblemKind(
         responses,

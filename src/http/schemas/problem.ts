@@ -41,6 +41,15 @@ export const ProblemSchema = Type.Object(
 
 export type Problem = Static<typeof ProblemSchema>;
 
+/**
+ * A problem document as JSON text, from plain members only: for the answers written where no
+ * serializer runs (the error path's last resort, refusals below the app).
+ */
+export function problemJson(problem: { code: string; title: string; status: number; detail: string; requestId: string; instance?: string; extensions?: Record<string, unknown> }): string {
+  const { code, title, status, detail, requestId, instance, extensions } = problem;
+  return JSON.stringify({ type: problemType(code), title, status, detail, ...(instance !== undefined && { instance }), requestId, ...extensions });
+}
+
 const statusText: Record<number, { code: string; title: string; description: string; detail: string }> = {
   400: { code: 'validation-failed', title: 'Validation Failed', description: 'The request is malformed or has invalid values.', detail: 'The request has 1 invalid value.' },
   401: { code: 'unauthenticated', title: 'Unauthorized', description: 'No API key, or one that is unknown, revoked or expired; see WWW-Authenticate.', detail: 'This route needs an API key: send Authorization: Bearer <key>.' },

@@ -70,7 +70,8 @@ export default fp<LoadSheddingOptions>(
     app.decorateRequest('heldSlot', false);
 
     const acquire = async (request: FastifyRequest) => {
-      if (!(await slots.acquire(queueWaitMs))) {
+      // The wait for a slot is bounded by the request's deadline too, like everything it waits for.
+      if (!(await slots.acquire(Math.min(queueWaitMs, request.deadline.remaining())))) {
         throw new AppError(503, 'overloaded', 'Service Unavailable', {
           detail: `${options.maxConcurrent} expensive requests are already running on this instance; retry shortly.`,
           headers: { 'retry-after': '1' },

@@ -103,10 +103,12 @@ export function clientErrorHandler(requestTimeoutMs: number) {
  * the one timeout. Missing Host is left to the app (Node would answer a bare 400).
  */
 export function serverTimeouts(requestTimeoutMs: number): { requestTimeout: number; http: ServerOptions } {
-  // Fastify gives requestTimeout to the server itself; the rest are Node's own server options.
+  // requestTimeout twice: Fastify sets it on the server only after creating it, while Node checks
+  // headersTimeout <= requestTimeout when the server is created (its own default is 300 s).
   return {
     requestTimeout: requestTimeoutMs,
     http: {
+      requestTimeout: requestTimeoutMs,
       headersTimeout: requestTimeoutMs,
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(requestTimeoutMs / 4))),
       requireHostHeader: false,

@@ -171,3 +171,11 @@ export function useMigratedDatabase(label: string): { readonly name: string; rea
     },
   };
 }
+
+/** Every collection of a database, sorted by _id, as canonical EJSON: to show a request changed nothing, byte for byte. */
+export async function dumpDatabase(db: mongoose.mongo.Db): Promise<Map<string, string>> {
+  const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).filter((name) => !name.startsWith('system.')).sort();
+  const dumped = new Map<string, string>();
+  for (const name of names) dumped.set(name, mongoose.mongo.BSON.EJSON.stringify(await db.collection(name).find().sort({ _id: 1 }).toArray(), { relaxed: false }));
+  return dumped;
+}

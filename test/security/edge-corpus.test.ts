@@ -15,12 +15,11 @@
 import type { InjectOptions } from 'fastify';
 import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, dumpDatabase, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { PROBLEM_CONTENT_TYPE } from '../helpers/problems.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 import { shop } from '../helpers/shop.ts';
 
-const { EJSON } = mongoose.mongo.BSON;
 const MAX_UNITS = 1_000_000_000;
 const REQUEST_TIMEOUT_MS = 2_000;
 
@@ -145,13 +144,7 @@ describe('a corpus of requests at the runtime edges', () => {
   const failures: string[] = [];
   let rawCount = 0;
 
-  async function dump(): Promise<Map<string, string>> {
-    const db = t.app.db.connection.db!;
-    const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).filter((name) => !name.startsWith('system.')).sort();
-    const dumped = new Map<string, string>();
-    for (const name of names) dumped.set(name, EJSON.stringify(await db.collection(name).find().sort({ _id: 1 }).toArray(), { relaxed: false }));
-    return dumped;
-  }
+  const dump = () => dumpDatabase(t.app.db.connection.db!);
 
   beforeAll(async () => {
     t = await buildTestApp('edge_corpus', { RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0', REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) });

@@ -13,11 +13,10 @@ import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Entity } from '../../src/domain/entity.ts';
 import { ENTITIES } from '../../src/domain/entities/index.ts';
-import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, dumpDatabase, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { PROBLEM_CONTENT_TYPE } from '../helpers/problems.ts';
 import { shop } from '../helpers/shop.ts';
 
-const { EJSON } = mongoose.mongo.BSON;
 
 /** What a hostile request may be answered with. Nothing else: no 2xx, no 3xx, no 5xx. */
 const ALLOWED = new Set([400, 401, 404, 405, 412, 413, 414, 415]);
@@ -210,14 +209,7 @@ describe('a corpus of hostile requests against every route', () => {
   let before: Map<string, string>;
   const answers: { label: string; status: number; problem: boolean }[] = [];
 
-  /** Every collection of the database, sorted by _id, as canonical EJSON. */
-  async function dump(): Promise<Map<string, string>> {
-    const db = t.app.db.connection.db!;
-    const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).filter((name) => !name.startsWith('system.')).sort();
-    const dumped = new Map<string, string>();
-    for (const name of names) dumped.set(name, EJSON.stringify(await db.collection(name).find().sort({ _id: 1 }).toArray(), { relaxed: false }));
-    return dumped;
-  }
+  const dump = () => dumpDatabase(t.app.db.connection.db!);
 
   beforeAll(async () => {
     // Limits off, so that every answer is about the request itself rather than its rate.

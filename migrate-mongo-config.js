@@ -20,7 +20,9 @@ async function loadMigrateConfig() {
     if (tsx !== undefined) return tsx.tsImport(SOURCE.href, import.meta.url);
   }
   if (!existsSync(fileURLToPath(BUILD))) {
-    throw new Error('neither tsx (`npm ci` installs it) nor a build (`npm run build`) is there to load src/cli/migrate-config.ts with');
+    throw new Error(
+      'neither tsx (`npm ci` installs it) nor a build (`npm run build`) is there to load src/cli/migrate-config.ts with',
+    );
   }
   return import(BUILD.href);
 }

@@ -22,7 +22,13 @@ const RESULT = new URL('./results/backup.json', import.meta.url);
 
 /** A customer as the service stores it: amounts spent in one or two currencies (none for a quarter). */
 function customer(i: number): Record<string, unknown> {
-  const spent = i % 4 === 0 ? [] : [{ currency: 'EUR', amount: 1_000 + (i % 50_000) }, ...(i % 4 === 3 ? [{ currency: 'USD', amount: 500 + (i % 20_000) }] : [])];
+  const spent =
+    i % 4 === 0
+      ? []
+      : [
+          { currency: 'EUR', amount: 1_000 + (i % 50_000) },
+          ...(i % 4 === 3 ? [{ currency: 'USD', amount: 500 + (i % 20_000) }] : []),
+        ];
   return benchCustomer(i, spent);
 }
 
@@ -36,7 +42,11 @@ interface Figure {
 
 /** Rates over every document of the backup and its uncompressed BSON, whatever the step stores. */
 function figure(seconds: number, manifest: Manifest): Figure {
-  return { seconds: round(seconds), docsPerSecond: Math.round(manifest.totals.documents / seconds), mbPerSecond: round(manifest.totals.bsonBytes / MB / seconds, 1) };
+  return {
+    seconds: round(seconds),
+    docsPerSecond: Math.round(manifest.totals.documents / seconds),
+    mbPerSecond: round(manifest.totals.bsonBytes / MB / seconds, 1),
+  };
 }
 
 async function timed<T>(run: () => Promise<T>): Promise<[T, number]> {
@@ -61,7 +71,9 @@ function phaseClock() {
 }
 
 const line = (step: string, f: Figure, extra = '') =>
-  console.log(`${step.padEnd(16)} ${f.seconds.toFixed(2).padStart(6)} s  ${String(f.docsPerSecond).padStart(7)} docs/s  ${f.mbPerSecond.toFixed(1).padStart(6)} MB/s${extra}`);
+  console.log(
+    `${step.padEnd(16)} ${f.seconds.toFixed(2).padStart(6)} s  ${String(f.docsPerSecond).padStart(7)} docs/s  ${f.mbPerSecond.toFixed(1).padStart(6)} MB/s${extra}`,
+  );
 
 async function main(): Promise<void> {
   const startedAt = new Date();
@@ -76,7 +88,9 @@ async function main(): Promise<void> {
     const customers = db.collection('customers');
     const [, insertSeconds] = await timed(async () => {
       for (let from = 0; from < DOCUMENTS; from += INSERT_BATCH) {
-        await customers.insertMany(Array.from({ length: Math.min(INSERT_BATCH, DOCUMENTS - from) }, (_, i) => customer(from + i)));
+        await customers.insertMany(
+          Array.from({ length: Math.min(INSERT_BATCH, DOCUMENTS - from) }, (_, i) => customer(from + i)),
+        );
       }
     });
     console.log(`insertMany: ${DOCUMENTS} customers in batches of ${INSERT_BATCH}, ${insertSeconds.toFixed(1)} s`);
@@ -89,7 +103,9 @@ async function main(): Promise<void> {
       const [report, verifySeconds] = await timed(() => verifyBackup(out));
       if (!report.ok) throw new Error(`the ${label} backup does not verify: ${JSON.stringify(report.problems)}`);
       const clock = phaseClock();
-      const [, restoreSeconds] = await timed(() => restoreDatabase(client, `bench_restored_${label}`, { from: out, progress: clock.progress }));
+      const [, restoreSeconds] = await timed(() =>
+        restoreDatabase(client, `bench_restored_${label}`, { from: out, progress: clock.progress }),
+      );
       const restored = await client.db(`bench_restored_${label}`).collection('customers').countDocuments();
       if (restored !== DOCUMENTS) throw new Error(`the ${label} restore holds ${restored} customers, not ${DOCUMENTS}`);
 
@@ -98,7 +114,11 @@ async function main(): Promise<void> {
       line('  backup', figure(backupSeconds, manifest), sizes);
       line('  verify', figure(verifySeconds, manifest));
       const phases = clock.phases();
-      line('  restore', figure(restoreSeconds, manifest), `  (verify ${phases.verifySeconds} s, staging ${phases.stagingSeconds} s, move ${phases.moveSeconds} s)`);
+      line(
+        '  restore',
+        figure(restoreSeconds, manifest),
+        `  (verify ${phases.verifySeconds} s, staging ${phases.stagingSeconds} s, move ${phases.moveSeconds} s)`,
+      );
       results[label] = {
         bsonBytes: manifest.totals.bsonBytes,
         storedBytes: manifest.totals.storedBytes,
@@ -109,7 +129,9 @@ async function main(): Promise<void> {
     }
 
     const totalSeconds = (performance.now() - started) / 1000;
-    console.log(`total: ${totalSeconds.toFixed(1)} s (mongod start, migrations, inserts, then backup, verify and restore, plain and gzip)`);
+    console.log(
+      `total: ${totalSeconds.toFixed(1)} s (mongod start, migrations, inserts, then backup, verify and restore, plain and gzip)`,
+    );
     const result = {
       benchmark: 'backup',
       startedAt: startedAt.toISOString(),

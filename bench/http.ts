@@ -17,9 +17,24 @@ import { checkLedger, prepareDatabase, setAvailable, stockOf, waitUntilSettled, 
 import { drive, measure, type Measurement } from './http/load.ts';
 import { parseOptions, type BenchOptions } from './http/options.ts';
 import { CLOCK_TICKS, peakRssMb, rssMb } from './http/proc-stats.ts';
-import { REPO_DIR, SERVER_LABELS, build, runCli, startServer, type RunningServer, type ServerName } from './http/processes.ts';
+import {
+  REPO_DIR,
+  SERVER_LABELS,
+  build,
+  runCli,
+  startServer,
+  type RunningServer,
+  type ServerName,
+} from './http/processes.ts';
 import { judge, markdown, ratios, summarize, svgChart, type ScenarioResult } from './http/report.ts';
-import { BATCH, SCENARIO_LIST, documentsPerRound, ingestBodies, type Scenario, type ScenarioContext } from './http/scenarios.ts';
+import {
+  BATCH,
+  SCENARIO_LIST,
+  documentsPerRound,
+  ingestBodies,
+  type Scenario,
+  type ScenarioContext,
+} from './http/scenarios.ts';
 
 const DB_NAME = 'bench';
 /** Units of each hot SKU at the start of the sell-out check: far fewer than the orders want. */
@@ -54,8 +69,15 @@ async function startServers(options: BenchOptions, uri: string): Promise<Running
       name === 'service'
         ? { ...common, RATE_LIMIT_PER_MINUTE: '0', LOG_FORMAT: 'json', ...options.serviceEnv }
         : common;
-    const nodeArgs = options.cpuProfileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(options.cpuProfileDir, name)] : [];
-    const server = await startServer({ name, port: await freePort(), env, nodeArgs, readyPath: name === 'service' ? '/health/ready' : '/health' });
+    const nodeArgs =
+      options.cpuProfileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(options.cpuProfileDir, name)] : [];
+    const server = await startServer({
+      name,
+      port: await freePort(),
+      env,
+      nodeArgs,
+      readyPath: name === 'service' ? '/health/ready' : '/health',
+    });
     log(`${SERVER_LABELS[name]} listening at ${server.url} (pid ${server.pid}; stderr in ${server.logFile})`);
     servers.push(server);
   }
@@ -63,7 +85,10 @@ async function startServers(options: BenchOptions, uri: string): Promise<Running
 }
 
 /** Follows `next` from the first page to page `pages`; the alternative pages by number instead. */
-async function walk(server: RunningServer, context: ScenarioContext): Promise<{ first: string; last: string; walkSeconds?: number }> {
+async function walk(
+  server: RunningServer,
+  context: ScenarioContext,
+): Promise<{ first: string; last: string; walkSeconds?: number }> {
   const { pages, pageSize } = context.options;
   const first = `/v1/products?limit=${pageSize}`;
   if (server.name === 'express') return { first, last: `${first}&page=${pages}` };
@@ -72,7 +97,8 @@ async function walk(server: RunningServer, context: ScenarioContext): Promise<{ 
   for (let page = 1; page < pages; page++) {
     const response = await fetch(`${server.url}${url}`, { headers: { authorization: `Bearer ${context.apiKey}` } });
     const body = (await response.json()) as { next?: string | null };
-    if (response.status !== 200 || typeof body.next !== 'string') throw new Error(`${server.name}: page ${page} of the walk answered ${response.status} without a next link`);
+    if (response.status !== 200 || typeof body.next !== 'string')
+      throw new Error(`${server.name}: page ${page} of the walk answered ${response.status} without a next link`);
     url = body.next;
   }
   return { first, last: url, walkSeconds: (performance.now() - started) / 1000 };
@@ -80,8 +106,10 @@ async function walk(server: RunningServer, context: ScenarioContext): Promise<{ 
 
 /** A scenario's title with this run's sizes (quick runs walk and ingest less). */
 function titleOf(scenario: Scenario, options: BenchOptions): string {
-  if (scenario.name === 'ingest') return `Ingest ${options.ingestDocuments.toLocaleString('en-US')} customers, batches of ${BATCH}`;
-  if (scenario.name === 'page-1000') return `Cursor walk: page ${options.pages.toLocaleString('en-US')} (${options.pageSize} per page)`;
+  if (scenario.name === 'ingest')
+    return `Ingest ${options.ingestDocuments.toLocaleString('en-US')} customers, batches of ${BATCH}`;
+  if (scenario.name === 'page-1000')
+    return `Cursor walk: page ${options.pages.toLocaleString('en-US')} (${options.pageSize} per page)`;
   if (scenario.name === 'page-1') return `Cursor walk: page 1 (${options.pageSize} per page)`;
   return scenario.title;
 }
@@ -117,7 +145,10 @@ async function runScenario(
   for (let round = 0; round < rounds; round++) {
     for (const server of rotate(servers, round)) {
       const load = scenario.load(server.name, context, String(round + 1));
-      const measurement = await measure(server, load.amount !== undefined ? load : { ...load, duration: options.duration });
+      const measurement = await measure(
+        server,
+        load.amount !== undefined ? load : { ...load, duration: options.duration },
+      );
       measured.get(server.name)!.push(measurement);
       await settle(server);
       log(`${scenario.name} round ${round + 1}/${rounds} ${server.name}: ${describe(measurement)}`);
@@ -127,7 +158,12 @@ async function runScenario(
     name: scenario.name,
     title: titleOf(scenario, options),
     connections: scenario.load(servers[0]!.name, context, 'C').connections,
-    servers: Object.fromEntries([...measured].map(([name, list]) => [name, { median: summarize(list, ingest ? BATCH : undefined), rounds: list }])),
+    servers: Object.fromEntries(
+      [...measured].map(([name, list]) => [
+        name,
+        { median: summarize(list, ingest ? BATCH : undefined), rounds: list },
+      ]),
+    ),
     ratios: {},
   };
   result.ratios = ratios(result.servers);
@@ -139,11 +175,20 @@ interface OrderCheck {
   oversoldUnits: number;
   serverErrors: number;
   unitsOrdered: number;
-  sellOut: { placed: number; refused: number; serverErrors: number; soldOut: boolean; oversoldUnits: number; ledgerOk: boolean };
+  sellOut: {
+    placed: number;
+    refused: number;
+    serverErrors: number;
+    soldOut: boolean;
+    oversoldUnits: number;
+    ledgerOk: boolean;
+  };
 }
 
 const serverErrorsIn = (status: Record<string, number>) =>
-  Object.entries(status).filter(([code]) => code.startsWith('5')).reduce((sum, [, count]) => sum + count, 0);
+  Object.entries(status)
+    .filter(([code]) => code.startsWith('5'))
+    .reduce((sum, [, count]) => sum + count, 0);
 
 /**
  * The order scenario with its proof. Every server's hot SKUs are restocked first; afterwards
@@ -152,7 +197,12 @@ const serverErrorsIn = (status: Record<string, number>) =>
  * sell-out per server: 5 units per SKU against 50 clients for a few seconds, after which the
  * shelves are empty, exactly the units there were are on orders, and the rest got 409.
  */
-async function runOrders(scenario: Scenario, context: ScenarioContext, servers: RunningServer[], db: mongoose.mongo.Db): Promise<{ result: ScenarioResult; checks: Record<string, OrderCheck> }> {
+async function runOrders(
+  scenario: Scenario,
+  context: ScenarioContext,
+  servers: RunningServer[],
+  db: mongoose.mongo.Db,
+): Promise<{ result: ScenarioResult; checks: Record<string, OrderCheck> }> {
   const hot = context.fixture.hotSkus;
   const initial = new Map<ServerName, Awaited<ReturnType<typeof stockOf>>>();
   const added = new Map<ServerName, Map<string, number>>();
@@ -169,7 +219,10 @@ async function runOrders(scenario: Scenario, context: ScenarioContext, servers: 
     const ledger = await checkLedger(db, skus, initial.get(server.name)!, added.get(server.name)!);
 
     await setAvailable(db, skus, SELL_OUT_UNITS, added.get(server.name)!);
-    const sellOut = await measure(server, { ...scenario.load(server.name, context, 'X'), duration: context.options.quick ? 3 : 5 });
+    const sellOut = await measure(server, {
+      ...scenario.load(server.name, context, 'X'),
+      duration: context.options.quick ? 3 : 5,
+    });
     await waitUntilSettled(db, skus);
     const sellOutLedger = await checkLedger(db, skus, initial.get(server.name)!, added.get(server.name)!);
     const after = await stockOf(db, skus);
@@ -221,7 +274,10 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const started = performance.now();
   if (options.build) await build(log);
-  const mongo = await startEmbeddedMongo({ cacheSizeGB: options.mongodCacheGb, log: (message) => log(`mongod: ${message}`) });
+  const mongo = await startEmbeddedMongo({
+    cacheSizeGB: options.mongodCacheGb,
+    log: (message) => log(`mongod: ${message}`),
+  });
   const client = await new mongoose.mongo.MongoClient(mongo.uri).connect();
   let servers: RunningServer[] = [];
   try {
@@ -230,9 +286,15 @@ async function main(): Promise<void> {
     let phase = performance.now();
     const fixture: Fixture = await prepareDatabase(db, client, options, options.servers);
     const seedSeconds = (performance.now() - phase) / 1000;
-    log(`seeded ${fixture.counts.products} products, ${fixture.counts.customers} customers, ${fixture.counts.stock} stock items in ${oneDecimal(seedSeconds)} s`);
+    log(
+      `seeded ${fixture.counts.products} products, ${fixture.counts.customers} customers, ${fixture.counts.stock} stock items in ${oneDecimal(seedSeconds)} s`,
+    );
 
-    const keyJson = await runCli('src/cli/keys.js', ['create', '--name', 'bench', '--scope', '*', '--json'], { ...process.env, MONGODB_URI: mongo.uri, MONGODB_DB: DB_NAME });
+    const keyJson = await runCli('src/cli/keys.js', ['create', '--name', 'bench', '--scope', '*', '--json'], {
+      ...process.env,
+      MONGODB_URI: mongo.uri,
+      MONGODB_DB: DB_NAME,
+    });
     const apiKey = (JSON.parse(keyJson) as { key: string }).key;
     servers = await startServers(options, mongo.uri);
     await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -243,7 +305,9 @@ async function main(): Promise<void> {
       for (const server of servers) {
         context.walk[server.name] = await walk(server, context);
         const seconds = context.walk[server.name]!.walkSeconds;
-        log(`${server.name}: page ${options.pages} reached${seconds === undefined ? ' by number' : ` by following next ${options.pages - 1} times in ${oneDecimal(seconds)} s`}`);
+        log(
+          `${server.name}: page ${options.pages} reached${seconds === undefined ? ' by number' : ` by following next ${options.pages - 1} times in ${oneDecimal(seconds)} s`}`,
+        );
       }
     }
 
@@ -260,23 +324,37 @@ async function main(): Promise<void> {
         const result = await runScenario(scenario, context, servers);
         if (scenario.name === 'ingest') {
           const rates: number[] = [];
-          for (let round = 0; round < options.ingestRounds; round++) rates.push(await driverIngest(context, db, String(round + 1)));
+          for (let round = 0; round < options.ingestRounds; round++)
+            rates.push(await driverIngest(context, db, String(round + 1)));
           result.notes = { driverInProcessDocsPerSecond: rates.sort((a, b) => a - b)[Math.floor(rates.length / 2)] };
-          log(`ingest straight through the driver (no HTTP): ${Math.round(result.notes.driverInProcessDocsPerSecond as number)} docs/s`);
+          log(
+            `ingest straight through the driver (no HTTP): ${Math.round(result.notes.driverInProcessDocsPerSecond as number)} docs/s`,
+          );
         }
         results.push(result);
       }
       log(`scenario ${scenario.name} took ${oneDecimal((performance.now() - phase) / 1000)} s`);
     }
 
-    const processPeakRssMb = Object.fromEntries(servers.map((server) => [server.name, Math.round(peakRssMb(server.pid))]));
-    log(`peak RSS over the whole run (VmHWM): ${JSON.stringify(processPeakRssMb)}; at start: ${JSON.stringify(startRssMb)}`);
+    const processPeakRssMb = Object.fromEntries(
+      servers.map((server) => [server.name, Math.round(peakRssMb(server.pid))]),
+    );
+    log(
+      `peak RSS over the whole run (VmHWM): ${JSON.stringify(processPeakRssMb)}; at start: ${JSON.stringify(startRssMb)}`,
+    );
     const serviceLoadRss = results.map((r) => r.servers.service?.median.peakRssMb ?? 0);
-    const goals = judge(results, orderChecks, servers.some((s) => s.name === 'service') ? Math.max(...serviceLoadRss) : undefined);
+    const goals = judge(
+      results,
+      orderChecks,
+      servers.some((s) => s.name === 'service') ? Math.max(...serviceLoadRss) : undefined,
+    );
     for (const server of servers) await server.stop();
     servers = [];
 
-    const environment = { ...environmentOf({ version, source: mongo.source, wiredTigerCacheGb: options.mongodCacheGb }), clockTicks: CLOCK_TICKS };
+    const environment = {
+      ...environmentOf({ version, source: mongo.source, wiredTigerCacheGb: options.mongodCacheGb }),
+      clockTicks: CLOCK_TICKS,
+    };
     const settings =
       `${options.rounds} rounds of ${options.duration} s per scenario and server after ${options.warmup} s of warm-up (ingest: ` +
       `${options.ingestDocuments.toLocaleString('en-US')} documents per server in ${options.ingestRounds} rounds), ${options.connections} connections ` +
@@ -288,11 +366,19 @@ async function main(): Promise<void> {
       environment,
       options: { ...options, scenarios: options.scenarios, outDir: undefined },
       processes: {
-        service: 'node bench/.build/src/server.js: tsc build of src/ (as npm run build), NODE_ENV=production, production defaults but RATE_LIMIT_PER_MINUTE=0; JSON access log written to /dev/null',
+        service:
+          'node bench/.build/src/server.js: tsc build of src/ (as npm run build), NODE_ENV=production, production defaults but RATE_LIMIT_PER_MINUTE=0; JSON access log written to /dev/null',
         floor: 'node bench/.build/bench/servers/floor.js: Fastify 5 + the MongoDB driver, no schemas, no logging',
-        express: 'node bench/.build/bench/servers/express-mongoose.js: Express 5 + Mongoose hydrated documents, skip/limit pages, no logging',
+        express:
+          'node bench/.build/bench/servers/express-mongoose.js: Express 5 + Mongoose hydrated documents, skip/limit pages, no logging',
       },
-      data: { ...fixture.counts, seedSeconds: Math.round(seedSeconds * 10) / 10, pageSize: options.pageSize, pages: options.pages, walk: context.walk },
+      data: {
+        ...fixture.counts,
+        seedSeconds: Math.round(seedSeconds * 10) / 10,
+        pageSize: options.pageSize,
+        pages: options.pages,
+        walk: context.walk,
+      },
       scenarios: results,
       orderChecks,
       startRssMb,
@@ -308,7 +394,9 @@ async function main(): Promise<void> {
     const subtitle = `${environment.cpus} CPUs shared by mongod ${version}${mongo.source === 'wine' ? ' (Wine)' : ''}, the servers and autocannon; ${options.rounds} rounds of ${options.duration} s, ${options.connections} connections`;
     await writeFile(join(outDir, 'http.svg'), svgChart(results, subtitle));
     console.log(table);
-    log(`wrote http.json, http.md and http.svg in ${outDir}; total ${Math.round((performance.now() - started) / 1000)} s`);
+    log(
+      `wrote http.json, http.md and http.svg in ${outDir}; total ${Math.round((performance.now() - started) / 1000)} s`,
+    );
   } finally {
     for (const server of servers) await server.stop().catch(() => undefined);
     await client.close();

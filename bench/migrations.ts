@@ -35,7 +35,8 @@ const rate = (seconds: number) => Math.round(DOCUMENTS / seconds);
 async function expectShape(db: Db, type: 'array' | 'object', step: string): Promise<void> {
   const predicate = type === 'array' ? { $type: 'array' } : { $type: 'object', $not: { $type: 'array' } };
   const count = await db.collection('customers').countDocuments({ 'stats.spent': predicate });
-  if (count !== DOCUMENTS) throw new Error(`after ${step}, ${count} of ${DOCUMENTS} customers have stats.spent as ${type}`);
+  if (count !== DOCUMENTS)
+    throw new Error(`after ${step}, ${count} of ${DOCUMENTS} customers have stats.spent as ${type}`);
 }
 
 async function main(): Promise<void> {
@@ -57,17 +58,23 @@ async function main(): Promise<void> {
         await customers.insertMany(batch);
       }
     });
-    console.log(`insertMany: ${DOCUMENTS} customers of the old shape in batches of ${INSERT_BATCH}, ${insertSeconds.toFixed(1)} s, ${rate(insertSeconds)} docs/s`);
+    console.log(
+      `insertMany: ${DOCUMENTS} customers of the old shape in batches of ${INSERT_BATCH}, ${insertSeconds.toFixed(1)} s, ${rate(insertSeconds)} docs/s`,
+    );
 
     // Each figure is the whole migration as an operator waits for it: the checks, both validator
     // changes, the batches, the final pass and the index build (up) or drop (down).
     const upSeconds = await timed(() => spentMigration.up(db, client));
     await expectShape(db, 'array', 'up');
-    console.log(`up: ${DOCUMENTS} documents in batches of ${batchSize}, ${upSeconds.toFixed(1)} s, ${rate(upSeconds)} docs/s`);
+    console.log(
+      `up: ${DOCUMENTS} documents in batches of ${batchSize}, ${upSeconds.toFixed(1)} s, ${rate(upSeconds)} docs/s`,
+    );
 
     const downSeconds = await timed(() => spentMigration.down(db, client));
     await expectShape(db, 'object', 'down');
-    console.log(`down: ${DOCUMENTS} documents in batches of ${batchSize}, ${downSeconds.toFixed(1)} s, ${rate(downSeconds)} docs/s`);
+    console.log(
+      `down: ${DOCUMENTS} documents in batches of ${batchSize}, ${downSeconds.toFixed(1)} s, ${rate(downSeconds)} docs/s`,
+    );
 
     const totalSeconds = (performance.now() - started) / 1000;
     console.log(`total: ${totalSeconds.toFixed(1)} s (mongod start, first migration, inserts, up, down)`);

@@ -87,7 +87,8 @@ const COLLECTIONS = [
             },
             additionalProperties: false,
             maxProperties: 50,
-            description: 'Free-form attributes: names of letters, digits and _; values strings, numbers, booleans or lists.',
+            description:
+              'Free-form attributes: names of letters, digits and _; values strings, numbers, booleans or lists.',
           },
           status: { enum: ['draft', 'active', 'archived'], description: 'Only active products can be ordered.' },
           version: {

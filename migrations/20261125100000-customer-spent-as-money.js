@@ -121,7 +121,11 @@ export const RESHAPES = {
       {
         $set: {
           'stats.spent': {
-            $map: { input: { $objectToArray: '$stats.spent' }, as: 'entry', in: { currency: '$$entry.k', amount: '$$entry.v' } },
+            $map: {
+              input: { $objectToArray: '$stats.spent' },
+              as: 'entry',
+              in: { currency: '$$entry.k', amount: '$$entry.v' },
+            },
           },
         },
       },
@@ -133,7 +137,9 @@ export const RESHAPES = {
       {
         $set: {
           'stats.spent': {
-            $arrayToObject: { $map: { input: '$stats.spent', as: 'money', in: { k: '$$money.currency', v: '$$money.amount' } } },
+            $arrayToObject: {
+              $map: { input: '$stats.spent', as: 'money', in: { k: '$$money.currency', v: '$$money.amount' } },
+            },
           },
         },
       },
@@ -218,7 +224,10 @@ export async function reshape(db, direction, { batchSize = BATCH_SIZE, maxBatche
     if (ids.length === 0) break;
     const last = ids[ids.length - 1]._id;
     // The range, not the list of ids: a document written into it since the find converts too.
-    const { modifiedCount } = await customers.updateMany({ ...pending, _id: { ...afterPrevious, $lte: last } }, pipeline);
+    const { modifiedCount } = await customers.updateMany(
+      { ...pending, _id: { ...afterPrevious, $lte: last } },
+      pipeline,
+    );
     after = last;
     total += modifiedCount;
     const seconds = (performance.now() - started) / 1000;

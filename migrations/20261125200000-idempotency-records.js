@@ -9,9 +9,20 @@ const VALIDATOR = {
     bsonType: 'object',
     required: ['_id', 'state', 'fingerprint', 'createdAt', 'expiresAt'],
     properties: {
-      _id: { bsonType: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256 of the key scope (method, route, key).' },
-      state: { enum: ['running', 'done'], description: 'running while the first request is handled; done once its answer is stored.' },
-      fingerprint: { bsonType: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256 of method, URL and canonical JSON body.' },
+      _id: {
+        bsonType: 'string',
+        pattern: '^[0-9a-f]{64}$',
+        description: 'sha256 of the key scope (method, route, key).',
+      },
+      state: {
+        enum: ['running', 'done'],
+        description: 'running while the first request is handled; done once its answer is stored.',
+      },
+      fingerprint: {
+        bsonType: 'string',
+        pattern: '^[0-9a-f]{64}$',
+        description: 'sha256 of method, URL and canonical JSON body.',
+      },
       createdAt: { bsonType: 'date' },
       expiresAt: { bsonType: 'date', description: 'The TTL index removes the record after this time.' },
       completedAt: { bsonType: 'date' },

@@ -10,7 +10,11 @@ const VALIDATOR = {
     required: ['_id', 'prefix', 'hash', 'name', 'scopes', 'createdAt'],
     properties: {
       _id: { bsonType: 'objectId' },
-      prefix: { bsonType: 'string', pattern: '^[a-z0-9]{12}$', description: 'Public identifier, also the second part of the key.' },
+      prefix: {
+        bsonType: 'string',
+        pattern: '^[a-z0-9]{12}$',
+        description: 'Public identifier, also the second part of the key.',
+      },
       hash: { bsonType: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256 of the secret part of the key.' },
       name: { bsonType: 'string', minLength: 1, maxLength: 100 },
       scopes: {
@@ -18,7 +22,11 @@ const VALIDATOR = {
         maxItems: 100,
         items: { bsonType: 'string', pattern: '^[a-z_]+:(read|write|admin)$' },
       },
-      rateLimitPerMinute: { bsonType: 'int', minimum: 0, description: 'Overrides the service default; 0 is unlimited.' },
+      rateLimitPerMinute: {
+        bsonType: 'int',
+        minimum: 0,
+        description: 'Overrides the service default; 0 is unlimited.',
+      },
       createdAt: { bsonType: 'date' },
       expiresAt: { bsonType: 'date' },
       revokedAt: { bsonType: 'date' },

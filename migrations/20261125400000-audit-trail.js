@@ -9,17 +9,7 @@ const NAME = 'audit_events';
 const VALIDATOR = {
   $jsonSchema: {
     bsonType: 'object',
-    required: [
-      '_id',
-      'at',
-      'keyId',
-      'keyName',
-      'action',
-      'collection',
-      'documentId',
-      'requestId',
-      'expiresAt',
-    ],
+    required: ['_id', 'at', 'keyId', 'keyName', 'action', 'collection', 'documentId', 'requestId', 'expiresAt'],
     properties: {
       _id: { bsonType: 'objectId' },
       at: {
@@ -51,12 +41,16 @@ const VALIDATOR = {
         ],
         description: 'What the write did to the document.',
       },
-      collection: { enum: ['products', 'customers', 'stock', 'orders', 'api_keys'], description: 'Collection of the document.' },
+      collection: {
+        enum: ['products', 'customers', 'stock', 'orders', 'api_keys'],
+        description: 'Collection of the document.',
+      },
       documentId: { bsonType: 'string', pattern: '^[0-9a-f]{24}$', description: 'Id of the document written.' },
       documentVersion: {
         bsonType: ['int', 'long'],
         minimum: 1,
-        description: 'The document\'s version after the write (its ETag); for a deletion, the version that was deleted. API keys have none.',
+        description:
+          "The document's version after the write (its ETag); for a deletion, the version that was deleted. API keys have none.",
       },
       requestId: {
         bsonType: 'string',

@@ -18,8 +18,16 @@ const HEADERS = {
 };
 
 const COMMON = {
-  _id: { bsonType: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256 of the key scope (API key, method, route, key).' },
-  fingerprint: { bsonType: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256 of method, URL and canonical JSON body.' },
+  _id: {
+    bsonType: 'string',
+    pattern: '^[0-9a-f]{64}$',
+    description: 'sha256 of the key scope (API key, method, route, key).',
+  },
+  fingerprint: {
+    bsonType: 'string',
+    pattern: '^[0-9a-f]{64}$',
+    description: 'sha256 of method, URL and canonical JSON body.',
+  },
   createdAt: { bsonType: 'date' },
   expiresAt: { bsonType: 'date', description: 'The TTL index removes the record after this time.' },
   completedAt: { bsonType: 'date' },
@@ -36,12 +44,18 @@ const VALIDATOR = {
       ...COMMON,
       state: {
         enum: ['running', 'committed', 'done'],
-        description: 'running while a request holds the key; committed once its write committed; done once its answer is stored.',
+        description:
+          'running while a request holds the key; committed once its write committed; done once its answer is stored.',
       },
       owner: { bsonType: 'string', minLength: 1, maxLength: 64, description: 'The request holding a running record.' },
-      leaseUntil: { bsonType: 'date', description: 'Until when that request holds it; a retry may take it over afterwards.' },
+      leaseUntil: {
+        bsonType: 'date',
+        description: 'Until when that request holds it; a retry may take it over afterwards.',
+      },
       committedAt: { bsonType: 'date' },
-      result: { description: "The committed write's result, from which its answer is rebuilt until the answer is stored." },
+      result: {
+        description: "The committed write's result, from which its answer is rebuilt until the answer is stored.",
+      },
     },
     additionalProperties: false,
   },
@@ -54,8 +68,15 @@ const PREVIOUS_VALIDATOR = {
     required: ['_id', 'state', 'fingerprint', 'createdAt', 'expiresAt'],
     properties: {
       ...COMMON,
-      _id: { bsonType: 'string', pattern: '^[0-9a-f]{64}$', description: 'sha256 of the key scope (method, route, key).' },
-      state: { enum: ['running', 'done'], description: 'running while the first request is handled; done once its answer is stored.' },
+      _id: {
+        bsonType: 'string',
+        pattern: '^[0-9a-f]{64}$',
+        description: 'sha256 of the key scope (method, route, key).',
+      },
+      state: {
+        enum: ['running', 'done'],
+        description: 'running while the first request is handled; done once its answer is stored.',
+      },
     },
     additionalProperties: false,
   },
@@ -68,7 +89,9 @@ export const up = async (db) => {
   await db.command({ collMod: NAME, validator: VALIDATOR, validationLevel: 'strict', validationAction: 'error' });
   await db
     .collection(NAME)
-    .updateMany({ state: 'running', leaseUntil: { $exists: false } }, [{ $set: { leaseUntil: { $add: ['$createdAt', LEGACY_LEASE_MS] } } }]);
+    .updateMany({ state: 'running', leaseUntil: { $exists: false } }, [
+      { $set: { leaseUntil: { $add: ['$createdAt', LEGACY_LEASE_MS] } } },
+    ]);
 };
 
 /**
@@ -79,7 +102,13 @@ export const up = async (db) => {
 export const down = async (db) => {
   const records = db.collection(NAME);
   const { deletedCount } = await records.deleteMany({ state: 'committed' });
-  if (deletedCount > 0) console.warn(`idempotency-leases down: removed ${deletedCount} committed record(s) without a stored answer`);
+  if (deletedCount > 0)
+    console.warn(`idempotency-leases down: removed ${deletedCount} committed record(s) without a stored answer`);
   await records.updateMany({}, { $unset: { owner: '', leaseUntil: '', committedAt: '', result: '' } });
-  await db.command({ collMod: NAME, validator: PREVIOUS_VALIDATOR, validationLevel: 'strict', validationAction: 'error' });
+  await db.command({
+    collMod: NAME,
+    validator: PREVIOUS_VALIDATOR,
+    validationLevel: 'strict',
+    validationAction: 'error',
+  });
 };

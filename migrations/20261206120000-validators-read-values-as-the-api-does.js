@@ -48,7 +48,9 @@ function respellSchema(schema, from, to) {
   for (const [key, value] of Object.entries(schema)) {
     if (key === 'pattern' && typeof value === 'string') out[key] = respell(value, from, to);
     else if (key === 'patternProperties') {
-      out[key] = Object.fromEntries(Object.entries(value).map(([pattern, inner]) => [respell(pattern, from, to), respellSchema(inner, from, to)]));
+      out[key] = Object.fromEntries(
+        Object.entries(value).map(([pattern, inner]) => [respell(pattern, from, to), respellSchema(inner, from, to)]),
+      );
     } else out[key] = respellSchema(value, from, to);
   }
   return out;
@@ -59,8 +61,15 @@ function withEmailPattern(validator, present) {
   const email = validator.$jsonSchema?.properties?.email;
   if (email === undefined) return validator;
   const { pattern: _pattern, description, ...rest } = email;
-  const changed = { ...rest, ...(present && { pattern: EMAIL_PATTERN }), ...(description !== undefined && { description }) };
-  return { ...validator, $jsonSchema: { ...validator.$jsonSchema, properties: { ...validator.$jsonSchema.properties, email: changed } } };
+  const changed = {
+    ...rest,
+    ...(present && { pattern: EMAIL_PATTERN }),
+    ...(description !== undefined && { description }),
+  };
+  return {
+    ...validator,
+    $jsonSchema: { ...validator.$jsonSchema, properties: { ...validator.$jsonSchema.properties, email: changed } },
+  };
 }
 
 /** @param db {import('mongodb').Db} */
@@ -89,4 +98,6 @@ export const up = async (db) =>
 
 /** @param db {import('mongodb').Db} */
 export const down = async (db) =>
-  changeValidators(db, (name, validator) => respellSchema(name === 'customers' ? withEmailPattern(validator, false) : validator, '\\z', '$'));
+  changeValidators(db, (name, validator) =>
+    respellSchema(name === 'customers' ? withEmailPattern(validator, false) : validator, '\\z', '$'),
+  );

@@ -31,7 +31,11 @@ export const up = async (db) => {
   }
   await db
     .collection(NAME)
-    .updateOne({ _id: CURSOR_SECRET_ID }, { $setOnInsert: { secret: randomBytes(32).toString('base64url'), createdAt: new Date() } }, { upsert: true });
+    .updateOne(
+      { _id: CURSOR_SECRET_ID },
+      { $setOnInsert: { secret: randomBytes(32).toString('base64url'), createdAt: new Date() } },
+      { upsert: true },
+    );
 };
 
 /** Drops the collection: cursors issued until then stop being accepted (their next page is a 400). @param db {import('mongodb').Db} */

@@ -43,58 +43,64 @@ export interface AppOptions {
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
-const app = fp<AppOptions>(async (fastify, { config, connect }) => {
-  // Bodies are JSON, or JSON Merge Patch on PATCH, in strict UTF-8; nothing else is an input here.
-  await fastify.register(jsonBody);
-  await fastify.register(requestContext, { deadlineMs: config.http.deadlineMs });
-  // Its preValidation hook comes first: hostile input is refused before anything else reads it.
-  await fastify.register(inputGuard);
-  await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
-  // Before the docs routes and the authentication: CORS headers go out on a 401 too.
-  await fastify.register(securityHeaders, { corsOrigins: config.security.corsOrigins });
-  // After the security headers, before authentication: a request HTTP/1.1 refuses is no route's.
-  await fastify.register(clientErrors);
-  await fastify.register(openapi, { docs: config.http.docs, version: VERSION });
-  await fastify.register(database, { ...config.mongo, connect });
-  // Before every protected route: its hooks see each route as it is added.
-  await fastify.register(rateLimit, {
-    perKeyPerMinute: config.security.rateLimitPerMinute,
-    anonymousPerMinute: config.security.anonymousRateLimitPerMinute,
-  });
-  await fastify.register(authentication, { cacheTtlMs: config.security.authCacheTtlMs, rateLimitPerMinute: config.security.rateLimitPerMinute });
-  // After authentication (a 405 is rate limited as a 404 is): known paths, unknown methods.
-  await fastify.register(methods);
-  await fastify.register(loadShedding, { maxConcurrent: config.security.maxConcurrentQueries });
-  await fastify.register(metrics);
+const app = fp<AppOptions>(
+  async (fastify, { config, connect }) => {
+    // Bodies are JSON, or JSON Merge Patch on PATCH, in strict UTF-8; nothing else is an input here.
+    await fastify.register(jsonBody);
+    await fastify.register(requestContext, { deadlineMs: config.http.deadlineMs });
+    // Its preValidation hook comes first: hostile input is refused before anything else reads it.
+    await fastify.register(inputGuard);
+    await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
+    // Before the docs routes and the authentication: CORS headers go out on a 401 too.
+    await fastify.register(securityHeaders, { corsOrigins: config.security.corsOrigins });
+    // After the security headers, before authentication: a request HTTP/1.1 refuses is no route's.
+    await fastify.register(clientErrors);
+    await fastify.register(openapi, { docs: config.http.docs, version: VERSION });
+    await fastify.register(database, { ...config.mongo, connect });
+    // Before every protected route: its hooks see each route as it is added.
+    await fastify.register(rateLimit, {
+      perKeyPerMinute: config.security.rateLimitPerMinute,
+      anonymousPerMinute: config.security.anonymousRateLimitPerMinute,
+    });
+    await fastify.register(authentication, {
+      cacheTtlMs: config.security.authCacheTtlMs,
+      rateLimitPerMinute: config.security.rateLimitPerMinute,
+    });
+    // After authentication (a 405 is rate limited as a 404 is): known paths, unknown methods.
+    await fastify.register(methods);
+    await fastify.register(loadShedding, { maxConcurrent: config.security.maxConcurrentQueries });
+    await fastify.register(metrics);
 
-  await fastify.register(repositories, {
-    countTimeoutMs: config.mongo.countTimeoutMs,
-    queryTimeoutMs: config.security.queryTimeoutMs,
-    retentionDays: config.audit.retentionDays,
-    cursorSecret: config.security.cursorSecret,
-  });
-  // Before the routes: it hooks every POST route registered after it.
-  await fastify.register(idempotency, { ttlHours: config.idempotency.ttlHours });
+    await fastify.register(repositories, {
+      countTimeoutMs: config.mongo.countTimeoutMs,
+      queryTimeoutMs: config.security.queryTimeoutMs,
+      retentionDays: config.audit.retentionDays,
+      cursorSecret: config.security.cursorSecret,
+    });
+    // Before the routes: it hooks every POST route registered after it.
+    await fastify.register(idempotency, { ttlHours: config.idempotency.ttlHours });
 
-  await fastify.register(health, {
-    prefix: '/health',
-    readinessTimeoutMs: config.mongo.readinessTimeoutMs,
-    retryAfterSeconds: config.mongo.retryAfterSeconds,
-  });
-  // Registered at the root: the generic routes and the workflow routes share them.
-  for (const entity of ENTITIES) {
-    for (const schema of documentSchemas(entity).shared) fastify.addSchema(schema);
-  }
-  for (const entity of ENTITIES) {
-    await fastify.register(documentRoutes, { prefix: `/v1/${entity.collection}`, entity });
-  }
-  await fastify.register(orderRoutes, { prefix: '/v1/orders' });
-  await fastify.register(stockMovementRoutes, { prefix: '/v1/stock' });
-  await fastify.register(batchRoutes, { prefix: '/v1/batch' });
-  // Not an entity of ENTITIES: read-only, behind audit:read rather than a collection's scopes.
-  await fastify.register(auditRoutes, { prefix: '/v1/audit' });
-  await fastify.register(keyRoutes, { prefix: '/v1/keys' });
-}, { name: 'storekeeper', fastify: '5.x' });
+    await fastify.register(health, {
+      prefix: '/health',
+      readinessTimeoutMs: config.mongo.readinessTimeoutMs,
+      retryAfterSeconds: config.mongo.retryAfterSeconds,
+    });
+    // Registered at the root: the generic routes and the workflow routes share them.
+    for (const entity of ENTITIES) {
+      for (const schema of documentSchemas(entity).shared) fastify.addSchema(schema);
+    }
+    for (const entity of ENTITIES) {
+      await fastify.register(documentRoutes, { prefix: `/v1/${entity.collection}`, entity });
+    }
+    await fastify.register(orderRoutes, { prefix: '/v1/orders' });
+    await fastify.register(stockMovementRoutes, { prefix: '/v1/stock' });
+    await fastify.register(batchRoutes, { prefix: '/v1/batch' });
+    // Not an entity of ENTITIES: read-only, behind audit:read rather than a collection's scopes.
+    await fastify.register(auditRoutes, { prefix: '/v1/audit' });
+    await fastify.register(keyRoutes, { prefix: '/v1/keys' });
+  },
+  { name: 'storekeeper', fastify: '5.x' },
+);
 
 export default app;
 
@@ -107,7 +113,10 @@ const ajvCompiler = AjvCompiler();
  */
 const buildValidatorPerPart: typeof ajvCompiler = (externalSchemas, options) => {
   const coercing = ajvCompiler(externalSchemas, options);
-  const strictOptions = { ...options, customOptions: { ...options?.customOptions, coerceTypes: false } } as typeof options;
+  const strictOptions = {
+    ...options,
+    customOptions: { ...options?.customOptions, coerceTypes: false },
+  } as typeof options;
   const strict = ajvCompiler(externalSchemas, strictOptions);
   return (route) => (route.httpPart === 'body' ? strict(route) : readingNumbersStrictly(route.schema, coercing(route)));
 };
@@ -140,7 +149,9 @@ export async function buildApp({ logger, ...options }: BuildOptions) {
     ajv: { customOptions: { ...AJV_OPTIONS, formats: { ...AJV_OPTIONS.formats } } },
     // Responses are written by fast-json-stringify from schemas that drop its per-value union checks
     // where JSON.stringify writes the same (src/http/schemas/serialization.ts).
-    schemaController: { compilersFactory: { buildValidator: buildValidatorPerPart, buildSerializer: buildSerializer() } },
+    schemaController: {
+      compilersFactory: { buildValidator: buildValidatorPerPart, buildSerializer: buildSerializer() },
+    },
     // The serializer picks between union members with Ajv too; it must know the same formats.
     serializerOpts: { ajv: { formats: { ...AJV_OPTIONS.formats } } },
   }).withTypeProvider<TypeBoxTypeProvider>();

@@ -19,24 +19,30 @@ interface Variable<T> {
   parse(raw: string): T;
 }
 
-const integer = (min: number, max: number) => (raw: string): number => {
-  if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be an integer, got "${raw}"`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new Error(`must be between ${min} and ${max}, got ${value}`);
-  return value;
-};
+const integer =
+  (min: number, max: number) =>
+  (raw: string): number => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be an integer, got "${raw}"`);
+    const value = Number(raw);
+    if (value < min || value > max) throw new Error(`must be between ${min} and ${max}, got ${value}`);
+    return value;
+  };
 
-const decimal = (min: number, max: number) => (raw: string): number => {
-  const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value)) throw new Error(`must be a number, got "${raw}"`);
-  if (value < min || value > max) throw new Error(`must be between ${min} and ${max}, got ${value}`);
-  return value;
-};
+const decimal =
+  (min: number, max: number) =>
+  (raw: string): number => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value)) throw new Error(`must be a number, got "${raw}"`);
+    if (value < min || value > max) throw new Error(`must be between ${min} and ${max}, got ${value}`);
+    return value;
+  };
 
-const oneOf = <const T extends string>(...values: T[]) => (raw: string): T => {
-  if (!(values as string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}, got "${raw}"`);
-  return raw as T;
-};
+const oneOf =
+  <const T extends string>(...values: T[]) =>
+  (raw: string): T => {
+    if (!(values as string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}, got "${raw}"`);
+    return raw as T;
+  };
 
 const boolean = (raw: string): boolean => {
   if (/^(true|1|yes|on)$/i.test(raw)) return true;
@@ -55,7 +61,9 @@ const mongodbUri = (raw: string): string => {
   try {
     parsed = new ConnectionString(raw);
   } catch (error) {
-    throw new Error(`must be a MongoDB connection string such as mongodb://host:27017/?replicaSet=rs0 (${(error as Error).message})`);
+    throw new Error(
+      `must be a MongoDB connection string such as mongodb://host:27017/?replicaSet=rs0 (${(error as Error).message})`,
+    );
   }
   for (const host of parsed.hosts) {
     const port = /:(\d+)$/.exec(host)?.[1];
@@ -91,16 +99,25 @@ export const variables = {
   },
   MONGODB_DB: { description: 'Database name.', default: 'storekeeper', parse: databaseName },
   MONGODB_APP_NAME: {
-    description: "The name this instance gives MongoDB, shown in MongoDB's logs, currentOp and profiler (e.g. storekeeper-eu-1).",
+    description:
+      "The name this instance gives MongoDB, shown in MongoDB's logs, currentOp and profiler (e.g. storekeeper-eu-1).",
     default: 'storekeeper',
     parse: (raw: string): string => {
       if (!/^[\x21-\x7E]{1,128}$/.test(raw)) throw new Error('must be 1-128 visible ASCII characters');
       return raw;
     },
   },
-  MONGODB_MAX_POOL_SIZE: { description: 'Most connections per MongoDB server.', default: '50', parse: integer(1, 1000) },
+  MONGODB_MAX_POOL_SIZE: {
+    description: 'Most connections per MongoDB server.',
+    default: '50',
+    parse: integer(1, 1000),
+  },
   MONGODB_MIN_POOL_SIZE: { description: 'Connections kept open per server.', default: '2', parse: integer(0, 1000) },
-  MONGODB_MAX_IDLE_TIME_MS: { description: 'Idle time before a pooled connection closes.', default: '60000', parse: integer(0, 86_400_000) },
+  MONGODB_MAX_IDLE_TIME_MS: {
+    description: 'Idle time before a pooled connection closes.',
+    default: '60000',
+    parse: integer(0, 86_400_000),
+  },
   MONGODB_WAIT_QUEUE_TIMEOUT_MS: {
     description: 'Longest wait for a free pooled connection.',
     default: '2000',
@@ -112,7 +129,11 @@ export const variables = {
     parse: integer(1, 600_000),
   },
   MONGODB_CONNECT_TIMEOUT_MS: { description: 'TCP connect timeout.', default: '5000', parse: integer(1, 600_000) },
-  MONGODB_SOCKET_TIMEOUT_MS: { description: 'Socket inactivity timeout (0: none).', default: '30000', parse: integer(0, 3_600_000) },
+  MONGODB_SOCKET_TIMEOUT_MS: {
+    description: 'Socket inactivity timeout (0: none).',
+    default: '30000',
+    parse: integer(0, 3_600_000),
+  },
   DATA_DIR: {
     description: 'Directory of the embedded database (relative paths are taken from the working directory).',
     default: '.data',
@@ -123,9 +144,14 @@ export const variables = {
     default: '27117',
     parse: integer(1, 65535),
   },
-  EMBEDDED_MONGODB_CACHE_GB: { description: 'WiredTiger cache of the embedded mongod.', default: '0.25', parse: decimal(0.25, 64) },
+  EMBEDDED_MONGODB_CACHE_GB: {
+    description: 'WiredTiger cache of the embedded mongod.',
+    default: '0.25',
+    parse: decimal(0.25, 64),
+  },
   MONGOD_BINARY: {
-    description: 'Path of a mongod binary for the embedded database (MONGOMS_SYSTEM_BINARY also works). Unset: download, or provision offline.',
+    description:
+      'Path of a mongod binary for the embedded database (MONGOMS_SYSTEM_BINARY also works). Unset: download, or provision offline.',
     parse: text,
   },
   LIST_COUNT_TIMEOUT_MS: {
@@ -147,7 +173,8 @@ export const variables = {
     parse: integer(500, 600_000),
   },
   READINESS_TIMEOUT_MS: {
-    description: 'How long /health/ready waits for MongoDB to answer (a ping and the migrations check); it answers within this time whatever MongoDB does.',
+    description:
+      'How long /health/ready waits for MongoDB to answer (a ping and the migrations check); it answers within this time whatever MongoDB does.',
     default: '1000',
     parse: integer(50, 60_000),
   },
@@ -162,7 +189,8 @@ export const variables = {
     parse: integer(1, 24 * 365),
   },
   AUDIT_RETENTION_DAYS: {
-    description: 'How long audit entries are kept: each expires this many days after its write (a change applies to entries written from then on).',
+    description:
+      'How long audit entries are kept: each expires this many days after its write (a change applies to entries written from then on).',
     default: '365',
     parse: integer(1, 36_500),
   },
@@ -171,21 +199,32 @@ export const variables = {
     default: '10000',
     parse: integer(0, 600_000),
   },
-  BODY_LIMIT_BYTES: { description: 'Largest accepted request body.', default: '1048576', parse: integer(1024, 64 * 1024 * 1024) },
-  TRUST_PROXY: { description: 'Trust X-Forwarded-* headers (behind a load balancer).', default: 'false', parse: boolean },
+  BODY_LIMIT_BYTES: {
+    description: 'Largest accepted request body.',
+    default: '1048576',
+    parse: integer(1024, 64 * 1024 * 1024),
+  },
+  TRUST_PROXY: {
+    description: 'Trust X-Forwarded-* headers (behind a load balancer).',
+    default: 'false',
+    parse: boolean,
+  },
   DOCS_ENABLED: { description: 'Serve the OpenAPI document and Swagger UI at /docs.', default: 'true', parse: boolean },
   AUTH_CACHE_TTL_MS: {
-    description: 'How long a looked-up API key is reused before it is read again: a revoked key stops working within this time.',
+    description:
+      'How long a looked-up API key is reused before it is read again: a revoked key stops working within this time.',
     default: '10000',
     parse: integer(0, 600_000),
   },
   RATE_LIMIT_PER_MINUTE: {
-    description: 'Requests per minute per API key (a key may carry its own limit); bursts up to the same number. 0: unlimited.',
+    description:
+      'Requests per minute per API key (a key may carry its own limit); bursts up to the same number. 0: unlimited.',
     default: '1200',
     parse: integer(0, 10_000_000),
   },
   RATE_LIMIT_ANONYMOUS_PER_MINUTE: {
-    description: 'Requests per minute per client IP to the open routes (health, docs) and with a missing or wrong key. 0: unlimited.',
+    description:
+      'Requests per minute per client IP to the open routes (health, docs) and with a missing or wrong key. 0: unlimited.',
     default: '300',
     parse: integer(0, 10_000_000),
   },
@@ -201,16 +240,22 @@ export const variables = {
     parse: integer(10, 600_000),
   },
   MAX_CONCURRENT_QUERIES: {
-    description: 'Expensive requests (lists, batches) handled at once per instance; more wait briefly, then get 503 with Retry-After.',
+    description:
+      'Expensive requests (lists, batches) handled at once per instance; more wait briefly, then get 503 with Retry-After.',
     default: '32',
     parse: integer(1, 10_000),
   },
   CORS_ORIGINS: {
-    description: 'Comma-separated browser origins allowed to call the API (CORS), e.g. https://admin.example.com. Unset: no CORS headers.',
+    description:
+      'Comma-separated browser origins allowed to call the API (CORS), e.g. https://admin.example.com. Unset: no CORS headers.',
     parse: (raw: string): string[] => {
-      const origins = raw.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '');
+      const origins = raw
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter((origin) => origin !== '');
       for (const origin of origins) {
-        if (origin !== '*' && !/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin)) throw new Error(`must list origins such as https://shop.example.com, got "${origin}"`);
+        if (origin !== '*' && !/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin))
+          throw new Error(`must list origins such as https://shop.example.com, got "${origin}"`);
       }
       return origins;
     },
@@ -297,7 +342,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const v = values as { [K in VariableName]: Parsed<K> };
   const dataDir = isAbsolute(v.DATA_DIR) ? v.DATA_DIR : resolve(cwd, v.DATA_DIR);
   return {
-    http: { host: v.HOST, port: v.PORT, bodyLimit: v.BODY_LIMIT_BYTES, trustProxy: v.TRUST_PROXY, docs: v.DOCS_ENABLED, deadlineMs: v.REQUEST_DEADLINE_MS },
+    http: {
+      host: v.HOST,
+      port: v.PORT,
+      bodyLimit: v.BODY_LIMIT_BYTES,
+      trustProxy: v.TRUST_PROXY,
+      docs: v.DOCS_ENABLED,
+      deadlineMs: v.REQUEST_DEADLINE_MS,
+    },
     log: { level: v.LOG_LEVEL, format: v.LOG_FORMAT },
     mongo: {
       uri: values.MONGODB_URI,

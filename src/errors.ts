@@ -48,7 +48,11 @@ export class AppError extends Error {
     return new AppError(404, 'not-found', 'Not Found', { detail });
   }
 
-  static unavailable(retryAfterSeconds: number, detail = 'The database is unavailable. Retry later.', cause?: unknown): AppError {
+  static unavailable(
+    retryAfterSeconds: number,
+    detail = 'The database is unavailable. Retry later.',
+    cause?: unknown,
+  ): AppError {
     return new AppError(503, 'service-unavailable', 'Service Unavailable', {
       detail,
       headers: { 'retry-after': String(retryAfterSeconds) },

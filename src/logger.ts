@@ -48,7 +48,10 @@ const MAX_THROWN_TEXT = 2000;
  */
 export function serializeThrown(thrown: unknown): Record<string, unknown> {
   try {
-    if (thrown instanceof Error || (thrown !== null && typeof thrown === 'object' && typeof (thrown as { message?: unknown }).message === 'string')) {
+    if (
+      thrown instanceof Error ||
+      (thrown !== null && typeof thrown === 'object' && typeof (thrown as { message?: unknown }).message === 'string')
+    ) {
       const serialized = pino.stdSerializers.err(thrown as Error) as unknown as Record<string, unknown>;
       if (typeof serialized.message === 'string') serialized.message = redactSecrets(serialized.message);
       if (typeof serialized.stack === 'string') serialized.stack = redactSecrets(serialized.stack);
@@ -60,8 +63,16 @@ export function serializeThrown(thrown: unknown): Record<string, unknown> {
     } catch {
       text = undefined;
     }
-    const type = thrown === null ? 'null' : typeof thrown === 'object' ? (Object.getPrototypeOf(thrown)?.constructor?.name ?? 'Object') : typeof thrown;
-    return { type, message: redactSecrets(String(text ?? Object.prototype.toString.call(thrown)).slice(0, MAX_THROWN_TEXT)) };
+    const type =
+      thrown === null
+        ? 'null'
+        : typeof thrown === 'object'
+          ? (Object.getPrototypeOf(thrown)?.constructor?.name ?? 'Object')
+          : typeof thrown;
+    return {
+      type,
+      message: redactSecrets(String(text ?? Object.prototype.toString.call(thrown)).slice(0, MAX_THROWN_TEXT)),
+    };
   } catch {
     return { type: 'unknown', message: 'a thrown value that could not be read' };
   }

@@ -61,7 +61,10 @@ async function startService(
       log: (message) => logger.info(message),
     });
     uri = embedded.uri;
-    logger.info({ dataDir, uri, source: embedded.source, mongodPid: embedded.pid }, 'embedded MongoDB is running; its data stays in dataDir');
+    logger.info(
+      { dataDir, uri, source: embedded.source, mongodPid: embedded.pid },
+      'embedded MongoDB is running; its data stays in dataDir',
+    );
   }
 
   const migrations = config.migrationsOnStart === 'auto' ? (embedded ? 'apply' : 'check') : config.migrationsOnStart;

@@ -65,7 +65,10 @@ export function handleStopRequests({ graceMs, logger, parentForwardsSignals }: S
     }
     const sinceFirst = performance.now() - first.at;
     if (parentForwardsSignals && signal === first.cause && sinceFirst < FORWARDED_COPY_WINDOW_MS) {
-      logger.debug({ signal, afterMs: Math.round(sinceFirst) }, 'the same signal again this soon: taken for the copy the parent passed on, one stop request');
+      logger.debug(
+        { signal, afterMs: Math.round(sinceFirst) },
+        'the same signal again this soon: taken for the copy the parent passed on, one stop request',
+      );
       return;
     }
     logger.warn({ signal }, `second ${signal}: exiting now, without waiting for in-flight requests`);

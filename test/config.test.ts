@@ -16,14 +16,31 @@ function problemsOf(env: Record<string, string>): string[] {
 describe('configuration', () => {
   it('with an empty environment, every setting has its documented default and MongoDB is embedded', () => {
     const config = loadConfig({}, '/srv/app');
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, bodyLimit: 1_048_576, trustProxy: false, docs: true, deadlineMs: 10_000 });
+    expect(config.http).toEqual({
+      host: '127.0.0.1',
+      port: 3000,
+      bodyLimit: 1_048_576,
+      trustProxy: false,
+      docs: true,
+      deadlineMs: 10_000,
+    });
     expect(config.mongo.uri).toBeUndefined();
-    expect(config.mongo).toMatchObject({ dbName: 'storekeeper', maxPoolSize: 50, minPoolSize: 2, serverSelectionTimeoutMS: 5000 });
+    expect(config.mongo).toMatchObject({
+      dbName: 'storekeeper',
+      maxPoolSize: 50,
+      minPoolSize: 2,
+      serverSelectionTimeoutMS: 5000,
+    });
     expect(config.embedded).toEqual({ dataDir: '/srv/app/.data', port: 27117, cacheSizeGB: 0.25, binary: undefined });
   });
 
   it('reads typed values from the environment', () => {
-    const config = loadConfig({ PORT: '8080', TRUST_PROXY: 'yes', MONGODB_URI: 'mongodb://a:1,b:2/?replicaSet=rs0', DATA_DIR: '/var/lib/sk' });
+    const config = loadConfig({
+      PORT: '8080',
+      TRUST_PROXY: 'yes',
+      MONGODB_URI: 'mongodb://a:1,b:2/?replicaSet=rs0',
+      DATA_DIR: '/var/lib/sk',
+    });
     expect(config.http.port).toBe(8080);
     expect(config.http.trustProxy).toBe(true);
     expect(config.mongo.uri).toBe('mongodb://a:1,b:2/?replicaSet=rs0');
@@ -47,7 +64,12 @@ describe('configuration', () => {
   });
 
   it('reports every problem at once, and checks settings against each other', () => {
-    const problems = problemsOf({ PORT: '-1', MONGODB_MIN_POOL_SIZE: '20', MONGODB_MAX_POOL_SIZE: '10', SHUTDOWN_GRACE_MS: 'soon' });
+    const problems = problemsOf({
+      PORT: '-1',
+      MONGODB_MIN_POOL_SIZE: '20',
+      MONGODB_MAX_POOL_SIZE: '10',
+      SHUTDOWN_GRACE_MS: 'soon',
+    });
     expect(problems).toEqual([
       expect.stringContaining('PORT'),
       expect.stringContaining('SHUTDOWN_GRACE_MS'),

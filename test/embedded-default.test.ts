@@ -36,7 +36,9 @@ describe('the embedded default (no MONGODB_URI)', () => {
     const port = Number(env.PORT);
 
     service = spawnService('src/server.ts', env);
-    const started = await service.waitForLine((line) => line.msg === 'embedded MongoDB is running; its data stays in dataDir');
+    const started = await service.waitForLine(
+      (line) => line.msg === 'embedded MongoDB is running; its data stays in dataDir',
+    );
     expect(started.dataDir).toBe(join(dataDir, 'mongodb'));
     await waitFor(() => ready(port), 60_000, 'readiness on the embedded database');
 
@@ -51,7 +53,12 @@ describe('the embedded default (no MONGODB_URI)', () => {
     const created = await fetch(`http://127.0.0.1:${port}/v1/products`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization },
-      body: JSON.stringify({ sku: 'KEPT-1', name: 'Survives restarts', price: { amount: 100, currency: 'EUR' }, category: 'tests' }),
+      body: JSON.stringify({
+        sku: 'KEPT-1',
+        name: 'Survives restarts',
+        price: { amount: 100, currency: 'EUR' },
+        category: 'tests',
+      }),
     });
     expect(created.status).toBe(201);
     const location = created.headers.get('location')!;

@@ -24,7 +24,13 @@ describe('pending migrations at start', () => {
     const dbName = testDatabaseName('require');
     const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH, MONGODB_URI: inject('mongoUri'), MONGODB_DB: dbName, MIGRATIONS_ON_START: 'require', PORT: '0' },
+      env: {
+        PATH: process.env.PATH,
+        MONGODB_URI: inject('mongoUri'),
+        MONGODB_DB: dbName,
+        MIGRATIONS_ON_START: 'require',
+        PORT: '0',
+      },
       encoding: 'utf8',
       timeout: 60_000,
     });
@@ -36,16 +42,29 @@ describe('pending migrations at start', () => {
   it('with MIGRATIONS_ON_START=apply, the service migrates before it serves', async () => {
     const dbName = testDatabaseName('apply');
     const port = await getPort();
-    service = spawnService('src/server.ts', { MONGODB_URI: inject('mongoUri'), MONGODB_DB: dbName, MIGRATIONS_ON_START: 'apply', PORT: String(port) });
+    service = spawnService('src/server.ts', {
+      MONGODB_URI: inject('mongoUri'),
+      MONGODB_DB: dbName,
+      MIGRATIONS_ON_START: 'apply',
+      PORT: String(port),
+    });
     await service.waitForLine((line) => line.msg === `applied migrations: ${MIGRATION_FILES.join(', ')}`);
     expect(await collections(dbName)).toEqual(expect.arrayContaining(['customers', 'orders', 'products', 'stock']));
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status === 200, 60_000, 'readiness');
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status === 200,
+      60_000,
+      'readiness',
+    );
   });
 
   it('by default on a MONGODB_URI database, the service serves but is not ready while migrations are pending', async () => {
     const dbName = testDatabaseName('check');
     const port = await getPort();
-    service = spawnService('src/server.ts', { MONGODB_URI: inject('mongoUri'), MONGODB_DB: dbName, PORT: String(port) });
+    service = spawnService('src/server.ts', {
+      MONGODB_URI: inject('mongoUri'),
+      MONGODB_DB: dbName,
+      PORT: String(port),
+    });
     await service.waitForLine((line) => typeof line.msg === 'string' && line.msg.startsWith('Server listening'));
     let body: { type?: string; pendingMigrations?: string[] } = {};
     await waitFor(

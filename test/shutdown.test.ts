@@ -32,7 +32,9 @@ describe('graceful shutdown', () => {
     expect(await service.exited).toBe(0);
     await expect(fetch(`http://127.0.0.1:${port}/health/live`)).rejects.toThrow();
     const messages = service.lines.map((line) => line.msg);
-    expect(messages.indexOf('MongoDB connection closed')).toBeGreaterThan(messages.indexOf('shutting down: finishing in-flight requests'));
+    expect(messages.indexOf('MongoDB connection closed')).toBeGreaterThan(
+      messages.indexOf('shutting down: finishing in-flight requests'),
+    );
     expect(messages.indexOf('shutdown complete')).toBeGreaterThan(messages.indexOf('MongoDB connection closed'));
   });
 });

@@ -133,11 +133,16 @@ async function start(how: 'npm start' | 'node', extraEnv: Record<string, string>
   const port = await getPort();
   const mongodPort = await getPort();
   const env = { PORT: String(port), DATA_DIR: dataDir, EMBEDDED_MONGODB_PORT: String(mongodPort), ...extraEnv };
-  const spawned = how === 'npm start' ? spawnNpmStart(env, { detached: true }) : spawnService('src/server.ts', env, { detached: true });
+  const spawned =
+    how === 'npm start'
+      ? spawnNpmStart(env, { detached: true })
+      : spawnService('src/server.ts', env, { detached: true });
   const run: Started = { process: spawned, dataDir, port, mongodPort, sockets: [] };
   started.push(run);
 
-  const embedded = await spawned.waitForLine((line) => line.msg === 'embedded MongoDB is running; its data stays in dataDir');
+  const embedded = await spawned.waitForLine(
+    (line) => line.msg === 'embedded MongoDB is running; its data stays in dataDir',
+  );
   run.servicePid = embedded.pid as number;
   run.mongodPid = embedded.mongodPid as number;
   expect(run.servicePid).toBeTypeOf('number');
@@ -170,7 +175,9 @@ async function holdRequestOpen(run: Started): Promise<void> {
   run.sockets.push(socket);
   socket.on('error', () => {}); // reset when the process exits
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  await new Promise<void>((resolve) => socket.write('GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n', () => resolve()));
+  await new Promise<void>((resolve) =>
+    socket.write('GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n', () => resolve()),
+  );
 }
 
 async function expectStoppedCleanly(run: Started, signal: NodeJS.Signals | undefined): Promise<void> {
@@ -180,7 +187,9 @@ async function expectStoppedCleanly(run: Started, signal: NodeJS.Signals | undef
   expect(shuttingDown, messages.join('\n')).toBeDefined();
   if (signal !== undefined) expect(shuttingDown?.signal).toBe(signal);
   expect(messages).toContain('shutdown complete');
-  expect(messages.indexOf('shutdown complete')).toBeGreaterThan(messages.indexOf('shutting down: finishing in-flight requests'));
+  expect(messages.indexOf('shutdown complete')).toBeGreaterThan(
+    messages.indexOf('shutting down: finishing in-flight requests'),
+  );
   expect(messages.some((message) => typeof message === 'string' && message.startsWith('second '))).toBe(false);
   expectNoStackTrace(run);
   // The stop waits for mongod's exit, so it is gone by the time the service is.
@@ -259,7 +268,8 @@ function killIfOurs(run: Started): void {
   const { child } = run.process;
   if (child.exitCode === null && child.signalCode === null) kill(-child.pid!);
   const service = run.servicePid !== undefined ? processInfo(run.servicePid) : undefined;
-  if (service !== undefined && service.pgid === child.pid && service.args.includes('src/server.ts')) kill(run.servicePid!);
+  if (service !== undefined && service.pgid === child.pid && service.args.includes('src/server.ts'))
+    kill(run.servicePid!);
   const mongod = run.mongodPid !== undefined ? processInfo(run.mongodPid) : undefined;
   if (mongod !== undefined && mongod.args.includes(`--port ${run.mongodPort}`)) kill(run.mongodPid!);
 }

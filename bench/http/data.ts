@@ -41,7 +41,7 @@ const INSERT_BATCH = 1000;
 function pick<T>(items: readonly T[], count: number, seed: number): T[] {
   const copy = [...items];
   let state = seed;
-  const next = () => ((state = (state * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648);
+  const next = () => (state = (state * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648;
   for (let i = copy.length - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1));
     [copy[i], copy[j]] = [copy[j]!, copy[i]!];
@@ -51,7 +51,10 @@ function pick<T>(items: readonly T[], count: number, seed: number): T[] {
 
 async function insertAll(db: Db, collection: string, documents: readonly Record<string, unknown>[]): Promise<void> {
   for (let start = 0; start < documents.length; start += INSERT_BATCH) {
-    await db.collection(collection).insertMany(documents.slice(start, start + INSERT_BATCH).map((document) => ({ ...document })), { ordered: false });
+    await db.collection(collection).insertMany(
+      documents.slice(start, start + INSERT_BATCH).map((document) => ({ ...document })),
+      { ordered: false },
+    );
   }
 }
 
@@ -59,21 +62,42 @@ async function insertAll(db: Db, collection: string, documents: readonly Record<
  * Migrates `db` and fills it with demo data. Documents go in through insertMany, checked by the
  * collections' validators (the seed command's upserts would only make it slower here).
  */
-export async function prepareDatabase(db: Db, client: mongoose.mongo.MongoClient, options: SeedOptions, servers: readonly ServerName[]): Promise<Fixture> {
+export async function prepareDatabase(
+  db: Db,
+  client: mongoose.mongo.MongoClient,
+  options: SeedOptions,
+  servers: readonly ServerName[],
+): Promise<Fixture> {
   await migrateUp(db, client);
   const data = generateDemoData({ products: options.products, customers: options.customers, seed: 1 });
   const stocked = new Set(data.products.slice(0, options.stockedProducts).map((product) => product.document.sku));
   const stock = data.stock.filter((item) => stocked.has(item.document.sku));
-  await insertAll(db, 'products', data.products.map((product) => product.document));
-  await insertAll(db, 'customers', data.customers.map((customer) => customer.document));
-  await insertAll(db, 'stock', stock.map((item) => item.document));
+  await insertAll(
+    db,
+    'products',
+    data.products.map((product) => product.document),
+  );
+  await insertAll(
+    db,
+    'customers',
+    data.customers.map((customer) => customer.document),
+  );
+  await insertAll(
+    db,
+    'stock',
+    stock.map((item) => item.document),
+  );
 
   const products = data.products.map((product) => product.document);
   const ids = pick(products, 2 * SAMPLE, 7).map((product) => product._id.toHexString());
   const active = new Set(products.filter((product) => product.status === 'active').map((product) => product.sku));
-  const hotCandidates = stock.filter((item) => item.document.warehouse === WAREHOUSE && active.has(item.document.sku)).map((item) => item.document.sku);
+  const hotCandidates = stock
+    .filter((item) => item.document.warehouse === WAREHOUSE && active.has(item.document.sku))
+    .map((item) => item.document.sku);
   const hot = pick(hotCandidates, HOT_SKUS_PER_SERVER * servers.length, 11);
-  const hotSkus = Object.fromEntries(servers.map((name, i) => [name, hot.slice(i * HOT_SKUS_PER_SERVER, (i + 1) * HOT_SKUS_PER_SERVER)])) as Record<ServerName, string[]>;
+  const hotSkus = Object.fromEntries(
+    servers.map((name, i) => [name, hot.slice(i * HOT_SKUS_PER_SERVER, (i + 1) * HOT_SKUS_PER_SERVER)]),
+  ) as Record<ServerName, string[]>;
   return {
     readIds: ids.slice(0, SAMPLE),
     patchIds: ids.slice(SAMPLE),
@@ -111,17 +135,30 @@ export interface StockLine {
 export async function stockOf(db: Db, skus: readonly string[]): Promise<Map<string, StockLine>> {
   const items = await db
     .collection('stock')
-    .find({ sku: { $in: [...skus] }, warehouse: WAREHOUSE }, { projection: { _id: 0, sku: 1, available: 1, reserved: 1, shipped: 1 } })
+    .find(
+      { sku: { $in: [...skus] }, warehouse: WAREHOUSE },
+      { projection: { _id: 0, sku: 1, available: 1, reserved: 1, shipped: 1 } },
+    )
     .toArray();
   return new Map(items.map((item) => [item.sku as string, item as unknown as StockLine]));
 }
 
 /** Sets the available units of the SKUs, adding each change to `added` (negative when units were removed). */
-export async function setAvailable(db: Db, skus: readonly string[], available: number, added: Map<string, number>): Promise<void> {
+export async function setAvailable(
+  db: Db,
+  skus: readonly string[],
+  available: number,
+  added: Map<string, number>,
+): Promise<void> {
   const before = await stockOf(db, skus);
   for (const sku of skus) {
     const delta = available - before.get(sku)!.available;
-    await db.collection('stock').updateOne({ sku, warehouse: WAREHOUSE }, { $inc: { available: delta, version: 1 }, $set: { updatedAt: new Date() } });
+    await db
+      .collection('stock')
+      .updateOne(
+        { sku, warehouse: WAREHOUSE },
+        { $inc: { available: delta, version: 1 }, $set: { updatedAt: new Date() } },
+      );
     added.set(sku, (added.get(sku) ?? 0) + delta);
   }
 }
@@ -145,7 +182,8 @@ export async function orderedUnits(db: Db, skus: readonly string[]): Promise<Map
  * the server still completes what it received): the orders and stock of these SKUs stop changing.
  */
 export async function waitUntilSettled(db: Db, skus: readonly string[], maxMs = 30_000): Promise<void> {
-  const snapshot = async () => JSON.stringify([...(await stockOf(db, skus)).values()]) + (await db.collection('orders').estimatedDocumentCount());
+  const snapshot = async () =>
+    JSON.stringify([...(await stockOf(db, skus)).values()]) + (await db.collection('orders').estimatedDocumentCount());
   const deadline = Date.now() + maxMs;
   let previous = await snapshot();
   while (Date.now() < deadline) {
@@ -170,7 +208,12 @@ export interface LedgerCheck {
  * The stock of each hot SKU against its history: every reserved unit is on an order, no counter
  * is negative, and available + reserved + shipped is what was seeded plus what the bench added.
  */
-export async function checkLedger(db: Db, skus: readonly string[], initial: Map<string, StockLine>, added: Map<string, number>): Promise<LedgerCheck> {
+export async function checkLedger(
+  db: Db,
+  skus: readonly string[],
+  initial: Map<string, StockLine>,
+  added: Map<string, number>,
+): Promise<LedgerCheck> {
   const now = await stockOf(db, skus);
   const ordered = await orderedUnits(db, skus);
   let oversoldUnits = 0;
@@ -185,9 +228,16 @@ export async function checkLedger(db: Db, skus: readonly string[], initial: Map<
     oversoldUnits += Math.max(0, after.reserved - before.reserved - units) + Math.max(0, -after.available);
     negativeCounters += [after.available, after.reserved, after.shipped].filter((value) => value < 0).length;
     const total = (line: StockLine) => line.available + line.reserved + line.shipped;
-    if (total(after) !== total(before) + (added.get(sku) ?? 0) || after.reserved - before.reserved !== units) balanced = false;
+    if (total(after) !== total(before) + (added.get(sku) ?? 0) || after.reserved - before.reserved !== units)
+      balanced = false;
   }
-  return { oversoldUnits, negativeCounters, unitsOrdered, balanced, ok: balanced && oversoldUnits === 0 && negativeCounters === 0 };
+  return {
+    oversoldUnits,
+    negativeCounters,
+    unitsOrdered,
+    balanced,
+    ok: balanced && oversoldUnits === 0 && negativeCounters === 0,
+  };
 }
 
 export type { ObjectId };

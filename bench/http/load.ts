@@ -31,7 +31,10 @@ export interface Measurement {
 }
 
 /** autocannon's result, and the seconds from the start to the last answer, timed here. */
-export async function drive(server: RunningServer, load: Load): Promise<autocannon.Result & { answeredWithinSeconds: number }> {
+export async function drive(
+  server: RunningServer,
+  load: Load,
+): Promise<autocannon.Result & { answeredWithinSeconds: number }> {
   const started = performance.now();
   let lastAnswer = started;
   // Without a callback autocannon returns its event emitter, made thenable.
@@ -62,7 +65,11 @@ export async function measure(server: RunningServer, load: Load): Promise<Measur
     status[code] = Number(count);
     answered += Number(count);
   }
-  const non2xx = answered - Object.entries(status).filter(([code]) => code.startsWith('2')).reduce((sum, [, count]) => sum + count, 0);
+  const non2xx =
+    answered -
+    Object.entries(status)
+      .filter(([code]) => code.startsWith('2'))
+      .reduce((sum, [, count]) => sum + count, 0);
   const requests = Math.max(answered, 1);
   // A fixed amount of requests ends with autocannon's once-a-second tick, which rounds its
   // duration up to whole seconds: a run of that kind is timed to its last answer instead.

@@ -59,8 +59,13 @@ const USAGE = `usage: npm run bench:http -- [options]
 
 function list<T extends string>(raw: string | undefined, allowed: readonly T[], name: string): T[] | undefined {
   if (raw === undefined) return undefined;
-  const values = raw.split(',').map((value) => value.trim()).filter(Boolean);
-  for (const value of values) if (!(allowed as readonly string[]).includes(value)) throw new Error(`--${name}: unknown "${value}" (${allowed.join(', ')})`);
+  const values = raw
+    .split(',')
+    .map((value) => value.trim())
+    .filter(Boolean);
+  for (const value of values)
+    if (!(allowed as readonly string[]).includes(value))
+      throw new Error(`--${name}: unknown "${value}" (${allowed.join(', ')})`);
   return values as T[];
 }
 
@@ -99,7 +104,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv = process.en
   const number = (raw: string | undefined, fallback: number, name: string): number => {
     if (raw === undefined || raw === '') return fallback;
     const value = Number(raw);
-    if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a non-negative number, got "${raw}"\n${USAGE}`);
+    if (!Number.isFinite(value) || value < 0)
+      throw new Error(`--${name} must be a non-negative number, got "${raw}"\n${USAGE}`);
     return value;
   };
   const scenarios = list(values.only, SCENARIOS, 'only');
@@ -125,7 +131,10 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv = process.en
     orderConnections: number(values['order-connections'], 50, 'order-connections'),
     scenarios: scenarios ?? [...SCENARIOS],
     // The floor always runs: every ratio is to it.
-    servers: servers === undefined ? [...SERVERS] : [...new Set<ServerName>(['floor', ...servers])].sort((a, b) => SERVERS.indexOf(a) - SERVERS.indexOf(b)),
+    servers:
+      servers === undefined
+        ? [...SERVERS]
+        : [...new Set<ServerName>(['floor', ...servers])].sort((a, b) => SERVERS.indexOf(a) - SERVERS.indexOf(b)),
     // Enough products that the walk's last page is full, and a catalog of realistic size.
     products: number(values.products, Math.max(quick ? 6000 : 55_000, Math.ceil(pages * pageSize * 1.1)), 'products'),
     customers: number(values.customers, quick ? 500 : 2000, 'customers'),

@@ -35,14 +35,20 @@ export async function build(log: (line: string) => void): Promise<void> {
   rmSync(BUILD_DIR, { recursive: true, force: true });
   mkdirSync(BUILD_DIR, { recursive: true });
   const started = performance.now();
-  const output = await run(process.execPath, [join(REPO_DIR, 'node_modules/typescript/bin/tsc'), '-p', join(BENCH_DIR, 'tsconfig.build.json')]);
+  const output = await run(process.execPath, [
+    join(REPO_DIR, 'node_modules/typescript/bin/tsc'),
+    '-p',
+    join(BENCH_DIR, 'tsconfig.build.json'),
+  ]);
   const errors = output.split('\n').filter((line) => /error TS\d+/.test(line));
   for (const script of Object.values(SERVER_SCRIPTS)) {
     if (!existsSync(script)) throw new Error(`the build did not produce ${script}:\n${output}`);
   }
   symlinkSync(join(REPO_DIR, 'package.json'), join(BUILD_DIR, 'package.json'));
   symlinkSync(join(REPO_DIR, 'migrations'), join(BUILD_DIR, 'migrations'));
-  log(`built the service and the comparison servers in ${((performance.now() - started) / 1000).toFixed(1)} s${errors.length > 0 ? ` (tsc reported ${errors.length} type errors; first: ${errors[0]})` : ''}`);
+  log(
+    `built the service and the comparison servers in ${((performance.now() - started) / 1000).toFixed(1)} s${errors.length > 0 ? ` (tsc reported ${errors.length} type errors; first: ${errors[0]})` : ''}`,
+  );
 }
 
 function run(command: string, args: string[]): Promise<string> {
@@ -59,13 +65,19 @@ function run(command: string, args: string[]): Promise<string> {
 /** Runs a compiled command of the service (src/cli/*) and returns its stdout. */
 export async function runCli(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(BUILD_DIR, script), ...args], { cwd: REPO_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(BUILD_DIR, script), ...args], {
+      cwd: REPO_DIR,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${script} exited ${code}: ${stderr.trim()}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(stdout) : reject(new Error(`${script} exited ${code}: ${stderr.trim()}`)),
+    );
   });
 }
 
@@ -110,7 +122,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   child.once('exit', (code) => (exited = code));
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (exited !== undefined) throw new Error(`${options.name} exited with ${exited} while starting; see ${logFile}:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+    if (exited !== undefined)
+      throw new Error(
+        `${options.name} exited with ${exited} while starting; see ${logFile}:\n${readFileSync(logFile, 'utf8').slice(-2000)}`,
+      );
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`${options.name} was not ready within 60 s; see ${logFile}`);

@@ -35,7 +35,8 @@ const median = (values: number[]): number => {
 
 export function summarize(rounds: Measurement[], documentsPerRequest?: number): Summary {
   const status: Record<string, number> = {};
-  for (const round of rounds) for (const [code, count] of Object.entries(round.status)) status[code] = (status[code] ?? 0) + count;
+  for (const round of rounds)
+    for (const [code, count] of Object.entries(round.status)) status[code] = (status[code] ?? 0) + count;
   const summary: Summary = {
     requestsPerSecond: median(rounds.map((r) => r.requestsPerSecond)),
     latencyP50Ms: median(rounds.map((r) => r.latencyP50Ms)),
@@ -46,7 +47,9 @@ export function summarize(rounds: Measurement[], documentsPerRequest?: number): 
     peakRssMb: Math.max(...rounds.map((r) => r.peakRssMb)),
   };
   if (documentsPerRequest !== undefined) {
-    summary.documentsPerSecond = median(rounds.map((r) => (((r.status['200'] ?? 0) + (r.status['201'] ?? 0)) * documentsPerRequest) / r.seconds));
+    summary.documentsPerSecond = median(
+      rounds.map((r) => (((r.status['200'] ?? 0) + (r.status['201'] ?? 0)) * documentsPerRequest) / r.seconds),
+    );
   }
   return summary;
 }
@@ -58,46 +61,91 @@ export function ratios(servers: ScenarioResult['servers']): ScenarioResult['rati
   const floor = servers.floor?.median;
   const express = servers.express?.median;
   const result: ScenarioResult['ratios'] = {};
-  if (service && floor) result.serviceToFloor = { throughput: throughputOf(service) / throughputOf(floor), cpu: service.cpuMsPerRequest / floor.cpuMsPerRequest };
+  if (service && floor)
+    result.serviceToFloor = {
+      throughput: throughputOf(service) / throughputOf(floor),
+      cpu: service.cpuMsPerRequest / floor.cpuMsPerRequest,
+    };
   if (service && express) result.serviceToExpress = { throughput: throughputOf(service) / throughputOf(express) };
   return result;
 }
 
-const fixed = (value: number | undefined, digits: number) => (value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits));
+const fixed = (value: number | undefined, digits: number) =>
+  value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
 const thousands = (value: number) => Math.round(value).toLocaleString('en-US');
 
 /** The goals of the requirement, judged on the figures of this run. */
-export function judge(scenarios: ScenarioResult[], orderChecks: Record<string, { ledgerOk: boolean; oversoldUnits: number; serverErrors: number }>, serviceRssMb: number | undefined): Goal[] {
+export function judge(
+  scenarios: ScenarioResult[],
+  orderChecks: Record<string, { ledgerOk: boolean; oversoldUnits: number; serverErrors: number }>,
+  serviceRssMb: number | undefined,
+): Goal[] {
   const goals: Goal[] = [];
   const byName = new Map(scenarios.map((s) => [s.name, s]));
   for (const name of ['read', 'list'] as const) {
     const scenario = byName.get(name);
     const toFloor = scenario?.ratios.serviceToFloor;
     if (toFloor) {
-      goals.push({ goal: `${name}: throughput ≥ 0.85 × floor`, value: fixed(toFloor.throughput, 2), met: toFloor.throughput >= 0.85 });
-      goals.push({ goal: `${name}: CPU per request ≤ 1.3 × floor`, value: fixed(toFloor.cpu, 2), met: toFloor.cpu <= 1.3 });
+      goals.push({
+        goal: `${name}: throughput ≥ 0.85 × floor`,
+        value: fixed(toFloor.throughput, 2),
+        met: toFloor.throughput >= 0.85,
+      });
+      goals.push({
+        goal: `${name}: CPU per request ≤ 1.3 × floor`,
+        value: fixed(toFloor.cpu, 2),
+        met: toFloor.cpu <= 1.3,
+      });
     }
     const toExpress = scenario?.ratios.serviceToExpress;
-    if (toExpress) goals.push({ goal: `${name}: throughput ≥ 1.5 × Express + Mongoose`, value: fixed(toExpress.throughput, 2), met: toExpress.throughput >= 1.5 });
+    if (toExpress)
+      goals.push({
+        goal: `${name}: throughput ≥ 1.5 × Express + Mongoose`,
+        value: fixed(toExpress.throughput, 2),
+        met: toExpress.throughput >= 1.5,
+      });
   }
   const first = byName.get('page-1')?.servers.service?.median;
   const last = byName.get('page-1000')?.servers.service?.median;
   if (first && last) {
     const cost = first.requestsPerSecond / last.requestsPerSecond;
-    goals.push({ goal: 'the last page of the walk costs ≤ 1.5 × page 1 (throughput of page 1 / of the last)', value: fixed(cost, 2), met: cost <= 1.5 });
+    goals.push({
+      goal: 'the last page of the walk costs ≤ 1.5 × page 1 (throughput of page 1 / of the last)',
+      value: fixed(cost, 2),
+      met: cost <= 1.5,
+    });
   }
   const ingest = byName.get('ingest')?.ratios.serviceToFloor;
-  if (ingest) goals.push({ goal: 'ingest: ≥ 0.7 × the driver insertMany (floor)', value: fixed(ingest.throughput, 2), met: ingest.throughput >= 0.7 });
+  if (ingest)
+    goals.push({
+      goal: 'ingest: ≥ 0.7 × the driver insertMany (floor)',
+      value: fixed(ingest.throughput, 2),
+      met: ingest.throughput >= 0.7,
+    });
   const order = orderChecks.service;
   if (order) {
-    goals.push({ goal: 'order placement: zero oversell', value: `${order.oversoldUnits} units oversold, ledger ${order.ledgerOk ? 'balanced' : 'NOT balanced'}`, met: order.ledgerOk && order.oversoldUnits === 0 });
+    goals.push({
+      goal: 'order placement: zero oversell',
+      value: `${order.oversoldUnits} units oversold, ledger ${order.ledgerOk ? 'balanced' : 'NOT balanced'}`,
+      met: order.ledgerOk && order.oversoldUnits === 0,
+    });
     goals.push({ goal: 'order placement: zero 5xx', value: String(order.serverErrors), met: order.serverErrors === 0 });
   }
-  if (serviceRssMb !== undefined) goals.push({ goal: 'service RSS under load < 200 MB', value: `${fixed(serviceRssMb, 0)} MB`, met: serviceRssMb < 200 });
+  if (serviceRssMb !== undefined)
+    goals.push({
+      goal: 'service RSS under load < 200 MB',
+      value: `${fixed(serviceRssMb, 0)} MB`,
+      met: serviceRssMb < 200,
+    });
   return goals;
 }
 
-export function markdown(result: { environment: Record<string, unknown>; scenarios: ScenarioResult[]; goals: Goal[]; settings: string }): string {
+export function markdown(result: {
+  environment: Record<string, unknown>;
+  scenarios: ScenarioResult[];
+  goals: Goal[];
+  settings: string;
+}): string {
   const lines = [
     '# HTTP benchmark',
     '',
@@ -109,10 +157,18 @@ export function markdown(result: { environment: Record<string, unknown>; scenari
   for (const scenario of result.scenarios) {
     for (const [name, entry] of Object.entries(scenario.servers) as [ServerName, { median: Summary }][]) {
       const m = entry.median;
-      const rate = m.documentsPerSecond !== undefined ? `${thousands(m.requestsPerSecond)} (${thousands(m.documentsPerSecond)} docs/s)` : thousands(m.requestsPerSecond);
+      const rate =
+        m.documentsPerSecond !== undefined
+          ? `${thousands(m.requestsPerSecond)} (${thousands(m.documentsPerSecond)} docs/s)`
+          : thousands(m.requestsPerSecond);
       const versus =
-        name === 'service' && scenario.ratios.serviceToFloor ? `${fixed(scenario.ratios.serviceToFloor.throughput, 2)}, ${fixed(scenario.ratios.serviceToFloor.cpu, 2)}` : '';
-      const versusExpress = name === 'service' && scenario.ratios.serviceToExpress ? fixed(scenario.ratios.serviceToExpress.throughput, 2) : '';
+        name === 'service' && scenario.ratios.serviceToFloor
+          ? `${fixed(scenario.ratios.serviceToFloor.throughput, 2)}, ${fixed(scenario.ratios.serviceToFloor.cpu, 2)}`
+          : '';
+      const versusExpress =
+        name === 'service' && scenario.ratios.serviceToExpress
+          ? fixed(scenario.ratios.serviceToExpress.throughput, 2)
+          : '';
       lines.push(
         `| ${scenario.title} | ${SERVER_LABELS[name]} | ${rate} | ${fixed(m.latencyP50Ms, 0)} | ${fixed(m.latencyP99Ms, 0)} | ${m.errors} | ${fixed(m.cpuMsPerRequest, 3)} | ${fixed(m.peakRssMb, 0)} | ${versus} | ${versusExpress} |`,
       );
@@ -128,7 +184,9 @@ const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;
 
 /** Throughput of each server per scenario, relative to the floor (1.0), labelled with the figures. */
 export function svgChart(scenarios: ScenarioResult[], subtitle: string): string {
-  const servers = (['service', 'floor', 'express'] as const).filter((name) => scenarios.some((s) => s.servers[name] !== undefined));
+  const servers = (['service', 'floor', 'express'] as const).filter((name) =>
+    scenarios.some((s) => s.servers[name] !== undefined),
+  );
   const labelWidth = 290;
   const plotWidth = 420;
   const barHeight = 14;
@@ -142,7 +200,10 @@ export function svgChart(scenarios: ScenarioResult[], subtitle: string): string 
     const floor = scenario.servers.floor?.median;
     return own && floor ? throughputOf(own) / throughputOf(floor) : 0;
   };
-  const maxRelative = Math.max(1.2, ...scenarios.flatMap((scenario) => servers.map((name) => relative(scenario, name))));
+  const maxRelative = Math.max(
+    1.2,
+    ...scenarios.flatMap((scenario) => servers.map((name) => relative(scenario, name))),
+  );
   const scale = plotWidth / maxRelative;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`,
@@ -152,24 +213,36 @@ export function svgChart(scenarios: ScenarioResult[], subtitle: string): string 
   ];
   servers.forEach((name, i) => {
     const x = labelWidth + i * 170;
-    parts.push(`<rect x="${x}" y="48" width="12" height="10" fill="${COLORS[name]}"/><text x="${x + 16}" y="57">${escape(SERVER_LABELS[name])}</text>`);
+    parts.push(
+      `<rect x="${x}" y="48" width="12" height="10" fill="${COLORS[name]}"/><text x="${x + 16}" y="57">${escape(SERVER_LABELS[name])}</text>`,
+    );
   });
   const floorX = labelWidth + scale;
   scenarios.forEach((scenario, index) => {
     const y = top + index * groupHeight;
-    parts.push(`<text x="${labelWidth - 8}" y="${y + (servers.length * barHeight) / 2 + 4}" text-anchor="end">${escape(scenario.title)}</text>`);
+    parts.push(
+      `<text x="${labelWidth - 8}" y="${y + (servers.length * barHeight) / 2 + 4}" text-anchor="end">${escape(scenario.title)}</text>`,
+    );
     servers.forEach((name, i) => {
       const summary = scenario.servers[name]?.median;
       if (summary === undefined) return;
       const value = relative(scenario, name);
       const barY = y + i * barHeight;
       const unit = summary.documentsPerSecond !== undefined ? 'docs/s' : 'req/s';
-      parts.push(`<rect x="${labelWidth}" y="${barY + 1}" width="${Math.max(1, value * scale).toFixed(1)}" height="${barHeight - 2}" fill="${COLORS[name]}"/>`);
-      parts.push(`<text x="${(labelWidth + value * scale + 4).toFixed(1)}" y="${barY + barHeight - 3}" font-size="10" fill="#374151">${value.toFixed(2)} · ${thousands(throughputOf(summary))} ${unit}</text>`);
+      parts.push(
+        `<rect x="${labelWidth}" y="${barY + 1}" width="${Math.max(1, value * scale).toFixed(1)}" height="${barHeight - 2}" fill="${COLORS[name]}"/>`,
+      );
+      parts.push(
+        `<text x="${(labelWidth + value * scale + 4).toFixed(1)}" y="${barY + barHeight - 3}" font-size="10" fill="#374151">${value.toFixed(2)} · ${thousands(throughputOf(summary))} ${unit}</text>`,
+      );
     });
   });
-  parts.push(`<line x1="${floorX.toFixed(1)}" y1="${top - 4}" x2="${floorX.toFixed(1)}" y2="${height - 24}" stroke="#6b7280" stroke-dasharray="3 3"/>`);
-  parts.push(`<text x="${floorX.toFixed(1)}" y="${height - 10}" text-anchor="middle" fill="#6b7280" font-size="10">floor = 1.0</text>`);
+  parts.push(
+    `<line x1="${floorX.toFixed(1)}" y1="${top - 4}" x2="${floorX.toFixed(1)}" y2="${height - 24}" stroke="#6b7280" stroke-dasharray="3 3"/>`,
+  );
+  parts.push(
+    `<text x="${floorX.toFixed(1)}" y="${height - 10}" text-anchor="middle" fill="#6b7280" font-size="10">floor = 1.0</text>`,
+  );
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
 }

@@ -48,12 +48,18 @@ const random = (below: number) => Math.floor(Math.random() * below);
 function placement(fixture: Fixture, skus: readonly string[]): string {
   const first = random(skus.length);
   const lines = [{ sku: skus[first]!, quantity: 1 + random(2) }];
-  if (Math.random() < 0.5) lines.push({ sku: skus[(first + 1 + random(skus.length - 1)) % skus.length]!, quantity: 1 + random(2) });
-  return JSON.stringify({ customerId: fixture.customerIds[random(fixture.customerIds.length)], warehouse: WAREHOUSE, lines });
+  if (Math.random() < 0.5)
+    lines.push({ sku: skus[(first + 1 + random(skus.length - 1)) % skus.length]!, quantity: 1 + random(2) });
+  return JSON.stringify({
+    customerId: fixture.customerIds[random(fixture.customerIds.length)],
+    warehouse: WAREHOUSE,
+    lines,
+  });
 }
 
 /** Documents of one ingest round: the whole ingest over its rounds, in whole batches. */
-export const documentsPerRound = (options: BenchOptions) => Math.ceil(options.ingestDocuments / Math.max(1, options.ingestRounds) / BATCH) * BATCH;
+export const documentsPerRound = (options: BenchOptions) =>
+  Math.ceil(options.ingestDocuments / Math.max(1, options.ingestRounds) / BATCH) * BATCH;
 
 /** The ingest's request bodies: `documents` new customers in batches of 100, made up front. */
 export function ingestBodies(context: ScenarioContext, documents: number, tag: string): string[] {
@@ -62,7 +68,11 @@ export function ingestBodies(context: ScenarioContext, documents: number, tag: s
   for (let start = 0; start < documents; start += BATCH) {
     const operations = [];
     for (let i = start; i < Math.min(documents, start + BATCH); i++) {
-      operations.push({ op: 'insert', collection: 'customers', document: customerWithTag(templates[i % templates.length]!, `${tag}x${i}`.toLowerCase()) });
+      operations.push({
+        op: 'insert',
+        collection: 'customers',
+        document: customerWithTag(templates[i % templates.length]!, `${tag}x${i}`.toLowerCase()),
+      });
     }
     bodies.push(JSON.stringify({ operations }));
   }
@@ -157,7 +167,8 @@ export const SCENARIO_LIST: readonly Scenario[] = [
     title: 'Ingest 100,000 customers, batches of 100',
     load: (server, context, tag) => {
       // A warm-up sends 2,000 documents.
-      const documents = tag === 'W' ? Math.min(2000, context.options.ingestDocuments) : documentsPerRound(context.options);
+      const documents =
+        tag === 'W' ? Math.min(2000, context.options.ingestDocuments) : documentsPerRound(context.options);
       const bodies = ingestBodies(context, documents, `${TAGS[server]}${tag}`);
       let next = 0;
       return {

@@ -28,7 +28,12 @@ import {
 
 const environment = serverEnvironment();
 const connection = await mongoose
-  .createConnection(environment.uri, { ...clientOptions(environment, 'bench-express'), dbName: environment.dbName, autoIndex: false, autoCreate: false })
+  .createConnection(environment.uri, {
+    ...clientOptions(environment, 'bench-express'),
+    dbName: environment.dbName,
+    autoIndex: false,
+    autoCreate: false,
+  })
   .asPromise();
 
 function modelOf(entity: Entity): Model<any> {
@@ -48,7 +53,10 @@ const models: Record<string, Model<any>> = {
   customers: modelOf(Customer),
   orders: modelOf(Order),
 };
-const { products, stock, customers, orders } = models as Record<'products' | 'stock' | 'customers' | 'orders', Model<any>>;
+const { products, stock, customers, orders } = models as Record<
+  'products' | 'stock' | 'customers' | 'orders',
+  Model<any>
+>;
 
 const app = express();
 app.use(express.json({ limit: '1mb', type: ['application/json', 'application/merge-patch+json'] }));
@@ -89,10 +97,15 @@ app.post('/v1/products', async (request, response) => {
   const now = new Date();
   try {
     const product = await products.create({ ...request.body, version: 1, createdAt: now, updatedAt: now });
-    response.status(201).set('location', `/v1/products/${product._id}`).set('etag', `"${product.version}"`).json(product);
+    response
+      .status(201)
+      .set('location', `/v1/products/${product._id}`)
+      .set('etag', `"${product.version}"`)
+      .json(product);
   } catch (error) {
     if ((error as { code?: number }).code === 11000) return fail(response, 409, 'Conflict');
-    if (error instanceof mongoose.Error.ValidationError || error instanceof mongoose.Error.StrictModeError) return fail(response, 400, 'Bad Request');
+    if (error instanceof mongoose.Error.ValidationError || error instanceof mongoose.Error.StrictModeError)
+      return fail(response, 400, 'Bad Request');
     throw error;
   }
 });
@@ -122,9 +135,14 @@ app.post('/v1/orders', async (request, response) => {
         );
         if (reserved === null) throw new InsufficientStock(line.sku);
       }
-      if ((await customers.exists({ _id: placement.customerId }).session(session)) === null) throw new RangeError('unknown customer');
-      const catalog = await products.find({ sku: { $in: placement.lines.map((line) => line.sku) } }, PRODUCT_PROJECTION).session(session);
-      const [created] = await orders.create([orderDocument(placement, catalog as unknown as CatalogProduct[], now)], { session });
+      if ((await customers.exists({ _id: placement.customerId }).session(session)) === null)
+        throw new RangeError('unknown customer');
+      const catalog = await products
+        .find({ sku: { $in: placement.lines.map((line) => line.sku) } }, PRODUCT_PROJECTION)
+        .session(session);
+      const [created] = await orders.create([orderDocument(placement, catalog as unknown as CatalogProduct[], now)], {
+        session,
+      });
       for (const { filter, update } of purchaseUpdates(placement.customerId, created.totals.subtotal, now)) {
         if ((await customers.updateOne(filter, update, { session })).matchedCount === 1) break;
       }
@@ -145,9 +163,11 @@ app.post('/v1/batch', async (request, response) => {
     return fail(response, 400, 'Bad Request');
   }
   const byCollection = new Map<string, Record<string, unknown>[]>();
-  for (const { collection, document } of inserts) byCollection.set(collection, [...(byCollection.get(collection) ?? []), document]);
+  for (const { collection, document } of inserts)
+    byCollection.set(collection, [...(byCollection.get(collection) ?? []), document]);
   const written = new Map<string, mongoose.Document[]>();
-  for (const [collection, documents] of byCollection) written.set(collection, await models[collection]!.insertMany(documents));
+  for (const [collection, documents] of byCollection)
+    written.set(collection, await models[collection]!.insertMany(documents));
   const cursors = new Map<string, number>();
   response.json({
     results: inserts.map(({ collection }, index) => {

@@ -38,12 +38,19 @@ const customers = db.collection<mongoose.mongo.Document>('customers');
 const orders = db.collection<PlainDocument>('orders');
 
 const app = Fastify({ logger: false, bodyLimit: 1_048_576 });
-app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+app.addContentTypeParser(
+  'application/merge-patch+json',
+  { parseAs: 'string' },
+  app.getDefaultJsonParser('error', 'error'),
+);
 
 const fail = (reply: FastifyReply, status: number, title: string) => reply.code(status).send({ status, title });
 
 const sendDocument = (reply: FastifyReply, document: PlainDocument, status = 200) =>
-  reply.code(status).header('etag', `"${document.version as number}"`).send(toResource(document));
+  reply
+    .code(status)
+    .header('etag', `"${document.version as number}"`)
+    .send(toResource(document));
 
 app.get('/health', async () => ({ status: 'ready' }));
 
@@ -58,10 +65,19 @@ app.get<{ Querystring: Record<string, string> }>('/v1/products', async (request,
   const { filter, field, direction, limit } = listParameters(request.query);
   let pageFilter: Record<string, unknown> = filter;
   if (request.query.cursor !== undefined) {
-    const { v, d, i } = JSON.parse(Buffer.from(request.query.cursor, 'base64url').toString('utf8')) as { v: unknown; d?: boolean; i: string };
+    const { v, d, i } = JSON.parse(Buffer.from(request.query.cursor, 'base64url').toString('utf8')) as {
+      v: unknown;
+      d?: boolean;
+      i: string;
+    };
     const value = d === true ? new Date(v as string) : v;
     const beyond = direction === 1 ? '$gt' : '$lt';
-    pageFilter = { $and: [filter, { $or: [{ [field]: { [beyond]: value } }, { [field]: value, _id: { [beyond]: new ObjectId(i) } }] }] };
+    pageFilter = {
+      $and: [
+        filter,
+        { $or: [{ [field]: { [beyond]: value } }, { [field]: value, _id: { [beyond]: new ObjectId(i) } }] },
+      ],
+    };
   }
   const items = await products
     .find(pageFilter)
@@ -87,7 +103,11 @@ app.post<{ Body: Record<string, unknown> }>('/v1/products', async (request, repl
     await products.insertOne(document);
   } catch (error) {
     const code = (error as { code?: number }).code;
-    return code === 11000 ? fail(reply, 409, 'Conflict') : code === 121 ? fail(reply, 400, 'Bad Request') : Promise.reject(error);
+    return code === 11000
+      ? fail(reply, 409, 'Conflict')
+      : code === 121
+        ? fail(reply, 400, 'Bad Request')
+        : Promise.reject(error);
   }
   reply.header('location', `/v1/products/${document._id.toHexString()}`);
   return sendDocument(reply, document, 201);
@@ -125,7 +145,10 @@ app.post<{ Body: OrderPlacement }>('/v1/orders', async (request, reply) => {
         );
         if (reserved === null) throw new InsufficientStock(line.sku);
       }
-      const customer = await customers.findOne({ _id: new ObjectId(placement.customerId) }, { session, projection: { _id: 1 } });
+      const customer = await customers.findOne(
+        { _id: new ObjectId(placement.customerId) },
+        { session, projection: { _id: 1 } },
+      );
       if (customer === null) throw new RangeError('unknown customer');
       const catalog = await products
         .find({ sku: { $in: placement.lines.map((line) => line.sku) } }, { session, projection: PRODUCT_PROJECTION })
@@ -155,7 +178,8 @@ app.post<{ Body: { operations: unknown } }>('/v1/batch', async (request, reply) 
     return fail(reply, 400, 'Bad Request');
   }
   const byCollection = new Map<string, Record<string, unknown>[]>();
-  for (const { collection, document } of inserts) byCollection.set(collection, [...(byCollection.get(collection) ?? []), document]);
+  for (const { collection, document } of inserts)
+    byCollection.set(collection, [...(byCollection.get(collection) ?? []), document]);
   for (const [collection, documents] of byCollection) await db.collection(collection).insertMany(documents);
   return {
     results: inserts.map(({ document }, index) => ({

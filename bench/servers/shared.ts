@@ -60,7 +60,8 @@ export function toResource({ _id, ...rest }: PlainDocument): Record<string, unkn
   return { id: _id.toHexString(), ...rest };
 }
 
-export const isObjectId = (value: unknown): value is string => typeof value === 'string' && /^[0-9a-f]{24}$/.test(value);
+export const isObjectId = (value: unknown): value is string =>
+  typeof value === 'string' && /^[0-9a-f]{24}$/.test(value);
 
 /** Product list parameters the benchmark sends: equality filters, one sort key, a page size. */
 export interface ListParameters {
@@ -125,7 +126,10 @@ export function purchaseUpdates(
   const always = { $max: { 'stats.lastOrderAt': now }, $set: { updatedAt: now } };
   return [
     {
-      filter: { _id, 'stats.spent': { $elemMatch: { currency: subtotal.currency, amount: { $lte: MAX_AMOUNT - subtotal.amount } } } },
+      filter: {
+        _id,
+        'stats.spent': { $elemMatch: { currency: subtotal.currency, amount: { $lte: MAX_AMOUNT - subtotal.amount } } },
+      },
       update: { ...always, $inc: { 'stats.orderCount': 1, 'stats.spent.$.amount': subtotal.amount, version: 1 } },
     },
     {
@@ -135,14 +139,21 @@ export function purchaseUpdates(
   ];
 }
 
-const SERVER_DEFAULTS = new Map((ENTITIES as readonly Entity[]).map((entity) => [entity.collection, entity.serverDefaults as object]));
+const SERVER_DEFAULTS = new Map(
+  (ENTITIES as readonly Entity[]).map((entity) => [entity.collection, entity.serverDefaults as object]),
+);
 
 /** The documents of a batch of inserts, as the service stores new documents (its server fields' defaults added). */
 export function insertedDocuments(operations: unknown): { collection: string; document: Record<string, unknown> }[] {
-  if (!Array.isArray(operations) || operations.length === 0) throw new RangeError('operations must be a non-empty list');
+  if (!Array.isArray(operations) || operations.length === 0)
+    throw new RangeError('operations must be a non-empty list');
   const now = new Date();
   return operations.map((operation: { op?: unknown; collection?: unknown; document?: unknown }) => {
-    if (operation?.op !== 'insert' || typeof operation.collection !== 'string' || typeof operation.document !== 'object') {
+    if (
+      operation?.op !== 'insert' ||
+      typeof operation.collection !== 'string' ||
+      typeof operation.document !== 'object'
+    ) {
       throw new RangeError('only inserts are supported here');
     }
     return {

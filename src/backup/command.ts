@@ -5,7 +5,14 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../config.ts';
 import { redactSecrets } from '../logger.ts';
-import { CliError, exitWithFailure, withCliDatabase, type Db, type MongoClient, type CliDatabaseInfo } from '../cli/database-connection.ts';
+import {
+  CliError,
+  exitWithFailure,
+  withCliDatabase,
+  type Db,
+  type MongoClient,
+  type CliDatabaseInfo,
+} from '../cli/database-connection.ts';
 import { BackupError } from './dump.ts';
 import { progressReporter, type Progress } from './progress.ts';
 import { RestoreError } from './restore.ts';
@@ -25,10 +32,19 @@ export interface CommandLine {
 }
 
 /** node:util's parseArgs (strict), its errors turned into usage errors; undefined when --help was asked. */
-export function parseCommandLine(args: string[], options: NonNullable<ParseArgsConfig['options']>, allowPositionals = false): CommandLine | undefined {
+export function parseCommandLine(
+  args: string[],
+  options: NonNullable<ParseArgsConfig['options']>,
+  allowPositionals = false,
+): CommandLine | undefined {
   let parsed: CommandLine;
   try {
-    parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    parsed = parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals,
+      strict: true,
+    });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -40,7 +56,11 @@ export function parseCommandLine(args: string[], options: NonNullable<ParseArgsC
  * Runs a command's main function with a progress reporter on stderr, and exits: 0 when it
  * returned, 1 on failure, 2 on a usage error (with the usage printed).
  */
-export function runCommand(command: string, usage: string, main: (progress: Progress) => Promise<boolean | void>): void {
+export function runCommand(
+  command: string,
+  usage: string,
+  main: (progress: Progress) => Promise<boolean | void>,
+): void {
   const progress = progressReporter(process.stderr);
   main(progress).then(
     (ok) => process.exit(ok === false ? 1 : 0),
@@ -77,7 +97,9 @@ function fail(command: string, progress: Progress, error: unknown): never {
 export function databaseOption(value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,63}$/.test(value)) {
-    throw new UsageError(`--db must be a database name of 1-63 letters, digits, "_" or "-", got ${JSON.stringify(value)}`);
+    throw new UsageError(
+      `--db must be a database name of 1-63 letters, digits, "_" or "-", got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -93,5 +115,8 @@ export function withDatabase<T>(
 ): Promise<T> {
   // Through the environment, so that the name is checked as MONGODB_DB is.
   const env = dbName === undefined ? process.env : { ...process.env, MONGODB_DB: dbName };
-  return withCliDatabase(work, { env, log: (message) => progress({ event: 'database', message: redactSecrets(message) }) });
+  return withCliDatabase(work, {
+    env,
+    log: (message) => progress({ event: 'database', message: redactSecrets(message) }),
+  });
 }

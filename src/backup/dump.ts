@@ -40,7 +40,10 @@ type Timestamp = mongoose.mongo.Timestamp;
  * The service's name and version, as VERSION in src/app.ts reports it, read here without loading
  * the whole app. The same relative path from src/backup/ and from the built dist/backup/.
  */
-const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
+const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  name: string;
+  version: string;
+};
 
 /**
  * Documents per batch MongoDB returns. A batch is also capped at 16 MiB by the server; a
@@ -106,7 +109,8 @@ export async function checkOutput(out: string): Promise<'missing' | 'empty'> {
   if (existing === undefined) return 'missing';
   if (!existing.isDirectory()) throw new BackupError(`${out} exists and is not a directory`);
   const entries = await readdir(out);
-  if (entries.length > 0) throw new BackupError(`${out} is not empty; a backup goes into a new or empty directory, never over another one`);
+  if (entries.length > 0)
+    throw new BackupError(`${out} is not empty; a backup goes into a new or empty directory, never over another one`);
   return 'empty';
 }
 
@@ -190,7 +194,9 @@ async function listCollections(db: Db): Promise<Listed[]> {
   for (const info of infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (!isBackedUp(info.name)) continue;
     if (info.type !== 'collection') {
-      throw new BackupError(`${db.databaseName}.${info.name} is a ${String(info.type)}; backups hold plain collections only`);
+      throw new BackupError(
+        `${db.databaseName}.${info.name} is a ${String(info.type)}; backups hold plain collections only`,
+      );
     }
     listed.push({ name: info.name, metadata: await collectionMetadata(db, info) });
   }
@@ -198,7 +204,10 @@ async function listCollections(db: Db): Promise<Listed[]> {
 }
 
 async function collectionMetadata(db: Db, info: Document): Promise<CollectionMetadata> {
-  const indexes = await db.collection(info.name as string).listIndexes().toArray();
+  const indexes = await db
+    .collection(info.name as string)
+    .listIndexes()
+    .toArray();
   const uuid = uuidHex((info.info as Document | undefined)?.uuid);
   return {
     options: (info.options as Document | undefined) ?? {},
@@ -215,10 +224,18 @@ async function collectionMetadata(db: Db, info: Document): Promise<CollectionMet
  * majority-committed point is one no failover can roll back.
  */
 async function pickClusterTime(db: Db, collection: string): Promise<Timestamp> {
-  const reply = await snapshotCommand(db, { find: collection, filter: {}, limit: 1, singleBatch: true, readConcern: { level: 'snapshot' } });
+  const reply = await snapshotCommand(db, {
+    find: collection,
+    filter: {},
+    limit: 1,
+    singleBatch: true,
+    readConcern: { level: 'snapshot' },
+  });
   const atClusterTime = (reply.cursor as Document | undefined)?.atClusterTime;
   if (!(atClusterTime instanceof mongoose.mongo.Timestamp)) {
-    throw new BackupError('the server returned no atClusterTime for a snapshot read: snapshot reads need MongoDB 5.0 or newer on a replica set');
+    throw new BackupError(
+      'the server returned no atClusterTime for a snapshot read: snapshot reads need MongoDB 5.0 or newer on a replica set',
+    );
   }
   return atClusterTime;
 }
@@ -236,7 +253,12 @@ async function changelogAt(db: Db, clusterTime: Timestamp, listed: Listed[]): Pr
   const name = MIGRATION_SETTINGS.changelogCollectionName;
   if (!listed.some((collection) => collection.name === name)) return null;
   const entries: { fileName: string; appliedAt?: Date }[] = [];
-  const cursor = db.runCursorCommand({ find: name, filter: {}, projection: { _id: 0, fileName: 1, appliedAt: 1 }, readConcern: { level: 'snapshot', atClusterTime: clusterTime } });
+  const cursor = db.runCursorCommand({
+    find: name,
+    filter: {},
+    projection: { _id: 0, fileName: 1, appliedAt: 1 },
+    readConcern: { level: 'snapshot', atClusterTime: clusterTime },
+  });
   try {
     for await (const entry of cursor) entries.push(entry as { fileName: string; appliedAt?: Date });
   } catch (error) {
@@ -272,7 +294,12 @@ async function dumpCollection(
 ): Promise<CollectionEntry> {
   const started = Date.now();
   const files = collectionFiles(db.databaseName, name, gzip);
-  const metadataFile = await writeStoredFile(out, files.metadata, [Buffer.from(formatMetadata(metadata), 'utf8')], gzip);
+  const metadataFile = await writeStoredFile(
+    out,
+    files.metadata,
+    [Buffer.from(formatMetadata(metadata), 'utf8')],
+    gzip,
+  );
 
   const hash = sha256();
   let documents = 0;
@@ -285,7 +312,13 @@ async function dumpCollection(
       documents += batch.length;
       bsonBytes += bytes.length;
       if (due()) {
-        progress({ event: 'collection-progress', message: `  ${name}: ${documents} documents, ${megabytes(bsonBytes)}`, collection: name, documents, bsonBytes });
+        progress({
+          event: 'collection-progress',
+          message: `  ${name}: ${documents} documents, ${megabytes(bsonBytes)}`,
+          collection: name,
+          documents,
+          bsonBytes,
+        });
       }
       yield bytes;
     }
@@ -317,7 +350,11 @@ async function dumpCollection(
  * The documents of a collection at the cluster time, as raw BSON, one server batch at a time.
  * Sorted by _id with the _id index as hint: an index walk, no in-memory sort, whatever the size.
  */
-export async function* readAt(db: Db, collection: string, clusterTime: Timestamp | undefined): AsyncGenerator<Buffer[]> {
+export async function* readAt(
+  db: Db,
+  collection: string,
+  clusterTime: Timestamp | undefined,
+): AsyncGenerator<Buffer[]> {
   const cursor = db.runCursorCommand(
     {
       find: collection,
@@ -347,18 +384,31 @@ export async function* readAt(db: Db, collection: string, clusterTime: Timestamp
  * before the documents, they held for the whole backup (the schema only changes through
  * migrations, and the changelog would show one).
  */
-async function checkSchemaUnchanged(db: Db, before: Listed[], clusterTime: Timestamp, migrations: Manifest['migrations']): Promise<void> {
+async function checkSchemaUnchanged(
+  db: Db,
+  before: Listed[],
+  clusterTime: Timestamp,
+  migrations: Manifest['migrations'],
+): Promise<void> {
   const after = await listCollections(db);
   const describe = (listed: Listed[]) => new Map(listed.map(({ name, metadata }) => [name, formatMetadata(metadata)]));
   const was = describe(before);
   const is = describe(after);
   for (const [name, metadata] of was) {
     if (!is.has(name)) throw new BackupError(`${name} was dropped while the backup ran; take the backup again`);
-    if (is.get(name) !== metadata) throw new BackupError(`the options or indexes of ${name} changed while the backup ran (a migration?); take the backup again`);
+    if (is.get(name) !== metadata)
+      throw new BackupError(
+        `the options or indexes of ${name} changed while the backup ran (a migration?); take the backup again`,
+      );
   }
   const changelog = MIGRATION_SETTINGS.changelogCollectionName;
   const now = is.has(changelog)
-    ? summarizeChangelog(await db.collection<{ fileName: string; appliedAt?: Date }>(changelog).find({}, { projection: { _id: 0, fileName: 1, appliedAt: 1 } }).toArray())
+    ? summarizeChangelog(
+        await db
+          .collection<{ fileName: string; appliedAt?: Date }>(changelog)
+          .find({}, { projection: { _id: 0, fileName: 1, appliedAt: 1 } })
+          .toArray(),
+      )
     : null;
   if (JSON.stringify(now) !== JSON.stringify(migrations)) {
     throw new BackupError(
@@ -377,7 +427,10 @@ function explainSnapshotFailure(error: unknown): unknown {
     );
   }
   if (code === SNAPSHOT_UNAVAILABLE) {
-    return new BackupError(`a collection was created or changed after the backup's cluster time; take the backup again (${(error as Error).message})`, { cause: error });
+    return new BackupError(
+      `a collection was created or changed after the backup's cluster time; take the backup again (${(error as Error).message})`,
+      { cause: error },
+    );
   }
   return error;
 }

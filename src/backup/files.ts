@@ -19,7 +19,12 @@ export const PARTIAL_SUFFIX = '.partial';
  * flushed to disk and then renamed: a reader never sees half a file under the real name.
  * Returns the path, size and SHA-256 of the bytes stored.
  */
-export async function writeStoredFile(dir: string, path: string, source: AsyncIterable<Buffer> | Iterable<Buffer>, gzip: boolean): Promise<StoredFile> {
+export async function writeStoredFile(
+  dir: string,
+  path: string,
+  source: AsyncIterable<Buffer> | Iterable<Buffer>,
+  gzip: boolean,
+): Promise<StoredFile> {
   const target = join(dir, path);
   const temporary = `${target}${PARTIAL_SUFFIX}`;
   const { tap, measured } = measuringTap();
@@ -96,7 +101,12 @@ export async function flushDirectory(path: string): Promise<void> {
  * The stored file's bytes as a stream, with the size and SHA-256 of the stored bytes reported
  * through `stored` once the stream has been read to its end.
  */
-export function readStoredFile(dir: string, path: string, gzip: boolean, stored?: (file: { bytes: number; sha256: string }) => void): Readable {
+export function readStoredFile(
+  dir: string,
+  path: string,
+  gzip: boolean,
+  stored?: (file: { bytes: number; sha256: string }) => void,
+): Readable {
   const raw = createReadStream(join(dir, path), { highWaterMark: 1024 * 1024 });
   const { tap } = measuringTap(stored);
   // pipeline, not pipe: an error anywhere, or the reader stopping early, closes every stage

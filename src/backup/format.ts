@@ -104,14 +104,25 @@ export function parseMetadata(text: string, collection: string): CollectionMetad
   }
   if (!isPlainObject(parsed)) throw new Error('is not a JSON object');
   const { options = {}, indexes, uuid, collectionName, type = 'collection' } = parsed as Record<string, unknown>;
-  if (collectionName !== collection) throw new Error(`names the collection ${JSON.stringify(collectionName)}, not ${JSON.stringify(collection)}`);
+  if (collectionName !== collection)
+    throw new Error(`names the collection ${JSON.stringify(collectionName)}, not ${JSON.stringify(collection)}`);
   if (type !== 'collection') throw new Error(`is for a ${String(type)}; only collections are restored`);
   if (!isPlainObject(options)) throw new Error('has options that are not an object');
-  if (!Array.isArray(indexes) || !indexes.every((index) => isPlainObject(index) && isPlainObject(index.key) && typeof index.name === 'string')) {
+  if (
+    !Array.isArray(indexes) ||
+    !indexes.every((index) => isPlainObject(index) && isPlainObject(index.key) && typeof index.name === 'string')
+  ) {
     throw new Error('has no list of indexes each with a key and a name');
   }
-  if (uuid !== undefined && (typeof uuid !== 'string' || !/^[0-9a-f]{32}$/.test(uuid))) throw new Error('has a uuid that is not 32 hex digits');
-  return { options: options as Document, indexes: indexes as Document[], ...(uuid !== undefined && { uuid: uuid as string }), collectionName, type };
+  if (uuid !== undefined && (typeof uuid !== 'string' || !/^[0-9a-f]{32}$/.test(uuid)))
+    throw new Error('has a uuid that is not 32 hex digits');
+  return {
+    options: options as Document,
+    indexes: indexes as Document[],
+    ...(uuid !== undefined && { uuid: uuid as string }),
+    collectionName,
+    type,
+  };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -156,7 +167,10 @@ export async function* bsonDocuments(source: AsyncIterable<Buffer>): AsyncGenera
     const head = chunks[0]!.length >= 4 ? chunks[0]! : Buffer.concat(chunks, buffered);
     const length = head.readInt32LE(0);
     if (length < MIN_DOCUMENT_BYTES || length > MAX_DOCUMENT_BYTES) {
-      throw new FramingError(`a document at byte ${offset} declares ${length} bytes, which no BSON document has`, offset);
+      throw new FramingError(
+        `a document at byte ${offset} declares ${length} bytes, which no BSON document has`,
+        offset,
+      );
     }
     return length;
   };
@@ -166,13 +180,17 @@ export async function* bsonDocuments(source: AsyncIterable<Buffer>): AsyncGenera
     buffered += chunk.length;
     for (let length = nextLength(); length !== undefined && buffered >= length; length = nextLength()) {
       const document = take(length);
-      if (document[length - 1] !== 0) throw new FramingError(`the document at byte ${offset} does not end with a zero byte`, offset);
+      if (document[length - 1] !== 0)
+        throw new FramingError(`the document at byte ${offset} does not end with a zero byte`, offset);
       offset += length;
       yield document;
     }
   }
   if (buffered > 0) {
-    throw new FramingError(`the last ${buffered} bytes (from byte ${offset}) are not a whole document: the file is cut short`, offset);
+    throw new FramingError(
+      `the last ${buffered} bytes (from byte ${offset}) are not a whole document: the file is cut short`,
+      offset,
+    );
   }
 }
 

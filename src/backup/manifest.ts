@@ -90,7 +90,9 @@ export async function readManifest(dir: string): Promise<Manifest> {
     text = await readFile(join(dir, MANIFEST_FILE), 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(`${MANIFEST_FILE} is missing: this is not a backup, or an incomplete one (a backup writes its manifest last)`);
+      throw new Error(
+        `${MANIFEST_FILE} is missing: this is not a backup, or an incomplete one (a backup writes its manifest last)`,
+      );
     }
     throw error;
   }
@@ -101,10 +103,13 @@ export async function readManifest(dir: string): Promise<Manifest> {
     throw new Error(`${MANIFEST_FILE} is not JSON (${(error as Error).message}): damaged`);
   }
   const format = (parsed as { format?: unknown } | null)?.format;
-  if (format !== FORMAT_NAME) throw new Error(`${MANIFEST_FILE} is not a ${FORMAT_NAME} manifest (format ${JSON.stringify(format)})`);
+  if (format !== FORMAT_NAME)
+    throw new Error(`${MANIFEST_FILE} is not a ${FORMAT_NAME} manifest (format ${JSON.stringify(format)})`);
   const version = (parsed as { formatVersion?: unknown }).formatVersion;
   if (typeof version === 'number' && version > FORMAT_VERSION) {
-    throw new Error(`${MANIFEST_FILE} has format version ${version}; this version of the service reads up to ${FORMAT_VERSION}: restore with a newer one`);
+    throw new Error(
+      `${MANIFEST_FILE} has format version ${version}; this version of the service reads up to ${FORMAT_VERSION}: restore with a newer one`,
+    );
   }
   const errors = checkManifest(parsed);
   if (errors.length > 0) {
@@ -126,20 +131,29 @@ function checkConsistency(manifest: Manifest): void {
     if (seen.has(entry.name)) throw new Error(`${MANIFEST_FILE} lists the collection ${entry.name} twice`);
     seen.add(entry.name);
     if (entry.name.startsWith('system.') || entry.name.includes('\0') || entry.name.includes('$')) {
-      throw new Error(`${MANIFEST_FILE} lists ${JSON.stringify(entry.name)}, which is not a collection name a backup holds`);
+      throw new Error(
+        `${MANIFEST_FILE} lists ${JSON.stringify(entry.name)}, which is not a collection name a backup holds`,
+      );
     }
     const expected = collectionFiles(manifest.database, entry.name, manifest.gzip);
     if (entry.bson.path !== expected.bson || entry.metadata.path !== expected.metadata) {
-      throw new Error(`${MANIFEST_FILE} puts the files of ${entry.name} at ${entry.bson.path} and ${entry.metadata.path}, not at ${expected.bson} and ${expected.metadata}`);
+      throw new Error(
+        `${MANIFEST_FILE} puts the files of ${entry.name} at ${entry.bson.path} and ${entry.metadata.path}, not at ${expected.bson} and ${expected.metadata}`,
+      );
     }
   }
-  const sum = (pick: (entry: CollectionEntry) => number) => manifest.collections.reduce((total, entry) => total + pick(entry), 0);
+  const sum = (pick: (entry: CollectionEntry) => number) =>
+    manifest.collections.reduce((total, entry) => total + pick(entry), 0);
   const totals = {
     documents: sum((entry) => entry.documents),
     bsonBytes: sum((entry) => entry.bsonBytes),
     storedBytes: sum((entry) => entry.bson.bytes + entry.metadata.bytes),
   };
-  if (totals.documents !== manifest.totals.documents || totals.bsonBytes !== manifest.totals.bsonBytes || totals.storedBytes !== manifest.totals.storedBytes) {
+  if (
+    totals.documents !== manifest.totals.documents ||
+    totals.bsonBytes !== manifest.totals.bsonBytes ||
+    totals.storedBytes !== manifest.totals.storedBytes
+  ) {
     throw new Error(`${MANIFEST_FILE}'s totals do not add up to its collections: damaged`);
   }
 }

@@ -60,10 +60,15 @@ export class RestoreError extends Error {
 }
 
 /** Restores the backup in `options.from` into the database `dbName` of `client`. */
-export async function restoreDatabase(client: MongoClient, dbName: string, options: RestoreOptions): Promise<RestoreResult> {
+export async function restoreDatabase(
+  client: MongoClient,
+  dbName: string,
+  options: RestoreOptions,
+): Promise<RestoreResult> {
   const progress = options.progress ?? silent;
   const started = Date.now();
-  if (SERVER_DATABASES.includes(dbName)) throw new RestoreError(`${dbName} is one of the server's own databases; restore into a database of the service`);
+  if (SERVER_DATABASES.includes(dbName))
+    throw new RestoreError(`${dbName} is one of the server's own databases; restore into a database of the service`);
   const report = await verifyBackup(options.from, progress);
   if (!report.ok) throw new BackupInvalidError(report);
   const manifest = report.manifest!;
@@ -91,9 +96,15 @@ export async function restoreDatabase(client: MongoClient, dbName: string, optio
     for (const entry of manifest.collections) await restoreCollection(staging, options.from, manifest, entry, progress);
     replaced = await moveIntoPlace(client, staging, target, manifest, options.replace === true, progress);
   } finally {
-    await staging.dropDatabase().catch((error: unknown) =>
-      progress({ event: 'cleanup-failed', message: `could not drop the staging database ${staging.databaseName}: ${(error as Error).message}; drop it by hand`, staging: staging.databaseName }),
-    );
+    await staging
+      .dropDatabase()
+      .catch((error: unknown) =>
+        progress({
+          event: 'cleanup-failed',
+          message: `could not drop the staging database ${staging.databaseName}: ${(error as Error).message}; drop it by hand`,
+          staging: staging.databaseName,
+        }),
+      );
   }
   const ms = Date.now() - started;
   progress({
@@ -110,7 +121,10 @@ export async function restoreDatabase(client: MongoClient, dbName: string, optio
 /** The collections of a database that a restore would replace: all but the server's own. */
 async function userCollections(db: Db): Promise<string[]> {
   const infos = await db.listCollections({}, { nameOnly: true }).toArray();
-  return infos.map((info) => info.name).filter((name) => !name.startsWith('system.')).sort();
+  return infos
+    .map((info) => info.name)
+    .filter((name) => !name.startsWith('system.'))
+    .sort();
 }
 
 function notEmpty(dbName: string, existing: string[]): RestoreError {
@@ -137,7 +151,13 @@ async function stagingName(client: MongoClient, dbName: string): Promise<string>
  * file order, read back and compared with the manifest, then its indexes built (after the data:
  * one pass per index instead of an update per document).
  */
-async function restoreCollection(staging: Db, dir: string, manifest: Manifest, entry: CollectionEntry, progress: Progress): Promise<void> {
+async function restoreCollection(
+  staging: Db,
+  dir: string,
+  manifest: Manifest,
+  entry: CollectionEntry,
+  progress: Progress,
+): Promise<void> {
   const started = Date.now();
   const metadata = parseMetadata(await readMetadataText(dir, entry, manifest.gzip), entry.name);
   await staging.command({ create: entry.name, ...metadata.options });
@@ -158,7 +178,13 @@ async function restoreCollection(staging: Db, dir: string, manifest: Manifest, e
     // which a restore must bring back as they were: validation is bypassed, as for a copy.
     const writing = collection.insertMany(documents, { ordered: true, bypassDocumentValidation: true }).then(() => {
       inserted += documents.length;
-      if (due()) progress({ event: 'restore-progress', message: `  ${entry.name}: ${inserted} of ${entry.documents} documents`, collection: entry.name, documents: inserted });
+      if (due())
+        progress({
+          event: 'restore-progress',
+          message: `  ${entry.name}: ${inserted} of ${entry.documents} documents`,
+          collection: entry.name,
+          documents: inserted,
+        });
     });
     // Marked handled now (it is awaited below): a rejection must not count as unhandled meanwhile.
     writing.catch(() => {});
@@ -225,7 +251,14 @@ async function compareWithManifest(db: Db, entry: CollectionEntry): Promise<void
  * Checks the target again first (something may have written to it since), and undoes every step
  * on failure.
  */
-async function moveIntoPlace(client: MongoClient, staging: Db, target: Db, manifest: Manifest, replace: boolean, progress: Progress): Promise<string[]> {
+async function moveIntoPlace(
+  client: MongoClient,
+  staging: Db,
+  target: Db,
+  manifest: Manifest,
+  replace: boolean,
+  progress: Progress,
+): Promise<string[]> {
   const admin = client.db('admin');
   const rename = (from: string, to: string) => admin.command({ renameCollection: from, to });
   const existing = await userCollections(target);
@@ -242,7 +275,12 @@ async function moveIntoPlace(client: MongoClient, staging: Db, target: Db, manif
       parked.push(name);
     }
     if (parked.length > 0) {
-      progress({ event: 'set-aside', message: `set aside the ${parked.length} collections of ${target.databaseName} as ${aside}.*`, collections: parked, aside });
+      progress({
+        event: 'set-aside',
+        message: `set aside the ${parked.length} collections of ${target.databaseName} as ${aside}.*`,
+        collections: parked,
+        aside,
+      });
     }
     for (const entry of manifest.collections) {
       await rename(`${staging.databaseName}.${entry.name}`, `${target.databaseName}.${entry.name}`);
@@ -284,7 +322,11 @@ async function undoMove(
   }
   progress(
     failures.length === 0
-      ? { event: 'rolled-back', message: `the restore failed while moving collections into ${target.databaseName}; the target is as it was`, database: target.databaseName }
+      ? {
+          event: 'rolled-back',
+          message: `the restore failed while moving collections into ${target.databaseName}; the target is as it was`,
+          database: target.databaseName,
+        }
       : {
           event: 'rollback-failed',
           message: `the restore failed while moving collections into ${target.databaseName}, and undoing it failed too: ${failures.join('; ')}`,

@@ -30,7 +30,9 @@ export interface VerifyReport {
 export class BackupInvalidError extends Error {
   override name = 'BackupInvalidError';
   constructor(readonly report: VerifyReport) {
-    super(`the backup in ${report.dir} is damaged or incomplete:\n${report.problems.map((p) => `  ${p.file}: ${p.problem}`).join('\n')}`);
+    super(
+      `the backup in ${report.dir} is damaged or incomplete:\n${report.problems.map((p) => `  ${p.file}: ${p.problem}`).join('\n')}`,
+    );
   }
 }
 
@@ -46,11 +48,17 @@ export async function verifyBackup(dir: string, progress: Progress = silent): Pr
   }
   const problems: VerifyProblem[] = [];
   for (const entry of manifest.collections) {
-    const found = [...(await checkMetadata(dir, entry, manifest.gzip)), ...(await checkBson(dir, entry, manifest.gzip, progress))];
+    const found = [
+      ...(await checkMetadata(dir, entry, manifest.gzip)),
+      ...(await checkBson(dir, entry, manifest.gzip, progress)),
+    ];
     problems.push(...found);
     progress({
       event: 'collection-verified',
-      message: found.length === 0 ? `  ${entry.name}: ${entry.documents} documents, ${megabytes(entry.bsonBytes)}: intact` : `  ${entry.name}: DAMAGED`,
+      message:
+        found.length === 0
+          ? `  ${entry.name}: ${entry.documents} documents, ${megabytes(entry.bsonBytes)}: intact`
+          : `  ${entry.name}: DAMAGED`,
       collection: entry.name,
       documents: entry.documents,
       ok: found.length === 0,
@@ -79,11 +87,14 @@ async function checkMetadata(dir: string, entry: CollectionEntry, gzip: boolean)
   const sized = await checkSize(dir, file);
   if (sized !== undefined) return [sized];
   const stored = await readFile(join(dir, file.path));
-  if (sha256().update(stored).digest('hex') !== file.sha256) return [{ file: file.path, problem: 'does not match its SHA-256 in the manifest: damaged' }];
+  if (sha256().update(stored).digest('hex') !== file.sha256)
+    return [{ file: file.path, problem: 'does not match its SHA-256 in the manifest: damaged' }];
   try {
     const metadata = parseMetadata((gzip ? gunzipSync(stored) : stored).toString('utf8'), entry.name);
     if (metadata.indexes.length !== entry.indexes) {
-      return [{ file: file.path, problem: `lists ${metadata.indexes.length} indexes, the manifest records ${entry.indexes}` }];
+      return [
+        { file: file.path, problem: `lists ${metadata.indexes.length} indexes, the manifest records ${entry.indexes}` },
+      ];
     }
   } catch (error) {
     return [{ file: file.path, problem: (error as Error).message }];
@@ -95,7 +106,12 @@ async function checkMetadata(dir: string, entry: CollectionEntry, gzip: boolean)
  * Reads the whole .bson file through: the stored bytes against their checksum, the decompressed
  * ones split into documents (framing), counted, and against theirs.
  */
-async function checkBson(dir: string, entry: CollectionEntry, gzip: boolean, progress: Progress): Promise<VerifyProblem[]> {
+async function checkBson(
+  dir: string,
+  entry: CollectionEntry,
+  gzip: boolean,
+  progress: Progress,
+): Promise<VerifyProblem[]> {
   const file = entry.bson;
   const sized = await checkSize(dir, file);
   if (sized !== undefined) return [sized];
@@ -110,17 +126,29 @@ async function checkBson(dir: string, entry: CollectionEntry, gzip: boolean, pro
       hash.update(document);
       documents += 1;
       bytes += document.length;
-      if (due()) progress({ event: 'verify-progress', message: `  ${entry.name}: ${documents} documents checked`, collection: entry.name, documents });
+      if (due())
+        progress({
+          event: 'verify-progress',
+          message: `  ${entry.name}: ${documents} documents checked`,
+          collection: entry.name,
+          documents,
+        });
     }
   } catch (error) {
     content.destroy();
-    if (error instanceof FramingError) return [{ file: file.path, problem: `is not a sequence of whole BSON documents: ${error.message}` }];
+    if (error instanceof FramingError)
+      return [{ file: file.path, problem: `is not a sequence of whole BSON documents: ${error.message}` }];
     // zlib's errors: a .gz cut short or corrupted.
     return [{ file: file.path, problem: `cannot be read: ${(error as Error).message}` }];
   }
   const problems: VerifyProblem[] = [];
-  if (storedSha256 !== file.sha256) problems.push({ file: file.path, problem: 'does not match its SHA-256 in the manifest: damaged' });
-  if (documents !== entry.documents) problems.push({ file: file.path, problem: `holds ${documents} documents, the manifest records ${entry.documents}` });
+  if (storedSha256 !== file.sha256)
+    problems.push({ file: file.path, problem: 'does not match its SHA-256 in the manifest: damaged' });
+  if (documents !== entry.documents)
+    problems.push({
+      file: file.path,
+      problem: `holds ${documents} documents, the manifest records ${entry.documents}`,
+    });
   else if (bytes !== entry.bsonBytes || hash.digest('hex') !== entry.bsonSha256) {
     problems.push({ file: file.path, problem: 'its documents do not match their SHA-256 in the manifest: damaged' });
   }
@@ -128,7 +156,8 @@ async function checkBson(dir: string, entry: CollectionEntry, gzip: boolean, pro
 }
 
 export function describeReport(report: VerifyReport): string {
-  if (!report.ok) return `the backup in ${report.dir} is damaged or incomplete (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'})`;
+  if (!report.ok)
+    return `the backup in ${report.dir} is damaged or incomplete (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'})`;
   const { manifest } = report;
   return (
     `the backup in ${report.dir} is intact: ${manifest!.totals.documents} documents of ${manifest!.collections.length} collections ` +

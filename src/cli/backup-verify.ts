@@ -18,15 +18,20 @@ async function main(args: string[], progress: Progress): Promise<boolean> {
     process.stdout.write(`${USAGE}\n`);
     return true;
   }
-  if (parsed.positionals.length !== 1 || parsed.positionals[0] === '') throw new UsageError('give exactly one backup directory');
+  if (parsed.positionals.length !== 1 || parsed.positionals[0] === '')
+    throw new UsageError('give exactly one backup directory');
   const report = await verifyBackup(parsed.positionals[0]!, progress);
-  for (const { file, problem } of report.problems) progress({ event: 'problem', message: `  ${file}: ${problem}`, file, problem });
+  for (const { file, problem } of report.problems)
+    progress({ event: 'problem', message: `  ${file}: ${problem}`, file, problem });
   progress({
     event: report.ok ? 'verify-done' : 'verify-failed',
     message: describeReport(report),
     ok: report.ok,
     problems: report.problems.length,
-    ...(report.manifest !== undefined && { database: report.manifest.database, documents: report.manifest.totals.documents }),
+    ...(report.manifest !== undefined && {
+      database: report.manifest.database,
+      documents: report.manifest.totals.documents,
+    }),
     ms: report.ms,
   });
   return report.ok;

@@ -49,7 +49,9 @@ export async function withCliDatabase<T>(
   } catch (error) {
     // The work's failure is the one to report; a failed stop is only worth a line.
     if (database.started) {
-      await database.stop().catch((stopError: unknown) => log(`stopping the embedded database failed too: ${describe(stopError)}`));
+      await database
+        .stop()
+        .catch((stopError: unknown) => log(`stopping the embedded database failed too: ${describe(stopError)}`));
     }
     throw error;
   }
@@ -90,12 +92,20 @@ export async function openCliDatabase(options: CliDatabaseOptions = {}): Promise
   const { port } = config.embedded;
   if (await somethingListens(EMBEDDED_HOST, port)) {
     // `npm start` holds the data dir's lock, so the only way in is through its mongod.
-    log(`MONGODB_URI is not set and the embedded database already runs on ${EMBEDDED_HOST}:${port}: connecting to it (database ${dbName})`);
-    return { ...nothingToStop, uri: `mongodb://${EMBEDDED_HOST}:${port}/?replicaSet=${EMBEDDED_REPLICA_SET}`, embedded: true };
+    log(
+      `MONGODB_URI is not set and the embedded database already runs on ${EMBEDDED_HOST}:${port}: connecting to it (database ${dbName})`,
+    );
+    return {
+      ...nothingToStop,
+      uri: `mongodb://${EMBEDDED_HOST}:${port}/?replicaSet=${EMBEDDED_REPLICA_SET}`,
+      embedded: true,
+    };
   }
 
   const dataDir = join(config.embedded.dataDir, 'mongodb');
-  log(`MONGODB_URI is not set and nothing listens on ${EMBEDDED_HOST}:${port}: starting the embedded database on ${dataDir}`);
+  log(
+    `MONGODB_URI is not set and nothing listens on ${EMBEDDED_HOST}:${port}: starting the embedded database on ${dataDir}`,
+  );
   const embedded: EmbeddedMongo = await startEmbeddedMongo({
     dataDir,
     port,
@@ -196,7 +206,9 @@ export class CliError extends Error {
  */
 export function exitWithFailure(command: string, error: unknown): never {
   if (error instanceof ConfigError) {
-    process.stderr.write(`storekeeper ${command}: ${error.message}\nSee .env.example for every variable and its default.\n`);
+    process.stderr.write(
+      `storekeeper ${command}: ${error.message}\nSee .env.example for every variable and its default.\n`,
+    );
   } else if (error instanceof CliError) {
     process.stderr.write(`storekeeper ${command}: ${redactSecrets(error.message)}\n`);
   } else {

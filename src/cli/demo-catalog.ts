@@ -12,7 +12,12 @@ type Attributes = ProductFields['attributes'];
 /** A shop price in cents: mostly .99, sometimes .95, .49 or round. */
 function price(rng: Random, [minEuro, maxEuro]: readonly [number, number]): ProductFields['price'] {
   const euros = rng.int(minEuro, maxEuro);
-  const cents = rng.weighted([[99, 60], [95, 12], [49, 10], [0, 18]] as const);
+  const cents = rng.weighted([
+    [99, 60],
+    [95, 12],
+    [49, 10],
+    [0, 18],
+  ] as const);
   const amount = cents === 0 ? euros * 100 : (euros - 1) * 100 + cents;
   return { amount: Math.max(amount, 99), currency: 'EUR' };
 }
@@ -76,7 +81,20 @@ interface Category {
   build(rng: Random, type: ProductType, index: number): Built;
 }
 
-const COLOURS = ['black', 'white', 'navy', 'heather grey', 'olive', 'sand', 'rust', 'forest green', 'burgundy', 'sky blue', 'charcoal', 'ecru'];
+const COLOURS = [
+  'black',
+  'white',
+  'navy',
+  'heather grey',
+  'olive',
+  'sand',
+  'rust',
+  'forest green',
+  'burgundy',
+  'sky blue',
+  'charcoal',
+  'ecru',
+];
 const COMMON_TAGS = ['new-in', 'bestseller', 'sale', 'gift-idea', 'limited-edition'];
 
 const apparel: Category = {
@@ -110,11 +128,30 @@ const apparel: Category = {
       SOCKS: ['merino wool', 'organic cotton', 'bamboo viscose'],
     };
     const weights: Record<string, [number, number]> = {
-      TEE: [140, 220], HOODIE: [450, 750], JEANS: [550, 800], CHINO: [400, 600], SHIRT: [180, 300],
-      SWEATER: [300, 550], JACKET: [350, 900], DRESS: [250, 420], POLO: [200, 280], SOCKS: [90, 150],
+      TEE: [140, 220],
+      HOODIE: [450, 750],
+      JEANS: [550, 800],
+      CHINO: [400, 600],
+      SHIRT: [180, 300],
+      SWEATER: [300, 550],
+      JACKET: [350, 900],
+      DRESS: [250, 420],
+      POLO: [200, 280],
+      SOCKS: [90, 150],
     };
     const brand = rng.pick(['Nordvik', 'Hollow Pine', 'Marlow & Co', 'Atelier Sol', 'Kestrel', 'Fjordline']);
-    const style = rng.pick(['Essential', 'Relaxed', 'Classic', 'Heavyweight', 'Everyday', 'Slim', 'Oversized', 'Travel', 'Weekend', 'Studio']);
+    const style = rng.pick([
+      'Essential',
+      'Relaxed',
+      'Classic',
+      'Heavyweight',
+      'Everyday',
+      'Slim',
+      'Oversized',
+      'Travel',
+      'Weekend',
+      'Studio',
+    ]);
     const material = rng.pick(materials[type.code]!);
     const sizes =
       type.code === 'JEANS' || type.code === 'CHINO'
@@ -129,7 +166,14 @@ const apparel: Category = {
       : type.code === 'JACKET' && material === 'waxed cotton'
         ? 'do not wash; re-wax yearly'
         : rng.pick(['machine wash 30 °C', 'machine wash 40 °C', 'machine wash 30 °C, do not tumble dry']);
-    const gender = type.code === 'DRESS' ? 'women' : rng.weighted([['unisex', 5], ['women', 3], ['men', 3]] as const);
+    const gender =
+      type.code === 'DRESS'
+        ? 'women'
+        : rng.weighted([
+            ['unisex', 5],
+            ['women', 3],
+            ['men', 3],
+          ] as const);
     const [minWeight, maxWeight] = weights[type.code]!;
     const attributes: Attributes = {
       gender,
@@ -185,11 +229,34 @@ const footwear: Category = {
       SLIPPER: ['felted wool', 'shearling'],
     };
     const brand = rng.pick(['Stride Lab', 'Ortega', 'Fellwalker', 'Canvas & Cork', 'Tundra', 'Velo']);
-    const model = rng.pick(['Aero', 'Pathfinder', 'Drift', 'Summit', 'Harbour', 'Cloudline', 'Ridge', 'Metro', 'Ember', 'Tempo']);
+    const model = rng.pick([
+      'Aero',
+      'Pathfinder',
+      'Drift',
+      'Summit',
+      'Harbour',
+      'Cloudline',
+      'Ridge',
+      'Metro',
+      'Ember',
+      'Tempo',
+    ]);
     const upper = rng.pick(uppers[type.code]!);
-    const sole = type.code === 'RUN' || type.code === 'TRAIL' ? rng.pick(['EVA foam', 'carbon-plated foam', 'TPU foam']) : rng.pick(['rubber', 'Vibram rubber', 'cork and rubber', 'crepe rubber']);
+    const sole =
+      type.code === 'RUN' || type.code === 'TRAIL'
+        ? rng.pick(['EVA foam', 'carbon-plated foam', 'TPU foam'])
+        : rng.pick(['rubber', 'Vibram rubber', 'cork and rubber', 'crepe rubber']);
     const waterproof = type.code === 'HIKE' || ((type.code === 'TRAIL' || type.code === 'BOOT') && rng.chance(0.5));
-    const closure = { RUN: 'laces', TRAIL: 'laces', SNEAKER: 'laces', BOOT: 'elastic sides', HIKE: 'laces', SANDAL: rng.pick(['buckle', 'hook and loop']), LOAFER: 'slip-on', SLIPPER: 'slip-on' }[type.code]!;
+    const closure = {
+      RUN: 'laces',
+      TRAIL: 'laces',
+      SNEAKER: 'laces',
+      BOOT: 'elastic sides',
+      HIKE: 'laces',
+      SANDAL: rng.pick(['buckle', 'hook and loop']),
+      LOAFER: 'slip-on',
+      SLIPPER: 'slip-on',
+    }[type.code]!;
     const sizesEU = rng.run([36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47], 6);
     const color = rng.pick(['black', 'white', 'tan', 'chestnut', 'grey', 'navy', 'olive', 'off-white']);
     const attributes: Attributes = {
@@ -199,8 +266,15 @@ const footwear: Category = {
       sole,
       closure,
       waterproof,
-      widthFit: rng.weighted([['regular', 6], ['wide', 2], ['narrow', 1]] as const),
-      weightGrams: rng.int(type.code === 'BOOT' || type.code === 'HIKE' ? 450 : 180, type.code === 'BOOT' || type.code === 'HIKE' ? 750 : 380),
+      widthFit: rng.weighted([
+        ['regular', 6],
+        ['wide', 2],
+        ['narrow', 1],
+      ] as const),
+      weightGrams: rng.int(
+        type.code === 'BOOT' || type.code === 'HIKE' ? 450 : 180,
+        type.code === 'BOOT' || type.code === 'HIKE' ? 750 : 380,
+      ),
     };
     if (type.code === 'RUN' || type.code === 'TRAIL') attributes.heelDropMm = rng.pick([4, 6, 8, 10]);
     const tags: string[] = [];
@@ -242,7 +316,12 @@ const kitchen: Category = {
     let size = '';
     switch (type.code) {
       case 'KNIFE': {
-        attributes.material = rng.pick(['Damascus steel', 'German stainless steel', 'Japanese VG-10 steel', 'carbon steel']);
+        attributes.material = rng.pick([
+          'Damascus steel',
+          'German stainless steel',
+          'Japanese VG-10 steel',
+          'carbon steel',
+        ]);
         attributes.bladeLengthCm = rng.pick([15, 18, 20, 21, 24]);
         attributes.handle = rng.pick(['olive wood', 'walnut', 'POM', 'pakkawood']);
         attributes.hardnessHRC = rng.int(56, 61);
@@ -251,7 +330,10 @@ const kitchen: Category = {
       }
       case 'SKILLET':
       case 'PAN': {
-        attributes.material = type.code === 'SKILLET' ? 'cast iron' : rng.pick(['tri-ply stainless steel', 'ceramic non-stick', 'carbon steel']);
+        attributes.material =
+          type.code === 'SKILLET'
+            ? 'cast iron'
+            : rng.pick(['tri-ply stainless steel', 'ceramic non-stick', 'carbon steel']);
         attributes.diameterCm = rng.pick([20, 24, 26, 28, 30]);
         attributes.inductionCompatible = attributes.material !== 'ceramic non-stick' || rng.chance(0.6);
         attributes.ovenSafeC = rng.pick([180, 220, 260]);
@@ -261,16 +343,26 @@ const kitchen: Category = {
       case 'DUTCH':
       case 'SAUCE':
       case 'KETTLE': {
-        attributes.material = type.code === 'DUTCH' ? 'enamelled cast iron' : rng.pick(['stainless steel', 'enamelled steel', 'copper-clad steel']);
-        attributes.capacityLiters = type.code === 'DUTCH' ? rng.pick([2.8, 3.8, 4.7, 5.7, 6.7]) : rng.pick([1.5, 2, 2.5, 3]);
+        attributes.material =
+          type.code === 'DUTCH'
+            ? 'enamelled cast iron'
+            : rng.pick(['stainless steel', 'enamelled steel', 'copper-clad steel']);
+        attributes.capacityLiters =
+          type.code === 'DUTCH' ? rng.pick([2.8, 3.8, 4.7, 5.7, 6.7]) : rng.pick([1.5, 2, 2.5, 3]);
         attributes.inductionCompatible = true;
-        if (type.code === 'DUTCH') attributes.color = rng.pick(['cherry red', 'sage', 'ocean blue', 'matte black', 'cream']);
+        if (type.code === 'DUTCH')
+          attributes.color = rng.pick(['cherry red', 'sage', 'ocean blue', 'matte black', 'cream']);
         size = `${attributes.capacityLiters} l`;
         break;
       }
       case 'BOARD': {
         attributes.material = rng.pick(['end-grain walnut', 'oak', 'bamboo', 'recycled plastic']);
-        attributes.dimensionsCm = rng.pick([[40, 30, 3], [50, 35, 4], [30, 20, 2], [45, 30, 3.5]]);
+        attributes.dimensionsCm = rng.pick([
+          [40, 30, 3],
+          [50, 35, 4],
+          [30, 20, 2],
+          [45, 30, 3.5],
+        ]);
         size = (attributes.dimensionsCm as number[]).slice(0, 2).join(' x ') + ' cm';
         break;
       }
@@ -289,8 +381,12 @@ const kitchen: Category = {
       }
     }
     const material = String(attributes.material);
-    attributes.dishwasherSafe = !/cast iron|carbon steel|wood|walnut|oak|bamboo|Damascus|copper/.test(material) && type.code !== 'KNIFE';
-    attributes.weightGrams = rng.int(type.code === 'DUTCH' || type.code === 'SKILLET' ? 2200 : 150, type.code === 'DUTCH' || type.code === 'SKILLET' ? 6500 : 1800);
+    attributes.dishwasherSafe =
+      !/cast iron|carbon steel|wood|walnut|oak|bamboo|Damascus|copper/.test(material) && type.code !== 'KNIFE';
+    attributes.weightGrams = rng.int(
+      type.code === 'DUTCH' || type.code === 'SKILLET' ? 2200 : 150,
+      type.code === 'DUTCH' || type.code === 'SKILLET' ? 6500 : 1800,
+    );
     const tags: string[] = [];
     if (attributes.inductionCompatible === true) tags.push('induction');
     if (type.code === 'MOKA') tags.push('coffee');
@@ -342,17 +438,29 @@ const garden: Category = {
         break;
       case 'CAN':
       case 'COMPOST':
-        attributes.material = type.code === 'CAN' ? rng.pick(['galvanised steel', 'recycled plastic', 'copper']) : rng.pick(['recycled plastic', 'larch wood']);
+        attributes.material =
+          type.code === 'CAN'
+            ? rng.pick(['galvanised steel', 'recycled plastic', 'copper'])
+            : rng.pick(['recycled plastic', 'larch wood']);
         attributes.capacityLiters = type.code === 'CAN' ? rng.pick([5, 7, 10, 12]) : rng.pick([220, 300, 400, 600]);
         detail = `holds ${attributes.capacityLiters} l`;
         break;
       case 'BED':
         attributes.material = rng.pick(['larch wood', 'corten steel', 'galvanised steel']);
-        attributes.dimensionsCm = rng.pick([[120, 60, 40], [180, 80, 60], [100, 100, 30], [200, 100, 80]]);
+        attributes.dimensionsCm = rng.pick([
+          [120, 60, 40],
+          [180, 80, 60],
+          [100, 100, 30],
+          [200, 100, 80],
+        ]);
         detail = `${(attributes.dimensionsCm as number[]).join(' x ')} cm`;
         break;
       case 'SEEDS':
-        attributes.varieties = rng.some(['tomato', 'basil', 'chilli', 'lettuce', 'radish', 'parsley', 'sunflower', 'courgette', 'sweet pea'], 3, 6);
+        attributes.varieties = rng.some(
+          ['tomato', 'basil', 'chilli', 'lettuce', 'radish', 'parsley', 'sunflower', 'courgette', 'sweet pea'],
+          3,
+          6,
+        );
         attributes.organic = rng.chance(0.7);
         attributes.material = 'biodegradable coir pots';
         detail = `${(attributes.varieties as string[]).length} varieties`;
@@ -378,7 +486,11 @@ const garden: Category = {
         break;
     }
     attributes.weatherproof = type.code !== 'SEEDS' && rng.chance(0.8);
-    attributes.weightKg = rng.float(type.code === 'BED' || type.code === 'COMPOST' ? 8 : 0.1, type.code === 'BED' || type.code === 'COMPOST' ? 45 : 3, 1);
+    attributes.weightKg = rng.float(
+      type.code === 'BED' || type.code === 'COMPOST' ? 8 : 0.1,
+      type.code === 'BED' || type.code === 'COMPOST' ? 45 : 3,
+      1,
+    );
     const tags: string[] = [];
     if (attributes.organic === true) tags.push('organic');
     if (attributes.powerSource === 'solar') tags.push('solar');
@@ -414,12 +526,18 @@ const electronics: Category = {
     const brand = rng.pick(['Voltaire', 'Lumio', 'Soundkraft', 'Helix', 'Ampere Labs', 'Pixelhaus']);
     const model = `${rng.pick(['Aura', 'Pulse', 'Nova', 'Echo', 'Flux', 'Orbit', 'Vega', 'Arc'])} ${rng.pick(['', 'Mini ', 'Pro ', 'Max ', 'Lite '])}${rng.int(1, 5)}`;
     const mains = '100-240 V AC';
-    const attributes: Attributes = { color: rng.pick(['black', 'white', 'graphite', 'silver', 'midnight blue', 'sage']) };
+    const attributes: Attributes = {
+      color: rng.pick(['black', 'white', 'graphite', 'silver', 'midnight blue', 'sage']),
+    };
     let detail = '';
     switch (type.code) {
       case 'HEADPH':
       case 'EARBUDS':
-        attributes.connectivity = ['Bluetooth 5.3', 'USB-C', ...(type.code === 'HEADPH' && rng.chance(0.6) ? ['3.5 mm jack'] : [])];
+        attributes.connectivity = [
+          'Bluetooth 5.3',
+          'USB-C',
+          ...(type.code === 'HEADPH' && rng.chance(0.6) ? ['3.5 mm jack'] : []),
+        ];
         attributes.batteryLifeHours = type.code === 'HEADPH' ? rng.pick([20, 30, 40, 50, 60]) : rng.int(5, 10);
         attributes.noiseCancelling = rng.chance(0.6);
         attributes.wattage = 5;
@@ -429,7 +547,9 @@ const electronics: Category = {
         break;
       case 'SPEAKER': {
         const portable = rng.chance(0.7);
-        attributes.connectivity = portable ? ['Bluetooth 5.3', 'USB-C'] : ['Bluetooth 5.3', 'Wi-Fi', 'AirPlay 2', 'Ethernet'];
+        attributes.connectivity = portable
+          ? ['Bluetooth 5.3', 'USB-C']
+          : ['Bluetooth 5.3', 'Wi-Fi', 'AirPlay 2', 'Ethernet'];
         attributes.wattage = portable ? rng.pick([10, 20, 30]) : rng.pick([40, 60, 100]);
         attributes.voltage = portable ? '5 V DC (USB-C)' : mains;
         if (portable) {
@@ -510,29 +630,108 @@ const electronics: Category = {
 };
 
 const BOOK_WORDS = {
-  adjectives: ['Silent', 'Last', 'Hidden', 'Salt', 'Paper', 'Glass', 'Winter', 'Northern', 'Forgotten', 'Burning', 'Distant', 'Quiet', 'Lost'],
-  nouns: ['Harbour', 'Orchard', 'Lighthouse', 'Garden', 'River', 'Letters', 'Tide', 'House', 'Summer', 'Island', 'Station', 'Archive', 'Bridge', 'Mountain'],
-  cuisines: ['Basque', 'Levantine', 'Nordic', 'Sicilian', 'Vegetarian', 'One-Pot', 'Sourdough', 'Plant-Based', 'Portuguese', 'Georgian'],
-  regions: ['the Alps', 'Andalusia', 'the Baltic Coast', 'Scotland', 'Portugal', 'the Dolomites', 'Provence', 'Norway', 'Sardinia'],
+  adjectives: [
+    'Silent',
+    'Last',
+    'Hidden',
+    'Salt',
+    'Paper',
+    'Glass',
+    'Winter',
+    'Northern',
+    'Forgotten',
+    'Burning',
+    'Distant',
+    'Quiet',
+    'Lost',
+  ],
+  nouns: [
+    'Harbour',
+    'Orchard',
+    'Lighthouse',
+    'Garden',
+    'River',
+    'Letters',
+    'Tide',
+    'House',
+    'Summer',
+    'Island',
+    'Station',
+    'Archive',
+    'Bridge',
+    'Mountain',
+  ],
+  cuisines: [
+    'Basque',
+    'Levantine',
+    'Nordic',
+    'Sicilian',
+    'Vegetarian',
+    'One-Pot',
+    'Sourdough',
+    'Plant-Based',
+    'Portuguese',
+    'Georgian',
+  ],
+  regions: [
+    'the Alps',
+    'Andalusia',
+    'the Baltic Coast',
+    'Scotland',
+    'Portugal',
+    'the Dolomites',
+    'Provence',
+    'Norway',
+    'Sardinia',
+  ],
   cities: ['Lisbon', 'Berlin', 'Amsterdam', 'Copenhagen', 'Vienna', 'Kraków', 'Seville', 'Edinburgh', 'Naples'],
   things: ['Trees', 'Bees', 'Atoms', 'Fungi', 'Clouds', 'Cells', 'Rivers', 'Octopuses'],
   subjects: ['The Hanseatic League', 'Byzantium', 'The Habsburgs', 'Venice', 'Al-Andalus', 'The Vikings', 'The Medici'],
   animals: ['Fox', 'Hedgehog', 'Otter', 'Owl', 'Badger', 'Little Whale', 'Snail', 'Bear'],
-  authorsFirst: ['Elena', 'Tomas', 'Ingrid', 'Mateo', 'Clara', 'Jonas', 'Amara', 'Pieter', 'Sofia', 'Henrik', 'Lucía', 'Marek', 'Yara', 'Oskar', 'Nadia'],
-  authorsLast: ['Lindholm', 'Ferreira', 'Okafor', 'van Dijk', 'Moreau', 'Novak', 'Castellano', 'Bergström', 'Walsh', 'Kowalczyk', 'Haddad', 'Brandt'],
+  authorsFirst: [
+    'Elena',
+    'Tomas',
+    'Ingrid',
+    'Mateo',
+    'Clara',
+    'Jonas',
+    'Amara',
+    'Pieter',
+    'Sofia',
+    'Henrik',
+    'Lucía',
+    'Marek',
+    'Yara',
+    'Oskar',
+    'Nadia',
+  ],
+  authorsLast: [
+    'Lindholm',
+    'Ferreira',
+    'Okafor',
+    'van Dijk',
+    'Moreau',
+    'Novak',
+    'Castellano',
+    'Bergström',
+    'Walsh',
+    'Kowalczyk',
+    'Haddad',
+    'Brandt',
+  ],
 };
 
 const BOOK_HOOKS: Record<string, string[]> = {
   FIC: [
     'Three generations of one family return to the house by the sea',
     "A ferry captain's last crossing changes everything she believed about her father",
-    'Two strangers swap apartments for a summer and find each other\'s secrets',
-    'A translator discovers a letter that rewrites a small town\'s history',
+    "Two strangers swap apartments for a summer and find each other's secrets",
+    "A translator discovers a letter that rewrites a small town's history",
   ],
   CRIME: [
     'A body in the canal and a detective who should have retired last spring',
     'An island cut off by storms, seven guests and one missing ferryman',
-    'A forensic accountant follows the money into the city\'s oldest family',
+    "A forensic accountant follows the money into the city's oldest family",
     'The third book of the harbour police series, and the darkest yet',
   ],
   COOK: [
@@ -579,20 +778,79 @@ const books: Category = {
   build(rng, type, index) {
     const w = BOOK_WORDS;
     const title = {
-      FIC: () => rng.pick([`The ${rng.pick(w.adjectives)} ${rng.pick(w.nouns)}`, `${rng.pick(w.nouns)} of ${rng.pick(w.nouns)}s`, `A ${rng.pick(w.nouns)} in Winter`]),
-      CRIME: () => rng.pick([`Death at the ${rng.pick(w.nouns)}`, `The ${rng.pick(w.nouns)} Murders`, `${rng.pick(w.adjectives)} Water`, `A ${rng.pick(w.adjectives)} Alibi`]),
-      COOK: () => rng.pick([`${rng.pick(w.cuisines)} at Home`, `The ${rng.pick(w.cuisines)} Kitchen`, `Simply ${rng.pick(w.cuisines)}`]),
-      TRAVEL: () => rng.pick([`${capitalize(rng.pick(w.regions))} by Rail`, `Walking ${rng.pick(w.regions)}`, `${rng.pick(w.cities)}: A Pocket Guide`]),
-      SCI: () => rng.pick([`The Secret Life of ${rng.pick(w.things)}`, `Why ${rng.pick(w.things)} Matter`, `A Short History of ${rng.pick(w.things)}`]),
-      HIST: () => rng.pick([`${rng.pick(w.subjects)}: A New History`, `The Year ${rng.int(1348, 1989)}`, `The Rise and Fall of ${rng.pick(w.subjects)}`]),
-      KIDS: () => rng.pick([`${rng.pick(w.animals)} Can't Sleep`, `The ${rng.pick(w.adjectives)} ${rng.pick(w.animals)}`, `Where Is ${rng.pick(w.animals)}?`]),
+      FIC: () =>
+        rng.pick([
+          `The ${rng.pick(w.adjectives)} ${rng.pick(w.nouns)}`,
+          `${rng.pick(w.nouns)} of ${rng.pick(w.nouns)}s`,
+          `A ${rng.pick(w.nouns)} in Winter`,
+        ]),
+      CRIME: () =>
+        rng.pick([
+          `Death at the ${rng.pick(w.nouns)}`,
+          `The ${rng.pick(w.nouns)} Murders`,
+          `${rng.pick(w.adjectives)} Water`,
+          `A ${rng.pick(w.adjectives)} Alibi`,
+        ]),
+      COOK: () =>
+        rng.pick([
+          `${rng.pick(w.cuisines)} at Home`,
+          `The ${rng.pick(w.cuisines)} Kitchen`,
+          `Simply ${rng.pick(w.cuisines)}`,
+        ]),
+      TRAVEL: () =>
+        rng.pick([
+          `${capitalize(rng.pick(w.regions))} by Rail`,
+          `Walking ${rng.pick(w.regions)}`,
+          `${rng.pick(w.cities)}: A Pocket Guide`,
+        ]),
+      SCI: () =>
+        rng.pick([
+          `The Secret Life of ${rng.pick(w.things)}`,
+          `Why ${rng.pick(w.things)} Matter`,
+          `A Short History of ${rng.pick(w.things)}`,
+        ]),
+      HIST: () =>
+        rng.pick([
+          `${rng.pick(w.subjects)}: A New History`,
+          `The Year ${rng.int(1348, 1989)}`,
+          `The Rise and Fall of ${rng.pick(w.subjects)}`,
+        ]),
+      KIDS: () =>
+        rng.pick([
+          `${rng.pick(w.animals)} Can't Sleep`,
+          `The ${rng.pick(w.adjectives)} ${rng.pick(w.animals)}`,
+          `Where Is ${rng.pick(w.animals)}?`,
+        ]),
     }[type.code]!();
     const author = `${rng.pick(w.authorsFirst)} ${rng.pick(w.authorsLast)}`;
-    const format = type.code === 'KIDS' ? 'hardcover' : rng.weighted([['paperback', 65], ['hardcover', 35]] as const);
-    const language = rng.weighted([['en', 60], ['de', 14], ['fr', 9], ['nl', 9], ['es', 8]] as const);
-    const publisher = rng.pick(['Harbour Press', 'Tallis & Finch', 'Northlight Books', 'Quayside', 'Ember House', 'Albatross']);
+    const format =
+      type.code === 'KIDS'
+        ? 'hardcover'
+        : rng.weighted([
+            ['paperback', 65],
+            ['hardcover', 35],
+          ] as const);
+    const language = rng.weighted([
+      ['en', 60],
+      ['de', 14],
+      ['fr', 9],
+      ['nl', 9],
+      ['es', 8],
+    ] as const);
+    const publisher = rng.pick([
+      'Harbour Press',
+      'Tallis & Finch',
+      'Northlight Books',
+      'Quayside',
+      'Ember House',
+      'Albatross',
+    ]);
     const pages = type.code === 'KIDS' ? rng.int(24, 48) : type.code === 'COOK' ? rng.int(192, 352) : rng.int(180, 620);
-    const publishedYear = rng.weighted([[rng.int(2021, 2026), 6], [rng.int(2010, 2020), 3], [rng.int(1985, 2009), 1]] as const);
+    const publishedYear = rng.weighted([
+      [rng.int(2021, 2026), 6],
+      [rng.int(2010, 2020), 3],
+      [rng.int(1985, 2009), 1],
+    ] as const);
     const attributes: Attributes = {
       author,
       isbn: isbn13(index),
@@ -604,7 +862,9 @@ const books: Category = {
       genre: type.noun.replace(' book', ''),
     };
     if (type.code === 'KIDS') attributes.ageRange = rng.pick(['2-4', '3-5', '4-7']);
-    const tags: string[] = [slug(type.code === 'KIDS' ? 'children' : type.code === 'FIC' ? 'fiction' : String(attributes.genre))];
+    const tags: string[] = [
+      slug(type.code === 'KIDS' ? 'children' : type.code === 'FIC' ? 'fiction' : String(attributes.genre)),
+    ];
     if (format === 'hardcover') tags.push('hardcover');
     if (publishedYear >= 2026) tags.push('new-release');
     return {
@@ -665,7 +925,14 @@ const toys: Category = {
         attributes.material = 'recycled cardboard';
         attributes.ageMin = rng.pick([10, 12]);
         attributes.dimensionsCm = pieces >= 1500 ? [98, 68] : [68, 48];
-        const motif = rng.pick(['Lighthouse at Dusk', 'Alpine Village', 'Coral Reef', 'Night Market', 'Botanical Garden', 'Harbour Cats']);
+        const motif = rng.pick([
+          'Lighthouse at Dusk',
+          'Alpine Village',
+          'Coral Reef',
+          'Night Market',
+          'Botanical Garden',
+          'Harbour Cats',
+        ]);
         name = `${brand} ${pieces}-piece puzzle: ${motif}`;
         break;
       }
@@ -734,14 +1001,49 @@ const beauty: Category = {
   tags: ['skincare', 'haircare', 'natural', 'travel-size', 'zero-waste', ...COMMON_TAGS],
   build(rng, type) {
     const brand = rng.pick(['Verdure', 'Salt & Sage', 'Lumen Skin', 'Oléa', 'Nordic Dew', 'Petal & Co']);
-    const variant = rng.pick(['Hydrating', 'Calming', 'Brightening', 'Daily', 'Gentle', 'Repairing', 'Mineral', 'Nourishing']);
-    const ingredients = ['hyaluronic acid', 'niacinamide', 'shea butter', 'squalane', 'vitamin C', 'ceramides', 'aloe vera', 'jojoba oil', 'oat extract', 'rosehip oil', 'panthenol', 'green tea extract'];
+    const variant = rng.pick([
+      'Hydrating',
+      'Calming',
+      'Brightening',
+      'Daily',
+      'Gentle',
+      'Repairing',
+      'Mineral',
+      'Nourishing',
+    ]);
+    const ingredients = [
+      'hyaluronic acid',
+      'niacinamide',
+      'shea butter',
+      'squalane',
+      'vitamin C',
+      'ceramides',
+      'aloe vera',
+      'jojoba oil',
+      'oat extract',
+      'rosehip oil',
+      'panthenol',
+      'green tea extract',
+    ];
     const attributes: Attributes = {};
-    if (type.code === 'BAR' || type.code === 'LIPBALM') attributes.weightGrams = type.code === 'BAR' ? rng.pick([60, 80, 100]) : 5;
-    else attributes.volumeMl = rng.pick({ CREAM: [30, 50], SERUM: [15, 30], SPF: [50, 100, 200], SHAMPOO: [250, 300, 500], LOTION: [200, 250, 400], SOAP: [250, 300, 500] }[type.code]!);
-    if (type.code === 'SHAMPOO' || type.code === 'BAR') attributes.hairType = rng.some(['fine', 'normal', 'curly', 'dry', 'oily'], 1, 3);
+    if (type.code === 'BAR' || type.code === 'LIPBALM')
+      attributes.weightGrams = type.code === 'BAR' ? rng.pick([60, 80, 100]) : 5;
+    else
+      attributes.volumeMl = rng.pick(
+        {
+          CREAM: [30, 50],
+          SERUM: [15, 30],
+          SPF: [50, 100, 200],
+          SHAMPOO: [250, 300, 500],
+          LOTION: [200, 250, 400],
+          SOAP: [250, 300, 500],
+        }[type.code]!,
+      );
+    if (type.code === 'SHAMPOO' || type.code === 'BAR')
+      attributes.hairType = rng.some(['fine', 'normal', 'curly', 'dry', 'oily'], 1, 3);
     else attributes.skinType = rng.some(['dry', 'normal', 'combination', 'oily', 'sensitive'], 1, 4);
-    attributes.keyIngredients = type.code === 'SPF' ? ['zinc oxide', ...rng.some(ingredients, 1, 2)] : rng.some(ingredients, 2, 4);
+    attributes.keyIngredients =
+      type.code === 'SPF' ? ['zinc oxide', ...rng.some(ingredients, 1, 2)] : rng.some(ingredients, 2, 4);
     if (type.code === 'SPF') attributes.spf = rng.pick([30, 50]);
     attributes.vegan = rng.chance(0.7);
     attributes.crueltyFree = true;
@@ -776,7 +1078,11 @@ const CATEGORY_WEIGHTS = CATEGORIES.map((category) => [category, category.weight
 export function productFields(index: number, identity: Random, rng: Random): ProductFields {
   const category = identity.weighted(CATEGORY_WEIGHTS);
   const type = identity.pick(category.types);
-  const status = identity.weighted([['active', 84], ['draft', 10], ['archived', 6]] as const);
+  const status = identity.weighted([
+    ['active', 84],
+    ['draft', 10],
+    ['archived', 6],
+  ] as const);
 
   const built = category.build(rng, type, index);
   const tags = new Set(built.tags);

@@ -92,7 +92,14 @@ function generateProduct(index: number, seed: number): Generated<ProductDocument
   const { createdAt, updatedAt } = timestamps(rng, 540);
   return {
     writable,
-    document: { _id: objectIdAt(createdAt, rng), ...writable, ...serverDefaults(Product), version: 1, createdAt, updatedAt },
+    document: {
+      _id: objectIdAt(createdAt, rng),
+      ...writable,
+      ...serverDefaults(Product),
+      version: 1,
+      createdAt,
+      updatedAt,
+    },
   };
 }
 
@@ -111,7 +118,14 @@ function generateStock(product: ProductDocument, index: number, seed: number): G
     const updatedAt = rng.chance(0.3) ? createdAt : new Date(rng.int(createdAt.getTime(), SEED_EPOCH));
     return {
       writable,
-      document: { _id: objectIdAt(createdAt, rng), ...writable, ...serverDefaults(Stock), version: 1, createdAt, updatedAt },
+      document: {
+        _id: objectIdAt(createdAt, rng),
+        ...writable,
+        ...serverDefaults(Stock),
+        version: 1,
+        createdAt,
+        updatedAt,
+      },
     };
   });
 }
@@ -122,6 +136,13 @@ function generateCustomer(index: number, seed: number): Generated<CustomerDocume
   const { createdAt, updatedAt } = timestamps(rng, 720);
   return {
     writable,
-    document: { _id: objectIdAt(createdAt, rng), ...writable, ...serverDefaults(Customer), version: 1, createdAt, updatedAt },
+    document: {
+      _id: objectIdAt(createdAt, rng),
+      ...writable,
+      ...serverDefaults(Customer),
+      version: 1,
+      createdAt,
+      updatedAt,
+    },
   };
 }

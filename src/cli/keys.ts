@@ -59,11 +59,13 @@ export function parseKeysArguments(args: string[]): KeysCommand {
     let expiresAt: Date | undefined;
     if (values.expires !== undefined) {
       expiresAt = new Date(values.expires);
-      if (!/^\d{4}-\d{2}-\d{2}/.test(values.expires) || Number.isNaN(expiresAt.getTime())) throw usage(`--expires must be an ISO date, got "${values.expires}"`);
+      if (!/^\d{4}-\d{2}-\d{2}/.test(values.expires) || Number.isNaN(expiresAt.getTime()))
+        throw usage(`--expires must be an ISO date, got "${values.expires}"`);
     }
     let rateLimitPerMinute: number | undefined;
     if (values['rate-limit'] !== undefined) {
-      if (!/^\d{1,9}$/.test(values['rate-limit'])) throw usage(`--rate-limit must be a whole number, got "${values['rate-limit']}"`);
+      if (!/^\d{1,9}$/.test(values['rate-limit']))
+        throw usage(`--rate-limit must be a whole number, got "${values['rate-limit']}"`);
       rateLimitPerMinute = Number(values['rate-limit']);
     }
     return { action, name: values.name, scopes, expiresAt, rateLimitPerMinute, json };
@@ -85,7 +87,11 @@ function status(key: ApiKeyInfo, now = new Date()): string {
   return key.expiresAt === undefined ? 'active' : `active until ${key.expiresAt.toISOString()}`;
 }
 
-export async function runKeysCommand(command: Exclude<KeysCommand, { action: 'help' }>, print: (line: string) => void, env = process.env): Promise<void> {
+export async function runKeysCommand(
+  command: Exclude<KeysCommand, { action: 'help' }>,
+  print: (line: string) => void,
+  env = process.env,
+): Promise<void> {
   // With --json, stdout carries only the answer; connection messages go to stderr either way.
   await withCliDatabase(
     async (db) => {
@@ -112,7 +118,8 @@ export async function runKeysCommand(command: Exclude<KeysCommand, { action: 'he
       if (command.action === 'list') {
         const keys = await store.list();
         if (command.json) return print(JSON.stringify(keys));
-        if (keys.length === 0) return print('no API keys yet: create one with `npm run keys -- create --name NAME --scope SCOPE`');
+        if (keys.length === 0)
+          return print('no API keys yet: create one with `npm run keys -- create --name NAME --scope SCOPE`');
         for (const key of keys) {
           print(`${key.id}  ${key.prefix}  ${key.name}  [${status(key)}]  ${key.scopes.join(' ')}`);
         }
@@ -122,7 +129,9 @@ export async function runKeysCommand(command: Exclude<KeysCommand, { action: 'he
       if (revocation === null) throw new CliError(`no API key with id or prefix "${command.key}"`);
       const revoked = revocation.key;
       if (command.json) return print(JSON.stringify(revoked));
-      print(`revoked key ${revoked.id} "${revoked.name}" (prefix ${revoked.prefix}) at ${revoked.revokedAt!.toISOString()}`);
+      print(
+        `revoked key ${revoked.id} "${revoked.name}" (prefix ${revoked.prefix}) at ${revoked.revokedAt!.toISOString()}`,
+      );
       print('Services stop accepting it within AUTH_CACHE_TTL_MS.');
     },
     { env },

@@ -17,7 +17,10 @@ export interface MigrateConfigOptions {
 }
 
 /** The command line's settings: the runner's, with migrate-mongo's own lock in the same collection. */
-export const CLI_MIGRATION_SETTINGS = { ...MIGRATION_SETTINGS, lockTtl: LOCK_TTL_SECONDS } as const satisfies MigrateMongoConfig;
+export const CLI_MIGRATION_SETTINGS = {
+  ...MIGRATION_SETTINGS,
+  lockTtl: LOCK_TTL_SECONDS,
+} as const satisfies MigrateMongoConfig;
 
 const COMMANDS = ['init', 'create', 'up', 'down', 'status'];
 const CONNECTING_COMMANDS = new Set(['up', 'down', 'status']);
@@ -52,7 +55,12 @@ export async function migrateMongoConfig(options: MigrateConfigOptions): Promise
       databaseName: database.dbName,
       // No socketTimeoutMS: a migration's index build can keep a socket silent far longer than
       // the service's requests may.
-      options: { appName: 'storekeeper-migrate', writeConcern: { w: 'majority' }, serverSelectionTimeoutMS, connectTimeoutMS },
+      options: {
+        appName: 'storekeeper-migrate',
+        writeConcern: { w: 'majority' },
+        serverSelectionTimeoutMS,
+        connectTimeoutMS,
+      },
     },
   };
 }
@@ -68,7 +76,9 @@ async function prepare(database: CliDatabase, command: string, log: (message: st
   } catch (error) {
     // status only reads, so a role that may not create collections or indexes can still run it.
     if (command !== 'status' || (error as { code?: unknown }).code !== UNAUTHORIZED) throw error;
-    log(`not allowed to prepare the migration bookkeeping, showing the status anyway: ${redactSecrets((error as Error).message)}`);
+    log(
+      `not allowed to prepare the migration bookkeeping, showing the status anyway: ${redactSecrets((error as Error).message)}`,
+    );
   }
 }
 
@@ -85,10 +95,13 @@ function stopBeforeExit(database: CliDatabase, log: (message: string) => void): 
     if (exiting) return;
     exiting = true;
     if (code !== undefined && code !== null) process.exitCode = code;
-    database.stop().then(
-      () => log('embedded database stopped'),
-      (error: unknown) => log(`stopping the embedded database failed: ${errorMessage(error)}`),
-    ).finally(() => exit());
+    database
+      .stop()
+      .then(
+        () => log('embedded database stopped'),
+        (error: unknown) => log(`stopping the embedded database failed: ${errorMessage(error)}`),
+      )
+      .finally(() => exit());
   };
   process.exit = ((code?: number | string | null) => stopThenExit(code)) as typeof process.exit;
   process.once('SIGINT', () => stopThenExit(130));

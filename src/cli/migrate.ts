@@ -12,13 +12,16 @@ const CONFIG_FILE = fileURLToPath(new URL('../../migrate-mongo-config.js', impor
 
 // migrate-mongo's two ways of losing the race for the lock: its own check found a lock, or the
 // insert of its lock document hit the unique index (src/data/migrations.ts, prepareBookkeeping).
-const LOCKED = /^ERROR: (Could not migrate (up|down), a lock is in place\.|Could not create a lock: E11000 duplicate key error)/;
+const LOCKED =
+  /^ERROR: (Could not migrate (up|down), a lock is in place\.|Could not create a lock: E11000 duplicate key error)/;
 const STACK_LINE = /^\s+at |^\s*$/;
 
 /** Runs migrate-mongo with `args` and resolves with its exit code, rewording a lock failure. */
 export function runMigrateMongo(args: readonly string[]): Promise<number> {
   const bin = join(dirname(createRequire(import.meta.url).resolve('migrate-mongo')), '../bin/migrate-mongo.js');
-  const withConfig = args.some((arg) => arg === '-f' || arg === '--file' || arg.startsWith('--file=')) ? args : [...args, '-f', CONFIG_FILE];
+  const withConfig = args.some((arg) => arg === '-f' || arg === '--file' || arg.startsWith('--file='))
+    ? args
+    : [...args, '-f', CONFIG_FILE];
   const child = spawn(process.execPath, [bin, ...withConfig], { stdio: ['inherit', 'inherit', 'pipe'] });
   const command = args[0] ?? '';
 

@@ -46,7 +46,8 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 /** A JavaScript literal of plain data: single-quoted strings, short values kept on one line. */
 export function toLiteral(value: unknown, indent = ''): string {
   if (typeof value === 'string') return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
-  if (typeof value === 'number') return Number.isInteger(value) && Math.abs(value) >= 10_000 ? groupDigits(value) : String(value);
+  if (typeof value === 'number')
+    return Number.isInteger(value) && Math.abs(value) >= 10_000 ? groupDigits(value) : String(value);
   if (typeof value === 'boolean' || value === null) return String(value);
   if (typeof value !== 'object') throw new Error(`cannot print ${typeof value} as a literal`);
 
@@ -54,7 +55,9 @@ export function toLiteral(value: unknown, indent = ''): string {
   const isArray = Array.isArray(value);
   const parts = isArray
     ? value.map((item) => toLiteral(item, inner))
-    : Object.entries(value as Record<string, unknown>).map(([key, item]) => `${IDENTIFIER.test(key) ? key : toLiteral(key)}: ${toLiteral(item, inner)}`);
+    : Object.entries(value as Record<string, unknown>).map(
+        ([key, item]) => `${IDENTIFIER.test(key) ? key : toLiteral(key)}: ${toLiteral(item, inner)}`,
+      );
   const [open, close] = isArray ? ['[', ']'] : ['{', '}'];
   if (parts.length === 0) return `${open}${close}`;
   const oneLine = isArray ? `[${parts.join(', ')}]` : `{ ${parts.join(', ')} }`;

@@ -17,7 +17,11 @@ service (or point it elsewhere) while replacing the database it uses.
 Progress goes to stderr: sentences on a terminal, JSON lines otherwise. Exit 0 done, 1 failed, 2 usage.`;
 
 async function main(args: string[], progress: Progress): Promise<void> {
-  const parsed = parseCommandLine(args, { from: { type: 'string' }, db: { type: 'string' }, replace: { type: 'boolean' } });
+  const parsed = parseCommandLine(args, {
+    from: { type: 'string' },
+    db: { type: 'string' },
+    replace: { type: 'boolean' },
+  });
   if (parsed === undefined) {
     process.stdout.write(`${USAGE}\n`);
     return;

@@ -78,7 +78,9 @@ async function assertCollectionsExist(db: Db, entities: readonly Entity[]): Prom
   if (!existing.has(Product.collection)) throw new CliError(NO_COLLECTIONS_MESSAGE);
   const missing = entities.map((entity) => entity.collection).filter((name) => !existing.has(name));
   if (missing.length > 0) {
-    throw new CliError(`the database has no ${missing.join(', ')} collection${missing.length > 1 ? 's' : ''}: run \`npm run migrate:up\` first`);
+    throw new CliError(
+      `the database has no ${missing.join(', ')} collection${missing.length > 1 ? 's' : ''}: run \`npm run migrate:up\` first`,
+    );
   }
 }
 
@@ -95,7 +97,9 @@ function checkGenerated({ entity, key, items }: Target): void {
     if (errors.length > 0) {
       const id = key.map((field) => String(document[field])).join('/');
       const details = errors.map((error) => `${error.in} ${error.pointer || '/'} ${error.message}`).join('; ');
-      throw new Error(`the demo data generator made an invalid ${entity.singular} ${id} (a bug in src/cli/demo-data.ts): ${details}`);
+      throw new Error(
+        `the demo data generator made an invalid ${entity.singular} ${id} (a bug in src/cli/demo-data.ts): ${details}`,
+      );
     }
   }
 }
@@ -129,13 +133,16 @@ const DUPLICATE_KEY = 11000;
 const VALIDATION_FAILED = 121;
 
 function explainWriteFailure(entity: Entity, error: unknown): Error {
-  if (!(error instanceof mongoose.mongo.MongoBulkWriteError)) return error instanceof Error ? error : new Error(String(error));
+  if (!(error instanceof mongoose.mongo.MongoBulkWriteError))
+    return error instanceof Error ? error : new Error(String(error));
   const failures = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
   const first = failures[0];
   const count = `${failures.length} ${entity.collection} write${failures.length === 1 ? '' : 's'} failed`;
   if (first?.code === DUPLICATE_KEY) {
     // Another unique field (a GTIN) of a document made through the API matches a demo document.
-    return new CliError(`${count}: a unique value of the demo data is already taken by a document with another key (${first.errmsg})`);
+    return new CliError(
+      `${count}: a unique value of the demo data is already taken by a document with another key (${first.errmsg})`,
+    );
   }
   if (first?.code === VALIDATION_FAILED) {
     return new Error(
@@ -162,7 +169,12 @@ export function parseSeedArguments(args: string[]): DemoOptions | undefined {
   try {
     parsed = parseArgs({
       args,
-      options: { products: { type: 'string' }, customers: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        products: { type: 'string' },
+        customers: { type: 'string' },
+        seed: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
       allowPositionals: false,
     });
@@ -173,10 +185,15 @@ export function parseSeedArguments(args: string[]): DemoOptions | undefined {
   const integer = (name: 'products' | 'customers' | 'seed', max: number): number => {
     const raw = parsed.values[name];
     if (raw === undefined) return SEED_DEFAULTS[name];
-    if (!/^\d+$/.test(raw) || Number(raw) > max) throw new CliError(`--${name} must be an integer from 0 to ${max}, got "${raw}"\n${USAGE}`);
+    if (!/^\d+$/.test(raw) || Number(raw) > max)
+      throw new CliError(`--${name} must be an integer from 0 to ${max}, got "${raw}"\n${USAGE}`);
     return Number(raw);
   };
-  return { products: integer('products', MAX_COUNT), customers: integer('customers', MAX_COUNT), seed: integer('seed', 0xffff_ffff) };
+  return {
+    products: integer('products', MAX_COUNT),
+    customers: integer('customers', MAX_COUNT),
+    seed: integer('seed', 0xffff_ffff),
+  };
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

@@ -30,7 +30,10 @@ export interface NewApiKey {
   rateLimitPerMinute?: number;
 }
 
-export const keyInfo = ({ _id, hash: _hash, ...rest }: ApiKeyDocument): ApiKeyInfo => ({ id: _id.toHexString(), ...rest });
+export const keyInfo = ({ _id, hash: _hash, ...rest }: ApiKeyDocument): ApiKeyInfo => ({
+  id: _id.toHexString(),
+  ...rest,
+});
 
 export class ApiKeyStore {
   constructor(private readonly keys: mongo.Collection<ApiKeyDocument>) {}
@@ -49,8 +52,12 @@ export class ApiKeyStore {
     // Characters as the API's schema and the collection's validator count them: code points, not UTF-16 units.
     const length = [...name].length;
     if (length === 0 || length > 100) throw new RangeError('a key name must be 1-100 characters');
-    if (input.expiresAt !== undefined && !(input.expiresAt.getTime() > Date.now())) throw new RangeError('the expiry must be in the future');
-    if (input.rateLimitPerMinute !== undefined && !(Number.isInteger(input.rateLimitPerMinute) && input.rateLimitPerMinute >= 0)) {
+    if (input.expiresAt !== undefined && !(input.expiresAt.getTime() > Date.now()))
+      throw new RangeError('the expiry must be in the future');
+    if (
+      input.rateLimitPerMinute !== undefined &&
+      !(Number.isInteger(input.rateLimitPerMinute) && input.rateLimitPerMinute >= 0)
+    ) {
       throw new RangeError('the rate limit must be a whole number of requests per minute (0: unlimited)');
     }
     const scopes = expandScopes(input.scopes);
@@ -85,7 +92,9 @@ export class ApiKeyStore {
 
   /** The key with this id or prefix, or null. */
   async find(idOrPrefix: string, session?: mongo.ClientSession): Promise<ApiKeyInfo | null> {
-    const filter = /^[0-9a-f]{24}$/.test(idOrPrefix) ? { _id: new mongoose.mongo.ObjectId(idOrPrefix) } : { prefix: String(idOrPrefix) };
+    const filter = /^[0-9a-f]{24}$/.test(idOrPrefix)
+      ? { _id: new mongoose.mongo.ObjectId(idOrPrefix) }
+      : { prefix: String(idOrPrefix) };
     const document = await this.keys.findOne(filter, { session });
     return document === null ? null : keyInfo(document);
   }
@@ -96,7 +105,10 @@ export class ApiKeyStore {
   }
 
   /** Revokes a key by id or prefix; returns it as revoked, or null when there is none. Revoking twice keeps the first time. */
-  async revoke(idOrPrefix: string, session?: mongo.ClientSession): Promise<{ key: ApiKeyInfo; changed: boolean } | null> {
+  async revoke(
+    idOrPrefix: string,
+    session?: mongo.ClientSession,
+  ): Promise<{ key: ApiKeyInfo; changed: boolean } | null> {
     const found = await this.find(idOrPrefix, session);
     if (found === null) return null;
     const document = await this.keys.findOneAndUpdate(
@@ -104,6 +116,8 @@ export class ApiKeyStore {
       { $set: { revokedAt: new Date() } },
       { returnDocument: 'after', session },
     );
-    return document === null ? { key: (await this.find(found.id, session))!, changed: false } : { key: keyInfo(document), changed: true };
+    return document === null
+      ? { key: (await this.find(found.id, session))!, changed: false }
+      : { key: keyInfo(document), changed: true };
   }
 }

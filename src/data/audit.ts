@@ -93,7 +93,15 @@ interface Change {
 function readerModel(connection: Connection) {
   const schema = new mongoose.Schema(
     {},
-    { collection: AUDIT_COLLECTION, strict: false, strictQuery: false, versionKey: false, id: false, autoIndex: false, autoCreate: false },
+    {
+      collection: AUDIT_COLLECTION,
+      strict: false,
+      strictQuery: false,
+      versionKey: false,
+      id: false,
+      autoIndex: false,
+      autoCreate: false,
+    },
   );
   return connection.model(AuditEvent.schemaName, schema, AUDIT_COLLECTION);
 }
@@ -140,7 +148,12 @@ export class AuditTrail {
         const tx: Tx = {
           session,
           record: (action, collection, document) =>
-            changes.push({ action, collection, documentId: document._id.toHexString(), ...(document.version !== undefined && { documentVersion: document.version }) }),
+            changes.push({
+              action,
+              collection,
+              documentId: document._id.toHexString(),
+              ...(document.version !== undefined && { documentVersion: document.version }),
+            }),
         };
         const result = await work(tx);
         await this.insert(session, actor, changes);

@@ -25,10 +25,16 @@ const bodyOf = (operation: BatchOperation): string => (operation.op === 'patch' 
  * failed; field errors point into the batch request.
  */
 export function failedOperation(error: AppError, index: number, operation: BatchOperation): AppError {
-  const extensions: Record<string, unknown> = { ...error.extensions, failedOperation: { index, op: operation.op, collection: operation.collection } };
+  const extensions: Record<string, unknown> = {
+    ...error.extensions,
+    failedOperation: { index, op: operation.op, collection: operation.collection },
+  };
   if (Array.isArray(error.extensions.errors)) {
     const prefix = `/operations/${index}/${bodyOf(operation)}`;
-    extensions.errors = (error.extensions.errors as FieldError[]).map((e) => ({ ...e, pointer: `${prefix}${e.pointer}` }));
+    extensions.errors = (error.extensions.errors as FieldError[]).map((e) => ({
+      ...e,
+      pointer: `${prefix}${e.pointer}`,
+    }));
   }
   return new AppError(error.status, error.code, error.title, {
     detail: `Operation ${index} (${operation.op} in ${operation.collection}) failed, so none was applied: ${error.message}`,
@@ -67,12 +73,17 @@ export async function runBatch(
         const run = insertRun(operations, index);
         if (run.length > 1) {
           try {
-            const created = await repository.createManyIn(tx, run.map((insert) => insert.document));
+            const created = await repository.createManyIn(
+              tx,
+              run.map((insert) => insert.document),
+            );
             for (const document of created) outcomes.push({ action: 'inserted', document });
           } catch (error) {
             if (!(error instanceof BulkInsertFailure)) throw error;
             const failed = index + error.index;
-            throw error.problem instanceof AppError ? failedOperation(error.problem, failed, operations[failed]!) : error.problem;
+            throw error.problem instanceof AppError
+              ? failedOperation(error.problem, failed, operations[failed]!)
+              : error.problem;
           }
           index += run.length - 1;
           continue;
@@ -83,14 +94,26 @@ export async function runBatch(
               outcomes.push({ action: 'inserted', document: await repository.createIn(tx, operation.document) });
               break;
             case 'replace':
-              outcomes.push({ action: 'replaced', document: await repository.replaceIn(tx, operation.id, operation.document, operation.expectedVersion) });
+              outcomes.push({
+                action: 'replaced',
+                document: await repository.replaceIn(tx, operation.id, operation.document, operation.expectedVersion),
+              });
               break;
             case 'patch':
-              outcomes.push({ action: 'patched', document: await repository.patchIn(tx, operation.id, operation.patch, operation.expectedVersion) });
+              outcomes.push({
+                action: 'patched',
+                document: await repository.patchIn(tx, operation.id, operation.patch, operation.expectedVersion),
+              });
               break;
             case 'delete': {
               const rule = DELETION_RULES[operation.collection]!;
-              const removal = await repository.removalIn(tx, operation.id, rule, repositories.referencesIn(tx.session), operation.expectedVersion);
+              const removal = await repository.removalIn(
+                tx,
+                operation.id,
+                rule,
+                repositories.referencesIn(tx.session),
+                operation.expectedVersion,
+              );
               outcomes.push(removal);
               break;
             }

@@ -12,7 +12,8 @@ export type Caster = (value: unknown) => unknown;
 const { ObjectId } = mongoose.Types;
 const keep: Caster = (value) => value;
 
-const isObjectSchema = (s: JsonSchema) => s.type === 'object' && s.properties !== undefined && s.patternProperties === undefined;
+const isObjectSchema = (s: JsonSchema) =>
+  s.type === 'object' && s.properties !== undefined && s.patternProperties === undefined;
 
 /** A function that casts values of `schema`; values it does not type are returned as they are. */
 export function compileCaster(schema: JsonSchema): Caster {
@@ -32,7 +33,9 @@ export function compileCaster(schema: JsonSchema): Caster {
     const cast = compileCaster(schema.items as JsonSchema);
     return cast === keep ? keep : (value) => (Array.isArray(value) ? value.map(cast) : value);
   }
-  if (schema.type === 'string' && schema.format === 'date-time') return (value) => (typeof value === 'string' ? new Date(value) : value);
-  if (schema.type === 'string' && schema.format === 'objectid') return (value) => (typeof value === 'string' ? new ObjectId(value) : value);
+  if (schema.type === 'string' && schema.format === 'date-time')
+    return (value) => (typeof value === 'string' ? new Date(value) : value);
+  if (schema.type === 'string' && schema.format === 'objectid')
+    return (value) => (typeof value === 'string' ? new ObjectId(value) : value);
   return keep;
 }

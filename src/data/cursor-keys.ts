@@ -45,7 +45,8 @@ export class CursorKeys {
 
   private async load(): Promise<Buffer> {
     const db = this.connection.db;
-    if (db === undefined) throw new mongoose.mongo.MongoNotConnectedError('MongoDB is not connected: no cursor key yet');
+    if (db === undefined)
+      throw new mongoose.mongo.MongoNotConnectedError('MongoDB is not connected: no cursor key yet');
     const found = await db.collection<StoredSecret>(SECRETS_COLLECTION).findOne({ _id: CURSOR_SECRET_ID });
     if (found === null || typeof found.secret !== 'string') {
       throw new AppError(503, 'migrations-pending', 'Service Unavailable', {

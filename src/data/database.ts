@@ -118,7 +118,11 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
     async ping(deadline) {
       const db = connection.db;
       const notReady = (cause?: unknown) =>
-        AppError.unavailable(options.retryAfterSeconds, `MongoDB did not answer a ping in time (connection ${closing ? 'closed' : state}).`, cause);
+        AppError.unavailable(
+          options.retryAfterSeconds,
+          `MongoDB did not answer a ping in time (connection ${closing ? 'closed' : state}).`,
+          cause,
+        );
       if (state !== 'connected' || db === undefined) throw notReady();
       const started = performance.now();
       try {
@@ -136,7 +140,11 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
       try {
         return await deadline.race(pendingMigrations(db));
       } catch (error) {
-        throw AppError.unavailable(options.retryAfterSeconds, 'MongoDB did not say in time which migrations are applied.', error);
+        throw AppError.unavailable(
+          options.retryAfterSeconds,
+          'MongoDB did not say in time which migrations are applied.',
+          error,
+        );
       }
     },
     async close() {

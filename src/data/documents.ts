@@ -51,7 +51,8 @@ export interface RepositoryOptions {
 }
 
 /** What a deletion did: the document is gone, or was archived instead (as it is now). */
-export type Removal = { action: 'deleted'; document: StoredDocument } | { action: 'archived'; document: StoredDocument };
+export type Removal =
+  { action: 'deleted'; document: StoredDocument } | { action: 'archived'; document: StoredDocument };
 
 /** A run of inserts failed at one of them: `index` is its position in the run. */
 export class BulkInsertFailure extends Error {
@@ -85,14 +86,22 @@ export const changedSince = (label: string, id: string, expectedVersion: number)
 
 /** Without If-Match, the document changed under the write more often than it could retry. */
 export const keptChanging = (label: string, id: string) =>
-  new AppError(409, 'concurrent-modification', 'Conflict', { detail: `The ${label} ${id} kept changing while this write was applied; retry.` });
+  new AppError(409, 'concurrent-modification', 'Conflict', {
+    detail: `The ${label} ${id} kept changing while this write was applied; retry.`,
+  });
 
 /** A write that would repeat a value a unique index holds, pointing at its fields. */
 export function duplicateOf(label: string, fields: string[]): AppError {
   const named = fields.length > 0 ? fields.join(' and ') : 'these values';
   return new AppError(409, 'duplicate', 'Conflict', {
     detail: `A ${label} with this ${named} already exists.`,
-    extensions: { errors: fields.map((field) => ({ in: 'body', pointer: `/${field.replace(/\./g, '/')}`, message: 'is already taken' })) },
+    extensions: {
+      errors: fields.map((field) => ({
+        in: 'body',
+        pointer: `/${field.replace(/\./g, '/')}`,
+        message: 'is already taken',
+      })),
+    },
   });
 }
 
@@ -140,7 +149,8 @@ export class DocumentRepository {
   private reads(): mongoose.mongo.Collection<StoredDocument> | undefined {
     const db = this.model.db.db;
     if (db === undefined) return undefined;
-    if (this.driver?.db !== db) this.driver = { db, collection: db.collection<StoredDocument>(this.model.collection.collectionName) };
+    if (this.driver?.db !== db)
+      this.driver = { db, collection: db.collection<StoredDocument>(this.model.collection.collectionName) };
     return this.driver.collection;
   }
 
@@ -148,14 +158,29 @@ export class DocumentRepository {
    * One document by id. With a deadline (a request's read), the answer comes by it: the driver's
    * own timeout is set to the time left, and the wait is raced as well.
    */
-  async findById(id: string, { projection, session, deadline }: { projection?: Record<string, 1>; session?: ClientSession; deadline?: Deadline } = {}): Promise<StoredDocument | null> {
+  async findById(
+    id: string,
+    {
+      projection,
+      session,
+      deadline,
+    }: { projection?: Record<string, 1>; session?: ClientSession; deadline?: Deadline } = {},
+  ): Promise<StoredDocument | null> {
     const collection = this.reads();
     if (collection === undefined) {
-      return this.model.findById(new ObjectId(id), projection).session(session ?? null).lean<StoredDocument>().exec();
+      return this.model
+        .findById(new ObjectId(id), projection)
+        .session(session ?? null)
+        .lean<StoredDocument>()
+        .exec();
     }
     const found = collection.findOne(
       { _id: new ObjectId(id) },
-      { ...(projection && { projection }), ...(session && { session }), ...(deadline && { timeoutMS: deadline.timeoutMS() }) },
+      {
+        ...(projection && { projection }),
+        ...(session && { session }),
+        ...(deadline && { timeoutMS: deadline.timeoutMS() }),
+      },
     );
     return bounded(found, deadline);
   }
@@ -167,12 +192,24 @@ export class DocumentRepository {
   }
 
   /** Replaces the writable fields; server-maintained fields and identity stay as they are. */
-  async replace(id: string, input: Record<string, unknown>, expectedVersion: number | undefined, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
+  async replace(
+    id: string,
+    input: Record<string, unknown>,
+    expectedVersion: number | undefined,
+    actor: Actor,
+    log: FastifyBaseLogger,
+  ): Promise<StoredDocument> {
     return this.inTurn(id, actor, (tx) => this.replaceIn(tx, id, input, expectedVersion), log);
   }
 
   /** Applies a JSON Merge Patch to the writable fields and validates the result as a whole. */
-  async patch(id: string, patch: Record<string, Json>, expectedVersion: number | undefined, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
+  async patch(
+    id: string,
+    patch: Record<string, Json>,
+    expectedVersion: number | undefined,
+    actor: Actor,
+    log: FastifyBaseLogger,
+  ): Promise<StoredDocument> {
     return this.inTurn(id, actor, (tx) => this.patchIn(tx, id, patch, expectedVersion), log);
   }
 
@@ -188,7 +225,12 @@ export class DocumentRepository {
     actor: Actor,
     log: FastifyBaseLogger,
   ): Promise<StoredDocument | null> {
-    const removal = await this.inTurn(id, actor, (tx) => this.removalIn(tx, id, rule, referencesIn(tx.session), expectedVersion), log);
+    const removal = await this.inTurn(
+      id,
+      actor,
+      (tx) => this.removalIn(tx, id, rule, referencesIn(tx.session), expectedVersion),
+      log,
+    );
     return removal.action === 'archived' ? removal.document : null;
   }
 
@@ -203,10 +245,16 @@ export class DocumentRepository {
   private async inTurn<T>(id: string, actor: Actor, work: (tx: Tx) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
     const { maxTimeMs, retryAfterSeconds } = DEFAULT_TRANSACTION_OPTIONS;
     try {
-      return await this.turns.run([id], actor.deadline?.remaining() ?? maxTimeMs, () => this.trail.transaction(actor, work, log));
+      return await this.turns.run([id], actor.deadline?.remaining() ?? maxTimeMs, () =>
+        this.trail.transaction(actor, work, log),
+      );
     } catch (error) {
       if (!(error instanceof TurnTimeout)) throw error;
-      throw AppError.unavailable(retryAfterSeconds, `Too many writes of the ${this.label} ${id} at once; nothing was written. Retry.`, error);
+      throw AppError.unavailable(
+        retryAfterSeconds,
+        `Too many writes of the ${this.label} ${id} at once; nothing was written. Retry.`,
+        error,
+      );
     }
   }
 
@@ -257,7 +305,10 @@ export class DocumentRepository {
       if (Array.isArray(writeErrors) && writeErrors.length > 0) {
         const first = writeErrors[0]!;
         // A duplicate is the client's; anything else (a validator's refusal) goes on as MongoDB said it.
-        throw new BulkInsertFailure(first.index, first.code === 11000 ? this.translate({ code: first.code, keyPattern: keyPatternOf(first.errmsg) }) : error);
+        throw new BulkInsertFailure(
+          first.index,
+          first.code === 11000 ? this.translate({ code: first.code, keyPattern: keyPatternOf(first.errmsg) }) : error,
+        );
       }
       throw error;
     }
@@ -265,7 +316,12 @@ export class DocumentRepository {
     return documents;
   }
 
-  async replaceIn(tx: Tx, id: string, input: Record<string, unknown>, expectedVersion?: number): Promise<StoredDocument> {
+  async replaceIn(
+    tx: Tx,
+    id: string,
+    input: Record<string, unknown>,
+    expectedVersion?: number,
+  ): Promise<StoredDocument> {
     const replaced = await this.rewrite(tx.session, id, expectedVersion, () => input);
     tx.record('replace', this.entity.collection, replaced);
     return replaced;
@@ -286,15 +342,27 @@ export class DocumentRepository {
    * remove, saying what happened and to which version. `references` must read through the
    * transaction's session, or the rule would judge data outside the transaction's snapshot.
    */
-  async removalIn(tx: Tx, id: string, rule: DeletionRule, references: References, expectedVersion?: number): Promise<Removal> {
+  async removalIn(
+    tx: Tx,
+    id: string,
+    rule: DeletionRule,
+    references: References,
+    expectedVersion?: number,
+  ): Promise<Removal> {
     const current = await this.current(id, expectedVersion, tx.session);
     const decision = await rule(current, references);
     if (decision.action === 'archive') {
-      const archived = await this.rewrite(tx.session, id, current.version, (doc) => ({ ...this.writablePart(doc), ...decision.changes }));
+      const archived = await this.rewrite(tx.session, id, current.version, (doc) => ({
+        ...this.writablePart(doc),
+        ...decision.changes,
+      }));
       tx.record('archive', this.entity.collection, archived);
       return { action: 'archived', document: archived };
     }
-    const { deletedCount } = await this.model.deleteOne({ _id: current._id, version: current.version }).session(tx.session).exec();
+    const { deletedCount } = await this.model
+      .deleteOne({ _id: current._id, version: current.version })
+      .session(tx.session)
+      .exec();
     if (deletedCount === 0) throw this.changedMeanwhile(id, expectedVersion);
     tx.record('delete', this.entity.collection, current);
     return { action: 'deleted', document: current };
@@ -319,15 +387,33 @@ export class DocumentRepository {
     const collection = this.reads();
     const found =
       collection === undefined
-        ? this.model.find(pageFilter, projection).sort(sort).limit(request.limit + 1).maxTimeMS(this.options.queryTimeoutMs).lean<StoredDocument[]>().exec()
-        : collection.find(pageFilter, { ...(projection && { projection }), sort, limit: request.limit + 1, maxTimeMS: this.options.queryTimeoutMs }).toArray();
+        ? this.model
+            .find(pageFilter, projection)
+            .sort(sort)
+            .limit(request.limit + 1)
+            .maxTimeMS(this.options.queryTimeoutMs)
+            .lean<StoredDocument[]>()
+            .exec()
+        : collection
+            .find(pageFilter, {
+              ...(projection && { projection }),
+              sort,
+              limit: request.limit + 1,
+              maxTimeMS: this.options.queryTimeoutMs,
+            })
+            .toArray();
     const items = await bounded(found, deadline);
 
     const page: ListPage = { items };
     if (items.length > request.limit) {
       items.length = request.limit;
       const last = items[items.length - 1]!;
-      page.next = encodeCursor(await this.cursors.key(deadline), fingerprint, valueAt(last, field), last._id.toHexString());
+      page.next = encodeCursor(
+        await this.cursors.key(deadline),
+        fingerprint,
+        valueAt(last, field),
+        last._id.toHexString(),
+      );
     }
     if (request.count) page.total = await this.countWithin(filter, deadline);
     return page;
@@ -382,7 +468,8 @@ export class DocumentRepository {
   private async current(id: string, expectedVersion?: number, session?: ClientSession): Promise<StoredDocument> {
     const current = await this.findById(id, { session });
     if (current === null) throw this.notFound(id);
-    if (expectedVersion !== undefined && current.version !== expectedVersion) throw this.changedMeanwhile(id, expectedVersion);
+    if (expectedVersion !== undefined && current.version !== expectedVersion)
+      throw this.changedMeanwhile(id, expectedVersion);
     return current;
   }
 
@@ -425,7 +512,11 @@ export class DocumentRepository {
     let written: StoredDocument | null;
     try {
       written = await this.model
-        .findOneAndReplace({ _id: current._id, version: current.version }, next, { returnDocument: 'after', runValidators: true, session })
+        .findOneAndReplace({ _id: current._id, version: current.version }, next, {
+          returnDocument: 'after',
+          runValidators: true,
+          session,
+        })
         .lean<StoredDocument>()
         .exec();
     } catch (error) {
@@ -439,7 +530,11 @@ export class DocumentRepository {
     const errors: FieldError[] = [];
     for (const name of this.entity.immutable) {
       if (writable[name] !== current[name]) {
-        errors.push({ in: 'body', pointer: `/${name}`, message: `cannot change after creation (is ${JSON.stringify(current[name])})` });
+        errors.push({
+          in: 'body',
+          pointer: `/${name}`,
+          message: `cannot change after creation (is ${JSON.stringify(current[name])})`,
+        });
       }
     }
     if (errors.length > 0) throw AppError.validation(errors);
@@ -451,11 +546,17 @@ export class DocumentRepository {
     if (duplicate.code === 11000) return duplicateOf(this.label, Object.keys(duplicate.keyPattern ?? {}));
     if (error instanceof mongoose.Error.ValidationError) {
       return AppError.validation(
-        Object.values(error.errors).map((e) => ({ in: 'body', pointer: `/${e.path.replace(/\./g, '/')}`, message: e.message })),
+        Object.values(error.errors).map((e) => ({
+          in: 'body',
+          pointer: `/${e.path.replace(/\./g, '/')}`,
+          message: e.message,
+        })),
       );
     }
     if (error instanceof mongoose.Error.StrictModeError) {
-      return AppError.validation([{ in: 'body', pointer: `/${error.path ?? ''}`, message: 'is not an allowed property' }]);
+      return AppError.validation([
+        { in: 'body', pointer: `/${error.path ?? ''}`, message: 'is not an allowed property' },
+      ]);
     }
     return error;
   }

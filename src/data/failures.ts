@@ -70,7 +70,8 @@ export function failureKind(error: unknown): FailureKind {
     if (typeof code === 'number' && UNAVAILABLE_CODES.has(code)) return 'unavailable';
     if (code === MAX_TIME_EXPIRED) return 'query-timeout';
     // Mongoose's own message when an operation runs before the first connection succeeded.
-    if (current instanceof mongoose.Error && /before initial connection is complete/.test(current.message)) return 'unavailable';
+    if (current instanceof mongoose.Error && /before initial connection is complete/.test(current.message))
+      return 'unavailable';
   }
   return 'other';
 }

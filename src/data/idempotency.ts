@@ -47,7 +47,15 @@ export interface IdempotencyRecord extends Partial<StoredAnswer> {
 export type Claim = { claimed: true; tookOver: boolean } | { claimed: false; record: IdempotencyRecord };
 
 /** Since start: what the metrics endpoint reports. */
-export const idempotencyEvents = { claimed: 0, replayed: 0, rebuilt: 0, takenOver: 0, expired: 0, inProgress: 0, reused: 0 };
+export const idempotencyEvents = {
+  claimed: 0,
+  replayed: 0,
+  rebuilt: 0,
+  takenOver: 0,
+  expired: 0,
+  inProgress: 0,
+  reused: 0,
+};
 
 /** The end of a running record's lease. */
 export function leaseEnd(record: IdempotencyRecord): Date {
@@ -57,7 +65,8 @@ export function leaseEnd(record: IdempotencyRecord): Date {
 /** This request's claim was taken over by a retry (its lease had ended): this request writes nothing. */
 export const claimLost = () =>
   new AppError(409, 'idempotency-in-progress', 'Idempotency Key In Progress', {
-    detail: 'A newer request with this Idempotency-Key took it over; nothing was written by this one. Retry to get the answer.',
+    detail:
+      'A newer request with this Idempotency-Key took it over; nothing was written by this one. Retry to get the answer.',
     headers: { 'retry-after': '1' },
   });
 
@@ -68,7 +77,9 @@ export class IdempotencyStore {
   ) {}
 
   private get records(): mongo.Collection<IdempotencyRecord> {
-    return this.connection.collection<IdempotencyRecord>(IDEMPOTENCY_COLLECTION) as unknown as mongo.Collection<IdempotencyRecord>;
+    return this.connection.collection<IdempotencyRecord>(
+      IDEMPOTENCY_COLLECTION,
+    ) as unknown as mongo.Collection<IdempotencyRecord>;
   }
 
   /**
@@ -84,7 +95,15 @@ export class IdempotencyStore {
       const leaseUntil = new Date(now.getTime() + deadline.remaining() + LEASE_GRACE_MS);
       try {
         await this.records.insertOne(
-          { _id: scope, state: 'running', fingerprint, owner, leaseUntil, createdAt: now, expiresAt: new Date(now.getTime() + this.ttlMs) },
+          {
+            _id: scope,
+            state: 'running',
+            fingerprint,
+            owner,
+            leaseUntil,
+            createdAt: now,
+            expiresAt: new Date(now.getTime() + this.ttlMs),
+          },
           limit(),
         );
         idempotencyEvents.claimed++;
@@ -106,7 +125,12 @@ export class IdempotencyStore {
         // The holder's lease ended (its request crashed, timed out or lost MongoDB): take it over.
         // The filter names the holder, so of several retries exactly one takes it.
         const taken = await this.records.updateOne(
-          { _id: scope, state: 'running', owner: record.owner ?? { $exists: false }, leaseUntil: record.leaseUntil ?? { $exists: false } },
+          {
+            _id: scope,
+            state: 'running',
+            owner: record.owner ?? { $exists: false },
+            leaseUntil: record.leaseUntil ?? { $exists: false },
+          },
           { $set: { owner, leaseUntil } },
           limit(),
         );
@@ -139,8 +163,19 @@ export class IdempotencyStore {
   }
 
   /** Stores the answer as sent: of the holder of a running record, or of any request replaying a committed one. */
-  async complete(scope: string, fingerprint: string, owner: string, answer: StoredAnswer, deadline: Deadline): Promise<void> {
-    const set: Partial<IdempotencyRecord> = { state: 'done', completedAt: new Date(), status: answer.status, headers: answer.headers };
+  async complete(
+    scope: string,
+    fingerprint: string,
+    owner: string,
+    answer: StoredAnswer,
+    deadline: Deadline,
+  ): Promise<void> {
+    const set: Partial<IdempotencyRecord> = {
+      state: 'done',
+      completedAt: new Date(),
+      status: answer.status,
+      headers: answer.headers,
+    };
     if (answer.body !== undefined) set.body = answer.body;
     await this.records.updateOne(
       { _id: scope, fingerprint, $or: [{ state: 'running', owner }, { state: 'committed' }] },

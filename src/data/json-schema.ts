@@ -11,7 +11,16 @@ import { fullFormats } from 'ajv-formats/dist/formats.js';
 type Schema = Record<string, unknown>;
 
 /** Keywords that document a schema without constraining it: MongoDB refuses them, so they go. */
-const ANNOTATIONS = new Set(['default', 'examples', '$id', '$schema', '$comment', 'readOnly', 'writeOnly', 'deprecated']);
+const ANNOTATIONS = new Set([
+  'default',
+  'examples',
+  '$id',
+  '$schema',
+  '$comment',
+  'readOnly',
+  'writeOnly',
+  'deprecated',
+]);
 
 /**
  * String formats MongoDB cannot check. Dropping them leaves the validator looser than the API's,
@@ -89,13 +98,19 @@ function convert(schema: Schema, path: string): Schema {
     case 'string':
       if (format === 'date-time') out.bsonType = 'date';
       else if (format === 'objectid') out.bsonType = 'objectId';
-      else if (format === undefined || UNCHECKED_FORMATS.has(format as string) || FORMAT_PATTERNS[format as string] !== undefined) out.bsonType = 'string';
+      else if (
+        format === undefined ||
+        UNCHECKED_FORMATS.has(format as string) ||
+        FORMAT_PATTERNS[format as string] !== undefined
+      )
+        out.bsonType = 'string';
       else throw unsupported(path, 'format', `"${String(format)}" is unknown`);
       if (out.bsonType === 'string') {
         copy(KEPT.string);
         const formatPattern = FORMAT_PATTERNS[format as string];
         if (formatPattern !== undefined) {
-          if (out.pattern !== undefined) throw unsupported(path, 'pattern', `cannot be combined with format ${String(format)}`);
+          if (out.pattern !== undefined)
+            throw unsupported(path, 'pattern', `cannot be combined with format ${String(format)}`);
           out.pattern = formatPattern;
         }
         if (out.pattern !== undefined) out.pattern = toPcrePattern(out.pattern as string, path);
@@ -120,7 +135,8 @@ function convert(schema: Schema, path: string): Schema {
       out.bsonType = 'array';
       const items = take('items');
       if (items !== undefined) {
-        if (Array.isArray(items) || typeof items !== 'object') throw unsupported(path, 'items', 'must be a single schema');
+        if (Array.isArray(items) || typeof items !== 'object')
+          throw unsupported(path, 'items', 'must be a single schema');
         out.items = convert(items as Schema, `${path}[]`);
       }
       copy(KEPT.array);
@@ -159,7 +175,10 @@ function convertObject(schema: Schema, path: string, take: (key: string) => unkn
   const patternProperties = take('patternProperties') as Record<string, Schema> | undefined;
   if (patternProperties !== undefined) {
     out.patternProperties = Object.fromEntries(
-      Object.entries(patternProperties).map(([pattern, property]) => [toPcrePattern(pattern, path), convert(property, `${path}[/${pattern}/]`)]),
+      Object.entries(patternProperties).map(([pattern, property]) => [
+        toPcrePattern(pattern, path),
+        convert(property, `${path}[/${pattern}/]`),
+      ]),
     );
   }
   const additional = take('additionalProperties');
@@ -203,7 +222,11 @@ export function toPcrePattern(pattern: string, path = '$'): string {
     if (char === '\\') {
       const next = pattern[i + 1];
       if (next === undefined || /[sSdDwWbBuUpPxck0-9]/.test(next)) {
-        throw unsupported(path, 'pattern', `${JSON.stringify(pattern)}: \\${next ?? ''} does not mean the same in MongoDB's PCRE`);
+        throw unsupported(
+          path,
+          'pattern',
+          `${JSON.stringify(pattern)}: \\${next ?? ''} does not mean the same in MongoDB's PCRE`,
+        );
       }
       out += char + next;
       i++;
@@ -214,7 +237,11 @@ export function toPcrePattern(pattern: string, path = '$'): string {
       inClass = true;
       out += char;
     } else if (char === '.') {
-      throw unsupported(path, 'pattern', `${JSON.stringify(pattern)}: . does not match the same characters in MongoDB's PCRE`);
+      throw unsupported(
+        path,
+        'pattern',
+        `${JSON.stringify(pattern)}: . does not match the same characters in MongoDB's PCRE`,
+      );
     } else {
       out += char === '$' ? '\\z' : char;
     }

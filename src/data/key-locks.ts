@@ -54,10 +54,13 @@ export class KeyLocks {
         clearTimeout(timer);
         resolve();
       };
-      const timer = setTimeout(() => {
-        queue.splice(queue.indexOf(turn), 1);
-        reject(new TurnTimeout(key));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          queue.splice(queue.indexOf(turn), 1);
+          reject(new TurnTimeout(key));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       queue.push(turn);
     });
   }

@@ -150,13 +150,18 @@ export async function prepareSchemaAtStart(
   log: { info(message: string): void; warn(message: string): void },
 ): Promise<void> {
   if (mode === 'check') return;
-  const client = await new mongoose.mongo.MongoClient(uri, { appName: 'storekeeper-migrate', writeConcern: { w: 'majority' } }).connect();
+  const client = await new mongoose.mongo.MongoClient(uri, {
+    appName: 'storekeeper-migrate',
+    writeConcern: { w: 'majority' },
+  }).connect();
   try {
     const db = client.db(dbName);
     if (mode === 'require') {
       const pending = await pendingMigrations(db);
       if (pending.length > 0) {
-        throw new Error(`migrations pending: ${pending.join(', ')}; apply them with \`npm run migrate:up\` (MIGRATIONS_ON_START=require)`);
+        throw new Error(
+          `migrations pending: ${pending.join(', ')}; apply them with \`npm run migrate:up\` (MIGRATIONS_ON_START=require)`,
+        );
       }
       return;
     }

@@ -11,7 +11,8 @@ import { compileValidator } from '../domain/validation.ts';
 
 type JsonSchema = TSchema & Record<string, any>;
 
-const isObjectSchema = (s: JsonSchema) => s.type === 'object' && s.properties !== undefined && s.patternProperties === undefined;
+const isObjectSchema = (s: JsonSchema) =>
+  s.type === 'object' && s.properties !== undefined && s.patternProperties === undefined;
 
 function scalar(schema: JsonSchema, required: boolean): SchemaDefinitionProperty {
   const base: Record<string, unknown> = { required };
@@ -52,7 +53,9 @@ function ajvValidator(schema: JsonSchema) {
   return {
     validator: (value: unknown) => value === undefined || check(value).length === 0,
     message: (props: { path: string; value: unknown }) =>
-      `${props.path}: ${check(props.value).map((e) => `${e.pointer || '/'} ${e.message}`).join('; ')}`,
+      `${props.path}: ${check(props.value)
+        .map((e) => `${e.pointer || '/'} ${e.message}`)
+        .join('; ')}`,
   };
 }
 
@@ -68,7 +71,7 @@ function property(schema: JsonSchema, required: boolean): SchemaDefinitionProper
       required,
       // Mongoose initialises missing arrays to []; an empty array is a value, not a missing one.
       default: undefined,
-      validate: ajvValidator({ ...schema, items: { } } as JsonSchema),
+      validate: ajvValidator({ ...schema, items: {} } as JsonSchema),
     };
   }
   return scalar(schema, required);
@@ -112,4 +115,3 @@ export function toMongooseSchema(stored: TSchema, options: ModelSchemaOptions): 
     ...(options.collation && { collation: options.collation }),
   });
 }
-

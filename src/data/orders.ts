@@ -88,14 +88,23 @@ export class OrderWorkflow {
     if (customer === null) throw unknownCustomer(placement.customerId);
     priceOrder(placement, products);
     const shortages = placement.lines
-      .map((line) => ({ sku: line.sku, warehouse: placement.warehouse, requested: line.quantity, available: available.get(line.sku) ?? 0 }))
+      .map((line) => ({
+        sku: line.sku,
+        warehouse: placement.warehouse,
+        requested: line.quantity,
+        available: available.get(line.sku) ?? 0,
+      }))
       .filter((shortage) => shortage.available < shortage.requested);
     if (shortages.length > 0) throw insufficientStock(shortages);
   }
 
   /** What pricing needs of the products with these SKUs, read in a transaction's session or outside one. */
   private catalog(session: ClientSession | null, skus: string[]): Promise<CatalogProduct[]> {
-    return this.models.products.find({ sku: { $in: skus } }, { sku: 1, name: 1, price: 1, status: 1 }).session(session).lean<CatalogProduct[]>().exec();
+    return this.models.products
+      .find({ sku: { $in: skus } }, { sku: 1, name: 1, price: 1, status: 1 })
+      .session(session)
+      .lean<CatalogProduct[]>()
+      .exec();
   }
 
   private async placeIn(tx: Tx, placement: OrderPlacement): Promise<StoredDocument> {
@@ -107,15 +116,27 @@ export class OrderWorkflow {
     // colliding attempt fails at its first step, cheaply, and the retry sees fresh stock.
     const shortages = await this.reserve(tx, placement, now);
     // What is refused is still said in the order of the checks: customer, products, stock.
-    const customer = await this.models.customers.exists({ _id: new ObjectId(placement.customerId) }).session(session).exec();
+    const customer = await this.models.customers
+      .exists({ _id: new ObjectId(placement.customerId) })
+      .session(session)
+      .exec();
     if (customer === null) throw unknownCustomer(placement.customerId);
-    const products = await this.catalog(session, placement.lines.map((line) => line.sku));
+    const products = await this.catalog(
+      session,
+      placement.lines.map((line) => line.sku),
+    );
     const priced = priceOrder(placement, products);
     if (shortages.length > 0) throw insufficientStock(shortages);
-    const [created] = await this.models.orders.create([{ _id: new ObjectId(), ...newOrder(placement, priced, now) }], { session });
+    const [created] = await this.models.orders.create([{ _id: new ObjectId(), ...newOrder(placement, priced, now) }], {
+      session,
+    });
     const order = created.toObject() as StoredDocument;
     tx.record('place', Order.collection, order);
-    tx.record('place', Customer.collection, await this.countPurchase(session, placement.customerId, priced.totals.subtotal, now));
+    tx.record(
+      'place',
+      Customer.collection,
+      await this.countPurchase(session, placement.customerId, priced.totals.subtotal, now),
+    );
     return order;
   }
 
@@ -124,12 +145,21 @@ export class OrderWorkflow {
    * and applies what the transition does to the stock of its lines. The write is conditional on
    * the status (and version) read, so of concurrent actions on one order exactly one applies.
    */
-  async act(id: string, action: OrderAction, request: ActionRequest, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
+  async act(
+    id: string,
+    action: OrderAction,
+    request: ActionRequest,
+    actor: Actor,
+    log: FastifyBaseLogger,
+  ): Promise<StoredDocument> {
     const work = (tx: Tx) => this.actIn(tx, id, action, request);
     if (TRANSITIONS[action].stock === undefined) return this.trail.transaction(actor, work, log);
     // An order's warehouse and lines never change after placement: the stock items it will write
     // are known before its turn is taken; the transaction reads the order again.
-    const order = await bounded(this.models.orders.findById(new ObjectId(id), { warehouse: 1, lines: 1 }).lean<StoredOrder>().exec(), actor.deadline);
+    const order = await bounded(
+      this.models.orders.findById(new ObjectId(id), { warehouse: 1, lines: 1 }).lean<StoredOrder>().exec(),
+      actor.deadline,
+    );
     if (order === null) throw notFound(id);
     return this.stock.transaction(
       order.lines.map((line) => ({ sku: line.sku, warehouse: order.warehouse })),
@@ -162,7 +192,9 @@ export class OrderWorkflow {
     // Within the transaction's snapshot the order is as read; a concurrent change surfaces as a
     // write conflict, and the retry reads the new status. This is only a safety net.
     if (updated === null) {
-      throw new AppError(409, 'concurrent-modification', 'Conflict', { detail: `The order ${id} changed while this action was applied; retry.` });
+      throw new AppError(409, 'concurrent-modification', 'Conflict', {
+        detail: `The order ${id} changed while this action was applied; retry.`,
+      });
     }
     tx.record(action, Order.collection, updated);
     if (transition.stock !== undefined) {
@@ -171,7 +203,9 @@ export class OrderWorkflow {
         const changed = await this.stock.apply(session, item, transition.stock, line.quantity, now);
         if (changed === null) {
           // Placement reserved these units and only this workflow releases them: the data is damaged.
-          throw new Error(`order ${id}: stock of ${line.sku} in ${order.warehouse} holds fewer than ${line.quantity} reserved units; nothing was changed`);
+          throw new Error(
+            `order ${id}: stock of ${line.sku} in ${order.warehouse} holds fewer than ${line.quantity} reserved units; nothing was changed`,
+          );
         }
         tx.record(action, Stock.collection, changed);
       }
@@ -192,7 +226,11 @@ export class OrderWorkflow {
         continue;
       }
       const rest = lines.slice(index);
-      const available = await this.stock.available(tx.session, warehouse, rest.map((l) => l.sku));
+      const available = await this.stock.available(
+        tx.session,
+        warehouse,
+        rest.map((l) => l.sku),
+      );
       return rest
         .map((l) => ({ sku: l.sku, warehouse, requested: l.quantity, available: available.get(l.sku) ?? 0 }))
         .filter((shortage) => shortage.available < shortage.requested);
@@ -217,7 +255,12 @@ export class OrderWorkflow {
     // Only while the running total stays an amount the model can hold.
     const added = await this.models.customers
       .findOneAndUpdate(
-        { _id, 'stats.spent': { $elemMatch: { currency: subtotal.currency, amount: { $lte: MAX_AMOUNT - subtotal.amount } } } },
+        {
+          _id,
+          'stats.spent': {
+            $elemMatch: { currency: subtotal.currency, amount: { $lte: MAX_AMOUNT - subtotal.amount } },
+          },
+        },
         { ...always, $inc: { 'stats.orderCount': 1, 'stats.spent.$.amount': subtotal.amount, version: 1 } },
         returning,
       )

@@ -63,7 +63,10 @@ const OPERATORS: Record<Exclude<FilterOp, 'eq' | 'prefix'>, string> = {
  * non-ASCII characters have no syntax of their own and stay as they are.
  */
 export function escapeRegExp(text: string): string {
-  return text.replace(/[\x20-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/g, (character) => `\\x${character.charCodeAt(0).toString(16)}`);
+  return text.replace(
+    /[\x20-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/g,
+    (character) => `\\x${character.charCodeAt(0).toString(16)}`,
+  );
 }
 
 /**
@@ -74,7 +77,12 @@ export function escapeRegExp(text: string): string {
  * exactly this use), so [text, text + U+FFFF) holds every value starting with text.
  */
 function prefixCondition(entity: Entity, value: unknown): Record<string, unknown> {
-  if (typeof value !== 'string' || value.length === 0 || value.length > PREFIX_MAX_LENGTH || /[\u0000-\u001f\u007f]/.test(value)) {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > PREFIX_MAX_LENGTH ||
+    /[\u0000-\u001f\u007f]/.test(value)
+  ) {
     throw AppError.badRequest(`A prefix must be 1-${PREFIX_MAX_LENGTH} characters, none of them a control character.`);
   }
   if (entity.collation !== undefined) return { $gte: value, $lt: `${value}\uffff` };
@@ -129,7 +137,9 @@ interface CursorContent {
 export function queryFingerprint(request: Pick<ListRequest, 'filters' | 'q' | 'sort'>, collection: string): string {
   const canonical = JSON.stringify({
     c: collection,
-    f: [...request.filters].map((c) => [c.field, c.op, c.value]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    f: [...request.filters]
+      .map((c) => [c.field, c.op, c.value])
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
     q: request.q ?? null,
     s: [request.sort.field, request.sort.direction],
   });
@@ -154,12 +164,16 @@ function decodeValue(value: CursorContent['v']): unknown {
 }
 
 const invalidCursor = (detail: string) =>
-  new AppError(400, 'invalid-cursor', 'Invalid Cursor', { detail, extensions: { errors: [{ in: 'query', pointer: '/cursor', message: detail }] } });
+  new AppError(400, 'invalid-cursor', 'Invalid Cursor', {
+    detail,
+    extensions: { errors: [{ in: 'query', pointer: '/cursor', message: detail }] },
+  });
 
 /** Bytes of the signature kept in a cursor: 128 bits, far beyond guessing. */
 const SIGNATURE_BYTES = 16;
 
-const signatureOf = (key: Buffer, payload: string) => createHmac('sha256', key).update(`cursor.v1.${payload}`).digest().subarray(0, SIGNATURE_BYTES);
+const signatureOf = (key: Buffer, payload: string) =>
+  createHmac('sha256', key).update(`cursor.v1.${payload}`).digest().subarray(0, SIGNATURE_BYTES);
 
 /**
  * base64url as this service writes it, and nothing else: Buffer.from skips characters it does not
@@ -179,17 +193,33 @@ export function encodeCursor(key: Buffer, fingerprint: string, sortValue: unknow
   return `${payload}.${signatureOf(key, payload).toString('base64url')}`;
 }
 
-export function decodeCursor(token: string, fingerprint: string, key: Buffer): { value: unknown; id: InstanceType<typeof ObjectId> } {
+export function decodeCursor(
+  token: string,
+  fingerprint: string,
+  key: Buffer,
+): { value: unknown; id: InstanceType<typeof ObjectId> } {
   const parts = token.split('.');
   const payload = parts.length === 2 ? strictBase64url(parts[0]!) : undefined;
   const signature = parts.length === 2 ? strictBase64url(parts[1]!) : undefined;
-  if (payload === undefined || signature === undefined || signature.length !== SIGNATURE_BYTES || !timingSafeEqual(signature, signatureOf(key, parts[0]!))) {
-    throw invalidCursor('The cursor was not issued by this service, or was altered; use the `next` link of the previous page.');
+  if (
+    payload === undefined ||
+    signature === undefined ||
+    signature.length !== SIGNATURE_BYTES ||
+    !timingSafeEqual(signature, signatureOf(key, parts[0]!))
+  ) {
+    throw invalidCursor(
+      'The cursor was not issued by this service, or was altered; use the `next` link of the previous page.',
+    );
   }
   let content: CursorContent;
   try {
     content = JSON.parse(payload.toString('utf8')) as CursorContent;
-    if (typeof content !== 'object' || content === null || typeof content.h !== 'string' || typeof content.i !== 'string') {
+    if (
+      typeof content !== 'object' ||
+      content === null ||
+      typeof content.h !== 'string' ||
+      typeof content.i !== 'string'
+    ) {
       throw new Error('shape');
     }
   } catch {

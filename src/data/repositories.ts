@@ -37,7 +37,10 @@ export interface RepositoriesOptions extends Omit<AuditTrailOptions, 'cursors'> 
   cursorSecret?: string;
 }
 
-export function createRepositories(connection: import('mongoose').Connection, { cursorSecret, ...rest }: RepositoriesOptions): Repositories {
+export function createRepositories(
+  connection: import('mongoose').Connection,
+  { cursorSecret, ...rest }: RepositoriesOptions,
+): Repositories {
   // One key source for every list, so the stored secret is read once per process.
   const options = { ...rest, cursors: new CursorKeys(connection, cursorSecret) };
   const audit = new AuditTrail(connection, options);
@@ -54,7 +57,11 @@ export function createRepositories(connection: import('mongoose').Connection, { 
     ordersOfCustomer: async (customerId) => (await orders.exists({ customerId }).session(session)) !== null,
   });
   const stockMovements = new StockMovements(audit, modelOf(Stock), modelOf(Product));
-  const workflow = new OrderWorkflow(audit, { orders, customers: modelOf(Customer), products: modelOf(Product) }, stockMovements);
+  const workflow = new OrderWorkflow(
+    audit,
+    { orders, customers: modelOf(Customer), products: modelOf(Product) },
+    stockMovements,
+  );
   return { documents, referencesIn, orders: workflow, stockMovements, audit };
 }
 

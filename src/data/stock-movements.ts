@@ -55,10 +55,13 @@ export interface Moved {
 export const STOCK_TRANSACTION: TransactionOptions = { ...DEFAULT_TRANSACTION_OPTIONS, maxAttempts: 100 };
 
 /** Each counter's declared maximum (the validator's too). */
-const MAXIMA = Object.fromEntries((['available', 'reserved', 'shipped'] as const).map((counter) => [counter, maximumOf(Stock, counter)])) as Record<StockCounter, number | undefined>;
+const MAXIMA = Object.fromEntries(
+  (['available', 'reserved', 'shipped'] as const).map((counter) => [counter, maximumOf(Stock, counter)]),
+) as Record<StockCounter, number | undefined>;
 
 /** Filter conditions: every counter holds at least this much. */
-const atLeast = (requires: ScaledDelta['requires']) => Object.fromEntries(Object.entries(requires).map(([counter, least]) => [counter, { $gte: least }]));
+const atLeast = (requires: ScaledDelta['requires']) =>
+  Object.fromEntries(Object.entries(requires).map(([counter, least]) => [counter, { $gte: least }]));
 
 /** Filter conditions: every counter raised stays within its maximum once raised. */
 function roomFor(inc: ScaledDelta['inc']): Record<string, { $lte: number }> {
@@ -76,7 +79,13 @@ function counterFull(item: StoredDocument, inc: ScaledDelta['inc']): AppError {
     const maximum = MAXIMA[counter];
     const value = Number(item[counter] ?? 0) + by;
     if (by > 0 && maximum !== undefined && value > maximum) {
-      return stockLimitExceeded({ id: item._id.toHexString(), sku: item.sku, warehouse: item.warehouse }, counter, Number(item[counter] ?? 0), by, maximum);
+      return stockLimitExceeded(
+        { id: item._id.toHexString(), sku: item.sku, warehouse: item.warehouse },
+        counter,
+        Number(item[counter] ?? 0),
+        by,
+        maximum,
+      );
     }
   }
   // The guard and this read disagree only if the item changed in between, which the transaction's snapshot rules out.
@@ -98,7 +107,13 @@ export class StockMovements {
    * item as changed, or null when it is short or missing (and then nothing changed); a counter
    * that would pass its maximum is the limit-exceeded 409.
    */
-  async apply(session: ClientSession, key: StockKey, delta: StockDelta, quantity: number, now: Date): Promise<StoredDocument | null> {
+  async apply(
+    session: ClientSession,
+    key: StockKey,
+    delta: StockDelta,
+    quantity: number,
+    now: Date,
+  ): Promise<StoredDocument | null> {
     const { inc, requires } = scale(delta, quantity);
     const room = roomFor(inc);
     const guard = { ...atLeast(requires), ...room };
@@ -112,7 +127,11 @@ export class StockMovements {
       .exec();
     if (changed !== null || Object.keys(room).length === 0) return changed;
     // Not changed: short, missing, or full. Only a full item is a problem of its own.
-    const current = await this.stock.findOne({ sku: key.sku, warehouse: key.warehouse, ...atLeast(requires) }).session(session).lean<StoredDocument>().exec();
+    const current = await this.stock
+      .findOne({ sku: key.sku, warehouse: key.warehouse, ...atLeast(requires) })
+      .session(session)
+      .lean<StoredDocument>()
+      .exec();
     if (current !== null) throw counterFull(current, inc);
     return null;
   }
@@ -122,13 +141,24 @@ export class StockMovements {
    * in turn with this process's other transactions writing any of them. Waiting longer than the
    * request's deadline for the turn is a 503: nothing was written.
    */
-  async transaction<T>(items: readonly StockKey[], actor: Actor, work: (tx: Tx) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
+  async transaction<T>(
+    items: readonly StockKey[],
+    actor: Actor,
+    work: (tx: Tx) => Promise<T>,
+    log: FastifyBaseLogger,
+  ): Promise<T> {
     const keys = items.map((item) => `${item.warehouse}/${item.sku}`);
     try {
-      return await this.turns.run(keys, actor.deadline?.remaining() ?? STOCK_TRANSACTION.maxTimeMs, () => this.trail.transaction(actor, work, log, STOCK_TRANSACTION));
+      return await this.turns.run(keys, actor.deadline?.remaining() ?? STOCK_TRANSACTION.maxTimeMs, () =>
+        this.trail.transaction(actor, work, log, STOCK_TRANSACTION),
+      );
     } catch (error) {
       if (!(error instanceof TurnTimeout)) throw error;
-      throw AppError.unavailable(STOCK_TRANSACTION.retryAfterSeconds, `Too many writes of the stock item ${error.key} at once; nothing was written. Retry.`, error);
+      throw AppError.unavailable(
+        STOCK_TRANSACTION.retryAfterSeconds,
+        `Too many writes of the stock item ${error.key} at once; nothing was written. Retry.`,
+        error,
+      );
     }
   }
 
@@ -205,7 +235,11 @@ export class StockMovements {
     const current = await this.stock.findOne(filter).session(session).lean<StoredDocument>().exec();
     if (current !== null) throw counterFull(current, inc);
     const result = await this.stock
-      .findOneAndUpdate(filter, { ...update, $setOnInsert: { reserved: 0, shipped: 0, createdAt: now } }, { session, upsert: true, returnDocument: 'after', includeResultMetadata: true })
+      .findOneAndUpdate(
+        filter,
+        { ...update, $setOnInsert: { reserved: 0, shipped: 0, createdAt: now } },
+        { session, upsert: true, returnDocument: 'after', includeResultMetadata: true },
+      )
       .lean<StoredDocument>()
       .exec();
     return { item: result.value as StoredDocument, created: result.lastErrorObject?.updatedExisting === false };

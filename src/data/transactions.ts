@@ -29,7 +29,11 @@ export interface TransactionOptions {
   retryAfterSeconds: number;
 }
 
-export const DEFAULT_TRANSACTION_OPTIONS: TransactionOptions = { maxAttempts: 8, maxTimeMs: 10_000, retryAfterSeconds: 1 };
+export const DEFAULT_TRANSACTION_OPTIONS: TransactionOptions = {
+  maxAttempts: 8,
+  maxTimeMs: 10_000,
+  retryAfterSeconds: 1,
+};
 
 /** Retries since start, by cause: what the metrics endpoint reports. */
 export const transactionRetries = { transient: 0, unavailable: 0, unknownCommit: 0 };
@@ -38,7 +42,11 @@ export const transactionRetries = { transient: 0, unavailable: 0, unknownCommit:
 export const transactionOutcomes = { committed: 0, refused: 0, notWritten: 0, unknown: 0 };
 
 /** The answer when certainly nothing was written. */
-export function notWritten(retryAfterSeconds: number, cause?: unknown, detail = 'MongoDB could not complete the write in time; nothing was written. Retry.'): AppError {
+export function notWritten(
+  retryAfterSeconds: number,
+  cause?: unknown,
+  detail = 'MongoDB could not complete the write in time; nothing was written. Retry.',
+): AppError {
   return AppError.unavailable(retryAfterSeconds, detail, cause);
 }
 
@@ -53,7 +61,8 @@ export function outcomeUnknown(retryAfterSeconds: number, cause?: unknown): AppE
   });
 }
 
-const hasLabel = (error: unknown, label: string): boolean => error instanceof mongoose.mongo.MongoError && error.hasErrorLabel(label);
+const hasLabel = (error: unknown, label: string): boolean =>
+  error instanceof mongoose.mongo.MongoError && error.hasErrorLabel(label);
 
 const BACKOFF_BASE_MS = 5;
 const BACKOFF_CAP_MS = 250;
@@ -96,7 +105,11 @@ export async function withTransaction<T>(
     }
     let phase: 'work' | 'commit' = 'work';
     let abandoned = false;
-    session.startTransaction({ readConcern: { level: 'majority' }, writeConcern: { w: 'majority' }, readPreference: 'primary' });
+    session.startTransaction({
+      readConcern: { level: 'majority' },
+      writeConcern: { w: 'majority' },
+      readPreference: 'primary',
+    });
     const attemptDone = (async () => {
       const result = await work(session);
       // The caller was already told "not written": this attempt must not commit.
@@ -131,11 +144,15 @@ export async function withTransaction<T>(
         throw error;
       }
       // Not committed: the attempt failed before its commit, or the commit said it was aborted.
-      if (attempt >= options.maxAttempts) throw giveUp(error, 'The write met too much contention to commit; nothing was written. Retry.');
+      if (attempt >= options.maxAttempts)
+        throw giveUp(error, 'The write met too much contention to commit; nothing was written. Retry.');
       const wait = backoffMs(attempt);
       if (deadline.remaining() < wait + LEAST_USEFUL_MS) throw giveUp(error);
       transactionRetries[kind]++;
-      log.info({ attempt, reason: (error as Error).message }, `transaction retried after ${kind === 'transient' ? 'a transient error' : 'MongoDB was unavailable'}`);
+      log.info(
+        { attempt, reason: (error as Error).message },
+        `transaction retried after ${kind === 'transient' ? 'a transient error' : 'MongoDB was unavailable'}`,
+      );
       await deadline.sleep(wait);
     }
   }
@@ -144,7 +161,7 @@ export async function withTransaction<T>(
 /** A commit whose outcome was still unknown when the deadline left no time to ask again. */
 class CommitUnknown extends Error {
   constructor(cause: unknown) {
-    super('the commit\'s outcome is unknown', { cause });
+    super("the commit's outcome is unknown", { cause });
     this.name = 'CommitUnknown';
   }
 }

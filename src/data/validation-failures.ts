@@ -23,10 +23,17 @@ function explanationOf(error: unknown): Record<string, unknown> | undefined {
   for (let depth = 0; pending.length > 0 && depth < 10; depth++) {
     const current = pending.shift() as Explained | null | undefined;
     if (current === null || typeof current !== 'object') continue;
-    if (current.code === DOCUMENT_VALIDATION_FAILURE && current.errInfo !== null && typeof current.errInfo === 'object') {
+    if (
+      current.code === DOCUMENT_VALIDATION_FAILURE &&
+      current.errInfo !== null &&
+      typeof current.errInfo === 'object'
+    ) {
       return current.errInfo as Record<string, unknown>;
     }
-    if (Array.isArray(current.writeErrors)) pending.push(...current.writeErrors.map((writeError: unknown) => (writeError as { err?: unknown })?.err ?? writeError));
+    if (Array.isArray(current.writeErrors))
+      pending.push(
+        ...current.writeErrors.map((writeError: unknown) => (writeError as { err?: unknown })?.err ?? writeError),
+      );
     pending.push(current.errorResponse, current.cause);
   }
   return undefined;
@@ -75,7 +82,12 @@ export function limitExceededFrom(error: unknown): AppError | undefined {
     const violation = firstMaximum(explanation.details);
     if (violation === undefined || violation.field === '') return undefined;
     const failing = explanation.failingDocumentId as { toHexString?: () => string } | string | undefined;
-    const documentId = typeof failing === 'string' ? failing : typeof failing?.toHexString === 'function' ? failing.toHexString() : undefined;
+    const documentId =
+      typeof failing === 'string'
+        ? failing
+        : typeof failing?.toHexString === 'function'
+          ? failing.toHexString()
+          : undefined;
     return limitExceeded({ ...violation, ...(documentId !== undefined && { documentId }) });
   } catch {
     return undefined;

@@ -53,7 +53,10 @@ export function expandScopes(requested: readonly string[]): Scope[] {
       granted.add(readScope(name.slice(0, -2)));
       granted.add(writeScope(name.slice(0, -2)));
     } else if (SCOPES.includes(name)) granted.add(name);
-    else throw new UnknownScopeError(`unknown scope "${name}"; known: ${SCOPES.join(', ')}, or *, *:read, *:write, <collection>:*`);
+    else
+      throw new UnknownScopeError(
+        `unknown scope "${name}"; known: ${SCOPES.join(', ')}, or *, *:read, *:write, <collection>:*`,
+      );
   }
   return SCOPES.filter((scope) => granted.has(scope));
 }

@@ -24,7 +24,18 @@ export const AUDIT_READ_SCOPE = 'audit:read';
  * request changes gets an entry with the request's action: placing an order records the order,
  * each stock item it reserved and the customer whose stats it counted, all as `place`.
  */
-export const AUDIT_ACTIONS = ['create', 'replace', 'patch', 'delete', 'archive', 'place', ...ORDER_ACTIONS, 'restock', 'move', 'revoke'] as const;
+export const AUDIT_ACTIONS = [
+  'create',
+  'replace',
+  'patch',
+  'delete',
+  'archive',
+  'place',
+  ...ORDER_ACTIONS,
+  'restock',
+  'move',
+  'revoke',
+] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** The collections whose writes are audited: every document collection, and the API keys (created and revoked through /v1/keys). */
@@ -34,10 +45,13 @@ export const AUDITED_COLLECTIONS = [...ENTITIES.map((entity) => entity.collectio
  * A hex id kept as a string. Key and document ids are stored as the API shows them, not as
  * ObjectIds: an entry is read and filtered by those strings, and needs no join.
  */
-const HexId = (description: string) => Type.String({ pattern: OBJECT_ID_PATTERN, description, examples: ['6650f0c2a1b2c3d4e5f60718'] });
+const HexId = (description: string) =>
+  Type.String({ pattern: OBJECT_ID_PATTERN, description, examples: ['6650f0c2a1b2c3d4e5f60718'] });
 
 const fields = {
-  at: DateTime({ description: 'When the write was made, just before its commit (the entries of one request share it).' }),
+  at: DateTime({
+    description: 'When the write was made, just before its commit (the entries of one request share it).',
+  }),
   keyId: HexId('Id of the API key that made the write.'),
   keyName: Type.String({ minLength: 1, maxLength: 100, description: 'Name of that key at the time of the write.' }),
   action: Type.Enum(AUDIT_ACTIONS, { description: 'What the write did to the document.' }),
@@ -46,12 +60,19 @@ const fields = {
   documentVersion: Type.Optional(
     Type.Integer({
       minimum: 1,
-      description: "The document's version after the write (its ETag); for a deletion, the version that was deleted. API keys have none.",
+      description:
+        "The document's version after the write (its ETag); for a deletion, the version that was deleted. API keys have none.",
     }),
   ),
   // The request-id rule of src/http/plugins/request-context.ts (the caller's id or a UUID).
-  requestId: Type.String({ minLength: 1, maxLength: 128, description: 'The X-Request-Id of the request that made the write.' }),
-  expiresAt: DateTime({ description: 'When the entry is removed: AUDIT_RETENTION_DAYS after the write, as configured then.' }),
+  requestId: Type.String({
+    minLength: 1,
+    maxLength: 128,
+    description: 'The X-Request-Id of the request that made the write.',
+  }),
+  expiresAt: DateTime({
+    description: 'When the entry is removed: AUDIT_RETENTION_DAYS after the write, as configured then.',
+  }),
 } satisfies TProperties;
 
 const DESCRIPTION =
@@ -61,7 +82,11 @@ const DESCRIPTION =
 const INDEXES: IndexDeclaration[] = [
   { name: 'at', key: { at: -1, _id: -1 }, serves: 'the whole trail, newest first, and time ranges' },
   { name: 'key_at', key: { keyId: 1, at: -1, _id: -1 }, serves: 'what one API key did, newest first' },
-  { name: 'document_at', key: { collection: 1, documentId: 1, at: -1, _id: -1 }, serves: "one document's history, newest first" },
+  {
+    name: 'document_at',
+    key: { collection: 1, documentId: 1, at: -1, _id: -1 },
+    serves: "one document's history, newest first",
+  },
   { name: 'request', key: { requestId: 1 }, serves: 'everything one request changed' },
 ];
 
@@ -108,7 +133,10 @@ export const AuditEvent: Entity = {
   serverDefaults: {},
   example: {},
   serverExample: example,
-  resource: Type.Object({ id: ObjectIdString({ description: "The entry's id." }), ...fields }, { additionalProperties: false, description: DESCRIPTION }),
+  resource: Type.Object(
+    { id: ObjectIdString({ description: "The entry's id." }), ...fields },
+    { additionalProperties: false, description: DESCRIPTION },
+  ),
   stored: Type.Object({ _id: ObjectIdString(), ...fields }, { additionalProperties: false }),
 };
 

@@ -33,5 +33,7 @@ export function batchOpsOf(entity: Entity): BatchOp[] {
 
 /** Collections a batch may write, with the operations each allows. */
 export const BATCH_COLLECTIONS: ReadonlyMap<string, BatchOp[]> = new Map(
-  (ENTITIES as readonly Entity[]).map((entity) => [entity.collection, batchOpsOf(entity)] as const).filter(([, ops]) => ops.length > 0),
+  (ENTITIES as readonly Entity[])
+    .map((entity) => [entity.collection, batchOpsOf(entity)] as const)
+    .filter(([, ops]) => ops.length > 0),
 );

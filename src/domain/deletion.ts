@@ -15,14 +15,20 @@ export type Deletion = { action: 'delete' } | { action: 'archive'; changes: Reco
 export type DeletionRule = (document: Record<string, any>, references: References) => Promise<Deletion>;
 
 export const customerHasOrders = () =>
-  new AppError(409, 'customer-has-orders', 'Conflict', { detail: 'A customer with orders cannot be deleted; their orders refer to them.' });
+  new AppError(409, 'customer-has-orders', 'Conflict', {
+    detail: 'A customer with orders cannot be deleted; their orders refer to them.',
+  });
 
 export const stockReserved = (reserved: number) =>
-  new AppError(409, 'stock-reserved', 'Conflict', { detail: `${reserved} units are reserved by open orders; ship or cancel them first.` });
+  new AppError(409, 'stock-reserved', 'Conflict', {
+    detail: `${reserved} units are reserved by open orders; ship or cancel them first.`,
+  });
 
 export const DELETION_RULES: Record<string, DeletionRule> = {
   products: async (product, references) =>
-    (await references.ordersWithSku(product.sku)) ? { action: 'archive', changes: { status: 'archived' } } : { action: 'delete' },
+    (await references.ordersWithSku(product.sku))
+      ? { action: 'archive', changes: { status: 'archived' } }
+      : { action: 'delete' },
 
   customers: async (customer, references) => {
     if (customer.stats?.orderCount > 0 || (await references.ordersOfCustomer(customer._id))) throw customerHasOrders();

@@ -26,7 +26,12 @@ export interface Transition {
 
 export const TRANSITIONS: Readonly<Record<OrderAction, Transition>> = {
   pay: { from: ['placed'], to: 'paid', summary: 'Record that the order was paid.' },
-  ship: { from: ['paid'], to: 'shipped', stock: SHIP, summary: 'Ship the order: its reserved units leave the warehouse (reserved to shipped).' },
+  ship: {
+    from: ['paid'],
+    to: 'shipped',
+    stock: SHIP,
+    summary: 'Ship the order: its reserved units leave the warehouse (reserved to shipped).',
+  },
   deliver: { from: ['shipped'], to: 'delivered', summary: 'Record that the order reached the customer.' },
   cancel: {
     from: ['placed', 'paid'],
@@ -55,8 +60,16 @@ export function transitionFor(action: OrderAction, orderId: string, status: Orde
 }
 
 export const OrderActionRequest = Type.Object(
-  { note: Type.Optional(Type.String({ minLength: 1, maxLength: 500, description: "Kept with the status in the order's history." })) },
-  { additionalProperties: false, description: 'Optional; the request may have no body at all.', examples: [{ note: 'Paid by card, ref 7f3a.' }] },
+  {
+    note: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 500, description: "Kept with the status in the order's history." }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Optional; the request may have no body at all.',
+    examples: [{ note: 'Paid by card, ref 7f3a.' }],
+  },
 );
 export type OrderActionRequest = Static<typeof OrderActionRequest>;
 
@@ -83,8 +96,11 @@ export const OrderPlacement = Type.Object(
   },
   {
     additionalProperties: false,
-    description: 'An order to place: who orders, from which warehouse, which SKUs and how many. No prices: the catalog sets them.',
-    examples: [{ customerId: '6650f0c2a1b2c3d4e5f60718', warehouse: 'AMS-1', lines: [{ sku: 'TSHIRT-RED-M', quantity: 2 }] }],
+    description:
+      'An order to place: who orders, from which warehouse, which SKUs and how many. No prices: the catalog sets them.',
+    examples: [
+      { customerId: '6650f0c2a1b2c3d4e5f60718', warehouse: 'AMS-1', lines: [{ sku: 'TSHIRT-RED-M', quantity: 2 }] },
+    ],
   },
 );
 export type OrderPlacement = Static<typeof OrderPlacement>;
@@ -101,7 +117,13 @@ export function checkPlacement(placement: OrderPlacement): void {
       firstLine.set(line.sku, index);
       return [];
     }
-    return [{ in: 'body', pointer: `/lines/${index}/sku`, message: `repeats the SKU of line ${first}; put the whole quantity on one line` }];
+    return [
+      {
+        in: 'body',
+        pointer: `/lines/${index}/sku`,
+        message: `repeats the SKU of line ${first}; put the whole quantity on one line`,
+      },
+    ];
   });
   if (errors.length > 0) throw AppError.validation(errors);
 }
@@ -135,11 +157,13 @@ export interface PricedOrder {
  */
 export function priceOrder(placement: OrderPlacement, products: readonly CatalogProduct[]): PricedOrder {
   const bySku = new Map(products.map((product) => [product.sku, product]));
-  const unavailable = placement.lines.flatMap(({ sku }): { sku: string; reason: 'unknown' | 'inactive'; status?: string }[] => {
-    const product = bySku.get(sku);
-    if (product === undefined) return [{ sku, reason: 'unknown' }];
-    return product.status === 'active' ? [] : [{ sku, reason: 'inactive', status: product.status }];
-  });
+  const unavailable = placement.lines.flatMap(
+    ({ sku }): { sku: string; reason: 'unknown' | 'inactive'; status?: string }[] => {
+      const product = bySku.get(sku);
+      if (product === undefined) return [{ sku, reason: 'unknown' }];
+      return product.status === 'active' ? [] : [{ sku, reason: 'inactive', status: product.status }];
+    },
+  );
   if (unavailable.length > 0) {
     throw new AppError(409, 'products-unavailable', 'Products Unavailable', {
       detail: `Only active products can be ordered: ${unavailable.map((u) => `${u.sku} (${u.status ?? u.reason})`).join(', ')}.`,
@@ -172,7 +196,10 @@ export function priceOrder(placement: OrderPlacement, products: readonly Catalog
   }
   return {
     lines,
-    totals: { itemCount: lines.reduce((sum, line) => sum + line.quantity, 0), subtotal: { amount: subtotal, currency: currency! } },
+    totals: {
+      itemCount: lines.reduce((sum, line) => sum + line.quantity, 0),
+      subtotal: { amount: subtotal, currency: currency! },
+    },
   };
 }
 

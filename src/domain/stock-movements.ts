@@ -65,11 +65,16 @@ export const Restock = Type.Object(
   {
     sku: Sku(),
     warehouse: WarehouseCode(),
-    quantity: Type.Integer({ minimum: 1, maximum: MAX_MOVE_QUANTITY, description: 'Units arriving; added to available.' }),
+    quantity: Type.Integer({
+      minimum: 1,
+      maximum: MAX_MOVE_QUANTITY,
+      description: 'Units arriving; added to available.',
+    }),
   },
   {
     additionalProperties: false,
-    description: 'Units arriving in a warehouse. The product must exist; the stock item is created when the warehouse has none.',
+    description:
+      'Units arriving in a warehouse. The product must exist; the stock item is created when the warehouse has none.',
     examples: [{ sku: 'TSHIRT-RED-M', warehouse: 'AMS-1', quantity: 48 }],
   },
 );
@@ -99,7 +104,13 @@ export function checkMove(move: StockMove): void {
 }
 
 /** The 409 of a movement that would take a counter of a stock item past its declared maximum. */
-export function stockLimitExceeded(item: { id: string; sku: string; warehouse: string }, counter: StockCounter, holds: number, by: number, maximum: number): AppError {
+export function stockLimitExceeded(
+  item: { id: string; sku: string; warehouse: string },
+  counter: StockCounter,
+  holds: number,
+  by: number,
+  maximum: number,
+): AppError {
   return limitExceeded(
     { field: counter, limit: maximum, value: holds + by, documentId: item.id },
     `The stock item of ${item.sku} in ${item.warehouse} holds ${holds} ${counter} units; ${by} more would pass the limit of ${maximum}. Nothing was changed.`,

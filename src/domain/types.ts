@@ -32,7 +32,11 @@ export const MAX_AMOUNT = 2_147_483_647;
 export const Money = (description: string) =>
   Type.Object(
     {
-      amount: Type.Integer({ minimum: 0, maximum: MAX_AMOUNT, description: 'Amount in minor units (e.g. cents); at most 2^31-1, stored as a 32-bit integer.' }),
+      amount: Type.Integer({
+        minimum: 0,
+        maximum: MAX_AMOUNT,
+        description: 'Amount in minor units (e.g. cents); at most 2^31-1, stored as a 32-bit integer.',
+      }),
       currency: Currency(),
     },
     { additionalProperties: false, description },

@@ -41,9 +41,16 @@ function withoutNullAlternatives(errors: readonly Partial<ErrorObject>[]): reado
   const dropped = new Set<Partial<ErrorObject>>();
   for (const issue of errors) {
     const schemaPath = issue.schemaPath ?? '';
-    if (issue.keyword !== 'type' || (issue.params as { type?: unknown } | undefined)?.type !== 'null' || !NULL_ALTERNATIVE.test(schemaPath)) continue;
+    if (
+      issue.keyword !== 'type' ||
+      (issue.params as { type?: unknown } | undefined)?.type !== 'null' ||
+      !NULL_ALTERNATIVE.test(schemaPath)
+    )
+      continue;
     const anyOfPath = schemaPath.replace(/\/\d+\/type$/, '');
-    const summary = errors.find((e) => e.keyword === 'anyOf' && e.schemaPath === anyOfPath && e.instancePath === issue.instancePath);
+    const summary = errors.find(
+      (e) => e.keyword === 'anyOf' && e.schemaPath === anyOfPath && e.instancePath === issue.instancePath,
+    );
     // Without its summary this null was not an alternative that lost: keep what Ajv said.
     if (summary === undefined) continue;
     dropped.add(issue).add(summary);
@@ -74,7 +81,11 @@ export function toFieldErrors(errors: readonly Partial<ErrorObject>[], part: str
  * Compiles a schema once; the returned check lists field errors (empty when valid). With
  * applyDefaults it fills in the schema's defaults as it validates, as for a request body.
  */
-export function compileValidator(schema: object, part = 'body', { applyDefaults = false } = {}): (value: unknown) => FieldError[] {
+export function compileValidator(
+  schema: object,
+  part = 'body',
+  { applyDefaults = false } = {},
+): (value: unknown) => FieldError[] {
   const validate = (applyDefaults ? bodyAjv : ajv).compile(schema);
   return (value) => (validate(value) ? [] : toFieldErrors(validate.errors ?? [], part));
 }
@@ -86,12 +97,7 @@ const NUMBER_TEXT = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
 
 /** The significant digits of a number's text, whatever its spelling (9007199254740993.0, 90071992547409930e-1). */
 const significantDigits = (text: string): string =>
-  text
-    .replace(/^-/, '')
-    .split(/[eE]/)[0]!
-    .replace('.', '')
-    .replace(/^0+/, '')
-    .replace(/0+$/, '');
+  text.replace(/^-/, '').split(/[eE]/)[0]!.replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
 /** A double holds every integer of up to 15 significant digits exactly; past 2^53 some longer ones are rounded. */
 const EXACT_DIGITS = 15;
 
@@ -105,11 +111,14 @@ const quoted = (text: string) => JSON.stringify(text.length > 40 ? `${text.slice
  */
 export function readNumber(text: string): number | { problem: string } {
   if (!NUMBER_TEXT.test(text)) {
-    return { problem: `must be a decimal number such as 12, -3 or 4.5 (no spaces, no + sign, no hex, no Infinity); got ${quoted(text)}` };
+    return {
+      problem: `must be a decimal number such as 12, -3 or 4.5 (no spaces, no + sign, no hex, no Infinity); got ${quoted(text)}`,
+    };
   }
   const value = Number(text);
   if (!Number.isFinite(value)) return { problem: `is too large to be a number: ${quoted(text)}` };
-  if (value === 0 && /[1-9]/.test(text.split(/[eE]/)[0]!)) return { problem: `is too close to 0 to be told from 0: ${quoted(text)}` };
+  if (value === 0 && /[1-9]/.test(text.split(/[eE]/)[0]!))
+    return { problem: `is too close to 0 to be told from 0: ${quoted(text)}` };
   if (Number.isInteger(value) && !Number.isSafeInteger(value) && significantDigits(text).length > EXACT_DIGITS) {
     return { problem: `has more digits than a number holds exactly: ${quoted(text)}` };
   }
@@ -120,10 +129,15 @@ const escapeSegment = (segment: string) => segment.replace(/~/g, '~0').replace(/
 
 /** The members of a flat schema (query string, path parameters, headers) that hold numbers, or lists of them. */
 function numericMembers(schema: unknown): string[] {
-  const properties = (schema as { properties?: Record<string, { type?: unknown; items?: { type?: unknown } }> } | undefined)?.properties ?? {};
+  const properties =
+    (schema as { properties?: Record<string, { type?: unknown; items?: { type?: unknown } }> } | undefined)
+      ?.properties ?? {};
   const numeric = (type: unknown) => [type].flat().some((name) => name === 'integer' || name === 'number');
   return Object.entries(properties)
-    .filter(([, member]) => numeric(member?.type) || ([member?.type].flat().includes('array') && numeric(member?.items?.type)))
+    .filter(
+      ([, member]) =>
+        numeric(member?.type) || ([member?.type].flat().includes('array') && numeric(member?.items?.type)),
+    )
     .map(([name]) => name);
 }
 
@@ -148,7 +162,13 @@ export function readingNumbersStrictly(schema: unknown, validate: (data: unknown
           const number = readNumber(item);
           if (typeof number === 'number') return number;
           const instancePath = `/${escapeSegment(name)}${list ? `/${index}` : ''}`;
-          refused.push({ keyword: 'number', instancePath, schemaPath: '#/properties', params: {}, message: number.problem });
+          refused.push({
+            keyword: 'number',
+            instancePath,
+            schemaPath: '#/properties',
+            params: {},
+            message: number.problem,
+          });
           return undefined;
         });
         // A refused value is taken out: Ajv would otherwise coerce it its own way and say nothing.
@@ -163,7 +183,9 @@ export function readingNumbersStrictly(schema: unknown, validate: (data: unknown
       return valid;
     }
     const named = new Set(refused.map((error) => error.instancePath!.split('/')[1]));
-    const others = own.filter((error) => !named.has(String(error.params?.missingProperty ?? error.instancePath?.split('/')[1] ?? '')));
+    const others = own.filter(
+      (error) => !named.has(String(error.params?.missingProperty ?? error.instancePath?.split('/')[1] ?? '')),
+    );
     wrapped.errors = [...refused, ...others] as ErrorObject[];
     return false;
   }) as ValidateFunction;

@@ -9,7 +9,8 @@ export function actorOf(request: FastifyRequest): Actor {
   const { principal } = request;
   // Write routes all need a scope, so the authentication plugin has refused a request without a
   // key before this runs; getting here without one is a bug, and nothing must be written.
-  if (principal === null) throw new Error(`${request.method} ${request.routeOptions.url}: a write without an authenticated API key`);
+  if (principal === null)
+    throw new Error(`${request.method} ${request.routeOptions.url}: a write without an authenticated API key`);
   return {
     keyId: principal.keyId,
     keyName: principal.name,

@@ -106,7 +106,11 @@ async function downloadedBinary(version: string, log: (message: string) => void)
   if (cached !== undefined) return cached;
   await assertDownloadHostReachable();
   logOnce(log, `downloading mongod ${version} from MongoDB (one time; cached by mongodb-memory-server)`);
-  return withTimeout(MongoBinary.getPath({ version }), DOWNLOAD_TIMEOUT_MS, `downloading mongod ${version} from MongoDB`);
+  return withTimeout(
+    MongoBinary.getPath({ version }),
+    DOWNLOAD_TIMEOUT_MS,
+    `downloading mongod ${version} from MongoDB`,
+  );
 }
 
 // A quick look before handing over to mongodb-memory-server, whose retries make an unreachable
@@ -116,12 +120,19 @@ async function assertDownloadHostReachable(): Promise<void> {
   const url = new URL(process.env.MONGOMS_DOWNLOAD_URL || process.env.MONGOMS_DOWNLOAD_MIRROR || DEFAULT_DOWNLOAD_HOST);
   const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
   await new Promise<void>((resolvePromise, reject) => {
-    const req = send(url, { method: 'HEAD', rejectUnauthorized: process.env.npm_config_strict_ssl === 'true' }, (res) => {
-      clearTimeout(timer);
-      res.resume();
-      resolvePromise();
-    });
-    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
+    const req = send(
+      url,
+      { method: 'HEAD', rejectUnauthorized: process.env.npm_config_strict_ssl === 'true' },
+      (res) => {
+        clearTimeout(timer);
+        res.resume();
+        resolvePromise();
+      },
+    );
+    const timer = setTimeout(
+      () => req.destroy(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)),
+      PROBE_TIMEOUT_MS,
+    );
     req.on('error', (err) => {
       clearTimeout(timer);
       reject(new Error(`${url.host} is unreachable: ${err.message}`));
@@ -133,7 +144,9 @@ async function assertDownloadHostReachable(): Promise<void> {
 function proxyConfigured(): boolean {
   // The variables mongodb-memory-server's downloader reads.
   const names = ['yarn_https-proxy', 'yarn_proxy', 'npm_config_https-proxy', 'npm_config_proxy'];
-  return [...names, 'https_proxy', 'http_proxy', 'HTTPS_PROXY', 'HTTP_PROXY'].some((name) => Boolean(process.env[name]));
+  return [...names, 'https_proxy', 'http_proxy', 'HTTPS_PROXY', 'HTTP_PROXY'].some((name) =>
+    Boolean(process.env[name]),
+  );
 }
 
 async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
@@ -173,7 +186,6 @@ function logOnce(log: (message: string) => void, message: string): void {
 function logToStderr(message: string): void {
   process.stderr.write(`[mongod] ${message}\n`);
 }
-
 
 function oneLine(err: unknown): string {
   return errorMessage(err).replace(/\s*\n\s*/g, ' ');

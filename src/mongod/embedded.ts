@@ -81,13 +81,18 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
     throw new Error('a persistent dataDir needs a fixed port: the replica set config stored in it records host:port');
   }
   if (persistent && options.auth !== undefined) {
-    throw new Error('access control needs a temp dir: on a restart of a persistent dataDir the root user exists already, and without the localhost exception the set cannot be set up again');
+    throw new Error(
+      'access control needs a temp dir: on a restart of a persistent dataDir the root user exists already, and without the localhost exception the set cannot be set up again',
+    );
   }
 
   if (port !== undefined) await assertPortFree(port);
 
   const binary = await resolveMongodBinary({ log: options.log, ...options.binary });
-  const dataDir = options.dataDir !== undefined ? await ensureDir(options.dataDir) : await mkdtemp(join(tmpdir(), 'storekeeper-mongod-'));
+  const dataDir =
+    options.dataDir !== undefined
+      ? await ensureDir(options.dataDir)
+      : await mkdtemp(join(tmpdir(), 'storekeeper-mongod-'));
 
   const replSet = new FixedPortReplSet({
     binary: { version: binary.version, systemBinary: binary.systemBinary },
@@ -183,7 +188,8 @@ async function assertPortFree(port: number): Promise<void> {
     await new Promise<void>((resolvePromise, reject) => probe.once('error', reject).listen(port, HOST, resolvePromise));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new Error(`port ${port} on ${HOST} is already in use, so mongod cannot listen on it`);
+    if (code === 'EADDRINUSE')
+      throw new Error(`port ${port} on ${HOST} is already in use, so mongod cannot listen on it`);
     throw new Error(`cannot listen on ${HOST}:${port}: ${code ?? String(err)}`);
   }
   await new Promise<void>((resolvePromise) => probe.close(() => resolvePromise()));
@@ -274,14 +280,15 @@ async function exitWithin(exit: Promise<void>, ms: number): Promise<boolean> {
   }
 }
 
-
 // mongodb-memory-server 11.3 hands checkErrorInLine a whole stdout chunk and JSON.parses it when it
 // mentions "DBException in initAndListen". mongod prints that line together with others when its
 // dbpath is locked by another mongod, so the parse throws inside a stream handler and takes this
 // whole process down instead of failing the start. One line at a time, its checks work as meant.
 function checkMongodOutputLineByLine(): void {
   const patched = Symbol.for('storekeeper.checkErrorInLine.lineByLine');
-  const proto = MongoInstance.prototype as unknown as Record<symbol, boolean> & { checkErrorInLine(line: string): void };
+  const proto = MongoInstance.prototype as unknown as Record<symbol, boolean> & {
+    checkErrorInLine(line: string): void;
+  };
   if (proto[patched]) return;
   const checkOneLine = proto.checkErrorInLine;
   proto.checkErrorInLine = function (this: unknown, text: string) {
@@ -295,7 +302,10 @@ function checkMongodOutputLineByLine(): void {
 function explainStartFailure(err: unknown, dataDir: string, port: number | undefined): Error {
   const message = errorMessage(err);
   if (/DBPathInUse|Unable to lock the lock file/i.test(message)) {
-    return new Error(`another mongod is already running on the data dir ${dataDir}; stop it first (${oneLine(message)})`, { cause: err });
+    return new Error(
+      `another mongod is already running on the data dir ${dataDir}; stop it first (${oneLine(message)})`,
+      { cause: err },
+    );
   }
   if ((/already in use/i.test(message) || /code "48"/.test(message)) && port !== undefined) {
     // 48 is mongod's exit code for a listener it could not set up.

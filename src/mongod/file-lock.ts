@@ -58,7 +58,9 @@ async function acquire(lockPath: string, options: FileLockOptions & { staleAfter
     }
     if (Date.now() > deadline) {
       const holder = state.holder.pid ?? 'unknown';
-      throw new Error(`timed out after ${Math.round(waitTimeoutMs / 1000)} s waiting for the lock ${lockPath} held by pid ${holder}`);
+      throw new Error(
+        `timed out after ${Math.round(waitTimeoutMs / 1000)} s waiting for the lock ${lockPath} held by pid ${holder}`,
+      );
     }
     if (!announced) {
       log(`waiting for another process (pid ${state.holder.pid ?? 'unknown'}) that is provisioning mongod`);

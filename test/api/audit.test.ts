@@ -17,7 +17,11 @@ const MERGE_PATCH = 'application/merge-patch+json';
 
 let sequence = 0;
 const nextSku = () => `AUDIT-${String(++sequence).padStart(5, '0')}`;
-const productInput = (overrides: Record<string, unknown> = {}) => ({ ...Product.example, sku: nextSku(), ...overrides });
+const productInput = (overrides: Record<string, unknown> = {}) => ({
+  ...Product.example,
+  sku: nextSku(),
+  ...overrides,
+});
 
 type Entry = Record<string, any>;
 
@@ -33,14 +37,20 @@ describe('the audit trail', () => {
   const as = (key: string) => ({ authorization: `Bearer ${key}` });
   const requestIdOf = (res: LightMyRequestResponse) => res.headers['x-request-id'] as string;
   /** The stored entries of one request, in the order they were written. */
-  const entriesOf = (res: LightMyRequestResponse) => trail().find({ requestId: requestIdOf(res) }).sort({ _id: 1 }).toArray();
+  const entriesOf = (res: LightMyRequestResponse) =>
+    trail()
+      .find({ requestId: requestIdOf(res) })
+      .sort({ _id: 1 })
+      .toArray();
   const list = (query: string, key = auditor.key) => t.app.inject({ url: `/v1/audit${query}`, headers: as(key) });
 
   beforeAll(async () => {
     t = await buildTestApp('audit');
     await waitForDatabase(t.app);
     s = shop(t.app);
-    writer = await t.createKey(['products:read', 'products:write', 'customers:write', 'stock:write', 'orders:write'], { name: 'writer-a' });
+    writer = await t.createKey(['products:read', 'products:write', 'customers:write', 'stock:write', 'orders:write'], {
+      name: 'writer-a',
+    });
     auditor = await t.createKey(['audit:read'], { name: 'auditor' });
   });
   afterAll(() => t.app.close());
@@ -48,7 +58,12 @@ describe('the audit trail', () => {
   describe('a successful write is recorded with the key that made it', () => {
     it('create, patch, replace and delete of a product: one entry each, with key, action, collection, document, version, request and time', async () => {
       const before = new Date();
-      const created = await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() });
+      const created = await t.app.inject({
+        method: 'POST',
+        url: '/v1/products',
+        headers: as(writer.key),
+        payload: productInput(),
+      });
       expect(created.statusCode, created.body).toBe(201);
       const id = created.json().id;
       const patched = await t.app.inject({
@@ -58,7 +73,12 @@ describe('the audit trail', () => {
         payload: { name: 'Renamed' },
       });
       expect(patched.statusCode, patched.body).toBe(200);
-      const replaced = await t.app.inject({ method: 'PUT', url: `/v1/products/${id}`, headers: as(writer.key), payload: { ...productInput(), sku: created.json().sku } });
+      const replaced = await t.app.inject({
+        method: 'PUT',
+        url: `/v1/products/${id}`,
+        headers: as(writer.key),
+        payload: { ...productInput(), sku: created.json().sku },
+      });
       expect(replaced.statusCode, replaced.body).toBe(200);
       const deleted = await t.app.inject({ method: 'DELETE', url: `/v1/products/${id}`, headers: as(writer.key) });
       expect(deleted.statusCode, deleted.body).toBe(204);
@@ -95,7 +115,12 @@ describe('the audit trail', () => {
     });
 
     it('the request id is the caller-chosen X-Request-Id when one is sent', async () => {
-      const res = await t.app.inject({ method: 'POST', url: '/v1/products', headers: { ...as(writer.key), 'x-request-id': 'checkout-7f3a.1' }, payload: productInput() });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/products',
+        headers: { ...as(writer.key), 'x-request-id': 'checkout-7f3a.1' },
+        payload: productInput(),
+      });
       expect(res.statusCode, res.body).toBe(201);
       expect(await trail().find({ requestId: 'checkout-7f3a.1' }).toArray()).toEqual([
         expect.objectContaining({ keyId: writer.id, action: 'create', documentId: res.json().id }),
@@ -112,7 +137,14 @@ describe('the audit trail', () => {
         method: 'POST',
         url: '/v1/orders',
         headers: as(writer.key),
-        payload: { customerId: customer.id, warehouse: 'AMS-1', lines: [{ sku: 'AUDIT-TEE', quantity: 2 }, { sku: 'AUDIT-MUG', quantity: 1 }] },
+        payload: {
+          customerId: customer.id,
+          warehouse: 'AMS-1',
+          lines: [
+            { sku: 'AUDIT-TEE', quantity: 2 },
+            { sku: 'AUDIT-MUG', quantity: 1 },
+          ],
+        },
       });
       expect(res.statusCode, res.body).toBe(201);
       const order = res.json();
@@ -127,7 +159,8 @@ describe('the audit trail', () => {
           ['place', 'customers', customer.id, 2],
         ]),
       );
-      for (const entry of entries) expect(entry).toMatchObject({ keyId: writer.id, keyName: 'writer-a', requestId: requestIdOf(res) });
+      for (const entry of entries)
+        expect(entry).toMatchObject({ keyId: writer.id, keyName: 'writer-a', requestId: requestIdOf(res) });
       // One change, committed together: one time for all its entries.
       expect(new Set(entries.map((e) => e.at.getTime())).size).toBe(1);
       // The versions recorded are the documents' versions after the write.
@@ -137,8 +170,14 @@ describe('the audit trail', () => {
       // An action without stock records the order only; cancel also records the stock it released.
       const paid = await t.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/pay`, headers: as(writer.key) });
       expect(paid.statusCode, paid.body).toBe(200);
-      expect(((await entriesOf(paid)) as Entry[]).map((e) => [e.action, e.collection, e.documentId, e.documentVersion])).toEqual([['pay', 'orders', order.id, 2]]);
-      const cancelled = await t.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/cancel`, headers: as(writer.key) });
+      expect(
+        ((await entriesOf(paid)) as Entry[]).map((e) => [e.action, e.collection, e.documentId, e.documentVersion]),
+      ).toEqual([['pay', 'orders', order.id, 2]]);
+      const cancelled = await t.app.inject({
+        method: 'POST',
+        url: `/v1/orders/${order.id}/cancel`,
+        headers: as(writer.key),
+      });
       expect(cancelled.statusCode, cancelled.body).toBe(200);
       expect(((await entriesOf(cancelled)) as Entry[]).map((e) => [e.action, e.collection, e.documentId])).toEqual([
         ['cancel', 'orders', order.id],
@@ -150,20 +189,47 @@ describe('the audit trail', () => {
     it('deleting a product that an order refers to records an archive', async () => {
       const product = await s.product('AUDIT-ARCHIVED');
       await s.stock('AUDIT-ARCHIVED', 'AMS-1', 3);
-      expect((await s.place((await s.customer()).id, 'AMS-1', [{ sku: 'AUDIT-ARCHIVED', quantity: 1 }])).statusCode).toBe(201);
+      expect(
+        (await s.place((await s.customer()).id, 'AMS-1', [{ sku: 'AUDIT-ARCHIVED', quantity: 1 }])).statusCode,
+      ).toBe(201);
       const res = await t.app.inject({ method: 'DELETE', url: `/v1/products/${product.id}`, headers: as(writer.key) });
       expect(res.statusCode, res.body).toBe(200);
-      expect(await entriesOf(res)).toEqual([expect.objectContaining({ action: 'archive', collection: 'products', documentId: product.id, documentVersion: 2 })]);
+      expect(await entriesOf(res)).toEqual([
+        expect.objectContaining({
+          action: 'archive',
+          collection: 'products',
+          documentId: product.id,
+          documentVersion: 2,
+        }),
+      ]);
     });
 
     it('restock and move record every stock item they change', async () => {
       await s.product('AUDIT-MOVE');
-      const restocked = await t.app.inject({ method: 'POST', url: '/v1/stock/restock', headers: as(writer.key), payload: { sku: 'AUDIT-MOVE', warehouse: 'AMS-1', quantity: 10 } });
+      const restocked = await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock/restock',
+        headers: as(writer.key),
+        payload: { sku: 'AUDIT-MOVE', warehouse: 'AMS-1', quantity: 10 },
+      });
       expect(restocked.statusCode, restocked.body).toBe(201);
       const item = restocked.json();
-      expect(await entriesOf(restocked)).toEqual([expect.objectContaining({ keyId: writer.id, action: 'restock', collection: 'stock', documentId: item.id, documentVersion: 1 })]);
+      expect(await entriesOf(restocked)).toEqual([
+        expect.objectContaining({
+          keyId: writer.id,
+          action: 'restock',
+          collection: 'stock',
+          documentId: item.id,
+          documentVersion: 1,
+        }),
+      ]);
 
-      const moved = await t.app.inject({ method: 'POST', url: '/v1/stock/move', headers: as(writer.key), payload: { sku: 'AUDIT-MOVE', from: 'AMS-1', to: 'BER-2', quantity: 4 } });
+      const moved = await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock/move',
+        headers: as(writer.key),
+        payload: { sku: 'AUDIT-MOVE', from: 'AMS-1', to: 'BER-2', quantity: 4 },
+      });
       expect(moved.statusCode, moved.body).toBe(200);
       const { from, to } = moved.json();
       expect(((await entriesOf(moved)) as Entry[]).map((e) => [e.action, e.documentId, e.documentVersion])).toEqual([
@@ -173,7 +239,9 @@ describe('the audit trail', () => {
     });
 
     it('a batch records every operation, in order, under its request id', async () => {
-      const doomed = (await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() })).json();
+      const doomed = (
+        await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() })
+      ).json();
       const customer = await s.customer();
       const res = await t.app.inject({
         method: 'POST',
@@ -189,7 +257,15 @@ describe('the audit trail', () => {
       });
       expect(res.statusCode, res.body).toBe(200);
       const { results } = res.json();
-      expect(((await entriesOf(res)) as Entry[]).map((e) => [e.keyId, e.action, e.collection, e.documentId, e.documentVersion])).toEqual([
+      expect(
+        ((await entriesOf(res)) as Entry[]).map((e) => [
+          e.keyId,
+          e.action,
+          e.collection,
+          e.documentId,
+          e.documentVersion,
+        ]),
+      ).toEqual([
         [writer.id, 'create', 'products', results[0].id, 1],
         [writer.id, 'patch', 'customers', customer.id, 2],
         [writer.id, 'delete', 'products', doomed.id, 1],
@@ -223,34 +299,68 @@ describe('the audit trail', () => {
     };
 
     it('400: a document that fails validation', async () => {
-      await refused(400, () => t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput({ price: { amount: -1, currency: 'EUR' } }) }));
-      // A merge patch whose result is invalid fails inside the write, after the document was read.
-      const created = (await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() })).json();
       await refused(400, () =>
-        t.app.inject({ method: 'PATCH', url: `/v1/products/${created.id}`, headers: { ...as(writer.key), 'content-type': MERGE_PATCH }, payload: { name: null } }),
+        t.app.inject({
+          method: 'POST',
+          url: '/v1/products',
+          headers: as(writer.key),
+          payload: productInput({ price: { amount: -1, currency: 'EUR' } }),
+        }),
+      );
+      // A merge patch whose result is invalid fails inside the write, after the document was read.
+      const created = (
+        await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() })
+      ).json();
+      await refused(400, () =>
+        t.app.inject({
+          method: 'PATCH',
+          url: `/v1/products/${created.id}`,
+          headers: { ...as(writer.key), 'content-type': MERGE_PATCH },
+          payload: { name: null },
+        }),
       );
     });
 
     it('409: a duplicate SKU', async () => {
       const payload = productInput();
-      expect((await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload })).statusCode).toBe(201);
-      const res = await refused(409, () => t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload }));
+      expect(
+        (await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload })).statusCode,
+      ).toBe(201);
+      const res = await refused(409, () =>
+        t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload }),
+      );
       expect(res.json().type).toBe('urn:storekeeper:problem:duplicate');
     });
 
     it('412: If-Match naming an old version', async () => {
-      const created = (await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() })).json();
+      const created = (
+        await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() })
+      ).json();
       const patch = (ifMatch: string) =>
-        t.app.inject({ method: 'PATCH', url: `/v1/products/${created.id}`, headers: { ...as(writer.key), 'content-type': MERGE_PATCH, 'if-match': ifMatch }, payload: { name: 'Next' } });
+        t.app.inject({
+          method: 'PATCH',
+          url: `/v1/products/${created.id}`,
+          headers: { ...as(writer.key), 'content-type': MERGE_PATCH, 'if-match': ifMatch },
+          payload: { name: 'Next' },
+        });
       expect((await patch('"1"')).statusCode).toBe(200);
       await refused(412, () => patch('"1"'));
-      await refused(412, () => t.app.inject({ method: 'DELETE', url: `/v1/products/${created.id}`, headers: { ...as(writer.key), 'if-match': '"1"' } }));
+      await refused(412, () =>
+        t.app.inject({
+          method: 'DELETE',
+          url: `/v1/products/${created.id}`,
+          headers: { ...as(writer.key), 'if-match': '"1"' },
+        }),
+      );
       expect(await trail().countDocuments({ documentId: created.id })).toBe(2);
     });
 
     it('409: a batch whose last operation fails records none of the earlier ones', async () => {
       const taken = productInput();
-      expect((await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: taken })).statusCode).toBe(201);
+      expect(
+        (await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: taken }))
+          .statusCode,
+      ).toBe(201);
       const fresh = productInput();
       const res = await refused(409, () =>
         t.app.inject({
@@ -260,7 +370,11 @@ describe('the audit trail', () => {
           payload: {
             operations: [
               { op: 'insert', collection: 'products', document: fresh },
-              { op: 'insert', collection: 'customers', document: { ...Customer.example, email: `audit-batch-${process.pid}@example.com` } },
+              {
+                op: 'insert',
+                collection: 'customers',
+                document: { ...Customer.example, email: `audit-batch-${process.pid}@example.com` },
+              },
               { op: 'insert', collection: 'products', document: { ...productInput(), sku: taken.sku } },
             ],
           },
@@ -283,7 +397,14 @@ describe('the audit trail', () => {
           url: '/v1/orders',
           headers: as(writer.key),
           // The first line is reserved before the second is found short: the abort takes both back.
-          payload: { customerId: customer.id, warehouse: 'AMS-1', lines: [{ sku: 'AUDIT-PLENTY', quantity: 2 }, { sku: 'AUDIT-SHORT', quantity: 3 }] },
+          payload: {
+            customerId: customer.id,
+            warehouse: 'AMS-1',
+            lines: [
+              { sku: 'AUDIT-PLENTY', quantity: 2 },
+              { sku: 'AUDIT-SHORT', quantity: 3 },
+            ],
+          },
         }),
       );
       expect(res.json().type).toBe('urn:storekeeper:problem:insufficient-stock');
@@ -291,11 +412,19 @@ describe('the audit trail', () => {
     });
 
     it('404 and 409 of the workflows: an unknown order, a transition its status does not allow', async () => {
-      await refused(404, () => t.app.inject({ method: 'POST', url: `/v1/orders/${new mongoose.Types.ObjectId().toHexString()}/pay`, headers: as(writer.key) }));
+      await refused(404, () =>
+        t.app.inject({
+          method: 'POST',
+          url: `/v1/orders/${new mongoose.Types.ObjectId().toHexString()}/pay`,
+          headers: as(writer.key),
+        }),
+      );
       await s.product('AUDIT-TWICE');
       await s.stock('AUDIT-TWICE', 'AMS-1', 2);
       const order = (await s.place((await s.customer()).id, 'AMS-1', [{ sku: 'AUDIT-TWICE', quantity: 1 }])).json();
-      await refused(409, () => t.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/ship`, headers: as(writer.key) }));
+      await refused(409, () =>
+        t.app.inject({ method: 'POST', url: `/v1/orders/${order.id}/ship`, headers: as(writer.key) }),
+      );
     });
   });
 
@@ -306,9 +435,21 @@ describe('the audit trail', () => {
     beforeAll(async () => {
       // A second writer, and a product with a history of five writes by both keys.
       other = await t.createKey(['products:write'], { name: 'writer-b' });
-      product = (await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() })).json();
-      for (const [key, name] of [[other.key, 'B1'], [writer.key, 'A2'], [other.key, 'B3'], [writer.key, 'A4']] as const) {
-        const res = await t.app.inject({ method: 'PATCH', url: `/v1/products/${product.id}`, headers: { ...as(key), 'content-type': MERGE_PATCH }, payload: { name } });
+      product = (
+        await t.app.inject({ method: 'POST', url: '/v1/products', headers: as(writer.key), payload: productInput() })
+      ).json();
+      for (const [key, name] of [
+        [other.key, 'B1'],
+        [writer.key, 'A2'],
+        [other.key, 'B3'],
+        [writer.key, 'A4'],
+      ] as const) {
+        const res = await t.app.inject({
+          method: 'PATCH',
+          url: `/v1/products/${product.id}`,
+          headers: { ...as(key), 'content-type': MERGE_PATCH },
+          payload: { name },
+        });
         expect(res.statusCode, res.body).toBe(200);
       }
     });
@@ -320,7 +461,10 @@ describe('the audit trail', () => {
       for (const url of ['/v1/audit', `/v1/audit/${new mongoose.Types.ObjectId().toHexString()}`]) {
         const forbidden = await t.app.inject({ url, headers: as(writer.key) });
         expect(forbidden.statusCode, url).toBe(403);
-        expect(forbidden.json()).toMatchObject({ type: 'urn:storekeeper:problem:insufficient-scope', missingScopes: ['audit:read'] });
+        expect(forbidden.json()).toMatchObject({
+          type: 'urn:storekeeper:problem:insufficient-scope',
+          missingScopes: ['audit:read'],
+        });
       }
       expect((await list('')).statusCode).toBe(200);
     });
@@ -357,10 +501,23 @@ describe('the audit trail', () => {
     });
 
     it('takes at most 10 filters, as every list does', async () => {
-      const filters = ['keyId=6650f0c2a1b2c3d4e5f60718', 'action=create', 'collection=products', 'documentId=6650f0c2a1b2c3d4e5f60718', 'requestId=r1'];
-      const times = ['at[gt]=2026-01-01T00:00:00Z', 'at[gte]=2026-01-01T00:00:00Z', 'at[lt]=2027-01-01T00:00:00Z', 'at[lte]=2027-01-01T00:00:00Z'];
+      const filters = [
+        'keyId=6650f0c2a1b2c3d4e5f60718',
+        'action=create',
+        'collection=products',
+        'documentId=6650f0c2a1b2c3d4e5f60718',
+        'requestId=r1',
+      ];
+      const times = [
+        'at[gt]=2026-01-01T00:00:00Z',
+        'at[gte]=2026-01-01T00:00:00Z',
+        'at[lt]=2027-01-01T00:00:00Z',
+        'at[lte]=2027-01-01T00:00:00Z',
+      ];
       expect((await list(`?${[...filters, ...times, 'action[in]=create,patch'].join('&')}`)).statusCode).toBe(200);
-      const tooMany = await list(`?${[...filters, ...times, 'action[in]=create,patch', 'collection[in]=products'].join('&')}`);
+      const tooMany = await list(
+        `?${[...filters, ...times, 'action[in]=create,patch', 'collection[in]=products'].join('&')}`,
+      );
       expect(tooMany.statusCode).toBe(400);
       expect(tooMany.json().errors[0].message).toBe('has 11 filters; at most 10 are allowed');
     });
@@ -385,7 +542,9 @@ describe('the audit trail', () => {
 
       // A time range around the second and third writes of the product's history.
       const history = (await list(`?documentId=${product.id}&sort=at`)).json().items as Entry[];
-      const range = (await list(`?documentId=${product.id}&at[gte]=${history[1]!.at}&at[lte]=${history[2]!.at}&sort=at`)).json().items as Entry[];
+      const range = (
+        await list(`?documentId=${product.id}&at[gte]=${history[1]!.at}&at[lte]=${history[2]!.at}&sort=at`)
+      ).json().items as Entry[];
       expect(range.map((e) => e.documentVersion)).toEqual([2, 3]);
       const since = (await list(`?documentId=${product.id}&at[gt]=${history[3]!.at}`)).json().items as Entry[];
       expect(since.map((e) => e.documentVersion)).toEqual([5]);
@@ -402,7 +561,10 @@ describe('the audit trail', () => {
       // Newest first, ties broken by id.
       for (let i = 1; i < everything.length; i++) {
         const [newer, older] = [everything[i - 1]!, everything[i]!];
-        expect(newer.at > older.at || (newer.at === older.at && newer.id > older.id), `${newer.id} before ${older.id}`).toBe(true);
+        expect(
+          newer.at > older.at || (newer.at === older.at && newer.id > older.id),
+          `${newer.id} before ${older.id}`,
+        ).toBe(true);
       }
 
       const visited: Entry[] = [];
@@ -479,7 +641,11 @@ describe('the audit trail', () => {
       expect(options.validationAction).toBe('error');
 
       const indexes = (await trail().listIndexes().toArray()).filter((index) => index.name !== '_id_');
-      const simplified = indexes.map(({ name, key, expireAfterSeconds }) => ({ name, key, ...(expireAfterSeconds !== undefined && { expireAfterSeconds }) }));
+      const simplified = indexes.map(({ name, key, expireAfterSeconds }) => ({
+        name,
+        key,
+        ...(expireAfterSeconds !== undefined && { expireAfterSeconds }),
+      }));
       const declared = [...AuditEvent.indexes.map(({ name, key }) => ({ name, key })), AUDIT_EXPIRY_INDEX];
       const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
       expect(simplified.sort(byName)).toEqual(declared.sort(byName));
@@ -487,8 +653,20 @@ describe('the audit trail', () => {
 
     it('the database refuses an entry that is not one (the validator holds the shape)', async () => {
       const now = new Date();
-      const entry = { at: now, keyId: writer.id, keyName: 'x', action: 'create', collection: 'products', documentId: writer.id, documentVersion: 1, requestId: 'r', expiresAt: now };
-      await expect(trail().insertOne({ ...entry, contents: { name: 'leak' } })).rejects.toThrow(/Document failed validation/);
+      const entry = {
+        at: now,
+        keyId: writer.id,
+        keyName: 'x',
+        action: 'create',
+        collection: 'products',
+        documentId: writer.id,
+        documentVersion: 1,
+        requestId: 'r',
+        expiresAt: now,
+      };
+      await expect(trail().insertOne({ ...entry, contents: { name: 'leak' } })).rejects.toThrow(
+        /Document failed validation/,
+      );
       await expect(trail().insertOne({ ...entry, action: 'launch' })).rejects.toThrow(/Document failed validation/);
     });
   });

@@ -11,7 +11,11 @@ const COLLECTIONS = ['products', 'customers', 'stock', 'orders'];
 let sequence = 0;
 const sku = () => `BATCH-${String(++sequence).padStart(5, '0')}`;
 const productInput = (overrides: Record<string, unknown> = {}) => ({ ...Product.example, sku: sku(), ...overrides });
-const customerInput = (overrides: Record<string, unknown> = {}) => ({ ...Customer.example, email: `batch-${++sequence}@example.com`, ...overrides });
+const customerInput = (overrides: Record<string, unknown> = {}) => ({
+  ...Customer.example,
+  email: `batch-${++sequence}@example.com`,
+  ...overrides,
+});
 
 describe('POST /v1/batch', () => {
   let t: TestApp;
@@ -19,13 +23,20 @@ describe('POST /v1/batch', () => {
   const batch = (operations: unknown[]) => t.app.inject({ method: 'POST', url: '/v1/batch', payload: { operations } });
   /** Every document of every collection, in a stable order: "nothing changed" is equality of two dumps. */
   const dump = async () =>
-    Object.fromEntries(await Promise.all(COLLECTIONS.map(async (name) => [name, await db().collection(name).find().sort({ _id: 1 }).toArray()])));
+    Object.fromEntries(
+      await Promise.all(
+        COLLECTIONS.map(async (name) => [name, await db().collection(name).find().sort({ _id: 1 }).toArray()]),
+      ),
+    );
   const create = async (collection: string, payload: Record<string, unknown>) => {
     const res = await t.app.inject({ method: 'POST', url: `/v1/${collection}`, payload });
     expect(res.statusCode, res.body).toBe(201);
     return res.json();
   };
-  const stored = (collection: string, id: string) => db().collection(collection).findOne({ _id: new mongoose.Types.ObjectId(id) });
+  const stored = (collection: string, id: string) =>
+    db()
+      .collection(collection)
+      .findOne({ _id: new mongoose.Types.ObjectId(id) });
 
   beforeAll(async () => {
     t = await buildTestApp('batch');
@@ -52,8 +63,20 @@ describe('POST /v1/batch', () => {
       [3, 'delete', 204],
     ]);
     // Defaults are filled in as the single create route fills them in.
-    expect(results[0].document).toMatchObject({ sku: product.sku, status: 'draft', tags: [], attributes: {}, version: 1 });
-    expect(results[1].document).toMatchObject({ sku: product.sku, warehouse: 'BER-1', available: 40, reserved: 0, shipped: 0 });
+    expect(results[0].document).toMatchObject({
+      sku: product.sku,
+      status: 'draft',
+      tags: [],
+      attributes: {},
+      version: 1,
+    });
+    expect(results[1].document).toMatchObject({
+      sku: product.sku,
+      warehouse: 'BER-1',
+      available: 40,
+      reserved: 0,
+      shipped: 0,
+    });
     expect(results[2]).toMatchObject({ id: customer.id, version: 2, document: { name: 'Ada King' } });
     expect(results[3]).toEqual({ index: 3, op: 'delete', status: 204, id: doomed.id, version: 1 });
 
@@ -72,7 +95,12 @@ describe('POST /v1/batch', () => {
     const res = await batch([
       { op: 'insert', collection: 'customers', document: customerInput() },
       { op: 'patch', collection: 'customers', id: customer.id, patch: { name: 'Changed' } },
-      { op: 'replace', collection: 'products', id: existing.id, document: { ...productInput(), sku: existing.sku, name: 'Renamed' } },
+      {
+        op: 'replace',
+        collection: 'products',
+        id: existing.id,
+        document: { ...productInput(), sku: existing.sku, name: 'Renamed' },
+      },
       { op: 'insert', collection: 'stock', document: { sku: existing.sku, warehouse: 'AMS-1', available: 3 } },
       { op: 'insert', collection: 'products', document: productInput({ sku: existing.sku }) },
     ]);
@@ -94,9 +122,17 @@ describe('POST /v1/batch', () => {
     ]);
     expect(res.statusCode, res.body).toBe(200);
     const { results } = res.json();
-    expect(results.map((r: { index: number; status: number }) => [r.index, r.status])).toEqual(products.map((_, i) => [i, 201]).concat([[30, 201]]));
-    expect(results.slice(0, 30).map((r: { document: { sku: string } }) => r.document.sku)).toEqual(products.map((p) => p.sku));
-    expect(await db().collection('products').countDocuments({ sku: { $in: products.map((p) => p.sku) } })).toBe(30);
+    expect(results.map((r: { index: number; status: number }) => [r.index, r.status])).toEqual(
+      products.map((_, i) => [i, 201]).concat([[30, 201]]),
+    );
+    expect(results.slice(0, 30).map((r: { document: { sku: string } }) => r.document.sku)).toEqual(
+      products.map((p) => p.sku),
+    );
+    expect(
+      await db()
+        .collection('products')
+        .countDocuments({ sku: { $in: products.map((p) => p.sku) } }),
+    ).toBe(30);
     const entries = await db().collection('audit_events').find({ requestId: res.headers['x-request-id'] }).toArray();
     expect(entries).toHaveLength(31);
   });
@@ -126,25 +162,33 @@ describe('POST /v1/batch', () => {
   it.each([
     ['an existing SKU', (existing: string) => existing],
     ['a SKU an earlier insert of the same batch takes', (_existing: string, earlier: string) => earlier],
-  ])('when an insert in the middle of a run duplicates %s, answers 409 naming that operation, and writes nothing', async (_case, duplicateOf) => {
-    const existing = await create('products', productInput());
-    const run = Array.from({ length: 6 }, () => productInput());
-    run[4] = productInput({ sku: duplicateOf(existing.sku, run[1]!.sku) });
-    const before = await dump();
-    const res = await batch(run.map((document) => ({ op: 'insert', collection: 'products', document })));
-    expect(res.statusCode, res.body).toBe(409);
-    expect(res.json()).toMatchObject({
-      type: 'urn:storekeeper:problem:duplicate',
-      failedOperation: { index: 4, op: 'insert', collection: 'products' },
-      errors: [{ in: 'body', pointer: '/operations/4/document/sku', message: 'is already taken' }],
-    });
-    expect(await dump()).toEqual(before);
-  });
+  ])(
+    'when an insert in the middle of a run duplicates %s, answers 409 naming that operation, and writes nothing',
+    async (_case, duplicateOf) => {
+      const existing = await create('products', productInput());
+      const run = Array.from({ length: 6 }, () => productInput());
+      run[4] = productInput({ sku: duplicateOf(existing.sku, run[1]!.sku) });
+      const before = await dump();
+      const res = await batch(run.map((document) => ({ op: 'insert', collection: 'products', document })));
+      expect(res.statusCode, res.body).toBe(409);
+      expect(res.json()).toMatchObject({
+        type: 'urn:storekeeper:problem:duplicate',
+        failedOperation: { index: 4, op: 'insert', collection: 'products' },
+        errors: [{ in: 'body', pointer: '/operations/4/document/sku', message: 'is already taken' }],
+      });
+      expect(await dump()).toEqual(before);
+    },
+  );
 
   it('when an If-Match in the middle is stale, answers 412 naming that operation, and writes nothing', async () => {
     const customer = await create('customers', customerInput());
     const product = await create('products', productInput());
-    await t.app.inject({ method: 'PATCH', url: `/v1/products/${product.id}`, headers: { 'content-type': 'application/merge-patch+json' }, payload: { name: 'v2' } });
+    await t.app.inject({
+      method: 'PATCH',
+      url: `/v1/products/${product.id}`,
+      headers: { 'content-type': 'application/merge-patch+json' },
+      payload: { name: 'v2' },
+    });
     const before = await dump();
     const res = await batch([
       { op: 'patch', collection: 'customers', id: customer.id, patch: { name: 'First' } },
@@ -152,7 +196,10 @@ describe('POST /v1/batch', () => {
       { op: 'insert', collection: 'products', document: productInput() },
     ]);
     expect(res.statusCode, res.body).toBe(412);
-    expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:precondition-failed', failedOperation: { index: 1, op: 'patch', collection: 'products' } });
+    expect(res.json()).toMatchObject({
+      type: 'urn:storekeeper:problem:precondition-failed',
+      failedOperation: { index: 1, op: 'patch', collection: 'products' },
+    });
     expect(await dump()).toEqual(before);
   });
 
@@ -172,7 +219,11 @@ describe('POST /v1/batch', () => {
     const before = await dump();
     const res = await batch([
       { op: 'insert', collection: 'products', document: productInput() },
-      { op: 'insert', collection: 'products', document: productInput({ price: { amount: -1, currency: 'EUR' }, extra: 1 }) },
+      {
+        op: 'insert',
+        collection: 'products',
+        document: productInput({ price: { amount: -1, currency: 'EUR' }, extra: 1 }),
+      },
       { op: 'patch', collection: 'customers', id: customer.id, patch: { email: 'not an e-mail' } },
       { op: 'replace', collection: 'stock', id: customer.id },
       { op: 'delete', collection: 'products', id: customer.id, document: {} },
@@ -222,7 +273,13 @@ describe('POST /v1/batch', () => {
     const before = await dump();
     const empty = await batch([]);
     expect(empty.statusCode).toBe(400);
-    const tooMany = await batch(Array.from({ length: BATCH_MAX_OPERATIONS + 1 }, () => ({ op: 'insert', collection: 'products', document: productInput() })));
+    const tooMany = await batch(
+      Array.from({ length: BATCH_MAX_OPERATIONS + 1 }, () => ({
+        op: 'insert',
+        collection: 'products',
+        document: productInput(),
+      })),
+    );
     expect(tooMany.statusCode).toBe(400);
     expect(tooMany.json().errors.map((e: { pointer: string }) => e.pointer)).toEqual(['/operations']);
     expect(await dump()).toEqual(before);
@@ -233,7 +290,12 @@ describe('POST /v1/batch', () => {
     const ordered = await create('products', productInput());
     await db()
       .collection(Order.collection)
-      .insertOne(storedOrder({ customerId: new mongoose.Types.ObjectId(customer.id), lines: [{ ...Order.serverExample.lines[0], sku: ordered.sku }] }));
+      .insertOne(
+        storedOrder({
+          customerId: new mongoose.Types.ObjectId(customer.id),
+          lines: [{ ...Order.serverExample.lines[0], sku: ordered.sku }],
+        }),
+      );
 
     const before = await dump();
     const refused = await batch([
@@ -241,13 +303,23 @@ describe('POST /v1/batch', () => {
       { op: 'delete', collection: 'customers', id: customer.id },
     ]);
     expect(refused.statusCode, refused.body).toBe(409);
-    expect(refused.json()).toMatchObject({ type: 'urn:storekeeper:problem:customer-has-orders', failedOperation: { index: 1, op: 'delete', collection: 'customers' } });
+    expect(refused.json()).toMatchObject({
+      type: 'urn:storekeeper:problem:customer-has-orders',
+      failedOperation: { index: 1, op: 'delete', collection: 'customers' },
+    });
     expect(await dump()).toEqual(before);
 
     const archived = await batch([{ op: 'delete', collection: 'products', id: ordered.id }]);
     expect(archived.statusCode, archived.body).toBe(200);
     expect(archived.json().results).toEqual([
-      expect.objectContaining({ index: 0, op: 'delete', status: 200, id: ordered.id, version: 2, document: expect.objectContaining({ status: 'archived' }) }),
+      expect.objectContaining({
+        index: 0,
+        op: 'delete',
+        status: 200,
+        id: ordered.id,
+        version: 2,
+        document: expect.objectContaining({ status: 'archived' }),
+      }),
     ]);
     expect(await stored('products', ordered.id)).toMatchObject({ status: 'archived', version: 2 });
   });

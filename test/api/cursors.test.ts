@@ -29,15 +29,52 @@ function reencoded(cursor: string, change: (content: Json) => unknown): string {
 
 /** Every way of editing a cursor's content: other value types, extra or missing members, other ids. */
 function editedContents(cursor: string): { label: string; cursor: string }[] {
-  const values: unknown[] = [0, -1, 1e308, '', 'zzz', '\u0000', true, false, null, [], [1], {}, { $gt: '' }, { d: '1970-01-01T00:00:00.000Z' }, { o: '000000000000000000000000' }, { s: { $ne: null } }, { d: 'not a date' }, { o: 'xyz' }];
-  const ids: unknown[] = ['000000000000000000000000', 'ffffffffffffffffffffffff', new mongoose.Types.ObjectId().toHexString(), '', 'zz', 7, null, { $gt: '' }];
+  const values: unknown[] = [
+    0,
+    -1,
+    1e308,
+    '',
+    'zzz',
+    '\u0000',
+    true,
+    false,
+    null,
+    [],
+    [1],
+    {},
+    { $gt: '' },
+    { d: '1970-01-01T00:00:00.000Z' },
+    { o: '000000000000000000000000' },
+    { s: { $ne: null } },
+    { d: 'not a date' },
+    { o: 'xyz' },
+  ];
+  const ids: unknown[] = [
+    '000000000000000000000000',
+    'ffffffffffffffffffffffff',
+    new mongoose.Types.ObjectId().toHexString(),
+    '',
+    'zz',
+    7,
+    null,
+    { $gt: '' },
+  ];
   const edits: { label: string; change: (content: Json) => unknown }[] = [
     ...values.map((value) => ({ label: `v=${JSON.stringify(value)}`, change: (c: Json) => ({ ...c, v: value }) })),
-    ...values.map((value) => ({ label: `v.s=${JSON.stringify(value)}`, change: (c: Json) => ({ ...c, v: { s: value } }) })),
+    ...values.map((value) => ({
+      label: `v.s=${JSON.stringify(value)}`,
+      change: (c: Json) => ({ ...c, v: { s: value } }),
+    })),
     ...ids.map((id) => ({ label: `i=${JSON.stringify(id)}`, change: (c: Json) => ({ ...c, i: id }) })),
     ...['', 'x', 'AAAAAAAAAAAAAAAA'].map((h) => ({ label: `h=${h}`, change: (c: Json) => ({ ...c, h }) })),
-    ...['extra', '$where', '__proto__', 'limit'].map((name) => ({ label: `extra member ${name}`, change: (c: Json) => ({ ...c, [name]: 1 }) })),
-    ...['h', 'v', 'i'].map((name) => ({ label: `without ${name}`, change: (c: Json) => Object.fromEntries(Object.entries(c).filter(([key]) => key !== name)) })),
+    ...['extra', '$where', '__proto__', 'limit'].map((name) => ({
+      label: `extra member ${name}`,
+      change: (c: Json) => ({ ...c, [name]: 1 }),
+    })),
+    ...['h', 'v', 'i'].map((name) => ({
+      label: `without ${name}`,
+      change: (c: Json) => Object.fromEntries(Object.entries(c).filter(([key]) => key !== name)),
+    })),
     { label: 'an array', change: (c: Json) => [c] },
     { label: 'a string', change: () => 'cursor' },
     { label: 'null', change: () => null },
@@ -48,7 +85,10 @@ function editedContents(cursor: string): { label: string; cursor: string }[] {
 
 /** The cursor with one character replaced, at every position. */
 function flippedCharacters(cursor: string): string[] {
-  return [...cursor].map((character, index) => `${cursor.slice(0, index)}${character === 'A' ? 'B' : character === '.' ? '-' : 'A'}${cursor.slice(index + 1)}`);
+  return [...cursor].map(
+    (character, index) =>
+      `${cursor.slice(0, index)}${character === 'A' ? 'B' : character === '.' ? '-' : 'A'}${cursor.slice(index + 1)}`,
+  );
 }
 
 describe('tamper-evident cursors', () => {
@@ -88,12 +128,14 @@ describe('tamper-evident cursors', () => {
   it('every edit of its content is refused, whatever it says', async () => {
     const edited = editedContents(cursorOf(productsNext));
     expect(edited.length).toBeGreaterThanOrEqual(50);
-    for (const { label, cursor } of edited) await expectRefused(`/v1/products?sort=price.amount&limit=2&cursor=${encodeURIComponent(cursor)}`, label);
+    for (const { label, cursor } of edited)
+      await expectRefused(`/v1/products?sort=price.amount&limit=2&cursor=${encodeURIComponent(cursor)}`, label);
   });
 
   it('a change of any one character is refused', async () => {
     const cursor = cursorOf(productsNext);
-    for (const flipped of flippedCharacters(cursor)) await expectRefused(`/v1/products?sort=price.amount&limit=2&cursor=${encodeURIComponent(flipped)}`);
+    for (const flipped of flippedCharacters(cursor))
+      await expectRefused(`/v1/products?sort=price.amount&limit=2&cursor=${encodeURIComponent(flipped)}`);
   });
 
   it.each([
@@ -106,7 +148,9 @@ describe('tamper-evident cursors', () => {
     ['with a space', (c: string) => ` ${c}`],
     ['empty signature', (c: string) => `${c.split('.')[0]}.`],
   ])('a cursor %s is refused', async (_case, alter) => {
-    await expectRefused(`/v1/products?sort=price.amount&limit=2&cursor=${encodeURIComponent(alter(cursorOf(productsNext)))}`);
+    await expectRefused(
+      `/v1/products?sort=price.amount&limit=2&cursor=${encodeURIComponent(alter(cursorOf(productsNext)))}`,
+    );
   });
 
   it('a cursor used with another sort, filter, search or collection is refused', async () => {
@@ -122,7 +166,9 @@ describe('tamper-evident cursors', () => {
   });
 
   it('the same query with another page size or projection accepts it', async () => {
-    const res = await t.app.inject({ url: `/v1/products?sort=price.amount&limit=1&fields=sku&cursor=${encodeURIComponent(cursorOf(productsNext))}` });
+    const res = await t.app.inject({
+      url: `/v1/products?sort=price.amount&limit=1&fields=sku&cursor=${encodeURIComponent(cursorOf(productsNext))}`,
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json().items.map((item: { sku: string }) => item.sku)).toEqual(['CUR-2']);
   });

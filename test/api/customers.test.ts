@@ -32,7 +32,12 @@ describe('/v1/customers', () => {
     return res;
   };
   const patch = (id: string, payload: unknown, headers: Record<string, string> = {}) =>
-    t.app.inject({ method: 'PATCH', url: `/v1/customers/${id}`, headers: { 'content-type': MERGE_PATCH, ...headers }, payload: payload as object });
+    t.app.inject({
+      method: 'PATCH',
+      url: `/v1/customers/${id}`,
+      headers: { 'content-type': MERGE_PATCH, ...headers },
+      payload: payload as object,
+    });
 
   beforeAll(async () => {
     t = await buildTestApp('customers');
@@ -42,7 +47,11 @@ describe('/v1/customers', () => {
 
   describe('create', () => {
     it('answers 201 with Location, ETag and the stored customer, with defaults and initial stats', async () => {
-      const res = await t.app.inject({ method: 'POST', url: '/v1/customers', payload: { email: 'grace@example.com', name: 'Grace Hopper' } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/customers',
+        payload: { email: 'grace@example.com', name: 'Grace Hopper' },
+      });
       expect(res.statusCode, res.body).toBe(201);
       const body = res.json();
       expect(res.headers.location).toBe(`/v1/customers/${body.id}`);
@@ -59,7 +68,13 @@ describe('/v1/customers', () => {
         updatedAt: body.createdAt,
       });
       const doc = await stored(body.id);
-      expect(doc).toMatchObject({ email: 'grace@example.com', addresses: [], marketingOptIn: false, stats: { orderCount: 0, spent: [] }, version: 1 });
+      expect(doc).toMatchObject({
+        email: 'grace@example.com',
+        addresses: [],
+        marketingOptIn: false,
+        stats: { orderCount: 0, spent: [] },
+        version: 1,
+      });
       expect(doc).not.toHaveProperty('phone');
       expect(doc!.createdAt).toBeInstanceOf(Date);
     });
@@ -67,7 +82,10 @@ describe('/v1/customers', () => {
     it('creating two customers does not share their stats: a change to one stays with it', async () => {
       const a = (await create()).json();
       const b = (await create()).json();
-      await customers().updateOne({ _id: new mongoose.Types.ObjectId(a.id) }, { $set: { 'stats.spent': [{ currency: 'EUR', amount: 500 }], 'stats.orderCount': 1 } });
+      await customers().updateOne(
+        { _id: new mongoose.Types.ObjectId(a.id) },
+        { $set: { 'stats.spent': [{ currency: 'EUR', amount: 500 }], 'stats.orderCount': 1 } },
+      );
       expect((await stored(b.id))!.stats).toEqual({ orderCount: 0, spent: [] });
       const c = (await create()).json();
       expect(c.stats).toEqual({ orderCount: 0, spent: [] });
@@ -90,7 +108,11 @@ describe('/v1/customers', () => {
       ['an invalid e-mail', { email: 'not-an-email' }, '/email'],
       ['a phone number not in E.164', { phone: '020 7946 0000' }, '/phone'],
       ['a country that is not an ISO code', { addresses: [address({ country: 'nl' })] }, '/addresses/0/country'],
-      ['a country name instead of a code', { addresses: [address(), address({ country: 'Netherlands' })] }, '/addresses/1/country'],
+      [
+        'a country name instead of a code',
+        { addresses: [address(), address({ country: 'Netherlands' })] },
+        '/addresses/1/country',
+      ],
       ['a marketingOptIn given as a string', { marketingOptIn: 'true' }, '/marketingOptIn'],
     ])('refuses %s with 400 naming the field, and stores nothing', async (_case, overrides, pointer) => {
       const input = customerInput(overrides);
@@ -109,17 +131,26 @@ describe('/v1/customers', () => {
       });
       expect(res.statusCode).toBe(400);
       const pointers = res.json().errors.map((e: { pointer: string }) => e.pointer);
-      expect(pointers).toEqual(expect.arrayContaining(['/email', '/name', '/phone', '/addresses/0/country', '/addresses/0/city']));
+      expect(pointers).toEqual(
+        expect.arrayContaining(['/email', '/name', '/phone', '/addresses/0/country', '/addresses/0/city']),
+      );
     });
   });
 
   describe('e-mail uniqueness, regardless of case', () => {
     it('a second customer with the same e-mail in other case answers 409 naming /email; filtering in any case finds the first', async () => {
       const first = (await create({ email: 'ada@example.com' })).json();
-      const res = await t.app.inject({ method: 'POST', url: '/v1/customers', payload: customerInput({ email: 'Ada@Example.com', name: 'Impostor' }) });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/customers',
+        payload: customerInput({ email: 'Ada@Example.com', name: 'Impostor' }),
+      });
       expect(res.statusCode).toBe(409);
       expect(res.headers['content-type']).toMatch(PROBLEM);
-      expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:duplicate', detail: 'A customer with this email already exists.' });
+      expect(res.json()).toMatchObject({
+        type: 'urn:storekeeper:problem:duplicate',
+        detail: 'A customer with this email already exists.',
+      });
       expect(res.json().errors).toEqual([{ in: 'body', pointer: '/email', message: 'is already taken' }]);
       expect(res.body).not.toContain('email_unique');
       expect(await customers().countDocuments({ name: 'Impostor' })).toBe(0);
@@ -131,7 +162,7 @@ describe('/v1/customers', () => {
       expect(inList.json().items.map((c: { id: string }) => c.id)).toEqual([first.id]);
     });
 
-    it('changing an e-mail to another customer\'s (in other case) answers 409 and changes nothing', async () => {
+    it("changing an e-mail to another customer's (in other case) answers 409 and changes nothing", async () => {
       await create({ email: 'taken@example.com' });
       const other = (await create()).json();
       const res = await patch(other.id, { email: 'TAKEN@example.com' });
@@ -168,7 +199,11 @@ describe('/v1/customers', () => {
   describe('replace', () => {
     it('PUT replaces the writable fields and keeps stats and createdAt', async () => {
       const created = (await create({ phone: '+31201234567' })).json();
-      const stats = { orderCount: 2, spent: [{ currency: 'EUR', amount: 4998 }], lastOrderAt: new Date('2026-11-20T14:03:00.000Z') };
+      const stats = {
+        orderCount: 2,
+        spent: [{ currency: 'EUR', amount: 4998 }],
+        lastOrderAt: new Date('2026-11-20T14:03:00.000Z'),
+      };
       await customers().updateOne({ _id: new mongoose.Types.ObjectId(created.id) }, { $set: { stats } });
 
       const res = await t.app.inject({
@@ -216,17 +251,27 @@ describe('/v1/customers', () => {
 
   describe('merge patch', () => {
     it('replaces the addresses array as a whole and removes phone with null', async () => {
-      const created = (await create({
-        phone: '+31201234567',
-        addresses: [address({ label: 'home' }), address({ label: 'work', city: 'Utrecht' })],
-      })).json();
-      const res = await patch(created.id, { addresses: [address({ label: 'new', country: 'BE', city: 'Brussels' })], phone: null });
+      const created = (
+        await create({
+          phone: '+31201234567',
+          addresses: [address({ label: 'home' }), address({ label: 'work', city: 'Utrecht' })],
+        })
+      ).json();
+      const res = await patch(created.id, {
+        addresses: [address({ label: 'new', country: 'BE', city: 'Brussels' })],
+        phone: null,
+      });
       expect(res.statusCode, res.body).toBe(200);
       expect(res.headers.etag).toBe('"2"');
       const body = res.json();
       expect(body.addresses).toEqual([address({ label: 'new', country: 'BE', city: 'Brussels' })]);
       expect(body).not.toHaveProperty('phone');
-      expect(body).toMatchObject({ name: created.name, email: created.email, stats: { orderCount: 0, spent: [] }, version: 2 });
+      expect(body).toMatchObject({
+        name: created.name,
+        email: created.email,
+        stats: { orderCount: 0, spent: [] },
+        version: 2,
+      });
       const doc = await stored(created.id);
       expect(doc!.addresses).toEqual([address({ label: 'new', country: 'BE', city: 'Brussels' })]);
       expect(doc).not.toHaveProperty('phone');
@@ -260,7 +305,7 @@ describe('/v1/customers', () => {
       expect((await stored(created.id))!.email).toBe(created.email);
     });
 
-    it('If-Match with a stale ETag answers 412 and the document keeps the other writer\'s change', async () => {
+    it("If-Match with a stale ETag answers 412 and the document keeps the other writer's change", async () => {
       const created = (await create()).json();
       const first = await patch(created.id, { name: 'First writer' }, { 'if-match': '"1"' });
       expect(first.statusCode).toBe(200);
@@ -296,7 +341,9 @@ describe('/v1/customers', () => {
 
     it('refuses to delete a customer with an order: 409 customer-has-orders, and the customer stays', async () => {
       const created = (await create()).json();
-      await t.app.db.connection.db!.collection('orders').insertOne(storedOrder({ customerId: new mongoose.Types.ObjectId(created.id) }));
+      await t.app.db.connection
+        .db!.collection('orders')
+        .insertOne(storedOrder({ customerId: new mongoose.Types.ObjectId(created.id) }));
       const res = await t.app.inject({ method: 'DELETE', url: `/v1/customers/${created.id}` });
       expect(res.statusCode).toBe(409);
       expect(res.headers['content-type']).toMatch(PROBLEM);
@@ -306,7 +353,10 @@ describe('/v1/customers', () => {
 
     it('refuses to delete a customer whose stats count orders, even if none is found', async () => {
       const created = (await create()).json();
-      await customers().updateOne({ _id: new mongoose.Types.ObjectId(created.id) }, { $set: { 'stats.orderCount': 1 } });
+      await customers().updateOne(
+        { _id: new mongoose.Types.ObjectId(created.id) },
+        { $set: { 'stats.orderCount': 1 } },
+      );
       const res = await t.app.inject({ method: 'DELETE', url: `/v1/customers/${created.id}` });
       expect(res.statusCode).toBe(409);
       expect(res.json().type).toBe('urn:storekeeper:problem:customer-has-orders');
@@ -316,7 +366,11 @@ describe('/v1/customers', () => {
     it('with a stale If-Match answers 412 and deletes nothing', async () => {
       const created = (await create()).json();
       await patch(created.id, { name: 'Changed' });
-      const res = await t.app.inject({ method: 'DELETE', url: `/v1/customers/${created.id}`, headers: { 'if-match': '"1"' } });
+      const res = await t.app.inject({
+        method: 'DELETE',
+        url: `/v1/customers/${created.id}`,
+        headers: { 'if-match': '"1"' },
+      });
       expect(res.statusCode).toBe(412);
       expect(await stored(created.id)).not.toBeNull();
     });
@@ -327,7 +381,12 @@ describe('/v1/customers', () => {
     beforeAll(async () => {
       const people = [
         { key: 'zoe', name: 'zoe Zimmer', addresses: [address({ country: 'DE' })], marketingOptIn: true },
-        { key: 'bob', name: 'Bob Baker', addresses: [address({ country: 'FR' }), address({ country: 'DE' })], marketingOptIn: false },
+        {
+          key: 'bob',
+          name: 'Bob Baker',
+          addresses: [address({ country: 'FR' }), address({ country: 'DE' })],
+          marketingOptIn: false,
+        },
         { key: 'amy', name: 'amy Archer', addresses: [address({ country: 'FR' })], marketingOptIn: true },
         { key: 'carl', name: 'Carl Cook', addresses: [], marketingOptIn: true },
       ];
@@ -377,7 +436,11 @@ describe('/v1/customers', () => {
       ['an unknown filter', 'phone=%2B31201234567', '/phone'],
       ['an operator the field does not allow', 'marketingOptIn[ne]=true', '/marketingOptIn[ne]'],
       ['a filter on a server field it does not allow', 'stats.spent=1', '/stats.spent'],
-      ['a filter on an amount spent, which one clause cannot tie to its currency', 'stats.spent.amount[gte]=100', '/stats.spent.amount[gte]'],
+      [
+        'a filter on an amount spent, which one clause cannot tie to its currency',
+        'stats.spent.amount[gte]=100',
+        '/stats.spent.amount[gte]',
+      ],
       ['a mistyped count', 'stats.orderCount[gte]=many', '/stats.orderCount[gte]'],
       ['a sort on an unindexed field', 'sort=email', '/sort'],
     ])('refuses %s with a 400 pointing at the parameter', async (_case, query, pointer) => {
@@ -389,25 +452,40 @@ describe('/v1/customers', () => {
 
   it('every error body is a problem document carrying the request id of the response', async () => {
     const created = (await create()).json();
-    await t.app.db.connection.db!.collection('orders').insertOne(storedOrder({ customerId: new mongoose.Types.ObjectId(created.id) }));
+    await t.app.db.connection
+      .db!.collection('orders')
+      .insertOne(storedOrder({ customerId: new mongoose.Types.ObjectId(created.id) }));
     const unknown = new mongoose.Types.ObjectId().toHexString();
     const failures = [
       { method: 'POST' as const, url: '/v1/customers', payload: { email: 'x' } },
       { method: 'POST' as const, url: '/v1/customers', payload: customerInput({ email: created.email.toUpperCase() }) },
-      { method: 'POST' as const, url: '/v1/customers', payload: '{"email":', headers: { 'content-type': 'application/json' } },
+      {
+        method: 'POST' as const,
+        url: '/v1/customers',
+        payload: '{"email":',
+        headers: { 'content-type': 'application/json' },
+      },
       { method: 'GET' as const, url: `/v1/customers/${unknown}` },
       { method: 'GET' as const, url: '/v1/customers/123' },
       { method: 'GET' as const, url: '/v1/customers?sort=phone' },
       { method: 'PUT' as const, url: `/v1/customers/${created.id}`, payload: { ...customerInput(), stats: {} } },
       { method: 'PATCH' as const, url: `/v1/customers/${created.id}`, payload: { name: 'x' } },
-      { method: 'PATCH' as const, url: `/v1/customers/${created.id}`, payload: { name: 'x' }, headers: { 'content-type': MERGE_PATCH, 'if-match': '"9"' } },
+      {
+        method: 'PATCH' as const,
+        url: `/v1/customers/${created.id}`,
+        payload: { name: 'x' },
+        headers: { 'content-type': MERGE_PATCH, 'if-match': '"9"' },
+      },
       { method: 'DELETE' as const, url: `/v1/customers/${created.id}` },
       { method: 'DELETE' as const, url: `/v1/customers/${unknown}`, headers: { 'x-request-id': 'caller-chosen.id-1' } },
     ];
     const statuses = await expectProblemAnswers(t.app, failures);
     expect(statuses).toEqual([400, 409, 400, 404, 400, 400, 400, 415, 412, 409, 404]);
-    expect((await t.app.inject({ url: `/v1/customers/${unknown}`, headers: { 'x-request-id': 'caller-chosen.id-2' } })).json().requestId)
-      .toBe('caller-chosen.id-2');
+    expect(
+      (
+        await t.app.inject({ url: `/v1/customers/${unknown}`, headers: { 'x-request-id': 'caller-chosen.id-2' } })
+      ).json().requestId,
+    ).toBe('caller-chosen.id-2');
     expect(await stored(created.id)).toMatchObject({ version: 1 });
   });
 });

@@ -19,8 +19,14 @@ describe('Idempotency-Key on POST routes', () => {
   afterAll(() => t.app.close());
 
   const post = (url: string, key: string | undefined, payload?: unknown) =>
-    t.app.inject({ method: 'POST', url, ...(key !== undefined && { headers: { 'idempotency-key': key } }), ...(payload !== undefined && { payload: payload as object }) });
-  const count = (collection: string, filter: Record<string, unknown>) => t.app.db.connection.db!.collection(collection).countDocuments(filter);
+    t.app.inject({
+      method: 'POST',
+      url,
+      ...(key !== undefined && { headers: { 'idempotency-key': key } }),
+      ...(payload !== undefined && { payload: payload as object }),
+    });
+  const count = (collection: string, filter: Record<string, unknown>) =>
+    t.app.db.connection.db!.collection(collection).countDocuments(filter);
 
   it('places the same order sent 20 times at once exactly once, and answers every request with it', async () => {
     await s.product('IDEM-RACE', { amount: 500 });
@@ -51,7 +57,11 @@ describe('Idempotency-Key on POST routes', () => {
     expect(first.statusCode, first.body).toBe(201);
     expect(first.headers['idempotency-replayed']).toBeUndefined();
     // Key order does not change the fingerprint.
-    const retry = await post('/v1/orders', key, { lines: placement.lines, warehouse: 'AMS-1', customerId: customer.id });
+    const retry = await post('/v1/orders', key, {
+      lines: placement.lines,
+      warehouse: 'AMS-1',
+      customerId: customer.id,
+    });
     expect(retry.statusCode).toBe(201);
     expect(retry.headers['idempotency-replayed']).toBe('true');
     expect(retry.body).toBe(first.body);
@@ -70,11 +80,19 @@ describe('Idempotency-Key on POST routes', () => {
     await s.stock('IDEM-REUSE', 'AMS-1', 10);
     const customer = await s.customer();
     const key = newKey();
-    const first = await post('/v1/orders', key, { customerId: customer.id, warehouse: 'AMS-1', lines: [{ sku: 'IDEM-REUSE', quantity: 1 }] });
+    const first = await post('/v1/orders', key, {
+      customerId: customer.id,
+      warehouse: 'AMS-1',
+      lines: [{ sku: 'IDEM-REUSE', quantity: 1 }],
+    });
     expect(first.statusCode).toBe(201);
     const before = await s.snapshot();
 
-    const other = await post('/v1/orders', key, { customerId: customer.id, warehouse: 'AMS-1', lines: [{ sku: 'IDEM-REUSE', quantity: 5 }] });
+    const other = await post('/v1/orders', key, {
+      customerId: customer.id,
+      warehouse: 'AMS-1',
+      lines: [{ sku: 'IDEM-REUSE', quantity: 5 }],
+    });
     expect(other.statusCode).toBe(422);
     expect(other.headers['content-type']).toMatch(PROBLEM);
     expect(other.json()).toMatchObject({ type: 'urn:storekeeper:problem:idempotency-key-reused', status: 422 });
@@ -83,7 +101,13 @@ describe('Idempotency-Key on POST routes', () => {
 
   it('scopes a key to its route: the same key on another route is a new request', async () => {
     const key = newKey();
-    const product = await post('/v1/products', key, { sku: 'IDEM-SCOPE', name: 'Scoped', price: { amount: 1, currency: 'EUR' }, category: 'test', status: 'active' });
+    const product = await post('/v1/products', key, {
+      sku: 'IDEM-SCOPE',
+      name: 'Scoped',
+      price: { amount: 1, currency: 'EUR' },
+      category: 'test',
+      status: 'active',
+    });
     expect(product.statusCode, product.body).toBe(201);
     const customer = await post('/v1/customers', key, { email: `scope-${process.pid}@example.com`, name: 'Scoped' });
     expect(customer.statusCode, customer.body).toBe(201);
@@ -92,7 +116,13 @@ describe('Idempotency-Key on POST routes', () => {
 
   it('returns the same product to a retried create and creates one', async () => {
     const key = newKey();
-    const body = { sku: 'IDEM-PROD', name: 'Once', price: { amount: 1200, currency: 'EUR' }, category: 'test', status: 'active' };
+    const body = {
+      sku: 'IDEM-PROD',
+      name: 'Once',
+      price: { amount: 1200, currency: 'EUR' },
+      category: 'test',
+      status: 'active',
+    };
     const first = await post('/v1/products', key, body);
     expect(first.statusCode, first.body).toBe(201);
     const retry = await post('/v1/products', key, body);
@@ -147,7 +177,13 @@ describe('Idempotency-Key on POST routes', () => {
         method: 'POST',
         url: '/v1/products',
         headers: { 'idempotency-key': key },
-        payload: { sku: 'IDEM-BADKEY', name: 'No', price: { amount: 1, currency: 'EUR' }, category: 'test', status: 'active' },
+        payload: {
+          sku: 'IDEM-BADKEY',
+          name: 'No',
+          price: { amount: 1, currency: 'EUR' },
+          category: 'test',
+          status: 'active',
+        },
       });
       expect(res.statusCode, `key ${JSON.stringify(key)}`).toBe(400);
       expect(res.json().errors).toEqual([expect.objectContaining({ in: 'headers', pointer: '/idempotency-key' })]);
@@ -155,7 +191,8 @@ describe('Idempotency-Key on POST routes', () => {
     expect(await count('products', { sku: 'IDEM-BADKEY' })).toBe(0);
   });
 
-  const records = () => t.app.db.connection.db!.collection<{ _id: string; [field: string]: unknown }>('idempotency_records');
+  const records = () =>
+    t.app.db.connection.db!.collection<{ _id: string; [field: string]: unknown }>('idempotency_records');
   const latestRecord = async () => (await records().find().sort({ createdAt: -1 }).limit(1).next())!;
 
   it('answers 409 with Retry-After until the lease of the request holding the key ends, and runs a retry after a released claim', async () => {
@@ -167,7 +204,10 @@ describe('Idempotency-Key on POST routes', () => {
     const stored = await latestRecord();
     await records().updateOne(
       { _id: stored._id },
-      { $set: { state: 'running', owner: 'another-request', leaseUntil: new Date(Date.now() + 60_000) }, $unset: { status: '', headers: '', body: '', completedAt: '' } },
+      {
+        $set: { state: 'running', owner: 'another-request', leaseUntil: new Date(Date.now() + 60_000) },
+        $unset: { status: '', headers: '', body: '', completedAt: '' },
+      },
     );
     const waiting = await post('/v1/customers', key, body);
     expect(waiting.statusCode).toBe(409);
@@ -194,7 +234,10 @@ describe('Idempotency-Key on POST routes', () => {
     const stored = await latestRecord();
     await records().updateOne(
       { _id: stored._id },
-      { $set: { state: 'running', owner: 'a-crashed-request', leaseUntil: new Date(Date.now() - 1) }, $unset: { status: '', headers: '', body: '', completedAt: '' } },
+      {
+        $set: { state: 'running', owner: 'a-crashed-request', leaseUntil: new Date(Date.now() - 1) },
+        $unset: { status: '', headers: '', body: '', completedAt: '' },
+      },
     );
 
     const retried = await post('/v1/customers', key, body);
@@ -220,10 +263,15 @@ describe('Idempotency-Key on POST routes', () => {
     expect(first.statusCode, first.body).toBe(201);
     // As if the answer had been lost after the commit: the record holds only what the transaction wrote.
     const stored = await latestRecord();
-    const order = await t.app.db.connection.db!.collection('orders').findOne({ _id: new mongoose.Types.ObjectId(first.json().id as string) });
+    const order = await t.app.db.connection
+      .db!.collection('orders')
+      .findOne({ _id: new mongoose.Types.ObjectId(first.json().id as string) });
     await records().updateOne(
       { _id: stored._id },
-      { $set: { state: 'committed', committedAt: new Date(), result: order }, $unset: { status: '', headers: '', body: '', completedAt: '' } },
+      {
+        $set: { state: 'committed', committedAt: new Date(), result: order },
+        $unset: { status: '', headers: '', body: '', completedAt: '' },
+      },
     );
     const before = await s.snapshot();
 
@@ -236,7 +284,11 @@ describe('Idempotency-Key on POST routes', () => {
     expect(await s.snapshot()).toEqual(before);
     expect(await count('orders', { 'lines.sku': 'IDEM-COMMITTED' })).toBe(1);
     // The rebuilt answer is stored: later retries replay it as sent.
-    expect(await records().findOne({ _id: stored._id })).toMatchObject({ state: 'done', status: 201, body: first.body });
+    expect(await records().findOne({ _id: stored._id })).toMatchObject({
+      state: 'done',
+      status: 201,
+      body: first.body,
+    });
   });
 
   it('keeps records in a collection whose TTL index expires them at expiresAt', async () => {
@@ -253,11 +305,17 @@ describe('Idempotency-Key on POST routes', () => {
     const posts = Object.entries(spec.paths).filter(([, operations]) => operations.post !== undefined);
     expect(posts.length).toBeGreaterThanOrEqual(8);
     for (const [path, { post: operation }] of posts) {
-      const header = operation.parameters.find((p: { in: string; name: string }) => p.in === 'header' && p.name === 'idempotency-key');
+      const header = operation.parameters.find(
+        (p: { in: string; name: string }) => p.in === 'header' && p.name === 'idempotency-key',
+      );
       expect(header, path).toMatchObject({ required: false, schema: { maxLength: 255 } });
-      expect(Object.keys(operation.responses['409'].content['application/problem+json'].examples), path).toContain('idempotency-in-progress');
+      expect(Object.keys(operation.responses['409'].content['application/problem+json'].examples), path).toContain(
+        'idempotency-in-progress',
+      );
       expect(operation.responses['409'].headers?.['Retry-After'], path).toBeDefined();
-      expect(Object.keys(operation.responses['422'].content['application/problem+json'].examples), path).toEqual(['idempotency-key-reused']);
+      expect(Object.keys(operation.responses['422'].content['application/problem+json'].examples), path).toEqual([
+        'idempotency-key-reused',
+      ]);
     }
   });
 });

@@ -14,13 +14,22 @@ describe('/v1/keys', () => {
   afterAll(() => t.app.close());
 
   it('creates a key that works at once, lists it without a secret, and revokes it', async () => {
-    const created = await t.app.inject({ method: 'POST', url: '/v1/keys', payload: { name: 'storefront', scopes: ['products:read', 'stock:*'], rateLimitPerMinute: 100 } });
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/v1/keys',
+      payload: { name: 'storefront', scopes: ['products:read', 'stock:*'], rateLimitPerMinute: 100 },
+    });
     expect(created.statusCode, created.body).toBe(201);
     const key = created.json();
-    expect(key).toMatchObject({ name: 'storefront', scopes: ['products:read', 'stock:read', 'stock:write'], rateLimitPerMinute: 100 });
+    expect(key).toMatchObject({
+      name: 'storefront',
+      scopes: ['products:read', 'stock:read', 'stock:write'],
+      rateLimitPerMinute: 100,
+    });
     expect(created.headers.location).toBe(`/v1/keys/${key.id}`);
 
-    const use = () => t.app.inject({ method: 'GET', url: '/v1/products', headers: { authorization: `Bearer ${key.key}` } });
+    const use = () =>
+      t.app.inject({ method: 'GET', url: '/v1/products', headers: { authorization: `Bearer ${key.key}` } });
     const used = await use();
     expect(used.statusCode).toBe(200);
     expect(used.headers['ratelimit-limit']).toBe('100');
@@ -42,15 +51,23 @@ describe('/v1/keys', () => {
     expect(revoked.statusCode).toBe(200);
     expect(revoked.json().revokedAt).toEqual(expect.any(String));
     expect((await use()).statusCode).toBe(401);
-    expect((await t.app.inject({ method: 'GET', url: `/v1/keys/${key.id}` })).json().revokedAt).toBe(revoked.json().revokedAt);
+    expect((await t.app.inject({ method: 'GET', url: `/v1/keys/${key.id}` })).json().revokedAt).toBe(
+      revoked.json().revokedAt,
+    );
     // Revoking again changes nothing, and records nothing.
-    expect((await t.app.inject({ method: 'DELETE', url: `/v1/keys/${key.id}` })).json().revokedAt).toBe(revoked.json().revokedAt);
+    expect((await t.app.inject({ method: 'DELETE', url: `/v1/keys/${key.id}` })).json().revokedAt).toBe(
+      revoked.json().revokedAt,
+    );
 
     const trail = await t.app.inject({ method: 'GET', url: `/v1/audit?collection=api_keys&documentId=${key.id}` });
     expect(trail.statusCode, trail.body).toBe(200);
     const admin = t.key.slice(3, 15);
-    const adminId = (await t.app.inject({ method: 'GET', url: '/v1/keys' })).json().items.find((item: { prefix: string }) => item.prefix === admin).id;
-    expect(trail.json().items.map((entry: Record<string, unknown>) => [entry.action, entry.keyId, entry.requestId])).toEqual([
+    const adminId = (await t.app.inject({ method: 'GET', url: '/v1/keys' }))
+      .json()
+      .items.find((item: { prefix: string }) => item.prefix === admin).id;
+    expect(
+      trail.json().items.map((entry: Record<string, unknown>) => [entry.action, entry.keyId, entry.requestId]),
+    ).toEqual([
       ['revoke', adminId, revoked.headers['x-request-id']],
       ['create', adminId, created.headers['x-request-id']],
     ]);
@@ -69,7 +86,14 @@ describe('/v1/keys', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().errors.map((error: { pointer: string }) => error.pointer)).toContain(pointer);
     expect((await t.app.inject({ method: 'GET', url: '/v1/keys' })).json().items).toHaveLength(before);
-    expect((await t.app.inject({ method: 'GET', url: `/v1/audit?collection=api_keys&requestId=${res.headers['x-request-id']}` })).json().items).toEqual([]);
+    expect(
+      (
+        await t.app.inject({
+          method: 'GET',
+          url: `/v1/audit?collection=api_keys&requestId=${res.headers['x-request-id']}`,
+        })
+      ).json().items,
+    ).toEqual([]);
   });
 
   it('answers 404 for a key that does not exist', async () => {

@@ -14,7 +14,9 @@ describe('listing products', () => {
   beforeAll(async () => {
     t = await buildTestApp('list');
     await waitForDatabase(t.app);
-    await t.app.db.connection.db!.collection('products').insertMany(Array.from({ length: PRODUCTS }, (_, i) => storedProduct(i)));
+    await t.app.db.connection
+      .db!.collection('products')
+      .insertMany(Array.from({ length: PRODUCTS }, (_, i) => storedProduct(i)));
   });
   afterAll(() => t.app.close());
 
@@ -24,7 +26,8 @@ describe('listing products', () => {
     let pages = 0;
     let inserted = 0;
     while (url !== null) {
-      const res: { statusCode: number; body: string; headers: Record<string, unknown>; json(): any } = await t.app.inject({ url });
+      const res: { statusCode: number; body: string; headers: Record<string, unknown>; json(): any } =
+        await t.app.inject({ url });
       expect(res.statusCode, res.body).toBe(200);
       const page: { items: { sku: string }[]; next: string | null } = res.json();
       for (const item of page.items) seen.set(item.sku, (seen.get(item.sku) ?? 0) + 1);
@@ -32,7 +35,9 @@ describe('listing products', () => {
       if (url !== null) expect(res.headers.link).toBe(`<${url}>; rel="next"`);
       pages++;
       // New products land all over the name order, before and after the cursor.
-      const fresh = Array.from({ length: 5 }, (_, k) => storedProduct(PRODUCTS + inserted + k, { name: `Product ${(pages * 131 + k * 977) % 100_003}` }));
+      const fresh = Array.from({ length: 5 }, (_, k) =>
+        storedProduct(PRODUCTS + inserted + k, { name: `Product ${(pages * 131 + k * 977) % 100_003}` }),
+      );
       await t.app.db.connection.db!.collection('products').insertMany(fresh);
       inserted += fresh.length;
     }
@@ -48,7 +53,9 @@ describe('listing products', () => {
   });
 
   it('filters with equality, ranges, lists, array contains and exists, combined', async () => {
-    const { status, body } = await list('category=kitchen&price.amount[gte]=1000&price.amount[lt]=2000&status[in]=active,draft&tags=sale&limit=200&count=true');
+    const { status, body } = await list(
+      'category=kitchen&price.amount[gte]=1000&price.amount[lt]=2000&status[in]=active,draft&tags=sale&limit=200&count=true',
+    );
     expect(status).toBe(200);
     expect(body.items.length).toBeGreaterThan(0);
     for (const p of body.items) {
@@ -76,7 +83,13 @@ describe('listing products', () => {
     await t.app.inject({
       method: 'POST',
       url: '/v1/products',
-      payload: { sku: 'LAMP-1', name: 'Brass reading lamp', description: 'Warm light', price: { amount: 5900, currency: 'EUR' }, category: 'home' },
+      payload: {
+        sku: 'LAMP-1',
+        name: 'Brass reading lamp',
+        description: 'Warm light',
+        price: { amount: 5900, currency: 'EUR' },
+        category: 'home',
+      },
     });
     const { body } = await list('q=brass');
     expect(body.items.map((p: { sku: string }) => p.sku)).toEqual(['LAMP-1']);
@@ -90,7 +103,11 @@ describe('listing products', () => {
     ['an unknown projected field', 'fields=sku,secret', '/fields'],
     ['a page size above the maximum', 'limit=1000', '/limit'],
     ['an operator smuggled in a value', 'status=%7B%22%24ne%22%3A1%7D', '/status'],
-    ['too many values in a list', `sku[in]=${Array.from({ length: 51 }, (_, i) => `SKU-${i}00`).join(',')}`, '/sku[in]'],
+    [
+      'too many values in a list',
+      `sku[in]=${Array.from({ length: 51 }, (_, i) => `SKU-${i}00`).join(',')}`,
+      '/sku[in]',
+    ],
   ])('refuses %s with a 400 pointing at the parameter', async (_case, query, pointer) => {
     const { status, body } = await list(query);
     expect(status).toBe(400);

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import mongoose from 'mongoose';
-import { ORDER_ACTIONS, TRANSITIONS, actionsFrom, type OrderAction, type OrderStatus } from '../../src/domain/orders.ts';
+import {
+  ORDER_ACTIONS,
+  TRANSITIONS,
+  actionsFrom,
+  type OrderAction,
+  type OrderStatus,
+} from '../../src/domain/orders.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 
@@ -51,66 +57,86 @@ describe('order status actions: POST /v1/orders/:id/{pay,ship,deliver,cancel}', 
     return { id, a, b };
   };
 
-  const stockOf = async (a: string, b: string) => ({ a: await s.storedStock(a, 'AMS-1'), b: await s.storedStock(b, 'AMS-1') });
-  const counters = (item: Record<string, any> | null) => ({ available: item!.available, reserved: item!.reserved, shipped: item!.shipped });
+  const stockOf = async (a: string, b: string) => ({
+    a: await s.storedStock(a, 'AMS-1'),
+    b: await s.storedStock(b, 'AMS-1'),
+  });
+  const counters = (item: Record<string, any> | null) => ({
+    available: item!.available,
+    reserved: item!.reserved,
+    shipped: item!.shipped,
+  });
 
   describe('from each status, each action', () => {
-    const cases = ORDER_ACTIONS.flatMap((action) => STATUSES.map((status) => ({ action, status, allowed: TRANSITIONS[action].from.includes(status) })));
+    const cases = ORDER_ACTIONS.flatMap((action) =>
+      STATUSES.map((status) => ({ action, status, allowed: TRANSITIONS[action].from.includes(status) })),
+    );
 
-    it.each(cases.filter((c) => c.allowed))('$action from $status: 200, the new status with a history entry', async ({ action, status }) => {
-      const { id, a, b } = await orderIn(status);
-      const before = (await s.storedOrder(id))!;
-      const stockBefore = await stockOf(a, b);
+    it.each(cases.filter((c) => c.allowed))(
+      '$action from $status: 200, the new status with a history entry',
+      async ({ action, status }) => {
+        const { id, a, b } = await orderIn(status);
+        const before = (await s.storedOrder(id))!;
+        const stockBefore = await stockOf(a, b);
 
-      const res = await s.act(id, action);
-      expect(res.statusCode, res.body).toBe(200);
-      const order = res.json();
-      const to = TRANSITIONS[action].to;
-      expect(order.status).toBe(to);
-      expect(order.version).toBe(before.version + 1);
-      expect(res.headers.etag).toBe(`"${before.version + 1}"`);
-      expect(order.history).toHaveLength(before.history.length + 1);
-      expect(order.history.at(-1)).toEqual({ status: to, at: order.updatedAt });
-      expect(order.history.slice(0, -1).map((h: { status: string }) => h.status)).toEqual(before.history.map((h: { status: string }) => h.status));
-      expect(new Date(order.updatedAt).getTime()).toBeGreaterThanOrEqual(before.updatedAt.getTime());
+        const res = await s.act(id, action);
+        expect(res.statusCode, res.body).toBe(200);
+        const order = res.json();
+        const to = TRANSITIONS[action].to;
+        expect(order.status).toBe(to);
+        expect(order.version).toBe(before.version + 1);
+        expect(res.headers.etag).toBe(`"${before.version + 1}"`);
+        expect(order.history).toHaveLength(before.history.length + 1);
+        expect(order.history.at(-1)).toEqual({ status: to, at: order.updatedAt });
+        expect(order.history.slice(0, -1).map((h: { status: string }) => h.status)).toEqual(
+          before.history.map((h: { status: string }) => h.status),
+        );
+        expect(new Date(order.updatedAt).getTime()).toBeGreaterThanOrEqual(before.updatedAt.getTime());
 
-      const stored = (await s.storedOrder(id))!;
-      expect(stored).toMatchObject({ status: to, version: before.version + 1 });
-      expect(stored.lines).toEqual(before.lines);
-      expect(stored.totals).toEqual(before.totals);
+        const stored = (await s.storedOrder(id))!;
+        expect(stored).toMatchObject({ status: to, version: before.version + 1 });
+        expect(stored.lines).toEqual(before.lines);
+        expect(stored.totals).toEqual(before.totals);
 
-      // What the transition does to the stock, and only that.
-      const after = await stockOf(a, b);
-      const delta = { pay: [0, 0, 0], deliver: [0, 0, 0], ship: [0, -1, 1], cancel: [1, -1, 0] }[action];
-      for (const [key, quantity] of [['a', 3], ['b', 2]] as const) {
-        const was = counters(stockBefore[key]);
-        expect(counters(after[key])).toEqual({
-          available: was.available + delta[0]! * quantity,
-          reserved: was.reserved + delta[1]! * quantity,
-          shipped: was.shipped + delta[2]! * quantity,
+        // What the transition does to the stock, and only that.
+        const after = await stockOf(a, b);
+        const delta = { pay: [0, 0, 0], deliver: [0, 0, 0], ship: [0, -1, 1], cancel: [1, -1, 0] }[action];
+        for (const [key, quantity] of [
+          ['a', 3],
+          ['b', 2],
+        ] as const) {
+          const was = counters(stockBefore[key]);
+          expect(counters(after[key])).toEqual({
+            available: was.available + delta[0]! * quantity,
+            reserved: was.reserved + delta[1]! * quantity,
+            shipped: was.shipped + delta[2]! * quantity,
+          });
+        }
+      },
+    );
+
+    it.each(cases.filter((c) => !c.allowed))(
+      '$action from $status: 409 invalid-transition naming the status and the allowed ones, nothing changed',
+      async ({ action, status }) => {
+        const { id } = await orderIn(status);
+        const before = await s.snapshot();
+
+        const res = await s.act(id, action, { note: 'should not be kept' });
+        expect(res.statusCode).toBe(409);
+        expect(res.headers['content-type']).toMatch(PROBLEM);
+        expect(res.json()).toMatchObject({
+          type: 'urn:storekeeper:problem:invalid-transition',
+          title: 'Invalid Transition',
+          status: 409,
+          currentStatus: status,
+          allowedFrom: [...TRANSITIONS[action].from],
+          allowedActions: actionsFrom(status),
+          instance: `/v1/orders/${id}/${action}`,
         });
-      }
-    });
-
-    it.each(cases.filter((c) => !c.allowed))('$action from $status: 409 invalid-transition naming the status and the allowed ones, nothing changed', async ({ action, status }) => {
-      const { id } = await orderIn(status);
-      const before = await s.snapshot();
-
-      const res = await s.act(id, action, { note: 'should not be kept' });
-      expect(res.statusCode).toBe(409);
-      expect(res.headers['content-type']).toMatch(PROBLEM);
-      expect(res.json()).toMatchObject({
-        type: 'urn:storekeeper:problem:invalid-transition',
-        title: 'Invalid Transition',
-        status: 409,
-        currentStatus: status,
-        allowedFrom: [...TRANSITIONS[action].from],
-        allowedActions: actionsFrom(status),
-        instance: `/v1/orders/${id}/${action}`,
-      });
-      expect(res.json().detail).toContain(`is ${status}`);
-      expect(await s.snapshot()).toEqual(before);
-    });
+        expect(res.json().detail).toContain(`is ${status}`);
+        expect(await s.snapshot()).toEqual(before);
+      },
+    );
   });
 
   describe('the stock through a life cycle', () => {
@@ -123,7 +149,12 @@ describe('order status actions: POST /v1/orders/:id/{pay,ship,deliver,cancel}', 
       expect(counters((await stockOf(a, b)).a)).toEqual({ available: 7, reserved: 0, shipped: 3 });
       expect(counters((await stockOf(a, b)).b)).toEqual({ available: 3, reserved: 0, shipped: 2 });
       const delivered = await s.act(id, 'deliver');
-      expect(delivered.json().history.map((h: { status: string }) => h.status)).toEqual(['placed', 'paid', 'shipped', 'delivered']);
+      expect(delivered.json().history.map((h: { status: string }) => h.status)).toEqual([
+        'placed',
+        'paid',
+        'shipped',
+        'delivered',
+      ]);
       const { a: itemA, b: itemB } = await stockOf(a, b);
       expect(counters(itemA)).toEqual({ available: 7, reserved: 0, shipped: 3 });
       expect(itemA!.available + itemA!.reserved + itemA!.shipped).toBe(10);
@@ -154,7 +185,11 @@ describe('order status actions: POST /v1/orders/:id/{pay,ship,deliver,cancel}', 
       const { id } = await orderIn('placed');
       const res = await s.act(id, 'pay', { note: 'Paid by card, ref 7f3a.' });
       expect(res.statusCode).toBe(200);
-      expect(res.json().history.at(-1)).toEqual({ status: 'paid', at: res.json().updatedAt, note: 'Paid by card, ref 7f3a.' });
+      expect(res.json().history.at(-1)).toEqual({
+        status: 'paid',
+        at: res.json().updatedAt,
+        note: 'Paid by card, ref 7f3a.',
+      });
       expect((await s.storedOrder(id))!.history.at(-1).note).toBe('Paid by card, ref 7f3a.');
     });
 
@@ -232,10 +267,24 @@ describe('order status actions: POST /v1/orders/:id/{pay,ship,deliver,cancel}', 
       expect(operation.operationId).toBe(`${action}Order`);
       expect(operation.requestBody.required).toBe(false);
       expect(operation).not.toHaveProperty('x-optional-body');
-      expect(Object.keys(operation.responses).sort()).toEqual(['200', '400', '401', '403', '404', '409', '412', '413', '415', '422', '429', '500', '503']);
-      expect(operation.responses['409'].content['application/problem+json'].examples['invalid-transition'].value.type).toBe(
-        'urn:storekeeper:problem:invalid-transition',
-      );
+      expect(Object.keys(operation.responses).sort()).toEqual([
+        '200',
+        '400',
+        '401',
+        '403',
+        '404',
+        '409',
+        '412',
+        '413',
+        '415',
+        '422',
+        '429',
+        '500',
+        '503',
+      ]);
+      expect(
+        operation.responses['409'].content['application/problem+json'].examples['invalid-transition'].value.type,
+      ).toBe('urn:storekeeper:problem:invalid-transition');
     }
   });
 });

@@ -39,8 +39,20 @@ describe('POST /v1/orders places an order', () => {
         customerId: customer.id,
         warehouse: 'AMS-1',
         lines: [
-          { sku: 'PLACE-TEE', name: 'Tee, red', quantity: 3, unitPrice: { amount: 2499, currency: 'EUR' }, lineTotal: { amount: 7497, currency: 'EUR' } },
-          { sku: 'PLACE-MUG', name: 'Mug, blue', quantity: 1, unitPrice: { amount: 900, currency: 'EUR' }, lineTotal: { amount: 900, currency: 'EUR' } },
+          {
+            sku: 'PLACE-TEE',
+            name: 'Tee, red',
+            quantity: 3,
+            unitPrice: { amount: 2499, currency: 'EUR' },
+            lineTotal: { amount: 7497, currency: 'EUR' },
+          },
+          {
+            sku: 'PLACE-MUG',
+            name: 'Mug, blue',
+            quantity: 1,
+            unitPrice: { amount: 900, currency: 'EUR' },
+            lineTotal: { amount: 900, currency: 'EUR' },
+          },
         ],
         totals: { itemCount: 4, subtotal: { amount: 8397, currency: 'EUR' } },
         status: 'placed',
@@ -58,16 +70,34 @@ describe('POST /v1/orders places an order', () => {
       expect(stored!.customerId).toBeInstanceOf(ObjectId);
       expect(stored!.createdAt).toBeInstanceOf(Date);
 
-      expect(await s.storedStock('PLACE-TEE', 'AMS-1')).toMatchObject({ available: 7, reserved: 3, shipped: 0, version: 2 });
-      expect(await s.storedStock('PLACE-MUG', 'AMS-1')).toMatchObject({ available: 4, reserved: 1, shipped: 0, version: 2 });
+      expect(await s.storedStock('PLACE-TEE', 'AMS-1')).toMatchObject({
+        available: 7,
+        reserved: 3,
+        shipped: 0,
+        version: 2,
+      });
+      expect(await s.storedStock('PLACE-MUG', 'AMS-1')).toMatchObject({
+        available: 4,
+        reserved: 1,
+        shipped: 0,
+        version: 2,
+      });
       // Another warehouse's stock of the same SKU is not touched.
       expect(await s.storedStock('PLACE-TEE', 'BER-2')).toMatchObject({ available: 7, reserved: 0, version: 1 });
 
       const buyer = await s.storedCustomer(customer.id);
-      expect(buyer!.stats).toEqual({ orderCount: 1, spent: [{ currency: 'EUR', amount: 8397 }], lastOrderAt: new Date(order.createdAt) });
+      expect(buyer!.stats).toEqual({
+        orderCount: 1,
+        spent: [{ currency: 'EUR', amount: 8397 }],
+        lastOrderAt: new Date(order.createdAt),
+      });
       expect(buyer!.version).toBe(2);
       const api = await t.app.inject({ url: `/v1/customers/${customer.id}` });
-      expect(api.json().stats).toEqual({ orderCount: 1, spent: [{ currency: 'EUR', amount: 8397 }], lastOrderAt: order.createdAt });
+      expect(api.json().stats).toEqual({
+        orderCount: 1,
+        spent: [{ currency: 'EUR', amount: 8397 }],
+        lastOrderAt: order.createdAt,
+      });
       expect(api.headers.etag).toBe('"2"');
     });
 
@@ -132,7 +162,15 @@ describe('POST /v1/orders places an order', () => {
       await s.product('REFUSE-ARCHIVED', { status: 'archived' });
       await s.product('REFUSE-GBP', { currency: 'GBP' });
       await s.product('REFUSE-HUGE', { amount: 2_000_000_000 });
-      for (const sku of ['REFUSE-A', 'REFUSE-B', 'REFUSE-C', 'REFUSE-DRAFT', 'REFUSE-ARCHIVED', 'REFUSE-GBP', 'REFUSE-HUGE']) {
+      for (const sku of [
+        'REFUSE-A',
+        'REFUSE-B',
+        'REFUSE-C',
+        'REFUSE-DRAFT',
+        'REFUSE-ARCHIVED',
+        'REFUSE-GBP',
+        'REFUSE-HUGE',
+      ]) {
         await s.stock(sku, 'AMS-1', 10);
       }
       await s.stock('REFUSE-B', 'BER-2', 100);
@@ -224,11 +262,14 @@ describe('POST /v1/orders places an order', () => {
       expect(res.json().type).toBe('urn:storekeeper:problem:amount-too-large');
     });
 
-    it("a customer whose running total in the currency would pass the largest amount: 409 amount-too-large", async () => {
+    it('a customer whose running total in the currency would pass the largest amount: 409 amount-too-large', async () => {
       const rich = (await s.customer()).id;
-      await t.app.db.connection.db!
-        .collection('customers')
-        .updateOne({ _id: new mongoose.Types.ObjectId(rich) }, { $set: { 'stats.spent': [{ currency: 'EUR', amount: 2_147_483_647 }] } });
+      await t.app.db.connection
+        .db!.collection('customers')
+        .updateOne(
+          { _id: new mongoose.Types.ObjectId(rich) },
+          { $set: { 'stats.spent': [{ currency: 'EUR', amount: 2_147_483_647 }] } },
+        );
       const res = await refused({ customerId: rich, warehouse: 'AMS-1', lines: [{ sku: 'REFUSE-A', quantity: 1 }] });
       expect(res.statusCode).toBe(409);
       expect(res.json().type).toBe('urn:storekeeper:problem:amount-too-large');
@@ -241,13 +282,26 @@ describe('POST /v1/orders places an order', () => {
         lines: [{ sku: 'REFUSE-A', quantity: 1, unitPrice: { amount: 1, currency: 'EUR' } }],
       });
       expect(res.statusCode).toBe(400);
-      expect(res.json().errors).toEqual([{ in: 'body', pointer: '/lines/0/unitPrice', message: 'is not an allowed property' }]);
+      expect(res.json().errors).toEqual([
+        { in: 'body', pointer: '/lines/0/unitPrice', message: 'is not an allowed property' },
+      ]);
     });
 
     it('a total or status sent by the client: 400 unknown properties', async () => {
-      const res = await refused({ customerId, warehouse: 'AMS-1', lines: [{ sku: 'REFUSE-A', quantity: 1 }], totals: {}, status: 'paid' });
+      const res = await refused({
+        customerId,
+        warehouse: 'AMS-1',
+        lines: [{ sku: 'REFUSE-A', quantity: 1 }],
+        totals: {},
+        status: 'paid',
+      });
       expect(res.statusCode).toBe(400);
-      expect(res.json().errors.map((e: { pointer: string }) => e.pointer).sort()).toEqual(['/status', '/totals']);
+      expect(
+        res
+          .json()
+          .errors.map((e: { pointer: string }) => e.pointer)
+          .sort(),
+      ).toEqual(['/status', '/totals']);
     });
 
     it('the same SKU on two lines: 400 pointing at the repeated line (not merged)', async () => {
@@ -262,7 +316,11 @@ describe('POST /v1/orders places an order', () => {
       });
       expect(res.statusCode).toBe(400);
       expect(res.json().errors).toEqual([
-        { in: 'body', pointer: '/lines/2/sku', message: 'repeats the SKU of line 0; put the whole quantity on one line' },
+        {
+          in: 'body',
+          pointer: '/lines/2/sku',
+          message: 'repeats the SKU of line 0; put the whole quantity on one line',
+        },
       ]);
     });
 
@@ -276,7 +334,12 @@ describe('POST /v1/orders places an order', () => {
       ['a malformed warehouse', { warehouse: 'ams 1' }, '/warehouse'],
       ['a malformed SKU', { lines: [{ sku: 'lower-case', quantity: 1 }] }, '/lines/0/sku'],
     ])('%s: 400 pointing at it', async (_case, override, pointer) => {
-      const res = await refused({ customerId, warehouse: 'AMS-1', lines: [{ sku: 'REFUSE-A', quantity: 1 }], ...override });
+      const res = await refused({
+        customerId,
+        warehouse: 'AMS-1',
+        lines: [{ sku: 'REFUSE-A', quantity: 1 }],
+        ...override,
+      });
       expect(res.statusCode).toBe(400);
       expect(res.json().errors.map((e: { pointer: string }) => e.pointer)).toContain(pointer);
     });
@@ -284,7 +347,12 @@ describe('POST /v1/orders places an order', () => {
     it('without a body, or with one that is not JSON: 400/415, nothing changed', async () => {
       const before = await s.snapshot();
       expect((await t.app.inject({ method: 'POST', url: '/v1/orders' })).statusCode).toBe(400);
-      const text = await t.app.inject({ method: 'POST', url: '/v1/orders', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+      const text = await t.app.inject({
+        method: 'POST',
+        url: '/v1/orders',
+        headers: { 'content-type': 'text/plain' },
+        payload: 'x',
+      });
       expect(text.statusCode).toBe(415);
       expect(await s.snapshot()).toEqual(before);
     });

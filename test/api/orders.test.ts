@@ -17,7 +17,12 @@ const line = (sku: string, quantity: number, unit: number) => ({
 });
 
 /** A valid stored order with the given lines, status and creation time. */
-const order = (fields: { customerId: InstanceType<typeof ObjectId>; lines: ReturnType<typeof line>[]; status?: string; createdAt: Date }) => {
+const order = (fields: {
+  customerId: InstanceType<typeof ObjectId>;
+  lines: ReturnType<typeof line>[];
+  status?: string;
+  createdAt: Date;
+}) => {
   const { customerId, lines, status = 'placed', createdAt } = fields;
   return storedOrder({
     customerId,
@@ -27,7 +32,10 @@ const order = (fields: { customerId: InstanceType<typeof ObjectId>; lines: Retur
       subtotal: { amount: lines.reduce((sum, l) => sum + l.lineTotal.amount, 0), currency: 'EUR' },
     },
     status,
-    history: [{ status: 'placed', at: createdAt }, ...(status === 'placed' ? [] : [{ status, at: new Date(createdAt.getTime() + 60_000) }])],
+    history: [
+      { status: 'placed', at: createdAt },
+      ...(status === 'placed' ? [] : [{ status, at: new Date(createdAt.getTime() + 60_000) }]),
+    ],
     createdAt,
     updatedAt: createdAt,
   });
@@ -56,27 +64,52 @@ describe('/v1/orders', () => {
     });
 
     it.each([
-      ['PUT', '/v1/orders/:id', { 'content-type': 'application/json' }, JSON.stringify(Order.serverExample), 'GET, HEAD'],
-      ['PATCH', '/v1/orders/:id', { 'content-type': MERGE_PATCH }, JSON.stringify({ status: 'cancelled' }), 'GET, HEAD'],
+      [
+        'PUT',
+        '/v1/orders/:id',
+        { 'content-type': 'application/json' },
+        JSON.stringify(Order.serverExample),
+        'GET, HEAD',
+      ],
+      [
+        'PATCH',
+        '/v1/orders/:id',
+        { 'content-type': MERGE_PATCH },
+        JSON.stringify({ status: 'cancelled' }),
+        'GET, HEAD',
+      ],
       ['DELETE', '/v1/orders/:id', {}, undefined, 'GET, HEAD'],
-    ] as const)('%s %s answers 405 with Allow and a problem, and the order is untouched', async (method, path, headers, payload, allow) => {
-      const before = await orders().find().sort({ _id: 1 }).toArray();
-      const res = await t.app.inject({ method, url: path.replace(':id', existing), headers, ...(payload !== undefined && { payload }) });
-      expect(res.statusCode).toBe(405);
-      expect(res.headers.allow).toBe(allow);
-      expect(res.headers['content-type']).toMatch(PROBLEM);
-      expect(res.json()).toMatchObject({
-        type: 'urn:storekeeper:problem:method-not-allowed',
-        title: 'Method Not Allowed',
-        status: 405,
-        instance: path.replace(':id', existing),
-      });
-      expect(res.json().detail).toContain(method);
-      expect(await orders().find().sort({ _id: 1 }).toArray()).toEqual(before);
-    });
+    ] as const)(
+      '%s %s answers 405 with Allow and a problem, and the order is untouched',
+      async (method, path, headers, payload, allow) => {
+        const before = await orders().find().sort({ _id: 1 }).toArray();
+        const res = await t.app.inject({
+          method,
+          url: path.replace(':id', existing),
+          headers,
+          ...(payload !== undefined && { payload }),
+        });
+        expect(res.statusCode).toBe(405);
+        expect(res.headers.allow).toBe(allow);
+        expect(res.headers['content-type']).toMatch(PROBLEM);
+        expect(res.json()).toMatchObject({
+          type: 'urn:storekeeper:problem:method-not-allowed',
+          title: 'Method Not Allowed',
+          status: 405,
+          instance: path.replace(':id', existing),
+        });
+        expect(res.json().detail).toContain(method);
+        expect(await orders().find().sort({ _id: 1 }).toArray()).toEqual(before);
+      },
+    );
 
     it('answers 405 before looking at the body or the id: a malformed body or an unknown id changes nothing', async () => {
-      const garbage = await t.app.inject({ method: 'PUT', url: `/v1/orders/${existing}`, headers: { 'content-type': 'text/plain' }, payload: '{' });
+      const garbage = await t.app.inject({
+        method: 'PUT',
+        url: `/v1/orders/${existing}`,
+        headers: { 'content-type': 'text/plain' },
+        payload: '{',
+      });
       expect(garbage.statusCode).toBe(405);
       const unknown = await t.app.inject({ method: 'DELETE', url: `/v1/orders/${new ObjectId().toHexString()}` });
       expect(unknown.statusCode).toBe(405);
@@ -88,15 +121,20 @@ describe('/v1/orders', () => {
       const res = await t.app.inject({ method: 'POST', url: '/v1/orders', payload: Order.serverExample });
       expect(res.statusCode).toBe(400);
       expect(res.json().type).toBe('urn:storekeeper:problem:validation-failed');
-      expect(res.json().errors.map((e: { pointer: string }) => e.pointer)).toEqual(expect.arrayContaining(['/lines/0/name', '/totals', '/status']));
+      expect(res.json().errors.map((e: { pointer: string }) => e.pointer)).toEqual(
+        expect.arrayContaining(['/lines/0/name', '/totals', '/status']),
+      );
       expect(await orders().countDocuments()).toBe(before);
     });
 
-    it.each(['PUT', 'PATCH', 'DELETE'] as const)('%s on the collection answers 405 and Allow lists POST (placement)', async (method) => {
-      const res = await t.app.inject({ method, url: '/v1/orders' });
-      expect(res.statusCode).toBe(405);
-      expect(res.headers.allow).toBe('GET, HEAD, POST');
-    });
+    it.each(['PUT', 'PATCH', 'DELETE'] as const)(
+      '%s on the collection answers 405 and Allow lists POST (placement)',
+      async (method) => {
+        const res = await t.app.inject({ method, url: '/v1/orders' });
+        expect(res.statusCode).toBe(405);
+        expect(res.headers.allow).toBe('GET, HEAD, POST');
+      },
+    );
 
     it('what Allow lists does answer: GET and HEAD of an order and of the list', async () => {
       expect((await t.app.inject({ method: 'GET', url: `/v1/orders/${existing}` })).statusCode).toBe(200);
@@ -106,7 +144,11 @@ describe('/v1/orders', () => {
     });
 
     it('collections that allow a method still answer it: POST /v1/stock is not a 405', async () => {
-      const res = await t.app.inject({ method: 'POST', url: '/v1/stock', payload: { sku: 'ALLOWED-1', warehouse: 'AMS-1', available: 1 } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock',
+        payload: { sku: 'ALLOWED-1', warehouse: 'AMS-1', available: 1 },
+      });
       expect(res.statusCode, res.body).toBe(201);
     });
 
@@ -122,7 +164,12 @@ describe('/v1/orders', () => {
   describe('read', () => {
     it('answers a stored order with its ETag, ids as hex strings and dates as ISO strings', async () => {
       const customerId = new ObjectId();
-      const document = order({ customerId, lines: [line('TSHIRT-RED-M', 2, 2499), line('MUG-BLUE', 1, 900)], status: 'paid', createdAt: at(1) });
+      const document = order({
+        customerId,
+        lines: [line('TSHIRT-RED-M', 2, 2499), line('MUG-BLUE', 1, 900)],
+        status: 'paid',
+        createdAt: at(1),
+      });
       const [id] = await insert(document);
       const res = await t.app.inject({ url: `/v1/orders/${id}` });
       expect(res.statusCode, res.body).toBe(200);
@@ -166,7 +213,12 @@ describe('/v1/orders', () => {
         // Two orders share a creation time and two share a subtotal: ties are broken by id.
         o1: order({ customerId: customer, lines: [line('LAMP-1', 1, 5900)], status: 'placed', createdAt: at(10) }),
         o2: order({ customerId: customer, lines: [line('CUP-GREEN', 2, 900)], status: 'paid', createdAt: at(11) }),
-        o3: order({ customerId: customer, lines: [line('CUP-GREEN', 1, 900), line('LAMP-1', 1, 5900)], status: 'shipped', createdAt: at(11) }),
+        o3: order({
+          customerId: customer,
+          lines: [line('CUP-GREEN', 1, 900), line('LAMP-1', 1, 5900)],
+          status: 'shipped',
+          createdAt: at(11),
+        }),
         o4: order({ customerId: customer, lines: [line('SOCKS-3', 3, 600)], status: 'cancelled', createdAt: at(13) }),
         o5: order({ customerId: customer, lines: [line('PEN-1', 12, 150)], status: 'delivered', createdAt: at(14) }),
         x1: order({ customerId: other, lines: [line('CUP-GREEN', 5, 900)], status: 'paid', createdAt: at(12) }),
@@ -181,9 +233,15 @@ describe('/v1/orders', () => {
     };
     const tie = (a: string, b: string) => [ids[a]!, ids[b]!].sort();
 
-    it('lists a customer\'s orders newest first, ties by id', async () => {
+    it("lists a customer's orders newest first, ties by id", async () => {
       const [first, second] = tie('o2', 'o3');
-      expect(await listIds(`customerId=${customer.toHexString()}&sort=-createdAt`)).toEqual([ids.o5, ids.o4, second, first, ids.o1]);
+      expect(await listIds(`customerId=${customer.toHexString()}&sort=-createdAt`)).toEqual([
+        ids.o5,
+        ids.o4,
+        second,
+        first,
+        ids.o1,
+      ]);
       expect(await listIds(`customerId=${customer.toHexString()}`)).toEqual([ids.o5, ids.o4, second, first, ids.o1]);
       expect(await listIds(`customerId=${other.toHexString()}`)).toEqual([ids.x1]);
       expect(await listIds(`customerId=${new ObjectId().toHexString()}`)).toEqual([]);
@@ -196,7 +254,9 @@ describe('/v1/orders', () => {
       expect(ascending).toEqual([...lows, ids.o1, ids.o3]);
       const descending = await listIds(`customerId=${customer.toHexString()}&sort=-totals.subtotal.amount`);
       expect(descending).toEqual([ids.o3, ids.o1, ...[...lows].reverse()]);
-      const large = await listIds(`customerId=${customer.toHexString()}&totals.subtotal.amount[gte]=5000&sort=totals.subtotal.amount`);
+      const large = await listIds(
+        `customerId=${customer.toHexString()}&totals.subtotal.amount[gte]=5000&sort=totals.subtotal.amount`,
+      );
       expect(large).toEqual([ids.o1, ids.o3]);
     });
 
@@ -221,7 +281,8 @@ describe('/v1/orders', () => {
       let url: string | null = `/v1/orders?customerId=${customer.toHexString()}&sort=${sort}&limit=2${extra}`;
       const pageSizes: number[] = [];
       while (url !== null) {
-        const res: { statusCode: number; body: string; headers: Record<string, unknown>; json(): any } = await t.app.inject({ url });
+        const res: { statusCode: number; body: string; headers: Record<string, unknown>; json(): any } =
+          await t.app.inject({ url });
         expect(res.statusCode, res.body).toBe(200);
         const page = res.json();
         pageSizes.push(page.items.length);
@@ -237,10 +298,16 @@ describe('/v1/orders', () => {
     });
 
     it('projects the requested fields of an order, ids and dates still as strings', async () => {
-      const res = await t.app.inject({ url: `/v1/orders?customerId=${customer.toHexString()}&sort=createdAt&limit=1&fields=customerId,history` });
+      const res = await t.app.inject({
+        url: `/v1/orders?customerId=${customer.toHexString()}&sort=createdAt&limit=1&fields=customerId,history`,
+      });
       const [item] = res.json().items;
       expect(Object.keys(item).sort()).toEqual(['createdAt', 'customerId', 'history', 'id', 'version']);
-      expect(item).toMatchObject({ id: ids.o1, customerId: customer.toHexString(), createdAt: '2026-11-25T09:10:00.000Z' });
+      expect(item).toMatchObject({
+        id: ids.o1,
+        customerId: customer.toHexString(),
+        createdAt: '2026-11-25T09:10:00.000Z',
+      });
       expect(item.history).toEqual([{ status: 'placed', at: '2026-11-25T09:10:00.000Z' }]);
     });
 
@@ -262,7 +329,12 @@ describe('/v1/orders', () => {
     const failures = [
       { method: 'POST' as const, url: '/v1/orders', payload: {} },
       { method: 'PUT' as const, url: `/v1/orders/${id}`, payload: {} },
-      { method: 'PATCH' as const, url: `/v1/orders/${id}`, payload: { status: 'paid' }, headers: { 'content-type': MERGE_PATCH } },
+      {
+        method: 'PATCH' as const,
+        url: `/v1/orders/${id}`,
+        payload: { status: 'paid' },
+        headers: { 'content-type': MERGE_PATCH },
+      },
       { method: 'DELETE' as const, url: `/v1/orders/${id}`, headers: { 'x-request-id': 'caller-chosen.id-4' } },
       { method: 'GET' as const, url: `/v1/orders/${new ObjectId().toHexString()}` },
       { method: 'GET' as const, url: '/v1/orders/zzz' },

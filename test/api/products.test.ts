@@ -16,7 +16,8 @@ const productInput = (overrides: Record<string, unknown> = {}) => ({
 
 describe('/v1/products', () => {
   let t: TestApp;
-  const stored = async (id: string) => t.app.db.connection.db!.collection('products').findOne({ _id: new mongoose.Types.ObjectId(id) });
+  const stored = async (id: string) =>
+    t.app.db.connection.db!.collection('products').findOne({ _id: new mongoose.Types.ObjectId(id) });
   const create = async (overrides: Record<string, unknown> = {}) => {
     const res = await t.app.inject({ method: 'POST', url: '/v1/products', payload: productInput(overrides) });
     expect(res.statusCode, res.body).toBe(201);
@@ -42,7 +43,12 @@ describe('/v1/products', () => {
       expect(res.headers.etag).toBe('"1"');
       expect(body).toMatchObject({ sku: 'MUG-BLUE', status: 'draft', tags: [], attributes: {}, version: 1 });
       const doc = await stored(body.id);
-      expect(doc).toMatchObject({ sku: 'MUG-BLUE', name: 'Blue mug', price: { amount: 900, currency: 'EUR' }, version: 1 });
+      expect(doc).toMatchObject({
+        sku: 'MUG-BLUE',
+        name: 'Blue mug',
+        price: { amount: 900, currency: 'EUR' },
+        version: 1,
+      });
       expect(doc!.createdAt).toBeInstanceOf(Date);
     });
 
@@ -51,12 +57,21 @@ describe('/v1/products', () => {
       const res = await t.app.inject({
         method: 'POST',
         url: '/v1/products',
-        payload: { sku: 'bad sku', name: '', price: { amount: -5, currency: 'euro' }, category: 'x', extra: 1, attributes: { 'a-b': 1 } },
+        payload: {
+          sku: 'bad sku',
+          name: '',
+          price: { amount: -5, currency: 'euro' },
+          category: 'x',
+          extra: 1,
+          attributes: { 'a-b': 1 },
+        },
       });
       expect(res.statusCode).toBe(400);
       expect(res.headers['content-type']).toMatch(PROBLEM);
       const pointers = res.json().errors.map((e: { pointer: string }) => e.pointer);
-      expect(pointers).toEqual(expect.arrayContaining(['/sku', '/name', '/price/amount', '/price/currency', '/extra', '/attributes/a-b']));
+      expect(pointers).toEqual(
+        expect.arrayContaining(['/sku', '/name', '/price/amount', '/price/currency', '/extra', '/attributes/a-b']),
+      );
       expect(await t.app.db.connection.db!.collection('products').countDocuments()).toBe(before);
     });
 
@@ -64,7 +79,10 @@ describe('/v1/products', () => {
       await create({ sku: 'DUP-1' });
       const res = await t.app.inject({ method: 'POST', url: '/v1/products', payload: productInput({ sku: 'DUP-1' }) });
       expect(res.statusCode).toBe(409);
-      expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:duplicate', detail: 'A product with this sku already exists.' });
+      expect(res.json()).toMatchObject({
+        type: 'urn:storekeeper:problem:duplicate',
+        detail: 'A product with this sku already exists.',
+      });
       expect(res.json().errors).toEqual([{ in: 'body', pointer: '/sku', message: 'is already taken' }]);
       expect(res.body).not.toContain('sku_unique');
     });
@@ -76,7 +94,10 @@ describe('/v1/products', () => {
       const res = await t.app.inject({ url: `/v1/products/${created.id}` });
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual(created);
-      const cached = await t.app.inject({ url: `/v1/products/${created.id}`, headers: { 'if-none-match': res.headers.etag as string } });
+      const cached = await t.app.inject({
+        url: `/v1/products/${created.id}`,
+        headers: { 'if-none-match': res.headers.etag as string },
+      });
       expect(cached.statusCode).toBe(304);
       expect(cached.body).toBe('');
     });
@@ -135,7 +156,12 @@ describe('/v1/products', () => {
 
     it('the SKU cannot change after creation', async () => {
       const created = (await create()).json();
-      const res = await t.app.inject({ method: 'PATCH', url: `/v1/products/${created.id}`, headers: { 'content-type': MERGE_PATCH }, payload: { sku: 'OTHER-1' } });
+      const res = await t.app.inject({
+        method: 'PATCH',
+        url: `/v1/products/${created.id}`,
+        headers: { 'content-type': MERGE_PATCH },
+        payload: { sku: 'OTHER-1' },
+      });
       expect(res.statusCode).toBe(400);
       expect(res.json().errors[0]).toMatchObject({ pointer: '/sku' });
     });
@@ -160,7 +186,7 @@ describe('/v1/products', () => {
       expect((await stored(created.id))!.name).toBe(created.name);
     });
 
-    it('If-Match with a stale ETag answers 412 and the document keeps the other writer\'s change', async () => {
+    it("If-Match with a stale ETag answers 412 and the document keeps the other writer's change", async () => {
       const created = (await create()).json();
       const first = await t.app.inject({
         method: 'PATCH',
@@ -186,7 +212,12 @@ describe('/v1/products', () => {
       // Each writer sets its own attribute: all of them must survive.
       const results = await Promise.all(
         tags.map((tag) =>
-          t.app.inject({ method: 'PATCH', url: `/v1/products/${created.id}`, headers: { 'content-type': MERGE_PATCH }, payload: { attributes: { [tag]: true } } }),
+          t.app.inject({
+            method: 'PATCH',
+            url: `/v1/products/${created.id}`,
+            headers: { 'content-type': MERGE_PATCH },
+            payload: { attributes: { [tag]: true } },
+          }),
         ),
       );
       const statuses = results.map((r) => r.statusCode);
@@ -209,8 +240,8 @@ describe('/v1/products', () => {
 
     it('archives a product that an order refers to: 200 with status archived', async () => {
       const created = (await create()).json();
-      await t.app.db.connection.db!
-        .collection('orders')
+      await t.app.db.connection
+        .db!.collection('orders')
         .insertOne(storedOrder({ lines: [{ ...Order.serverExample.lines[0], sku: created.sku }] }));
       const res = await t.app.inject({ method: 'DELETE', url: `/v1/products/${created.id}` });
       expect(res.statusCode).toBe(200);

@@ -24,7 +24,8 @@ function sampleValue(entity: Entity, field: string, op: FilterOp): unknown {
 function allowedShapes(entity: Entity): { label: string; request: ListRequest }[] {
   const filterSets: { label: string; filters: FilterClause[]; q?: string }[] = [{ label: 'no filter', filters: [] }];
   for (const [field, ops] of Object.entries(entity.filters)) {
-    for (const op of ops) filterSets.push({ label: `${field}[${op}]`, filters: [{ field, op, value: sampleValue(entity, field, op) }] });
+    for (const op of ops)
+      filterSets.push({ label: `${field}[${op}]`, filters: [{ field, op, value: sampleValue(entity, field, op) }] });
   }
   if (entity.textSearch) filterSets.push({ label: 'q', filters: [], q: 'sample' });
   return filterSets.flatMap((set) =>
@@ -59,7 +60,9 @@ describe('every list query the API allows is served by an index', () => {
 
   it('the check itself recognises a collection scan (a query on an unindexed field, unsorted)', async () => {
     const products = t.app.repositories.documents.get('products')!.model;
-    const explained = (await products.find({ description: 'x' }).explain('queryPlanner')) as unknown as { queryPlanner: { winningPlan: unknown } };
+    const explained = (await products.find({ description: 'x' }).explain('queryPlanner')) as unknown as {
+      queryPlanner: { winningPlan: unknown };
+    };
     expect(stages(explained.queryPlanner.winningPlan)).toContain('COLLSCAN');
   });
 
@@ -71,7 +74,10 @@ describe('every list query the API allows is served by an index', () => {
       for (const { label, request } of shapes) {
         const explained = (await repository.explainList(request)) as { queryPlanner: { winningPlan: unknown } };
         const winning = stages(explained.queryPlanner.winningPlan);
-        if (winning.includes('COLLSCAN') || !(winning.includes('IXSCAN') || winning.includes('TEXT_MATCH') || winning.includes('TEXT'))) {
+        if (
+          winning.includes('COLLSCAN') ||
+          !(winning.includes('IXSCAN') || winning.includes('TEXT_MATCH') || winning.includes('TEXT'))
+        ) {
           collectionScans.push(`${label}: ${winning.join(' > ')}`);
         }
       }

@@ -3,7 +3,6 @@ import { PROBLEM_CONTENT_TYPE as PROBLEM } from '../helpers/problems.ts';
 import { buildAppOn, buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 
-
 describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
   let t: TestApp;
   let s: Shop;
@@ -15,9 +14,11 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
   });
   afterAll(() => t.app.close());
 
-  const restock = (payload: Record<string, unknown>, app = t.app) => app.inject({ method: 'POST', url: '/v1/stock/restock', payload });
+  const restock = (payload: Record<string, unknown>, app = t.app) =>
+    app.inject({ method: 'POST', url: '/v1/stock/restock', payload });
   const move = (payload: Record<string, unknown>) => t.app.inject({ method: 'POST', url: '/v1/stock/move', payload });
-  const counters = (item: Record<string, any> | null) => item && { available: item.available, reserved: item.reserved, shipped: item.shipped };
+  const counters = (item: Record<string, any> | null) =>
+    item && { available: item.available, reserved: item.reserved, shipped: item.shipped };
 
   describe('restock', () => {
     it('adds to the available units of an existing item, keeping reserved and shipped', async () => {
@@ -30,8 +31,21 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
       expect(res.statusCode, res.body).toBe(200);
       expect(res.headers).not.toHaveProperty('location');
       expect(res.headers.etag).toBe('"3"');
-      expect(res.json()).toMatchObject({ id: created.id, sku: 'RESTOCK-1', warehouse: 'AMS-1', available: 51, reserved: 2, shipped: 0, version: 3 });
-      expect(await s.storedStock('RESTOCK-1', 'AMS-1')).toMatchObject({ available: 51, reserved: 2, shipped: 0, version: 3 });
+      expect(res.json()).toMatchObject({
+        id: created.id,
+        sku: 'RESTOCK-1',
+        warehouse: 'AMS-1',
+        available: 51,
+        reserved: 2,
+        shipped: 0,
+        version: 3,
+      });
+      expect(await s.storedStock('RESTOCK-1', 'AMS-1')).toMatchObject({
+        available: 51,
+        reserved: 2,
+        shipped: 0,
+        version: 3,
+      });
     });
 
     it('creates the item when the warehouse has none: 201 with Location, nothing reserved or shipped', async () => {
@@ -91,7 +105,9 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
       try {
         await waitForDatabase(other);
         const responses = await Promise.all(
-          Array.from({ length: 20 }, (_, i) => restock({ sku: 'RESTOCK-RACE', warehouse: 'AMS-1', quantity: 5 }, i % 2 === 0 ? t.app : other)),
+          Array.from({ length: 20 }, (_, i) =>
+            restock({ sku: 'RESTOCK-RACE', warehouse: 'AMS-1', quantity: 5 }, i % 2 === 0 ? t.app : other),
+          ),
         );
         const statuses = responses.map((res) => res.statusCode);
         expect(statuses.filter((status) => status === 201)).toHaveLength(1);
@@ -115,8 +131,22 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
 
       const res = await move({ sku: 'MOVE-1', from: 'AMS-1', to: 'BER-2', quantity: 10 });
       expect(res.statusCode, res.body).toBe(200);
-      expect(res.json().from).toMatchObject({ sku: 'MOVE-1', warehouse: 'AMS-1', available: 15, reserved: 5, shipped: 0, version: 3 });
-      expect(res.json().to).toMatchObject({ sku: 'MOVE-1', warehouse: 'BER-2', available: 14, reserved: 0, shipped: 0, version: 2 });
+      expect(res.json().from).toMatchObject({
+        sku: 'MOVE-1',
+        warehouse: 'AMS-1',
+        available: 15,
+        reserved: 5,
+        shipped: 0,
+        version: 3,
+      });
+      expect(res.json().to).toMatchObject({
+        sku: 'MOVE-1',
+        warehouse: 'BER-2',
+        available: 14,
+        reserved: 0,
+        shipped: 0,
+        version: 2,
+      });
       expect(counters(await s.storedStock('MOVE-1', 'AMS-1'))).toEqual({ available: 15, reserved: 5, shipped: 0 });
       expect(counters(await s.storedStock('MOVE-1', 'BER-2'))).toEqual({ available: 14, reserved: 0, shipped: 0 });
     });
@@ -173,7 +203,14 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
       await s.stock('MOVE-RACE', 'AMS-1', 10);
       await s.stock('MOVE-RACE', 'BER-2', 0);
       const responses = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => move({ sku: 'MOVE-RACE', from: i % 4 === 3 ? 'BER-2' : 'AMS-1', to: i % 4 === 3 ? 'AMS-1' : 'BER-2', quantity: 1 })),
+        Array.from({ length: 20 }, (_, i) =>
+          move({
+            sku: 'MOVE-RACE',
+            from: i % 4 === 3 ? 'BER-2' : 'AMS-1',
+            to: i % 4 === 3 ? 'AMS-1' : 'BER-2',
+            quantity: 1,
+          }),
+        ),
       );
       const statuses = responses.map((res) => res.statusCode);
       expect(statuses.filter((status) => status >= 500)).toEqual([]);
@@ -193,12 +230,30 @@ describe('stock actions: POST /v1/stock/restock and /v1/stock/move', () => {
   });
 
   it('the OpenAPI document describes both actions with examples', () => {
-    const spec = t.app.swagger() as { paths: Record<string, Record<string, any>>; components: { schemas: Record<string, any> } };
+    const spec = t.app.swagger() as {
+      paths: Record<string, Record<string, any>>;
+      components: { schemas: Record<string, any> };
+    };
     const restockOp = spec.paths['/v1/stock/restock']!.post;
-    expect(Object.keys(restockOp.responses).sort()).toEqual(['200', '201', '400', '401', '403', '409', '413', '415', '422', '429', '500', '503']);
+    expect(Object.keys(restockOp.responses).sort()).toEqual([
+      '200',
+      '201',
+      '400',
+      '401',
+      '403',
+      '409',
+      '413',
+      '415',
+      '422',
+      '429',
+      '500',
+      '503',
+    ]);
     expect(restockOp.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Restock' });
     const moveOp = spec.paths['/v1/stock/move']!.post;
-    expect(moveOp.responses['409'].content['application/problem+json'].examples['insufficient-stock'].value.shortages).toHaveLength(1);
+    expect(
+      moveOp.responses['409'].content['application/problem+json'].examples['insufficient-stock'].value.shortages,
+    ).toHaveLength(1);
     expect(spec.components.schemas.StockMove.examples).toHaveLength(1);
   });
 });

@@ -20,7 +20,8 @@ describe('stock counters at their limit', () => {
   const stock = () => t.app.db.connection.db!.collection('stock');
   const audit = () => t.app.db.connection.db!.collection('audit_events');
   /** Sets a stock item's counters straight in the database (what years of valid writes would reach). */
-  const setCounters = (sku: string, warehouse: string, counters: Record<string, number>) => stock().updateOne({ sku, warehouse }, { $set: counters });
+  const setCounters = (sku: string, warehouse: string, counters: Record<string, number>) =>
+    stock().updateOne({ sku, warehouse }, { $set: counters });
 
   beforeAll(async () => {
     t = await buildTestApp('stock_limits');
@@ -40,16 +41,31 @@ describe('stock counters at their limit', () => {
   });
   afterAll(() => t.app.close());
 
-  function expectLimit(res: { statusCode: number; headers: Record<string, unknown>; json(): any }, field: string, value: number) {
+  function expectLimit(
+    res: { statusCode: number; headers: Record<string, unknown>; json(): any },
+    field: string,
+    value: number,
+  ) {
     expect(res.statusCode, JSON.stringify(res.json())).toBe(409);
     expect(res.headers['content-type']).toMatch(PROBLEM_CONTENT_TYPE);
-    expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:limit-exceeded', title: 'Limit Exceeded', status: 409, field, limit: MAX, value });
+    expect(res.json()).toMatchObject({
+      type: 'urn:storekeeper:problem:limit-exceeded',
+      title: 'Limit Exceeded',
+      status: 409,
+      field,
+      limit: MAX,
+      value,
+    });
   }
 
   it('restocking an item at the limit is a 409 naming available, the limit and the value it would reach; the item is unchanged', async () => {
     const item = await s.stock('FULL-1', 'AMS-1', MAX);
     const auditBefore = await audit().countDocuments();
-    const res = await t.app.inject({ method: 'POST', url: '/v1/stock/restock', payload: { sku: 'FULL-1', warehouse: 'AMS-1', quantity: 1 } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/stock/restock',
+      payload: { sku: 'FULL-1', warehouse: 'AMS-1', quantity: 1 },
+    });
     expectLimit(res, 'available', MAX + 1);
     expect(res.json().documentId).toBe(item.id);
     expect(res.json().detail).toContain('FULL-1');
@@ -59,14 +75,30 @@ describe('stock counters at their limit', () => {
 
   it('restocking near the limit: up to the limit is served, one unit past it is refused', async () => {
     await s.stock('NEAR-1', 'AMS-1', MAX - 10);
-    expectLimit(await t.app.inject({ method: 'POST', url: '/v1/stock/restock', payload: { sku: 'NEAR-1', warehouse: 'AMS-1', quantity: 11 } }), 'available', MAX + 1);
-    const served = await t.app.inject({ method: 'POST', url: '/v1/stock/restock', payload: { sku: 'NEAR-1', warehouse: 'AMS-1', quantity: 10 } });
+    expectLimit(
+      await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock/restock',
+        payload: { sku: 'NEAR-1', warehouse: 'AMS-1', quantity: 11 },
+      }),
+      'available',
+      MAX + 1,
+    );
+    const served = await t.app.inject({
+      method: 'POST',
+      url: '/v1/stock/restock',
+      payload: { sku: 'NEAR-1', warehouse: 'AMS-1', quantity: 10 },
+    });
     expect(served.statusCode, served.body).toBe(200);
     expect(served.json().available).toBe(MAX);
   });
 
   it('restocking a warehouse without the item creates it, even with the largest quantity', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/v1/stock/restock', payload: { sku: 'NEAR-1', warehouse: 'NEW-1', quantity: MAX } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/stock/restock',
+      payload: { sku: 'NEAR-1', warehouse: 'NEW-1', quantity: MAX },
+    });
     expect(res.statusCode, res.body).toBe(201);
     expect(await stock().countDocuments({ sku: 'NEAR-1', warehouse: 'NEW-1' })).toBe(1);
   });
@@ -75,7 +107,15 @@ describe('stock counters at their limit', () => {
     await s.stock('MOVE-1', 'AMS-1', 5);
     await s.stock('MOVE-1', 'BER-1', MAX);
     const before = await stock().find({ sku: 'MOVE-1' }).sort({ _id: 1 }).toArray();
-    expectLimit(await t.app.inject({ method: 'POST', url: '/v1/stock/move', payload: { sku: 'MOVE-1', from: 'AMS-1', to: 'BER-1', quantity: 1 } }), 'available', MAX + 1);
+    expectLimit(
+      await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock/move',
+        payload: { sku: 'MOVE-1', from: 'AMS-1', to: 'BER-1', quantity: 1 },
+      }),
+      'available',
+      MAX + 1,
+    );
     expect(await stock().find({ sku: 'MOVE-1' }).sort({ _id: 1 }).toArray()).toEqual(before);
   });
 
@@ -116,15 +156,27 @@ describe('stock counters at their limit', () => {
     expect((await stock().findOne({ sku: 'NET-1' }))!.available).toBe(MAX - 1);
   });
 
-  it('a refusal of MongoDB\'s validator for anything but a maximum stays a 500 (a bug, not a limit)', async () => {
+  it("a refusal of MongoDB's validator for anything but a maximum stays a 500 (a bug, not a limit)", async () => {
     const res = await t.app.inject({ method: 'POST', url: '/test/raw-type-mismatch/NET-1' });
     expect(res.statusCode).toBe(500);
     expect(res.json().type).toBe('urn:storekeeper:problem:internal-error');
   });
 
-  it('the translation reads a bulk write\'s first write error and nested fields too', async () => {
+  it("the translation reads a bulk write's first write error and nested fields too", async () => {
     const products = t.app.db.connection.db!.collection('products');
-    const document = { _id: new mongoose.Types.ObjectId(), sku: 'BULK-1', name: 'b', price: { amount: 2 ** 31, currency: 'EUR' }, category: 'x', status: 'active', tags: [], attributes: {}, version: 1, createdAt: new Date(), updatedAt: new Date() };
+    const document = {
+      _id: new mongoose.Types.ObjectId(),
+      sku: 'BULK-1',
+      name: 'b',
+      price: { amount: 2 ** 31, currency: 'EUR' },
+      category: 'x',
+      status: 'active',
+      tags: [],
+      attributes: {},
+      version: 1,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    };
     const error = await products.insertMany([document]).catch((caught: unknown) => caught);
     const problem = limitExceededFrom(error);
     expect(problem?.extensions).toMatchObject({ field: 'price.amount', limit: 2 ** 31 - 1, value: 2 ** 31 });
@@ -133,7 +185,15 @@ describe('stock counters at their limit', () => {
   });
 
   it('the contract documents limit-exceeded on the routes that can reach a limit', async () => {
-    const spec = t.app.swagger() as unknown as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { examples?: Record<string, unknown> }> }> }>> };
+    const spec = t.app.swagger() as unknown as {
+      paths: Record<
+        string,
+        Record<
+          string,
+          { responses: Record<string, { content?: Record<string, { examples?: Record<string, unknown> }> }> }
+        >
+      >;
+    };
     for (const [path, method] of [
       ['/v1/stock/restock', 'post'],
       ['/v1/stock/move', 'post'],
@@ -141,7 +201,8 @@ describe('stock counters at their limit', () => {
       ['/v1/orders/{id}/ship', 'post'],
       ['/v1/orders/{id}/cancel', 'post'],
     ] as const) {
-      const examples = spec.paths[path]?.[method]?.responses['409']?.content?.['application/problem+json']?.examples ?? {};
+      const examples =
+        spec.paths[path]?.[method]?.responses['409']?.content?.['application/problem+json']?.examples ?? {};
       expect(Object.keys(examples), `${method} ${path}`).toContain('limit-exceeded');
     }
   });

@@ -23,7 +23,12 @@ describe('/v1/stock', () => {
     return res;
   };
   const patch = (id: string, payload: unknown, headers: Record<string, string> = {}) =>
-    t.app.inject({ method: 'PATCH', url: `/v1/stock/${id}`, headers: { 'content-type': MERGE_PATCH, ...headers }, payload: payload as object });
+    t.app.inject({
+      method: 'PATCH',
+      url: `/v1/stock/${id}`,
+      headers: { 'content-type': MERGE_PATCH, ...headers },
+      payload: payload as object,
+    });
   const put = (id: string, payload: unknown, headers: Record<string, string> = {}) =>
     t.app.inject({ method: 'PUT', url: `/v1/stock/${id}`, headers, payload: payload as object });
 
@@ -35,7 +40,11 @@ describe('/v1/stock', () => {
 
   describe('create', () => {
     it('answers 201 with Location, ETag and the stored item, with nothing reserved or shipped', async () => {
-      const res = await t.app.inject({ method: 'POST', url: '/v1/stock', payload: { sku: 'MUG-BLUE', warehouse: 'AMS-1', available: 120, reorderLevel: 20 } });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock',
+        payload: { sku: 'MUG-BLUE', warehouse: 'AMS-1', available: 120, reorderLevel: 20 },
+      });
       expect(res.statusCode, res.body).toBe(201);
       const body = res.json();
       expect(res.headers.location).toBe(`/v1/stock/${body.id}`);
@@ -53,7 +62,15 @@ describe('/v1/stock', () => {
         updatedAt: body.createdAt,
       });
       const doc = await stored(body.id);
-      expect(doc).toMatchObject({ sku: 'MUG-BLUE', warehouse: 'AMS-1', available: 120, reorderLevel: 20, reserved: 0, shipped: 0, version: 1 });
+      expect(doc).toMatchObject({
+        sku: 'MUG-BLUE',
+        warehouse: 'AMS-1',
+        available: 120,
+        reorderLevel: 20,
+        reserved: 0,
+        shipped: 0,
+        version: 1,
+      });
       expect(doc!.createdAt).toBeInstanceOf(Date);
     });
 
@@ -96,17 +113,29 @@ describe('/v1/stock', () => {
     it('without sku, warehouse and available, answers 400 naming each', async () => {
       const res = await t.app.inject({ method: 'POST', url: '/v1/stock', payload: {} });
       expect(res.statusCode).toBe(400);
-      expect(res.json().errors.map((e: { pointer: string }) => e.pointer).sort()).toEqual(['/available', '/sku', '/warehouse']);
+      expect(
+        res
+          .json()
+          .errors.map((e: { pointer: string }) => e.pointer)
+          .sort(),
+      ).toEqual(['/available', '/sku', '/warehouse']);
     });
   });
 
   describe('one item per SKU and warehouse', () => {
     it('a second item for the same SKU and warehouse answers 409 naming both fields and stores nothing', async () => {
       const first = (await create({ sku: 'DUP-1', warehouse: 'AMS-1', available: 5 })).json();
-      const res = await t.app.inject({ method: 'POST', url: '/v1/stock', payload: stockInput({ sku: 'DUP-1', warehouse: 'AMS-1', available: 99 }) });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock',
+        payload: stockInput({ sku: 'DUP-1', warehouse: 'AMS-1', available: 99 }),
+      });
       expect(res.statusCode).toBe(409);
       expect(res.headers['content-type']).toMatch(PROBLEM);
-      expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:duplicate', detail: 'A stock item with this sku and warehouse already exists.' });
+      expect(res.json()).toMatchObject({
+        type: 'urn:storekeeper:problem:duplicate',
+        detail: 'A stock item with this sku and warehouse already exists.',
+      });
       expect(res.json().errors).toEqual([
         { in: 'body', pointer: '/sku', message: 'is already taken' },
         { in: 'body', pointer: '/warehouse', message: 'is already taken' },
@@ -118,7 +147,11 @@ describe('/v1/stock', () => {
 
     it('the same SKU in another warehouse is another item', async () => {
       await create({ sku: 'TWO-PLACES', warehouse: 'AMS-1' });
-      const res = await t.app.inject({ method: 'POST', url: '/v1/stock', payload: stockInput({ sku: 'TWO-PLACES', warehouse: 'BER-2' }) });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock',
+        payload: stockInput({ sku: 'TWO-PLACES', warehouse: 'BER-2' }),
+      });
       expect(res.statusCode, res.body).toBe(201);
       expect(await stock().countDocuments({ sku: 'TWO-PLACES' })).toBe(2);
     });
@@ -130,7 +163,10 @@ describe('/v1/stock', () => {
       const res = await t.app.inject({ url: `/v1/stock/${created.id}` });
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual(created);
-      const cached = await t.app.inject({ url: `/v1/stock/${created.id}`, headers: { 'if-none-match': res.headers.etag as string } });
+      const cached = await t.app.inject({
+        url: `/v1/stock/${created.id}`,
+        headers: { 'if-none-match': res.headers.etag as string },
+      });
       expect(cached.statusCode).toBe(304);
       expect(cached.body).toBe('');
     });
@@ -149,7 +185,13 @@ describe('/v1/stock', () => {
       const res = await put(created.id, { sku: created.sku, warehouse: created.warehouse, available: 42 });
       expect(res.statusCode, res.body).toBe(200);
       expect(res.headers.etag).toBe('"2"');
-      expect(res.json()).toMatchObject({ available: 42, reserved: 3, shipped: 7, version: 2, createdAt: created.createdAt });
+      expect(res.json()).toMatchObject({
+        available: 42,
+        reserved: 3,
+        shipped: 7,
+        version: 2,
+        createdAt: created.createdAt,
+      });
       expect(res.json()).not.toHaveProperty('reorderLevel');
       const doc = await stored(created.id);
       expect(doc).toMatchObject({ available: 42, reserved: 3, shipped: 7, version: 2 });
@@ -160,7 +202,14 @@ describe('/v1/stock', () => {
       const created = (await create({ reorderLevel: 5 })).json();
       const res = await patch(created.id, { available: 0, reorderLevel: null });
       expect(res.statusCode, res.body).toBe(200);
-      expect(res.json()).toMatchObject({ sku: created.sku, warehouse: created.warehouse, available: 0, reserved: 0, shipped: 0, version: 2 });
+      expect(res.json()).toMatchObject({
+        sku: created.sku,
+        warehouse: created.warehouse,
+        available: 0,
+        reserved: 0,
+        shipped: 0,
+        version: 2,
+      });
       expect(res.json()).not.toHaveProperty('reorderLevel');
       const doc = await stored(created.id);
       expect(doc).toMatchObject({ available: 0, version: 2 });
@@ -180,9 +229,18 @@ describe('/v1/stock', () => {
           : await patch(created.id, change);
       expect(res.statusCode).toBe(400);
       expect(res.json().errors).toEqual([
-        { in: 'body', pointer: `/${field}`, message: `cannot change after creation (is ${JSON.stringify(created[field])})` },
+        {
+          in: 'body',
+          pointer: `/${field}`,
+          message: `cannot change after creation (is ${JSON.stringify(created[field])})`,
+        },
       ]);
-      expect(await stored(created.id)).toMatchObject({ sku: created.sku, warehouse: created.warehouse, available: created.available, version: 1 });
+      expect(await stored(created.id)).toMatchObject({
+        sku: created.sku,
+        warehouse: created.warehouse,
+        available: created.available,
+        version: 1,
+      });
     });
 
     it('PUT or PATCH that repeats the same sku and warehouse is fine', async () => {
@@ -197,13 +255,27 @@ describe('/v1/stock', () => {
       ['shipped', { shipped: 100 }],
     ])('PUT and PATCH with %s answer 400 unknown property and change nothing', async (field, extra) => {
       const created = (await create()).json();
-      const replaced = await put(created.id, { sku: created.sku, warehouse: created.warehouse, available: 1, ...extra });
+      const replaced = await put(created.id, {
+        sku: created.sku,
+        warehouse: created.warehouse,
+        available: 1,
+        ...extra,
+      });
       expect(replaced.statusCode).toBe(400);
-      expect(replaced.json().errors).toEqual([{ in: 'body', pointer: `/${field}`, message: 'is not an allowed property' }]);
+      expect(replaced.json().errors).toEqual([
+        { in: 'body', pointer: `/${field}`, message: 'is not an allowed property' },
+      ]);
       const patched = await patch(created.id, extra);
       expect(patched.statusCode).toBe(400);
-      expect(patched.json().errors).toEqual([{ in: 'body', pointer: `/${field}`, message: 'is not an allowed property' }]);
-      expect(await stored(created.id)).toMatchObject({ available: created.available, reserved: 0, shipped: 0, version: 1 });
+      expect(patched.json().errors).toEqual([
+        { in: 'body', pointer: `/${field}`, message: 'is not an allowed property' },
+      ]);
+      expect(await stored(created.id)).toMatchObject({
+        available: created.available,
+        reserved: 0,
+        shipped: 0,
+        version: 1,
+      });
     });
 
     it.each([
@@ -230,13 +302,17 @@ describe('/v1/stock', () => {
       expect(await stored(created.id)).toMatchObject({ reorderLevel: 5, version: 1 });
     });
 
-    it('If-Match with a stale ETag answers 412 and the document keeps the other writer\'s change', async () => {
+    it("If-Match with a stale ETag answers 412 and the document keeps the other writer's change", async () => {
       const created = (await create({ available: 10 })).json();
       expect((await patch(created.id, { available: 9 }, { 'if-match': '"1"' })).statusCode).toBe(200);
       const stale = await patch(created.id, { available: 8 }, { 'if-match': '"1"' });
       expect(stale.statusCode).toBe(412);
       expect(stale.json().type).toBe('urn:storekeeper:problem:precondition-failed');
-      const stalePut = await put(created.id, { sku: created.sku, warehouse: created.warehouse, available: 8 }, { 'if-match': '"1"' });
+      const stalePut = await put(
+        created.id,
+        { sku: created.sku, warehouse: created.warehouse, available: 8 },
+        { 'if-match': '"1"' },
+      );
       expect(stalePut.statusCode).toBe(412);
       expect(await stored(created.id)).toMatchObject({ available: 9, version: 2 });
     });
@@ -284,7 +360,8 @@ describe('/v1/stock', () => {
         { key: 'e', warehouse: 'LOW-2', available: 1 },
         { key: 'f', warehouse: 'LOW-1', available: 9 },
       ];
-      for (const { key, ...fields } of items) ids[key] = (await create({ ...fields, sku: `LIST-${key.toUpperCase()}${key.toUpperCase()}` })).json().id;
+      for (const { key, ...fields } of items)
+        ids[key] = (await create({ ...fields, sku: `LIST-${key.toUpperCase()}${key.toUpperCase()}` })).json().id;
       await stock().updateOne({ _id: new mongoose.Types.ObjectId(ids.f) }, { $set: { reserved: 2 } });
     });
     const list = async (query: string) => {
@@ -294,7 +371,7 @@ describe('/v1/stock', () => {
     };
     const byId = (a: string, b: string) => (a < b ? -1 : 1);
 
-    it('filters a warehouse\'s low stock and sorts it by units available, ties by id', async () => {
+    it("filters a warehouse's low stock and sorts it by units available, ties by id", async () => {
       const { items, next } = await list('warehouse=LOW-1&available[lt]=10&sort=available');
       const [tieFirst, tieSecond] = [ids.a!, ids.d!].sort(byId);
       expect(items.map((i: { id: string }) => i.id)).toEqual([ids.b, tieFirst, tieSecond, ids.f]);
@@ -306,7 +383,8 @@ describe('/v1/stock', () => {
 
     it('pages through the filtered list two at a time, each item once', async () => {
       const seen: string[] = [];
-      let url: string | null = '/v1/stock?warehouse[in]=LOW-1,LOW-2&available[lt]=10&sort=available&limit=2&fields=available';
+      let url: string | null =
+        '/v1/stock?warehouse[in]=LOW-1,LOW-2&available[lt]=10&sort=available&limit=2&fields=available';
       while (url !== null) {
         const res: { statusCode: number; body: string; json(): any } = await t.app.inject({ url });
         expect(res.statusCode, res.body).toBe(200);
@@ -319,7 +397,9 @@ describe('/v1/stock', () => {
 
     it('filters by SKU and by reserved units', async () => {
       expect((await list('sku=LIST-AA')).items.map((i: { id: string }) => i.id)).toEqual([ids.a]);
-      expect((await list('warehouse[in]=LOW-1,LOW-2&reserved[gt]=0')).items.map((i: { id: string }) => i.id)).toEqual([ids.f]);
+      expect((await list('warehouse[in]=LOW-1,LOW-2&reserved[gt]=0')).items.map((i: { id: string }) => i.id)).toEqual([
+        ids.f,
+      ]);
     });
 
     it.each([
@@ -341,13 +421,31 @@ describe('/v1/stock', () => {
     const unknown = new mongoose.Types.ObjectId().toHexString();
     const failures = [
       { method: 'POST' as const, url: '/v1/stock', payload: stockInput({ available: '3' }) },
-      { method: 'POST' as const, url: '/v1/stock', payload: { sku: created.sku, warehouse: created.warehouse, available: 1 } },
+      {
+        method: 'POST' as const,
+        url: '/v1/stock',
+        payload: { sku: created.sku, warehouse: created.warehouse, available: 1 },
+      },
       { method: 'POST' as const, url: '/v1/stock', payload: 'sku=X', headers: { 'content-type': 'text/plain' } },
       { method: 'GET' as const, url: `/v1/stock/${unknown}` },
       { method: 'GET' as const, url: '/v1/stock?available[gt]=lots' },
-      { method: 'PUT' as const, url: `/v1/stock/${created.id}`, payload: { ...stockInput(), warehouse: created.warehouse } },
-      { method: 'PATCH' as const, url: `/v1/stock/${created.id}`, payload: { available: 1.5 }, headers: { 'content-type': MERGE_PATCH } },
-      { method: 'PATCH' as const, url: `/v1/stock/${created.id}`, payload: { available: 1 }, headers: { 'content-type': MERGE_PATCH, 'if-match': 'W/"1"' } },
+      {
+        method: 'PUT' as const,
+        url: `/v1/stock/${created.id}`,
+        payload: { ...stockInput(), warehouse: created.warehouse },
+      },
+      {
+        method: 'PATCH' as const,
+        url: `/v1/stock/${created.id}`,
+        payload: { available: 1.5 },
+        headers: { 'content-type': MERGE_PATCH },
+      },
+      {
+        method: 'PATCH' as const,
+        url: `/v1/stock/${created.id}`,
+        payload: { available: 1 },
+        headers: { 'content-type': MERGE_PATCH, 'if-match': 'W/"1"' },
+      },
       { method: 'DELETE' as const, url: `/v1/stock/${created.id}`, headers: { 'x-request-id': 'caller-chosen.id-3' } },
     ];
     const statuses = await expectProblemAnswers(t.app, failures);

@@ -21,7 +21,11 @@ describe('write outcomes when a MongoDB command fails', () => {
   let keys = 0;
 
   beforeAll(async () => {
-    t = await buildTestApp('write_outcomes', { MONGODB_APP_NAME: appName, REQUEST_DEADLINE_MS: String(DEADLINE_MS), READINESS_TIMEOUT_MS: '500' });
+    t = await buildTestApp('write_outcomes', {
+      MONGODB_APP_NAME: appName,
+      REQUEST_DEADLINE_MS: String(DEADLINE_MS),
+      READINESS_TIMEOUT_MS: '500',
+    });
     await waitForDatabase(t.app);
     client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
     db = client.db(t.dbName);
@@ -37,7 +41,13 @@ describe('write outcomes when a MongoDB command fails', () => {
 
   /** Makes MongoDB fail the next `times` of these commands sent by this file's app. */
   const failNext = (commands: string[], data: Record<string, unknown>, times = 1) =>
-    client.db('admin').command({ configureFailPoint: 'failCommand', mode: { times }, data: { failCommands: commands, appName, ...data } });
+    client
+      .db('admin')
+      .command({
+        configureFailPoint: 'failCommand',
+        mode: { times },
+        data: { failCommands: commands, appName, ...data },
+      });
 
   /** Waits until no command of the app is still running in MongoDB (a held one included); its monitors' hellos never end. */
   const settled = () =>
@@ -53,11 +63,23 @@ describe('write outcomes when a MongoDB command fails', () => {
       "the app's commands to finish",
     );
 
-  const product = (sku: string) => ({ sku, name: `Outcome ${sku}`, price: { amount: 1500, currency: 'EUR' }, category: 'test', status: 'active' });
+  const product = (sku: string) => ({
+    sku,
+    name: `Outcome ${sku}`,
+    price: { amount: 1500, currency: 'EUR' },
+    category: 'test',
+    status: 'active',
+  });
   const create = (sku: string, key?: string) =>
-    t.app.inject({ method: 'POST', url: '/v1/products', payload: product(sku), ...(key !== undefined && { headers: { 'idempotency-key': key } }) });
+    t.app.inject({
+      method: 'POST',
+      url: '/v1/products',
+      payload: product(sku),
+      ...(key !== undefined && { headers: { 'idempotency-key': key } }),
+    });
   const newSku = () => `OUT-${randomBytes(3).toString('hex').toUpperCase()}-${++keys}`;
-  const stored = (sku: string) => db.collection('products').countDocuments({ sku }, { readConcern: { level: 'majority' } });
+  const stored = (sku: string) =>
+    db.collection('products').countDocuments({ sku }, { readConcern: { level: 'majority' } });
   const timed = async <T>(work: () => Promise<T>): Promise<{ result: T; elapsedMs: number }> => {
     const started = performance.now();
     const result = await work();

@@ -44,7 +44,9 @@ describe('a damaged backup', () => {
   it('npm run backup writes a backup, reporting progress as JSON lines when stderr is not a terminal', async () => {
     expect(backedUp.code, backedUp.stderr).toBe(0);
     const reported = events(backedUp);
-    expect(reported.map((e) => e.event)).toEqual(expect.arrayContaining(['backup-started', 'collection-done', 'backup-done']));
+    expect(reported.map((e) => e.event)).toEqual(
+      expect.arrayContaining(['backup-started', 'collection-done', 'backup-done']),
+    );
     expect(reported.at(-1)).toMatchObject({ event: 'backup-done', database: source });
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
     expect(manifest.collections.find((c) => c.name === 'products')!.documents).toBe(80);
@@ -63,7 +65,9 @@ describe('a damaged backup', () => {
     it('verification names the file and says it is truncated', async () => {
       const report = await verifyBackup(dir);
       expect(report.ok).toBe(false);
-      expect(report.problems).toEqual([{ file: file(), problem: expect.stringMatching(/bytes, the manifest records \d+: truncated/) }]);
+      expect(report.problems).toEqual([
+        { file: file(), problem: expect.stringMatching(/bytes, the manifest records \d+: truncated/) },
+      ]);
     });
 
     it('the restore refuses it, naming the file, before creating the target or a staging database', async () => {

@@ -25,8 +25,10 @@ describe('the backup format, as mongorestore reads it', () => {
 
   const metadataText = (collection: string) => readFile(join(dir, source, `${collection}.metadata.json`), 'utf8');
   // Relaxed: numbers as JavaScript numbers, to compare with literals and with what the driver lists.
-  const metadata = async (collection: string) => EJSON.parse(await metadataText(collection), { relaxed: true }) as Record<string, any>;
-  const index = async (collection: string, name: string) => (await metadata(collection)).indexes.find((i: { name: string }) => i.name === name);
+  const metadata = async (collection: string) =>
+    EJSON.parse(await metadataText(collection), { relaxed: true }) as Record<string, any>;
+  const index = async (collection: string, name: string) =>
+    (await metadata(collection)).indexes.find((i: { name: string }) => i.name === name);
 
   beforeAll(async () => {
     await migrateDatabase(source);
@@ -46,27 +48,39 @@ describe('the backup format, as mongorestore reads it', () => {
     expect((await readdir(dir)).sort()).toEqual(['manifest.json', source]);
     const expected = manifest.collections.flatMap((c) => [`${c.name}.bson`, `${c.name}.metadata.json`]);
     expect((await readdir(join(dir, source))).sort()).toEqual(expected.sort());
-    const live = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).filter((name) => name !== 'migrations_lock');
+    const live = (await db.listCollections({}, { nameOnly: true }).toArray())
+      .map((c) => c.name)
+      .filter((name) => name !== 'migrations_lock');
     expect(manifest.collections.map((c) => c.name).sort()).toEqual(live.sort());
   });
 
-  it('writes metadata as canonical Extended JSON, members in mongodump\'s order', async () => {
+  it("writes metadata as canonical Extended JSON, members in mongodump's order", async () => {
     const raw = JSON.parse(await metadataText('products'));
     expect(Object.keys(raw)).toEqual(['options', 'indexes', 'uuid', 'collectionName', 'type']);
     expect(raw.indexes[0].v).toEqual({ $numberInt: '2' });
-    expect(raw).toMatchObject({ collectionName: 'products', type: 'collection', uuid: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(raw).toMatchObject({
+      collectionName: 'products',
+      type: 'collection',
+      uuid: expect.stringMatching(/^[0-9a-f]{32}$/),
+    });
   });
 
-  it('holds each collection\'s options and indexes as listCollections and listIndexes give them, without ns', async () => {
+  it("holds each collection's options and indexes as listCollections and listIndexes give them, without ns", async () => {
     for (const entry of manifest.collections) {
       const [info] = await db.listCollections({ name: entry.name }).toArray();
       const indexes = await db.collection(entry.name).listIndexes().toArray();
       const stored = await metadata(entry.name);
       // Compared as canonical Extended JSON: the types must match too, not only the values.
       const canonical = (value: unknown) => EJSON.stringify(value, { relaxed: false });
-      expect(canonical(EJSON.parse(await metadataText(entry.name), { relaxed: false }).options)).toBe(canonical((info as { options: unknown }).options));
-      expect(canonical(EJSON.parse(await metadataText(entry.name), { relaxed: false }).indexes)).toBe(canonical(indexes));
-      expect(stored.uuid).toBe(Buffer.from((info as { info: { uuid: mongoose.mongo.Binary } }).info.uuid.buffer).toString('hex'));
+      expect(canonical(EJSON.parse(await metadataText(entry.name), { relaxed: false }).options)).toBe(
+        canonical((info as { options: unknown }).options),
+      );
+      expect(canonical(EJSON.parse(await metadataText(entry.name), { relaxed: false }).indexes)).toBe(
+        canonical(indexes),
+      );
+      expect(stored.uuid).toBe(
+        Buffer.from((info as { info: { uuid: mongoose.mongo.Binary } }).info.uuid.buffer).toString('hex'),
+      );
       for (const stored_ of stored.indexes) {
         expect(stored_).not.toHaveProperty('ns');
         expect(Object.keys(stored_)).toEqual(expect.arrayContaining(['v', 'key', 'name']));
@@ -75,11 +89,24 @@ describe('the backup format, as mongorestore reads it', () => {
   });
 
   it('keeps the options mongorestore recreates: validators, collation, unique, partial, TTL and text indexes', async () => {
-    expect((await metadata('products')).options).toMatchObject({ validator: { $jsonSchema: expect.any(Object) }, validationLevel: 'strict', validationAction: 'error' });
+    expect((await metadata('products')).options).toMatchObject({
+      validator: { $jsonSchema: expect.any(Object) },
+      validationLevel: 'strict',
+      validationAction: 'error',
+    });
     expect((await metadata('customers')).options.collation).toMatchObject({ locale: 'en', strength: 2 });
-    expect(await index('customers', 'email_unique')).toMatchObject({ unique: true, collation: { locale: 'en', strength: 2 } });
-    expect(await index('products', 'gtin_unique_when_present')).toMatchObject({ unique: true, partialFilterExpression: { gtin: { $exists: true } } });
-    expect(await index('products', 'text')).toMatchObject({ weights: { name: 5, description: 1 }, default_language: 'english' });
+    expect(await index('customers', 'email_unique')).toMatchObject({
+      unique: true,
+      collation: { locale: 'en', strength: 2 },
+    });
+    expect(await index('products', 'gtin_unique_when_present')).toMatchObject({
+      unique: true,
+      partialFilterExpression: { gtin: { $exists: true } },
+    });
+    expect(await index('products', 'text')).toMatchObject({
+      weights: { name: 5, description: 1 },
+      default_language: 'english',
+    });
     expect(await index('idempotency_records', 'expires')).toMatchObject({ expireAfterSeconds: 0 });
   });
 
@@ -87,7 +114,7 @@ describe('the backup format, as mongorestore reads it', () => {
     for (const entry of manifest.collections) {
       const bytes = await readFile(join(dir, entry.bson.path));
       const documents: unknown[] = [];
-      for (let offset = 0; offset < bytes.length; ) {
+      for (let offset = 0; offset < bytes.length;) {
         const length = bytes.readInt32LE(offset);
         documents.push(BSON.deserialize(bytes.subarray(offset, offset + length)));
         offset += length;

@@ -43,7 +43,13 @@ export async function schemaOf(db: Db, exclude: readonly string[] = []): Promise
     if (info.name.startsWith('system.') || exclude.includes(info.name)) continue;
     const indexes = await db.collection(info.name).listIndexes().toArray();
     schema[info.name] = JSON.parse(
-      EJSON.stringify({ options: (info as { options?: unknown }).options, indexes: indexes.sort((a, b) => String(a.name).localeCompare(String(b.name))) }, { relaxed: false }),
+      EJSON.stringify(
+        {
+          options: (info as { options?: unknown }).options,
+          indexes: indexes.sort((a, b) => String(a.name).localeCompare(String(b.name))),
+        },
+        { relaxed: false },
+      ),
     );
   }
   return schema;

@@ -31,13 +31,19 @@ describe('restoring a backup', () => {
     databases.push(name);
     return name;
   };
-  const collectionsOf = async (db: Db) => (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
+  const collectionsOf = async (db: Db) =>
+    (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
   /** What a database holds: every document and the schema. */
-  const stateOf = async (db: Db) => ({ contents: await contentsOf(db, await collectionsOf(db)), schema: await schemaOf(db) });
+  const stateOf = async (db: Db) => ({
+    contents: await contentsOf(db, await collectionsOf(db)),
+    schema: await schemaOf(db),
+  });
   const noLeftovers = async (db: Db) => {
     expect((await collectionsOf(db)).filter((name) => name.startsWith('restore_replaced_'))).toEqual([]);
     // Staging databases are named after their target (other files restore on this server too).
-    expect((await databaseNames(client)).filter((name) => name.startsWith(`${db.databaseName.slice(0, 40)}_restoring_`))).toEqual([]);
+    expect(
+      (await databaseNames(client)).filter((name) => name.startsWith(`${db.databaseName.slice(0, 40)}_restoring_`)),
+    ).toEqual([]);
   };
 
   beforeAll(async () => {
@@ -60,7 +66,9 @@ describe('restoring a backup', () => {
     const files = await readdir(join(gzipped, source));
     expect(files.length).toBe(manifest.collections.length * 2);
     expect(files.every((file) => file.endsWith('.bson.gz') || file.endsWith('.metadata.json.gz'))).toBe(true);
-    expect((await readFile(join(gzipped, source, 'products.bson.gz'))).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    expect((await readFile(join(gzipped, source, 'products.bson.gz'))).subarray(0, 2)).toEqual(
+      Buffer.from([0x1f, 0x8b]),
+    );
 
     const target = fresh('backup_restore_gzip');
     const result = await restoreDatabase(client, target, { from: gzipped });
@@ -70,7 +78,10 @@ describe('restoring a backup', () => {
     const product = await restored.collection('products').findOne({ 'price.amount': 4242 }, { promoteLongs: false });
     expect(product!.price.amount).toBeInstanceOf(mongoose.mongo.Long);
     // The validator is in force again.
-    const refused = await restored.collection('products').insertOne({ sku: 'no name' }).catch((e: unknown) => e);
+    const refused = await restored
+      .collection('products')
+      .insertOne({ sku: 'no name' })
+      .catch((e: unknown) => e);
     expect((refused as { code?: number }).code).toBe(121);
     await noLeftovers(restored);
   });
@@ -88,7 +99,9 @@ describe('restoring a backup', () => {
       const before = await stateOf(client.db(target));
       const error = await restoreDatabase(client, target, { from: gzipped }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RestoreError);
-      expect((error as Error).message).toMatch(/is not empty \(\d+ collections: api_keys, .*\); restore into an empty database, or pass --replace/);
+      expect((error as Error).message).toMatch(
+        /is not empty \(\d+ collections: api_keys, .*\); restore into an empty database, or pass --replace/,
+      );
       expect(await stateOf(client.db(target))).toEqual(before);
       await noLeftovers(client.db(target));
     });
@@ -105,7 +118,11 @@ describe('restoring a backup', () => {
       await db.collection('customers').deleteMany({});
       await db.collection('extra').insertOne({ kept: true });
       const before = await stateOf(db);
-      const error = await restoreDatabase(client, target, { from: gzipped, replace: true, progress: failingAtThirdMove() }).catch((e: unknown) => e);
+      const error = await restoreDatabase(client, target, {
+        from: gzipped,
+        replace: true,
+        progress: failingAtThirdMove(),
+      }).catch((e: unknown) => e);
       expect((error as Error).message).toBe('connection lost while moving');
       expect(await stateOf(db)).toEqual(before);
       await noLeftovers(db);
@@ -137,11 +154,18 @@ describe('restoring a backup', () => {
       const path = join(damaged, entry.bson.path);
       const bytes = await readFile(path);
       const first = BSON.deserialize(bytes.subarray(0, bytes.readInt32LE(0)), { promoteValues: false });
-      const duplicate = Buffer.from(BSON.serialize({ ...first, _id: new mongoose.mongo.ObjectId('ffffffffffffffffffffffff') }));
+      const duplicate = Buffer.from(
+        BSON.serialize({ ...first, _id: new mongoose.mongo.ObjectId('ffffffffffffffffffffffff') }),
+      );
       const content = Buffer.concat([bytes, duplicate]);
       await writeFile(path, content);
       const sha = createHash('sha256').update(content).digest('hex');
-      Object.assign(entry, { documents: entry.documents + 1, bsonBytes: content.length, bsonSha256: sha, bson: { ...entry.bson, bytes: content.length, sha256: sha } });
+      Object.assign(entry, {
+        documents: entry.documents + 1,
+        bsonBytes: content.length,
+        bsonSha256: sha,
+        bson: { ...entry.bson, bytes: content.length, sha256: sha },
+      });
       crafted.totals.documents += 1;
       crafted.totals.bsonBytes += duplicate.length;
       crafted.totals.storedBytes += duplicate.length;
@@ -163,8 +187,12 @@ describe('restoring a backup', () => {
       const again = await backupDatabase(client.db(source), { out: plain });
       for (const entry of again.collections) {
         const zipped = manifest.collections.find((c) => c.name === entry.name)!;
-        expect(gunzipSync(await readFile(join(gzipped, zipped.bson.path)))).toEqual(await readFile(join(plain, entry.bson.path)));
-        expect(gunzipSync(await readFile(join(gzipped, zipped.metadata.path))).toString()).toBe(await readFile(join(plain, entry.metadata.path), 'utf8'));
+        expect(gunzipSync(await readFile(join(gzipped, zipped.bson.path)))).toEqual(
+          await readFile(join(plain, entry.bson.path)),
+        );
+        expect(gunzipSync(await readFile(join(gzipped, zipped.metadata.path))).toString()).toBe(
+          await readFile(join(plain, entry.metadata.path), 'utf8'),
+        );
         expect(zipped.bsonSha256).toBe(entry.bsonSha256);
       }
     } finally {

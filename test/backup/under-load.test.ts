@@ -15,7 +15,14 @@ import { loadConfig } from '../../src/config.ts';
 import { pendingMigrations } from '../../src/data/migrations.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startEmbeddedMongo, type EmbeddedMongo } from '../../src/mongod/embedded.ts';
-import { LogCapture, MIGRATION_FILES, buildTestApp, dropDatabase, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import {
+  LogCapture,
+  MIGRATION_FILES,
+  buildTestApp,
+  dropDatabase,
+  waitForDatabase,
+  type TestApp,
+} from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
 import { backupDir, collectionDigest, connect, schemaOf, type Db, type MongoClient } from './helpers.ts';
 
@@ -26,7 +33,13 @@ const WORKERS = 6;
 const RESTORED_DB = 'storekeeper_restored';
 
 /** One worker of the load: places orders and moves some on, until told to stop. */
-async function orderLoop(s: Shop, customers: string[], worker: number, running: () => boolean, done: () => void): Promise<void> {
+async function orderLoop(
+  s: Shop,
+  customers: string[],
+  worker: number,
+  running: () => boolean,
+  done: () => void,
+): Promise<void> {
   for (let i = 0; running(); i++) {
     const pick = (list: readonly string[], salt: number) => list[(worker * 7 + i * 3 + salt) % list.length]!;
     const lines = [{ sku: pick(SKUS, 0), quantity: 1 + ((worker + i) % 3) }];
@@ -39,7 +52,9 @@ async function orderLoop(s: Shop, customers: string[], worker: number, running: 
     done();
     const id = placed.json().id as string;
     // A mix of fates: cancelled from placed or after payment, shipped, delivered, left paid or placed.
-    const steps = [['cancel'], ['pay', 'cancel'], ['pay', 'ship'], ['pay', 'ship', 'deliver'], ['pay'], []][(worker + i) % 6]!;
+    const steps = [['cancel'], ['pay', 'cancel'], ['pay', 'ship'], ['pay', 'ship', 'deliver'], ['pay'], []][
+      (worker + i) % 6
+    ]!;
     for (const action of steps) {
       const res = await s.act(id, action);
       if (res.statusCode !== 200) throw new Error(`${action} answered ${res.statusCode}: ${res.body}`);
@@ -54,7 +69,13 @@ function startLoad(s: Shop, customers: string[]) {
   let writes = 0;
   let failure: unknown;
   const workers = Array.from({ length: WORKERS }, (_, worker) =>
-    orderLoop(s, customers, worker, () => running && failure === undefined, () => (writes += 1)).catch((error: unknown) => {
+    orderLoop(
+      s,
+      customers,
+      worker,
+      () => running && failure === undefined,
+      () => (writes += 1),
+    ).catch((error: unknown) => {
       failure ??= error;
     }),
   );
@@ -132,7 +153,9 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
     restored = secondClient.db(RESTORED_DB);
     // The run's figures, for whoever reads the test output.
     const inBackup = manifest.collections.find((c) => c.name === 'orders')!.documents;
-    console.log(`backup under load: ${writesDuringBackup} writes while it ran; it holds ${inBackup} of the ${ordersAtEnd} orders placed in all`);
+    console.log(
+      `backup under load: ${writesDuringBackup} writes while it ran; it holds ${inBackup} of the ${ordersAtEnd} orders placed in all`,
+    );
   });
 
   afterAll(async () => {
@@ -158,7 +181,17 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
     expect(manifest.service).toEqual({ name: 'storekeeper', version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
     expect(manifest.migrations).toMatchObject({ applied: MIGRATION_FILES.length, last: MIGRATION_FILES.at(-1) });
     const names = manifest.collections.map((c) => c.name);
-    expect(names).toEqual(expect.arrayContaining(['products', 'customers', 'stock', 'orders', 'migrations_changelog', 'idempotency_records', 'api_keys']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'products',
+        'customers',
+        'stock',
+        'orders',
+        'migrations_changelog',
+        'idempotency_records',
+        'api_keys',
+      ]),
+    );
     expect(names).not.toContain('migrations_lock');
   });
 
@@ -166,10 +199,15 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
     const collections = (await restored.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
     expect(collections).toEqual(manifest.collections.map((c) => c.name).sort());
     for (const entry of manifest.collections) {
-      expect({ name: entry.name, ...(await collectionDigest(restored, entry.name)) }).toEqual({ name: entry.name, documents: entry.documents, sha256: entry.bsonSha256 });
+      expect({ name: entry.name, ...(await collectionDigest(restored, entry.name)) }).toEqual({
+        name: entry.name,
+        documents: entry.documents,
+        sha256: entry.bsonSha256,
+      });
     }
-    expect(await secondClient.db('admin').admin().listDatabases({ nameOnly: true })).toSatisfy(({ databases }: { databases: { name: string }[] }) =>
-      databases.every((database) => !database.name.includes('_restoring_')),
+    expect(await secondClient.db('admin').admin().listDatabases({ nameOnly: true })).toSatisfy(
+      ({ databases }: { databases: { name: string }[] }) =>
+        databases.every((database) => !database.name.includes('_restoring_')),
     );
   });
 
@@ -199,7 +237,13 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
       for (const warehouse of WAREHOUSES) {
         const item = await restored.collection('stock').findOne({ sku, warehouse });
         const { reserved, shipped } = expected.get(`${sku}/${warehouse}`) ?? { reserved: 0, shipped: 0 };
-        expect({ sku, warehouse, total: item!.available + item!.reserved + item!.shipped, reserved: item!.reserved, shipped: item!.shipped }).toEqual({
+        expect({
+          sku,
+          warehouse,
+          total: item!.available + item!.reserved + item!.shipped,
+          reserved: item!.reserved,
+          shipped: item!.shipped,
+        }).toEqual({
           sku,
           warehouse,
           total: STOCKED,
@@ -212,7 +256,10 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
 
   it("every customer's stats count exactly their orders in the backup", async () => {
     const orders = await restored.collection('orders').find().toArray();
-    const customers = await restored.collection('customers').find({ 'stats.orderCount': { $gt: 0 } }).toArray();
+    const customers = await restored
+      .collection('customers')
+      .find({ 'stats.orderCount': { $gt: 0 } })
+      .toArray();
     expect(customers.length).toBeGreaterThan(0);
     for (const customer of customers) {
       const theirs = orders.filter((o) => o.customerId.equals(customer._id));
@@ -226,8 +273,16 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
   describe('the service on the restored database', () => {
     let app: App;
     beforeAll(async () => {
-      const config = loadConfig({ MONGODB_URI: second.uri, MONGODB_DB: RESTORED_DB, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' });
-      app = await buildApp({ config: { ...config, mongo: { ...config.mongo, uri: config.mongo.uri! } }, logger: createLogger(config.log, new LogCapture()) });
+      const config = loadConfig({
+        MONGODB_URI: second.uri,
+        MONGODB_DB: RESTORED_DB,
+        LOG_LEVEL: 'warn',
+        LOG_FORMAT: 'json',
+      });
+      app = await buildApp({
+        config: { ...config, mongo: { ...config.mongo, uri: config.mongo.uri! } },
+        logger: createLogger(config.log, new LogCapture()),
+      });
       await waitForDatabase(app);
     });
     afterAll(() => app?.close());
@@ -236,7 +291,11 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
       expect(await pendingMigrations(restored)).toEqual([]);
       expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
       const order = await restored.collection('orders').findOne({ status: 'shipped' });
-      const res = await app.inject({ method: 'GET', url: `/v1/orders/${order!._id.toHexString()}`, headers: { authorization: `Bearer ${readerKey}` } });
+      const res = await app.inject({
+        method: 'GET',
+        url: `/v1/orders/${order!._id.toHexString()}`,
+        headers: { authorization: `Bearer ${readerKey}` },
+      });
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json()).toMatchObject({ id: order!._id.toHexString(), status: 'shipped' });
     });

@@ -106,7 +106,10 @@ describe('withCliDatabase', () => {
     const port = await getPort();
     const lines: string[] = [];
     const attempt = withCliDatabase(async () => 'unreachable', {
-      env: { MONGODB_URI: `mongodb://seeder:s3cret-pw@127.0.0.1:${port}/?replicaSet=rs0`, MONGODB_SERVER_SELECTION_TIMEOUT_MS: '300' },
+      env: {
+        MONGODB_URI: `mongodb://seeder:s3cret-pw@127.0.0.1:${port}/?replicaSet=rs0`,
+        MONGODB_SERVER_SELECTION_TIMEOUT_MS: '300',
+      },
       log: (m) => lines.push(m),
     });
     const error = await attempt.then(
@@ -120,6 +123,8 @@ describe('withCliDatabase', () => {
   });
 
   it('throws ConfigError for a bad environment before connecting to anything', async () => {
-    await expect(withCliDatabase(async () => 1, { env: { MONGODB_URI: 'not a uri' }, log: () => {} })).rejects.toBeInstanceOf(ConfigError);
+    await expect(
+      withCliDatabase(async () => 1, { env: { MONGODB_URI: 'not a uri' }, log: () => {} }),
+    ).rejects.toBeInstanceOf(ConfigError);
   });
 });

@@ -13,15 +13,25 @@ describe('npm run keys', () => {
   const env = () => ({ MONGODB_URI: inject('mongoUri'), MONGODB_DB: database.name });
 
   it('creates a key, shows it once, lists it without its secret, and revokes it', async () => {
-    const created = await npmRun('keys', ['create', '--name', 'warehouse sync', '--scope', 'stock:*,products:read', '--expires', '2099-01-01', '--json'], env());
+    const created = await npmRun(
+      'keys',
+      ['create', '--name', 'warehouse sync', '--scope', 'stock:*,products:read', '--expires', '2099-01-01', '--json'],
+      env(),
+    );
     expect(created.code, created.stderr).toBe(0);
     const key = JSON.parse(created.stdout);
-    expect(key).toMatchObject({ name: 'warehouse sync', scopes: ['products:read', 'stock:read', 'stock:write'], expiresAt: '2099-01-01T00:00:00.000Z' });
+    expect(key).toMatchObject({
+      name: 'warehouse sync',
+      scopes: ['products:read', 'stock:read', 'stock:write'],
+      expiresAt: '2099-01-01T00:00:00.000Z',
+    });
     expect(key.key).toMatch(new RegExp(`^sk_${key.prefix}_[A-Za-z0-9_-]{43}$`));
 
     const listed = await npmRun('keys', ['list'], env());
     expect(listed.code, listed.stderr).toBe(0);
-    expect(listed.stdout).toContain(`${key.id}  ${key.prefix}  warehouse sync  [active until 2099-01-01T00:00:00.000Z]`);
+    expect(listed.stdout).toContain(
+      `${key.id}  ${key.prefix}  warehouse sync  [active until 2099-01-01T00:00:00.000Z]`,
+    );
     expect(listed.stdout).not.toContain(key.key.slice(16));
     const stored = await database.db.collection('api_keys').findOne({ prefix: key.prefix });
     expect(JSON.stringify(stored)).not.toContain(key.key.slice(16));
@@ -70,7 +80,9 @@ describe('npm run keys', () => {
   });
 
   it('parses scopes given several times or comma-separated', () => {
-    expect(parseKeysArguments(['create', '--name', 'n', '--scope', 'a,b', '--scope', 'c'])).toMatchObject({ scopes: ['a', 'b', 'c'] });
+    expect(parseKeysArguments(['create', '--name', 'n', '--scope', 'a,b', '--scope', 'c'])).toMatchObject({
+      scopes: ['a', 'b', 'c'],
+    });
     expect(parseKeysArguments(['--help'])).toEqual({ action: 'help' });
   });
 });

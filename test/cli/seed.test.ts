@@ -54,13 +54,16 @@ describe('npm run seed', () => {
   const checksum = async (db: mongoose.mongo.Db) => {
     const hash = createHash('sha256');
     for (const name of COLLECTIONS) {
-      for await (const doc of db.collection(name).find().sort({ _id: 1 })) hash.update(EJSON.stringify(doc, { relaxed: false }));
+      for await (const doc of db.collection(name).find().sort({ _id: 1 }))
+        hash.update(EJSON.stringify(doc, { relaxed: false }));
     }
     return hash.digest('hex');
   };
 
   const counts = (report: SeedReport) =>
-    Object.fromEntries(report.collections.map(({ collection, inserted, present }) => [collection, { inserted, present }]));
+    Object.fromEntries(
+      report.collections.map(({ collection, inserted, present }) => [collection, { inserted, present }]),
+    );
 
   it('fills a migrated database with valid demo data whose attributes depend on the category', async () => {
     const db = await migratedDb('seed_fill');
@@ -91,7 +94,13 @@ describe('npm run seed', () => {
     }
     const keySets = new Set(
       Object.keys(SIGNATURE).map((category) =>
-        [...new Set(products.filter((p) => p.category === category).flatMap((p) => Object.keys(p.attributes as object)))].sort().join(),
+        [
+          ...new Set(
+            products.filter((p) => p.category === category).flatMap((p) => Object.keys(p.attributes as object)),
+          ),
+        ]
+          .sort()
+          .join(),
       ),
     );
     expect(keySets.size).toBe(Object.keys(SIGNATURE).length);
@@ -107,13 +116,21 @@ describe('npm run seed', () => {
     for (const name of COLLECTIONS) {
       const collection = db.collection(name);
       const total = await collection.countDocuments();
-      expect(await collection.countDocuments({ _id: { $type: 'objectId' }, version: { $type: 'int', $eq: 1 } })).toBe(total);
-      expect(await collection.countDocuments({ createdAt: { $type: 'date' }, updatedAt: { $type: 'date' } })).toBe(total);
+      expect(await collection.countDocuments({ _id: { $type: 'objectId' }, version: { $type: 'int', $eq: 1 } })).toBe(
+        total,
+      );
+      expect(await collection.countDocuments({ createdAt: { $type: 'date' }, updatedAt: { $type: 'date' } })).toBe(
+        total,
+      );
       expect(await collection.countDocuments({ $expr: { $gte: ['$updatedAt', '$createdAt'] } })).toBe(total);
     }
-    expect(await db.collection('products').countDocuments({ 'price.amount': { $type: 'int' }, 'price.currency': 'EUR' })).toBe(120);
+    expect(
+      await db.collection('products').countDocuments({ 'price.amount': { $type: 'int' }, 'price.currency': 'EUR' }),
+    ).toBe(120);
     expect(await db.collection('customers').countDocuments({ stats: Customer.serverDefaults.stats })).toBe(30);
-    expect(await db.collection('stock').countDocuments({ reserved: 0, shipped: 0, available: { $gte: 0, $lte: 500 } })).toBe(active * 3);
+    expect(
+      await db.collection('stock').countDocuments({ reserved: 0, shipped: 0, available: { $gte: 0, $lte: 500 } }),
+    ).toBe(active * 3);
     const warehouses = await db.collection('stock').distinct('warehouse');
     expect(warehouses.sort()).toEqual(['AMS-1', 'BER-1', 'MAD-1']);
 
@@ -155,7 +172,12 @@ describe('npm run seed', () => {
     expect(third.collections.map((c) => c.inserted)).toEqual([0, 0, 0]);
     expect(await checksum(db)).toBe(afterChange);
     const kept = (await products.findOne({ sku: target.sku }))!;
-    expect(kept).toMatchObject({ name: 'Renamed through the API', price: { amount: 1234 }, version: 2, updatedAt: changedAt });
+    expect(kept).toMatchObject({
+      name: 'Renamed through the API',
+      price: { amount: 1234 },
+      version: 2,
+      updatedAt: changedAt,
+    });
     expect(await customers.countDocuments()).toBe(30);
   });
 
@@ -179,7 +201,11 @@ describe('npm run seed', () => {
       { inserted: 10, present: 30 },
     ]);
     const skus = before.map((p) => p.sku);
-    const after = await db.collection('products').find({ sku: { $in: skus } }).sort({ _id: 1 }).toArray();
+    const after = await db
+      .collection('products')
+      .find({ sku: { $in: skus } })
+      .sort({ _id: 1 })
+      .toArray();
     expect(EJSON.stringify(after)).toBe(EJSON.stringify(before));
   });
 
@@ -238,7 +264,11 @@ describe('npm run seed', () => {
       expect(badOption.code).toBe(1);
       expect(badOption.stderr).toContain('--products must be an integer');
 
-      const badEnv = await run([], { MONGODB_URI: 'mongodb://user:hunter2@db:27017/?replicaSet=rs0', MONGODB_DB: 'no spaces', EMBEDDED_MONGODB_PORT: 'x' });
+      const badEnv = await run([], {
+        MONGODB_URI: 'mongodb://user:hunter2@db:27017/?replicaSet=rs0',
+        MONGODB_DB: 'no spaces',
+        EMBEDDED_MONGODB_PORT: 'x',
+      });
       expect(badEnv.code).toBe(1);
       expect(badEnv.stderr).toContain('MONGODB_DB must be');
       expect(badEnv.stderr).toContain('EMBEDDED_MONGODB_PORT must be an integer');

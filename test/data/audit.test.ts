@@ -15,7 +15,8 @@ describe('AuditTrail.transaction', () => {
   const products = () => t.app.repositories.documents.get('products')!;
   const actor = (requestId: string): Actor => ({ keyId: key.id, keyName: 'data-test', requestId });
   let sequence = 0;
-  const newProduct = () => products().create({ ...Product.example, sku: `TRAIL-${++sequence}` }, actor(`setup-${sequence}`), t.app.log);
+  const newProduct = () =>
+    products().create({ ...Product.example, sku: `TRAIL-${++sequence}` }, actor(`setup-${sequence}`), t.app.log);
 
   beforeAll(async () => {
     t = await buildTestApp('audit_trail');
@@ -66,7 +67,9 @@ describe('AuditTrail.transaction', () => {
       ['patch', first._id.toHexString(), 2],
       ['patch', contended._id.toHexString(), 3],
     ]);
-    expect(await trail().find({ requestId: 'tx-a' }).toArray()).toEqual([expect.objectContaining({ documentId: contended._id.toHexString(), documentVersion: 2 })]);
+    expect(await trail().find({ requestId: 'tx-a' }).toArray()).toEqual([
+      expect.objectContaining({ documentId: contended._id.toHexString(), documentVersion: 2 }),
+    ]);
     expect((await products().findById(first._id.toHexString()))!.name).toBe(`B, attempt ${attemptsOfB}`);
   });
 

@@ -24,16 +24,29 @@ describe('compileCaster', () => {
     const input = structuredClone(order);
     const cast = compileCaster(Order.stored)(input) as Record<string, any>;
     expect(cast.customerId).toEqual(new ObjectId(order.customerId));
-    expect(cast.history.map((entry: { at: unknown }) => entry.at)).toEqual([new Date('2026-11-25T09:30:00.000Z'), new Date('2026-11-25T09:31:00.000Z')]);
+    expect(cast.history.map((entry: { at: unknown }) => entry.at)).toEqual([
+      new Date('2026-11-25T09:30:00.000Z'),
+      new Date('2026-11-25T09:31:00.000Z'),
+    ]);
     expect(cast.history[1].note).toBe('card');
     expect(cast.lines).toEqual(order.lines);
     expect(input).toEqual(order);
   });
 
-  it.each(ENTITIES.map((entity) => [entity.collection, entity] as const))('casts %s example documents as their Mongoose model does', (collection, entity) => {
-    const model = mongoose.model(`Cast_${collection}`, toMongooseSchema(entity.stored, { collection }));
-    const now = new Date('2026-11-25T10:00:00.000Z');
-    const example = { _id: new ObjectId(), ...entity.example, ...entity.serverExample, version: 1, createdAt: now.toISOString(), updatedAt: now.toISOString() };
-    expect(compileCaster(entity.stored)(example)).toEqual(new model(example).toObject());
-  });
+  it.each(ENTITIES.map((entity) => [entity.collection, entity] as const))(
+    'casts %s example documents as their Mongoose model does',
+    (collection, entity) => {
+      const model = mongoose.model(`Cast_${collection}`, toMongooseSchema(entity.stored, { collection }));
+      const now = new Date('2026-11-25T10:00:00.000Z');
+      const example = {
+        _id: new ObjectId(),
+        ...entity.example,
+        ...entity.serverExample,
+        version: 1,
+        createdAt: now.toISOString(),
+        updatedAt: now.toISOString(),
+      };
+      expect(compileCaster(entity.stored)(example)).toEqual(new model(example).toObject());
+    },
+  );
 });

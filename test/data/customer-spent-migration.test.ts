@@ -17,7 +17,11 @@ const FIRST = '20261125000000-create-collections.js';
 const SPENT = '20261125100000-customer-spent-as-money.js';
 
 interface SpentMigration extends MigrationModule {
-  reshape(db: Db, direction: 'up' | 'down', options?: { batchSize?: number; maxBatches?: number; log?: (line: string) => void }): Promise<number>;
+  reshape(
+    db: Db,
+    direction: 'up' | 'down',
+    options?: { batchSize?: number; maxBatches?: number; log?: (line: string) => void },
+  ): Promise<number>;
   EITHER_VALIDATOR: Doc;
   MONEY_VALIDATOR: Doc;
 }
@@ -44,10 +48,17 @@ function oldCustomer(i: number): Doc {
     email: `old-${i}@example.com`,
     name: `Customer ${i}`,
     ...(i % 5 === 0 ? { phone: '+31201234567' } : {}),
-    addresses: i % 3 === 0 ? [] : [{ label: 'home', line1: `${i} Main Street`, city: 'Amsterdam', postalCode: '1011 AB', country: 'NL' }],
+    addresses:
+      i % 3 === 0
+        ? []
+        : [{ label: 'home', line1: `${i} Main Street`, city: 'Amsterdam', postalCode: '1011 AB', country: 'NL' }],
     marketingOptIn: i % 2 === 0,
     // lastOrderAt after spent: its place in stats must not move either.
-    stats: { orderCount: ordered ? 1 + (i % 7) : 0, spent, ...(ordered ? { lastOrderAt: new Date(createdAt.getTime() + 86_400_000) } : {}) },
+    stats: {
+      orderCount: ordered ? 1 + (i % 7) : 0,
+      spent,
+      ...(ordered ? { lastOrderAt: new Date(createdAt.getTime() + 86_400_000) } : {}),
+    },
     version: 1 + (i % 9),
     createdAt,
     updatedAt: new Date(createdAt.getTime() + i * 1000),
@@ -56,7 +67,10 @@ function oldCustomer(i: number): Doc {
 
 /** The stored documents as the server returns their bytes, in _id order. */
 async function rawDocuments(db: Db): Promise<Buffer[]> {
-  return (await db.collection('customers').find({}, { sort: { _id: 1 }, raw: true }).toArray()) as unknown as Buffer[];
+  return (await db
+    .collection('customers')
+    .find({}, { sort: { _id: 1 }, raw: true })
+    .toArray()) as unknown as Buffer[];
 }
 
 /** Keeps BSON types (int, long, double) so that serializing again gives back the same bytes. */
@@ -70,14 +84,16 @@ function withoutSpent(raw: Buffer): Buffer {
 }
 
 /** The record converted by hand: one { currency, amount } per key, in key order, types kept. */
-const expectedMoney = (raw: Buffer) => Object.entries(decode(raw).stats.spent as Doc).map(([currency, amount]) => ({ currency, amount }));
+const expectedMoney = (raw: Buffer) =>
+  Object.entries(decode(raw).stats.spent as Doc).map(([currency, amount]) => ({ currency, amount }));
 
 async function customersOptions(db: Db): Promise<Doc> {
   const [info] = await db.listCollections({ name: 'customers' }).toArray();
   return (info as { options: Doc }).options;
 }
 
-const indexNames = async (db: Db) => (await db.collection('customers').listIndexes().toArray()).map((index) => index.name as string);
+const indexNames = async (db: Db) =>
+  (await db.collection('customers').listIndexes().toArray()).map((index) => index.name as string);
 
 describe(`migration ${SPENT}`, () => {
   let client: mongoose.mongo.MongoClient;
@@ -128,8 +144,14 @@ describe(`migration ${SPENT}`, () => {
     // The deep-equal view of the same: the document minus stats.spent, as the driver reads it.
     const byId = new Map(originals.map((raw) => [String(decode(raw)._id), BSON.deserialize(raw)]));
     for (const raw of afterUp) {
-      const { stats: { spent, ...stats }, ...rest } = BSON.deserialize(raw);
-      const { stats: { spent: oldSpent, ...oldStats }, ...oldRest } = byId.get(String(rest._id))!;
+      const {
+        stats: { spent, ...stats },
+        ...rest
+      } = BSON.deserialize(raw);
+      const {
+        stats: { spent: oldSpent, ...oldStats },
+        ...oldRest
+      } = byId.get(String(rest._id))!;
       expect({ ...rest, stats }).toEqual({ ...oldRest, stats: oldStats });
       expect(spent).toEqual(Object.entries(oldSpent).map(([currency, amount]) => ({ currency, amount })));
     }
@@ -142,17 +164,31 @@ describe(`migration ${SPENT}`, () => {
     expect(options).toMatchObject({ validationLevel: 'strict', validationAction: 'error' });
     expect(await indexNames(db)).toContain('spent_by_currency');
     // The old shape is refused now; the new one is what the index serves.
-    await expect(customers.insertOne({ ...oldCustomer(COUNT), _id: new BSON.ObjectId(), stats: { orderCount: 1, spent: { EUR: 5 } } }))
-      .rejects.toMatchObject({ code: 121 });
-    await expect(customers.updateOne({ _id: decode(afterUp[1]!)._id }, { $set: { 'stats.spent': { EUR: 5 } } })).rejects.toMatchObject({ code: 121 });
-    const bigEuroSpenders = () => customers.find({ 'stats.spent': { $elemMatch: { currency: 'EUR', amount: { $gte: 1200 } } } });
-    expect(JSON.stringify(await bigEuroSpenders().explain('queryPlanner'))).toContain('"indexName":"spent_by_currency"');
-    expect(await bigEuroSpenders().toArray()).toHaveLength(originals.filter((raw) => Number(decode(raw).stats.spent.EUR ?? 0) >= 1200).length);
+    await expect(
+      customers.insertOne({
+        ...oldCustomer(COUNT),
+        _id: new BSON.ObjectId(),
+        stats: { orderCount: 1, spent: { EUR: 5 } },
+      }),
+    ).rejects.toMatchObject({ code: 121 });
+    await expect(
+      customers.updateOne({ _id: decode(afterUp[1]!)._id }, { $set: { 'stats.spent': { EUR: 5 } } }),
+    ).rejects.toMatchObject({ code: 121 });
+    const bigEuroSpenders = () =>
+      customers.find({ 'stats.spent': { $elemMatch: { currency: 'EUR', amount: { $gte: 1200 } } } });
+    expect(JSON.stringify(await bigEuroSpenders().explain('queryPlanner'))).toContain(
+      '"indexName":"spent_by_currency"',
+    );
+    expect(await bigEuroSpenders().toArray()).toHaveLength(
+      originals.filter((raw) => Number(decode(raw).stats.spent.EUR ?? 0) >= 1200).length,
+    );
 
     await migration.down(db, client);
     expect(await rawDocuments(db)).toEqual(originals);
     // Byte equality implies it, but this is the comparison a reader expects.
-    expect((await rawDocuments(db)).map((raw) => BSON.deserialize(raw))).toEqual(originals.map((raw) => BSON.deserialize(raw)));
+    expect((await rawDocuments(db)).map((raw) => BSON.deserialize(raw))).toEqual(
+      originals.map((raw) => BSON.deserialize(raw)),
+    );
     expect((await customersOptions(db)).validator).toEqual(recordValidator);
     expect(await indexNames(db)).not.toContain('spent_by_currency');
 
@@ -202,7 +238,10 @@ describe(`migration ${SPENT}`, () => {
     const { db, originals } = await oldDatabase('spent_refuse');
     const customers = db.collection('customers');
     const recordValidator = (await customersOptions(db)).validator;
-    const huge: Doc = { ...oldCustomer(COUNT), stats: { orderCount: 1, spent: { EUR: BSON.Long.fromNumber(2 ** 31) } } };
+    const huge: Doc = {
+      ...oldCustomer(COUNT),
+      stats: { orderCount: 1, spent: { EUR: BSON.Long.fromNumber(2 ** 31) } },
+    };
     await customers.insertOne(huge);
 
     // A document the first migration adopted as it was: invalid elsewhere, no update of it passes.
@@ -217,11 +256,22 @@ describe(`migration ${SPENT}`, () => {
 
     await customers.deleteMany({ _id: { $in: [huge._id, adopted._id] } });
     await migration.up(db, client);
-    const twice: Doc = { ...oldCustomer(COUNT + 2), stats: { orderCount: 2, spent: [{ currency: 'EUR', amount: 1 }, { currency: 'EUR', amount: 2 }] } };
+    const twice: Doc = {
+      ...oldCustomer(COUNT + 2),
+      stats: {
+        orderCount: 2,
+        spent: [
+          { currency: 'EUR', amount: 1 },
+          { currency: 'EUR', amount: 2 },
+        ],
+      },
+    };
     // The array's validator cannot forbid a currency twice; down would have to drop one of them.
     await customers.insertOne(twice);
     const before = await rawDocuments(db);
-    await expect(migration.down(db, client)).rejects.toThrow(`two entries of one currency, or a field the validator refuses cannot be converted (${String(twice._id)})`);
+    await expect(migration.down(db, client)).rejects.toThrow(
+      `two entries of one currency, or a field the validator refuses cannot be converted (${String(twice._id)})`,
+    );
     expect(await rawDocuments(db)).toEqual(before);
     expect(await indexNames(db)).toContain('spent_by_currency');
   });

@@ -37,7 +37,11 @@ describe('toMongoJsonSchema', () => {
   });
 
   it('keeps the length and pattern of strings, drops annotations and unchecked formats', () => {
-    expect(property(Type.String({ minLength: 1, maxLength: 5, pattern: '^a', default: 'a', examples: ['a'], format: 'uri' }))).toEqual({
+    expect(
+      property(
+        Type.String({ minLength: 1, maxLength: 5, pattern: '^a', default: 'a', examples: ['a'], format: 'uri' }),
+      ),
+    ).toEqual({
       bsonType: 'string',
       minLength: 1,
       maxLength: 5,
@@ -52,8 +56,14 @@ describe('toMongoJsonSchema', () => {
 
   it("checks e-mail addresses with Ajv's own expression, spelled without its case-insensitive flag", () => {
     const converted = property(Type.String({ format: 'email', maxLength: 254 })) as { pattern: string };
-    expect(converted).toEqual({ bsonType: 'string', maxLength: 254, pattern: expect.stringMatching(/^\^\[a-zA-Z0-9.*\\z$/) });
-    expect(() => property(Type.String({ format: 'email', pattern: '^a' }))).toThrow(/cannot be combined with format email/);
+    expect(converted).toEqual({
+      bsonType: 'string',
+      maxLength: 254,
+      pattern: expect.stringMatching(/^\^\[a-zA-Z0-9.*\\z$/),
+    });
+    expect(() => property(Type.String({ format: 'email', pattern: '^a' }))).toThrow(
+      /cannot be combined with format email/,
+    );
   });
 
   it('stores date-time strings as dates and objectid strings as ObjectIds, without string keywords', () => {
@@ -68,7 +78,10 @@ describe('toMongoJsonSchema', () => {
       maximum: 10,
       multipleOf: 2,
     });
-    expect(property(Type.Number({ minimum: -1 }))).toEqual({ bsonType: ['int', 'long', 'double', 'decimal'], minimum: -1 });
+    expect(property(Type.Number({ minimum: -1 }))).toEqual({
+      bsonType: ['int', 'long', 'double', 'decimal'],
+      minimum: -1,
+    });
   });
 
   it('writes exclusive bounds the draft 4 way', () => {
@@ -157,7 +170,11 @@ describe('toMongoJsonSchema', () => {
 
   it('gives every stored entity an objectId _id and BSON dates for its system fields', () => {
     for (const entity of ENTITIES) {
-      const converted = toMongoJsonSchema(entity.stored) as { properties: Record<string, unknown>; required: string[]; additionalProperties: boolean };
+      const converted = toMongoJsonSchema(entity.stored) as {
+        properties: Record<string, unknown>;
+        required: string[];
+        additionalProperties: boolean;
+      };
       expect(converted.properties._id).toEqual({ bsonType: 'objectId' });
       expect(converted.properties.createdAt).toMatchObject({ bsonType: 'date' });
       expect(converted.properties.version).toMatchObject({ bsonType: ['int', 'long'], minimum: 1 });

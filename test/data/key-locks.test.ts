@@ -45,10 +45,12 @@ describe('KeyLocks', () => {
   it('callers wanting the same keys in opposite orders do not wait for each other forever', async () => {
     const locks = new KeyLocks();
     const done = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => locks.run(i % 2 === 0 ? ['X', 'Y', 'Z'] : ['Z', 'Y', 'X'], 5_000, async () => {
-        await tick();
-        return i;
-      })),
+      Array.from({ length: 20 }, (_, i) =>
+        locks.run(i % 2 === 0 ? ['X', 'Y', 'Z'] : ['Z', 'Y', 'X'], 5_000, async () => {
+          await tick();
+          return i;
+        }),
+      ),
     );
     expect(done).toHaveLength(20);
     expect(locks.size).toBe(0);

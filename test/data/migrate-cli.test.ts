@@ -44,7 +44,10 @@ describe('migrate-mongo command line', () => {
     const dataDir = join(dir, 'data');
     // Nothing listens on the embedded port and nothing may be started: create never connects.
     const port = await getPort();
-    const result = await migrateMongo(['create', 'add-gtin', '--migrations-dir', dir], { DATA_DIR: dataDir, EMBEDDED_MONGODB_PORT: String(port) });
+    const result = await migrateMongo(['create', 'add-gtin', '--migrations-dir', dir], {
+      DATA_DIR: dataDir,
+      EMBEDDED_MONGODB_PORT: String(port),
+    });
     expect(result.code, result.stderr).toBe(0);
     const [created] = await readdir(dir);
     expect(created).toMatch(/^\d{14}-add-gtin\.js$/);
@@ -99,7 +102,11 @@ describe('migrate-mongo command line', () => {
     // The run's replica set is an embedded one (same code path, same replica set name).
     const port = Number(new URL(inject('mongoUri')).port);
     const dataDir = join(await tempDir(), 'untouched');
-    const status = await migrateMongo(['status'], { EMBEDDED_MONGODB_PORT: String(port), DATA_DIR: dataDir, MONGODB_DB: joined });
+    const status = await migrateMongo(['status'], {
+      EMBEDDED_MONGODB_PORT: String(port),
+      DATA_DIR: dataDir,
+      MONGODB_DB: joined,
+    });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stderr).toContain(`the embedded database already runs on 127.0.0.1:${port}`);
     expect(status.stdout).toMatch(PENDING_ROW);
@@ -107,25 +114,31 @@ describe('migrate-mongo command line', () => {
     expect(await listens(port)).toBe(true);
   });
 
-  it('otherwise starts the embedded database for each command and stops it before exiting', { timeout: 240_000 }, async () => {
-    const dataDir = await tempDir();
-    const port = await getPort();
-    const env = { DATA_DIR: dataDir, EMBEDDED_MONGODB_PORT: String(port) };
-    const run = async (command: string) => {
-      const result = await migrateMongo([command], env);
-      expect(result.code, result.stderr).toBe(0);
-      expect(result.stderr).toContain(`nothing listens on 127.0.0.1:${port}: starting the embedded database on ${join(dataDir, 'mongodb')}`);
-      expect(result.stderr).toContain('embedded database stopped');
-      // Stopped, not orphaned: nothing listens the moment the command has exited.
-      expect(await listens(port)).toBe(false);
-      return result.stdout;
-    };
+  it(
+    'otherwise starts the embedded database for each command and stops it before exiting',
+    { timeout: 240_000 },
+    async () => {
+      const dataDir = await tempDir();
+      const port = await getPort();
+      const env = { DATA_DIR: dataDir, EMBEDDED_MONGODB_PORT: String(port) };
+      const run = async (command: string) => {
+        const result = await migrateMongo([command], env);
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stderr).toContain(
+          `nothing listens on 127.0.0.1:${port}: starting the embedded database on ${join(dataDir, 'mongodb')}`,
+        );
+        expect(result.stderr).toContain('embedded database stopped');
+        // Stopped, not orphaned: nothing listens the moment the command has exited.
+        expect(await listens(port)).toBe(false);
+        return result.stdout;
+      };
 
-    expect(await run('status')).toMatch(PENDING_ROW);
-    const up = await run('up');
-    for (const file of migrations) expect(up).toContain(`MIGRATED UP: ${file}`);
-    // The data dir persists between commands, like `npm start`'s.
-    expect(await run('status')).toMatch(APPLIED_ROW);
-    expect(await run('down')).toContain(`MIGRATED DOWN: ${migrations.at(-1)}`);
-  });
+      expect(await run('status')).toMatch(PENDING_ROW);
+      const up = await run('up');
+      for (const file of migrations) expect(up).toContain(`MIGRATED UP: ${file}`);
+      // The data dir persists between commands, like `npm start`'s.
+      expect(await run('status')).toMatch(APPLIED_ROW);
+      expect(await run('down')).toContain(`MIGRATED DOWN: ${migrations.at(-1)}`);
+    },
+  );
 });

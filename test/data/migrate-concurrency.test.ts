@@ -59,7 +59,12 @@ describe('concurrent migrate-mongo runs', () => {
     // mongod under Wine), later than one run takes; the barrier makes them overlap every time.
     const barrier = await mkdtemp(join(tmpdir(), 'storekeeper-barrier-'));
     directories.push(barrier);
-    const raceEnv = { ...env, NODE_OPTIONS: `--import ${BARRIER}`, CONNECT_BARRIER_DIR: barrier, CONNECT_BARRIER_PARTIES: '2' };
+    const raceEnv = {
+      ...env,
+      NODE_OPTIONS: `--import ${BARRIER}`,
+      CONNECT_BARRIER_DIR: barrier,
+      CONNECT_BARRIER_PARTIES: '2',
+    };
     const results = await Promise.all([start(raceEnv), start(raceEnv)]);
     // Both got as far as migrate-mongo's connect, so the race was run, not skipped.
     expect(await readdir(barrier)).toHaveLength(2);
@@ -76,13 +81,17 @@ describe('concurrent migrate-mongo runs', () => {
 
   async function expectMigratedOnce(dbName: string) {
     const db = client.db(dbName);
-    const changelog = await db.collection(changelogCollectionName).find({}, { projection: { _id: 0, fileName: 1 } }).toArray();
+    const changelog = await db
+      .collection(changelogCollectionName)
+      .find({}, { projection: { _id: 0, fileName: 1 } })
+      .toArray();
     expect(changelog.map((entry) => entry.fileName).sort()).toEqual(migrationFiles);
     for (const entity of ENTITIES) {
       const [info] = await db.listCollections({ name: entity.collection }).toArray();
-      expect((info as { options?: { validator?: Record<string, unknown> } } | undefined)?.options?.validator, entity.collection).toHaveProperty(
-        '$jsonSchema',
-      );
+      expect(
+        (info as { options?: { validator?: Record<string, unknown> } } | undefined)?.options?.validator,
+        entity.collection,
+      ).toHaveProperty('$jsonSchema');
     }
     expect(await db.collection(lockCollectionName).countDocuments()).toBe(0);
     // A crashed run's lock is removed by this TTL index, not waited for here (MongoDB's TTL
@@ -97,10 +106,14 @@ describe('concurrent migrate-mongo runs', () => {
   }
 
   for (let round = 1; round <= ROUNDS; round++) {
-    it(`lets exactly one of two \`migrate-mongo up\` migrate (round ${round} of ${ROUNDS}, a fresh database)`, { timeout: 120_000 }, async () => {
-      const loser = await race(freshName(`migrate_race_${round}`), (env) => migrateMongo(['up'], env));
-      expect(loser.stderr).toMatch(RAW_LOCK_MESSAGE);
-    });
+    it(
+      `lets exactly one of two \`migrate-mongo up\` migrate (round ${round} of ${ROUNDS}, a fresh database)`,
+      { timeout: 120_000 },
+      async () => {
+        const loser = await race(freshName(`migrate_race_${round}`), (env) => migrateMongo(['up'], env));
+        expect(loser.stderr).toMatch(RAW_LOCK_MESSAGE);
+      },
+    );
   }
 
   it('has `npm run migrate:up` say in words that another run holds the lock', { timeout: 120_000 }, async () => {
@@ -150,7 +163,9 @@ describe('concurrent migrate-mongo runs', () => {
     });
 
     migrateMongoConfig.set({ ...CLI_MIGRATION_SETTINGS });
-    await expect(up(blind, client)).rejects.toThrow(/Could not create a lock: E11000 duplicate key error .* index: single_lock/);
+    await expect(up(blind, client)).rejects.toThrow(
+      /Could not create a lock: E11000 duplicate key error .* index: single_lock/,
+    );
     expect(unawaited.length).toBeGreaterThan(0);
     await Promise.all(unawaited);
     expect(await lock.countDocuments()).toBe(1);

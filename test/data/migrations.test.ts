@@ -52,9 +52,18 @@ describe('migrations', () => {
 
     expect(await migrateUp(db, client)).toEqual(MIGRATION_FILES);
     expect(await collectionNames(db)).toEqual(
-      [...entityCollections, 'api_keys', 'audit_events', 'idempotency_records', 'service_secrets', changelogCollectionName, lockCollectionName].sort(),
+      [
+        ...entityCollections,
+        'api_keys',
+        'audit_events',
+        'idempotency_records',
+        'service_secrets',
+        changelogCollectionName,
+        lockCollectionName,
+      ].sort(),
     );
-    for (const collection of entityCollections) expect(await indexNames(db, collection)).toEqual(declaredIndexNames(collection));
+    for (const collection of entityCollections)
+      expect(await indexNames(db, collection)).toEqual(declaredIndexNames(collection));
     // Every run released its lock.
     expect(await db.collection(lockCollectionName).countDocuments()).toBe(0);
   });
@@ -72,13 +81,17 @@ describe('migrations', () => {
     expect(await products.findOne({ _id: legacy._id })).toEqual(legacy);
     expect(await indexNames(db, 'products')).toEqual(declaredIndexNames('products'));
     const [info] = await db.listCollections({ name: 'products' }).toArray();
-    expect((info as { options: Record<string, unknown> }).options).toMatchObject({ validationLevel: 'strict', validationAction: 'error' });
+    expect((info as { options: Record<string, unknown> }).options).toMatchObject({
+      validationLevel: 'strict',
+      validationAction: 'error',
+    });
     await expect(products.insertOne({ sku: 'ANOTHER-BAD' })).rejects.toMatchObject({ code: 121 });
 
     // Running the migration again over its own result changes nothing and fails nowhere.
     await db.collection(changelogCollectionName).deleteMany({});
     expect(await migrateUp(db, client)).toEqual(MIGRATION_FILES);
-    for (const collection of entityCollections) expect(await indexNames(db, collection)).toEqual(declaredIndexNames(collection));
+    for (const collection of entityCollections)
+      expect(await indexNames(db, collection)).toEqual(declaredIndexNames(collection));
     expect(await products.countDocuments()).toBe(1);
   });
 
@@ -99,6 +112,8 @@ describe('migrations', () => {
     await db.collection(lockCollectionName).insertOne({ createdAt: new Date() });
     await expect(migrateUp(db, client)).rejects.toThrow(/lock is in place/);
     // The index that turns the check-then-insert race into a duplicate key.
-    await expect(db.collection(lockCollectionName).insertOne({ createdAt: new Date() })).rejects.toMatchObject({ code: 11000 });
+    await expect(db.collection(lockCollectionName).insertOne({ createdAt: new Date() })).rejects.toMatchObject({
+      code: 11000,
+    });
   });
 });

@@ -42,7 +42,9 @@ describe('the Mongoose models agree with the entity declarations field by field'
   for (const entity of ENTITIES as readonly Entity[]) {
     it(`${entity.collection}: same fields, same required flags`, () => {
       const schema = toMongooseSchema(entity.stored, { collection: entity.collection, collation: entity.collation });
-      expect(Object.fromEntries(mongoosePaths(schema))).toEqual(Object.fromEntries(jsonPaths(entity.stored as JsonSchema)));
+      expect(Object.fromEntries(mongoosePaths(schema))).toEqual(
+        Object.fromEntries(jsonPaths(entity.stored as JsonSchema)),
+      );
     });
   }
 
@@ -52,7 +54,12 @@ describe('the Mongoose models agree with the entity declarations field by field'
     const now = new Date();
     const valid = { ...Product.example, version: 1, createdAt: now, updatedAt: now };
     expect(new Model(valid).validateSync()).toBeUndefined();
-    const invalid = new Model({ ...valid, sku: 'lower case', price: { amount: 1.5, currency: 'EUR' }, attributes: { 'bad key': 1 } });
+    const invalid = new Model({
+      ...valid,
+      sku: 'lower case',
+      price: { amount: 1.5, currency: 'EUR' },
+      attributes: { 'bad key': 1 },
+    });
     const error = invalid.validateSync();
     expect(Object.keys(error?.errors ?? {}).sort()).toEqual(['attributes', 'price.amount', 'sku']);
     expect(() => new Model({ ...valid, unknownField: 1 })).toThrow(/not in schema/);

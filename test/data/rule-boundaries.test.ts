@@ -56,16 +56,19 @@ function rulesOf(schema: JsonSchema, sample: Json | undefined, at: Path = []): R
       break;
     }
     case 'array':
-      for (const keyword of ARRAY_RULES) if (schema[keyword] !== undefined) rules.push({ at, keyword, bound: schema[keyword], schema });
+      for (const keyword of ARRAY_RULES)
+        if (schema[keyword] !== undefined) rules.push({ at, keyword, bound: schema[keyword], schema });
       rules.push(...rulesOf(schema.items as JsonSchema, valueAt(sample, [0]), [...at, 0]));
       break;
     case 'string':
       if (STORED_AS_OTHER_TYPES.has(schema.format)) break;
-      for (const keyword of STRING_RULES) if (schema[keyword] !== undefined) rules.push({ at, keyword, bound: schema[keyword], schema });
+      for (const keyword of STRING_RULES)
+        if (schema[keyword] !== undefined) rules.push({ at, keyword, bound: schema[keyword], schema });
       break;
     case 'integer':
     case 'number':
-      for (const keyword of NUMBER_RULES) if (schema[keyword] !== undefined) rules.push({ at, keyword, bound: schema[keyword], schema });
+      for (const keyword of NUMBER_RULES)
+        if (schema[keyword] !== undefined) rules.push({ at, keyword, bound: schema[keyword], schema });
       break;
   }
   return rules;
@@ -90,7 +93,8 @@ function setAt(document: Record<string, Json>, path: Path, value: Json): void {
     }
     const wantsArray = typeof path[index + 1] === 'number';
     const next = container[segment];
-    if (next === null || typeof next !== 'object' || Array.isArray(next) !== wantsArray) container[segment] = wantsArray ? [] : {};
+    if (next === null || typeof next !== 'object' || Array.isArray(next) !== wantsArray)
+      container[segment] = wantsArray ? [] : {};
     container = container[segment] as Record<string | number, Json>;
   });
 }
@@ -124,8 +128,17 @@ function valuesFor(rule: Rule, sample: Json | undefined): Json[] {
     }
     case 'pattern': {
       const name = rule.onNames ? (Object.keys((sample ?? {}) as object)[0] ?? 'probe') : text;
-      const quantifiers = [...String(bound).matchAll(/\{(\d+)(?:,(\d+))?\}/g)].flatMap((found) => [found[1], found[2]]).filter(Boolean).map(Number);
-      const lengths = [0, 1, codePoints(name).length - 1, codePoints(name).length + 1, ...quantifiers.flatMap((q) => [q - 1, q, q + 1, q + 2, q + 3])];
+      const quantifiers = [...String(bound).matchAll(/\{(\d+)(?:,(\d+))?\}/g)]
+        .flatMap((found) => [found[1], found[2]])
+        .filter(Boolean)
+        .map(Number);
+      const lengths = [
+        0,
+        1,
+        codePoints(name).length - 1,
+        codePoints(name).length + 1,
+        ...quantifiers.flatMap((q) => [q - 1, q, q + 1, q + 2, q + 3]),
+      ];
       const names = [
         name,
         `${name}\n`,
@@ -156,7 +169,11 @@ function valuesFor(rule: Rule, sample: Json | undefined): Json[] {
       const sizes = keyword === 'maxItems' ? [limit, limit + 1] : [limit, limit - 1].filter((size) => size >= 0);
       const item = Array.isArray(sample) ? sample[0] : sample;
       // Distinct strings, so a list of unique items stays unique at any size.
-      return sizes.map((size) => Array.from({ length: size }, (_, i) => (typeof item === 'string' ? `${item}${i}` : structuredClone(item ?? null))));
+      return sizes.map((size) =>
+        Array.from({ length: size }, (_, i) =>
+          typeof item === 'string' ? `${item}${i}` : structuredClone(item ?? null),
+        ),
+      );
     }
     case 'uniqueItems': {
       const item = Array.isArray(sample) ? sample[0] : sample;
@@ -201,7 +218,11 @@ describe('every declared rule means the same to the API, the Mongoose model and 
   });
   afterAll(async () => {
     const rules = Object.values(figures.rules).reduce((sum, count) => sum + count, 0);
-    console.info(`rule boundaries: ${rules} rules (${Object.entries(figures.rules).map(([keyword, count]) => `${keyword} ${count}`).join(', ')}); values per layer: ${JSON.stringify(figures.values)}`);
+    console.info(
+      `rule boundaries: ${rules} rules (${Object.entries(figures.rules)
+        .map(([keyword, count]) => `${keyword} ${count}`)
+        .join(', ')}); values per layer: ${JSON.stringify(figures.values)}`,
+    );
     await t.app.close();
   });
 
@@ -213,8 +234,13 @@ describe('every declared rule means the same to the API, the Mongoose model and 
       ajv: (resource) => (checkResource(resource).length === 0 ? 'accepted' : 'refused'),
       ...(entity.operations.replace && {
         route: async (body) => {
-          const res = await t.app.inject({ method: 'PUT', url: `/v1/${entity.collection}/${new ObjectId().toHexString()}`, payload: body });
-          if (res.statusCode !== 400 && res.statusCode !== 404) throw new Error(`PUT answered ${res.statusCode}: ${res.body}`);
+          const res = await t.app.inject({
+            method: 'PUT',
+            url: `/v1/${entity.collection}/${new ObjectId().toHexString()}`,
+            payload: body,
+          });
+          if (res.statusCode !== 400 && res.statusCode !== 404)
+            throw new Error(`PUT answered ${res.statusCode}: ${res.body}`);
           return res.statusCode === 404 ? 'accepted' : 'refused';
         },
       }),
@@ -269,14 +295,20 @@ describe('every declared rule means the same to the API, the Mongoose model and 
       figures.values.mongoose++;
       figures.values.mongodb++;
       if (layers.route !== undefined && writable.includes(String(rule.at[0]))) {
-        found.route = await layers.route(Object.fromEntries(writable.filter((name) => document[name] !== undefined).map((name) => [name, document[name]!])));
+        found.route = await layers.route(
+          Object.fromEntries(
+            writable.filter((name) => document[name] !== undefined).map((name) => [name, document[name]!]),
+          ),
+        );
         figures.values.route++;
       }
       return found;
     }
 
     const base_ = await verdicts({ at: [], keyword: 'base', bound: null, schema: {} }, {});
-    expect(base_, 'the example document').toEqual(Object.fromEntries(Object.keys(base_).map((layer) => [layer, 'accepted'])));
+    expect(base_, 'the example document').toEqual(
+      Object.fromEntries(Object.keys(base_).map((layer) => [layer, 'accepted'])),
+    );
 
     const disagreements: string[] = [];
     const toothless: string[] = [];
@@ -287,7 +319,8 @@ describe('every declared rule means the same to the API, the Mongoose model and 
       for (const value of valuesFor(rule, valueAt(base, rule.at))) {
         const found = await verdicts(rule, value);
         const distinct = new Set(Object.values(found));
-        if (distinct.size > 1) disagreements.push(`${label}: ${JSON.stringify(value).slice(0, 120)} → ${JSON.stringify(found)}`);
+        if (distinct.size > 1)
+          disagreements.push(`${label}: ${JSON.stringify(value).slice(0, 120)} → ${JSON.stringify(found)}`);
         else seen.add(Object.values(found)[0]!);
       }
       // A rule none of whose values any layer refused (or accepted) would prove nothing.

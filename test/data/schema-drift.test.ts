@@ -24,7 +24,12 @@ function normalizeListed(index: Index): Record<string, unknown> {
   const weights = index.weights as Record<string, number> | undefined;
   const key: [string, unknown][] = [];
   for (const [field, direction] of Object.entries(index.key)) {
-    if (field === '_fts') key.push(...Object.keys(weights ?? {}).sort().map((text): [string, unknown] => [text, 'text']));
+    if (field === '_fts')
+      key.push(
+        ...Object.keys(weights ?? {})
+          .sort()
+          .map((text): [string, unknown] => [text, 'text']),
+      );
     else if (field !== '_ftsx') key.push([field, direction]);
   }
   return { ...rest, key };
@@ -36,9 +41,13 @@ function normalizeDeclared({ serves: _serves, ...index }: IndexDeclaration): Rec
   // The server lists a text index's fields together where the first one was declared.
   for (const [field, direction] of Object.entries(index.key)) {
     if (direction !== 'text') key.push([field, direction]);
-    else if (field === textFields[0]) key.push(...[...textFields].sort().map((text): [string, unknown] => [text, 'text']));
+    else if (field === textFields[0])
+      key.push(...[...textFields].sort().map((text): [string, unknown] => [text, 'text']));
   }
-  const weights = textFields.length > 0 ? { ...Object.fromEntries(textFields.map((field) => [field, 1])), ...index.weights } : undefined;
+  const weights =
+    textFields.length > 0
+      ? { ...Object.fromEntries(textFields.map((field) => [field, 1])), ...index.weights }
+      : undefined;
   return { ...index, key, ...(weights ? { weights } : {}) };
 }
 
@@ -51,7 +60,15 @@ describe('the migrated schema matches the entity declarations', () => {
     const names = (await database.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
     // The bookkeeping collections are no entities: their schemas live in their migrations.
     expect(names).toEqual(
-      [...ENTITIES.map((e) => e.collection), 'api_keys', 'audit_events', 'idempotency_records', 'migrations_changelog', 'migrations_lock', 'service_secrets'].sort(),
+      [
+        ...ENTITIES.map((e) => e.collection),
+        'api_keys',
+        'audit_events',
+        'idempotency_records',
+        'migrations_changelog',
+        'migrations_lock',
+        'service_secrets',
+      ].sort(),
     );
   });
 
@@ -78,7 +95,9 @@ describe('the migrated schema matches the entity declarations', () => {
     });
 
     it('has exactly the declared indexes', async () => {
-      const listed = ((await database.db.collection(name).listIndexes().toArray()) as Index[]).filter((index) => index.name !== '_id_');
+      const listed = ((await database.db.collection(name).listIndexes().toArray()) as Index[]).filter(
+        (index) => index.name !== '_id_',
+      );
       expect(listed.map(normalizeListed).sort(byName)).toEqual(entity.indexes.map(normalizeDeclared).sort(byName));
     });
   });

@@ -32,7 +32,14 @@ function toStored(schema: TSchema, value: unknown): unknown {
 /** The entity's example as a complete stored document, with a fresh _id. */
 function validDocument(entity: Entity, overrides: Doc = {}): Doc {
   const now = new Date().toISOString();
-  const resource = { _id: new ObjectId().toHexString(), ...entity.example, ...entity.serverExample, version: 1, createdAt: now, updatedAt: now };
+  const resource = {
+    _id: new ObjectId().toHexString(),
+    ...entity.example,
+    ...entity.serverExample,
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+  };
   return { ...(toStored(entity.stored, resource) as Doc), ...overrides };
 }
 
@@ -46,7 +53,9 @@ describe('the database validates what is written to it', () => {
     async (name, entity) => {
       const document = validDocument(entity);
       await database.db.collection<Doc>(name).insertOne(document);
-      expect(await database.db.collection<Doc>(name).findOne({ _id: document._id as mongoose.mongo.ObjectId })).toEqual(document);
+      expect(await database.db.collection<Doc>(name).findOne({ _id: document._id as mongoose.mongo.ObjectId })).toEqual(
+        document,
+      );
     },
   );
 
@@ -76,28 +85,38 @@ describe('the database validates what is written to it', () => {
   it('refuses an update that breaks the rules, not only inserts', async () => {
     const document = validDocument(Product, { sku: 'UPDATE-1' });
     await products().insertOne(document);
-    await expect(products().updateOne({ _id: document._id as mongoose.mongo.ObjectId }, { $set: { 'price.amount': -5 } })).rejects.toMatchObject({
+    await expect(
+      products().updateOne({ _id: document._id as mongoose.mongo.ObjectId }, { $set: { 'price.amount': -5 } }),
+    ).rejects.toMatchObject({
       code: DOCUMENT_VALIDATION_FAILURE,
     });
-    await expect(products().updateOne({ _id: document._id as mongoose.mongo.ObjectId }, { $unset: { status: '' } })).rejects.toMatchObject({
+    await expect(
+      products().updateOne({ _id: document._id as mongoose.mongo.ObjectId }, { $unset: { status: '' } }),
+    ).rejects.toMatchObject({
       code: DOCUMENT_VALIDATION_FAILURE,
     });
   });
 
   it('refuses an order whose customerId is a hex string instead of an ObjectId', async () => {
     const order = validDocument(Order, { customerId: '6650f0c2a1b2c3d4e5f60718' });
-    await expect(database.db.collection<Doc>('orders').insertOne(order)).rejects.toMatchObject({ code: DOCUMENT_VALIDATION_FAILURE });
+    await expect(database.db.collection<Doc>('orders').insertOne(order)).rejects.toMatchObject({
+      code: DOCUMENT_VALIDATION_FAILURE,
+    });
   });
 
   it('refuses an amount beyond the 32-bit maximum the declaration allows', async () => {
     const tooBig = validDocument(Product, { sku: 'BIG-NUMBER', price: { amount: 2_147_483_648, currency: 'EUR' } });
     await expect(products().insertOne(tooBig)).rejects.toMatchObject({ code: DOCUMENT_VALIDATION_FAILURE });
-    await products().insertOne(validDocument(Product, { sku: 'MAX-NUMBER', price: { amount: 2_147_483_647, currency: 'EUR' } }));
+    await products().insertOne(
+      validDocument(Product, { sku: 'MAX-NUMBER', price: { amount: 2_147_483_647, currency: 'EUR' } }),
+    );
   });
 
   it('refuses a second product with the same SKU', async () => {
     await products().insertOne(validDocument(Product, { sku: 'DUPLICATE-1' }));
-    await expect(products().insertOne(validDocument(Product, { sku: 'DUPLICATE-1' }))).rejects.toMatchObject({ code: DUPLICATE_KEY });
+    await expect(products().insertOne(validDocument(Product, { sku: 'DUPLICATE-1' }))).rejects.toMatchObject({
+      code: DUPLICATE_KEY,
+    });
   });
 
   it('lets any number of products go without a GTIN, but never two share one', async () => {
@@ -107,7 +126,9 @@ describe('the database validates what is written to it', () => {
       await products().insertOne(document);
     }
     await products().insertOne(validDocument(Product, { sku: 'GTIN-1', gtin: '4006381333931' }));
-    await expect(products().insertOne(validDocument(Product, { sku: 'GTIN-2', gtin: '4006381333931' }))).rejects.toMatchObject({
+    await expect(
+      products().insertOne(validDocument(Product, { sku: 'GTIN-2', gtin: '4006381333931' })),
+    ).rejects.toMatchObject({
       code: DUPLICATE_KEY,
     });
   });

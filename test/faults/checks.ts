@@ -39,17 +39,32 @@ export interface Stored {
 }
 
 export async function readBack(uri: string, dbName: string, warehouse: string): Promise<Stored> {
-  const client = await new mongoose.mongo.MongoClient(uri, { readConcernLevel: 'majority', serverSelectionTimeoutMS: 30_000 }).connect();
+  const client = await new mongoose.mongo.MongoClient(uri, {
+    readConcernLevel: 'majority',
+    serverSelectionTimeoutMS: 30_000,
+  }).connect();
   try {
     const db = client.db(dbName);
     const [products, orders, audit, stock] = await Promise.all([
-      db.collection('products').find({ sku: { $not: /^SEED-/ } }, { projection: { sku: 1 } }).toArray(),
-      db.collection('orders').find({}, { projection: { status: 1, lines: 1 } }).toArray(),
+      db
+        .collection('products')
+        .find({ sku: { $not: /^SEED-/ } }, { projection: { sku: 1 } })
+        .toArray(),
+      db
+        .collection('orders')
+        .find({}, { projection: { status: 1, lines: 1 } })
+        .toArray(),
       db
         .collection('audit_events')
-        .find({ action: { $in: ['create', 'place'] }, collection: { $in: ['products', 'orders'] } }, { projection: { documentId: 1, requestId: 1 } })
+        .find(
+          { action: { $in: ['create', 'place'] }, collection: { $in: ['products', 'orders'] } },
+          { projection: { documentId: 1, requestId: 1 } },
+        )
         .toArray(),
-      db.collection('stock').find({ warehouse }, { projection: { sku: 1, available: 1, reserved: 1, shipped: 1 } }).toArray(),
+      db
+        .collection('stock')
+        .find({ warehouse }, { projection: { sku: 1, available: 1, reserved: 1, shipped: 1 } })
+        .toArray(),
     ]);
     const productsBySku = new Map<string, string[]>();
     for (const product of products) {
@@ -60,7 +75,12 @@ export async function readBack(uri: string, dbName: string, warehouse: string): 
     return {
       productsBySku,
       productIds: new Set(products.map((product) => product._id.toHexString())),
-      orders: new Map(orders.map((order) => [order._id.toHexString(), { id: order._id.toHexString(), status: order.status, lines: order.lines }])),
+      orders: new Map(
+        orders.map((order) => [
+          order._id.toHexString(),
+          { id: order._id.toHexString(), status: order.status, lines: order.lines },
+        ]),
+      ),
       creators: new Map(audit.map((entry) => [entry.documentId as string, entry.requestId as string])),
       stock: new Map(stock.map((item) => [item.sku as string, item as unknown as StockItem])),
     };
@@ -140,10 +160,14 @@ export function tally({ scenario, client, probes, stored, shop, errorLogs, servi
   for (const write of writes) {
     const last = write.attempts.at(-1)!;
     const verdict = judge(last);
-    const ids = write.kind === 'product' ? (stored.productsBySku.get(write.sku!) ?? []) : [...(ordersOf.get(write.id) ?? [])];
+    const ids =
+      write.kind === 'product' ? (stored.productsBySku.get(write.sku!) ?? []) : [...(ordersOf.get(write.id) ?? [])];
     if (verdict.outcome === 'acknowledged') {
       f.acknowledged++;
-      const found = write.kind === 'product' ? stored.productIds.has(write.createdId ?? '') : stored.orders.has(write.createdId ?? '');
+      const found =
+        write.kind === 'product'
+          ? stored.productIds.has(write.createdId ?? '')
+          : stored.orders.has(write.createdId ?? '');
       if (!found) f.lost.push(`${write.id} (${write.kind} ${write.createdId ?? 'without an id'})`);
     } else if (verdict.outcome === 'refused') {
       f.refused.push(`${write.id} ${answerName(last)}`);
@@ -160,10 +184,12 @@ export function tally({ scenario, client, probes, stored, shop, errorLogs, servi
   for (const { write, attempt } of attempts) {
     const name = answerName(attempt);
     f.answers[name] = (f.answers[name] ?? 0) + 1;
-    if (attempt.status !== undefined && attempt.status >= 500 && attempt.status !== 503) f.serverErrors.push(`${attempt.requestId} ${name}`);
+    if (attempt.status !== undefined && attempt.status >= 500 && attempt.status !== 503)
+      f.serverErrors.push(`${attempt.requestId} ${name}`);
     const route = `POST ${write.path}`;
     noteSlowest(f, route, attempt.elapsedMs, `${attempt.requestId} ${name}`);
-    if (attempt.elapsedMs > ANSWER_BOUND_MS) f.overBound.push(`${attempt.requestId} ${Math.round(attempt.elapsedMs)} ms ${name}`);
+    if (attempt.elapsedMs > ANSWER_BOUND_MS)
+      f.overBound.push(`${attempt.requestId} ${Math.round(attempt.elapsedMs)} ms ${name}`);
   }
   for (const probe of probes) {
     const name = probe.status === undefined ? 'no answer' : String(probe.status);
@@ -180,7 +206,8 @@ export function tally({ scenario, client, probes, stored, shop, errorLogs, servi
 /** Orders per logical write: those its attempts' audit entries name, and the id it was answered with. */
 function ordersByWrite(writes: LogicalWrite[], stored: Stored): Map<string, Set<string>> {
   const byRequest = new Map<string, string>();
-  for (const [documentId, requestId] of stored.creators) if (stored.orders.has(documentId)) byRequest.set(requestId, documentId);
+  for (const [documentId, requestId] of stored.creators)
+    if (stored.orders.has(documentId)) byRequest.set(requestId, documentId);
   const result = new Map<string, Set<string>>();
   for (const write of writes) {
     if (write.kind !== 'order') continue;
@@ -204,7 +231,8 @@ function notWrittenAnswerAbout(write: LogicalWrite, ids: string[], stored: Store
   for (const id of ids) {
     const requestId = stored.creators.get(id);
     const committing = write.attempts.find((attempt) => attempt.requestId === requestId);
-    if (committing !== undefined && saidNotWritten(committing)) return `attempt ${committing.requestId} committed and was answered ${answerName(committing)}`;
+    if (committing !== undefined && saidNotWritten(committing))
+      return `attempt ${committing.requestId} committed and was answered ${answerName(committing)}`;
   }
   const last = write.attempts.at(-1)!;
   return saidNotWritten(last) ? `stored, and its last answer was ${answerName(last)}` : undefined;
@@ -217,14 +245,21 @@ function notWrittenAnswerAbout(write: LogicalWrite, ids: string[], stored: Store
 function checkLedger(writes: LogicalWrite[], stored: Stored, shop: Shop): string[] {
   const orders: StoredOrder[] = [...stored.orders.values()];
   for (const write of writes) {
-    const acknowledged = write.kind === 'order' && write.createdId !== undefined && judge(write.attempts.at(-1)!).outcome === 'acknowledged';
+    const acknowledged =
+      write.kind === 'order' &&
+      write.createdId !== undefined &&
+      judge(write.attempts.at(-1)!).outcome === 'acknowledged';
     if (acknowledged && !stored.orders.has(write.createdId!)) {
       orders.push({ id: write.createdId!, status: 'placed', lines: write.body.lines as StoredOrder['lines'] });
     }
   }
   const problems: string[] = [];
   for (const [sku, initial] of shop.initialStock) {
-    const lines = orders.flatMap((order) => order.lines.filter((line) => line.sku === sku).map((line) => ({ ...line, open: OPEN_STATUSES.has(order.status) })));
+    const lines = orders.flatMap((order) =>
+      order.lines
+        .filter((line) => line.sku === sku)
+        .map((line) => ({ ...line, open: OPEN_STATUSES.has(order.status) })),
+    );
     const taken = lines.reduce((sum, line) => sum + line.quantity, 0);
     const held = lines.reduce((sum, line) => sum + (line.open ? line.quantity : 0), 0);
     const item = stored.stock.get(sku);
@@ -232,8 +267,10 @@ function checkLedger(writes: LogicalWrite[], stored: Stored, shop: Shop): string
       problems.push(`${sku}: stock item missing`);
       continue;
     }
-    if (item.available !== initial - taken) problems.push(`${sku}: available ${item.available}, expected ${initial} - ${taken} = ${initial - taken}`);
-    if (item.reserved !== held) problems.push(`${sku}: reserved ${item.reserved}, expected ${held} held by open orders`);
+    if (item.available !== initial - taken)
+      problems.push(`${sku}: available ${item.available}, expected ${initial} - ${taken} = ${initial - taken}`);
+    if (item.reserved !== held)
+      problems.push(`${sku}: reserved ${item.reserved}, expected ${held} held by open orders`);
     if (item.shipped !== 0) problems.push(`${sku}: shipped ${item.shipped}, expected 0`);
   }
   return problems;
@@ -270,7 +307,10 @@ export function report(f: Figures): string {
       .join(', ')}`,
   ];
   const detail = (label: string, items: string[]) => {
-    if (items.length > 0) lines.push(`  ${label} (${items.length}): ${items.slice(0, EXAMPLES).join('; ')}${items.length > EXAMPLES ? '; ...' : ''}`);
+    if (items.length > 0)
+      lines.push(
+        `  ${label} (${items.length}): ${items.slice(0, EXAMPLES).join('; ')}${items.length > EXAMPLES ? '; ...' : ''}`,
+      );
   };
   detail('lost', f.lost);
   detail('said not written but stored', f.saidNotWrittenButStored);

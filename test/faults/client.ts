@@ -67,7 +67,11 @@ export function judge(attempt: Attempt): Verdict {
   if (status < 500) return { final: true, outcome: 'refused' };
   if (status === 503) {
     const saidNotWritten = problemType === PROBLEM.unavailable || problemType === PROBLEM.queryTimeout;
-    return { final: false, outcome: saidNotWritten ? 'said-not-written' : 'outcome-unknown', waitMs: Math.min(retryAfterMs, MAX_503_WAIT_MS) };
+    return {
+      final: false,
+      outcome: saidNotWritten ? 'said-not-written' : 'outcome-unknown',
+      waitMs: Math.min(retryAfterMs, MAX_503_WAIT_MS),
+    };
   }
   return { final: true, outcome: 'server-error' };
 }
@@ -91,7 +95,15 @@ export class FaultClient {
   ) {}
 
   newWrite(kind: Kind, id: string, path: string, body: Record<string, unknown>, sku?: string): LogicalWrite {
-    const write: LogicalWrite = { id, kind, path, key: `${this.runTag}-${id}`, body, attempts: [], ...(sku !== undefined && { sku }) };
+    const write: LogicalWrite = {
+      id,
+      kind,
+      path,
+      key: `${this.runTag}-${id}`,
+      body,
+      attempts: [],
+      ...(sku !== undefined && { sku }),
+    };
     this.writes.push(write);
     return write;
   }
@@ -182,7 +194,10 @@ function parseJson(text: string): Record<string, unknown> | undefined {
 function errorCode(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = (error as { cause?: unknown }).cause;
-  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
+  const code =
+    typeof cause === 'object' && cause !== null && 'code' in cause
+      ? String((cause as { code: unknown }).code)
+      : undefined;
   return code ?? error.name;
 }
 

@@ -21,7 +21,12 @@ const CACHE_SIZE_GB = '0.25';
 // Cold starts under Wine on a busy machine take several seconds.
 const LAUNCH_TIMEOUT_MS = 60_000;
 // Elections in 1-3 s instead of 10 s; not lower, or a loaded two-core machine elects by mistake.
-const ELECTION_SETTINGS = { electionTimeoutMillis: 2000, heartbeatIntervalMillis: 500, heartbeatTimeoutSecs: 3, catchUpTimeoutMillis: 2000 };
+const ELECTION_SETTINGS = {
+  electionTimeoutMillis: 2000,
+  heartbeatIntervalMillis: 500,
+  heartbeatTimeoutSecs: 3,
+  catchUpTimeoutMillis: 2000,
+};
 const PROBE_TIMEOUT_MS = 1000;
 
 export type MemberState = 'PRIMARY' | 'SECONDARY' | 'DOWN' | 'OTHER';
@@ -81,7 +86,12 @@ export class FaultCluster {
       await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
       throw error;
     }
-    const members = replSet.servers.map((server, index) => ({ index, port: ports[index]!, dbPath: dirs[index]!, server }));
+    const members = replSet.servers.map((server, index) => ({
+      index,
+      port: ports[index]!,
+      dbPath: dirs[index]!,
+      server,
+    }));
     return new FaultCluster(replSet, members, dirs);
   }
 
@@ -115,7 +125,8 @@ export class FaultCluster {
   async waitForState(member: Member, wanted: MemberState, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while ((await this.state(member)) !== wanted) {
-      if (Date.now() > deadline) throw new Error(`member ${member.index} did not become ${wanted} within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`member ${member.index} did not become ${wanted} within ${timeoutMs} ms`);
       await sleep(250);
     }
   }
@@ -131,7 +142,9 @@ export class FaultCluster {
 
   /** replSetStepDown on the primary: it steps down once a secondary has caught up. */
   async stepDown(member: Member): Promise<void> {
-    await this.probe(member).db('admin').command({ replSetStepDown: 30, secondaryCatchUpPeriodSecs: 10 }, { timeoutMS: 30_000 });
+    await this.probe(member)
+      .db('admin')
+      .command({ replSetStepDown: 30, secondaryCatchUpPeriodSecs: 10 }, { timeoutMS: 30_000 });
   }
 
   /** SIGKILL: no shutdown, no flush; the journal is all the restart has. */
@@ -151,14 +164,21 @@ export class FaultCluster {
    */
   async freeze(member: Member, atMostMs: number): Promise<void> {
     const pid = this.pid(member);
-    const watchdog = spawn(process.execPath, ['-e', `setTimeout(() => { try { process.kill(${pid}, 'SIGCONT') } catch {} }, ${atMostMs})`], {
-      detached: true,
-      stdio: 'ignore',
-    });
+    const watchdog = spawn(
+      process.execPath,
+      ['-e', `setTimeout(() => { try { process.kill(${pid}, 'SIGCONT') } catch {} }, ${atMostMs})`],
+      {
+        detached: true,
+        stdio: 'ignore',
+      },
+    );
     watchdog.unref();
     process.kill(pid, 'SIGSTOP');
     this.frozen.set(member.index, watchdog);
-    const fresh = new MongoClient(`mongodb://${HOST}:${member.port}/?directConnection=true`, { serverSelectionTimeoutMS: 1500, connectTimeoutMS: 1500 });
+    const fresh = new MongoClient(`mongodb://${HOST}:${member.port}/?directConnection=true`, {
+      serverSelectionTimeoutMS: 1500,
+      connectTimeoutMS: 1500,
+    });
     try {
       await fresh.db('admin').command({ ping: 1 }, { timeoutMS: 1500 });
     } catch {
@@ -229,7 +249,12 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]);
+    return await Promise.race([
+      work,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -4,7 +4,15 @@
 // had no definitive answer once MongoDB is back.
 
 import { INITIAL_STOCK, ORDER_LOOPS, PRODUCT_WRITERS, READINESS_POLL_MS } from './bounds.ts';
-import { KEY_BUDGET_MS, judge, probeReadiness, sleep, type FaultClient, type LogicalWrite, type Probe } from './client.ts';
+import {
+  KEY_BUDGET_MS,
+  judge,
+  probeReadiness,
+  sleep,
+  type FaultClient,
+  type LogicalWrite,
+  type Probe,
+} from './client.ts';
 
 export const WAREHOUSE = 'FLT-1';
 
@@ -30,13 +38,21 @@ export async function seedShop(baseUrl: string, apiKey: string): Promise<Shop> {
   const skus = ['SEED-A', 'SEED-B', 'SEED-C', 'SEED-D'];
   const initialStock = new Map<string, number>();
   for (const [i, sku] of skus.entries()) {
-    await create('/v1/products', { sku, name: `Seeded ${sku}`, price: { amount: 100 * (i + 1), currency: 'EUR' }, category: 'faults', status: 'active' });
+    await create('/v1/products', {
+      sku,
+      name: `Seeded ${sku}`,
+      price: { amount: 100 * (i + 1), currency: 'EUR' },
+      category: 'faults',
+      status: 'active',
+    });
     await create('/v1/stock', { sku, warehouse: WAREHOUSE, available: INITIAL_STOCK });
     initialStock.set(sku, INITIAL_STOCK);
   }
   const customerIds: string[] = [];
   for (let i = 0; i < ORDER_LOOPS; i++) {
-    customerIds.push((await create('/v1/customers', { email: `buyer-${i}@faults.example.com`, name: `Buyer ${i}` })).id);
+    customerIds.push(
+      (await create('/v1/customers', { email: `buyer-${i}@faults.example.com`, name: `Buyer ${i}` })).id,
+    );
   }
   return { skus, customerIds, initialStock };
 }
@@ -64,7 +80,8 @@ export class Load {
   async readyAfter(since: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.probes.some((probe) => probe.startedAt >= since && probe.status === 200)) {
-      if (Date.now() > deadline) throw new Error(`/health/ready did not answer 200 within ${timeoutMs} ms of the repair`);
+      if (Date.now() > deadline)
+        throw new Error(`/health/ready did not answer 200 within ${timeoutMs} ms of the repair`);
       await sleep(100);
     }
   }
@@ -81,7 +98,13 @@ export class Load {
   private async productLoop(w: number): Promise<void> {
     for (let n = 1; !this.stopped; n++) {
       const sku = `${this.tag}-W${w}-${n}`;
-      const body = { sku, name: `Fault ${sku}`, price: { amount: 1000 + (n % 100), currency: 'EUR' }, category: 'faults', status: 'active' };
+      const body = {
+        sku,
+        name: `Fault ${sku}`,
+        price: { amount: 1000 + (n % 100), currency: 'EUR' },
+        category: 'faults',
+        status: 'active',
+      };
       const write = this.client.newWrite('product', `${this.tag}.w${w}.${n}`, '/v1/products', body, sku);
       await this.client.send(write, { phase: 'load', budgetMs: KEY_BUDGET_MS, stop: this.cutOff });
     }
@@ -93,7 +116,13 @@ export class Load {
       const first = skus[(o + n) % skus.length]!;
       const second = skus[(o + n + 1) % skus.length]!;
       // One line or two, of varying quantities: the ledger check then covers multi-item reservations.
-      const lines = n % 2 === 0 ? [{ sku: first, quantity: 1 + (n % 3) }] : [{ sku: first, quantity: 1 }, { sku: second, quantity: 2 }];
+      const lines =
+        n % 2 === 0
+          ? [{ sku: first, quantity: 1 + (n % 3) }]
+          : [
+              { sku: first, quantity: 1 },
+              { sku: second, quantity: 2 },
+            ];
       const body = { customerId: customerIds[o % customerIds.length]!, warehouse: WAREHOUSE, lines };
       const write = this.client.newWrite('order', `${this.tag}.o${o}.${n}`, '/v1/orders', body);
       await this.client.send(write, { phase: 'load', budgetMs: KEY_BUDGET_MS, stop: this.cutOff });

@@ -24,7 +24,8 @@ describe('a three-member replica set under load', () => {
   // Each scenario starts from a whole set: one primary, every other member a secondary.
   beforeEach(async () => {
     const primary = await cluster!.primary();
-    for (const member of cluster!.members) if (member !== primary) await cluster!.waitForState(member, 'SECONDARY', REJOIN_TIMEOUT_MS);
+    for (const member of cluster!.members)
+      if (member !== primary) await cluster!.waitForState(member, 'SECONDARY', REJOIN_TIMEOUT_MS);
   });
 
   it('primary stepped down: what clients were told is what MongoDB holds', async () => {

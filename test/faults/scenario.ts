@@ -84,22 +84,45 @@ class Timeline {
   }
 }
 
-const examples = (items: string[]) => (items.length === 0 ? '' : `: ${items.slice(0, 3).join('; ')}${items.length > 3 ? '; ...' : ''}`);
+const examples = (items: string[]) =>
+  items.length === 0 ? '' : `: ${items.slice(0, 3).join('; ')}${items.length > 3 ? '; ...' : ''}`;
 
 /** What clients were told must be true. Soft, so one run reports every finding of a scenario. */
 export function expectTruthfulAnswers(f: Figures): void {
   expect(f.acknowledged, 'no write was acknowledged at all: the scenario proves nothing').toBeGreaterThan(0);
   expect.soft(f.lost.length, `acknowledged writes missing from MongoDB${examples(f.lost)}`).toBe(0);
-  expect.soft(f.saidNotWrittenButStored.length, `writes stored although answered "not written"${examples(f.saidNotWrittenButStored)}`).toBe(0);
+  expect
+    .soft(
+      f.saidNotWrittenButStored.length,
+      `writes stored although answered "not written"${examples(f.saidNotWrittenButStored)}`,
+    )
+    .toBe(0);
   const blocked = [...f.blocked, ...f.undecided];
-  expect.soft(blocked.length, `keys with no definitive answer within ${BLOCKED_AFTER_MS} ms once MongoDB was back${examples(blocked)}`).toBe(0);
+  expect
+    .soft(
+      blocked.length,
+      `keys with no definitive answer within ${BLOCKED_AFTER_MS} ms once MongoDB was back${examples(blocked)}`,
+    )
+    .toBe(0);
   expect.soft(f.serverErrors.length, `500 answers${examples(f.serverErrors)}`).toBe(0);
-  expect.soft(f.errorLogs.length, `service log lines at level >= 50${examples(f.errorLogs.map((line) => String(line.msg)))}`).toBe(0);
+  expect
+    .soft(
+      f.errorLogs.length,
+      `service log lines at level >= 50${examples(f.errorLogs.map((line) => String(line.msg)))}`,
+    )
+    .toBe(0);
   expect.soft(f.duplicates.length, `logical writes stored more than once${examples(f.duplicates)}`).toBe(0);
   expect.soft(f.refused.length, `valid requests refused with a 4xx${examples(f.refused)}`).toBe(0);
-  expect.soft(f.unattributedOrders.length, `orders no logical write accounts for${examples(f.unattributedOrders)}`).toBe(0);
+  expect
+    .soft(f.unattributedOrders.length, `orders no logical write accounts for${examples(f.unattributedOrders)}`)
+    .toBe(0);
   expect.soft(f.ledger.length, `stock ledger off${examples(f.ledger)}`).toBe(0);
   expect.soft(f.overBound.length, `answers slower than ${ANSWER_BOUND_MS} ms${examples(f.overBound)}`).toBe(0);
-  expect.soft(f.readinessOverBound.length, `readiness answers slower than ${READINESS_BOUND_MS} ms${examples(f.readinessOverBound)}`).toBe(0);
+  expect
+    .soft(
+      f.readinessOverBound.length,
+      `readiness answers slower than ${READINESS_BOUND_MS} ms${examples(f.readinessOverBound)}`,
+    )
+    .toBe(0);
   expect.soft(f.serviceExit, 'the service process exited on its own').toBeUndefined();
 }

@@ -36,7 +36,11 @@ export async function startService(uri: string, label: string): Promise<Service>
   let apiKey: string;
   try {
     await migrateUp(client.db(dbName), client);
-    ({ key: apiKey } = await ApiKeyStore.of(client.db(dbName)).create({ name: 'faults', scopes: ['*'], rateLimitPerMinute: 0 }));
+    ({ key: apiKey } = await ApiKeyStore.of(client.db(dbName)).create({
+      name: 'faults',
+      scopes: ['*'],
+      rateLimitPerMinute: 0,
+    }));
   } finally {
     await client.close();
   }
@@ -97,13 +101,15 @@ export async function startService(uri: string, label: string): Promise<Service>
 async function waitUntilReady(baseUrl: string, child: ServiceProcess): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    if (child.child.exitCode !== null) throw new Error(`the service exited with ${child.child.exitCode}: ${child.stderr.join('')}`);
+    if (child.child.exitCode !== null)
+      throw new Error(`the service exited with ${child.child.exitCode}: ${child.stderr.join('')}`);
     const status = await fetch(`${baseUrl}/health/ready`, { signal: AbortSignal.timeout(2000) }).then(
       (res) => res.status,
       () => undefined,
     );
     if (status === 200) return;
-    if (Date.now() > deadline) throw new Error(`the service was not ready within ${START_TIMEOUT_MS} ms: ${child.stderr.join('')}`);
+    if (Date.now() > deadline)
+      throw new Error(`the service was not ready within ${START_TIMEOUT_MS} ms: ${child.stderr.join('')}`);
     await sleep(200);
   }
 }

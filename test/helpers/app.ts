@@ -46,7 +46,10 @@ export interface TestApp {
   /** A key holding every scope, with no rate limit: what app.inject sends unless told otherwise. */
   key: string;
   /** Creates another key in the test database. */
-  createKey(scopes: string[], options?: { name?: string; rateLimitPerMinute?: number; expiresAt?: Date }): Promise<{ id: string; key: string }>;
+  createKey(
+    scopes: string[],
+    options?: { name?: string; rateLimitPerMinute?: number; expiresAt?: Date },
+  ): Promise<{ id: string; key: string }>;
 }
 
 /** The env the test app is configured from; overrides replace or add variables. */
@@ -65,14 +68,24 @@ export async function buildTestApp(label: string, overrides: Record<string, stri
 }
 
 /** Another instance of the app on an existing test database, sending `key` by default. */
-export async function buildAppOn(dbName: string, key: string, overrides: Record<string, string> = {}): Promise<TestApp> {
+export async function buildAppOn(
+  dbName: string,
+  key: string,
+  overrides: Record<string, string> = {},
+): Promise<TestApp> {
   const config = loadConfig(testEnv(dbName, overrides));
   const logs = new LogCapture();
   const app = await buildApp({
     config: { ...config, mongo: { ...config.mongo, uri: config.mongo.uri! } },
     logger: createLogger(config.log, logs),
   });
-  return { app: sendingKey(app, key), logs, dbName, key, createKey: (scopes, options) => createTestKey(dbName, scopes, options) };
+  return {
+    app: sendingKey(app, key),
+    logs,
+    dbName,
+    key,
+    createKey: (scopes, options) => createTestKey(dbName, scopes, options),
+  };
 }
 
 /** Creates an API key in a test database through a short-lived client of its own. */
@@ -83,7 +96,11 @@ export async function createTestKey(
 ): Promise<{ id: string; key: string }> {
   const client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
   try {
-    const created = await ApiKeyStore.of(client.db(dbName)).create({ name: options.name ?? 'test', scopes, ...options });
+    const created = await ApiKeyStore.of(client.db(dbName)).create({
+      name: options.name ?? 'test',
+      scopes,
+      ...options,
+    });
     return { id: created.id, key: created.key };
   } finally {
     await client.close();
@@ -113,7 +130,9 @@ function sendingKey(app: App, key: string): App {
 }
 
 /** The file names of migrations/, in the order they apply. */
-export const MIGRATION_FILES = readdirSync(MIGRATIONS_DIR).filter((file) => file.endsWith('.js')).sort();
+export const MIGRATION_FILES = readdirSync(MIGRATIONS_DIR)
+  .filter((file) => file.endsWith('.js'))
+  .sort();
 
 /** Applies every migration to a test database through a short-lived client of its own. */
 export async function migrateDatabase(dbName: string): Promise<void> {
@@ -174,8 +193,17 @@ export function useMigratedDatabase(label: string): { readonly name: string; rea
 
 /** Every collection of a database, sorted by _id, as canonical EJSON: to show a request changed nothing, byte for byte. */
 export async function dumpDatabase(db: mongoose.mongo.Db): Promise<Map<string, string>> {
-  const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).filter((name) => !name.startsWith('system.')).sort();
+  const names = (await db.listCollections({}, { nameOnly: true }).toArray())
+    .map((c) => c.name)
+    .filter((name) => !name.startsWith('system.'))
+    .sort();
   const dumped = new Map<string, string>();
-  for (const name of names) dumped.set(name, mongoose.mongo.BSON.EJSON.stringify(await db.collection(name).find().sort({ _id: 1 }).toArray(), { relaxed: false }));
+  for (const name of names)
+    dumped.set(
+      name,
+      mongoose.mongo.BSON.EJSON.stringify(await db.collection(name).find().sort({ _id: 1 }).toArray(), {
+        relaxed: false,
+      }),
+    );
   return dumped;
 }

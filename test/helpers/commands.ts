@@ -16,8 +16,14 @@ const MIGRATE_MONGO_BIN = resolve(ROOT, 'node_modules/migrate-mongo/bin/migrate-
 const PASSED_THROUGH = ['PATH', 'HOME', 'XDG_CACHE_HOME', 'MONGOD_BINARY', 'MONGOMS_SYSTEM_BINARY'];
 
 export function runCommand(file: string, args: string[], env: Record<string, string>): Promise<CommandResult> {
-  const base = Object.fromEntries(PASSED_THROUGH.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])));
-  const child = spawn(file, args, { cwd: ROOT, env: { ...base, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const base = Object.fromEntries(
+    PASSED_THROUGH.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])),
+  );
+  const child = spawn(file, args, {
+    cwd: ROOT,
+    env: { ...base, NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

@@ -1,6 +1,11 @@
 // Runs the service as a separate process, the way ops run it, and watches its JSON log lines.
 
-import { spawn, type ChildProcess, type ChildProcessByStdio, type SpawnOptionsWithStdioTuple } from 'node:child_process';
+import {
+  spawn,
+  type ChildProcess,
+  type ChildProcessByStdio,
+  type SpawnOptionsWithStdioTuple,
+} from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { LogLine } from './app.ts';
@@ -37,7 +42,10 @@ export function spawnNpmStart(env: Record<string, string>, options: SpawnOptions
   return watchService(spawn('npm', ['start'], spawnOptions(env, options)));
 }
 
-function spawnOptions(env: Record<string, string>, { detached = false }: SpawnOptions): SpawnOptionsWithStdioTuple<'ignore', 'pipe', 'pipe'> {
+function spawnOptions(
+  env: Record<string, string>,
+  { detached = false }: SpawnOptions,
+): SpawnOptionsWithStdioTuple<'ignore', 'pipe', 'pipe'> {
   return {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_FORMAT: 'json', ...env },

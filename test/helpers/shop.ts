@@ -9,11 +9,18 @@ import type { App } from '../../src/app.ts';
 const { ObjectId } = mongoose.Types;
 
 export interface Shop {
-  product(sku: string, fields?: { amount?: number; currency?: string; status?: string; name?: string }): Promise<Record<string, any>>;
+  product(
+    sku: string,
+    fields?: { amount?: number; currency?: string; status?: string; name?: string },
+  ): Promise<Record<string, any>>;
   customer(fields?: Record<string, unknown>): Promise<Record<string, any>>;
   stock(sku: string, warehouse: string, available: number): Promise<Record<string, any>>;
   /** POST /v1/orders. */
-  place(customerId: string, warehouse: string, lines: { sku: string; quantity: number }[]): Promise<LightMyRequestResponse>;
+  place(
+    customerId: string,
+    warehouse: string,
+    lines: { sku: string; quantity: number }[],
+  ): Promise<LightMyRequestResponse>;
   /** POST /v1/orders/:id/<action>. */
   act(orderId: string, action: string, options?: { note?: string; ifMatch?: string }): Promise<LightMyRequestResponse>;
   storedStock(sku: string, warehouse: string): Promise<Record<string, any> | null>;
@@ -41,9 +48,11 @@ export function shop(app: App): Shop {
         category: 'test',
         status: fields.status ?? 'active',
       }),
-    customer: (fields = {}) => created('/v1/customers', { email: `buyer-${process.pid}-${++emails}@example.com`, name: 'A Buyer', ...fields }),
+    customer: (fields = {}) =>
+      created('/v1/customers', { email: `buyer-${process.pid}-${++emails}@example.com`, name: 'A Buyer', ...fields }),
     stock: (sku, warehouse, available) => created('/v1/stock', { sku, warehouse, available }),
-    place: (customerId, warehouse, lines) => app.inject({ method: 'POST', url: '/v1/orders', payload: { customerId, warehouse, lines } }),
+    place: (customerId, warehouse, lines) =>
+      app.inject({ method: 'POST', url: '/v1/orders', payload: { customerId, warehouse, lines } }),
     act: (orderId, action, options = {}) =>
       app.inject({
         method: 'POST',
@@ -52,11 +61,22 @@ export function shop(app: App): Shop {
         ...(options.ifMatch !== undefined && { headers: { 'if-match': options.ifMatch } }),
       }),
     storedStock: (sku, warehouse) => db().collection('stock').findOne({ sku, warehouse }),
-    storedOrder: (id) => db().collection('orders').findOne({ _id: new ObjectId(id) }),
-    storedCustomer: (id) => db().collection('customers').findOne({ _id: new ObjectId(id) }),
+    storedOrder: (id) =>
+      db()
+        .collection('orders')
+        .findOne({ _id: new ObjectId(id) }),
+    storedCustomer: (id) =>
+      db()
+        .collection('customers')
+        .findOne({ _id: new ObjectId(id) }),
     snapshot: async () => {
       const all = (name: string) => db().collection(name).find().sort({ _id: 1 }).toArray();
-      return { stock: await all('stock'), orders: await all('orders'), customers: await all('customers'), products: await all('products') };
+      return {
+        stock: await all('stock'),
+        orders: await all('orders'),
+        customers: await all('customers'),
+        products: await all('products'),
+      };
     },
   };
 }

@@ -15,7 +15,12 @@ function expectProblem(answer: RawAnswer, status: number, code: string): Record<
   expect(answer.status, answer.raw.slice(0, 300)).toBe(status);
   expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
   const problem = JSON.parse(answer.body) as Record<string, unknown>;
-  expect(problem).toMatchObject({ type: `urn:storekeeper:problem:${code}`, status, title: expect.any(String), detail: expect.any(String) });
+  expect(problem).toMatchObject({
+    type: `urn:storekeeper:problem:${code}`,
+    status,
+    title: expect.any(String),
+    detail: expect.any(String),
+  });
   expect(problem.requestId).toEqual(expect.any(String));
   expect(answer.headers['x-request-id']).toBe(problem.requestId);
   expect(JSON.stringify(problem)).not.toMatch(/Client Error|statusCode/);
@@ -37,10 +42,16 @@ describe('requests refused below the app', () => {
   const get = (head: string) => `${head}\r\n\r\n`;
 
   it.each([
-    ['Transfer-Encoding with Content-Length', 'POST /v1/products HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n'],
+    [
+      'Transfer-Encoding with Content-Length',
+      'POST /v1/products HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n',
+    ],
     ['a Content-Length that is no number', 'POST /v1/products HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
     ['a negative Content-Length', 'POST /v1/products HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n'],
-    ['two Content-Lengths', 'POST /v1/products HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'],
+    [
+      'two Content-Lengths',
+      'POST /v1/products HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+    ],
     ['a CR inside a header value', get('GET /health/live HTTP/1.1\r\nHost: x\r\nX-A: a\rb')],
     ['a LF inside a header value', get('GET /health/live HTTP/1.1\r\nHost: x\r\nX-A: a\nb')],
     ['a NUL inside a header value', get('GET /health/live HTTP/1.1\r\nHost: x\r\nX-A: a\u0000b')],
@@ -52,8 +63,14 @@ describe('requests refused below the app', () => {
     ['a lower-case method', get('get /health/live HTTP/1.1\r\nHost: x')],
     ['a space inside the target', get('GET /health/ live HTTP/1.1\r\nHost: x')],
     ['a protocol that is not HTTP', get('GET /health/live HTTX/1.1\r\nHost: x')],
-    ['a chunk size that is no number', 'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n'],
-    ['a Transfer-Encoding other than chunked', 'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\nab'],
+    [
+      'a chunk size that is no number',
+      'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n',
+    ],
+    [
+      'a Transfer-Encoding other than chunked',
+      'POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\nab',
+    ],
   ])('%s: 400 malformed-request problem naming the parser error, and the connection closed', async (_case, request) => {
     const answer = await rawRequest(port, request);
     const problem = expectProblem(answer, 400, 'malformed-request');
@@ -91,7 +108,10 @@ describe('requests refused below the app', () => {
   it('an Expect other than 100-continue: 417 problem; 100-continue is met', async () => {
     const answer = await rawRequest(port, get('GET /health/live HTTP/1.1\r\nHost: x\r\nExpect: 200-ok'));
     expectProblem(answer, 417, 'expectation-failed');
-    const continued = await rawRequest(port, get('GET /health/live HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close'));
+    const continued = await rawRequest(
+      port,
+      get('GET /health/live HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close'),
+    );
     expect(continued.raw).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/);
   });
 
@@ -100,7 +120,12 @@ describe('requests refused below the app', () => {
     const { requestId } = JSON.parse(answer.body) as { requestId: string };
     const lines = t.logs.lines.filter((line) => line.requestId === requestId);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 30, msg: 'request refused before routing', code: 'malformed-request', parserCode: 'HPE_INVALID_METHOD' });
+    expect(lines[0]).toMatchObject({
+      level: 30,
+      msg: 'request refused before routing',
+      code: 'malformed-request',
+      parserCode: 'HPE_INVALID_METHOD',
+    });
     expect(t.logs.lines.filter((line) => line.level >= 50)).toEqual([]);
   });
 
@@ -114,7 +139,11 @@ describe('requests refused below the app', () => {
 
     it('headers dripped a byte at a time', async () => {
       const head = 'GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ';
-      const answer = await rawRequest(port, '', { pieces: [head, ...'abcdefghijklmnopqrstuvwxyz'.split('')], pauseMs: 500, waitMs: 20_000 });
+      const answer = await rawRequest(port, '', {
+        pieces: [head, ...'abcdefghijklmnopqrstuvwxyz'.split('')],
+        pauseMs: 500,
+        waitMs: 20_000,
+      });
       expect(answer.closed).toBe(true);
       expect(answer.elapsedMs).toBeLessThan(CUT_BEFORE_MS);
       const problem = expectProblem(answer, 408, 'request-timeout');
@@ -130,7 +159,10 @@ describe('requests refused below the app', () => {
     });
 
     it('a client that sends its request in time is answered', async () => {
-      const answer = await rawRequest(port, '', { pieces: ['GET /health/live HTTP/1.1\r\n', 'Host: x\r\n', 'Connection: close\r\n\r\n'], pauseMs: 200 });
+      const answer = await rawRequest(port, '', {
+        pieces: ['GET /health/live HTTP/1.1\r\n', 'Host: x\r\n', 'Connection: close\r\n\r\n'],
+        pauseMs: 200,
+      });
       expect(answer.status).toBe(200);
     });
   });

@@ -78,11 +78,14 @@ function contractAjv(): Ajv2020 {
   return ajv;
 }
 let ajv: Ajv2020;
-const validatorAt = (pointer: string) => ajv.getSchema(`openapi.json#${pointer}`) ?? ajv.compile({ $ref: `openapi.json#${pointer}` });
+const validatorAt = (pointer: string) =>
+  ajv.getSchema(`openapi.json#${pointer}`) ?? ajv.compile({ $ref: `openapi.json#${pointer}` });
 
 const randomObjectId = fc.stringMatching(/^[0-9a-f]{24}$/);
 const withSeeded = <T>(seeded: T[], generated: fc.Arbitrary<T>): fc.Arbitrary<T> =>
-  seeded.length === 0 ? generated : fc.oneof({ arbitrary: fc.constantFrom(...seeded), weight: 3 }, { arbitrary: generated, weight: 1 });
+  seeded.length === 0
+    ? generated
+    : fc.oneof({ arbitrary: fc.constantFrom(...seeded), weight: 3 }, { arbitrary: generated, weight: 1 });
 
 /** Members whose name says they refer to seeded data get seeded values most of the time. */
 function hinted(name: string | undefined, generated: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
@@ -129,7 +132,11 @@ function arbitrary(raw: Json, at: string, name?: string): fc.Arbitrary<unknown> 
         schema.type === 'integer'
           ? fc.integer({ min: Math.ceil(min), max: Math.floor(max) })
           : fc.double({ min, max, noNaN: true, noDefaultInfinity: true });
-      const bounded = base.filter((n) => (schema.exclusiveMinimum === undefined || n > schema.exclusiveMinimum) && (schema.exclusiveMaximum === undefined || n < schema.exclusiveMaximum));
+      const bounded = base.filter(
+        (n) =>
+          (schema.exclusiveMinimum === undefined || n > schema.exclusiveMinimum) &&
+          (schema.exclusiveMaximum === undefined || n < schema.exclusiveMaximum),
+      );
       return hinted(name, bounded);
     }
     case 'string':
@@ -139,7 +146,9 @@ function arbitrary(raw: Json, at: string, name?: string): fc.Arbitrary<unknown> 
       if (items === undefined) return schema.minItems > 0 ? undefined : fc.constant([]);
       const constraints = { minLength: schema.minItems ?? 0, maxLength: Math.min(schema.maxItems ?? 5, 5) };
       if (constraints.minLength > constraints.maxLength) constraints.maxLength = constraints.minLength;
-      return schema.uniqueItems ? fc.uniqueArray(items, { ...constraints, selector: (v) => JSON.stringify(v) }) : fc.array(items, constraints);
+      return schema.uniqueItems
+        ? fc.uniqueArray(items, { ...constraints, selector: (v) => JSON.stringify(v) })
+        : fc.array(items, constraints);
     }
     case 'object':
     case undefined:
@@ -161,7 +170,14 @@ function stringArbitrary(schema: Json, at: string): fc.Arbitrary<string> {
   if (schema.format === 'objectid') return randomObjectId;
   // "Must be in the future (else 400)": a rule on the clock, stated in the member's description.
   const future = /Must be in the future/.test(String(schema.description));
-  if (schema.format === 'date-time') return fc.date({ min: future ? new Date(Date.now() + 86_400_000) : new Date('2000-01-01T00:00:00Z'), max: new Date('2099-12-31T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString());
+  if (schema.format === 'date-time')
+    return fc
+      .date({
+        min: future ? new Date(Date.now() + 86_400_000) : new Date('2000-01-01T00:00:00Z'),
+        max: new Date('2099-12-31T00:00:00Z'),
+        noInvalidDate: true,
+      })
+      .map((d) => d.toISOString());
   if (schema.format === 'email') {
     const email = ajv.compile({ type: 'string', format: 'email' });
     return fc.emailAddress().filter((s) => fits(s) && email(s));
@@ -188,7 +204,10 @@ function objectArbitrary(schema: Json, at: string): fc.Arbitrary<Json> | undefin
   if (extra !== undefined && extra !== false && extra !== true && Object.keys(properties).length === 0) {
     const values = arbitrary(extra, `${at}/additionalProperties`);
     if (values === undefined) return fc.constant({});
-    const keys = schema.propertyNames?.pattern !== undefined ? fc.stringMatching(new RegExp(schema.propertyNames.pattern, 'u')) : fc.string({ minLength: 1, maxLength: 20 });
+    const keys =
+      schema.propertyNames?.pattern !== undefined
+        ? fc.stringMatching(new RegExp(schema.propertyNames.pattern, 'u'))
+        : fc.string({ minLength: 1, maxLength: 20 });
     arb = fc.dictionary(keys, values, { maxKeys: Math.min(schema.maxProperties ?? 5, 5) }) as fc.Arbitrary<Json>;
   }
   if (schema.minProperties !== undefined) arb = arb.filter((o) => Object.keys(o).length >= schema.minProperties);
@@ -221,7 +240,8 @@ function requestArbitrary({ path, operation }: Operation): fc.Arbitrary<Generate
     if (arb === undefined) continue;
     // Comma separates list members in a query, and a header cannot carry control characters or
     // outer whitespace: values that would change meaning on the wire are not drawn.
-    if (p.in === 'query' && p.schema.type === 'array') arb = arb.filter((v) => (v as unknown[]).every((item) => !String(item).includes(',')));
+    if (p.in === 'query' && p.schema.type === 'array')
+      arb = arb.filter((v) => (v as unknown[]).every((item) => !String(item).includes(',')));
     if (p.in === 'header') arb = arb.filter((v) => /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(String(v)));
     if (p.in === 'header' && p.name === 'idempotency-key') arb = fc.uuid();
     parts[key] = p.required ? arb : fc.option(arb, { nil: undefined, freq: 2 });
@@ -235,22 +255,25 @@ function requestArbitrary({ path, operation }: Operation): fc.Arbitrary<Generate
   }
   // A limit the description states and no schema can: at most N filter parameters per list.
   const maxFilters = Number(/At most (\d+) filters per request/.exec(String(operation.description))?.[1] ?? Infinity);
-  return fc.record(parts).map((drawn) => {
-    const request: GeneratedRequest = { pathParams: {}, query: {}, headers: {} };
-    let filters = 0;
-    for (const [key, value] of Object.entries(drawn)) {
-      if (value === undefined) continue;
-      if (key.startsWith('query:') && !CONTROL_PARAMS.has(key.slice(6)) && ++filters > maxFilters) continue;
-      if (key === 'body') request.body = value as GeneratedRequest['body'];
-      else {
-        const [where, name] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
-        if (where === 'path') request.pathParams[name] = String(value);
-        if (where === 'query') request.query[name] = value;
-        if (where === 'header') request.headers[name] = String(value);
+  return fc
+    .record(parts)
+    .map((drawn) => {
+      const request: GeneratedRequest = { pathParams: {}, query: {}, headers: {} };
+      let filters = 0;
+      for (const [key, value] of Object.entries(drawn)) {
+        if (value === undefined) continue;
+        if (key.startsWith('query:') && !CONTROL_PARAMS.has(key.slice(6)) && ++filters > maxFilters) continue;
+        if (key === 'body') request.body = value as GeneratedRequest['body'];
+        else {
+          const [where, name] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
+          if (where === 'path') request.pathParams[name] = String(value);
+          if (where === 'query') request.query[name] = value;
+          if (where === 'header') request.headers[name] = String(value);
+        }
       }
-    }
-    return honourDocumentedRules(operation, honourFixedMembers(operation, request));
-  }).filter((request) => !breaksDocumentedRule(request));
+      return honourDocumentedRules(operation, honourFixedMembers(operation, request));
+    })
+    .filter((request) => !breaksDocumentedRule(request));
 }
 
 /** "One line per SKU (a SKU on two lines is refused)", in OrderPlacement.lines: later lines of a SKU are dropped. */
@@ -275,7 +298,13 @@ function breaksDocumentedRule(request: GeneratedRequest): boolean {
  */
 function honourFixedMembers(operation: Json, request: GeneratedRequest): GeneratedRequest {
   const stored = world.documents.get(request.pathParams.id ?? '');
-  if (stored === undefined || request.body === undefined || request.body.value === null || typeof request.body.value !== 'object') return request;
+  if (
+    stored === undefined ||
+    request.body === undefined ||
+    request.body.value === null ||
+    typeof request.body.value !== 'object'
+  )
+    return request;
   const schema = resolve(operation.requestBody.content[request.body.type].schema);
   const body = { ...(request.body.value as Json) };
   for (const [key, member] of Object.entries((schema.properties ?? {}) as Record<string, Json>)) {
@@ -290,7 +319,12 @@ function schemaErrors(op: Operation, request: GeneratedRequest): string[] {
   const errors: string[] = [];
   for (const [i, p] of ((op.operation.parameters ?? []) as Json[]).entries()) {
     const param = resolve(p);
-    const value = param.in === 'path' ? request.pathParams[param.name] : param.in === 'query' ? request.query[param.name] : request.headers[param.name];
+    const value =
+      param.in === 'path'
+        ? request.pathParams[param.name]
+        : param.in === 'query'
+          ? request.query[param.name]
+          : request.headers[param.name];
     if (value === undefined) continue;
     const pointer = p.$ref ? `${p.$ref.slice(1)}/schema` : `${base}/parameters/${i}/schema`;
     const validate = validatorAt(pointer);
@@ -307,25 +341,50 @@ type Break = { what: string; apply: (request: GeneratedRequest) => GeneratedRequ
 const clone = (r: GeneratedRequest): GeneratedRequest => structuredClone(r);
 
 /** Every way to break one thing of a value against its schema, at a JSON location. */
-function breaksOf(raw: Json, value: unknown, set: (v: unknown) => (r: GeneratedRequest) => void, where: string, remove?: (r: GeneratedRequest) => void): Break[] {
+function breaksOf(
+  raw: Json,
+  value: unknown,
+  set: (v: unknown) => (r: GeneratedRequest) => void,
+  where: string,
+  remove?: (r: GeneratedRequest) => void,
+): Break[] {
   const schema = resolve(raw);
   const out: Break[] = [];
-  const mk = (what: string, v: unknown) => ({ what: `${where}: ${what}`, apply: (r: GeneratedRequest) => { const c = clone(r); set(v)(c); return c; } });
+  const mk = (what: string, v: unknown) => ({
+    what: `${where}: ${what}`,
+    apply: (r: GeneratedRequest) => {
+      const c = clone(r);
+      set(v)(c);
+      return c;
+    },
+  });
   if (schema.anyOf ?? schema.oneOf) {
     // Break inside the alternative the value took; only when it is the sole alternative of its type.
     const alts = ((schema.anyOf ?? schema.oneOf) as Json[]).map(resolve);
     const taken = alts.filter((a) => validatorFor(a)(value));
-    if (taken.length === 1 && alts.filter((a) => a.type === taken[0]!.type).length === 1 && taken[0]!.type !== 'null') out.push(...breaksOf(taken[0]!, value, set, where));
+    if (taken.length === 1 && alts.filter((a) => a.type === taken[0]!.type).length === 1 && taken[0]!.type !== 'null')
+      out.push(...breaksOf(taken[0]!, value, set, where));
     return out;
   }
-  if (Array.isArray(schema.enum) && schema.enum.every((e: unknown) => typeof e === 'string')) out.push(mk('enum value not listed', 'not-a-listed-value'));
+  if (Array.isArray(schema.enum) && schema.enum.every((e: unknown) => typeof e === 'string'))
+    out.push(mk('enum value not listed', 'not-a-listed-value'));
   switch (schema.type) {
     case 'object': {
       if (value === null || typeof value !== 'object') return out;
       out.push(mk('wrong type (string for object)', 'not-an-object'));
       const obj = value as Json;
       for (const key of schema.required ?? []) {
-        if (key in obj) out.push({ what: `${where}: required member ${key} removed`, apply: (r) => { const c = clone(r); const copy = { ...obj }; delete copy[key]; set(copy)(c); return c; } });
+        if (key in obj)
+          out.push({
+            what: `${where}: required member ${key} removed`,
+            apply: (r) => {
+              const c = clone(r);
+              const copy = { ...obj };
+              delete copy[key];
+              set(copy)(c);
+              return c;
+            },
+          });
       }
       if (schema.additionalProperties === false) out.push(mk('unknown member', { ...obj, unknownMember: 1 }));
       for (const [key, member] of Object.entries((schema.properties ?? {}) as Record<string, Json>)) {
@@ -337,12 +396,20 @@ function breaksOf(raw: Json, value: unknown, set: (v: unknown) => (r: GeneratedR
     case 'array':
       if (!Array.isArray(value)) return out;
       out.push(mk('wrong type (object for array)', { not: 'an array' }));
-      if (schema.maxItems !== undefined && value.length > 0 && schema.maxItems <= 200) out.push(mk(`more than maxItems ${schema.maxItems}`, Array.from({ length: schema.maxItems + 1 }, () => value[0])));
-      if (value.length > 0) out.push(...breaksOf(schema.items ?? {}, value[0], (v) => set([v, ...value.slice(1)]), `${where}/0`));
+      if (schema.maxItems !== undefined && value.length > 0 && schema.maxItems <= 200)
+        out.push(
+          mk(
+            `more than maxItems ${schema.maxItems}`,
+            Array.from({ length: schema.maxItems + 1 }, () => value[0]),
+          ),
+        );
+      if (value.length > 0)
+        out.push(...breaksOf(schema.items ?? {}, value[0], (v) => set([v, ...value.slice(1)]), `${where}/0`));
       return out;
     case 'string':
       out.push(mk('wrong type (object for string)', { not: 'a string' }));
-      if (schema.maxLength !== undefined && schema.maxLength <= 10_000) out.push(mk(`longer than maxLength ${schema.maxLength}`, 'A'.repeat(schema.maxLength + 1)));
+      if (schema.maxLength !== undefined && schema.maxLength <= 10_000)
+        out.push(mk(`longer than maxLength ${schema.maxLength}`, 'A'.repeat(schema.maxLength + 1)));
       return out;
     case 'integer':
     case 'number':
@@ -370,7 +437,12 @@ function validatorFor(schema: Json) {
 function withAbsoluteRefs(schema: unknown): any {
   if (Array.isArray(schema)) return schema.map(withAbsoluteRefs);
   if (schema === null || typeof schema !== 'object') return schema;
-  return Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, k === '$ref' && typeof v === 'string' && v.startsWith('#') ? `openapi.json${v}` : withAbsoluteRefs(v)]));
+  return Object.fromEntries(
+    Object.entries(schema).map(([k, v]) => [
+      k,
+      k === '$ref' && typeof v === 'string' && v.startsWith('#') ? `openapi.json${v}` : withAbsoluteRefs(v),
+    ]),
+  );
 }
 
 /** Query, path and body breaks of a valid request. Query arrays and texts travel as text: only breaks text can carry. */
@@ -379,10 +451,25 @@ function breaksOfRequest(op: Operation, request: GeneratedRequest): Break[] {
   for (const raw of (op.operation.parameters ?? []) as Json[]) {
     const p = resolve(raw);
     const schema = resolve(p.schema);
-    if (p.in === 'path') out.push({ what: `path ${p.name}: not an objectid`, apply: (r) => { const c = clone(r); c.pathParams[p.name] = 'not-an-id'; return c; } });
+    if (p.in === 'path')
+      out.push({
+        what: `path ${p.name}: not an objectid`,
+        apply: (r) => {
+          const c = clone(r);
+          c.pathParams[p.name] = 'not-an-id';
+          return c;
+        },
+      });
     if (p.in !== 'query') continue;
     const set = (v: unknown) => (r: GeneratedRequest) => void (r.query[p.name] = v);
-    const mk = (what: string, v: unknown): Break => ({ what: `query ${p.name}: ${what}`, apply: (r) => { const c = clone(r); set(v)(c); return c; } });
+    const mk = (what: string, v: unknown): Break => ({
+      what: `query ${p.name}: ${what}`,
+      apply: (r) => {
+        const c = clone(r);
+        set(v)(c);
+        return c;
+      },
+    });
     if (Array.isArray(schema.enum)) out.push(mk('enum value not listed', 'not-a-listed-value'));
     if (schema.type === 'integer' || schema.type === 'number') {
       out.push(mk('not a number', 'abc'));
@@ -390,12 +477,15 @@ function breaksOfRequest(op: Operation, request: GeneratedRequest): Break[] {
       if (schema.minimum !== undefined) out.push(mk(`below minimum ${schema.minimum}`, String(schema.minimum - 1)));
     }
     if (schema.type === 'boolean') out.push(mk('not a boolean', 'maybe'));
-    if (schema.type === 'string' && schema.maxLength !== undefined && schema.maxLength <= 10_000) out.push(mk(`longer than maxLength ${schema.maxLength}`, 'A'.repeat(schema.maxLength + 1)));
+    if (schema.type === 'string' && schema.maxLength !== undefined && schema.maxLength <= 10_000)
+      out.push(mk(`longer than maxLength ${schema.maxLength}`, 'A'.repeat(schema.maxLength + 1)));
     if (schema.type === 'string' && schema.format === 'date-time') out.push(mk('not a date-time', 'yesterday'));
   }
   if (request.body !== undefined) {
     const content = op.operation.requestBody.content[request.body.type];
-    out.push(...breaksOf(content.schema, request.body.value, (v) => (r) => void (r.body = { ...r.body!, value: v }), 'body'));
+    out.push(
+      ...breaksOf(content.schema, request.body.value, (v) => (r) => void (r.body = { ...r.body!, value: v }), 'body'),
+    );
   }
   return out;
 }
@@ -427,27 +517,40 @@ const describeRequest = (op: Operation, request: GeneratedRequest) =>
 function responseProblems(op: Operation, res: Awaited<ReturnType<typeof send>>): string[] {
   const problems: string[] = [];
   const documented = op.operation.responses[String(res.statusCode)] as Json | undefined;
-  if (documented === undefined) return [`status ${res.statusCode} is not documented (documented: ${Object.keys(op.operation.responses).join(', ')})`];
+  if (documented === undefined)
+    return [
+      `status ${res.statusCode} is not documented (documented: ${Object.keys(op.operation.responses).join(', ')})`,
+    ];
   const response = resolve(documented);
   for (const [name, header] of Object.entries((response.headers ?? {}) as Record<string, Json>)) {
-    if (resolve(header).required === true && res.headers[name.toLowerCase()] === undefined) problems.push(`required header ${name} missing`);
+    if (resolve(header).required === true && res.headers[name.toLowerCase()] === undefined)
+      problems.push(`required header ${name} missing`);
   }
-  const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+  const type = String(res.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim();
   const content = (response.content ?? {}) as Record<string, Json>;
   if (res.statusCode === 304 || res.statusCode === 204) return problems;
-  if (!(type in content)) return [...problems, `content type ${type} not documented (${Object.keys(content).join(', ')})`];
+  if (!(type in content))
+    return [...problems, `content type ${type} not documented (${Object.keys(content).join(', ')})`];
   if (type.endsWith('json')) {
     const base = `/paths/${escapePointer(op.path)}/${op.method}/responses/${res.statusCode}`;
-    const pointer = documented.$ref ? `${documented.$ref.slice(1)}/content/${escapePointer(type)}/schema` : `${base}/content/${escapePointer(type)}/schema`;
+    const pointer = documented.$ref
+      ? `${documented.$ref.slice(1)}/content/${escapePointer(type)}/schema`
+      : `${base}/content/${escapePointer(type)}/schema`;
     const validate = validatorAt(pointer);
-    if (!validate(res.json())) problems.push(`body does not match the documented schema: ${ajv.errorsText(validate.errors)}`);
+    if (!validate(res.json()))
+      problems.push(`body does not match the documented schema: ${ajv.errorsText(validate.errors)}`);
   }
   return problems;
 }
 
 async function snapshot(): Promise<string> {
   const db = t.app.db.connection.db!;
-  const names = (await db.listCollections().toArray()).map((c) => c.name).filter((n) => !/audit|idempotency|rate|system/.test(n)).sort();
+  const names = (await db.listCollections().toArray())
+    .map((c) => c.name)
+    .filter((n) => !/audit|idempotency|rate|system/.test(n))
+    .sort();
   const all: Record<string, unknown[]> = {};
   for (const name of names) all[name] = await db.collection(name).find().sort({ _id: 1 }).toArray();
   return JSON.stringify(all);
@@ -486,8 +589,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const reason of skipped) console.log(`skipped: ${reason}`);
-  const seen = [...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}x${n}`).join(' ');
-  console.log(`contract properties: seed ${SEED}; ${operations().length} operations; ${validCases} valid and ${invalidCases} invalid cases; statuses ${seen}`);
+  const seen = [...statuses]
+    .sort(([a], [b]) => a - b)
+    .map(([s, n]) => `${s}x${n}`)
+    .join(' ');
+  console.log(
+    `contract properties: seed ${SEED}; ${operations().length} operations; ${validCases} valid and ${invalidCases} invalid cases; statuses ${seen}`,
+  );
   await t?.app.close();
 });
 
@@ -498,7 +606,9 @@ async function checkEach(failures: string[], op: Operation, run: () => Promise<v
   } catch (error) {
     const message = String((error as Error).message);
     const cause = String(((error as Error).cause as Error | undefined)?.message ?? '');
-    failures.push(`${op.method.toUpperCase()} ${op.path}: ${(cause || message).split('\n')[0]} [${/\{ seed: [^}]*\}/.exec(message)?.[0] ?? ''}]`);
+    failures.push(
+      `${op.method.toUpperCase()} ${op.path}: ${(cause || message).split('\n')[0]} [${/\{ seed: [^}]*\}/.exec(message)?.[0] ?? ''}]`,
+    );
   }
 }
 
@@ -506,24 +616,27 @@ describe('the service against its contract, property by property', () => {
   it('answers every valid request with a documented, non-5xx, non-400 status and a body of its documented schema', async () => {
     const failures: string[] = [];
     for (const [i, op] of operations().entries()) {
-      await checkEach(failures, op, () => fc.assert(
-        fc.asyncProperty(requestArbitrary(op), async (request) => {
-          const invalid = schemaErrors(op, request);
-          // A draw that matches two oneOf alternatives is not a valid request: drawn again. Any
-          // other invalid draw is a fault of the generator, not of the service.
-          if (invalid.some((e) => !/must match exactly one schema in oneOf/.test(e))) throw new Error(`generator drew an invalid request: ${invalid.join('; ')}`);
-          fc.pre(invalid.length === 0);
-          validCases++;
-          const res = await send(op, request);
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-          const label = `${describeRequest(op, request)} -> ${res.statusCode} ${res.body.slice(0, 600)}`;
-          expect(res.statusCode, label).toBeLessThan(500);
-          expect(res.statusCode, label).not.toBe(400);
-          if (res.statusCode >= 400) expect(ALLOWED_REFUSALS.has(res.statusCode), label).toBe(true);
-          expect(responseProblems(op, res), label).toEqual([]);
-        }),
-        { seed: SEED + i, numRuns: VALID_RUNS, endOnFailure: true },
-      ));
+      await checkEach(failures, op, () =>
+        fc.assert(
+          fc.asyncProperty(requestArbitrary(op), async (request) => {
+            const invalid = schemaErrors(op, request);
+            // A draw that matches two oneOf alternatives is not a valid request: drawn again. Any
+            // other invalid draw is a fault of the generator, not of the service.
+            if (invalid.some((e) => !/must match exactly one schema in oneOf/.test(e)))
+              throw new Error(`generator drew an invalid request: ${invalid.join('; ')}`);
+            fc.pre(invalid.length === 0);
+            validCases++;
+            const res = await send(op, request);
+            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+            const label = `${describeRequest(op, request)} -> ${res.statusCode} ${res.body.slice(0, 600)}`;
+            expect(res.statusCode, label).toBeLessThan(500);
+            expect(res.statusCode, label).not.toBe(400);
+            if (res.statusCode >= 400) expect(ALLOWED_REFUSALS.has(res.statusCode), label).toBe(true);
+            expect(responseProblems(op, res), label).toEqual([]);
+          }),
+          { seed: SEED + i, numRuns: VALID_RUNS, endOnFailure: true },
+        ),
+      );
     }
     expect(failures).toEqual([]);
   }, 80_000);
@@ -535,25 +648,33 @@ describe('the service against its contract, property by property', () => {
         .filter((r) => schemaErrors(op, r).length === 0)
         .chain((request) => {
           const breaks = breaksOfRequest(op, request);
-          return breaks.length === 0 ? fc.constant(undefined) : fc.constantFrom(...breaks).map((b) => ({ what: b.what, request: b.apply(request) }));
+          return breaks.length === 0
+            ? fc.constant(undefined)
+            : fc.constantFrom(...breaks).map((b) => ({ what: b.what, request: b.apply(request) }));
         });
-      await checkEach(failures, op, () => fc.assert(
-        fc.asyncProperty(arb, async (broken) => {
-          if (broken === undefined) return;
-          // A break that happens to leave the value valid (a wrong value an alternative accepts) is no invalid request.
-          fc.pre(schemaErrors(op, broken.request).length > 0);
-          invalidCases++;
-          const before = await snapshot();
-          const res = await send(op, broken.request);
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-          const label = `${broken.what}: ${describeRequest(op, broken.request)} -> ${res.statusCode} ${res.body.slice(0, 600)}`;
-          expect(res.statusCode, label).toBe(400);
-          expect(String(res.headers['content-type']), label).toContain(PROBLEM);
-          expect(res.json(), label).toMatchObject({ type: expect.any(String), title: expect.any(String), status: 400 });
-          expect(await snapshot(), label).toBe(before);
-        }),
-        { seed: SEED + 1000 + i, numRuns: INVALID_RUNS, endOnFailure: true },
-      ));
+      await checkEach(failures, op, () =>
+        fc.assert(
+          fc.asyncProperty(arb, async (broken) => {
+            if (broken === undefined) return;
+            // A break that happens to leave the value valid (a wrong value an alternative accepts) is no invalid request.
+            fc.pre(schemaErrors(op, broken.request).length > 0);
+            invalidCases++;
+            const before = await snapshot();
+            const res = await send(op, broken.request);
+            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+            const label = `${broken.what}: ${describeRequest(op, broken.request)} -> ${res.statusCode} ${res.body.slice(0, 600)}`;
+            expect(res.statusCode, label).toBe(400);
+            expect(String(res.headers['content-type']), label).toContain(PROBLEM);
+            expect(res.json(), label).toMatchObject({
+              type: expect.any(String),
+              title: expect.any(String),
+              status: 400,
+            });
+            expect(await snapshot(), label).toBe(before);
+          }),
+          { seed: SEED + 1000 + i, numRuns: INVALID_RUNS, endOnFailure: true },
+        ),
+      );
     }
     expect(failures).toEqual([]);
   }, 80_000);

@@ -31,12 +31,27 @@ describe('the error path', () => {
     const thrower = (value: () => unknown) => async () => {
       throw value();
     };
-    t.app.get('/test/throws/plain-object', thrower(() => ({ code: 121, keyPattern: undefined })));
-    t.app.get('/test/throws/null', thrower(() => null));
-    t.app.get('/test/throws/string', thrower(() => 'mongodb://admin:hunter2@db.internal:27017 failed'));
+    t.app.get(
+      '/test/throws/plain-object',
+      thrower(() => ({ code: 121, keyPattern: undefined })),
+    );
+    t.app.get(
+      '/test/throws/null',
+      thrower(() => null),
+    );
+    t.app.get(
+      '/test/throws/string',
+      thrower(() => 'mongodb://admin:hunter2@db.internal:27017 failed'),
+    );
     t.app.get('/test/throws/unreadable', thrower(unreadableError));
-    t.app.get('/test/throws/bad-status', thrower(() => Object.assign(new Error('odd'), { statusCode: 450.5 })));
-    t.app.get('/test/throws/unserializable-problem', thrower(() => new AppError(409, 'odd', 'Conflict', { detail: 'carries a BigInt', extensions: { big: 10n } })));
+    t.app.get(
+      '/test/throws/bad-status',
+      thrower(() => Object.assign(new Error('odd'), { statusCode: 450.5 })),
+    );
+    t.app.get(
+      '/test/throws/unserializable-problem',
+      thrower(() => new AppError(409, 'odd', 'Conflict', { detail: 'carries a BigInt', extensions: { big: 10n } })),
+    );
     t.app.get(
       '/test/throws/with-a-broken-logger',
       {
@@ -44,7 +59,10 @@ describe('the error path', () => {
           const broken = () => {
             throw new Error('the log destination is gone');
           };
-          request.log = new Proxy(request.log, { get: (target, name) => (['info', 'warn', 'error', 'child'].includes(String(name)) ? broken : Reflect.get(target, name)) });
+          request.log = new Proxy(request.log, {
+            get: (target, name) =>
+              ['info', 'warn', 'error', 'child'].includes(String(name)) ? broken : Reflect.get(target, name),
+          });
         },
       },
       thrower(() => new Error('boom')),
@@ -87,7 +105,12 @@ describe('the error path', () => {
     const res = await t.app.inject({ url: '/test/throws/unserializable-problem' });
     expect(res.statusCode).toBe(409);
     expect(res.headers['content-type']).toMatch(PROBLEM_CONTENT_TYPE);
-    expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:odd', title: 'Conflict', status: 409, detail: 'carries a BigInt' });
+    expect(res.json()).toMatchObject({
+      type: 'urn:storekeeper:problem:odd',
+      title: 'Conflict',
+      status: 409,
+      detail: 'carries a BigInt',
+    });
     expect(res.json().big).toBeUndefined();
   });
 

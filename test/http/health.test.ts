@@ -72,7 +72,11 @@ describe('health, with MongoDB unreachable and then back', () => {
   it('recovers by itself once MongoDB starts, names pending migrations until they are applied, and recovers after MongoDB restarts', async () => {
     mongo = await startEmbeddedMongo({ dataDir, port });
     // Connected, but the new database has no schema yet: still not ready, and it says why.
-    await waitFor(async () => (await t.app.inject('/health/ready')).json().type === 'urn:storekeeper:problem:migrations-pending', 60_000, 'readiness to report pending migrations');
+    await waitFor(
+      async () => (await t.app.inject('/health/ready')).json().type === 'urn:storekeeper:problem:migrations-pending',
+      60_000,
+      'readiness to report pending migrations',
+    );
     const pending = await t.app.inject('/health/ready');
     expect(pending.statusCode).toBe(503);
     expect(pending.headers['retry-after']).toBe('7');
@@ -86,10 +90,18 @@ describe('health, with MongoDB unreachable and then back', () => {
     expect(ready.json().checks.migrations).toEqual({ status: 'up-to-date' });
 
     await mongo.stop();
-    await waitFor(async () => (await t.app.inject('/health/ready')).statusCode === 503, 60_000, 'readiness to notice MongoDB stopped');
+    await waitFor(
+      async () => (await t.app.inject('/health/ready')).statusCode === 503,
+      60_000,
+      'readiness to notice MongoDB stopped',
+    );
 
     mongo = await startEmbeddedMongo({ dataDir, port });
-    await waitFor(async () => (await t.app.inject('/health/ready')).statusCode === 200, 60_000, 'readiness after MongoDB restarted');
+    await waitFor(
+      async () => (await t.app.inject('/health/ready')).statusCode === 200,
+      60_000,
+      'readiness after MongoDB restarted',
+    );
     expect(t.logs.lines.some((line) => line.msg === 'MongoDB unreachable; retrying')).toBe(true);
   });
 });

@@ -12,7 +12,10 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TR
 
 /** A concrete URL of every kind of path the service serves. */
 const PATHS = [
-  ...['products', 'customers', 'stock', 'orders'].flatMap((collection) => [`/v1/${collection}`, `/v1/${collection}/${ID}`]),
+  ...['products', 'customers', 'stock', 'orders'].flatMap((collection) => [
+    `/v1/${collection}`,
+    `/v1/${collection}/${ID}`,
+  ]),
   ...['pay', 'ship', 'deliver', 'cancel'].map((action) => `/v1/orders/${ID}/${action}`),
   '/v1/stock/restock',
   '/v1/stock/move',
@@ -72,19 +75,26 @@ describe('405 with Allow on every known path', () => {
       for (const method of METHODS) {
         const res = await t.app.inject({ method, url });
         // A 404 of a served route says the document is missing; one of the router says the route is.
-        if (res.statusCode === 404 && method !== 'HEAD' && String(res.json().detail).startsWith('Route ')) mismatches.push(`${method} ${url}: no route`);
+        if (res.statusCode === 404 && method !== 'HEAD' && String(res.json().detail).startsWith('Route '))
+          mismatches.push(`${method} ${url}: no route`);
         if (res.statusCode === 405) allows.add(String(res.headers.allow));
         else served.push(method);
       }
       if (allows.size > 1) mismatches.push(`${url}: Allow differs between methods: ${[...allows].join(' | ')}`);
       const [allow] = [...allows];
-      if (allow !== undefined && allow !== served.join(', ')) mismatches.push(`${url}: Allow is ${allow}, served are ${served.join(', ')}`);
+      if (allow !== undefined && allow !== served.join(', '))
+        mismatches.push(`${url}: Allow is ${allow}, served are ${served.join(', ')}`);
     }
     expect(mismatches).toEqual([]);
   });
 
   it('answers 405 before the body is read or the key checked: a body of any type, no key', async () => {
-    const res = await t.app.inject({ method: 'PUT', url: `/v1/orders/${ID}`, headers: { 'content-type': 'text/plain', authorization: undefined }, payload: '{' });
+    const res = await t.app.inject({
+      method: 'PUT',
+      url: `/v1/orders/${ID}`,
+      headers: { 'content-type': 'text/plain', authorization: undefined },
+      payload: '{',
+    });
     expect(res.statusCode).toBe(405);
     expect(res.headers.allow).toBe('GET, HEAD');
   });

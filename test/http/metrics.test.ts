@@ -23,10 +23,12 @@ describe('GET /metrics', () => {
     expect(text).toContain('storekeeper_http_requests_total{method="GET",route="/health/live",status="200"} 2');
     expect(text).toContain('storekeeper_http_requests_total{method="GET",route="/v1/products/:id",status="404"} 2');
     expect(text).not.toContain('6650f0c2a1b2c3d4e5f60718');
-    expect(text).toMatch(/storekeeper_http_request_duration_seconds_bucket\{le="0\.005",method="GET",route="\/health\/live"\} \d+/);
+    expect(text).toMatch(
+      /storekeeper_http_request_duration_seconds_bucket\{le="0\.005",method="GET",route="\/health\/live"\} \d+/,
+    );
   });
 
-  it('reports MongoDB as up, transaction retries by kind, and the process\'s own resources', async () => {
+  it("reports MongoDB as up, transaction retries by kind, and the process's own resources", async () => {
     const text = (await t.app.inject('/metrics')).body;
     expect(text).toContain('storekeeper_mongodb_up 1');
     expect(text).toMatch(/storekeeper_transaction_retries_total\{kind="transient"\} \d+/);
@@ -35,19 +37,43 @@ describe('GET /metrics', () => {
   });
 
   it('counts transactions by outcome and Idempotency-Key events, as they happen', async () => {
-    const value = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const value = (text: string, series: string) =>
+      Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
     const before = (await t.app.inject('/metrics')).body;
-    const product = { sku: 'METRICS-1', name: 'Metered', price: { amount: 100, currency: 'EUR' }, category: 'test', status: 'active' };
+    const product = {
+      sku: 'METRICS-1',
+      name: 'Metered',
+      price: { amount: 100, currency: 'EUR' },
+      category: 'test',
+      status: 'active',
+    };
     const headers = { 'idempotency-key': `metrics-${process.pid}` };
 
-    expect((await t.app.inject({ method: 'POST', url: '/v1/products', headers, payload: product })).statusCode).toBe(201);
-    expect((await t.app.inject({ method: 'POST', url: '/v1/products', headers, payload: product })).headers['idempotency-replayed']).toBe('true');
+    expect((await t.app.inject({ method: 'POST', url: '/v1/products', headers, payload: product })).statusCode).toBe(
+      201,
+    );
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/v1/products', headers, payload: product })).headers[
+        'idempotency-replayed'
+      ],
+    ).toBe('true');
 
     const after = (await t.app.inject('/metrics')).body;
-    expect(value(after, 'storekeeper_transactions_total{outcome="committed"}') - value(before, 'storekeeper_transactions_total{outcome="committed"}')).toBeGreaterThanOrEqual(1);
-    expect(value(after, 'storekeeper_idempotency_total{event="claimed"}') - value(before, 'storekeeper_idempotency_total{event="claimed"}')).toBeGreaterThanOrEqual(1);
-    expect(value(after, 'storekeeper_idempotency_total{event="replayed"}') - value(before, 'storekeeper_idempotency_total{event="replayed"}')).toBeGreaterThanOrEqual(1);
-    for (const outcome of ['refused', 'not-written', 'unknown']) expect(after).toMatch(new RegExp(`storekeeper_transactions_total\\{outcome="${outcome}"\\} \\d+`));
-    for (const event of ['rebuilt', 'taken-over', 'expired', 'in-progress', 'reused']) expect(after).toMatch(new RegExp(`storekeeper_idempotency_total\\{event="${event}"\\} \\d+`));
+    expect(
+      value(after, 'storekeeper_transactions_total{outcome="committed"}') -
+        value(before, 'storekeeper_transactions_total{outcome="committed"}'),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      value(after, 'storekeeper_idempotency_total{event="claimed"}') -
+        value(before, 'storekeeper_idempotency_total{event="claimed"}'),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      value(after, 'storekeeper_idempotency_total{event="replayed"}') -
+        value(before, 'storekeeper_idempotency_total{event="replayed"}'),
+    ).toBeGreaterThanOrEqual(1);
+    for (const outcome of ['refused', 'not-written', 'unknown'])
+      expect(after).toMatch(new RegExp(`storekeeper_transactions_total\\{outcome="${outcome}"\\} \\d+`));
+    for (const event of ['rebuilt', 'taken-over', 'expired', 'in-progress', 'reused'])
+      expect(after).toMatch(new RegExp(`storekeeper_idempotency_total\\{event="${event}"\\} \\d+`));
   });
 });

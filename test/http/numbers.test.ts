@@ -80,7 +80,10 @@ describe('numbers through every channel of the API', () => {
         schema: {
           params: Type.Object({ k: Type.Integer() }),
           headers: Type.Object({ 'x-count': Type.Optional(Type.Integer({ minimum: 0 })) }),
-          querystring: Type.Object({ n: Type.Optional(Type.Array(Type.Integer())), x: Type.Optional(Type.Number()) }, { additionalProperties: false }),
+          querystring: Type.Object(
+            { n: Type.Optional(Type.Array(Type.Integer())), x: Type.Optional(Type.Number()) },
+            { additionalProperties: false },
+          ),
         },
       },
       async (request) => {
@@ -103,12 +106,27 @@ describe('numbers through every channel of the API', () => {
     expect(res.json().errors).toContainEqual({ in: 'query', pointer, message: expect.stringContaining(message) });
   }
 
-  it.each(['Infinity', '%2BInfinity', '-Infinity', '1e400', '%20', '', '0x10', '1e-400', '5%20', '%205', '05', '1,5', '50abc'])(
-    'a list limit of %j is a 400 pointing at /limit, never the whole collection',
-    async (limit) => {
-      await refused(`/v1/stock?limit=${limit}`, '/limit', limit === '1e400' ? 'too large' : limit === '1e-400' ? 'too close to 0' : 'decimal number');
-    },
-  );
+  it.each([
+    'Infinity',
+    '%2BInfinity',
+    '-Infinity',
+    '1e400',
+    '%20',
+    '',
+    '0x10',
+    '1e-400',
+    '5%20',
+    '%205',
+    '05',
+    '1,5',
+    '50abc',
+  ])('a list limit of %j is a 400 pointing at /limit, never the whole collection', async (limit) => {
+    await refused(
+      `/v1/stock?limit=${limit}`,
+      '/limit',
+      limit === '1e400' ? 'too large' : limit === '1e-400' ? 'too close to 0' : 'decimal number',
+    );
+  });
 
   it('a limit past the maximum is a 400 however it is spelled', async () => {
     for (const limit of ['201', '2e2.5', '1e3', '200.5']) {
@@ -148,16 +166,24 @@ describe('numbers through every channel of the API', () => {
   it('path parameters and headers are read by the same grammar', async () => {
     const path = await t.app.inject({ url: '/test/numbers/Infinity' });
     expect(path.statusCode).toBe(400);
-    expect(path.json().errors).toContainEqual({ in: 'params', pointer: '/k', message: expect.stringContaining('decimal number') });
+    expect(path.json().errors).toContainEqual({
+      in: 'params',
+      pointer: '/k',
+      message: expect.stringContaining('decimal number'),
+    });
     const header = await t.app.inject({ url: '/test/numbers/1', headers: { 'x-count': '1e400' } });
     expect(header.statusCode).toBe(400);
-    expect(header.json().errors).toContainEqual({ in: 'headers', pointer: '/x-count', message: expect.stringContaining('too large') });
+    expect(header.json().errors).toContainEqual({
+      in: 'headers',
+      pointer: '/x-count',
+      message: expect.stringContaining('too large'),
+    });
     const fine = await t.app.inject({ url: '/test/numbers/7?n=1&n=2e1&x=-0', headers: { 'x-count': '3' } });
     expect(fine.statusCode, fine.body).toBe(200);
     expect(fine.json()).toEqual({ k: 7, n: [1, 20], x: 0, count: 3 });
   });
 
-  it('a numeric filter past the field\'s own maximum is a 400 (the schema\'s range applies to every number read)', async () => {
+  it("a numeric filter past the field's own maximum is a 400 (the schema's range applies to every number read)", async () => {
     await refused('/v1/stock?available[gt]=2000000000', '/available[gt]', 'must be <=');
   });
 
@@ -175,13 +201,20 @@ describe('numbers through every channel of the API', () => {
       payload: '{"available":1e-400}',
     });
     expect(res.statusCode).toBe(400);
-    expect(res.json().errors).toEqual([{ in: 'body', pointer: '/available', message: 'is too close to 0 to be told from 0: "1e-400"' }]);
+    expect(res.json().errors).toEqual([
+      { in: 'body', pointer: '/available', message: 'is too close to 0 to be told from 0: "1e-400"' },
+    ]);
     expect((await stock().findOne({ sku: 'NUM-1', warehouse: 'AMS-1' }))!.available).toBe(22);
   });
 
   it('a price that underflows to 0 is refused, not written as free', async () => {
     const body = `{"sku":"NUM-1","name":"n","price":{"amount":1e-400,"currency":"EUR"},"category":"test","status":"active"}`;
-    const res = await t.app.inject({ method: 'PUT', url: `/v1/products/${product.id}`, headers: { 'content-type': 'application/json' }, payload: body });
+    const res = await t.app.inject({
+      method: 'PUT',
+      url: `/v1/products/${product.id}`,
+      headers: { 'content-type': 'application/json' },
+      payload: body,
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json().errors[0].pointer).toBe('/price/amount');
     expect((await t.app.inject({ url: `/v1/products/${product.id}` })).json().price.amount).toBe(1500);
@@ -191,7 +224,12 @@ describe('numbers through every channel of the API', () => {
     const body =
       '{"operations":[{"op":"insert","collection":"stock","document":{"sku":"NUM-1","warehouse":"X-1","available":1e400,"reorderLevel":-1E-999}},' +
       '{"op":"insert","collection":"stock","document":{"sku":"NUM-1","warehouse":"X-2","available":123456789012345678901}}]}';
-    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { 'content-type': 'application/json' }, payload: body });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers: { 'content-type': 'application/json' },
+      payload: body,
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json().errors.map((e: { pointer: string }) => e.pointer)).toEqual([
       '/operations/0/document/available',
@@ -205,14 +243,20 @@ describe('numbers through every channel of the API', () => {
       method: 'POST',
       url: '/v1/products',
       headers: { 'content-type': 'application/json' },
-      payload: '{"sku":"NUM-STR-1","name":"1e400 and -0 and 1e-400","price":{"amount":100,"currency":"EUR"},"category":"test","status":"active","attributes":{"n1e400":"-0"}}',
+      payload:
+        '{"sku":"NUM-STR-1","name":"1e400 and -0 and 1e-400","price":{"amount":100,"currency":"EUR"},"category":"test","status":"active","attributes":{"n1e400":"-0"}}',
     });
     expect(res.statusCode, res.body).toBe(201);
     expect(res.json().name).toBe('1e400 and -0 and 1e-400');
   });
 
   it('-0 in a body is read as 0 and stored as the integer 0 (MongoDB refuses the double -0 where an integer belongs)', async () => {
-    const created = await t.app.inject({ method: 'POST', url: '/v1/stock', headers: { 'content-type': 'application/json' }, payload: '{"sku":"NUM-1","warehouse":"ZERO-1","available":-0,"reorderLevel":-0.0e2}' });
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/v1/stock',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"sku":"NUM-1","warehouse":"ZERO-1","available":-0,"reorderLevel":-0.0e2}',
+    });
     expect(created.statusCode, created.body).toBe(201);
     expect(created.json()).toMatchObject({ available: 0, reorderLevel: 0 });
     const patched = await t.app.inject({
@@ -222,6 +266,12 @@ describe('numbers through every channel of the API', () => {
       payload: '{"available":-0}',
     });
     expect(patched.statusCode, patched.body).toBe(200);
-    expect(await stock().countDocuments({ warehouse: 'ZERO-1', available: { $type: 'int' }, reorderLevel: { $type: 'int' } })).toBe(1);
+    expect(
+      await stock().countDocuments({
+        warehouse: 'ZERO-1',
+        available: { $type: 'int' },
+        reorderLevel: { $type: 'int' },
+      }),
+    ).toBe(1);
   });
 });

@@ -31,14 +31,18 @@ describe('the OpenAPI contract', () => {
     for (const { route, operation } of operations) {
       expect(operation.operationId, route).toBeTruthy();
       expect(operation.summary, route).toBeTruthy();
-      const errors = Object.entries(operation.responses as Record<string, any>).filter(([status]) => Number(status) >= 400);
+      const errors = Object.entries(operation.responses as Record<string, any>).filter(
+        ([status]) => Number(status) >= 400,
+      );
       expect(errors.length, `${route} documents no error response`).toBeGreaterThan(0);
       for (const [status, response] of errors) {
         expect(Object.keys(response.content), `${route} ${status}`).toEqual(['application/problem+json']);
         // One example, or named ones when a status comes in several kinds (each a problem document).
         const media = response.content['application/problem+json'];
         expect(media.example ?? media.examples, `${route} ${status} example`).toBeDefined();
-        for (const named of Object.values((media.examples ?? {}) as Record<string, { value: { type: string; status: number } }>)) {
+        for (const named of Object.values(
+          (media.examples ?? {}) as Record<string, { value: { type: string; status: number } }>,
+        )) {
           expect(named.value.type, `${route} ${status}`).toMatch(/^urn:storekeeper:problem:/);
           expect(named.value.status, `${route} ${status}`).toBe(Number(status));
         }

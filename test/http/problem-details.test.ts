@@ -5,7 +5,6 @@ import mongoose from 'mongoose';
 import { problemResponses } from '../../src/http/schemas/problem.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
-
 describe('problem documents', () => {
   let t: TestApp;
 
@@ -17,7 +16,11 @@ describe('problem documents', () => {
       {
         schema: {
           body: Type.Object(
-            { name: Type.String({ minLength: 1 }), price: Type.Integer({ minimum: 0 }), colour: Type.Optional(Type.Union([Type.Literal('red'), Type.Literal('blue')])) },
+            {
+              name: Type.String({ minLength: 1 }),
+              price: Type.Integer({ minimum: 0 }),
+              colour: Type.Optional(Type.Union([Type.Literal('red'), Type.Literal('blue')])),
+            },
             { additionalProperties: false },
           ),
           response: { 201: Type.Object({ ok: Type.Boolean() }), ...problemResponses(400, 413, 415, 500) },
@@ -61,8 +64,14 @@ describe('problem documents', () => {
     expect(res.statusCode).toBe(400);
     expect(res.headers['content-type']).toMatch(PROBLEM);
     const body = res.json();
-    expect(body).toMatchObject({ type: 'urn:storekeeper:problem:validation-failed', status: 400, requestId: res.headers['x-request-id'] });
-    const byPointer = Object.fromEntries(body.errors.map((e: { pointer: string; message: string }) => [e.pointer, e.message]));
+    expect(body).toMatchObject({
+      type: 'urn:storekeeper:problem:validation-failed',
+      status: 400,
+      requestId: res.headers['x-request-id'],
+    });
+    const byPointer = Object.fromEntries(
+      body.errors.map((e: { pointer: string; message: string }) => [e.pointer, e.message]),
+    );
     expect(byPointer['/name']).toBe('is required');
     expect(byPointer['/price']).toBe('must be >= 0');
     expect(byPointer['/extra']).toBe('is not an allowed property');
@@ -71,20 +80,34 @@ describe('problem documents', () => {
   });
 
   it('when the body is not valid JSON, answers 400 malformed-body', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/test/widgets', headers: { 'content-type': 'application/json' }, payload: '{"name": "x",' });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/test/widgets',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"name": "x",',
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:malformed-body', status: 400 });
   });
 
   it('when the content type is not JSON, answers 415', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/test/widgets', headers: { 'content-type': 'text/plain' }, payload: 'name=x' });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/test/widgets',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'name=x',
+    });
     expect(res.statusCode).toBe(415);
     expect(res.headers['content-type']).toMatch(PROBLEM);
     expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:unsupported-media-type', status: 415 });
   });
 
   it('when the body is larger than BODY_LIMIT_BYTES, answers 413', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/test/widgets', payload: { name: 'x'.repeat(4096), price: 1 } });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/test/widgets',
+      payload: { name: 'x'.repeat(4096), price: 1 },
+    });
     expect(res.statusCode).toBe(413);
     expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:payload-too-large', status: 413 });
   });
@@ -109,7 +132,11 @@ describe('problem documents', () => {
   });
 
   it('when MongoDB cannot be reached, answers 503 with Retry-After', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/test/database-down', headers: { 'x-request-id': 'trace-503' } });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/test/database-down',
+      headers: { 'x-request-id': 'trace-503' },
+    });
     expect(res.statusCode).toBe(503);
     // An outage is logged as a warning with its cause, not as an error like a bug.
     const logged = t.logs.lines.find((line) => line.requestId === 'trace-503' && line.msg === 'request failed');

@@ -52,11 +52,26 @@ describe('redaction of secrets in logs', () => {
   it('censors authorization headers, API keys, passwords and tokens wherever they appear', () => {
     const capture = new LogCapture();
     const logger = createLogger({ level: 'info', format: 'json' }, capture);
-    logger.info({ req: { headers: { authorization: 'Bearer sk_live_abc', 'x-api-key': 'sk_live_def', cookie: 'session=ghi' } } }, 'request');
-    logger.info({ user: { password: 'p4ssw0rd' }, key: { apiKey: 'sk_live_jkl', token: 'tok_mno', secret: 'shh' } }, 'objects');
+    logger.info(
+      { req: { headers: { authorization: 'Bearer sk_live_abc', 'x-api-key': 'sk_live_def', cookie: 'session=ghi' } } },
+      'request',
+    );
+    logger.info(
+      { user: { password: 'p4ssw0rd' }, key: { apiKey: 'sk_live_jkl', token: 'tok_mno', secret: 'shh' } },
+      'objects',
+    );
     logger.info({ password: 'top-level-pw' }, 'top level');
     const text = capture.text();
-    for (const secret of ['sk_live_abc', 'sk_live_def', 'session=ghi', 'p4ssw0rd', 'sk_live_jkl', 'tok_mno', 'shh', 'top-level-pw']) {
+    for (const secret of [
+      'sk_live_abc',
+      'sk_live_def',
+      'session=ghi',
+      'p4ssw0rd',
+      'sk_live_jkl',
+      'tok_mno',
+      'shh',
+      'top-level-pw',
+    ]) {
       expect(text).not.toContain(secret);
     }
     expect(capture.lines[0]).toMatchObject({ req: { headers: { authorization: '[redacted]' } } });
@@ -84,7 +99,8 @@ describe('redaction of secrets in logs', () => {
     await t.app.ready();
     // Let at least one failed connection attempt be logged.
     await new Promise<void>((resolve) => {
-      const check = () => (t.logs.lines.some((line) => line.msg === 'MongoDB unreachable; retrying') ? resolve() : setTimeout(check, 50));
+      const check = () =>
+        t.logs.lines.some((line) => line.msg === 'MongoDB unreachable; retrying') ? resolve() : setTimeout(check, 50);
       check();
     });
     await t.app.close();

@@ -48,13 +48,17 @@ describe('resolveMongodBinary with an explicit binary', () => {
 
   it('names the path when the explicit binary does not exist', async () => {
     const missing = join(dir, 'no-such-mongod');
-    await expect(resolveMongodBinary({ systemBinary: missing })).rejects.toThrow(`mongod binary "${missing}" (from systemBinary) does not exist`);
+    await expect(resolveMongodBinary({ systemBinary: missing })).rejects.toThrow(
+      `mongod binary "${missing}" (from systemBinary) does not exist`,
+    );
   });
 
   it('names the path when the explicit binary is not executable', async () => {
     const plain = join(dir, 'not-executable');
     await writeFile(plain, 'not a program\n');
     await chmod(plain, 0o644);
-    await expect(resolveMongodBinary({ systemBinary: plain })).rejects.toThrow(`mongod binary "${plain}" (from systemBinary) is not executable`);
+    await expect(resolveMongodBinary({ systemBinary: plain })).rejects.toThrow(
+      `mongod binary "${plain}" (from systemBinary) is not executable`,
+    );
   });
 });

@@ -73,14 +73,20 @@ describe('startEmbeddedMongo with a persistent data dir', () => {
     expect(first.dataDir).toBe(dataDir);
     expect(first.uri).toContain('replicaSet=storekeeper');
     await withClient(first.uri, (client) =>
-      client.db('embedded_test').collection('notes').insertOne({ _id: 'kept', text: 'survives a restart' } as never),
+      client
+        .db('embedded_test')
+        .collection('notes')
+        .insertOne({ _id: 'kept', text: 'survives a restart' } as never),
     );
     await first.stop();
     expect(await exists(dataDir)).toBe(true);
 
     const second = await start(dataDir, port);
     await withClient(second.uri, async (client) => {
-      const doc = await client.db('embedded_test').collection('notes').findOne({ _id: 'kept' } as never);
+      const doc = await client
+        .db('embedded_test')
+        .collection('notes')
+        .findOne({ _id: 'kept' } as never);
       expect(doc).toMatchObject({ text: 'survives a restart' });
       const hello = await client.db('admin').command({ hello: 1 });
       expect(hello.isWritablePrimary).toBe(true);

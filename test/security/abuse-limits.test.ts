@@ -16,10 +16,14 @@ describe('rate limits', () => {
   });
   afterAll(() => t.app.close());
 
-  const read = (key: string) => t.app.inject({ method: 'GET', url: '/v1/products?limit=1', headers: { authorization: `Bearer ${key}` } });
+  const read = (key: string) =>
+    t.app.inject({ method: 'GET', url: '/v1/products?limit=1', headers: { authorization: `Bearer ${key}` } });
 
   it('a burst from one key is cut at its limit with 429 and Retry-After, while another key is unaffected', async () => {
-    const [noisy, quiet] = [await t.createKey(['products:read'], { name: 'noisy' }), await t.createKey(['products:read'], { name: 'quiet' })];
+    const [noisy, quiet] = [
+      await t.createKey(['products:read'], { name: 'noisy' }),
+      await t.createKey(['products:read'], { name: 'quiet' }),
+    ];
     const burst = await Promise.all(Array.from({ length: 25 }, () => read(noisy.key)));
     const statuses = burst.map((res) => res.statusCode);
     expect(statuses.filter((status) => status === 200)).toHaveLength(10);
@@ -43,7 +47,9 @@ describe('rate limits', () => {
 
   it("a key's own limit replaces the default", async () => {
     const generous = await t.createKey(['products:read'], { rateLimitPerMinute: 20 });
-    const statuses = (await Promise.all(Array.from({ length: 25 }, () => read(generous.key)))).map((res) => res.statusCode);
+    const statuses = (await Promise.all(Array.from({ length: 25 }, () => read(generous.key)))).map(
+      (res) => res.statusCode,
+    );
     expect(statuses.filter((status) => status === 200)).toHaveLength(20);
     const unlimited = await t.createKey(['products:read'], { rateLimitPerMinute: 0 });
     const all = (await Promise.all(Array.from({ length: 40 }, () => read(unlimited.key)))).map((res) => res.statusCode);
@@ -51,12 +57,17 @@ describe('rate limits', () => {
   });
 
   it('open routes and refused keys are limited per client IP', async () => {
-    const fromIp = (ip: string, url: string, headers: Record<string, string | undefined> = { authorization: undefined }) =>
-      t.app.inject({ method: 'GET', url, remoteAddress: ip, headers });
+    const fromIp = (
+      ip: string,
+      url: string,
+      headers: Record<string, string | undefined> = { authorization: undefined },
+    ) => t.app.inject({ method: 'GET', url, remoteAddress: ip, headers });
     const health = await Promise.all(Array.from({ length: 7 }, () => fromIp('10.0.0.1', '/health/live')));
     expect(health.map((res) => res.statusCode)).toEqual([200, 200, 200, 200, 200, 429, 429]);
     // Guessing keys costs the guesser's address too.
-    const guesses = await Promise.all(Array.from({ length: 7 }, () => fromIp('10.0.0.2', '/v1/products', { authorization: 'Bearer sk_guess' })));
+    const guesses = await Promise.all(
+      Array.from({ length: 7 }, () => fromIp('10.0.0.2', '/v1/products', { authorization: 'Bearer sk_guess' })),
+    );
     expect(guesses.map((res) => res.statusCode)).toEqual([401, 401, 401, 401, 401, 429, 429]);
     // Another address is not affected.
     expect((await fromIp('10.0.0.3', '/health/live')).statusCode).toBe(200);
@@ -119,7 +130,9 @@ describe('the cap on expensive requests', () => {
       expect(refused.json()).toMatchObject({ type: 'urn:storekeeper:problem:overloaded' });
       expect(refused.headers['retry-after']).toBe('1');
       // Reads by id are not expensive: they are never held back.
-      expect((await t.app.inject({ method: 'GET', url: '/v1/products/6650f0c2a1b2c3d4e5f60718' })).statusCode).toBe(404);
+      expect((await t.app.inject({ method: 'GET', url: '/v1/products/6650f0c2a1b2c3d4e5f60718' })).statusCode).toBe(
+        404,
+      );
       releaseFirst();
       expect((await slow).statusCode).toBe(200);
       expect((await t.app.inject({ method: 'GET', url: '/v1/products?limit=1' })).statusCode).toBe(200);
@@ -167,7 +180,12 @@ describe('security headers and CORS', () => {
       t.app.inject({
         method: 'OPTIONS',
         url: '/v1/products',
-        headers: { authorization: undefined, origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+        headers: {
+          authorization: undefined,
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization,content-type',
+        },
       });
     const allowed = await preflight('https://admin.example.com');
     expect(allowed.statusCode).toBe(204);
@@ -176,7 +194,11 @@ describe('security headers and CORS', () => {
     const other = await preflight('https://evil.example.com');
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
 
-    const read = await t.app.inject({ method: 'GET', url: '/v1/products', headers: { origin: 'https://admin.example.com' } });
+    const read = await t.app.inject({
+      method: 'GET',
+      url: '/v1/products',
+      headers: { origin: 'https://admin.example.com' },
+    });
     expect(read.headers['access-control-allow-origin']).toBe('https://admin.example.com');
     expect(String(read.headers['access-control-expose-headers'])).toContain('etag');
   });

@@ -21,7 +21,8 @@ describe('authentication with API keys', () => {
   });
   afterAll(() => t.app.close());
 
-  const asKey = (headers: Record<string, string | undefined>) => t.app.inject({ ...PRODUCTS, headers: { authorization: undefined, ...headers } });
+  const asKey = (headers: Record<string, string | undefined>) =>
+    t.app.inject({ ...PRODUCTS, headers: { authorization: undefined, ...headers } });
 
   it('accepts the key as a Bearer token or in X-API-Key', async () => {
     expect((await asKey({ authorization: `Bearer ${reader.key}` })).statusCode).toBe(200);
@@ -32,12 +33,24 @@ describe('authentication with API keys', () => {
   const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
   it.each([
     ['no key at all', () => ({}), 'unauthenticated'],
-    ['another scheme', () => ({ authorization: `Basic ${Buffer.from('user:pass').toString('base64')}` }), 'unauthenticated'],
+    [
+      'another scheme',
+      () => ({ authorization: `Basic ${Buffer.from('user:pass').toString('base64')}` }),
+      'unauthenticated',
+    ],
     ['an empty bearer', () => ({ authorization: 'Bearer ' }), 'unauthenticated'],
     ['a malformed key', () => bearer('not-a-key'), 'invalid-api-key'],
     ['an unknown prefix', () => bearer(`sk_zzzzzzzzzzzz_${'A'.repeat(43)}`), 'invalid-api-key'],
-    ['a known prefix with a wrong secret', () => bearer(`${reader.key.slice(0, 16)}${'B'.repeat(43)}`), 'invalid-api-key'],
-    ['a key with a character changed', () => bearer(`${reader.key.slice(0, -1)}${reader.key.endsWith('A') ? 'B' : 'A'}`), 'invalid-api-key'],
+    [
+      'a known prefix with a wrong secret',
+      () => bearer(`${reader.key.slice(0, 16)}${'B'.repeat(43)}`),
+      'invalid-api-key',
+    ],
+    [
+      'a key with a character changed',
+      () => bearer(`${reader.key.slice(0, -1)}${reader.key.endsWith('A') ? 'B' : 'A'}`),
+      'invalid-api-key',
+    ],
   ])('refuses %s with 401 and a problem document', async (_case, headersOf, code) => {
     const headers: Record<string, string> = headersOf();
     const res = await asKey(headers);
@@ -48,9 +61,16 @@ describe('authentication with API keys', () => {
   });
 
   it('stores only a hash of the secret, never the key', async () => {
-    const stored = await t.app.db.connection.db!.collection('api_keys').findOne({ _id: new mongoose.Types.ObjectId(reader.id) });
+    const stored = await t.app.db.connection
+      .db!.collection('api_keys')
+      .findOne({ _id: new mongoose.Types.ObjectId(reader.id) });
     const [, prefix, secret] = /^sk_([a-z0-9]{12})_(.+)$/.exec(reader.key)!;
-    expect(stored).toMatchObject({ prefix, name: 'reader', scopes: ['products:read'], hash: createHash('sha256').update(secret!).digest('hex') });
+    expect(stored).toMatchObject({
+      prefix,
+      name: 'reader',
+      scopes: ['products:read'],
+      hash: createHash('sha256').update(secret!).digest('hex'),
+    });
     expect(JSON.stringify(stored)).not.toContain(secret);
   });
 
@@ -75,7 +95,9 @@ describe('authentication with API keys', () => {
     } finally {
       await db.command({ profile: 0 });
     }
-    const lookups = await db.collection('system.profile').countDocuments({ ns: `${t.dbName}.api_keys`, op: 'query', 'command.filter.prefix': fresh.key.slice(3, 15) });
+    const lookups = await db
+      .collection('system.profile')
+      .countDocuments({ ns: `${t.dbName}.api_keys`, op: 'query', 'command.filter.prefix': fresh.key.slice(3, 15) });
     expect(lookups).toBe(1);
   });
 });
@@ -94,7 +116,9 @@ describe('revoked and expired keys', () => {
     const key = await t.createKey(['products:read']);
     const asKey = () => t.app.inject({ ...PRODUCTS, headers: { authorization: `Bearer ${key.key}` } });
     expect((await asKey()).statusCode).toBe(200);
-    await t.app.db.connection.db!.collection('api_keys').updateOne({ _id: new mongoose.Types.ObjectId(key.id) }, { $set: { revokedAt: new Date() } });
+    await t.app.db.connection
+      .db!.collection('api_keys')
+      .updateOne({ _id: new mongoose.Types.ObjectId(key.id) }, { $set: { revokedAt: new Date() } });
     const res = await asKey();
     expect(res.statusCode).toBe(401);
     expect(res.json()).toMatchObject({ type: problemType('api-key-revoked') });
@@ -105,7 +129,9 @@ describe('revoked and expired keys', () => {
     const key = await t.createKey(['products:read'], { expiresAt: new Date(Date.now() + 60_000) });
     const asKey = () => t.app.inject({ ...PRODUCTS, headers: { authorization: `Bearer ${key.key}` } });
     expect((await asKey()).statusCode).toBe(200);
-    await t.app.db.connection.db!.collection('api_keys').updateOne({ _id: new mongoose.Types.ObjectId(key.id) }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    await t.app.db.connection
+      .db!.collection('api_keys')
+      .updateOne({ _id: new mongoose.Types.ObjectId(key.id) }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
     const res = await asKey();
     expect(res.statusCode).toBe(401);
     expect(res.json()).toMatchObject({ type: problemType('api-key-expired') });
@@ -116,9 +142,12 @@ describe('revoked and expired keys', () => {
     try {
       await waitForDatabase(cached.app);
       const key = await t.createKey(['products:read']);
-      const asKey = (app: TestApp['app']) => app.inject({ ...PRODUCTS, headers: { authorization: `Bearer ${key.key}` } });
+      const asKey = (app: TestApp['app']) =>
+        app.inject({ ...PRODUCTS, headers: { authorization: `Bearer ${key.key}` } });
       expect((await asKey(cached.app)).statusCode).toBe(200);
-      await t.app.db.connection.db!.collection('api_keys').updateOne({ _id: new mongoose.Types.ObjectId(key.id) }, { $set: { revokedAt: new Date() } });
+      await t.app.db.connection
+        .db!.collection('api_keys')
+        .updateOne({ _id: new mongoose.Types.ObjectId(key.id) }, { $set: { revokedAt: new Date() } });
       // The instance without a cache refuses at once; the one with a 10-minute cache still serves.
       expect((await asKey(t.app)).statusCode).toBe(401);
       expect((await asKey(cached.app)).statusCode).toBe(200);

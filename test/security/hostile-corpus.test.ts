@@ -17,7 +17,6 @@ import { buildTestApp, dumpDatabase, waitForDatabase, type TestApp } from '../he
 import { PROBLEM_CONTENT_TYPE } from '../helpers/problems.ts';
 import { shop } from '../helpers/shop.ts';
 
-
 /** What a hostile request may be answered with. Nothing else: no 2xx, no 3xx, no 5xx. */
 const ALLOWED = new Set([400, 401, 404, 405, 412, 413, 414, 415]);
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -55,7 +54,10 @@ function routeTable(printed: string): Map<string, Set<string>> {
   return table;
 }
 
-const entityOf = (path: string): Entity | undefined => (ENTITIES as readonly Entity[]).find((entity) => path.startsWith(`/v1/${entity.collection}/`) || path === `/v1/${entity.collection}`);
+const entityOf = (path: string): Entity | undefined =>
+  (ENTITIES as readonly Entity[]).find(
+    (entity) => path.startsWith(`/v1/${entity.collection}/`) || path === `/v1/${entity.collection}`,
+  );
 /** The resource a /v1 path is about: its second segment (products, keys, audit...). */
 const resourceOf = (path: string) => path.split('/')[2] ?? '';
 
@@ -74,7 +76,8 @@ function stringLeaves(value: unknown, limit = 6): (string | number)[][] {
     if (found.length >= limit) return;
     if (typeof node === 'string') found.push(path);
     else if (Array.isArray(node)) node.forEach((item, index) => visit(item, [...path, index]));
-    else if (node !== null && typeof node === 'object') for (const [key, item] of Object.entries(node)) visit(item, [...path, key]);
+    else if (node !== null && typeof node === 'object')
+      for (const [key, item] of Object.entries(node)) visit(item, [...path, key]);
   };
   visit(value, []);
   return found;
@@ -83,12 +86,23 @@ function stringLeaves(value: unknown, limit = 6): (string | number)[][] {
 function replacedAt(value: unknown, path: (string | number)[], replacement: unknown): unknown {
   if (path.length === 0) return replacement;
   const [head, ...rest] = path;
-  if (Array.isArray(value)) return value.map((item, index) => (index === head ? replacedAt(item, rest, replacement) : item));
+  if (Array.isArray(value))
+    return value.map((item, index) => (index === head ? replacedAt(item, rest, replacement) : item));
   return { ...(value as Json), [head!]: replacedAt((value as Json)[head as string], rest, replacement) };
 }
 
 const wrongTypeFor = (value: unknown): unknown =>
-  typeof value === 'string' ? 12345 : typeof value === 'number' ? '1e9' : typeof value === 'boolean' ? 'yes' : Array.isArray(value) ? { $in: value } : value === null ? [] : 'not an object';
+  typeof value === 'string'
+    ? 12345
+    : typeof value === 'number'
+      ? '1e9'
+      : typeof value === 'boolean'
+        ? 'yes'
+        : Array.isArray(value)
+          ? { $in: value }
+          : value === null
+            ? []
+            : 'not an object';
 
 /** Hostile bodies built on `base`, a valid body of the route (or {} where it takes none). */
 function hostileBodies(base: Json): { label: string; payload: string | Buffer; contentType?: string }[] {
@@ -104,12 +118,28 @@ function hostileBodies(base: Json): { label: string; payload: string | Buffer; c
     json('$where at the top', { ...base, $where: JS_SOURCE }),
     json('$where in a field', { ...base, [first]: { $where: 'sleep(10000) || true' } }),
     json('$function in a field', { ...base, [first]: { $function: { body: JS_SOURCE, args: [], lang: 'js' } } }),
-    json('$expr with $function', { ...base, $expr: { $function: { body: 'function () { return true; }', args: [], lang: 'js' } } }),
-    json('$accumulator', { ...base, [first]: { $accumulator: { init: 'function () { return 0; }', accumulate: JS_SOURCE, accumulateArgs: [], merge: JS_SOURCE, lang: 'js' } } }),
+    json('$expr with $function', {
+      ...base,
+      $expr: { $function: { body: 'function () { return true; }', args: [], lang: 'js' } },
+    }),
+    json('$accumulator', {
+      ...base,
+      [first]: {
+        $accumulator: {
+          init: 'function () { return 0; }',
+          accumulate: JS_SOURCE,
+          accumulateArgs: [],
+          merge: JS_SOURCE,
+          lang: 'js',
+        },
+      },
+    }),
     json('$set update document', { $set: { ...base, status: 'archived' } }),
     json('$unset and $inc', { ...base, $unset: { [first]: '' }, $inc: { version: 1000, available: 1000 } }),
     ...stringLeaves(base).map((path) => json(`$ne at /${path.join('/')}`, replacedAt(base, path, { $ne: null }))),
-    ...stringLeaves(base).map((path) => json(`$where at /${path.join('/')}`, replacedAt(base, path, { $where: JS_SOURCE }))),
+    ...stringLeaves(base).map((path) =>
+      json(`$where at /${path.join('/')}`, replacedAt(base, path, { $where: JS_SOURCE })),
+    ),
     // Keys MongoDB or JavaScript would read as something else.
     json('dotted key', { ...base, 'price.amount': 0 }),
     json('dotted nested key', { ...base, attributes: { 'a.b': 1 } }),
@@ -125,7 +155,10 @@ function hostileBodies(base: Json): { label: string; payload: string | Buffer; c
     raw('arrays 10,000 deep', deepArray(10_000)),
     raw('a field 10,000 deep', withRaw(base, deepObject(10_000))),
     json('5,000 items', { ...base, [first]: Array.from({ length: 5000 }, (_, i) => i) }),
-    json('20,000 members', { ...base, attributes: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`a${i}`, i])) }),
+    json('20,000 members', {
+      ...base,
+      attributes: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`a${i}`, i])),
+    }),
     json('a 20,000-character string', { ...base, [first]: 'x'.repeat(20_000) }),
     json('over the body limit', { ...base, [first]: 'x'.repeat(1_100_000) }),
     raw('a lone surrogate', withRaw(base, '"\\ud800"').replace('"zz"', `"${first}"`)),
@@ -136,8 +169,14 @@ function hostileBodies(base: Json): { label: string; payload: string | Buffer; c
     json('a number', 123),
     json('a boolean', true),
     // Bytes that are not UTF-8, and text that is not JSON.
-    raw('invalid UTF-8', Buffer.concat([Buffer.from(withRaw(base, '"').slice(0, -1)), Buffer.from([0xff, 0xfe, 0x22, 0x7d])])),
-    raw('overlong UTF-8', Buffer.concat([Buffer.from(withRaw(base, '"').slice(0, -1)), Buffer.from([0xc0, 0xaf, 0x22, 0x7d])])),
+    raw(
+      'invalid UTF-8',
+      Buffer.concat([Buffer.from(withRaw(base, '"').slice(0, -1)), Buffer.from([0xff, 0xfe, 0x22, 0x7d])]),
+    ),
+    raw(
+      'overlong UTF-8',
+      Buffer.concat([Buffer.from(withRaw(base, '"').slice(0, -1)), Buffer.from([0xc0, 0xaf, 0x22, 0x7d])]),
+    ),
     raw('truncated JSON', JSON.stringify(base).slice(0, -1)),
     raw('single quotes', "{'$where': 'x'}"),
     raw('NaN', 'NaN'),
@@ -150,7 +189,11 @@ function hostileBodies(base: Json): { label: string; payload: string | Buffer; c
     // Media types the service does not read.
     { label: 'text/plain', payload: text, contentType: 'text/plain' },
     { label: 'form data', payload: 'sku[$ne]=x&$where=1', contentType: 'application/x-www-form-urlencoded' },
-    { label: 'multipart', payload: '--b\r\nContent-Disposition: form-data; name="$where"\r\n\r\nx\r\n--b--', contentType: 'multipart/form-data; boundary=b' },
+    {
+      label: 'multipart',
+      payload: '--b\r\nContent-Disposition: form-data; name="$where"\r\n\r\nx\r\n--b--',
+      contentType: 'multipart/form-data; boundary=b',
+    },
     { label: 'XML', payload: '<product><sku>x</sku></product>', contentType: 'application/xml' },
     { label: 'JSON Patch', payload: '[{"op":"remove","path":"/sku"}]', contentType: 'application/json-patch+json' },
     { label: 'latin1 charset', payload: text, contentType: 'application/json; charset=latin1' },
@@ -222,14 +265,38 @@ describe('a corpus of hostile requests against every route', () => {
     const shirt = await t.app.inject({
       method: 'POST',
       url: '/v1/products',
-      payload: { sku: 'TEE-GREEN-L', name: 'Green tee, L', price: { amount: 1999, currency: 'EUR' }, category: 'apparel', tags: ['organic', 'sale'], attributes: { size: 'L', colours: ['green'], cotton: true }, gtin: '4006381333931', status: 'active' },
+      payload: {
+        sku: 'TEE-GREEN-L',
+        name: 'Green tee, L',
+        price: { amount: 1999, currency: 'EUR' },
+        category: 'apparel',
+        tags: ['organic', 'sale'],
+        attributes: { size: 'L', colours: ['green'], cotton: true },
+        gtin: '4006381333931',
+        status: 'active',
+      },
     });
     expect(shirt.statusCode, shirt.body).toBe(201);
-    const buyer = await s.customer({ name: 'Grace Hopper', addresses: [{ line1: '1 Navy Way', city: 'Arlington', postalCode: '22202', country: 'US' }], marketingOptIn: true });
+    const buyer = await s.customer({
+      name: 'Grace Hopper',
+      addresses: [{ line1: '1 Navy Way', city: 'Arlington', postalCode: '22202', country: 'US' }],
+      marketingOptIn: true,
+    });
     await s.customer({ name: 'Alan Turing' });
     const stock = await s.stock('MUG-BLUE', 'AMS-1', 25);
-    expect((await t.app.inject({ method: 'POST', url: '/v1/stock/restock', payload: { sku: 'TEE-GREEN-L', warehouse: 'AMS-1', quantity: 10 } })).statusCode).toBe(201);
-    const order = await s.place(buyer.id, 'AMS-1', [{ sku: 'MUG-BLUE', quantity: 2 }, { sku: 'TEE-GREEN-L', quantity: 1 }]);
+    expect(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/v1/stock/restock',
+          payload: { sku: 'TEE-GREEN-L', warehouse: 'AMS-1', quantity: 10 },
+        })
+      ).statusCode,
+    ).toBe(201);
+    const order = await s.place(buyer.id, 'AMS-1', [
+      { sku: 'MUG-BLUE', quantity: 2 },
+      { sku: 'TEE-GREEN-L', quantity: 1 },
+    ]);
     expect(order.statusCode, order.body).toBe(201);
     const paid = await s.place(buyer.id, 'AMS-1', [{ sku: 'MUG-BLUE', quantity: 1 }]);
     expect((await s.act(paid.json().id, 'pay')).statusCode).toBe(200);
@@ -245,23 +312,36 @@ describe('a corpus of hostile requests against every route', () => {
     const table = routeTable(t.app.printRoutes({ commonPrefix: false }));
     type BodySchema = { $ref?: string; anyOf?: BodySchema[] };
     const openapi = t.app.swagger() as {
-      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: BodySchema }> }; parameters?: { in: string; name: string }[] }>>;
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            requestBody?: { content: Record<string, { schema: BodySchema }> };
+            parameters?: { in: string; name: string }[];
+          }
+        >
+      >;
       components: { schemas: Record<string, { examples?: Json[] }> };
     };
     // The route table is complete: every operation of the contract is in it.
     for (const [path, operations] of Object.entries(openapi.paths)) {
-      for (const method of Object.keys(operations)) expect(table.get(path.replace(/\{(\w+)\}/g, ':$1'))?.has(method.toUpperCase()), `${method} ${path}`).toBe(true);
+      for (const method of Object.keys(operations))
+        expect(table.get(path.replace(/\{(\w+)\}/g, ':$1'))?.has(method.toUpperCase()), `${method} ${path}`).toBe(true);
     }
     expect(table.size).toBeGreaterThanOrEqual(Object.keys(openapi.paths).length);
 
-    const exampleOf = (ref: string | undefined) => (ref === undefined ? undefined : openapi.components.schemas[ref.split('/').pop()!]?.examples?.[0]);
+    const exampleOf = (ref: string | undefined) =>
+      ref === undefined ? undefined : openapi.components.schemas[ref.split('/').pop()!]?.examples?.[0];
     /** A valid body for the route, from its OpenAPI example, fitted to the seeded document it names. */
     const baseBody = (path: string, method: Method): Json => {
       const content = openapi.paths[path.replace(/:(\w+)/g, '{$1}')]?.[method.toLowerCase()]?.requestBody?.content;
       const entity = entityOf(path);
       const schema = Object.values(content ?? {})[0]?.schema;
       const ref = schema?.$ref ?? schema?.anyOf?.find((member) => member.$ref !== undefined)?.$ref;
-      const example = exampleOf(ref) ?? (entity && method === 'PATCH' ? exampleOf(`#/components/schemas/${entity.schemaName}Input`) : undefined);
+      const example =
+        exampleOf(ref) ??
+        (entity && method === 'PATCH' ? exampleOf(`#/components/schemas/${entity.schemaName}Input`) : undefined);
       if (example === undefined || typeof example !== 'object' || Array.isArray(example)) return {};
       const body = { ...(example as Json) };
       const document = entity && seeded.get(entity.collection);
@@ -274,7 +354,13 @@ describe('a corpus of hostile requests against every route', () => {
       return body;
     };
     const urlFor = (path: string, id?: string) =>
-      path.replace(/:id/g, () => id ?? String(seeded.get(resourceOf(path))?.id ?? new mongoose.Types.ObjectId().toHexString())).replace('*', 'x').replace(/:(\w+)/g, 'x');
+      path
+        .replace(
+          /:id/g,
+          () => id ?? String(seeded.get(resourceOf(path))?.id ?? new mongoose.Types.ObjectId().toHexString()),
+        )
+        .replace('*', 'x')
+        .replace(/:(\w+)/g, 'x');
 
     const attacks: Attack[] = [];
     for (const [path, served] of table) {
@@ -282,9 +368,14 @@ describe('a corpus of hostile requests against every route', () => {
         const routed = served.has(method);
         const base = WITH_BODY.has(method) ? baseBody(path, method) : {};
         const contentType = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
-        const withBase = (): Partial<InjectOptions> => (Object.keys(base).length === 0 ? {} : { payload: JSON.stringify(base), headers: { 'content-type': contentType } });
-        if (routed && Object.keys(base).length > 0) baselines.set(`${method} ${path}`, { method, url: urlFor(path), ...withBase() });
-        const at = (label: string, request: InjectOptions) => attacks.push({ label: `${method} ${path} ${label}`, request: { method, ...request } });
+        const withBase = (): Partial<InjectOptions> =>
+          Object.keys(base).length === 0
+            ? {}
+            : { payload: JSON.stringify(base), headers: { 'content-type': contentType } };
+        if (routed && Object.keys(base).length > 0)
+          baselines.set(`${method} ${path}`, { method, url: urlFor(path), ...withBase() });
+        const at = (label: string, request: InjectOptions) =>
+          attacks.push({ label: `${method} ${path} ${label}`, request: { method, ...request } });
         for (const query of HOSTILE_QUERIES) at(`?${query}`, { ...withBase(), url: `${urlFor(path)}?${query}` });
         if (path.includes(':id')) {
           for (const id of HOSTILE_IDS) at(`id ${id.slice(0, 30)}`, { ...withBase(), url: urlFor(path, id) });
@@ -300,17 +391,27 @@ describe('a corpus of hostile requests against every route', () => {
         }
         // Where the route reads If-Match (a route without conditional writes ignores the header).
         const operation = openapi.paths[path.replace(/:(\w+)/g, '{$1}')]?.[method.toLowerCase()];
-        if (!routed || operation?.parameters?.some((parameter) => parameter.in === 'header' && parameter.name === 'if-match')) {
+        if (
+          !routed ||
+          operation?.parameters?.some((parameter) => parameter.in === 'header' && parameter.name === 'if-match')
+        ) {
           for (const ifMatch of ['{"$gt":""}', '"1" OR "1"="1"', 'W/"1"']) {
             const request = withBase();
-            at(`If-Match ${ifMatch}`, { ...request, url: urlFor(path), headers: { ...(request.headers as Json | undefined), 'if-match': ifMatch } as InjectOptions['headers'] });
+            at(`If-Match ${ifMatch}`, {
+              ...request,
+              url: urlFor(path),
+              headers: { ...(request.headers as Json | undefined), 'if-match': ifMatch } as InjectOptions['headers'],
+            });
           }
         }
         // No key, or a hostile one, with a hostile query on top (open routes would answer without a key).
         for (const authorization of [undefined, 'Bearer {"$ne":null}', 'Basic YWRtaW46YWRtaW4=']) {
           at(`authorization ${authorization}`, { url: `${urlFor(path)}?$where=1`, headers: { authorization } });
         }
-        at('x-api-key {"$gt":""}', { url: `${urlFor(path)}?$where=1`, headers: { authorization: undefined, 'x-api-key': '{"$gt":""}' } });
+        at('x-api-key {"$gt":""}', {
+          url: `${urlFor(path)}?$where=1`,
+          headers: { authorization: undefined, 'x-api-key': '{"$gt":""}' },
+        });
       }
     }
 
@@ -329,7 +430,11 @@ describe('a corpus of hostile requests against every route', () => {
       else if (!problem) failures.push(`${label}: ${res.statusCode} as ${res.headers['content-type']}`);
       else if (request.method !== 'HEAD') {
         const body = res.json();
-        if (body.status !== res.statusCode || !String(body.type).startsWith('urn:storekeeper:problem:') || body.requestId !== res.headers['x-request-id']) {
+        if (
+          body.status !== res.statusCode ||
+          !String(body.type).startsWith('urn:storekeeper:problem:') ||
+          body.requestId !== res.headers['x-request-id']
+        ) {
           failures.push(`${label}: not a proper problem document: ${res.body.slice(0, 200)}`);
         }
       }
@@ -337,8 +442,13 @@ describe('a corpus of hostile requests against every route', () => {
 
     const statuses = new Map<number, number>();
     for (const { status } of answers) statuses.set(status, (statuses.get(status) ?? 0) + 1);
-    const summary = [...statuses].sort(([a], [b]) => a - b).map(([status, count]) => `${status}×${count}`).join(', ');
-    console.log(`hostile corpus: ${attacks.length} requests to ${table.size} paths (${[...table.values()].reduce((n, m) => n + m.size, 0)} routes) with ${METHODS.length} methods each; answers ${summary}`);
+    const summary = [...statuses]
+      .sort(([a], [b]) => a - b)
+      .map(([status, count]) => `${status}×${count}`)
+      .join(', ');
+    console.log(
+      `hostile corpus: ${attacks.length} requests to ${table.size} paths (${[...table.values()].reduce((n, m) => n + m.size, 0)} routes) with ${METHODS.length} methods each; answers ${summary}`,
+    );
 
     expect(failures).toEqual([]);
     expect(answers).toHaveLength(attacks.length);
@@ -368,7 +478,15 @@ describe('a corpus of hostile requests against every route', () => {
   it('control: the valid requests under the hostile ones are served, and the dump sees what they write', async () => {
     const served = new Map<string, number>();
     for (const [route, request] of baselines) served.set(route, (await t.app.inject(request)).statusCode);
-    for (const route of ['POST /v1/products', 'PUT /v1/products/:id', 'PATCH /v1/products/:id', 'POST /v1/customers', 'PATCH /v1/stock/:id', 'POST /v1/stock', 'POST /v1/orders/:id/pay']) {
+    for (const route of [
+      'POST /v1/products',
+      'PUT /v1/products/:id',
+      'PATCH /v1/products/:id',
+      'POST /v1/customers',
+      'PATCH /v1/stock/:id',
+      'POST /v1/stock',
+      'POST /v1/orders/:id/pay',
+    ]) {
       expect(served.get(route), route).toBeGreaterThanOrEqual(200);
       expect(served.get(route), route).toBeLessThan(300);
     }

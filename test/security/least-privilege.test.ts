@@ -39,7 +39,11 @@ const ROOT = { user: 'storekeeper-root', password: secret('root') };
 // by one: MongoDB lets `insert` create the collection it names (implicitly, or with `create`), so a
 // grant on the whole database would let the service create collections.
 const DB = 'storekeeper';
-const DOCUMENT_COLLECTIONS = [...ENTITIES.map((entity) => entity.collection), API_KEYS_COLLECTION, IDEMPOTENCY_COLLECTION];
+const DOCUMENT_COLLECTIONS = [
+  ...ENTITIES.map((entity) => entity.collection),
+  API_KEYS_COLLECTION,
+  IDEMPOTENCY_COLLECTION,
+];
 const DOCUMENT_ACTIONS = ['find', 'insert', 'update', 'remove'];
 /** Appended to and read, never changed: entries expire through their TTL index, which needs no privilege. */
 const AUDIT = { collection: AUDIT_COLLECTION, actions: ['find', 'insert'] };
@@ -56,7 +60,11 @@ const SERVICE_ROLE = {
   ],
 };
 const SERVICE_USER = { user: 'storekeeper', password: secret('service'), roles: [SERVICE_ROLE.role] };
-const MIGRATIONS_USER = { user: 'storekeeper-migrations', password: secret('migrations'), roles: ['readWrite', 'dbAdmin'] };
+const MIGRATIONS_USER = {
+  user: 'storekeeper-migrations',
+  password: secret('migrations'),
+  roles: ['readWrite', 'dbAdmin'],
+};
 /** A database of something else on the same deployment, which the service must not reach. */
 const OTHER_DB = 'billing';
 
@@ -64,7 +72,8 @@ const quoted = (values: readonly string[]) => `[${values.map((value) => `'${valu
 
 /** The snippet's lines that carry a privilege, as README.md must still show them. */
 function snippetLines(): string[] {
-  const createUser = (user: { user: string; roles: string[] }) => `db.createUser({ user: '${user.user}', pwd: passwordPrompt(), roles: ${quoted(user.roles)} })`;
+  const createUser = (user: { user: string; roles: string[] }) =>
+    `db.createUser({ user: '${user.user}', pwd: passwordPrompt(), roles: ${quoted(user.roles)} })`;
   const one = ({ collection, actions }: { collection: string; actions: string[] }) =>
     `  { resource: { db: '${DB}', collection: '${collection}' }, actions: ${quoted(actions)} },`;
   return [
@@ -121,7 +130,14 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
 
   /** The app as src/server.ts builds it, logging into `logs`, connected as the service user. */
   const serviceApp = async (mode: 'require' | 'check'): Promise<App> => {
-    const env = { MONGODB_URI: serviceUri, MONGODB_DB: DB, MIGRATIONS_ON_START: mode, LOG_LEVEL: 'debug', LOG_FORMAT: 'json', RATE_LIMIT_PER_MINUTE: '0' };
+    const env = {
+      MONGODB_URI: serviceUri,
+      MONGODB_DB: DB,
+      MIGRATIONS_ON_START: mode,
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
+      RATE_LIMIT_PER_MINUTE: '0',
+    };
     const config = loadConfig(env);
     const logger = createLogger(config.log, logs);
     await prepareSchemaAtStart(serviceUri, DB, mode, { info: (m) => logger.info(m), warn: (m) => logger.warn(m) });
@@ -129,12 +145,17 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
     await waitFor(() => built.db.state === 'connected', 30_000, 'the service user to connect');
     return built;
   };
-  const request = (options: InjectOptions) => app!.inject({ ...options, headers: { authorization: `Bearer ${key}`, ...options.headers } });
-  const expectStatus = (res: LightMyRequestResponse, status: number) => expect(res.statusCode, `${res.statusCode} ${res.body}`).toBe(status);
+  const request = (options: InjectOptions) =>
+    app!.inject({ ...options, headers: { authorization: `Bearer ${key}`, ...options.headers } });
+  const expectStatus = (res: LightMyRequestResponse, status: number) =>
+    expect(res.statusCode, `${res.statusCode} ${res.body}`).toBe(status);
 
   beforeAll(async () => {
     mongo = await startEmbeddedMongo({ auth: ROOT, log: (message) => console.log(`[mongod] ${message}`) });
-    root = await new MongoClient(mongo.uri, { auth: { username: ROOT.user, password: ROOT.password }, authSource: 'admin' }).connect();
+    root = await new MongoClient(mongo.uri, {
+      auth: { username: ROOT.user, password: ROOT.password },
+      authSource: 'admin',
+    }).connect();
     await root.db(OTHER_DB).collection('invoices').insertOne({ number: 'INV-1', amount: 4200 });
 
     // As an administrator, what the snippet does.
@@ -158,7 +179,9 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
   it('access control is on: a client without credentials is refused', async () => {
     const anonymous = await new MongoClient(mongo.uri).connect();
     try {
-      expect(await refusal(() => anonymous.db(DB).collection('products').findOne({}))).toMatchObject({ code: UNAUTHORIZED });
+      expect(await refusal(() => anonymous.db(DB).collection('products').findOne({}))).toMatchObject({
+        code: UNAUTHORIZED,
+      });
     } finally {
       await anonymous.close();
     }
@@ -174,7 +197,9 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
 
   it('before the migrations, the service user reads the changelog: require refuses naming them, check serves; apply is refused', async () => {
     const log = { info: () => undefined, warn: () => undefined };
-    await expect(prepareSchemaAtStart(serviceUri, DB, 'require', log)).rejects.toThrow(`migrations pending: ${MIGRATION_FILES.join(', ')}`);
+    await expect(prepareSchemaAtStart(serviceUri, DB, 'require', log)).rejects.toThrow(
+      `migrations pending: ${MIGRATION_FILES.join(', ')}`,
+    );
     // Why the README says require or check: applying needs privileges the service does not hold.
     await expect(prepareSchemaAtStart(serviceUri, DB, 'apply', log)).rejects.toMatchObject({ code: UNAUTHORIZED });
 
@@ -182,7 +207,10 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
     try {
       const ready = await checking.inject({ url: '/health/ready' });
       expectStatus(ready, 503);
-      expect(ready.json()).toMatchObject({ type: 'urn:storekeeper:problem:migrations-pending', pendingMigrations: MIGRATION_FILES });
+      expect(ready.json()).toMatchObject({
+        type: 'urn:storekeeper:problem:migrations-pending',
+        pendingMigrations: MIGRATION_FILES,
+      });
     } finally {
       await checking.close();
     }
@@ -198,26 +226,42 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
   it('the role names every collection the migrations created but the migration lock, and nothing else', async () => {
     const created = (await root.db(DB).listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
     const granted = SERVICE_ROLE.privileges.map((privilege) => privilege.resource.collection);
-    expect(granted.toSorted()).toEqual(created.filter((name) => name !== MIGRATION_SETTINGS.lockCollectionName).toSorted());
+    expect(granted.toSorted()).toEqual(
+      created.filter((name) => name !== MIGRATION_SETTINGS.lockCollectionName).toSorted(),
+    );
   });
 
   it('with MIGRATIONS_ON_START=require the service user starts, and runs the whole API', async () => {
-    key = (await ApiKeyStore.of(service.db(DB)).create({ name: 'least-privilege', scopes: ['*'], rateLimitPerMinute: 0 })).key;
+    key = (
+      await ApiKeyStore.of(service.db(DB)).create({ name: 'least-privilege', scopes: ['*'], rateLimitPerMinute: 0 })
+    ).key;
     app = await serviceApp('require');
 
     const ready = await app.inject({ url: '/health/ready' });
     expectStatus(ready, 200);
     expect(ready.json().checks.migrations).toEqual({ status: 'up-to-date' });
 
-    const post = (url: string, payload: object, headers: Record<string, string> = {}) => request({ method: 'POST', url, payload, headers });
-    const product = await post('/v1/products', { ...Product.example, sku: 'LP-LAMP', name: 'Brass reading lamp', price: { amount: 5900, currency: 'EUR' }, category: 'home', status: 'active' });
+    const post = (url: string, payload: object, headers: Record<string, string> = {}) =>
+      request({ method: 'POST', url, payload, headers });
+    const product = await post('/v1/products', {
+      ...Product.example,
+      sku: 'LP-LAMP',
+      name: 'Brass reading lamp',
+      price: { amount: 5900, currency: 'EUR' },
+      category: 'home',
+      status: 'active',
+    });
     expectStatus(product, 201);
     const customer = await post('/v1/customers', { email: 'least-privilege@example.com', name: 'Ada Lovelace' });
     expectStatus(customer, 201);
     expectStatus(await post('/v1/stock', { sku: 'LP-LAMP', warehouse: 'AMS-1', available: 10 }), 201);
 
     // A transaction across orders, stock and customers.
-    const order = await post('/v1/orders', { customerId: customer.json().id, warehouse: 'AMS-1', lines: [{ sku: 'LP-LAMP', quantity: 2 }] });
+    const order = await post('/v1/orders', {
+      customerId: customer.json().id,
+      warehouse: 'AMS-1',
+      lines: [{ sku: 'LP-LAMP', quantity: 2 }],
+    });
     expectStatus(order, 201);
     const paid = await request({ method: 'POST', url: `/v1/orders/${order.json().id}/pay` });
     expectStatus(paid, 200);
@@ -266,8 +310,12 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
 
     const audit = await request({ url: '/v1/audit?limit=200' });
     expectStatus(audit, 200);
-    const actions = audit.json().items.map((entry: { action: string; collection: string }) => `${entry.action} ${entry.collection}`);
-    expect(actions).toEqual(expect.arrayContaining(['create products', 'place orders', 'pay orders', 'patch customers', 'delete products']));
+    const actions = audit
+      .json()
+      .items.map((entry: { action: string; collection: string }) => `${entry.action} ${entry.collection}`);
+    expect(actions).toEqual(
+      expect.arrayContaining(['create products', 'place orders', 'pay orders', 'patch customers', 'delete products']),
+    );
   });
 
   describe('the service user is refused (13, Unauthorized)', () => {
@@ -280,10 +328,22 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
       ['changing a validator (collMod)', () => db().command({ collMod: 'products', validator: {} })],
       ['creating a collection', () => db().createCollection('scratch')],
       ['creating a collection by inserting into it', () => db().collection('scratch').insertOne({ note: 'implicit' })],
-      ['marking a migration applied', () => db().collection(CHANGELOG.collection).insertOne({ fileName: 'forged.js', appliedAt: new Date() })],
-      ['taking the migration lock', () => db().collection(MIGRATION_SETTINGS.lockCollectionName).insertOne({ createdAt: new Date() })],
+      [
+        'marking a migration applied',
+        () => db().collection(CHANGELOG.collection).insertOne({ fileName: 'forged.js', appliedAt: new Date() }),
+      ],
+      [
+        'taking the migration lock',
+        () => db().collection(MIGRATION_SETTINGS.lockCollectionName).insertOne({ createdAt: new Date() }),
+      ],
       ['deleting audit entries', () => db().collection(AUDIT.collection).deleteMany({})],
-      ['rewriting an audit entry', () => db().collection(AUDIT.collection).updateOne({}, { $set: { keyName: 'someone else' } })],
+      [
+        'rewriting an audit entry',
+        () =>
+          db()
+            .collection(AUDIT.collection)
+            .updateOne({}, { $set: { keyName: 'someone else' } }),
+      ],
       ['listing the collections', () => db().listCollections().toArray()],
       ['reading another database', () => service.db(OTHER_DB).collection('invoices').findOne({})],
       ['writing to another database', () => service.db(OTHER_DB).collection('invoices').insertOne({ number: 'INV-2' })],
@@ -310,10 +370,22 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
   it('no log line of the service carries a password, even when the login fails', async () => {
     const failing = new LogCapture();
     const wrong = secret('wrong');
-    const config = loadConfig({ MONGODB_URI: uriFor(mongo.uri, { ...SERVICE_USER, password: wrong }), MONGODB_DB: DB, LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
-    const wrongLogin = await buildApp({ config: { ...config, mongo: { ...config.mongo, uri: config.mongo.uri! } }, logger: createLogger(config.log, failing) });
+    const config = loadConfig({
+      MONGODB_URI: uriFor(mongo.uri, { ...SERVICE_USER, password: wrong }),
+      MONGODB_DB: DB,
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
+    });
+    const wrongLogin = await buildApp({
+      config: { ...config, mongo: { ...config.mongo, uri: config.mongo.uri! } },
+      logger: createLogger(config.log, failing),
+    });
     try {
-      await waitFor(() => failing.lines.some((line) => line.msg === 'MongoDB unreachable; retrying'), 30_000, 'the failed login to be logged');
+      await waitFor(
+        () => failing.lines.some((line) => line.msg === 'MongoDB unreachable; retrying'),
+        30_000,
+        'the failed login to be logged',
+      );
     } finally {
       await wrongLogin.close();
     }

@@ -25,8 +25,17 @@ let s: Shop;
 let serial = 0;
 const next = () => ++serial;
 
-const json = (method: InjectOptions['method'], url: string, payload?: unknown): InjectOptions => ({ method, url, ...(payload !== undefined && { payload: payload as object }) });
-const productBody = (sku: string) => ({ sku, name: `Product ${sku}`, price: { amount: 1000, currency: 'EUR' }, category: 'test' });
+const json = (method: InjectOptions['method'], url: string, payload?: unknown): InjectOptions => ({
+  method,
+  url,
+  ...(payload !== undefined && { payload: payload as object }),
+});
+const productBody = (sku: string) => ({
+  sku,
+  name: `Product ${sku}`,
+  price: { amount: 1000, currency: 'EUR' },
+  category: 'test',
+});
 const newProduct = async () => (await s.product(`MX-${next()}`)).id as string;
 const newCustomer = async () => (await s.customer()).id as string;
 const newStock = async () => {
@@ -50,8 +59,14 @@ const ROUTES: Record<string, RouteCase> = {
   'GET /metrics': { scope: 'operations:read', prepare: async () => json('GET', '/metrics') },
 
   'GET /v1/products': { scope: 'products:read', prepare: async () => json('GET', '/v1/products?limit=5') },
-  'POST /v1/products': { scope: 'products:write', prepare: async () => json('POST', '/v1/products', productBody(`MX-${next()}`)) },
-  'GET /v1/products/{id}': { scope: 'products:read', prepare: async () => json('GET', `/v1/products/${await newProduct()}`) },
+  'POST /v1/products': {
+    scope: 'products:write',
+    prepare: async () => json('POST', '/v1/products', productBody(`MX-${next()}`)),
+  },
+  'GET /v1/products/{id}': {
+    scope: 'products:read',
+    prepare: async () => json('GET', `/v1/products/${await newProduct()}`),
+  },
   'PUT /v1/products/{id}': {
     scope: 'products:write',
     prepare: async () => {
@@ -61,13 +76,25 @@ const ROUTES: Record<string, RouteCase> = {
   },
   'PATCH /v1/products/{id}': {
     scope: 'products:write',
-    prepare: async () => ({ ...json('PATCH', `/v1/products/${await newProduct()}`, { name: 'Patched' }), headers: { 'content-type': 'application/merge-patch+json' } }),
+    prepare: async () => ({
+      ...json('PATCH', `/v1/products/${await newProduct()}`, { name: 'Patched' }),
+      headers: { 'content-type': 'application/merge-patch+json' },
+    }),
   },
-  'DELETE /v1/products/{id}': { scope: 'products:write', prepare: async () => json('DELETE', `/v1/products/${await newProduct()}`) },
+  'DELETE /v1/products/{id}': {
+    scope: 'products:write',
+    prepare: async () => json('DELETE', `/v1/products/${await newProduct()}`),
+  },
 
   'GET /v1/customers': { scope: 'customers:read', prepare: async () => json('GET', '/v1/customers?limit=5') },
-  'POST /v1/customers': { scope: 'customers:write', prepare: async () => json('POST', '/v1/customers', { email: `mx-${next()}@example.com`, name: 'A Buyer' }) },
-  'GET /v1/customers/{id}': { scope: 'customers:read', prepare: async () => json('GET', `/v1/customers/${await newCustomer()}`) },
+  'POST /v1/customers': {
+    scope: 'customers:write',
+    prepare: async () => json('POST', '/v1/customers', { email: `mx-${next()}@example.com`, name: 'A Buyer' }),
+  },
+  'GET /v1/customers/{id}': {
+    scope: 'customers:read',
+    prepare: async () => json('GET', `/v1/customers/${await newCustomer()}`),
+  },
   'PUT /v1/customers/{id}': {
     scope: 'customers:write',
     prepare: async () => {
@@ -77,9 +104,15 @@ const ROUTES: Record<string, RouteCase> = {
   },
   'PATCH /v1/customers/{id}': {
     scope: 'customers:write',
-    prepare: async () => ({ ...json('PATCH', `/v1/customers/${await newCustomer()}`, { name: 'Patched' }), headers: { 'content-type': 'application/merge-patch+json' } }),
+    prepare: async () => ({
+      ...json('PATCH', `/v1/customers/${await newCustomer()}`, { name: 'Patched' }),
+      headers: { 'content-type': 'application/merge-patch+json' },
+    }),
   },
-  'DELETE /v1/customers/{id}': { scope: 'customers:write', prepare: async () => json('DELETE', `/v1/customers/${await newCustomer()}`) },
+  'DELETE /v1/customers/{id}': {
+    scope: 'customers:write',
+    prepare: async () => json('DELETE', `/v1/customers/${await newCustomer()}`),
+  },
 
   'GET /v1/stock': { scope: 'stock:read', prepare: async () => json('GET', '/v1/stock?limit=5') },
   'POST /v1/stock': {
@@ -100,25 +133,53 @@ const ROUTES: Record<string, RouteCase> = {
   },
   'PATCH /v1/stock/{id}': {
     scope: 'stock:write',
-    prepare: async () => ({ ...json('PATCH', `/v1/stock/${(await newStock()).id}`, { available: 4 }), headers: { 'content-type': 'application/merge-patch+json' } }),
+    prepare: async () => ({
+      ...json('PATCH', `/v1/stock/${(await newStock()).id}`, { available: 4 }),
+      headers: { 'content-type': 'application/merge-patch+json' },
+    }),
   },
-  'DELETE /v1/stock/{id}': { scope: 'stock:write', prepare: async () => json('DELETE', `/v1/stock/${(await newStock()).id}`) },
-  'POST /v1/stock/restock': { scope: 'stock:write', prepare: async () => json('POST', '/v1/stock/restock', { sku: (await newStock()).sku, warehouse: 'AMS-1', quantity: 2 }) },
+  'DELETE /v1/stock/{id}': {
+    scope: 'stock:write',
+    prepare: async () => json('DELETE', `/v1/stock/${(await newStock()).id}`),
+  },
+  'POST /v1/stock/restock': {
+    scope: 'stock:write',
+    prepare: async () =>
+      json('POST', '/v1/stock/restock', { sku: (await newStock()).sku, warehouse: 'AMS-1', quantity: 2 }),
+  },
   'POST /v1/stock/move': {
     scope: 'stock:write',
-    prepare: async () => json('POST', '/v1/stock/move', { sku: (await newStock()).sku, from: 'AMS-1', to: 'BER-1', quantity: 2 }),
+    prepare: async () =>
+      json('POST', '/v1/stock/move', { sku: (await newStock()).sku, from: 'AMS-1', to: 'BER-1', quantity: 2 }),
   },
 
   'GET /v1/orders': { scope: 'orders:read', prepare: async () => json('GET', '/v1/orders?limit=5') },
   'POST /v1/orders': {
     scope: 'orders:write',
-    prepare: async () => json('POST', '/v1/orders', { customerId: await newCustomer(), warehouse: 'AMS-1', lines: [{ sku: (await newStock()).sku, quantity: 1 }] }),
+    prepare: async () =>
+      json('POST', '/v1/orders', {
+        customerId: await newCustomer(),
+        warehouse: 'AMS-1',
+        lines: [{ sku: (await newStock()).sku, quantity: 1 }],
+      }),
   },
   'GET /v1/orders/{id}': { scope: 'orders:read', prepare: async () => json('GET', `/v1/orders/${await orderAfter()}`) },
-  'POST /v1/orders/{id}/pay': { scope: 'orders:write', prepare: async () => json('POST', `/v1/orders/${await orderAfter()}/pay`) },
-  'POST /v1/orders/{id}/ship': { scope: 'orders:write', prepare: async () => json('POST', `/v1/orders/${await orderAfter('pay')}/ship`) },
-  'POST /v1/orders/{id}/deliver': { scope: 'orders:write', prepare: async () => json('POST', `/v1/orders/${await orderAfter('pay', 'ship')}/deliver`) },
-  'POST /v1/orders/{id}/cancel': { scope: 'orders:write', prepare: async () => json('POST', `/v1/orders/${await orderAfter()}/cancel`) },
+  'POST /v1/orders/{id}/pay': {
+    scope: 'orders:write',
+    prepare: async () => json('POST', `/v1/orders/${await orderAfter()}/pay`),
+  },
+  'POST /v1/orders/{id}/ship': {
+    scope: 'orders:write',
+    prepare: async () => json('POST', `/v1/orders/${await orderAfter('pay')}/ship`),
+  },
+  'POST /v1/orders/{id}/deliver': {
+    scope: 'orders:write',
+    prepare: async () => json('POST', `/v1/orders/${await orderAfter('pay', 'ship')}/deliver`),
+  },
+  'POST /v1/orders/{id}/cancel': {
+    scope: 'orders:write',
+    prepare: async () => json('POST', `/v1/orders/${await orderAfter()}/cancel`),
+  },
 
   'GET /v1/audit': { scope: 'audit:read', prepare: async () => json('GET', '/v1/audit?limit=5') },
   'GET /v1/audit/{id}': {
@@ -131,14 +192,26 @@ const ROUTES: Record<string, RouteCase> = {
   },
 
   'GET /v1/keys': { scope: 'keys:admin', prepare: async () => json('GET', '/v1/keys') },
-  'POST /v1/keys': { scope: 'keys:admin', prepare: async () => json('POST', '/v1/keys', { name: `matrix ${next()}`, scopes: ['products:read'] }) },
-  'GET /v1/keys/{id}': { scope: 'keys:admin', prepare: async () => json('GET', `/v1/keys/${(await t.createKey(['products:read'])).id}`) },
-  'DELETE /v1/keys/{id}': { scope: 'keys:admin', prepare: async () => json('DELETE', `/v1/keys/${(await t.createKey(['products:read'])).id}`) },
+  'POST /v1/keys': {
+    scope: 'keys:admin',
+    prepare: async () => json('POST', '/v1/keys', { name: `matrix ${next()}`, scopes: ['products:read'] }),
+  },
+  'GET /v1/keys/{id}': {
+    scope: 'keys:admin',
+    prepare: async () => json('GET', `/v1/keys/${(await t.createKey(['products:read'])).id}`),
+  },
+  'DELETE /v1/keys/{id}': {
+    scope: 'keys:admin',
+    prepare: async () => json('DELETE', `/v1/keys/${(await t.createKey(['products:read'])).id}`),
+  },
 
   // The batch route needs the write scope of each collection its operations touch.
   'POST /v1/batch': {
     scope: 'products:write',
-    prepare: async () => json('POST', '/v1/batch', { operations: [{ op: 'insert', collection: 'products', document: productBody(`MX-${next()}`) }] }),
+    prepare: async () =>
+      json('POST', '/v1/batch', {
+        operations: [{ op: 'insert', collection: 'products', document: productBody(`MX-${next()}`) }],
+      }),
   },
 };
 
@@ -150,18 +223,23 @@ describe('the scope matrix: every route, every scope', () => {
     await waitForDatabase(t.app);
     await t.app.ready();
     s = shop(t.app);
-    for (const scope of SCOPES) keys[scope] = (await t.createKey([scope], { name: `only ${scope}`, rateLimitPerMinute: 0 })).key;
+    for (const scope of SCOPES)
+      keys[scope] = (await t.createKey([scope], { name: `only ${scope}`, rateLimitPerMinute: 0 })).key;
   });
   afterAll(() => t.app.close());
 
   it('names every route of the OpenAPI document, and only those', async () => {
     const spec = t.app.swagger() as { paths: Record<string, Record<string, unknown>> };
-    const documented = Object.entries(spec.paths).flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
+    const documented = Object.entries(spec.paths).flatMap(([path, operations]) =>
+      Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`),
+    );
     expect(Object.keys(ROUTES).sort()).toEqual(documented.sort());
   });
 
   it('documents the security of every protected route, and only of those', () => {
-    const spec = t.app.swagger() as unknown as { paths: Record<string, Record<string, { security?: unknown; responses: Record<string, unknown> }>> };
+    const spec = t.app.swagger() as unknown as {
+      paths: Record<string, Record<string, { security?: unknown; responses: Record<string, unknown> }>>;
+    };
     for (const [route, { scope }] of Object.entries(ROUTES)) {
       const [method, path] = route.split(' ') as [string, string];
       const operation = spec.paths[path]![method.toLowerCase()]!;

@@ -74,7 +74,12 @@ export const Customer = defineEntity({
   textSearch: false,
   collation: { locale: 'en', strength: 2 },
   indexes: [
-    { name: 'email_unique', key: { email: 1 }, unique: true, serves: 'one customer per e-mail, case-insensitive (collection collation); login lookups' },
+    {
+      name: 'email_unique',
+      key: { email: 1 },
+      unique: true,
+      serves: 'one customer per e-mail, case-insensitive (collection collation); login lookups',
+    },
     { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing' },
     { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
     { name: 'name', key: { name: 1, _id: 1 }, serves: 'alphabetical listing, case-insensitive' },
@@ -92,7 +97,12 @@ export const Customer = defineEntity({
         "customers who spent at least X in currency C, as { 'stats.spent': { $elemMatch: { currency: C, amount: { $gte: X } } } } (multikey)",
     },
   ],
-  operations: { create: true, replace: true, patch: true, delete: { rule: 'only a customer without orders can be deleted' } },
+  operations: {
+    create: true,
+    replace: true,
+    patch: true,
+    delete: { rule: 'only a customer without orders can be deleted' },
+  },
   serverDefaults: { stats: { orderCount: 0, spent: [] } },
   example: {
     email: 'ada@example.com',
@@ -101,5 +111,7 @@ export const Customer = defineEntity({
     addresses: [{ label: 'home', line1: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'GB' }],
     marketingOptIn: false,
   },
-  serverExample: { stats: { orderCount: 3, spent: [{ currency: 'EUR', amount: 12497 }], lastOrderAt: '2026-11-20T14:03:00.000Z' } },
+  serverExample: {
+    stats: { orderCount: 3, spent: [{ currency: 'EUR', amount: 12497 }], lastOrderAt: '2026-11-20T14:03:00.000Z' },
+  },
 });

@@ -62,15 +62,30 @@ export const Order = defineEntity({
   defaultSort: 'createdAt',
   textSearch: false,
   indexes: [
-    { name: 'customer_created', key: { customerId: 1, createdAt: 1, _id: 1 }, serves: "a customer's order history, newest first" },
-    { name: 'status_created', key: { status: 1, createdAt: 1, _id: 1 }, serves: 'work queues: paid orders to ship, oldest first' },
-    { name: 'line_sku', key: { 'lines.sku': 1 }, serves: 'orders containing a SKU (and whether a product may be deleted)' },
+    {
+      name: 'customer_created',
+      key: { customerId: 1, createdAt: 1, _id: 1 },
+      serves: "a customer's order history, newest first",
+    },
+    {
+      name: 'status_created',
+      key: { status: 1, createdAt: 1, _id: 1 },
+      serves: 'work queues: paid orders to ship, oldest first',
+    },
+    {
+      name: 'line_sku',
+      key: { 'lines.sku': 1 },
+      serves: 'orders containing a SKU (and whether a product may be deleted)',
+    },
     { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing' },
     { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
     { name: 'subtotal', key: { 'totals.subtotal.amount': 1, _id: 1 }, serves: 'largest orders first' },
   ],
   operations: {
-    create: { workflow: 'placed through the order workflow (src/domain/orders.ts): stock reserved, lines priced from the catalog' },
+    create: {
+      workflow:
+        'placed through the order workflow (src/domain/orders.ts): stock reserved, lines priced from the catalog',
+    },
     replace: false,
     patch: false,
     delete: false,

@@ -25,7 +25,13 @@ export const Product = defineEntity({
       sku: Sku(),
       name: Type.String({ minLength: 1, maxLength: 200, description: 'Display name; searched by q.' }),
       description: Type.Optional(Type.String({ maxLength: 5000, description: 'Long description; searched by q.' })),
-      gtin: Type.Optional(Type.String({ pattern: '^[0-9]{8,14}$', description: 'Barcode (GTIN/EAN), unique when present.', examples: ['4006381333931'] })),
+      gtin: Type.Optional(
+        Type.String({
+          pattern: '^[0-9]{8,14}$',
+          description: 'Barcode (GTIN/EAN), unique when present.',
+          examples: ['4006381333931'],
+        }),
+      ),
       price: Money('Unit price.'),
       category: Type.String({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', maxLength: 64, description: 'Category slug.' }),
       tags: Type.Array(Type.String({ pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', maxLength: 40 }), {
@@ -38,7 +44,8 @@ export const Product = defineEntity({
         maxProperties: 50,
         additionalProperties: false,
         default: {},
-        description: 'Free-form attributes: names of letters, digits and _; values strings, numbers, booleans or lists.',
+        description:
+          'Free-form attributes: names of letters, digits and _; values strings, numbers, booleans or lists.',
       }),
       status: Type.Enum(PRODUCT_STATUSES, { default: 'draft', description: 'Only active products can be ordered.' }),
     },
@@ -70,8 +77,16 @@ export const Product = defineEntity({
       partialFilterExpression: { gtin: { $exists: true } },
       serves: 'uniqueness of barcodes among products that have one (partial: products without a GTIN cost nothing)',
     },
-    { name: 'category_price', key: { category: 1, 'price.amount': 1, _id: 1 }, serves: 'a category page sorted by price' },
-    { name: 'status_updated', key: { status: 1, updatedAt: 1, _id: 1 }, serves: 'products of a status, by last change' },
+    {
+      name: 'category_price',
+      key: { category: 1, 'price.amount': 1, _id: 1 },
+      serves: 'a category page sorted by price',
+    },
+    {
+      name: 'status_updated',
+      key: { status: 1, updatedAt: 1, _id: 1 },
+      serves: 'products of a status, by last change',
+    },
     { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing, newest or oldest first' },
     { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
     { name: 'name', key: { name: 1, _id: 1 }, serves: 'alphabetical listing' },
@@ -84,7 +99,12 @@ export const Product = defineEntity({
       serves: 'full-text search (q) on name and description',
     },
   ],
-  operations: { create: true, replace: true, patch: true, delete: { rule: 'a product that orders refer to is archived (status archived) instead of deleted' } },
+  operations: {
+    create: true,
+    replace: true,
+    patch: true,
+    delete: { rule: 'a product that orders refer to is archived (status archived) instead of deleted' },
+  },
   serverDefaults: {},
   example: {
     sku: 'TSHIRT-RED-M',

@@ -56,7 +56,12 @@ export const SECURITY_SCHEMES = {
     bearerFormat: 'sk_<prefix>_<secret>',
     description: 'An API key from `npm run keys -- create`, as `Authorization: Bearer sk_...`.',
   },
-  apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'The same API key in an X-API-Key header, for clients that cannot set Authorization.' },
+  apiKeyHeader: {
+    type: 'apiKey',
+    in: 'header',
+    name: 'X-API-Key',
+    description: 'The same API key in an X-API-Key header, for clients that cannot set Authorization.',
+  },
 } as const;
 const SECURITY_REQUIREMENT = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
 
@@ -66,8 +71,13 @@ const unauthenticated = (code: string, detail: string, error?: string) =>
     headers: { 'www-authenticate': error === undefined ? REALM : `${REALM}, error="${error}"` },
   });
 
-const noKey = () => unauthenticated('unauthenticated', `This route needs an API key: send Authorization: Bearer <key> (or ${API_KEY_HEADER}: <key>).`);
-const invalidKey = () => unauthenticated('invalid-api-key', 'The API key is not valid: check that it was copied whole.', 'invalid_token');
+const noKey = () =>
+  unauthenticated(
+    'unauthenticated',
+    `This route needs an API key: send Authorization: Bearer <key> (or ${API_KEY_HEADER}: <key>).`,
+  );
+const invalidKey = () =>
+  unauthenticated('invalid-api-key', 'The API key is not valid: check that it was copied whole.', 'invalid_token');
 
 /** The scopes a route needs, or undefined for an open route. Throws for a /v1 route it cannot decide. */
 export function routeScopes(route: Pick<RouteOptions, 'url' | 'method' | 'config'>): readonly Scope[] | undefined {
@@ -78,8 +88,11 @@ export function routeScopes(route: Pick<RouteOptions, 'url' | 'method' | 'config
   const collection = route.url.split('/')[2] ?? '';
   const reads = methods.every((method) => method === 'GET' || method === 'HEAD');
   const writes = methods.every((method) => method !== 'GET' && method !== 'HEAD');
-  if ((DATA_RESOURCES as string[]).includes(collection) && (reads || writes)) return [reads ? readScope(collection) : writeScope(collection)];
-  throw new Error(`${methods.join(',')} ${route.url} is under /v1 but its scopes cannot be derived: declare config.scopes`);
+  if ((DATA_RESOURCES as string[]).includes(collection) && (reads || writes))
+    return [reads ? readScope(collection) : writeScope(collection)];
+  throw new Error(
+    `${methods.join(',')} ${route.url} is under /v1 but its scopes cannot be derived: declare config.scopes`,
+  );
 }
 
 interface CachedKey {
@@ -123,7 +136,8 @@ function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
   if (authorization !== undefined) {
     const match = /^Bearer +(\S+) *$/i.exec(authorization);
-    if (match === null) throw unauthenticated('unauthenticated', 'Authorization must be "Bearer <API key>".', 'invalid_request');
+    if (match === null)
+      throw unauthenticated('unauthenticated', 'Authorization must be "Bearer <API key>".', 'invalid_request');
     return match[1];
   }
   const header = request.headers[API_KEY_HEADER];
@@ -163,10 +177,18 @@ export default fp<AuthenticationOptions>(
       // An unknown prefix and a wrong secret answer alike: neither says which part was wrong.
       if (document === null || !secretVerified(document, parsed.secret)) throw invalidKey();
       if (document.revokedAt !== undefined) {
-        throw unauthenticated('api-key-revoked', `The API key ${document.prefix} was revoked on ${document.revokedAt.toISOString()}.`, 'invalid_token');
+        throw unauthenticated(
+          'api-key-revoked',
+          `The API key ${document.prefix} was revoked on ${document.revokedAt.toISOString()}.`,
+          'invalid_token',
+        );
       }
       if (document.expiresAt !== undefined && document.expiresAt.getTime() <= Date.now()) {
-        throw unauthenticated('api-key-expired', `The API key ${document.prefix} expired on ${document.expiresAt.toISOString()}.`, 'invalid_token');
+        throw unauthenticated(
+          'api-key-expired',
+          `The API key ${document.prefix} expired on ${document.expiresAt.toISOString()}.`,
+          'invalid_token',
+        );
       }
       let principal = principals.get(document);
       if (principal === undefined) {
@@ -192,7 +214,10 @@ export default fp<AuthenticationOptions>(
       // The contract shows what every protected route needs and how it can be refused.
       schema.security = SECURITY_REQUIREMENT;
       schema.response = { ...problemResponses(401, 403, 429), ...schema.response };
-      const needs = scopes.length === 0 ? 'Needs a valid API key (the scopes each part needs are checked per part).' : `Needs the scope${scopes.length > 1 ? 's' : ''} ${scopes.map((scope) => `\`${scope}\``).join(', ')}.`;
+      const needs =
+        scopes.length === 0
+          ? 'Needs a valid API key (the scopes each part needs are checked per part).'
+          : `Needs the scope${scopes.length > 1 ? 's' : ''} ${scopes.map((scope) => `\`${scope}\``).join(', ')}.`;
       schema.description = schema.description === undefined ? needs : `${schema.description}\n\n${needs}`;
     });
 

@@ -39,12 +39,24 @@ function refusalOf(error: ConnectionError & { reason?: string }, requestTimeoutM
         detail: `The request was not received in full within ${requestTimeoutMs} ms (REQUEST_TIMEOUT_MS); the connection is closed.`,
       };
     case 'HPE_HEADER_OVERFLOW':
-      return { status: 431, code: 'headers-too-large', detail: `The request headers are larger than this server reads (${maxHeaderSize} bytes in all).` };
+      return {
+        status: 431,
+        code: 'headers-too-large',
+        detail: `The request headers are larger than this server reads (${maxHeaderSize} bytes in all).`,
+      };
     case 'HPE_INVALID_VERSION':
     case 'HPE_PAUSED_H2_UPGRADE':
-      return { status: 400, code: 'http-version-not-supported', detail: `This server speaks HTTP/1.1 (and 1.0) in clear text: ${reason}.` };
+      return {
+        status: 400,
+        code: 'http-version-not-supported',
+        detail: `This server speaks HTTP/1.1 (and 1.0) in clear text: ${reason}.`,
+      };
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return { status: 413, code: 'payload-too-large', detail: 'The chunk extensions of the body are larger than this server reads.' };
+      return {
+        status: 413,
+        code: 'payload-too-large',
+        detail: 'The chunk extensions of the body are larger than this server reads.',
+      };
     default:
       return { status: 400, code: 'malformed-request', detail: `The request is not well-formed HTTP/1.1: ${reason}.` };
   }
@@ -53,7 +65,14 @@ function refusalOf(error: ConnectionError & { reason?: string }, requestTimeoutM
 /** A whole HTTP/1.1 response carrying a problem document, written to a socket as it is. */
 function rawProblemResponse(refusal: Refusal, requestId: string, extensions: Record<string, unknown> = {}): string {
   const title = STATUS_CODES[refusal.status] ?? 'Bad Request';
-  const body = problemJson({ code: refusal.code, title, status: refusal.status, detail: refusal.detail, requestId, extensions });
+  const body = problemJson({
+    code: refusal.code,
+    title,
+    status: refusal.status,
+    detail: refusal.detail,
+    requestId,
+    extensions,
+  });
   return [
     `HTTP/1.1 ${refusal.status} ${title}`,
     `Content-Type: ${PROBLEM_MEDIA_TYPE}; charset=utf-8`,
@@ -78,13 +97,23 @@ export function clientErrorHandler(requestTimeoutMs: number) {
       const refusal = refusalOf(error, requestTimeoutMs);
       const requestId = randomUUID();
       try {
-        this.log.info({ requestId, code: refusal.code, status: refusal.status, parserCode: error.code, remoteAddress: socket.remoteAddress }, 'request refused before routing');
+        this.log.info(
+          {
+            requestId,
+            code: refusal.code,
+            status: refusal.status,
+            parserCode: error.code,
+            remoteAddress: socket.remoteAddress,
+          },
+          'request refused before routing',
+        );
       } catch {
         // The answer matters more than the line.
       }
       const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
       if (socket.writable && (inFlight === undefined || inFlight === null || !inFlight.headersSent)) {
-        const parserCode = typeof error.code === 'string' && error.code.startsWith('HPE_') ? { parserCode: error.code } : {};
+        const parserCode =
+          typeof error.code === 'string' && error.code.startsWith('HPE_') ? { parserCode: error.code } : {};
         socket.end(rawProblemResponse(refusal, requestId, parserCode), () => socket.destroy());
         setTimeout(() => socket.destroy(), LINGER_MS).unref();
       } else {
@@ -121,10 +150,24 @@ export default fp(
     // Any Expect but 100-continue (which Node answers itself): Node's default 417 has no body.
     app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
       const requestId = randomUUID();
-      const refusal = { status: 417, code: 'expectation-failed', detail: 'This server meets no expectation but 100-continue.' };
-      app.log.info({ requestId, code: refusal.code, status: 417, method: request.method, url: request.url }, 'request refused before routing');
+      const refusal = {
+        status: 417,
+        code: 'expectation-failed',
+        detail: 'This server meets no expectation but 100-continue.',
+      };
+      app.log.info(
+        { requestId, code: refusal.code, status: 417, method: request.method, url: request.url },
+        'request refused before routing',
+      );
       const instance = request.url?.split('?')[0];
-      const body = problemJson({ code: refusal.code, title: STATUS_CODES[417]!, status: 417, detail: refusal.detail, requestId, ...(instance !== undefined && { instance }) });
+      const body = problemJson({
+        code: refusal.code,
+        title: STATUS_CODES[417]!,
+        status: 417,
+        detail: refusal.detail,
+        requestId,
+        ...(instance !== undefined && { instance }),
+      });
       response.writeHead(417, {
         'content-type': `${PROBLEM_MEDIA_TYPE}; charset=utf-8`,
         'content-length': Buffer.byteLength(body),

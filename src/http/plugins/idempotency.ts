@@ -76,7 +76,8 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 export function canonicalJson(value: unknown): string {
   if (value === undefined) return '';
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
+  if (Array.isArray(value))
+    return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, item]) => item !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -96,11 +97,24 @@ function documentRoute(route: RouteOptions): void {
   if (headers === undefined) {
     schema.headers = Type.Object({ [IDEMPOTENCY_KEY_HEADER]: Type.Optional(IdempotencyKeyHeader) });
   } else if (headers.properties !== undefined) {
-    schema.headers = { ...headers, properties: { ...headers.properties, [IDEMPOTENCY_KEY_HEADER]: IdempotencyKeyHeader } };
+    schema.headers = {
+      ...headers,
+      properties: { ...headers.properties, [IDEMPOTENCY_KEY_HEADER]: IdempotencyKeyHeader },
+    };
   }
   const responses = { ...((schema.response ?? {}) as Record<string, unknown>) };
-  addProblemKind(responses, 409, inProgress(), 'a request with the same Idempotency-Key is still running after a few seconds of waiting for it; retry after Retry-After.');
-  addProblemKind(responses, 422, keyReused(), 'the Idempotency-Key was used before with another body or URL; nothing was done.');
+  addProblemKind(
+    responses,
+    409,
+    inProgress(),
+    'a request with the same Idempotency-Key is still running after a few seconds of waiting for it; retry after Retry-After.',
+  );
+  addProblemKind(
+    responses,
+    422,
+    keyReused(),
+    'the Idempotency-Key was used before with another body or URL; nothing was done.',
+  );
   schema.response = responses;
 }
 
@@ -143,18 +157,28 @@ export default fp<IdempotencyOptions>(
     function release(request: FastifyRequest, scope: string, owner: string): void {
       store
         .release(scope, owner, Deadline.after(BACKGROUND_TIMEOUT_MS))
-        .catch((error: unknown) => request.log.warn({ err: error }, 'could not release an idempotency key; its lease ends it'));
+        .catch((error: unknown) =>
+          request.log.warn({ err: error }, 'could not release an idempotency key; its lease ends it'),
+        );
     }
 
     async function claimOrReplay(request: FastifyRequest, reply: FastifyReply) {
       const key = request.headers[IDEMPOTENCY_KEY_HEADER];
       if (key === undefined) return;
       if (typeof key !== 'string' || !WELL_FORMED_KEY.test(key)) {
-        throw AppError.validation([{ in: 'headers', pointer: `/${IDEMPOTENCY_KEY_HEADER}`, message: 'must be 1-255 characters of visible ASCII' }]);
+        throw AppError.validation([
+          {
+            in: 'headers',
+            pointer: `/${IDEMPOTENCY_KEY_HEADER}`,
+            message: 'must be 1-255 characters of visible ASCII',
+          },
+        ]);
       }
       // The scope is the route, not the URL: one key names one operation. The API key joins the
       // scope, so that clients cannot see, or block, each other's answers.
-      const scope = sha256(`${request.principal?.keyId ?? '-'}\n${request.method}\n${request.routeOptions.url}\n${key}`);
+      const scope = sha256(
+        `${request.principal?.keyId ?? '-'}\n${request.method}\n${request.routeOptions.url}\n${key}`,
+      );
       const fingerprint = sha256(`${request.method}\n${request.url}\n${canonicalJson(request.body)}`);
       const owner = randomUUID();
       const { deadline } = request;
@@ -189,7 +213,12 @@ export default fp<IdempotencyOptions>(
             return replay(reply, record);
           }
           // The first request is still running: waiting for its answer is what a retrying client wants.
-          while (record !== null && record.state === 'running' && leaseEnd(record).getTime() > Date.now() && !waitUntil.expired()) {
+          while (
+            record !== null &&
+            record.state === 'running' &&
+            leaseEnd(record).getTime() > Date.now() &&
+            !waitUntil.expired()
+          ) {
             await waitUntil.sleep(POLL_MS);
             record = await deadline.race(store.find(scope, deadline));
           }
@@ -206,7 +235,13 @@ export default fp<IdempotencyOptions>(
       }
     }
 
-    function hold(request: FastifyRequest, scope: string, fingerprint: string, owner: string, committed?: { result: unknown }): void {
+    function hold(
+      request: FastifyRequest,
+      scope: string,
+      fingerprint: string,
+      owner: string,
+      committed?: { result: unknown },
+    ): void {
       request.idempotencyClaim = { scope, fingerprint, owner, settled: false };
       request.writeGuard = {
         ...(committed !== undefined && { committed }),
@@ -219,7 +254,14 @@ export default fp<IdempotencyOptions>(
       const claim = request.idempotencyClaim;
       if (claim === undefined || claim.settled) return payload;
       claim.settled = true;
-      const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? undefined : null;
+      const body =
+        typeof payload === 'string'
+          ? payload
+          : Buffer.isBuffer(payload)
+            ? payload.toString('utf8')
+            : payload == null
+              ? undefined
+              : null;
       if (!isReplayable(reply.statusCode) || body === null) {
         // Not an answer to keep: the key is given up (a committed record stays, release never touches it).
         release(request, claim.scope, claim.owner);
@@ -227,7 +269,9 @@ export default fp<IdempotencyOptions>(
       }
       try {
         const answer = { status: reply.statusCode, headers: storedHeaders(reply), body };
-        await request.deadline.race(store.complete(claim.scope, claim.fingerprint, claim.owner, answer, request.deadline));
+        await request.deadline.race(
+          store.complete(claim.scope, claim.fingerprint, claim.owner, answer, request.deadline),
+        );
       } catch (error) {
         // The answer still goes out. A committed write stays replayable from its result; any other
         // answer is given up, so a retry runs the request again instead of waiting for the lease.

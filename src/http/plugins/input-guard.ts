@@ -43,7 +43,8 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 /** A parameter of the query language: a field path of plain names, and an optional [operator]. */
 const QUERY_PARAMETER = /^[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*(?:\[[a-z]+\])?$/;
 
-export const jsonPointer = (segments: readonly string[]) => segments.map((segment) => `/${segment.replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+export const jsonPointer = (segments: readonly string[]) =>
+  segments.map((segment) => `/${segment.replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
 
 /** Why a member name of a body is refused, or undefined when it is acceptable. */
 export function memberNameProblem(name: string, limits: InputLimits = INPUT_LIMITS): string | undefined {
@@ -51,7 +52,8 @@ export function memberNameProblem(name: string, limits: InputLimits = INPUT_LIMI
   if (name.includes('.')) return 'contains a dot, which MongoDB would read as a path';
   if (name.includes('\u0000')) return 'contains a NUL character';
   if (PROTOTYPE_NAMES.has(name)) return `is ${name}, a name that reaches object prototypes`;
-  if (name.length > limits.keyLength) return `is a name of ${name.length} characters; at most ${limits.keyLength} are allowed`;
+  if (name.length > limits.keyLength)
+    return `is a name of ${name.length} characters; at most ${limits.keyLength} are allowed`;
   if (LONE_SURROGATE.test(name)) return 'is not well-formed Unicode (it has a lone surrogate)';
   return undefined;
 }
@@ -60,14 +62,23 @@ export function memberNameProblem(name: string, limits: InputLimits = INPUT_LIMI
 export function parameterNameProblem(name: string, limits: InputLimits = INPUT_LIMITS): string | undefined {
   if (name.includes('$')) return 'contains $; operators are written as [op], e.g. price.amount[gte]';
   if (name.includes('\u0000')) return 'contains a NUL character';
-  if (name.length > limits.keyLength) return `is a name of ${name.length} characters; at most ${limits.keyLength} are allowed`;
-  if (!QUERY_PARAMETER.test(name)) return 'is not a parameter name: a field path of letters, digits and _, optionally followed by [operator]';
-  if (name.replace(/\[[a-z]+\]$/, '').split('.').some((segment) => PROTOTYPE_NAMES.has(segment))) return 'names an object prototype';
+  if (name.length > limits.keyLength)
+    return `is a name of ${name.length} characters; at most ${limits.keyLength} are allowed`;
+  if (!QUERY_PARAMETER.test(name))
+    return 'is not a parameter name: a field path of letters, digits and _, optionally followed by [operator]';
+  if (
+    name
+      .replace(/\[[a-z]+\]$/, '')
+      .split('.')
+      .some((segment) => PROTOTYPE_NAMES.has(segment))
+  )
+    return 'names an object prototype';
   return undefined;
 }
 
 function stringProblem(value: string, limits: InputLimits): string | undefined {
-  if (value.length > limits.stringLength) return `is ${value.length} characters long; at most ${limits.stringLength} are allowed`;
+  if (value.length > limits.stringLength)
+    return `is ${value.length} characters long; at most ${limits.stringLength} are allowed`;
   if (LONE_SURROGATE.test(value)) return 'is not well-formed Unicode (it has a lone surrogate)';
   return undefined;
 }
@@ -115,7 +126,8 @@ export function inspectBody(body: unknown, limits: InputLimits = INPUT_LIMITS): 
         refuse(frame, `has ${value.length} items; at most ${limits.arrayLength} are allowed`);
         continue;
       }
-      for (let index = value.length - 1; index >= 0; index--) stack.push({ value: value[index], depth, key: String(index), parent: frame });
+      for (let index = value.length - 1; index >= 0; index--)
+        stack.push({ value: value[index], depth, key: String(index), parent: frame });
       continue;
     }
     // Parsed JSON holds plain objects only; anything else (a Buffer from a binary parser) is opaque.
@@ -159,7 +171,11 @@ export function inspectQuery(url: string, declared: boolean, limits: InputLimits
     try {
       name = decodeQueryPart(equals === -1 ? part : part.slice(0, equals));
     } catch {
-      findings.push({ in: 'query', pointer: '', message: `the name of parameter ${index + 1} is not valid percent-encoded UTF-8` });
+      findings.push({
+        in: 'query',
+        pointer: '',
+        message: `the name of parameter ${index + 1} is not valid percent-encoded UTF-8`,
+      });
       continue;
     }
     const refuse = (message: string) => findings.push({ in: 'query', pointer: jsonPointer([name]), message });
@@ -170,7 +186,9 @@ export function inspectQuery(url: string, declared: boolean, limits: InputLimits
       refuse('is not valid percent-encoded UTF-8');
       continue;
     }
-    const problem = parameterNameProblem(name, limits) ?? (declared ? stringProblem(value, limits) : 'is not a parameter of this route');
+    const problem =
+      parameterNameProblem(name, limits) ??
+      (declared ? stringProblem(value, limits) : 'is not a parameter of this route');
     if (problem !== undefined) refuse(problem);
   }
   return findings;
@@ -179,7 +197,10 @@ export function inspectQuery(url: string, declared: boolean, limits: InputLimits
 /** Whether a request carries a body (a length above 0, or a chunked one). */
 function carriesBody(request: FastifyRequest): boolean {
   const { headers } = request.raw;
-  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+  return (
+    headers['transfer-encoding'] !== undefined ||
+    (headers['content-length'] !== undefined && headers['content-length'] !== '0')
+  );
 }
 
 /**
@@ -190,7 +211,9 @@ function carriesBody(request: FastifyRequest): boolean {
 export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const problem =
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-      ? new AppError(414, 'uri-too-long', 'URI Too Long', { detail: 'A path segment of the URL is longer than any identifier this service uses.' })
+      ? new AppError(414, 'uri-too-long', 'URI Too Long', {
+          detail: 'A path segment of the URL is longer than any identifier this service uses.',
+        })
       : error.code === 'FST_ERR_BAD_URL'
         ? AppError.badRequest('The URL path is not valid percent-encoded UTF-8.')
         : new AppError(500, 'internal-error', 'Internal Server Error', { detail: 'An unexpected error occurred.' });

@@ -55,7 +55,12 @@ export function prototypePoisoning(root: unknown): string | null {
     const { value } = node;
     if (Object.hasOwn(value, '__proto__')) return pointerTo(node, '__proto__');
     const constructor = (value as Record<string, unknown>).constructor;
-    if (Object.hasOwn(value, 'constructor') && constructor !== null && typeof constructor === 'object' && Object.hasOwn(constructor, 'prototype')) {
+    if (
+      Object.hasOwn(value, 'constructor') &&
+      constructor !== null &&
+      typeof constructor === 'object' &&
+      Object.hasOwn(constructor, 'prototype')
+    ) {
       return pointerTo(node, 'constructor', 'prototype');
     }
     for (const [key, child] of Object.entries(value)) {
@@ -76,7 +81,8 @@ interface Scan {
   suspectNumbers: number[];
 }
 
-const isNumberChar = (code: number) => (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x2b || code === 0x2e || code === 0x65 || code === 0x45;
+const isNumberChar = (code: number) =>
+  (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x2b || code === 0x2e || code === 0x65 || code === 0x45;
 
 /**
  * One pass over JSON text, before parsing: how deep it nests (a body nested 100,000 levels deep
@@ -91,7 +97,8 @@ function scanJson(text: string, depthLimit: number): Scan {
   for (let index = 0; index < text.length; index++) {
     const code = text.charCodeAt(index);
     if (inString) {
-      if (code === 0x5c) index++; // a backslash escapes the next character
+      if (code === 0x5c)
+        index++; // a backslash escapes the next character
       else if (code === 0x22) inString = false;
     } else if (code === 0x22) inString = true;
     else if (code === 0x7b || code === 0x5b) {
@@ -104,7 +111,8 @@ function scanJson(text: string, depthLimit: number): Scan {
         if ((text.charCodeAt(end) | 0x20) === 0x65) exponent = true;
         end++;
       }
-      if (exponent || end - index > 15 || (code === 0x2d && text.charCodeAt(index + 1) === 0x30)) suspectNumbers.push(index);
+      if (exponent || end - index > 15 || (code === 0x2d && text.charCodeAt(index + 1) === 0x30))
+        suspectNumbers.push(index);
       index = end - 1;
     }
   }
@@ -154,7 +162,8 @@ function pointersAt(text: string, offsets: readonly number[]): string[] {
 }
 
 /** A parsed value with every -0 read as 0 (JSON.parse keeps the sign of a zero). */
-const withoutNegativeZero = (text: string) => JSON.parse(text, (_key, value: unknown) => (Object.is(value, -0) ? 0 : value)) as unknown;
+const withoutNegativeZero = (text: string) =>
+  JSON.parse(text, (_key, value: unknown) => (Object.is(value, -0) ? 0 : value)) as unknown;
 
 /** Numbers must mean what their text says (readNumber): refuses those that do not, and reads -0 as 0. */
 function checkedNumbers(text: string, offsets: number[], parsed: unknown): unknown {
@@ -167,8 +176,13 @@ function checkedNumbers(text: string, offsets: number[], parsed: unknown): unkno
   }
   if (refused.length > 0) {
     const shown = refused.slice(0, MAX_NUMBER_FINDINGS);
-    const pointers = pointersAt(text, shown.map((finding) => finding.offset));
-    throw AppError.validation(shown.map((finding, index) => ({ in: 'body', pointer: pointers[index]!, message: finding.problem })));
+    const pointers = pointersAt(
+      text,
+      shown.map((finding) => finding.offset),
+    );
+    throw AppError.validation(
+      shown.map((finding, index) => ({ in: 'body', pointer: pointers[index]!, message: finding.problem })),
+    );
   }
   return negativeZero ? withoutNegativeZero(text) : parsed;
 }
@@ -190,7 +204,8 @@ export function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
   } catch {
     throw malformed('The body is not valid UTF-8.');
   }
-  if (text.trim() === '') throw malformed('The body is empty; send a JSON value, or no Content-Type when there is nothing to send.');
+  if (text.trim() === '')
+    throw malformed('The body is empty; send a JSON value, or no Content-Type when there is nothing to send.');
   const scan = scanJson(text, INPUT_LIMITS.depth);
   if (scan.tooDeep) {
     throw AppError.validation([{ in: 'body', pointer: '', message: `nests deeper than ${INPUT_LIMITS.depth} levels` }]);
@@ -218,7 +233,11 @@ export default fp(
   async (app) => {
     // Text bodies are no input here (Fastify would hand them to handlers as strings).
     app.removeContentTypeParser(['text/plain', 'application/json']);
-    app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) => parseJsonBody(request, body));
+    app.addContentTypeParser(
+      [...JSON_MEDIA_TYPES],
+      { parseAs: 'buffer' },
+      async (request: FastifyRequest, body: Buffer) => parseJsonBody(request, body),
+    );
   },
   { name: 'json-body', fastify: '5.x' },
 );

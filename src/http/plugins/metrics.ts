@@ -30,7 +30,13 @@ export default fp(
       registers: [registry],
     });
     // The data layer keeps plain counters (it knows nothing of Prometheus); they are read when Prometheus scrapes.
-    const fromCounters = (name: string, help: string, label: string, counters: Record<string, number>, labelOf = (key: string) => key) =>
+    const fromCounters = (
+      name: string,
+      help: string,
+      label: string,
+      counters: Record<string, number>,
+      labelOf = (key: string) => key,
+    ) =>
       new Counter({
         name: `${PREFIX}${name}`,
         help,
@@ -58,7 +64,7 @@ export default fp(
     );
     fromCounters(
       'idempotency_total',
-      'Idempotency-Key events since start: claimed, replayed (stored answer), rebuilt (answer rebuilt from a committed result), taken-over (the holder\'s lease had ended), expired, in-progress (409), reused (422).',
+      "Idempotency-Key events since start: claimed, replayed (stored answer), rebuilt (answer rebuilt from a committed result), taken-over (the holder's lease had ended), expired, in-progress (409), reused (422).",
       'event',
       idempotencyEvents,
       kebab,
@@ -95,7 +101,8 @@ export default fp(
               content: {
                 [registry.contentType.split(';')[0]!]: {
                   schema: Type.String(),
-                  example: '# TYPE storekeeper_http_requests_total counter\nstorekeeper_http_requests_total{method="GET",route="/v1/products",status="200"} 42\n',
+                  example:
+                    '# TYPE storekeeper_http_requests_total counter\nstorekeeper_http_requests_total{method="GET",route="/v1/products",status="200"} 42\n',
                 },
               },
             },

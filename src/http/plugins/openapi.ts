@@ -51,21 +51,37 @@ const HEADERS: Record<string, JsonSchema> = {
     schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' },
   },
   'RateLimit-Limit': {
-    description: "Requests per minute allowed to this caller (the API key's limit, or the client IP's on open routes and refused keys). Absent when the limit is off (0).",
+    description:
+      "Requests per minute allowed to this caller (the API key's limit, or the client IP's on open routes and refused keys). Absent when the limit is off (0).",
     schema: { type: 'integer', minimum: 1 },
   },
-  'RateLimit-Remaining': { description: 'Requests left in the current window.', schema: { type: 'integer', minimum: 0 } },
-  'RateLimit-Reset': { description: 'Seconds until the allowance is whole again.', schema: { type: 'integer', minimum: 0 } },
-  'RateLimit-Policy': { description: 'The limit as `<requests>;w=60` (per 60 seconds).', schema: { type: 'string', pattern: '^[0-9]+;w=60$' } },
+  'RateLimit-Remaining': {
+    description: 'Requests left in the current window.',
+    schema: { type: 'integer', minimum: 0 },
+  },
+  'RateLimit-Reset': {
+    description: 'Seconds until the allowance is whole again.',
+    schema: { type: 'integer', minimum: 0 },
+  },
+  'RateLimit-Policy': {
+    description: 'The limit as `<requests>;w=60` (per 60 seconds).',
+    schema: { type: 'string', pattern: '^[0-9]+;w=60$' },
+  },
   'Retry-After': {
-    description: 'Seconds to wait before retrying: on a 429, on the 503s of this service, and on a 409 idempotency-in-progress.',
+    description:
+      'Seconds to wait before retrying: on a 429, on the 503s of this service, and on a 409 idempotency-in-progress.',
     schema: { type: 'integer', minimum: 0 },
   },
   'Idempotency-Replayed': {
-    description: 'true on an answer given again to a retry with the same Idempotency-Key and body; absent on a first answer.',
+    description:
+      'true on an answer given again to a retry with the same Idempotency-Key and body; absent on a first answer.',
     schema: { type: 'string', enum: ['true'] },
   },
-  ETag: { description: 'Version of the document, for If-Match and If-None-Match.', required: true, schema: { type: 'string', pattern: '^"[0-9]+"$' } },
+  ETag: {
+    description: 'Version of the document, for If-Match and If-None-Match.',
+    required: true,
+    schema: { type: 'string', pattern: '^"[0-9]+"$' },
+  },
   Location: { description: 'Path of the resource created.', required: true, schema: { type: 'string' } },
   Link: { description: 'The next page, as `<url>; rel="next"`; absent on the last page.', schema: { type: 'string' } },
   'WWW-Authenticate': {
@@ -83,7 +99,11 @@ export const OPENAPI_TAGS = [
   { name: 'health', description: 'Liveness and readiness for orchestrators and load balancers.' },
   ...ENTITIES.map((entity) => ({ name: entity.collection, description: entity.description })),
   { name: 'batch', description: 'Several document writes in one transaction: all or nothing.' },
-  { name: 'audit', description: 'The audit trail of writes: which API key changed which document, in which request, and when (the audit:read scope).' },
+  {
+    name: 'audit',
+    description:
+      'The audit trail of writes: which API key changed which document, in which request, and when (the audit:read scope).',
+  },
   { name: 'keys', description: 'API keys: create, list and revoke (the keys:admin scope).' },
 ];
 
@@ -113,8 +133,13 @@ function firstRuleIn(schema: JsonSchema | undefined): { pointer: string; message
 }
 
 /** A validation error this route would really give: from its body, else its path, else its query. */
-function validationErrorOf(schema: JsonSchema, resolve: (schema: JsonSchema | undefined) => JsonSchema | undefined): FieldError {
-  const bodySchema = schema.body?.content ? Object.values(schema.body.content as Record<string, { schema: JsonSchema }>)[0]!.schema : schema.body;
+function validationErrorOf(
+  schema: JsonSchema,
+  resolve: (schema: JsonSchema | undefined) => JsonSchema | undefined,
+): FieldError {
+  const bodySchema = schema.body?.content
+    ? Object.values(schema.body.content as Record<string, { schema: JsonSchema }>)[0]!.schema
+    : schema.body;
   const body = resolve(bodySchema?.anyOf?.find((branch: JsonSchema) => branch.type !== 'null') ?? bodySchema);
   const candidates: [string, JsonSchema | undefined][] = [
     ['body', body],
@@ -128,20 +153,30 @@ function validationErrorOf(schema: JsonSchema, resolve: (schema: JsonSchema | un
   return { in: 'query', pointer: '/x', message: 'is not a parameter of this route' };
 }
 
-type Media = { schema?: unknown; example?: JsonSchema; examples?: Record<string, { summary?: string; value: JsonSchema }> };
+type Media = {
+  schema?: unknown;
+  example?: JsonSchema;
+  examples?: Record<string, { summary?: string; value: JsonSchema }>;
+};
 
 /** Every problem example of a response, whether it has one or several. */
 function problemExamples(response: JsonSchema | undefined): JsonSchema[] {
   const media = response?.content?.[PROBLEM_MEDIA_TYPE] as Media | undefined;
   if (media === undefined) return [];
-  return media.example !== undefined ? [media.example] : Object.values(media.examples ?? {}).map((named) => named.value);
+  return media.example !== undefined
+    ? [media.example]
+    : Object.values(media.examples ?? {}).map((named) => named.value);
 }
 
 /**
  * The route's schema with examples of its own: the scopes its 403 names and the value its 400
  * points at. A copy: Fastify serializes with the route's response schemas.
  */
-function withOwnExamples(schema: JsonSchema, route: RouteOptions, resolve: (schema: JsonSchema | undefined) => JsonSchema | undefined): JsonSchema {
+function withOwnExamples(
+  schema: JsonSchema,
+  route: RouteOptions,
+  resolve: (schema: JsonSchema | undefined) => JsonSchema | undefined,
+): JsonSchema {
   const responses = structuredClone(schema.response ?? {}) as Record<string, JsonSchema>;
   for (const example of problemExamples(responses[403])) {
     const scopes = route.config?.scopes ?? [];
@@ -169,18 +204,22 @@ function markBodies(operation: Operation): void {
   delete operation[OPTIONAL_BODY];
   const documented = operation[DOCUMENTED_BODY];
   if (typeof documented === 'string') {
-    for (const media of Object.values(operation.requestBody.content as Record<string, { schema: unknown }>)) media.schema = ref('schemas', documented);
+    for (const media of Object.values(operation.requestBody.content as Record<string, { schema: unknown }>))
+      media.schema = ref('schemas', documented);
   }
   delete operation[DOCUMENTED_BODY];
 }
 
 /** Every header a response carries, canonically named and declared once in components. */
 function declareHeaders(operation: Operation): void {
-  const idempotent = ((operation.parameters ?? []) as { in: string; name: string }[]).some((p) => p.in === 'header' && p.name === 'idempotency-key');
+  const idempotent = ((operation.parameters ?? []) as { in: string; name: string }[]).some(
+    (p) => p.in === 'header' && p.name === 'idempotency-key',
+  );
   for (const [status, response] of Object.entries(operation.responses as Record<string, JsonSchema>)) {
     const own = Object.keys(response.headers ?? {}).map((name) => {
       const canonical = CANONICAL_HEADER.get(name.toLowerCase());
-      if (canonical === undefined) throw new Error(`${operation.operationId} ${status}: header ${name} is not declared in HEADERS`);
+      if (canonical === undefined)
+        throw new Error(`${operation.operationId} ${status}: header ${name} is not declared in HEADERS`);
       return canonical;
     });
     const names = [
@@ -204,7 +243,8 @@ function typeProblems(operation: Operation): void {
     const kinds = examples.map((example) => problemSchemaOf(String(example.type).split(':').pop()!));
     if (examples.some((example) => example.failedOperation !== undefined)) kinds.push(BATCH_FAILURE_SCHEMA);
     const specific = [...new Set(kinds.filter((kind): kind is string => kind !== undefined))];
-    if (specific.length > 0) media.schema = { anyOf: [...specific.map((kind) => ref('schemas', kind)), ref('schemas', 'Problem')] };
+    if (specific.length > 0)
+      media.schema = { anyOf: [...specific.map((kind) => ref('schemas', kind)), ref('schemas', 'Problem')] };
   }
 }
 
@@ -220,17 +260,19 @@ function restoreNamePatterns(source: JsonSchema | undefined, target: JsonSchema 
     target.propertyNames = { pattern: patterns[0] };
     restoreNamePatterns(source.patternProperties[patterns[0]!], target.additionalProperties);
   }
-  for (const [name, member] of Object.entries((source.properties ?? {}) as Record<string, JsonSchema>)) restoreNamePatterns(member, target.properties?.[name]);
+  for (const [name, member] of Object.entries((source.properties ?? {}) as Record<string, JsonSchema>))
+    restoreNamePatterns(member, target.properties?.[name]);
   restoreNamePatterns(source.items, target.items);
   for (const keyword of ['anyOf', 'oneOf', 'allOf']) {
-    (source[keyword] as JsonSchema[] | undefined)?.forEach((branch, i) => restoreNamePatterns(branch, target[keyword]?.[i]));
+    (source[keyword] as JsonSchema[] | undefined)?.forEach((branch, i) =>
+      restoreNamePatterns(branch, target[keyword]?.[i]),
+    );
   }
 }
 
 export default fp<OpenApiOptions>(
   async (app, options) => {
     for (const schema of problemTypeSchemas(problemType)) app.addSchema(schema);
-
 
     await app.register(swagger, {
       openapi: {
@@ -257,7 +299,9 @@ export default fp<OpenApiOptions>(
         const { openapiObject } = argument as unknown as { openapiObject?: JsonSchema };
         const components = (openapiObject?.components?.schemas ?? {}) as Record<string, JsonSchema>;
         const resolve = (given: JsonSchema | undefined): JsonSchema | undefined =>
-          typeof given?.$ref === 'string' ? (components[given.$ref] ?? (app.getSchema(given.$ref) as JsonSchema | undefined)) : given;
+          typeof given?.$ref === 'string'
+            ? (components[given.$ref] ?? (app.getSchema(given.$ref) as JsonSchema | undefined))
+            : given;
         return { schema: withOwnExamples(schema as JsonSchema, route as RouteOptions, resolve) as typeof schema, url };
       },
       transformObject: (document) => {

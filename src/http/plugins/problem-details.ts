@@ -13,7 +13,15 @@ import { toFieldErrors } from '../../domain/validation.ts';
 import { failureKind } from '../../data/failures.ts';
 import { limitExceededFrom } from '../../data/validation-failures.ts';
 import { DeadlineExceeded } from '../../data/deadline.ts';
-import { FieldErrorSchema, PROBLEM_MEDIA_TYPE, ProblemSchema, addProblemKind, problemJson, problemType, type Problem } from '../schemas/problem.ts';
+import {
+  FieldErrorSchema,
+  PROBLEM_MEDIA_TYPE,
+  ProblemSchema,
+  addProblemKind,
+  problemJson,
+  problemType,
+  type Problem,
+} from '../schemas/problem.ts';
 import { outcomeUnknown } from '../../data/transactions.ts';
 import { serializeThrown } from '../../logger.ts';
 
@@ -41,7 +49,8 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_TYPE: 'unsupported-media-type',
 };
 
-const internalError = (cause: unknown) => new AppError(500, 'internal-error', 'Internal Server Error', { detail: 'An unexpected error occurred.', cause });
+const internalError = (cause: unknown) =>
+  new AppError(500, 'internal-error', 'Internal Server Error', { detail: 'An unexpected error occurred.', cause });
 
 function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   if (error instanceof AppError) return error;
@@ -55,13 +64,18 @@ function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   // Errors that reach here from MongoDB come from reads, or from writes that never began a
   // commit (the write path answers for those that did): nothing was written.
   if (error instanceof DeadlineExceeded) {
-    return AppError.unavailable(retryAfterSeconds, 'MongoDB did not answer within the time this service allows (REQUEST_DEADLINE_MS); nothing was written. Retry later.', error);
+    return AppError.unavailable(
+      retryAfterSeconds,
+      'MongoDB did not answer within the time this service allows (REQUEST_DEADLINE_MS); nothing was written. Retry later.',
+      error,
+    );
   }
   const kind = failureKind(error);
   if (kind === 'unavailable' || kind === 'transient') return AppError.unavailable(retryAfterSeconds, undefined, error);
   if (kind === 'query-timeout') {
     return new AppError(503, 'query-timeout', 'Service Unavailable', {
-      detail: 'The query took longer than this service allows (QUERY_TIMEOUT_MS) and was stopped; narrow the filters or retry later.',
+      detail:
+        'The query took longer than this service allows (QUERY_TIMEOUT_MS) and was stopped; narrow the filters or retry later.',
       headers: { 'retry-after': String(retryAfterSeconds) },
       cause: error,
     });
@@ -117,7 +131,12 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
 }
 
 /** Logging from the error path: a logger that throws loses the line, never the answer. */
-function logSafely(request: FastifyRequest, level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, message: string): void {
+function logSafely(
+  request: FastifyRequest,
+  level: 'info' | 'warn' | 'error',
+  fields: Record<string, unknown>,
+  message: string,
+): void {
   try {
     request.log[level](fields, message);
   } catch {
@@ -130,7 +149,12 @@ function logSafely(request: FastifyRequest, level: 'info' | 'warn' | 'error', fi
  * that can fail, written by Fastify when it still can and straight to the socket otherwise.
  */
 function lastResort(request: FastifyRequest, reply: FastifyReply, failure: unknown, original: unknown): void {
-  logSafely(request, 'error', { err: failure, original: serializeThrown(original) }, 'the error handler failed; answered 500');
+  logSafely(
+    request,
+    'error',
+    { err: failure, original: serializeThrown(original) },
+    'the error handler failed; answered 500',
+  );
   const body = minimalProblem(request, 500, 'internal-error', 'Internal Server Error', 'An unexpected error occurred.');
   try {
     if (reply.sent || reply.raw.headersSent) {
@@ -140,7 +164,10 @@ function lastResort(request: FastifyRequest, reply: FastifyReply, failure: unkno
     reply.code(500).type(PROBLEM_MEDIA_TYPE).send(body);
   } catch {
     try {
-      reply.raw.writeHead(500, { 'content-type': `${PROBLEM_MEDIA_TYPE}; charset=utf-8`, 'content-length': Buffer.byteLength(body) });
+      reply.raw.writeHead(500, {
+        'content-type': `${PROBLEM_MEDIA_TYPE}; charset=utf-8`,
+        'content-length': Buffer.byteLength(body),
+      });
       reply.raw.end(body);
     } catch {
       reply.raw.destroy();
@@ -189,7 +216,11 @@ export default fp<ProblemDetailsOptions>(
 
     app.setNotFoundHandler((request, reply) => {
       try {
-        return sendProblem(request, reply, AppError.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found.`));
+        return sendProblem(
+          request,
+          reply,
+          AppError.notFound(`Route ${request.method} ${request.url.split('?')[0]} not found.`),
+        );
       } catch (failure) {
         lastResort(request, reply, failure, undefined);
         return reply;

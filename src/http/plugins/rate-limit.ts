@@ -33,7 +33,10 @@ export class TokenBuckets {
    * Takes one token from the bucket of `identity`, which holds up to `perMinute` tokens and
    * refills at `perMinute` per minute. Returns what is left and when to retry if none was left.
    */
-  take(identity: string, perMinute: number): { allowed: boolean; remaining: number; resetSeconds: number; retryAfterSeconds: number } {
+  take(
+    identity: string,
+    perMinute: number,
+  ): { allowed: boolean; remaining: number; resetSeconds: number; retryAfterSeconds: number } {
     const now = this.now();
     const ratePerMs = perMinute / 60_000;
     let bucket = this.buckets.get(identity);
@@ -56,7 +59,8 @@ export class TokenBuckets {
   sweep(): void {
     const now = this.now();
     for (const [identity, bucket] of this.buckets) {
-      if (bucket.tokens + (now - bucket.updatedAt) * (bucket.perMinute / 60_000) >= bucket.perMinute) this.buckets.delete(identity);
+      if (bucket.tokens + (now - bucket.updatedAt) * (bucket.perMinute / 60_000) >= bucket.perMinute)
+        this.buckets.delete(identity);
     }
   }
 

@@ -10,7 +10,12 @@ type RouteHookName = 'preValidation' | 'preHandler' | 'onSend' | 'onResponse' | 
  * Adds `hook` to one route's `name` hooks: after the route's own, or before them with
  * `first` (app-wide hooks still run before every route-level one).
  */
-export function addRouteHook(route: RouteOptions, name: RouteHookName, hook: (...args: any[]) => unknown, first = false): void {
+export function addRouteHook(
+  route: RouteOptions,
+  name: RouteHookName,
+  hook: (...args: any[]) => unknown,
+  first = false,
+): void {
   const existing = route[name] as unknown;
   const hooks = existing === undefined ? [] : Array.isArray(existing) ? [...existing] : [existing];
   if (first) hooks.unshift(hook);

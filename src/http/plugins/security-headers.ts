@@ -17,7 +17,15 @@ export interface SecurityHeadersOptions {
 }
 
 /** Headers a browser client must be allowed to send, and to read from answers. */
-const REQUEST_HEADERS = ['authorization', API_KEY_HEADER, 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-request-id'];
+const REQUEST_HEADERS = [
+  'authorization',
+  API_KEY_HEADER,
+  'content-type',
+  'if-match',
+  'if-none-match',
+  'idempotency-key',
+  'x-request-id',
+];
 const EXPOSED_HEADERS = [
   'etag',
   'location',

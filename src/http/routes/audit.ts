@@ -30,7 +30,9 @@ const pageSchema = {
     {
       items: Type.Array(Type.Ref('AuditEventFields'), { description: 'Newest first unless sort=at.' }),
       next: Type.Union([Type.String(), Type.Null()], { description: 'Link to the next page, null on the last one.' }),
-      total: Type.Optional(Type.Integer({ minimum: 0, description: 'All matches, when count=true and counting finished in time.' })),
+      total: Type.Optional(
+        Type.Integer({ minimum: 0, description: 'All matches, when count=true and counting finished in time.' }),
+      ),
     },
     { additionalProperties: false },
   ),
@@ -39,7 +41,13 @@ const pageSchema = {
     {
       items: [
         AUDIT_EVENT_EXAMPLE,
-        { ...AUDIT_EVENT_EXAMPLE, id: '6650f0c2a1b2c3d4e5f60731', collection: 'stock', documentId: '6650f0c2a1b2c3d4e5f60740', documentVersion: 7 },
+        {
+          ...AUDIT_EVENT_EXAMPLE,
+          id: '6650f0c2a1b2c3d4e5f60731',
+          collection: 'stock',
+          documentId: '6650f0c2a1b2c3d4e5f60740',
+          documentVersion: 7,
+        },
       ],
       next: '/v1/audit?requestId=a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d&limit=2&cursor=eyJoIjoi...',
     },
@@ -65,14 +73,19 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
           'One entry per document changed by a successful write: the API key (`keyId`, `keyName`), the `action`, the `collection`, ' +
           'the `documentId` and its version after the write, the `requestId` and the time (`at`); never the document contents. ' +
           "A failed write leaves none; a request that changed several documents (a batch, an order placement) leaves one per document, with the request's id. " +
-          `Filters: ${Object.entries(AuditEvent.filters).map(([f, ops]) => `${f} (${ops.join(', ')})`).join('; ')}. ` +
+          `Filters: ${Object.entries(AuditEvent.filters)
+            .map(([f, ops]) => `${f} (${ops.join(', ')})`)
+            .join('; ')}. ` +
           `At most ${LIST_MAX_FILTERS} filters per request. Newest first (\`sort=at\` for oldest first). Pages are keyset-paginated: follow \`next\` (also in the Link header). ` +
           'Entries are kept AUDIT_RETENTION_DAYS days.',
         querystring: query,
         response: {
           200: { description: 'A page of audit entries.', headers: linkHeader, ...Type.Ref('AuditEventPage') },
           ...problemResponses(500, 503),
-          ...problemKinds(400, 'The query is not one this list answers:', [validationKind('a parameter is unknown or its value invalid.'), invalidCursorKind]),
+          ...problemKinds(400, 'The query is not one this list answers:', [
+            validationKind('a parameter is unknown or its value invalid.'),
+            invalidCursorKind,
+          ]),
         },
       },
       preValidation: prepareListQuery,
@@ -92,7 +105,12 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
         response: {
           200: { description: 'The entry. Entries never change.', ...Type.Ref('AuditEvent') },
           ...problemResponses(400, 500, 503),
-          ...problemKinds(404, 'No such entry.', [kindOf(documentNotFound(AuditEvent.singular, AUDIT_EVENT_EXAMPLE.id), 'no entry has this id, or it expired.')]),
+          ...problemKinds(404, 'No such entry.', [
+            kindOf(
+              documentNotFound(AuditEvent.singular, AUDIT_EVENT_EXAMPLE.id),
+              'no entry has this id, or it expired.',
+            ),
+          ]),
         },
       },
     },

@@ -32,9 +32,13 @@ import { actorOf } from '../actor.ts';
 const COLLECTIONS = [...BATCH_COLLECTIONS.keys()];
 const OBJECT_ID = '6650f0c2a1b2c3d4e5f60718';
 
-const IdSchema = () => Type.String({ pattern: OBJECT_ID_PATTERN, description: 'The document (replace, patch, delete).' });
+const IdSchema = () =>
+  Type.String({ pattern: OBJECT_ID_PATTERN, description: 'The document (replace, patch, delete).' });
 const IfMatchSchema = () =>
-  Type.String({ pattern: '^\\s*("\\d{1,15}"|\\*)\\s*$', description: 'replace, patch, delete: as the If-Match header, an ETag such as "3" (else 412).' });
+  Type.String({
+    pattern: '^\\s*("\\d{1,15}"|\\*)\\s*$',
+    description: 'replace, patch, delete: as the If-Match header, an ETag such as "3" (else 412).',
+  });
 
 /** The shape every operation must have, checked before checkOperation looks at what its op needs. */
 const OperationShape = Type.Object(
@@ -45,18 +49,32 @@ const OperationShape = Type.Object(
     }),
     id: Type.Optional(IdSchema()),
     document: Type.Optional(
-      Type.Object({}, { additionalProperties: true, description: "insert, replace: the collection's Input schema (e.g. ProductInput)." }),
+      Type.Object(
+        {},
+        {
+          additionalProperties: true,
+          description: "insert, replace: the collection's Input schema (e.g. ProductInput).",
+        },
+      ),
     ),
     patch: Type.Optional(
-      Type.Object({}, { additionalProperties: true, description: "patch: a JSON Merge Patch, the collection's Patch schema (e.g. ProductPatch)." }),
+      Type.Object(
+        {},
+        {
+          additionalProperties: true,
+          description: "patch: a JSON Merge Patch, the collection's Patch schema (e.g. ProductPatch).",
+        },
+      ),
     ),
     ifMatch: Type.Optional(IfMatchSchema()),
   },
   { additionalProperties: false },
 );
 
-const schemaNameOf = (collection: string) => (ENTITIES as readonly Entity[]).find((entity) => entity.collection === collection)!.schemaName;
-const collectionsAllowing = (op: BatchOperation['op']) => COLLECTIONS.filter((collection) => BATCH_COLLECTIONS.get(collection)!.includes(op));
+const schemaNameOf = (collection: string) =>
+  (ENTITIES as readonly Entity[]).find((entity) => entity.collection === collection)!.schemaName;
+const collectionsAllowing = (op: BatchOperation['op']) =>
+  COLLECTIONS.filter((collection) => BATCH_COLLECTIONS.get(collection)!.includes(op));
 
 /** What each op carries besides op and collection, for one collection: [members, required]. */
 function membersOf(op: BatchOperation['op'], collection: string): [Record<string, TSchema>, string[]] {
@@ -77,7 +95,8 @@ const OP_SUMMARY: Record<BatchOperation['op'], string> = {
   insert: 'Inserts the document, as POST to the collection would.',
   replace: 'Replaces the document, as PUT would (ifMatch as its If-Match).',
   patch: 'Merge-patches the document, as PATCH would (ifMatch as its If-Match).',
-  delete: 'Deletes the document as DELETE would, following the rules of its collection (a product that orders refer to is archived).',
+  delete:
+    'Deletes the document as DELETE would, following the rules of its collection (a product that orders refer to is archived).',
 };
 
 /**
@@ -89,12 +108,20 @@ const opSchemas = BATCH_OPS.map((op) => {
   const variant = (collections: string[]) => {
     const [members, required] = membersOf(op, collections[0]!);
     return Type.Object(
-      { op: Type.Literal(op), collection: collections.length === 1 ? Type.Literal(collections[0]!) : Type.Unsafe<string>({ type: 'string', enum: collections }), ...members },
+      {
+        op: Type.Literal(op),
+        collection:
+          collections.length === 1
+            ? Type.Literal(collections[0]!)
+            : Type.Unsafe<string>({ type: 'string', enum: collections }),
+        ...members,
+      },
       { required: ['op', 'collection', ...required], additionalProperties: false },
     );
   };
   const collections = collectionsAllowing(op);
-  const schema = op === 'delete' ? variant(collections) : { oneOf: collections.map((collection) => variant([collection])) };
+  const schema =
+    op === 'delete' ? variant(collections) : { oneOf: collections.map((collection) => variant([collection])) };
   return { ...schema, $id, description: OP_SUMMARY[op] };
 });
 
@@ -138,12 +165,22 @@ const BatchResultSchema = Type.Object(
     index: Type.Integer({ minimum: 0, description: 'Position of the operation in the request.' }),
     op: Type.Enum(BATCH_OPS),
     status: Type.Integer({
-      description: 'What the single route would have answered: 201 inserted, 200 replaced, patched or archived, 204 deleted.',
+      description:
+        'What the single route would have answered: 201 inserted, 200 replaced, patched or archived, 204 deleted.',
     }),
     id: Type.String({ pattern: OBJECT_ID_PATTERN }),
-    version: Type.Integer({ minimum: 1, description: 'The version written (for a deletion, the version deleted); its ETag is "<version>".' }),
+    version: Type.Integer({
+      minimum: 1,
+      description: 'The version written (for a deletion, the version deleted); its ETag is "<version>".',
+    }),
     document: Type.Optional(
-      Type.Object({}, { additionalProperties: true, description: 'The document as written (not on deletion): a Product, Customer or StockItem.' }),
+      Type.Object(
+        {},
+        {
+          additionalProperties: true,
+          description: 'The document as written (not on deletion): a Product, Customer or StockItem.',
+        },
+      ),
     ),
   },
   { $id: 'BatchResult', additionalProperties: false },
@@ -158,14 +195,27 @@ const BatchResponseSchema = Type.Object(
     examples: [
       {
         results: [
-          { index: 0, op: 'insert', status: 201, id: '6650f0c2a1b2c3d4e5f60720', version: 1, document: { id: '6650f0c2a1b2c3d4e5f60720', ...productExample, version: 1, ...stamp } },
+          {
+            index: 0,
+            op: 'insert',
+            status: 201,
+            id: '6650f0c2a1b2c3d4e5f60720',
+            version: 1,
+            document: { id: '6650f0c2a1b2c3d4e5f60720', ...productExample, version: 1, ...stamp },
+          },
           {
             index: 1,
             op: 'insert',
             status: 201,
             id: '6650f0c2a1b2c3d4e5f60721',
             version: 1,
-            document: { id: '6650f0c2a1b2c3d4e5f60721', ...stockExample, ...Stock.serverDefaults, version: 1, ...stamp },
+            document: {
+              id: '6650f0c2a1b2c3d4e5f60721',
+              ...stockExample,
+              ...Stock.serverDefaults,
+              version: 1,
+              ...stamp,
+            },
           },
           {
             index: 2,
@@ -173,7 +223,14 @@ const BatchResponseSchema = Type.Object(
             status: 200,
             id: OBJECT_ID,
             version: 3,
-            document: { id: OBJECT_ID, ...patchedCustomer, ...Customer.serverExample, version: 3, createdAt: '2026-11-20T10:00:00.000Z', updatedAt: stamp.updatedAt },
+            document: {
+              id: OBJECT_ID,
+              ...patchedCustomer,
+              ...Customer.serverExample,
+              version: 3,
+              createdAt: '2026-11-20T10:00:00.000Z',
+              updatedAt: stamp.updatedAt,
+            },
           },
           { index: 3, op: 'delete', status: 204, id: '6650f0c2a1b2c3d4e5f60719', version: 4 },
         ],
@@ -191,12 +248,26 @@ const duplicateExample = failedOperation(
   { op: 'insert', collection: 'products', document: {} },
 );
 const patchInProducts = { op: 'patch', collection: 'products', id: OBJECT_ID, patch: {} } as const;
-const notFoundKinds = [kindOf(failedOperation(documentNotFound('product', OBJECT_ID), 1, patchInProducts), 'the document of an operation does not exist.')];
+const notFoundKinds = [
+  kindOf(
+    failedOperation(documentNotFound('product', OBJECT_ID), 1, patchInProducts),
+    'the document of an operation does not exist.',
+  ),
+];
 const preconditionKinds = [
-  kindOf(failedOperation(changedSince('product', OBJECT_ID, 3), 1, patchInProducts), "the document is no longer at the version the operation's ifMatch names."),
+  kindOf(
+    failedOperation(changedSince('product', OBJECT_ID, 3), 1, patchInProducts),
+    "the document is no longer at the version the operation's ifMatch names.",
+  ),
 ];
 const conflictKinds: ProblemKind[] = [
-  { code: duplicateExample.code, title: duplicateExample.title, when: 'an operation would duplicate a unique value; `errors` points into it.', detail: duplicateExample.message, extensions: duplicateExample.extensions },
+  {
+    code: duplicateExample.code,
+    title: duplicateExample.title,
+    when: 'an operation would duplicate a unique value; `errors` points into it.',
+    detail: duplicateExample.message,
+    extensions: duplicateExample.extensions,
+  },
   kindOf(
     failedOperation(customerHasOrders(), 0, { op: 'delete', collection: 'customers', id: OBJECT_ID }),
     'a deletion its collection refuses (also `stock-reserved`), or `concurrent-modification`.',
@@ -215,18 +286,33 @@ function checkOperation(raw: Record<string, unknown>, index: number, checks: Map
   const op = raw.op as BatchOperation['op'];
   const allowed = BATCH_COLLECTIONS.get(collection)!;
   if (!allowed.includes(op)) {
-    return [{ in: 'body', pointer: at('/op'), message: `${collection} does not allow ${op} (allowed: ${allowed.join(', ')})` }];
+    return [
+      {
+        in: 'body',
+        pointer: at('/op'),
+        message: `${collection} does not allow ${op} (allowed: ${allowed.join(', ')})`,
+      },
+    ];
   }
-  const wanted = { insert: ['document'], replace: ['id', 'document', 'ifMatch'], patch: ['id', 'patch', 'ifMatch'], delete: ['id', 'ifMatch'] }[op];
+  const wanted = {
+    insert: ['document'],
+    replace: ['id', 'document', 'ifMatch'],
+    patch: ['id', 'patch', 'ifMatch'],
+    delete: ['id', 'ifMatch'],
+  }[op];
   const required = { insert: ['document'], replace: ['id', 'document'], patch: ['id', 'patch'], delete: ['id'] }[op];
   const errors: FieldError[] = [];
   for (const name of ['id', 'document', 'patch', 'ifMatch']) {
-    if (raw[name] !== undefined && !wanted.includes(name)) errors.push({ in: 'body', pointer: at(`/${name}`), message: `is not allowed in ${op}` });
-    if (raw[name] === undefined && required.includes(name)) errors.push({ in: 'body', pointer: at(`/${name}`), message: `is required in ${op}` });
+    if (raw[name] !== undefined && !wanted.includes(name))
+      errors.push({ in: 'body', pointer: at(`/${name}`), message: `is not allowed in ${op}` });
+    if (raw[name] === undefined && required.includes(name))
+      errors.push({ in: 'body', pointer: at(`/${name}`), message: `is required in ${op}` });
   }
   const { input, patch } = checks.get(collection)!;
-  const prefixed = (found: FieldError[], member: string) => found.map((e) => ({ ...e, pointer: at(`/${member}${e.pointer}`) }));
-  if (raw.document !== undefined && wanted.includes('document')) errors.push(...prefixed(input(raw.document), 'document'));
+  const prefixed = (found: FieldError[], member: string) =>
+    found.map((e) => ({ ...e, pointer: at(`/${member}${e.pointer}`) }));
+  if (raw.document !== undefined && wanted.includes('document'))
+    errors.push(...prefixed(input(raw.document), 'document'));
   if (raw.patch !== undefined && wanted.includes('patch')) errors.push(...prefixed(patch(raw.patch), 'patch'));
   return errors;
 }
@@ -239,15 +325,33 @@ function toOperation(raw: Record<string, unknown>): BatchOperation {
     case 'insert':
       return { op: 'insert', collection, document: raw.document as Record<string, unknown> };
     case 'replace':
-      return { op: 'replace', collection, id: raw.id as string, document: raw.document as Record<string, unknown>, ...conditional };
+      return {
+        op: 'replace',
+        collection,
+        id: raw.id as string,
+        document: raw.document as Record<string, unknown>,
+        ...conditional,
+      };
     case 'patch':
-      return { op: 'patch', collection, id: raw.id as string, patch: raw.patch as Record<string, Json>, ...conditional };
+      return {
+        op: 'patch',
+        collection,
+        id: raw.id as string,
+        patch: raw.patch as Record<string, Json>,
+        ...conditional,
+      };
     case 'delete':
       return { op: 'delete', collection, id: raw.id as string, ...conditional };
   }
 }
 
-const STATUS: Record<BatchOutcome['action'], number> = { inserted: 201, replaced: 200, patched: 200, archived: 200, deleted: 204 };
+const STATUS: Record<BatchOutcome['action'], number> = {
+  inserted: 201,
+  replaced: 200,
+  patched: 200,
+  archived: 200,
+  deleted: 204,
+};
 
 const batchRoutes: FastifyPluginAsync = async (app) => {
   for (const schema of opSchemas) app.addSchema(schema);
@@ -264,7 +368,10 @@ const batchRoutes: FastifyPluginAsync = async (app) => {
     const shared = documentSchemas(entity).shared;
     const { $id: _input, examples: _examples, ...input } = shared.find((s) => s.$id === `${entity.schemaName}Input`)!;
     const { $id: _patch, ...patch } = shared.find((s) => s.$id === `${entity.schemaName}Patch`)!;
-    checks.set(entity.collection, { input: compileValidator(input, 'body', { applyDefaults: true }), patch: compileValidator(patch) });
+    checks.set(entity.collection, {
+      input: compileValidator(input, 'body', { applyDefaults: true }),
+      patch: compileValidator(patch),
+    });
   }
 
   app.post(
@@ -288,9 +395,21 @@ const batchRoutes: FastifyPluginAsync = async (app) => {
         response: {
           200: { description: 'Every operation was applied.', ...Type.Ref('BatchResponse') },
           ...problemResponses(400, 413, 415, 500, 503),
-          ...problemKinds(404, 'An operation names a document that does not exist; nothing was written. `failedOperation` names it:', notFoundKinds),
-          ...problemKinds(412, "An operation's ifMatch does not hold; nothing was written. `failedOperation` names it:", preconditionKinds),
-          ...problemKinds(409, 'An operation was refused; nothing was written. `failedOperation` names it:', conflictKinds),
+          ...problemKinds(
+            404,
+            'An operation names a document that does not exist; nothing was written. `failedOperation` names it:',
+            notFoundKinds,
+          ),
+          ...problemKinds(
+            412,
+            "An operation's ifMatch does not hold; nothing was written. `failedOperation` names it:",
+            preconditionKinds,
+          ),
+          ...problemKinds(
+            409,
+            'An operation was refused; nothing was written. `failedOperation` names it:',
+            conflictKinds,
+          ),
         },
       },
     },

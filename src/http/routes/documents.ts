@@ -10,8 +10,21 @@ import type { Json } from '../../domain/merge-patch.ts';
 import type { ListRequest, FilterClause } from '../../data/query.ts';
 import type { DocumentRepository, StoredDocument } from '../../data/documents.ts';
 import { AppError } from '../../errors.ts';
-import { CONTROL_PARAMS, LIST_MAX_FILTERS, LIST_MAX_VALUES, LIST_OPERATORS, documentSchemas } from '../schemas/documents.ts';
-import { invalidCursorKind, kindOf, problemKinds, problemResponses, thrownBy, validationKind } from '../schemas/problem.ts';
+import {
+  CONTROL_PARAMS,
+  LIST_MAX_FILTERS,
+  LIST_MAX_VALUES,
+  LIST_OPERATORS,
+  documentSchemas,
+} from '../schemas/documents.ts';
+import {
+  invalidCursorKind,
+  kindOf,
+  problemKinds,
+  problemResponses,
+  thrownBy,
+  validationKind,
+} from '../schemas/problem.ts';
 import { withArticle } from '../schemas/documents.ts';
 import { changedSince, documentNotFound, duplicateOf, keptChanging } from '../../data/documents.ts';
 import { customerHasOrders, stockReserved } from '../../domain/deletion.ts';
@@ -45,17 +58,27 @@ function notModified(header: string | undefined, version: number): boolean {
   return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etagOf(version));
 }
 
-export const IdParams = Type.Object({ id: ObjectIdString({ description: 'The document id.' }) }, { additionalProperties: false });
+export const IdParams = Type.Object(
+  { id: ObjectIdString({ description: 'The document id.' }) },
+  { additionalProperties: false },
+);
 export const ConditionalHeaders = Type.Object({
-  'if-match': Type.Optional(Type.String({ description: 'Write only if the document is still at this ETag (else 412).' })),
+  'if-match': Type.Optional(
+    Type.String({ description: 'Write only if the document is still at this ETag (else 412).' }),
+  ),
 });
-export const etagHeader = { etag: { type: 'string', description: 'Version of the document, for If-Match and If-None-Match.' } };
-export const linkHeader = { link: { type: 'string', description: 'The next page, as `<url>; rel="next"`; absent on the last page.' } };
+export const etagHeader = {
+  etag: { type: 'string', description: 'Version of the document, for If-Match and If-None-Match.' },
+};
+export const linkHeader = {
+  link: { type: 'string', description: 'The next page, as `<url>; rel="next"`; absent on the last page.' },
+};
 
 const EXAMPLE_ID = '6650f0c2a1b2c3d4e5f60718';
 
 /** The unique fields of an entity, as its unique indexes list them. */
-const uniqueFields = (entity: Entity) => entity.indexes.filter((index) => index.unique).map((index) => Object.keys(index.key));
+const uniqueFields = (entity: Entity) =>
+  entity.indexes.filter((index) => index.unique).map((index) => Object.keys(index.key));
 
 /** The kinds of 409 and 412 a write of one document can answer, each the error the repository builds. */
 function writeRefusals(entity: Entity, write: 'create' | 'replace' | 'patch' | 'delete') {
@@ -63,17 +86,36 @@ function writeRefusals(entity: Entity, write: 'create' | 'replace' | 'patch' | '
   const conflicts = [
     ...(write === 'delete'
       ? []
-      : uniqueFields(entity).map((fields) => kindOf(duplicateOf(label, fields), `another ${label} has this ${fields.join(' and ')}; \`errors\` points at ${fields.length > 1 ? 'them' : 'it'}.`))),
-    ...(write === 'create' ? [] : [kindOf(keptChanging(label, EXAMPLE_ID), 'without If-Match, the document kept changing while the write was applied; retry.')]),
-    ...(write === 'delete' && entity.collection === 'customers' ? [kindOf(customerHasOrders(), 'the customer has orders.')] : []),
-    ...(write === 'delete' && entity.collection === 'stock' ? [kindOf(stockReserved(4), 'open orders hold units of this item.')] : []),
+      : uniqueFields(entity).map((fields) =>
+          kindOf(
+            duplicateOf(label, fields),
+            `another ${label} has this ${fields.join(' and ')}; \`errors\` points at ${fields.length > 1 ? 'them' : 'it'}.`,
+          ),
+        )),
+    ...(write === 'create'
+      ? []
+      : [
+          kindOf(
+            keptChanging(label, EXAMPLE_ID),
+            'without If-Match, the document kept changing while the write was applied; retry.',
+          ),
+        ]),
+    ...(write === 'delete' && entity.collection === 'customers'
+      ? [kindOf(customerHasOrders(), 'the customer has orders.')]
+      : []),
+    ...(write === 'delete' && entity.collection === 'stock'
+      ? [kindOf(stockReserved(4), 'open orders hold units of this item.')]
+      : []),
   ];
   return {
     ...problemKinds(409, 'Refused; nothing was written.', conflicts),
     ...(write !== 'create' &&
       problemKinds(412, 'If-Match does not hold; nothing was written.', [
         kindOf(changedSince(label, EXAMPLE_ID, 3), 'the document is no longer at the version If-Match names.'),
-        kindOf(thrownBy(() => expectedVersion('3')), 'If-Match is not one strong entity tag, such as "3", or *.'),
+        kindOf(
+          thrownBy(() => expectedVersion('3')),
+          'If-Match is not one strong entity tag, such as "3", or *.',
+        ),
       ])),
   };
 }
@@ -106,19 +148,31 @@ export async function prepareListQuery(request: FastifyRequest): Promise<void> {
   const query = request.query as Record<string, unknown>;
   const filters = Object.keys(query).filter((key) => !(CONTROL_PARAMS as readonly string[]).includes(key));
   if (filters.length > LIST_MAX_FILTERS) {
-    throw AppError.validation([{ in: 'query', pointer: '', message: `has ${filters.length} filters; at most ${LIST_MAX_FILTERS} are allowed` }]);
+    throw AppError.validation([
+      { in: 'query', pointer: '', message: `has ${filters.length} filters; at most ${LIST_MAX_FILTERS} are allowed` },
+    ]);
   }
   for (const [key, value] of Object.entries(query)) {
-    if (typeof value === 'string' && LIST_OPERATORS.some((op) => key.endsWith(`[${op}]`))) query[key] = value.split(',');
+    if (typeof value === 'string' && LIST_OPERATORS.some((op) => key.endsWith(`[${op}]`)))
+      query[key] = value.split(',');
   }
 }
 
 /** The handler of every list route: one page of the repository's list, with its `next` link. */
-export async function listPage(request: FastifyRequest, reply: FastifyReply, repository: DocumentRepository, entity: Entity) {
+export async function listPage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  repository: DocumentRepository,
+  entity: Entity,
+) {
   const page = await repository.list(toListRequest(request.query as Record<string, unknown>, entity), request.deadline);
   const next = page.next === undefined ? null : linkWithCursor(request, page.next);
   if (next !== null) reply.header('link', `<${next}>; rel="next"`);
-  return { items: page.items.map((item) => repository.toResource(item)), next, ...(page.total !== undefined && { total: page.total }) };
+  return {
+    items: page.items.map((item) => repository.toResource(item)),
+    next,
+    ...(page.total !== undefined && { total: page.total }),
+  };
 }
 
 /** The same request with another cursor: the `next` link. */
@@ -135,7 +189,9 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
   const repository = (): DocumentRepository => app.repositories.documents.get(entity.collection)!;
   const tags = [entity.collection];
   const noun = entity.schemaName;
-  const notFound = problemKinds(404, `No such ${entity.singular}.`, [kindOf(documentNotFound(entity.singular, EXAMPLE_ID), `no ${entity.singular} has this id.`)]);
+  const notFound = problemKinds(404, `No such ${entity.singular}.`, [
+    kindOf(documentNotFound(entity.singular, EXAMPLE_ID), `no ${entity.singular} has this id.`),
+  ]);
   const plural = noun.endsWith('y') ? `${noun.slice(0, -1)}ies` : `${noun}s`;
   const withId = { params: IdParams };
 
@@ -151,7 +207,9 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         operationId: `list${plural}`,
         summary: `List ${entity.collection}`,
         description:
-          `Filters: ${Object.entries(entity.filters).map(([f, ops]) => `${f} (${ops.join(', ')})`).join('; ')}. ` +
+          `Filters: ${Object.entries(entity.filters)
+            .map(([f, ops]) => `${f} (${ops.join(', ')})`)
+            .join('; ')}. ` +
           'A filter is `field=value` or `field[op]=value`; list operators (in, nin, all) take comma-separated or repeated values. ' +
           `At most ${LIST_MAX_FILTERS} filters per request and ${LIST_MAX_VALUES} values per list; \`prefix\` matches the start of a value, literally. ` +
           'Pages are keyset-paginated: follow `next` (also in the Link header); a cursor stays valid while documents are added.',
@@ -159,7 +217,10 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         response: {
           200: { description: `A page of ${entity.collection}.`, headers: linkHeader, ...Type.Ref(schemas.page) },
           ...problemResponses(500, 503),
-          ...problemKinds(400, 'The query is not one this list answers:', [validationKind('a parameter is unknown or its value invalid.'), invalidCursorKind]),
+          ...problemKinds(400, 'The query is not one this list answers:', [
+            validationKind('a parameter is unknown or its value invalid.'),
+            invalidCursorKind,
+          ]),
         },
       },
       preValidation: prepareListQuery,
@@ -175,10 +236,16 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         operationId: `get${noun}`,
         summary: `Read ${withArticle(entity.singular)}`,
         ...withId,
-        headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ description: 'Answer 304 if the ETag still matches.' })) }),
+        headers: Type.Object({
+          'if-none-match': Type.Optional(Type.String({ description: 'Answer 304 if the ETag still matches.' })),
+        }),
         response: {
           200: { description: `The ${entity.singular}.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
-          304: { description: 'Not modified: the ETag in If-None-Match is current.', headers: etagHeader, type: 'null' },
+          304: {
+            description: 'Not modified: the ETag in If-None-Match is current.',
+            headers: etagHeader,
+            type: 'null',
+          },
           ...problemResponses(400, 500, 503),
           ...notFound,
         },
@@ -216,7 +283,11 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
         },
       },
       async (request, reply) => {
-        const created = await repository().create(request.body as Record<string, unknown>, actorOf(request), request.log);
+        const created = await repository().create(
+          request.body as Record<string, unknown>,
+          actorOf(request),
+          request.log,
+        );
         reply.header('location', `/v1/${entity.collection}/${created._id.toHexString()}`);
         return sendDocument(reply, created, 201);
       },
@@ -236,7 +307,11 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
           headers: ConditionalHeaders,
           body: Type.Ref(schemas.input),
           response: {
-            200: { description: `The ${entity.singular} as replaced.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
+            200: {
+              description: `The ${entity.singular} as replaced.`,
+              headers: etagHeader,
+              ...Type.Ref(schemas.resource),
+            },
             ...problemResponses(400, 413, 415, 500, 503),
             ...notFound,
             ...writeRefusals(entity, 'replace'),
@@ -245,7 +320,13 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
-        const replaced = await repository().replace(id, request.body as Record<string, unknown>, expectedVersion(request.headers['if-match']), actorOf(request), request.log);
+        const replaced = await repository().replace(
+          id,
+          request.body as Record<string, unknown>,
+          expectedVersion(request.headers['if-match']),
+          actorOf(request),
+          request.log,
+        );
         return sendDocument(reply, replaced);
       },
     );
@@ -263,7 +344,11 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
           headers: ConditionalHeaders,
           body: { content: { [MERGE_PATCH_MEDIA_TYPE]: { schema: Type.Ref(schemas.patch) } } },
           response: {
-            200: { description: `The ${entity.singular} as patched.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
+            200: {
+              description: `The ${entity.singular} as patched.`,
+              headers: etagHeader,
+              ...Type.Ref(schemas.resource),
+            },
             ...problemResponses(400, 413, 415, 500, 503),
             ...notFound,
             ...writeRefusals(entity, 'patch'),
@@ -281,7 +366,13 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
-        const patched = await repository().patch(id, request.body as Record<string, Json>, expectedVersion(request.headers['if-match']), actorOf(request), request.log);
+        const patched = await repository().patch(
+          id,
+          request.body as Record<string, Json>,
+          expectedVersion(request.headers['if-match']),
+          actorOf(request),
+          request.log,
+        );
         return sendDocument(reply, patched);
       },
     );
@@ -301,7 +392,11 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
           ...withId,
           headers: ConditionalHeaders,
           response: {
-            200: { description: `Not deleted but archived: the ${entity.singular} as it is now.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
+            200: {
+              description: `Not deleted but archived: the ${entity.singular} as it is now.`,
+              headers: etagHeader,
+              ...Type.Ref(schemas.resource),
+            },
             204: { description: 'Deleted.', type: 'null' },
             ...problemResponses(400, 500, 503),
             ...notFound,
@@ -311,7 +406,14 @@ const documentRoutes: FastifyPluginAsync<DocumentRoutesOptions> = async (app, { 
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
-        const archived = await repository().remove(id, rule, app.repositories.referencesIn, expectedVersion(request.headers['if-match']), actorOf(request), request.log);
+        const archived = await repository().remove(
+          id,
+          rule,
+          app.repositories.referencesIn,
+          expectedVersion(request.headers['if-match']),
+          actorOf(request),
+          request.log,
+        );
         return archived === null ? reply.code(204).send() : sendDocument(reply, archived);
       },
     );

@@ -23,7 +23,9 @@ const Ready = Type.Object(
   {
     description: 'MongoDB answered the ping and every migration is applied.',
     additionalProperties: false,
-    examples: [{ status: 'ready', checks: { mongodb: { status: 'up', latencyMs: 0.8 }, migrations: { status: 'up-to-date' } } }],
+    examples: [
+      { status: 'ready', checks: { mongodb: { status: 'up', latencyMs: 0.8 }, migrations: { status: 'up-to-date' } } },
+    ],
   },
 );
 
@@ -46,7 +48,8 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) =>
       schema: {
         tags: ['health'],
         summary: 'Liveness: the process is up',
-        description: 'Answers 200 while the process runs, whatever MongoDB does: restart the process when it does not answer.',
+        description:
+          'Answers 200 while the process runs, whatever MongoDB does: restart the process when it does not answer.',
         operationId: 'getLiveness',
         response: { 200: Live, ...problemResponses(500) },
       },
@@ -69,8 +72,14 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) =>
           200: Ready,
           ...problemResponses(500),
           ...problemKinds(503, 'Not ready; retry after Retry-After:', [
-            kindOf(AppError.unavailable(5, 'MongoDB did not answer a ping in time (connection disconnected).'), 'MongoDB did not answer the ping or the migrations check within READINESS_TIMEOUT_MS.'),
-            kindOf(migrationsPending(['20261206120000-validators-read-values-as-the-api-does.js'], 5), 'migrations are not applied; `pendingMigrations` names them.'),
+            kindOf(
+              AppError.unavailable(5, 'MongoDB did not answer a ping in time (connection disconnected).'),
+              'MongoDB did not answer the ping or the migrations check within READINESS_TIMEOUT_MS.',
+            ),
+            kindOf(
+              migrationsPending(['20261206120000-validators-read-values-as-the-api-does.js'], 5),
+              'migrations are not applied; `pendingMigrations` names them.',
+            ),
           ]),
         },
       },
@@ -80,7 +89,10 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) =>
       const { latencyMs } = await app.db.ping(deadline);
       const pending = await app.db.pendingMigrations(deadline);
       if (pending.length > 0) throw migrationsPending(pending, options.retryAfterSeconds);
-      return { status: 'ready' as const, checks: { mongodb: { status: 'up' as const, latencyMs }, migrations: { status: 'up-to-date' as const } } };
+      return {
+        status: 'ready' as const,
+        checks: { mongodb: { status: 'up' as const, latencyMs }, migrations: { status: 'up-to-date' as const } },
+      };
     },
   );
 };

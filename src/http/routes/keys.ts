@@ -22,7 +22,8 @@ const SCOPE_NAMES = [...SCOPES, '*', '*:read', '*:write', ...DATA_RESOURCES.map(
 
 const ScopeName = Type.Enum(SCOPE_NAMES, {
   type: 'string',
-  description: 'A scope, or a shorthand: * (every scope), *:read and *:write (every collection), <collection>:* (its read and write).',
+  description:
+    'A scope, or a shorthand: * (every scope), *:read and *:write (every collection), <collection>:* (its read and write).',
 });
 
 const keyExample = {
@@ -39,13 +40,22 @@ const ApiKeySchema = Type.Object(
     id: ObjectIdString({ description: 'The key id; the audit trail names keys by it.' }),
     prefix: Type.String({ description: 'Public part of the key (sk_<prefix>_...), safe to show and log.' }),
     name: Type.String(),
-    scopes: Type.Array(Type.Enum(SCOPES, { type: 'string' }), { description: 'The scopes it holds, shorthands expanded.' }),
-    rateLimitPerMinute: Type.Optional(Type.Integer({ minimum: 0, description: "The key's own rate limit; absent: the service default." })),
+    scopes: Type.Array(Type.Enum(SCOPES, { type: 'string' }), {
+      description: 'The scopes it holds, shorthands expanded.',
+    }),
+    rateLimitPerMinute: Type.Optional(
+      Type.Integer({ minimum: 0, description: "The key's own rate limit; absent: the service default." }),
+    ),
     createdAt: DateTime(),
     expiresAt: Type.Optional(DateTime({ description: 'After this the key is refused.' })),
     revokedAt: Type.Optional(DateTime({ description: 'When it was revoked; a revoked key is refused.' })),
   },
-  { $id: 'ApiKey', additionalProperties: false, description: 'An API key, without its secret.', examples: [keyExample] },
+  {
+    $id: 'ApiKey',
+    additionalProperties: false,
+    description: 'An API key, without its secret.',
+    examples: [keyExample],
+  },
 );
 
 const NewApiKeySchema = Type.Object(
@@ -53,7 +63,9 @@ const NewApiKeySchema = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }),
     scopes: Type.Array(ScopeName, { minItems: 1, maxItems: 50 }),
     expiresAt: Type.Optional(DateTime({ description: 'Must be in the future (else 400).' })),
-    rateLimitPerMinute: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'Requests per minute; 0: unlimited.' })),
+    rateLimitPerMinute: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'Requests per minute; 0: unlimited.' }),
+    ),
   },
   {
     $id: 'NewApiKey',
@@ -64,7 +76,10 @@ const NewApiKeySchema = Type.Object(
 );
 
 const CreatedApiKeySchema = Type.Object(
-  { ...ApiKeySchema.properties, key: Type.String({ description: 'The key itself. Shown in this answer only: store it now.' }) },
+  {
+    ...ApiKeySchema.properties,
+    key: Type.String({ description: 'The key itself. Shown in this answer only: store it now.' }),
+  },
   {
     $id: 'CreatedApiKey',
     additionalProperties: false,
@@ -93,7 +108,13 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         summary: 'List API keys',
         description: 'Every key, oldest first, revoked and expired ones included.',
         response: {
-          200: { description: 'The keys, without secrets.', type: 'object', properties: { items: { type: 'array', items: Type.Ref('ApiKey') } }, required: ['items'], additionalProperties: false },
+          200: {
+            description: 'The keys, without secrets.',
+            type: 'object',
+            properties: { items: { type: 'array', items: Type.Ref('ApiKey') } },
+            required: ['items'],
+            additionalProperties: false,
+          },
           ...problemResponses(500, 503),
         },
       },
@@ -109,7 +130,8 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         tags,
         operationId: 'createApiKey',
         summary: 'Create an API key',
-        description: 'Scopes may use the shorthands; they are stored expanded. The answer holds the key: it is never shown again.',
+        description:
+          'Scopes may use the shorthands; they are stored expanded. The answer holds the key: it is never shown again.',
         body: Type.Ref('NewApiKey'),
         response: {
           201: {
@@ -137,7 +159,9 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         );
       } catch (error) {
         if (error instanceof RangeError) {
-          throw AppError.validation([{ in: 'body', pointer: error instanceof UnknownScopeError ? '/scopes' : '', message: error.message }]);
+          throw AppError.validation([
+            { in: 'body', pointer: error instanceof UnknownScopeError ? '/scopes' : '', message: error.message },
+          ]);
         }
         throw error;
       }
@@ -154,7 +178,11 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         operationId: 'getApiKey',
         summary: 'Read an API key',
         params: IdParams,
-        response: { 200: { description: 'The key, without its secret.', ...Type.Ref('ApiKey') }, ...problemResponses(400, 500, 503), ...noSuchKey },
+        response: {
+          200: { description: 'The key, without its secret.', ...Type.Ref('ApiKey') },
+          ...problemResponses(400, 500, 503),
+          ...noSuchKey,
+        },
       },
     },
     async (request) => {
@@ -173,9 +201,14 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         tags,
         operationId: 'revokeApiKey',
         summary: 'Revoke an API key',
-        description: 'The key is kept, marked revoked (so the audit trail can still name it), and refused from then on (within AUTH_CACHE_TTL_MS on every instance). Revoking twice keeps the first time.',
+        description:
+          'The key is kept, marked revoked (so the audit trail can still name it), and refused from then on (within AUTH_CACHE_TTL_MS on every instance). Revoking twice keeps the first time.',
         params: IdParams,
-        response: { 200: { description: 'The key as revoked.', ...Type.Ref('ApiKey') }, ...problemResponses(400, 500, 503), ...noSuchKey },
+        response: {
+          200: { description: 'The key as revoked.', ...Type.Ref('ApiKey') },
+          ...problemResponses(400, 500, 503),
+          ...noSuchKey,
+        },
       },
     },
     async (request) => {
@@ -184,7 +217,8 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         actorOf(request),
         async (tx) => {
           const result = await store.revoke(id, tx.session);
-          if (result?.changed === true) tx.record('revoke', API_KEYS_COLLECTION, { _id: new mongoose.Types.ObjectId(id) });
+          if (result?.changed === true)
+            tx.record('revoke', API_KEYS_COLLECTION, { _id: new mongoose.Types.ObjectId(id) });
           return result;
         },
         request.log,

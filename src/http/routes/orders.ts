@@ -14,7 +14,12 @@ import {
   unknownCustomer,
   type OrderAction,
 } from '../../domain/orders.ts';
-import { MAX_MOVE_QUANTITY, insufficientStock, stockLimitExceeded, type StockCounter } from '../../domain/stock-movements.ts';
+import {
+  MAX_MOVE_QUANTITY,
+  insufficientStock,
+  stockLimitExceeded,
+  type StockCounter,
+} from '../../domain/stock-movements.ts';
 import { Order } from '../../domain/entities/index.ts';
 import { documentNotFound, type StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses, thrownBy, type ProblemKind } from '../schemas/problem.ts';
@@ -30,11 +35,25 @@ const examplePlacement = (skus: string[], quantity = 1): OrderPlacement => ({
   warehouse: 'AMS-1',
   lines: skus.map((sku) => ({ sku, quantity })),
 });
-const product = (sku: string, currency: string, status = 'active', amount = 2499) => ({ sku, name: sku, price: { amount, currency }, status });
+const product = (sku: string, currency: string, status = 'active', amount = 2499) => ({
+  sku,
+  name: sku,
+  price: { amount, currency },
+  status,
+});
 
 /** A counter of a line's stock item at its limit, as the workflow refuses it. */
 const counterFull = (counter: StockCounter, when: string): ProblemKind =>
-  kindOf(stockLimitExceeded({ id: EXAMPLE_ID, sku: 'TSHIRT-RED-M', warehouse: 'AMS-1' }, counter, MAX_MOVE_QUANTITY - 1, 3, MAX_MOVE_QUANTITY), when);
+  kindOf(
+    stockLimitExceeded(
+      { id: EXAMPLE_ID, sku: 'TSHIRT-RED-M', warehouse: 'AMS-1' },
+      counter,
+      MAX_MOVE_QUANTITY - 1,
+      3,
+      MAX_MOVE_QUANTITY,
+    ),
+    when,
+  );
 
 // Each example is the error the workflow itself builds for such a request.
 const PLACEMENT_CONFLICTS: ProblemKind[] = [
@@ -51,14 +70,22 @@ const PLACEMENT_CONFLICTS: ProblemKind[] = [
     'a SKU is not an active product of the catalog; `products` lists each as `{ sku, reason: unknown | inactive, status? }`.',
   ),
   kindOf(
-    thrownBy(() => priceOrder(examplePlacement(['TSHIRT-RED-M', 'TEA-EARL-GREY']), [product('TSHIRT-RED-M', 'EUR'), product('TEA-EARL-GREY', 'GBP')])),
+    thrownBy(() =>
+      priceOrder(examplePlacement(['TSHIRT-RED-M', 'TEA-EARL-GREY']), [
+        product('TSHIRT-RED-M', 'EUR'),
+        product('TEA-EARL-GREY', 'GBP'),
+      ]),
+    ),
     "the products are priced in more than one currency; `currencies` gives each line's `{ sku, currency }`.",
   ),
   kindOf(
     thrownBy(() => priceOrder(examplePlacement(['SOFA-XL'], 2), [product('SOFA-XL', 'EUR', 'active', 1_250_000_000)])),
     'the order would total more than the largest amount (2^31-1 minor units).',
   ),
-  counterFull('reserved', "a line's stock item would hold more reserved units than the limit; `field`, `limit`, `value` and `documentId` say which."),
+  counterFull(
+    'reserved',
+    "a line's stock item would hold more reserved units than the limit; `field`, `limit`, `value` and `documentId` say which.",
+  ),
 ];
 
 const invalidTransition = (action: OrderAction): ProblemKind => {
@@ -71,8 +98,15 @@ const invalidTransition = (action: OrderAction): ProblemKind => {
 
 /** The limits an action's stock movement can reach: each counter it raises. */
 function stockLimitKinds(action: OrderAction): ProblemKind[] {
-  const raised = Object.entries(TRANSITIONS[action].stock ?? {}).filter(([, perUnit]) => perUnit > 0).map(([counter]) => counter as StockCounter);
-  return raised.map((counter) => counterFull(counter, `a line's stock item would hold more ${counter} units than the limit; \`field\`, \`limit\`, \`value\` and \`documentId\` say which.`));
+  const raised = Object.entries(TRANSITIONS[action].stock ?? {})
+    .filter(([, perUnit]) => perUnit > 0)
+    .map(([counter]) => counter as StockCounter);
+  return raised.map((counter) =>
+    counterFull(
+      counter,
+      `a line's stock item would hold more ${counter} units than the limit; \`field\`, \`limit\`, \`value\` and \`documentId\` say which.`,
+    ),
+  );
 }
 
 const orderRoutes: FastifyPluginAsync = async (app) => {
@@ -91,9 +125,9 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
         operationId: 'placeOrder',
         summary: 'Place an order',
         description:
-          'In one transaction: checks the customer and the products (active, one currency), reserves every line\'s units in the ' +
+          "In one transaction: checks the customer and the products (active, one currency), reserves every line's units in the " +
           'warehouse (available to reserved, never below zero), prices the lines from the catalog, stores the order as placed and ' +
-          'counts it in the customer\'s stats (orderCount, lastOrderAt, spent in its currency). Any refusal changes nothing. ' +
+          "counts it in the customer's stats (orderCount, lastOrderAt, spent in its currency). Any refusal changes nothing. " +
           'A SKU on two lines is a 400 (send the whole quantity on one line); at most 100 lines.',
         body: Type.Ref('OrderPlacement'),
         response: {
@@ -103,7 +137,11 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
             ...Type.Ref('Order'),
           },
           ...problemResponses(400, 413, 415, 500, 503),
-          ...problemKinds(409, 'The order cannot be placed as asked; nothing was changed. The problem type says why:', PLACEMENT_CONFLICTS),
+          ...problemKinds(
+            409,
+            'The order cannot be placed as asked; nothing was changed. The problem type says why:',
+            PLACEMENT_CONFLICTS,
+          ),
         },
       },
     },
@@ -133,11 +171,14 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
           response: {
             200: { description: `The order, now ${to}.`, headers: etagHeader, ...Type.Ref('Order') },
             ...problemResponses(400, 412, 413, 415, 500, 503),
-            ...problemKinds(404, 'No such order.', [kindOf(documentNotFound(Order.singular, EXAMPLE_ID), 'no order has this id.')]),
-            ...problemKinds(409, `The order's status does not allow ${action}${stockLimitKinds(action).length > 0 ? ', or a counter of its stock would pass its limit' : ''}; nothing was changed.`, [
-              invalidTransition(action),
-              ...stockLimitKinds(action),
+            ...problemKinds(404, 'No such order.', [
+              kindOf(documentNotFound(Order.singular, EXAMPLE_ID), 'no order has this id.'),
             ]),
+            ...problemKinds(
+              409,
+              `The order's status does not allow ${action}${stockLimitKinds(action).length > 0 ? ', or a counter of its stock would pass its limit' : ''}; nothing was changed.`,
+              [invalidTransition(action), ...stockLimitKinds(action)],
+            ),
           },
         },
       },

@@ -4,7 +4,14 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
-import { MAX_MOVE_QUANTITY, Restock, StockMove, insufficientStock, stockLimitExceeded, unknownProduct } from '../../domain/stock-movements.ts';
+import {
+  MAX_MOVE_QUANTITY,
+  Restock,
+  StockMove,
+  insufficientStock,
+  stockLimitExceeded,
+  unknownProduct,
+} from '../../domain/stock-movements.ts';
 import { Stock } from '../../domain/entities/index.ts';
 import type { StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
@@ -16,11 +23,24 @@ const tags = ['stock'];
 /** An item at the counters' limit (a quantity's maximum is the counters' own), as the movement refuses it. */
 const fullShelf = (by: number) =>
   kindOf(
-    stockLimitExceeded({ id: '6650f0c2a1b2c3d4e5f60718', sku: 'TSHIRT-RED-M', warehouse: 'AMS-1' }, 'available', MAX_MOVE_QUANTITY - 10, by, MAX_MOVE_QUANTITY),
+    stockLimitExceeded(
+      { id: '6650f0c2a1b2c3d4e5f60718', sku: 'TSHIRT-RED-M', warehouse: 'AMS-1' },
+      'available',
+      MAX_MOVE_QUANTITY - 10,
+      by,
+      MAX_MOVE_QUANTITY,
+    ),
     "the receiving item's available units would pass their limit; `field`, `limit` and `value` (what it would reach) say which and by how much, `documentId` names the item.",
   );
 
-const itemExample = { id: '6650f0c2a1b2c3d4e5f60718', ...Stock.example, ...Stock.serverExample, version: 4, createdAt: '2026-11-20T10:00:00.000Z', updatedAt: '2026-11-25T09:30:00.000Z' };
+const itemExample = {
+  id: '6650f0c2a1b2c3d4e5f60718',
+  ...Stock.example,
+  ...Stock.serverExample,
+  version: 4,
+  createdAt: '2026-11-20T10:00:00.000Z',
+  updatedAt: '2026-11-25T09:30:00.000Z',
+};
 
 const stockMovementRoutes: FastifyPluginAsync = async (app) => {
   app.addSchema({ ...Restock, $id: 'Restock' });
@@ -29,7 +49,9 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
     Type.Object(
       {
         from: Type.Ref('StockItem', { description: 'The source stock item, as it is after the move.' }),
-        to: Type.Ref('StockItem', { description: 'The destination stock item, as it is after the move (created if it was missing).' }),
+        to: Type.Ref('StockItem', {
+          description: 'The destination stock item, as it is after the move (created if it was missing).',
+        }),
       },
       {
         $id: 'StockMoveResult',
@@ -38,7 +60,15 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
         examples: [
           {
             from: { ...itemExample, available: 110, version: 5 },
-            to: { ...itemExample, id: '6650f0c2a1b2c3d4e5f60719', warehouse: 'BER-2', available: 10, reserved: 0, shipped: 0, version: 1 },
+            to: {
+              ...itemExample,
+              id: '6650f0c2a1b2c3d4e5f60719',
+              warehouse: 'BER-2',
+              available: 10,
+              reserved: 0,
+              shipped: 0,
+              version: 1,
+            },
           },
         ],
       },
@@ -66,12 +96,19 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
             ...Type.Ref('StockItem'),
           },
           ...problemResponses(400, 413, 415, 500, 503),
-          ...problemKinds(409, 'Nothing was changed:', [kindOf(unknownProduct('NOPE-1'), 'no product has this SKU; `sku` names it.'), fullShelf(48)]),
+          ...problemKinds(409, 'Nothing was changed:', [
+            kindOf(unknownProduct('NOPE-1'), 'no product has this SKU; `sku` names it.'),
+            fullShelf(48),
+          ]),
         },
       },
     },
     async (request, reply) => {
-      const { item, created } = await app.repositories.stockMovements.restock(request.body as Restock, actorOf(request), request.log);
+      const { item, created } = await app.repositories.stockMovements.restock(
+        request.body as Restock,
+        actorOf(request),
+        request.log,
+      );
       if (created) reply.code(201).header('location', `/v1/stock/${item._id.toHexString()}`);
       return reply.header('etag', etagOf(item.version)).send(toResource(item));
     },
@@ -103,7 +140,11 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const { from, to } = await app.repositories.stockMovements.move(request.body as StockMove, actorOf(request), request.log);
+      const { from, to } = await app.repositories.stockMovements.move(
+        request.body as StockMove,
+        actorOf(request),
+        request.log,
+      );
       return { from: toResource(from), to: toResource(to) };
     },
   );

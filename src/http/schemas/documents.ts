@@ -98,12 +98,17 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
       // A parameter's schema says its type: an enum alone leaves clients to guess how to send it.
       const parameter = properties[name] as JsonSchema;
       for (const schema of [parameter, parameter.items as JsonSchema | undefined]) {
-        if (schema?.enum !== undefined && schema.type === undefined) schema.type = typeof schema.enum[0] === 'number' ? 'number' : 'string';
+        if (schema?.enum !== undefined && schema.type === undefined)
+          schema.type = typeof schema.enum[0] === 'number' ? 'number' : 'string';
       }
     }
   }
   if (entity.textSearch) {
-    properties.q = Type.String({ minLength: 1, maxLength: 200, description: 'Full-text search on the text-indexed fields.' });
+    properties.q = Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description: 'Full-text search on the text-indexed fields.',
+    });
   }
   const resourceFields = Object.keys(entity.resource.properties).filter((name) => name !== 'id');
   properties.sort = Type.Enum(sortable, {
@@ -116,9 +121,21 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
     maxLength: 500,
     description: `Comma-separated fields to return (id and version always come): ${resourceFields.join(', ')}.`,
   });
-  properties.limit = Type.Integer({ minimum: 1, maximum: LIST_MAX_LIMIT, default: LIST_DEFAULT_LIMIT, description: 'Page size.' });
-  properties.cursor = Type.String({ minLength: 1, maxLength: 1024, description: 'Opaque cursor from the `next` link of the previous page.' });
-  properties.count = Type.Boolean({ default: false, description: 'Also count all matches (bounded in time; left out when it takes too long).' });
+  properties.limit = Type.Integer({
+    minimum: 1,
+    maximum: LIST_MAX_LIMIT,
+    default: LIST_DEFAULT_LIMIT,
+    description: 'Page size.',
+  });
+  properties.cursor = Type.String({
+    minLength: 1,
+    maxLength: 1024,
+    description: 'Opaque cursor from the `next` link of the previous page.',
+  });
+  properties.count = Type.Boolean({
+    default: false,
+    description: 'Also count all matches (bounded in time; left out when it takes too long).',
+  });
 
   const optional: Record<string, TSchema> = {};
   for (const [name, schema] of Object.entries(properties)) optional[name] = Type.Optional(schema);
@@ -128,22 +145,32 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
 const capitalized = (text: string) => `${text[0]!.toUpperCase()}${text.slice(1)}`;
 
 /** Whether clients write the entity's documents through the generic routes (or a batch). */
-const writesDocuments = (entity: Entity) => entity.operations.create === true || entity.operations.replace || entity.operations.patch;
+const writesDocuments = (entity: Entity) =>
+  entity.operations.create === true || entity.operations.replace || entity.operations.patch;
 
 function describeOp(op: FilterOp): string {
-  return { eq: 'equals (or, for a list field, contains)', ne: 'differs from', gt: 'is greater than', gte: 'is at least', lt: 'is less than', lte: 'is at most' }[
-    op as 'eq'
-  ];
+  return {
+    eq: 'equals (or, for a list field, contains)',
+    ne: 'differs from',
+    gt: 'is greater than',
+    gte: 'is at least',
+    lt: 'is less than',
+    lte: 'is at most',
+  }[op as 'eq'];
 }
 
-const FIXED = 'Fixed at creation: a replace must send the value the document has, a patch may leave it out or repeat it (else 400).';
+const FIXED =
+  'Fixed at creation: a replace must send the value the document has, a patch may leave it out or repeat it (else 400).';
 
 /** Each member fixed at creation says so in its description. */
 function withFixedMembers(schema: JsonSchema, entity: Entity): JsonSchema {
   const properties = { ...(schema.properties as Record<string, JsonSchema>) };
   for (const member of entity.immutable) {
     const described = properties[member]!;
-    properties[member] = { ...described, description: described.description ? `${described.description} ${FIXED}` : FIXED };
+    properties[member] = {
+      ...described,
+      description: described.description ? `${described.description} ${FIXED}` : FIXED,
+    };
   }
   return { ...schema, properties };
 }
@@ -152,7 +179,9 @@ function withFixedMembers(schema: JsonSchema, entity: Entity): JsonSchema {
 function inputOf(entity: Entity): JsonSchema {
   const writable = withFixedMembers(entity.writable as JsonSchema, entity);
   const properties = writable.properties as Record<string, JsonSchema>;
-  const required = ((writable.required ?? []) as string[]).filter((member) => properties[member]?.default === undefined);
+  const required = ((writable.required ?? []) as string[]).filter(
+    (member) => properties[member]?.default === undefined,
+  );
   const { required: _required, ...rest } = writable;
   return required.length > 0 ? { ...rest, required } : rest;
 }
@@ -161,7 +190,10 @@ function inputOf(entity: Entity): JsonSchema {
 function resourceOf(entity: Entity): JsonSchema {
   const writable = new Set(Object.keys(entity.writable.properties));
   const properties = Object.fromEntries(
-    Object.entries(entity.resource.properties as Record<string, JsonSchema>).map(([name, schema]) => [name, writable.has(name) ? schema : { ...schema, readOnly: true }]),
+    Object.entries(entity.resource.properties as Record<string, JsonSchema>).map(([name, schema]) => [
+      name,
+      writable.has(name) ? schema : { ...schema, readOnly: true },
+    ]),
   );
   return withFixedMembers({ ...entity.resource, properties }, entity);
 }
@@ -176,7 +208,10 @@ function patchExample(entity: Entity): Record<string, unknown> {
   const example = entity.example as Record<string, unknown>;
   const members = Object.keys(writable.properties as object).filter((member) => !entity.immutable.includes(member));
   const changed = members.find((member) => required.has(member) && example[member] !== undefined);
-  const removed = members.find((member) => !required.has(member) && (writable.properties as Record<string, JsonSchema>)[member]!.default === undefined);
+  const removed = members.find(
+    (member) =>
+      !required.has(member) && (writable.properties as Record<string, JsonSchema>)[member]!.default === undefined,
+  );
   return { ...(changed && { [changed]: example[changed] }), ...(removed && { [removed]: null }) };
 }
 
@@ -217,7 +252,9 @@ export function documentSchemas(entity: Entity): DocumentSchemas {
       {
         items: Type.Array(Type.Ref(`${name}Fields`)),
         next: Type.Union([Type.String(), Type.Null()], { description: 'Link to the next page, null on the last one.' }),
-        total: Type.Optional(Type.Integer({ minimum: 0, description: 'All matches, when count=true and counting finished in time.' })),
+        total: Type.Optional(
+          Type.Integer({ minimum: 0, description: 'All matches, when count=true and counting finished in time.' }),
+        ),
       },
       { additionalProperties: false },
     ),

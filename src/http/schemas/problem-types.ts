@@ -11,7 +11,8 @@ import { PRODUCT_STATUSES } from '../../domain/entities/product.ts';
 import { ORDER_ACTIONS } from '../../domain/orders.ts';
 import { ObjectIdString, Sku, WarehouseCode, Currency } from '../../domain/types.ts';
 
-const stringEnum = (values: readonly string[], description?: string) => Type.Unsafe<string>({ type: 'string', enum: [...values], ...(description && { description }) });
+const stringEnum = (values: readonly string[], description?: string) =>
+  Type.Unsafe<string>({ type: 'string', enum: [...values], ...(description && { description }) });
 
 const FieldErrors = (description: string) => Type.Array(Type.Ref('FieldError'), { minItems: 1, description });
 
@@ -42,12 +43,22 @@ const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
   'insufficient-scope': {
     schema: 'InsufficientScopeProblem',
     description: 'The API key lacks scopes the request needs (403).',
-    members: { missingScopes: Type.Array(stringEnum(SCOPES), { minItems: 1, description: 'The scopes the key would need in addition.' }) },
+    members: {
+      missingScopes: Type.Array(stringEnum(SCOPES), {
+        minItems: 1,
+        description: 'The scopes the key would need in addition.',
+      }),
+    },
   },
   'migrations-pending': {
     schema: 'MigrationsPendingProblem',
     description: 'Readiness refused because migrations are not applied (503).',
-    members: { pendingMigrations: Type.Array(Type.String(), { minItems: 1, description: 'File names of the pending migrations, oldest first.' }) },
+    members: {
+      pendingMigrations: Type.Array(Type.String(), {
+        minItems: 1,
+        description: 'File names of the pending migrations, oldest first.',
+      }),
+    },
   },
   'insufficient-stock': {
     schema: 'InsufficientStockProblem',
@@ -59,7 +70,10 @@ const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
             sku: Sku(),
             warehouse: WarehouseCode(),
             requested: Type.Integer({ minimum: 1, description: 'Units asked for.' }),
-            available: Type.Integer({ minimum: 0, description: 'Units available when the request was refused (0 when the warehouse has no such item).' }),
+            available: Type.Integer({
+              minimum: 0,
+              description: 'Units available when the request was refused (0 when the warehouse has no such item).',
+            }),
           },
           { additionalProperties: false },
         ),
@@ -74,7 +88,9 @@ const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
       field: Type.String({ description: 'Dotted path of the field in the stored document, e.g. available.' }),
       limit: Type.Integer({ description: 'Its maximum.' }),
       value: Type.Integer({ description: 'What it would have held after the write.' }),
-      documentId: Type.Optional(ObjectIdString({ description: 'The document the write would have changed, when known.' })),
+      documentId: Type.Optional(
+        ObjectIdString({ description: 'The document the write would have changed, when known.' }),
+      ),
     },
   },
   'unknown-product': {
@@ -95,7 +111,10 @@ const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
         Type.Object(
           {
             sku: Sku(),
-            reason: stringEnum(['unknown', 'inactive'], 'unknown: no product has the SKU; inactive: its status is not active.'),
+            reason: stringEnum(
+              ['unknown', 'inactive'],
+              'unknown: no product has the SKU; inactive: its status is not active.',
+            ),
             status: Type.Optional(stringEnum(PRODUCT_STATUSES, 'The status of an inactive product.')),
           },
           { additionalProperties: false },
@@ -116,11 +135,16 @@ const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
   },
   'invalid-transition': {
     schema: 'InvalidTransitionProblem',
-    description: "An order action its status does not allow (409).",
+    description: 'An order action its status does not allow (409).',
     members: {
       currentStatus: stringEnum(ORDER_STATUSES, "The order's status."),
-      allowedFrom: Type.Array(stringEnum(ORDER_STATUSES), { minItems: 1, description: 'The statuses the action is allowed from.' }),
-      allowedActions: Type.Array(stringEnum(ORDER_ACTIONS), { description: 'The actions the order allows now (none once delivered or cancelled).' }),
+      allowedFrom: Type.Array(stringEnum(ORDER_STATUSES), {
+        minItems: 1,
+        description: 'The statuses the action is allowed from.',
+      }),
+      allowedActions: Type.Array(stringEnum(ORDER_ACTIONS), {
+        description: 'The actions the order allows now (none once delivered or cancelled).',
+      }),
     },
   },
 };
@@ -135,7 +159,11 @@ const FailedOperationSchema = Type.Object(
     op: stringEnum(BATCH_OPS),
     collection: stringEnum([...BATCH_COLLECTIONS.keys()]),
   },
-  { $id: 'FailedOperation', additionalProperties: false, description: 'The batch operation that failed; none was applied.' },
+  {
+    $id: 'FailedOperation',
+    additionalProperties: false,
+    description: 'The batch operation that failed; none was applied.',
+  },
 );
 export const BATCH_FAILURE_SCHEMA = 'BatchFailureProblem';
 
@@ -148,7 +176,8 @@ export function problemTypeSchemas(urnOf: (code: string) => string): TSchema[] {
   }));
   const batchFailure = {
     $id: BATCH_FAILURE_SCHEMA,
-    description: 'A problem of the batch route: the problem the failed operation\'s single route would give, naming the operation.',
+    description:
+      "A problem of the batch route: the problem the failed operation's single route would give, naming the operation.",
     allOf: [Type.Ref('Problem'), Type.Object({ failedOperation: Type.Ref('FailedOperation') })],
   };
   return [...kinds, FailedOperationSchema, batchFailure] as unknown as TSchema[];

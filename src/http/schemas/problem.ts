@@ -45,25 +45,82 @@ export type Problem = Static<typeof ProblemSchema>;
  * A problem document as JSON text, from plain members only: for the answers written where no
  * serializer runs (the error path's last resort, refusals below the app).
  */
-export function problemJson(problem: { code: string; title: string; status: number; detail: string; requestId: string; instance?: string; extensions?: Record<string, unknown> }): string {
+export function problemJson(problem: {
+  code: string;
+  title: string;
+  status: number;
+  detail: string;
+  requestId: string;
+  instance?: string;
+  extensions?: Record<string, unknown>;
+}): string {
   const { code, title, status, detail, requestId, instance, extensions } = problem;
-  return JSON.stringify({ type: problemType(code), title, status, detail, ...(instance !== undefined && { instance }), requestId, ...extensions });
+  return JSON.stringify({
+    type: problemType(code),
+    title,
+    status,
+    detail,
+    ...(instance !== undefined && { instance }),
+    requestId,
+    ...extensions,
+  });
 }
 
 const statusText: Record<number, { code: string; title: string; description: string; detail: string }> = {
-  400: { code: 'validation-failed', title: 'Validation Failed', description: 'The request is malformed or has invalid values.', detail: 'The request has 1 invalid value.' },
-  401: { code: 'unauthenticated', title: 'Unauthorized', description: 'No API key, or one that is unknown, revoked or expired; see WWW-Authenticate.', detail: 'This route needs an API key: send Authorization: Bearer <key>.' },
-  403: { code: 'insufficient-scope', title: 'Forbidden', description: 'The API key lacks a scope this request needs; `missingScopes` names them (InsufficientScopeProblem).', detail: 'This API key lacks the scope products:read.' },
+  400: {
+    code: 'validation-failed',
+    title: 'Validation Failed',
+    description: 'The request is malformed or has invalid values.',
+    detail: 'The request has 1 invalid value.',
+  },
+  401: {
+    code: 'unauthenticated',
+    title: 'Unauthorized',
+    description: 'No API key, or one that is unknown, revoked or expired; see WWW-Authenticate.',
+    detail: 'This route needs an API key: send Authorization: Bearer <key>.',
+  },
+  403: {
+    code: 'insufficient-scope',
+    title: 'Forbidden',
+    description: 'The API key lacks a scope this request needs; `missingScopes` names them (InsufficientScopeProblem).',
+    detail: 'This API key lacks the scope products:read.',
+  },
   404: { code: 'not-found', title: 'Not Found', description: 'No such resource.', detail: 'No document with this id.' },
-  412: { code: 'precondition-failed', title: 'Precondition Failed', description: 'If-Match did not match the current version.', detail: 'The document changed since it was read.' },
-  413: { code: 'payload-too-large', title: 'Payload Too Large', description: 'The request body is larger than allowed.', detail: 'Request body is too large.' },
-  415: { code: 'unsupported-media-type', title: 'Unsupported Media Type', description: 'The body is not in a media type this route accepts.', detail: 'Unsupported Media Type: text/plain' },
-  429: { code: 'rate-limited', title: 'Too Many Requests', description: 'The rate limit of the API key (or of the client IP) is used up; retry after Retry-After.', detail: 'Rate limit of 1200 requests per minute exceeded; retry in 1 s.' },
-  500: { code: 'internal-error', title: 'Internal Server Error', description: 'An unexpected failure; the log line with the request id has the details.', detail: 'An unexpected error occurred.' },
+  412: {
+    code: 'precondition-failed',
+    title: 'Precondition Failed',
+    description: 'If-Match did not match the current version.',
+    detail: 'The document changed since it was read.',
+  },
+  413: {
+    code: 'payload-too-large',
+    title: 'Payload Too Large',
+    description: 'The request body is larger than allowed.',
+    detail: 'Request body is too large.',
+  },
+  415: {
+    code: 'unsupported-media-type',
+    title: 'Unsupported Media Type',
+    description: 'The body is not in a media type this route accepts.',
+    detail: 'Unsupported Media Type: text/plain',
+  },
+  429: {
+    code: 'rate-limited',
+    title: 'Too Many Requests',
+    description: 'The rate limit of the API key (or of the client IP) is used up; retry after Retry-After.',
+    detail: 'Rate limit of 1200 requests per minute exceeded; retry in 1 s.',
+  },
+  500: {
+    code: 'internal-error',
+    title: 'Internal Server Error',
+    description: 'An unexpected failure; the log line with the request id has the details.',
+    detail: 'An unexpected error occurred.',
+  },
   503: {
     code: 'service-unavailable',
     title: 'Service Unavailable',
-    description: 'MongoDB is unreachable or did not answer within REQUEST_DEADLINE_MS; nothing was written. Retry after the time given in Retry-After.',
+    description:
+      'MongoDB is unreachable or did not answer within REQUEST_DEADLINE_MS; nothing was written. Retry after the time given in Retry-After.',
     detail: 'The database is unavailable. Retry later.',
   },
 };
@@ -76,14 +133,20 @@ export function problemResponses(...statuses: (keyof typeof statusText)[]) {
   const responses: Record<number, unknown> = {};
   for (const status of statuses) {
     const text = statusText[status];
-    if (text === undefined) throw new Error(`no generic problem for ${status}: document the route's own kinds with problemKinds`);
+    if (text === undefined)
+      throw new Error(`no generic problem for ${status}: document the route's own kinds with problemKinds`);
     responses[status] = {
       description: text.description,
       ...((status === 503 || status === 429) && {
         headers: { 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } },
       }),
       ...(status === 401 && {
-        headers: { 'www-authenticate': { type: 'string', description: 'The authentication scheme (Bearer) and, for a key that was refused, why.' } },
+        headers: {
+          'www-authenticate': {
+            type: 'string',
+            description: 'The authentication scheme (Bearer) and, for a key that was refused, why.',
+          },
+        },
       }),
       content: {
         [PROBLEM_MEDIA_TYPE]: {
@@ -95,7 +158,9 @@ export function problemResponses(...statuses: (keyof typeof statusText)[]) {
             detail: text.detail,
             requestId: 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
             // Stand-ins: each route's own are set from its schema and scopes (see plugins/openapi.ts).
-            ...(status === 400 && { errors: [{ in: 'query', pointer: '/x', message: 'is not a parameter of this route' }] }),
+            ...(status === 400 && {
+              errors: [{ in: 'query', pointer: '/x', message: 'is not a parameter of this route' }],
+            }),
             ...(status === 403 && { missingScopes: ['products:read'] }),
           },
         },
@@ -131,7 +196,15 @@ export const invalidCursorKind: ProblemKind = {
   title: 'Invalid Cursor',
   when: 'the cursor is not one the list gave out for this query (malformed, altered, or from other filters or another sort); `errors` points at it.',
   detail: 'The cursor is malformed; use the `next` link of the previous page.',
-  extensions: { errors: [{ in: 'query', pointer: '/cursor', message: 'The cursor is malformed; use the `next` link of the previous page.' }] },
+  extensions: {
+    errors: [
+      {
+        in: 'query',
+        pointer: '/cursor',
+        message: 'The cursor is malformed; use the `next` link of the previous page.',
+      },
+    ],
+  },
 };
 
 /** A kind of problem documented by an error the code itself builds, so the example cannot drift. */
@@ -197,10 +270,19 @@ const example = (error: AppError, status: number) => ({
   requestId: 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
 });
 
-type ResponseDoc = { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown; example?: unknown; examples?: Record<string, unknown> }> };
+type ResponseDoc = {
+  description?: string;
+  headers?: Record<string, unknown>;
+  content?: Record<string, { schema?: unknown; example?: unknown; examples?: Record<string, unknown> }>;
+};
 
 /** Adds a kind of problem to a documented status, keeping the kinds the route already lists. */
-export function addProblemKind(responses: Record<string, unknown>, status: number, error: AppError, when: string): void {
+export function addProblemKind(
+  responses: Record<string, unknown>,
+  status: number,
+  error: AppError,
+  when: string,
+): void {
   const kind = { summary: error.title, value: example(error, status) };
   const line = kindLine(error.code, when);
   const existing = responses[status] as ResponseDoc | undefined;
@@ -208,21 +290,29 @@ export function addProblemKind(responses: Record<string, unknown>, status: numbe
   if (existing === undefined || media === undefined) {
     responses[status] = {
       description: line.slice(2),
-      headers: error.headers['retry-after'] ? { 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } } : undefined,
+      headers: error.headers['retry-after']
+        ? { 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } }
+        : undefined,
       content: { [PROBLEM_MEDIA_TYPE]: { schema: Type.Ref('Problem'), examples: { [error.code]: kind } } },
     };
     if ((responses[status] as ResponseDoc).headers === undefined) delete (responses[status] as ResponseDoc).headers;
     return;
   }
   const examples = { ...(media.examples ?? {}) };
-  if (media.example !== undefined) examples[(media.example as { type?: string }).type?.split(':').pop() ?? 'example'] = { value: media.example };
+  if (media.example !== undefined)
+    examples[(media.example as { type?: string }).type?.split(':').pop() ?? 'example'] = { value: media.example };
   examples[error.code] = kind;
-  const description = existing.description?.includes('\n- ') ? `${existing.description}\n${line}` : `${existing.description ?? ''}\n\nAlso:\n${line}`;
+  const description = existing.description?.includes('\n- ')
+    ? `${existing.description}\n${line}`
+    : `${existing.description ?? ''}\n\nAlso:\n${line}`;
   responses[status] = {
     ...existing,
     description,
     ...(error.headers['retry-after'] && {
-      headers: { ...existing.headers, 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' } },
+      headers: {
+        ...existing.headers,
+        'retry-after': { type: 'integer', description: 'Seconds to wait before retrying.' },
+      },
     }),
     content: { ...existing.content, [PROBLEM_MEDIA_TYPE]: { schema: media.schema, examples } },
   };

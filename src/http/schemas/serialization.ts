@@ -10,7 +10,9 @@
 import { createRequire } from 'node:module';
 import type { FastifyServerOptions } from 'fastify';
 
-type SerializerFactory = NonNullable<NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildSerializer']>;
+type SerializerFactory = NonNullable<
+  NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildSerializer']
+>;
 type Schema = Record<string, unknown>;
 
 const PLAIN_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'null']);
@@ -24,7 +26,9 @@ function plainValue(schema: unknown): boolean {
   const members = (node.anyOf ?? node.oneOf) as unknown[] | undefined;
   if (members !== undefined) return Array.isArray(members) && members.every(plainValue);
   if (node.type === 'array') return plainValue(node.items);
-  return typeof node.type === 'string' && PLAIN_TYPES.has(node.type) && node.format === undefined && node.$ref === undefined;
+  return (
+    typeof node.type === 'string' && PLAIN_TYPES.has(node.type) && node.format === undefined && node.$ref === undefined
+  );
 }
 
 /** A copy of a schema with its plain-valued unions turned into "any value". */
@@ -44,10 +48,17 @@ export function forSerialization(schema: unknown): unknown {
  */
 export function buildSerializer(): SerializerFactory {
   const fromFastify = createRequire(import.meta.resolve('fastify'));
-  const { SerializerSelector } = fromFastify('@fastify/fast-json-stringify-compiler') as { SerializerSelector: () => SerializerFactory };
+  const { SerializerSelector } = fromFastify('@fastify/fast-json-stringify-compiler') as {
+    SerializerSelector: () => SerializerFactory;
+  };
   const factory = SerializerSelector();
   return (externalSchemas, options) => {
-    const shared = Object.fromEntries(Object.entries((externalSchemas ?? {}) as Record<string, unknown>).map(([id, schema]) => [id, forSerialization(schema)]));
+    const shared = Object.fromEntries(
+      Object.entries((externalSchemas ?? {}) as Record<string, unknown>).map(([id, schema]) => [
+        id,
+        forSerialization(schema),
+      ]),
+    );
     const compile = factory(shared, options);
     return (route) => compile({ ...route, schema: forSerialization(route.schema) as typeof route.schema });
   };

@@ -96,15 +96,13 @@ export async function restoreDatabase(
     for (const entry of manifest.collections) await restoreCollection(staging, options.from, manifest, entry, progress);
     replaced = await moveIntoPlace(client, staging, target, manifest, options.replace === true, progress);
   } finally {
-    await staging
-      .dropDatabase()
-      .catch((error: unknown) =>
-        progress({
-          event: 'cleanup-failed',
-          message: `could not drop the staging database ${staging.databaseName}: ${(error as Error).message}; drop it by hand`,
-          staging: staging.databaseName,
-        }),
-      );
+    await staging.dropDatabase().catch((error: unknown) =>
+      progress({
+        event: 'cleanup-failed',
+        message: `could not drop the staging database ${staging.databaseName}: ${(error as Error).message}; drop it by hand`,
+        staging: staging.databaseName,
+      }),
+    );
   }
   const ms = Date.now() - started;
   progress({

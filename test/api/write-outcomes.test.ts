@@ -41,13 +41,11 @@ describe('write outcomes when a MongoDB command fails', () => {
 
   /** Makes MongoDB fail the next `times` of these commands sent by this file's app. */
   const failNext = (commands: string[], data: Record<string, unknown>, times = 1) =>
-    client
-      .db('admin')
-      .command({
-        configureFailPoint: 'failCommand',
-        mode: { times },
-        data: { failCommands: commands, appName, ...data },
-      });
+    client.db('admin').command({
+      configureFailPoint: 'failCommand',
+      mode: { times },
+      data: { failCommands: commands, appName, ...data },
+    });
 
   /** Waits until no command of the app is still running in MongoDB (a held one included); its monitors' hellos never end. */
   const settled = () =>

@@ -48,6 +48,16 @@ export class AppError extends Error {
     return new AppError(404, 'not-found', 'Not Found', { detail });
   }
 
+  /** A conditional request whose condition does not hold (If-Match), or cannot be read. */
+  static preconditionFailed(detail: string): AppError {
+    return new AppError(412, 'precondition-failed', 'Precondition Failed', { detail });
+  }
+
+  /** A body in a media type (or charset) the route does not take, or a body where none is taken. */
+  static unsupportedMediaType(detail: string): AppError {
+    return new AppError(415, 'unsupported-media-type', 'Unsupported Media Type', { detail });
+  }
+
   static unavailable(
     retryAfterSeconds: number,
     detail = 'The database is unavailable. Retry later.',

@@ -2,12 +2,12 @@
 // Production (src/server.ts), the tests and the OpenAPI generator all call buildApp, so what
 // is tested is what runs.
 
-import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.ts';
+import { SERVICE } from './version.ts';
 import database from './data/database.ts';
 import { AJV_OPTIONS, readingNumbersStrictly } from './domain/validation.ts';
 import authentication from './http/plugins/authentication.ts';
@@ -41,8 +41,6 @@ export interface AppOptions {
   connect?: boolean;
 }
 
-export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
-
 const app = fp<AppOptions>(
   async (fastify, { config, connect }) => {
     // Bodies are JSON, or JSON Merge Patch on PATCH, in strict UTF-8; nothing else is an input here.
@@ -55,7 +53,7 @@ const app = fp<AppOptions>(
     await fastify.register(securityHeaders, { corsOrigins: config.security.corsOrigins });
     // After the security headers, before authentication: a request HTTP/1.1 refuses is no route's.
     await fastify.register(clientErrors);
-    await fastify.register(openapi, { docs: config.http.docs, version: VERSION });
+    await fastify.register(openapi, { docs: config.http.docs, version: SERVICE.version });
     await fastify.register(database, { ...config.mongo, connect });
     // Before every protected route: its hooks see each route as it is added.
     await fastify.register(rateLimit, {

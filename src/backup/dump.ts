@@ -12,11 +12,11 @@
 // read at a cluster time), so they are read before the documents and compared afterwards, with the
 // migration changelog: a schema change during the backup fails it instead of recording a mix.
 
-import { readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mongoose from 'mongoose';
 import { MIGRATION_SETTINGS } from '../data/migrations.ts';
+import { SERVICE } from '../version.ts';
 import { flushDirectory, flushToDisk, writeStoredFile } from './files.ts';
 import {
   FORMAT_NAME,
@@ -35,15 +35,6 @@ import { megabytes, plural, seconds, silent, throttled, type Progress } from './
 
 type Db = mongoose.mongo.Db;
 type Timestamp = mongoose.mongo.Timestamp;
-
-/**
- * The service's name and version, as VERSION in src/app.ts reports it, read here without loading
- * the whole app. The same relative path from src/backup/ and from the built dist/backup/.
- */
-const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  name: string;
-  version: string;
-};
 
 /**
  * Documents per batch MongoDB returns. A batch is also capped at 16 MiB by the server; a
@@ -158,7 +149,7 @@ async function dumpInto(db: Db, out: string, gzip: boolean, startedAt: Date, pro
     completedAt: new Date().toISOString(),
     clusterTime: { t: clusterTime.t, i: clusterTime.i },
     snapshotAt: snapshotAt.toISOString(),
-    service: { name: PACKAGE.name, version: PACKAGE.version },
+    service: { name: SERVICE.name, version: SERVICE.version },
     mongodb: { version: mongodbVersion },
     migrations,
     gzip,

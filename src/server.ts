@@ -3,7 +3,6 @@
 // let in-flight requests finish within SHUTDOWN_GRACE_MS, close MongoDB, then the embedded
 // mongod, exit 0; see shutdown.ts).
 
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
@@ -11,7 +10,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, redactSecrets } from './logger.ts';
 import { prepareSchemaAtStart } from './data/migrations.ts';
-import { startEmbeddedMongo, type EmbeddedMongo } from './mongod/embedded.ts';
+import { serviceDataDir, startServiceMongo, type EmbeddedMongo } from './mongod/embedded.ts';
 import { handleStopRequests } from './shutdown.ts';
 import { errorMessage } from './errors.ts';
 
@@ -51,15 +50,9 @@ async function startService(
   let embedded: EmbeddedMongo | undefined;
   let uri = config.mongo.uri;
   if (uri === undefined) {
-    const dataDir = join(config.embedded.dataDir, 'mongodb');
+    const dataDir = serviceDataDir(config.embedded);
     logger.info({ dataDir }, 'MONGODB_URI is not set: starting the embedded MongoDB replica set');
-    embedded = await startEmbeddedMongo({
-      dataDir,
-      port: config.embedded.port,
-      cacheSizeGB: config.embedded.cacheSizeGB,
-      binary: { systemBinary: config.embedded.binary, log: (message) => logger.info(message) },
-      log: (message) => logger.info(message),
-    });
+    embedded = await startServiceMongo(config.embedded, (message) => logger.info(message));
     uri = embedded.uri;
     logger.info(
       { dataDir, uri, source: embedded.source, mongodPid: embedded.pid },

@@ -3,12 +3,11 @@
 // runs it or the command has to start it for its own duration. One place decides, so every
 // command behaves alike.
 
-import { join } from 'node:path';
 import { connect as connectTcp } from 'node:net';
 import mongoose from 'mongoose';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { redactSecrets } from '../logger.ts';
-import { startEmbeddedMongo, type EmbeddedMongo } from '../mongod/embedded.ts';
+import { EMBEDDED_HOST, REPLICA_SET_NAME, serviceDataDir, startServiceMongo } from '../mongod/embedded.ts';
 import { errorMessage } from '../errors.ts';
 
 export type Db = mongoose.mongo.Db;
@@ -27,9 +26,6 @@ export interface CliDatabaseOptions {
   log?: (message: string) => void;
 }
 
-const EMBEDDED_HOST = '127.0.0.1';
-// The replica set name startEmbeddedMongo gives the embedded database (src/mongod/embedded.ts).
-const EMBEDDED_REPLICA_SET = 'storekeeper';
 const PROBE_TIMEOUT_MS = 1_000;
 
 /**
@@ -93,26 +89,21 @@ export async function openCliDatabase(options: CliDatabaseOptions = {}): Promise
   if (await somethingListens(EMBEDDED_HOST, port)) {
     // `npm start` holds the data dir's lock, so the only way in is through its mongod.
     log(
-      `MONGODB_URI is not set and the embedded database already runs on ${EMBEDDED_HOST}:${port}: connecting to it (database ${dbName})`,
+      `MONGODB_URI is not set and the embedded database already runs on ${EMBEDDED_HOST}:${port}: ` +
+        `connecting to it (database ${dbName})`,
     );
     return {
       ...nothingToStop,
-      uri: `mongodb://${EMBEDDED_HOST}:${port}/?replicaSet=${EMBEDDED_REPLICA_SET}`,
+      uri: `mongodb://${EMBEDDED_HOST}:${port}/?replicaSet=${REPLICA_SET_NAME}`,
       embedded: true,
     };
   }
 
-  const dataDir = join(config.embedded.dataDir, 'mongodb');
   log(
-    `MONGODB_URI is not set and nothing listens on ${EMBEDDED_HOST}:${port}: starting the embedded database on ${dataDir}`,
+    `MONGODB_URI is not set and nothing listens on ${EMBEDDED_HOST}:${port}: ` +
+      `starting the embedded database on ${serviceDataDir(config.embedded)}`,
   );
-  const embedded: EmbeddedMongo = await startEmbeddedMongo({
-    dataDir,
-    port,
-    cacheSizeGB: config.embedded.cacheSizeGB,
-    binary: { systemBinary: config.embedded.binary, log },
-    log,
-  });
+  const embedded = await startServiceMongo(config.embedded, log);
   return { config, uri: embedded.uri, dbName, embedded: true, started: true, stop: () => embedded.stop() };
 }
 
@@ -132,7 +123,7 @@ export async function withCliClient<T>(
     const { port } = config.embedded;
     throw new Error(
       `something listens on ${EMBEDDED_HOST}:${port} (EMBEDDED_MONGODB_PORT), but it is not the embedded replica set ` +
-        `"${EMBEDDED_REPLICA_SET}": ${error.message}`,
+        `"${REPLICA_SET_NAME}": ${error.message}`,
       { cause: error },
     );
   }

@@ -1,5 +1,6 @@
 // Starts a single-node replica set through mongodb-memory-server: the one code path behind `npm start`
-// (data kept on disk) and the tests (a temp dir removed on stop). A replica set, because transactions need one.
+// and the ops commands (data kept on disk, where the configuration says) and the tests (a temp dir
+// removed on stop). A replica set, because transactions need one.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -9,12 +10,13 @@ import { join, resolve } from 'node:path';
 import { MongoInstance, MongoMemoryReplSet } from 'mongodb-memory-server';
 import mongoose from 'mongoose';
 import { resolveMongodBinary, type ResolveBinaryOptions, type ResolvedBinary } from './binary.ts';
+import type { Config } from '../config.ts';
 import { errorMessage } from '../errors.ts';
 
 export interface EmbeddedMongoOptions {
   dataDir?: string; // persistent when set: data kept across restarts; else a temp dir removed on stop
   port?: number; // required for persistent data (the replica set config stores host:port); random when omitted
-  replSetName?: string; // default 'storekeeper'
+  replSetName?: string; // default REPLICA_SET_NAME
   cacheSizeGB?: number; // --wiredTigerCacheSizeGB, default 0.25
   binary?: ResolveBinaryOptions;
   log?: (message: string) => void;
@@ -43,7 +45,10 @@ export interface EmbeddedMongo {
   stop(): Promise<void>;
 }
 
-const HOST = '127.0.0.1';
+/** Where the embedded mongod listens: this machine only. */
+export const EMBEDDED_HOST = '127.0.0.1';
+/** The replica set name of the service's embedded database, which its stored configuration records. */
+export const REPLICA_SET_NAME = 'storekeeper';
 // mongodb-memory-server's 10 s default is tight for a cold start of mongod under Wine.
 const LAUNCH_TIMEOUT_MS = 30_000;
 // mongod answers at once when it is up; longer means it is going down or stuck, and then waiting
@@ -64,7 +69,10 @@ class FixedPortReplSet extends MongoMemoryReplSet {
     return { ...super.getInstanceOpts(...args), portGeneration: false };
   }
 
-  /** The temp dir mongodb-memory-server wrote the keyfile to (auth only); it removes it only on a cleanup we never ask for. */
+  /**
+   * The temp dir mongodb-memory-server wrote the keyfile to (auth only); it removes it only on a
+   * cleanup we never ask for.
+   */
   get keyfileDir(): string | undefined {
     return this._keyfiletmp;
   }
@@ -74,15 +82,38 @@ class FixedPortReplSet extends MongoMemoryReplSet {
   }
 }
 
+/** Where the service's own embedded database keeps its data: DATA_DIR/mongodb. */
+export function serviceDataDir(settings: Config['embedded']): string {
+  return join(settings.dataDir, 'mongodb');
+}
+
+/**
+ * The service's own embedded database, where the configuration puts it (serviceDataDir, on
+ * EMBEDDED_MONGODB_PORT): `npm start` and an ops command that finds it not running start it alike.
+ */
+export function startServiceMongo(
+  settings: Config['embedded'],
+  log: (message: string) => void,
+): Promise<EmbeddedMongo> {
+  return startEmbeddedMongo({
+    dataDir: serviceDataDir(settings),
+    port: settings.port,
+    cacheSizeGB: settings.cacheSizeGB,
+    binary: { systemBinary: settings.binary, log },
+    log,
+  });
+}
+
 export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Promise<EmbeddedMongo> {
-  const { port, replSetName = 'storekeeper', cacheSizeGB = 0.25 } = options;
+  const { port, replSetName = REPLICA_SET_NAME, cacheSizeGB = 0.25 } = options;
   const persistent = options.dataDir !== undefined;
   if (persistent && port === undefined) {
     throw new Error('a persistent dataDir needs a fixed port: the replica set config stored in it records host:port');
   }
   if (persistent && options.auth !== undefined) {
     throw new Error(
-      'access control needs a temp dir: on a restart of a persistent dataDir the root user exists already, and without the localhost exception the set cannot be set up again',
+      'access control needs a temp dir: on a restart of a persistent dataDir the root user exists already, ' +
+        'and without the localhost exception the set cannot be set up again',
     );
   }
 
@@ -100,7 +131,7 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
     replSet: {
       count: 1,
       name: replSetName,
-      ip: HOST,
+      ip: EMBEDDED_HOST,
       storageEngine: 'wiredTiger',
       // Without a cap each mongod sizes its cache for the whole machine.
       args: ['--wiredTigerCacheSizeGB', String(cacheSizeGB), ...(options.extraArgs ?? [])],
@@ -174,7 +205,7 @@ async function withEnvironment<T>(env: Record<string, string>, work: () => Promi
     return await work();
   } finally {
     for (const [name, value] of previous) {
-      if (value === undefined) delete process.env[name];
+      if (value === undefined) Reflect.deleteProperty(process.env, name);
       else process.env[name] = value;
     }
   }
@@ -185,12 +216,14 @@ async function withEnvironment<T>(env: Record<string, string>, work: () => Promi
 async function assertPortFree(port: number): Promise<void> {
   const probe = createServer();
   try {
-    await new Promise<void>((resolvePromise, reject) => probe.once('error', reject).listen(port, HOST, resolvePromise));
+    await new Promise<void>((resolvePromise, reject) =>
+      probe.once('error', reject).listen(port, EMBEDDED_HOST, resolvePromise),
+    );
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE')
-      throw new Error(`port ${port} on ${HOST} is already in use, so mongod cannot listen on it`);
-    throw new Error(`cannot listen on ${HOST}:${port}: ${code ?? String(err)}`);
+      throw new Error(`port ${port} on ${EMBEDDED_HOST} is already in use, so mongod cannot listen on it`);
+    throw new Error(`cannot listen on ${EMBEDDED_HOST}:${port}: ${code ?? String(err)}`);
   }
   await new Promise<void>((resolvePromise) => probe.close(() => resolvePromise()));
 }
@@ -234,7 +267,7 @@ async function shutDownMongod(mongod: ChildProcess, port: number, { auth, log }:
     return;
   }
 
-  const client = new mongoose.mongo.MongoClient(`mongodb://${HOST}:${port}/admin`, {
+  const client = new mongoose.mongo.MongoClient(`mongodb://${EMBEDDED_HOST}:${port}/admin`, {
     directConnection: true,
     serverSelectionTimeoutMS: SHUTDOWN_CONNECT_TIMEOUT_MS,
     ...(auth !== undefined && { auth: { username: auth.user, password: auth.password }, authSource: 'admin' }),
@@ -287,7 +320,7 @@ async function exitWithin(exit: Promise<void>, ms: number): Promise<boolean> {
 function checkMongodOutputLineByLine(): void {
   const patched = Symbol.for('storekeeper.checkErrorInLine.lineByLine');
   const proto = MongoInstance.prototype as unknown as Record<symbol, boolean> & {
-    checkErrorInLine(line: string): void;
+    checkErrorInLine: (this: unknown, line: string) => void;
   };
   if (proto[patched]) return;
   const checkOneLine = proto.checkErrorInLine;

@@ -12,11 +12,11 @@ import {
   type Db,
   type MongoClient,
   type CliDatabaseInfo,
-} from '../cli/database-connection.ts';
-import { BackupError } from './dump.ts';
-import { progressReporter, type Progress } from './progress.ts';
-import { RestoreError } from './restore.ts';
-import { BackupInvalidError } from './verify.ts';
+} from './database-connection.ts';
+import { BackupError } from '../backup/dump.ts';
+import { progressReporter, type Progress } from '../backup/progress.ts';
+import { RestoreError } from '../backup/restore.ts';
+import { BackupInvalidError } from '../backup/verify.ts';
 import { errorMessage } from '../errors.ts';
 
 export const EXIT_USAGE = 2;
@@ -46,7 +46,7 @@ export function parseCommandLine(
       strict: true,
     });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(errorMessage(error));
   }
   if (parsed.values.help === true) return undefined;
   return parsed;
@@ -54,16 +54,12 @@ export function parseCommandLine(
 
 /**
  * Runs a command's main function with a progress reporter on stderr, and exits: 0 when it
- * returned, 1 on failure, 2 on a usage error (with the usage printed).
+ * returned true, 1 when it returned false or failed, 2 on a usage error (with the usage printed).
  */
-export function runCommand(
-  command: string,
-  usage: string,
-  main: (progress: Progress) => Promise<boolean | void>,
-): void {
+export function runCommand(command: string, usage: string, main: (progress: Progress) => Promise<boolean>): void {
   const progress = progressReporter(process.stderr);
   main(progress).then(
-    (ok) => process.exit(ok === false ? 1 : 0),
+    (ok) => process.exit(ok ? 0 : 1),
     (error: unknown) => {
       if (error instanceof UsageError) {
         process.stderr.write(`storekeeper ${command}: ${error.message}\n${usage}\n`);

@@ -3,7 +3,7 @@
 // (src/backup/verify.ts). Exit 0 when intact, 1 when damaged or incomplete.
 
 import { pathToFileURL } from 'node:url';
-import { UsageError, parseCommandLine, runCommand } from '../backup/command.ts';
+import { UsageError, parseCommandLine, runCommand } from './backup-command.ts';
 import type { Progress } from '../backup/progress.ts';
 import { describeReport, verifyBackup } from '../backup/verify.ts';
 
@@ -18,9 +18,9 @@ async function main(args: string[], progress: Progress): Promise<boolean> {
     process.stdout.write(`${USAGE}\n`);
     return true;
   }
-  if (parsed.positionals.length !== 1 || parsed.positionals[0] === '')
-    throw new UsageError('give exactly one backup directory');
-  const report = await verifyBackup(parsed.positionals[0]!, progress);
+  const [dir, ...more] = parsed.positionals;
+  if (dir === undefined || dir === '' || more.length > 0) throw new UsageError('give exactly one backup directory');
+  const report = await verifyBackup(dir, progress);
   for (const { file, problem } of report.problems)
     progress({ event: 'problem', message: `  ${file}: ${problem}`, file, problem });
   progress({

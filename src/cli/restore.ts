@@ -4,7 +4,7 @@
 // moves under the target name (src/backup/restore.ts).
 
 import { pathToFileURL } from 'node:url';
-import { UsageError, databaseOption, parseCommandLine, runCommand, withDatabase } from '../backup/command.ts';
+import { UsageError, databaseOption, parseCommandLine, runCommand, withDatabase } from './backup-command.ts';
 import type { Progress } from '../backup/progress.ts';
 import { restoreDatabase } from '../backup/restore.ts';
 
@@ -16,7 +16,7 @@ The database is MONGODB_URI's, or the embedded one (DATA_DIR, EMBEDDED_MONGODB_P
 service (or point it elsewhere) while replacing the database it uses.
 Progress goes to stderr: sentences on a terminal, JSON lines otherwise. Exit 0 done, 1 failed, 2 usage.`;
 
-async function main(args: string[], progress: Progress): Promise<void> {
+async function main(args: string[], progress: Progress): Promise<boolean> {
   const parsed = parseCommandLine(args, {
     from: { type: 'string' },
     db: { type: 'string' },
@@ -24,13 +24,14 @@ async function main(args: string[], progress: Progress): Promise<void> {
   });
   if (parsed === undefined) {
     process.stdout.write(`${USAGE}\n`);
-    return;
+    return true;
   }
   const { from, db, replace } = parsed.values;
   if (typeof from !== 'string' || from === '') throw new UsageError('--from DIR is required');
   await withDatabase(databaseOption(db), progress, (database, client) =>
     restoreDatabase(client, database.databaseName, { from, replace: replace === true, progress }),
   );
+  return true;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -4,6 +4,7 @@
 // OpenAPI description and the TypeScript types are all derived from that one declaration.
 
 import { Type, type Static, type TObject, type TProperties, type TSchema } from 'typebox';
+import { AuditStampSchema } from './audit-stamp.ts';
 import { DateTime, ObjectIdString } from './types.ts';
 
 /**
@@ -90,7 +91,11 @@ export function defineEntity<W extends TObject, S extends TObject>(declaration: 
     { id: ObjectIdString({ description: `The ${declaration.singular}'s id.` }), ...fields },
     { additionalProperties: false, description: declaration.description },
   );
-  const stored = Type.Object({ _id: ObjectIdString(), ...fields }, { additionalProperties: false });
+  // The stored document also carries the audit entry of its last single-document write (never shown).
+  const stored = Type.Object(
+    { _id: ObjectIdString(), ...fields, _audit: Type.Optional(AuditStampSchema) },
+    { additionalProperties: false },
+  );
   return { ...declaration, resource, stored };
 }
 

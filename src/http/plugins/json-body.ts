@@ -10,11 +10,21 @@
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { AppError, type FieldError } from '../../errors.ts';
-import { MERGE_PATCH_MEDIA_TYPE } from '../routes/documents.ts';
 import { INPUT_LIMITS, jsonPointer } from './input-guard.ts';
 import { readNumber } from '../../domain/validation.ts';
 
+export const MERGE_PATCH_MEDIA_TYPE = 'application/merge-patch+json';
 export const JSON_MEDIA_TYPES = ['application/json', MERGE_PATCH_MEDIA_TYPE] as const;
+
+/** The preValidation of a merge-patch route: plain JSON would be ambiguous about null. */
+export async function mergePatchOnly(request: { headers: { 'content-type'?: string } }): Promise<void> {
+  const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  if (type !== MERGE_PATCH_MEDIA_TYPE) {
+    throw AppError.unsupportedMediaType(
+      `PATCH takes ${MERGE_PATCH_MEDIA_TYPE} (RFC 7396), not ${type ?? 'a body without Content-Type'}.`,
+    );
+  }
+}
 
 /** Throws on the first byte sequence that is not UTF-8 (a leading byte order mark is dropped). */
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -194,9 +204,7 @@ const MAX_NUMBER_FINDINGS = 20;
 export function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
   const charset = charsetOf(request);
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-    throw new AppError(415, 'unsupported-media-type', 'Unsupported Media Type', {
-      detail: `JSON bodies are read as UTF-8 only, not ${charset || 'an empty charset'}.`,
-    });
+    throw AppError.unsupportedMediaType(`JSON bodies are read as UTF-8 only, not ${charset || 'an empty charset'}.`);
   }
   let text: string;
   try {

@@ -4,12 +4,12 @@
 // request and `next` link are theirs, the repository's list does the rest); entries are written
 // only by the writes themselves (src/data/audit.ts).
 
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AUDIT_EVENT_EXAMPLE, AUDIT_READ_SCOPE, AuditEvent } from '../../domain/audit.ts';
-import { LIST_MAX_FILTERS, documentSchemas } from '../schemas/documents.ts';
-import { invalidCursorKind, kindOf, problemKinds, problemResponses, validationKind } from '../schemas/problem.ts';
-import { IdParams, linkHeader, listPage, prepareListQuery } from './documents.ts';
+import { LIST_MAX_FILTERS, byId, documentSchemas } from '../schemas/documents.ts';
+import { kindOf, problemKinds } from '../schemas/problem.ts';
+import { describeFilters, listPage, listResponses, prepareListQuery } from '../lists.ts';
 import { documentNotFound } from '../../data/documents.ts';
 
 const tags = ['audit'];
@@ -54,7 +54,7 @@ const pageSchema = {
   ],
 };
 
-const auditRoutes: FastifyPluginAsync = async (app) => {
+const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(resourceSchema);
   app.addSchema(fieldsSchema);
   app.addSchema(pageSchema);
@@ -73,20 +73,11 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
           'One entry per document changed by a successful write: the API key (`keyId`, `keyName`), the `action`, the `collection`, ' +
           'the `documentId` and its version after the write, the `requestId` and the time (`at`); never the document contents. ' +
           "A failed write leaves none; a request that changed several documents (a batch, an order placement) leaves one per document, with the request's id. " +
-          `Filters: ${Object.entries(AuditEvent.filters)
-            .map(([f, ops]) => `${f} (${ops.join(', ')})`)
-            .join('; ')}. ` +
+          describeFilters(AuditEvent) +
           `At most ${LIST_MAX_FILTERS} filters per request. Newest first (\`sort=at\` for oldest first). Pages are keyset-paginated: follow \`next\` (also in the Link header). ` +
           'Entries are kept AUDIT_RETENTION_DAYS days.',
         querystring: query,
-        response: {
-          200: { description: 'A page of audit entries.', headers: linkHeader, ...Type.Ref('AuditEventPage') },
-          ...problemResponses(500, 503),
-          ...problemKinds(400, 'The query is not one this list answers:', [
-            validationKind('a parameter is unknown or its value invalid.'),
-            invalidCursorKind,
-          ]),
-        },
+        response: listResponses('A page of audit entries.', 'AuditEventPage'),
       },
       preValidation: prepareListQuery,
     },
@@ -101,21 +92,19 @@ const auditRoutes: FastifyPluginAsync = async (app) => {
         tags,
         operationId: 'getAuditEvent',
         summary: 'Read an audit entry',
-        params: IdParams,
-        response: {
-          200: { description: 'The entry. Entries never change.', ...Type.Ref('AuditEvent') },
-          ...problemResponses(400, 500, 503),
-          ...problemKinds(404, 'No such entry.', [
+        ...byId(
+          { description: 'The entry. Entries never change.', ...Type.Ref('AuditEvent') },
+          problemKinds(404, 'No such entry.', [
             kindOf(
               documentNotFound(AuditEvent.singular, AUDIT_EVENT_EXAMPLE.id),
               'no entry has this id, or it expired.',
             ),
           ]),
-        },
+        ),
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const entry = await events().findById(id, { deadline: request.deadline });
       if (entry === null) throw events().notFound(id);
       return events().toResource(entry);

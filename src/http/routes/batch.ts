@@ -24,7 +24,7 @@ import { DOCUMENTED_BODY } from '../plugins/openapi.ts';
 import { Customer, Product, Stock } from '../../domain/entities/index.ts';
 import { documentNotFound, changedSince } from '../../data/documents.ts';
 import { customerHasOrders } from '../../domain/deletion.ts';
-import { expectedVersion } from './documents.ts';
+import { expectedVersion } from '../conditional.ts';
 import { writeScope } from '../../domain/access.ts';
 import { authorize } from '../plugins/authentication.ts';
 import { actorOf } from '../actor.ts';

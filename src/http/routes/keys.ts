@@ -3,7 +3,7 @@
 // 201 answer and nowhere else; listings never carry secrets or hashes. Creations and
 // revocations are recorded in the audit trail, in their own transaction.
 
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { DATA_RESOURCES, SCOPES, UnknownScopeError } from '../../domain/access.ts';
 import { DateTime, ObjectIdString } from '../../domain/types.ts';
@@ -12,7 +12,8 @@ import { API_KEYS_COLLECTION, ApiKeyStore, type ApiKeyInfo } from '../../data/ap
 import { actorOf } from '../actor.ts';
 import { AppError } from '../../errors.ts';
 import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
-import { IdParams } from './documents.ts';
+import { byId } from '../schemas/documents.ts';
+import { component } from '../schemas/component.ts';
 
 const KEYS_ADMIN = ['keys:admin'] as const;
 const tags = ['keys'];
@@ -68,7 +69,6 @@ const NewApiKeySchema = Type.Object(
     ),
   },
   {
-    $id: 'NewApiKey',
     additionalProperties: false,
     // An expiry far enough ahead to stay in the future: the service refuses one that has passed.
     examples: [{ name: 'checkout', scopes: ['orders:*', 'products:read'], expiresAt: '2099-12-31T00:00:00.000Z' }],
@@ -87,12 +87,14 @@ const CreatedApiKeySchema = Type.Object(
   },
 );
 
+const newApiKey = component(NewApiKeySchema, 'NewApiKey');
+
 const notFound = (id: string) => AppError.notFound(`No API key with id ${id}.`);
 const noSuchKey = problemKinds(404, 'No such key.', [kindOf(notFound(keyExample.id), 'no key has this id.')]);
 
-const keyRoutes: FastifyPluginAsync = async (app) => {
+const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(ApiKeySchema);
-  app.addSchema(NewApiKeySchema);
+  app.addSchema(newApiKey.schema);
   app.addSchema(CreatedApiKeySchema);
   const store = ApiKeyStore.of(app.db.connection);
   const config = { scopes: KEYS_ADMIN };
@@ -132,7 +134,7 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         summary: 'Create an API key',
         description:
           'Scopes may use the shorthands; they are stored expanded. The answer holds the key: it is never shown again.',
-        body: Type.Ref('NewApiKey'),
+        body: newApiKey.ref,
         response: {
           201: {
             description: 'Created; the answer carries the key once, and Location names it.',
@@ -144,7 +146,7 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request, reply) => {
-      const body = request.body as { name: string; scopes: string[]; expiresAt?: string; rateLimitPerMinute?: number };
+      const { body } = request;
       let created;
       try {
         const input = { ...body, expiresAt: body.expiresAt === undefined ? undefined : new Date(body.expiresAt) };
@@ -177,16 +179,11 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         tags,
         operationId: 'getApiKey',
         summary: 'Read an API key',
-        params: IdParams,
-        response: {
-          200: { description: 'The key, without its secret.', ...Type.Ref('ApiKey') },
-          ...problemResponses(400, 500, 503),
-          ...noSuchKey,
-        },
+        ...byId({ description: 'The key, without its secret.', ...Type.Ref('ApiKey') }, noSuchKey),
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const key = await request.deadline.race(store.find(id));
       if (key === null) throw notFound(id);
       return toJson(key);
@@ -203,16 +200,11 @@ const keyRoutes: FastifyPluginAsync = async (app) => {
         summary: 'Revoke an API key',
         description:
           'The key is kept, marked revoked (so the audit trail can still name it), and refused from then on (within AUTH_CACHE_TTL_MS on every instance). Revoking twice keeps the first time.',
-        params: IdParams,
-        response: {
-          200: { description: 'The key as revoked.', ...Type.Ref('ApiKey') },
-          ...problemResponses(400, 500, 503),
-          ...noSuchKey,
-        },
+        ...byId({ description: 'The key as revoked.', ...Type.Ref('ApiKey') }, noSuchKey),
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const revocation = await app.repositories.audit.transaction(
         actorOf(request),
         async (tx) => {

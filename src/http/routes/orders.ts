@@ -2,7 +2,7 @@
 // actions (POST /v1/orders/:id/pay, ship, deliver, cancel). Reading and listing orders are the
 // generic document routes'. Handlers stay thin: the workflow lives in src/data/orders.ts.
 
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import {
   ORDER_ACTIONS,
@@ -23,8 +23,10 @@ import {
 import { Order } from '../../domain/entities/index.ts';
 import { documentNotFound, type StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses, thrownBy, type ProblemKind } from '../schemas/problem.ts';
-import { ConditionalHeaders, IdParams, etagHeader, etagOf, expectedVersion } from './documents.ts';
+import { ConditionalHeaders, etagHeader, etagOf, expectedVersion } from '../conditional.ts';
+import { IdParams } from '../schemas/documents.ts';
 import { OPTIONAL_BODY } from '../plugins/openapi.ts';
+import { component } from '../schemas/component.ts';
 import { actorOf } from '../actor.ts';
 
 const tags = ['orders'];
@@ -109,13 +111,19 @@ function stockLimitKinds(action: OrderAction): ProblemKind[] {
   );
 }
 
-const orderRoutes: FastifyPluginAsync = async (app) => {
-  app.addSchema({ ...OrderPlacement, $id: 'OrderPlacement' });
-  app.addSchema({ ...OrderActionRequest, $id: 'OrderActionRequest' });
+const placement = component(OrderPlacement, 'OrderPlacement');
+const actionRequest = component(OrderActionRequest, 'OrderActionRequest');
+
+const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.addSchema(placement.schema);
+  app.addSchema(actionRequest.schema);
 
   const toResource = (order: StoredDocument) => app.repositories.documents.get(Order.collection)!.toResource(order);
-  const sendOrder = (reply: FastifyReply, order: StoredDocument, status: number) =>
-    reply.code(status).header('etag', etagOf(order.version)).send(toResource(order));
+  /** The order as the answer's body, its version as the ETag. */
+  const answer = (reply: { header: (name: string, value: string) => unknown }, order: StoredDocument) => {
+    reply.header('etag', etagOf(order.version));
+    return toResource(order);
+  };
 
   app.post(
     '',
@@ -129,7 +137,7 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
           'warehouse (available to reserved, never below zero), prices the lines from the catalog, stores the order as placed and ' +
           "counts it in the customer's stats (orderCount, lastOrderAt, spent in its currency). Any refusal changes nothing. " +
           'A SKU on two lines is a 400 (send the whole quantity on one line); at most 100 lines.',
-        body: Type.Ref('OrderPlacement'),
+        body: placement.ref,
         response: {
           201: {
             description: 'Placed; Location names the new order.',
@@ -146,9 +154,9 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request, reply) => {
-      const order = await app.repositories.orders.place(request.body as OrderPlacement, actorOf(request), request.log);
-      reply.header('location', `/v1/orders/${order._id.toHexString()}`);
-      return sendOrder(reply, order, 201);
+      const order = await app.repositories.orders.place(request.body, actorOf(request), request.log);
+      reply.code(201).header('location', `/v1/orders/${order._id.toHexString()}`);
+      return answer(reply, order);
     },
   );
 
@@ -167,7 +175,7 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
           [OPTIONAL_BODY]: true,
           params: IdParams,
           headers: ConditionalHeaders,
-          body: Type.Union([Type.Ref('OrderActionRequest'), Type.Null()]),
+          body: Type.Union([actionRequest.ref, Type.Null()]),
           response: {
             200: { description: `The order, now ${to}.`, headers: etagHeader, ...Type.Ref('Order') },
             ...problemResponses(400, 412, 413, 415, 500, 503),
@@ -183,8 +191,8 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
         },
       },
       async (request, reply) => {
-        const { id } = request.params as { id: string };
-        const body = request.body as OrderActionRequest | null;
+        const { id } = request.params;
+        const body = request.body;
         const order = await app.repositories.orders.act(
           id,
           action,
@@ -192,7 +200,7 @@ const orderRoutes: FastifyPluginAsync = async (app) => {
           actorOf(request),
           request.log,
         );
-        return sendOrder(reply, order, 200);
+        return answer(reply, order);
       },
     );
   }

@@ -2,7 +2,7 @@
 // warehouses, each one transaction in src/data/stock-movements.ts. Reading, listing and
 // correcting stock items are the generic document routes'.
 
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import {
   MAX_MOVE_QUANTITY,
@@ -15,8 +15,9 @@ import {
 import { Stock } from '../../domain/entities/index.ts';
 import type { StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
-import { etagHeader, etagOf } from './documents.ts';
+import { etagHeader, etagOf } from '../conditional.ts';
 import { actorOf } from '../actor.ts';
+import { component } from '../schemas/component.ts';
 
 const tags = ['stock'];
 
@@ -42,9 +43,12 @@ const itemExample = {
   updatedAt: '2026-11-25T09:30:00.000Z',
 };
 
-const stockMovementRoutes: FastifyPluginAsync = async (app) => {
-  app.addSchema({ ...Restock, $id: 'Restock' });
-  app.addSchema({ ...StockMove, $id: 'StockMove' });
+const restock = component(Restock, 'Restock');
+const move = component(StockMove, 'StockMove');
+
+const stockMovementRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.addSchema(restock.schema);
+  app.addSchema(move.schema);
   app.addSchema(
     Type.Object(
       {
@@ -87,7 +91,7 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
         description:
           'Adds the units to the available ones of the stock item of this SKU in this warehouse, creating the item (201) when the ' +
           'warehouse has none. The product must exist (any status: stock may arrive before a product goes on sale).',
-        body: Type.Ref('Restock'),
+        body: restock.ref,
         response: {
           200: { description: 'The stock item, with the units added.', headers: etagHeader, ...Type.Ref('StockItem') },
           201: {
@@ -105,7 +109,7 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request, reply) => {
       const { item, created } = await app.repositories.stockMovements.restock(
-        request.body as Restock,
+        request.body,
         actorOf(request),
         request.log,
       );
@@ -125,7 +129,7 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
           'Takes the units from the available ones in `from` and adds them to the available ones in `to`, in one transaction: ' +
           'both or neither. The destination item is created when missing; `from` and `to` must differ (else 400). ' +
           'Reserved and shipped units never move.',
-        body: Type.Ref('StockMove'),
+        body: move.ref,
         response: {
           200: { description: 'Moved.', ...Type.Ref('StockMoveResult') },
           ...problemResponses(400, 413, 415, 500, 503),
@@ -140,11 +144,7 @@ const stockMovementRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const { from, to } = await app.repositories.stockMovements.move(
-        request.body as StockMove,
-        actorOf(request),
-        request.log,
-      );
+      const { from, to } = await app.repositories.stockMovements.move(request.body, actorOf(request), request.log);
       return { from: toResource(from), to: toResource(to) };
     },
   );

@@ -4,6 +4,8 @@
 
 import { Type, type TObject, type TSchema } from 'typebox';
 import { PREFIX_MAX_LENGTH, schemaAt, type Entity, type FilterOp } from '../../domain/entity.ts';
+import { ObjectIdString } from '../../domain/types.ts';
+import { problemResponses } from './problem.ts';
 
 type JsonSchema = TSchema & Record<string, any>;
 
@@ -15,6 +17,18 @@ export const LIST_MAX_FILTERS = 10;
 /** Query parameters that are not filters. */
 export const CONTROL_PARAMS = ['sort', 'fields', 'limit', 'cursor', 'count', 'q'] as const;
 export const LIST_OPERATORS: readonly FilterOp[] = ['in', 'nin', 'all'];
+
+/** The path of a route about one document (or key, or audit entry): its id. */
+export const IdParams = Type.Object(
+  { id: ObjectIdString({ description: 'The document id.' }) },
+  { additionalProperties: false },
+);
+
+/** The path and answers of a route that reads or changes one thing by id: the thing, or why not. */
+export const byId = <Answer extends object, NotFound extends object>(answer: Answer, notFound: NotFound) => ({
+  params: IdParams,
+  response: { 200: answer, ...problemResponses(400, 500, 503), ...notFound },
+});
 
 /** "a product", "an order": the noun with its indefinite article. */
 export const withArticle = (noun: string) => `${/^[aeiou]/i.test(noun) ? 'an' : 'a'} ${noun}`;

@@ -58,6 +58,7 @@ describe('migrations', () => {
         'audit_events',
         'idempotency_records',
         'service_secrets',
+        'stream_positions',
         changelogCollectionName,
         lockCollectionName,
       ].sort(),

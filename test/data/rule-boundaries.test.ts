@@ -43,7 +43,8 @@ function rulesOf(schema: JsonSchema, sample: Json | undefined, at: Path = []): R
   switch (schema.type) {
     case 'object': {
       for (const [name, child] of Object.entries((schema.properties ?? {}) as Record<string, JsonSchema>)) {
-        if (name !== '_id') rules.push(...rulesOf(child, valueAt(sample, [name]), [...at, name]));
+        // _id and the audit stamp are the service's own, never a value a client sends.
+        if (name !== '_id' && name !== '_audit') rules.push(...rulesOf(child, valueAt(sample, [name]), [...at, name]));
       }
       for (const [pattern, child] of Object.entries((schema.patternProperties ?? {}) as Record<string, JsonSchema>)) {
         const name = Object.keys((sample ?? {}) as object)[0] ?? 'probe';

@@ -1,0 +1,102 @@
+// The audit stream against a real change stream: a stamped write gets exactly one entry, a write
+// made while no stream runs gets its entry when the next one starts (as after a crash between a
+// write and its entry), replaying from an older position stores nothing twice, and unstamped
+// writes (a migration's, an operator's) get none.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import mongoose from 'mongoose';
+import pino from 'pino';
+import { Product } from '../../src/domain/entities/index.ts';
+import { AuditStream, POSITIONS_COLLECTION, auditStreamEvents } from '../../src/data/audit-stream.ts';
+import { useMigratedDatabase } from '../helpers/app.ts';
+
+const { ObjectId } = mongoose.mongo;
+const COLLECTIONS = ['products', 'customers', 'stock', 'orders'];
+const actor = (requestId: string) => ({ keyId: new ObjectId().toHexString(), keyName: 'stream-test', requestId });
+
+describe('the audit stream', () => {
+  const database = useMigratedDatabase('audit_stream');
+  const streams: AuditStream[] = [];
+  const client = () => (database.db as unknown as { client: mongoose.mongo.MongoClient }).client;
+  const open = async () => {
+    const stream = new AuditStream(client(), database.name, { collections: COLLECTIONS, retentionDays: 30 }, pino({ level: 'silent' }));
+    await stream.start();
+    streams.push(stream);
+    return stream;
+  };
+  afterEach(async () => {
+    for (const stream of streams.splice(0)) await stream.stop();
+  });
+
+  let sequence = 0;
+  /** Inserts a product as the document API does, carrying `stamp`. */
+  const insertProduct = async (stamp?: ReturnType<typeof AuditStream.stamp>) => {
+    const now = new Date();
+    const document = {
+      _id: new ObjectId(),
+      ...Product.example,
+      sku: `STREAM-${++sequence}`,
+      ...structuredClone(Product.serverDefaults),
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+      ...(stamp && { _audit: stamp }),
+    };
+    await database.db.collection('products').insertOne(document);
+    return document;
+  };
+  const entries = (filter: Record<string, unknown>) => database.db.collection('audit_events').find(filter).toArray();
+
+  it('stores one entry per stamped write, named after the stamp, once the stream has passed it', async () => {
+    const stream = await open();
+    const created = AuditStream.stamp('create', actor('req-create'));
+    const product = await insertProduct(created);
+    const patched = AuditStream.stamp('patch', actor('req-patch'));
+    await database.db
+      .collection('products')
+      .updateOne({ _id: product._id }, { $set: { name: 'Renamed', _audit: patched }, $inc: { version: 1 } });
+
+    await stream.settled();
+
+    const stored = await entries({ documentId: product._id.toHexString() });
+    expect(stored.map((entry) => [entry._id.toHexString(), entry.action, entry.documentVersion, entry.requestId])).toEqual([
+      [created.id.toHexString(), 'create', 1, 'req-create'],
+      [patched.id.toHexString(), 'patch', 2, 'req-patch'],
+    ]);
+    expect(stored[0]).toMatchObject({ collection: 'products', keyName: 'stream-test', keyId: created.keyId });
+    expect(stored[0]!.expiresAt.getTime() - stored[0]!.at.getTime()).toBe(30 * 86_400_000);
+  });
+
+  it('gives a write made while no stream ran its entry when the next one starts, and never twice', async () => {
+    const first = await open();
+    await first.settled();
+    await first.stop();
+    streams.length = 0;
+
+    const stamp = AuditStream.stamp('create', actor('req-while-down'));
+    const product = await insertProduct(stamp);
+    expect(await entries({ _id: stamp.id })).toEqual([]);
+
+    const second = await open();
+    await second.settled();
+    expect(await entries({ documentId: product._id.toHexString() })).toHaveLength(1);
+
+    // Replaying from before that write (a position lost with a crash) stores nothing again.
+    await second.stop();
+    streams.length = 0;
+    const duplicatesBefore = auditStreamEvents.duplicates;
+    await database.db.collection(POSITIONS_COLLECTION).updateOne({ _id: 'audit' as never }, { $unset: { token: '' } });
+    const third = await open();
+    await third.settled();
+    expect(await entries({ documentId: product._id.toHexString() })).toHaveLength(1);
+    expect(auditStreamEvents.duplicates).toBeGreaterThan(duplicatesBefore);
+  });
+
+  it('leaves writes without a stamp unaudited', async () => {
+    const stream = await open();
+    const product = await insertProduct();
+    await database.db.collection('products').updateOne({ _id: product._id }, { $set: { name: 'By an operator' } });
+    await stream.settled();
+    expect(await entries({ documentId: product._id.toHexString() })).toEqual([]);
+  });
+});

@@ -8,8 +8,8 @@
 // with the failures of every alternative, where checkOperation points at what is wrong. The two
 // accept the same requests (test/http/openapi.test.ts sends both kinds through both).
 
-import type { FastifyPluginAsync } from 'fastify';
-import { Type, type TSchema } from 'typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 import { BATCH_COLLECTIONS, BATCH_MAX_OPERATIONS, BATCH_OPS, type BatchOperation } from '../../domain/batch.ts';
 import type { Entity } from '../../domain/entity.ts';
 import { ENTITIES } from '../../domain/entities/index.ts';
@@ -48,28 +48,34 @@ const OperationShape = Type.Object(
       description: `Where: ${[...BATCH_COLLECTIONS].map(([name, ops]) => `${name} (${ops.join(', ')})`).join('; ')}.`,
     }),
     id: Type.Optional(IdSchema()),
+    // Open objects here; checkOperation validates them against the collection's schemas.
     document: Type.Optional(
-      Type.Object(
-        {},
-        {
-          additionalProperties: true,
-          description: "insert, replace: the collection's Input schema (e.g. ProductInput).",
-        },
+      Type.Unsafe<Record<string, unknown>>(
+        Type.Object(
+          {},
+          {
+            additionalProperties: true,
+            description: "insert, replace: the collection's Input schema (e.g. ProductInput).",
+          },
+        ),
       ),
     ),
     patch: Type.Optional(
-      Type.Object(
-        {},
-        {
-          additionalProperties: true,
-          description: "patch: a JSON Merge Patch, the collection's Patch schema (e.g. ProductPatch).",
-        },
+      Type.Unsafe<Record<string, Json>>(
+        Type.Object(
+          {},
+          {
+            additionalProperties: true,
+            description: "patch: a JSON Merge Patch, the collection's Patch schema (e.g. ProductPatch).",
+          },
+        ),
       ),
     ),
     ifMatch: Type.Optional(IfMatchSchema()),
   },
   { additionalProperties: false },
 );
+type OperationShape = Static<typeof OperationShape>;
 
 const schemaNameOf = (collection: string) =>
   (ENTITIES as readonly Entity[]).find((entity) => entity.collection === collection)!.schemaName;
@@ -280,10 +286,9 @@ interface Checks {
 }
 
 /** The up-front checks of one operation, with pointers into the batch request. */
-function checkOperation(raw: Record<string, unknown>, index: number, checks: Map<string, Checks>): FieldError[] {
+function checkOperation(raw: OperationShape, index: number, checks: Map<string, Checks>): FieldError[] {
   const at = (pointer: string) => `/operations/${index}${pointer}`;
-  const collection = raw.collection as string;
-  const op = raw.op as BatchOperation['op'];
+  const { collection, op } = raw;
   const allowed = BATCH_COLLECTIONS.get(collection)!;
   if (!allowed.includes(op)) {
     return [
@@ -302,7 +307,7 @@ function checkOperation(raw: Record<string, unknown>, index: number, checks: Map
   }[op];
   const required = { insert: ['document'], replace: ['id', 'document'], patch: ['id', 'patch'], delete: ['id'] }[op];
   const errors: FieldError[] = [];
-  for (const name of ['id', 'document', 'patch', 'ifMatch']) {
+  for (const name of ['id', 'document', 'patch', 'ifMatch'] as const) {
     if (raw[name] !== undefined && !wanted.includes(name))
       errors.push({ in: 'body', pointer: at(`/${name}`), message: `is not allowed in ${op}` });
     if (raw[name] === undefined && required.includes(name))
@@ -317,31 +322,20 @@ function checkOperation(raw: Record<string, unknown>, index: number, checks: Map
   return errors;
 }
 
-function toOperation(raw: Record<string, unknown>): BatchOperation {
-  const collection = raw.collection as string;
-  const version = expectedVersion(raw.ifMatch as string | undefined);
+/** An operation checkOperation accepted: the members its op requires are there. */
+function toOperation(raw: OperationShape): BatchOperation {
+  const { collection, id = '', document = {}, patch = {} } = raw;
+  const version = expectedVersion(raw.ifMatch);
   const conditional = version === undefined ? {} : { expectedVersion: version };
-  switch (raw.op as BatchOperation['op']) {
+  switch (raw.op) {
     case 'insert':
-      return { op: 'insert', collection, document: raw.document as Record<string, unknown> };
+      return { op: 'insert', collection, document };
     case 'replace':
-      return {
-        op: 'replace',
-        collection,
-        id: raw.id as string,
-        document: raw.document as Record<string, unknown>,
-        ...conditional,
-      };
+      return { op: 'replace', collection, id, document, ...conditional };
     case 'patch':
-      return {
-        op: 'patch',
-        collection,
-        id: raw.id as string,
-        patch: raw.patch as Record<string, Json>,
-        ...conditional,
-      };
+      return { op: 'patch', collection, id, patch, ...conditional };
     case 'delete':
-      return { op: 'delete', collection, id: raw.id as string, ...conditional };
+      return { op: 'delete', collection, id, ...conditional };
   }
 }
 
@@ -353,7 +347,7 @@ const STATUS: Record<BatchOutcome['action'], number> = {
   deleted: 204,
 };
 
-const batchRoutes: FastifyPluginAsync = async (app) => {
+const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of opSchemas) app.addSchema(schema);
   app.addSchema(BatchOperationSchema);
   app.addSchema(BatchRequestSchema);
@@ -414,8 +408,8 @@ const batchRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const raws = (request.body as { operations: Record<string, unknown>[] }).operations;
-      authorize(request, [...new Set(raws.map((raw) => writeScope(String(raw.collection))))]);
+      const raws = request.body.operations;
+      authorize(request, [...new Set(raws.map((raw) => writeScope(raw.collection)))]);
       const errors = raws.flatMap((raw, index) => checkOperation(raw, index, checks));
       if (errors.length > 0) throw AppError.validation(errors);
       const operations = raws.map(toOperation);

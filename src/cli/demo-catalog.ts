@@ -1,9 +1,12 @@
 // The demo catalog of `npm run seed`: eight categories, each with its own product types, names,
 // descriptions and attributes (sizes and materials for apparel, wattage and connectivity for
-// electronics, author and ISBN for books...), built from a PRNG stream per product.
+// electronics, author and ISBN for books...), built from a PRNG stream per product. Each
+// category's product types, price ranges, tags and longer word lists are data, in
+// demo/catalog.json; how a product is put together from them is here.
 
 import type { Static } from 'typebox';
 import type { Product } from '../domain/entities/index.ts';
+import catalogFile from './demo/catalog.json' with { type: 'json' };
 import type { Random } from './seeded-random.ts';
 
 export type ProductFields = Static<typeof Product.writable>;
@@ -81,52 +84,17 @@ interface Category {
   build(rng: Random, type: ProductType, index: number): Built;
 }
 
-const COLOURS = [
-  'black',
-  'white',
-  'navy',
-  'heather grey',
-  'olive',
-  'sand',
-  'rust',
-  'forest green',
-  'burgundy',
-  'sky blue',
-  'charcoal',
-  'ecru',
-];
-const COMMON_TAGS = ['new-in', 'bestseller', 'sale', 'gift-idea', 'limited-edition'];
+// JSON has no pairs: the file's [min, max] price ranges are read as such.
+const CATALOG = catalogFile as typeof catalogFile & {
+  categories: Record<keyof (typeof catalogFile)['categories'], { types: ProductType[] }>;
+};
 
 const apparel: Category = {
   slug: 'apparel',
-  prefix: 'APP',
-  weight: 18,
-  types: [
-    { code: 'TEE', noun: 'T-shirt', price: [14, 39] },
-    { code: 'HOODIE', noun: 'hoodie', price: [45, 110] },
-    { code: 'JEANS', noun: 'jeans', price: [59, 140] },
-    { code: 'CHINO', noun: 'chinos', price: [49, 99] },
-    { code: 'SHIRT', noun: 'shirt', price: [39, 89] },
-    { code: 'SWEATER', noun: 'sweater', price: [69, 159] },
-    { code: 'JACKET', noun: 'rain jacket', price: [89, 249] },
-    { code: 'DRESS', noun: 'wrap dress', price: [49, 129] },
-    { code: 'POLO', noun: 'polo shirt', price: [29, 69] },
-    { code: 'SOCKS', noun: 'socks, 3-pack', price: [12, 24] },
-  ],
-  tags: ['basics', 'summer', 'winter', 'layering', 'workwear', 'weekend', 'sustainable', ...COMMON_TAGS],
+  ...CATALOG.categories.apparel,
   build(rng, type) {
-    const materials: Record<string, string[]> = {
-      TEE: ['organic cotton', 'cotton', 'linen blend', 'merino wool', 'recycled polyester'],
-      HOODIE: ['organic cotton fleece', 'cotton fleece', 'recycled polyester fleece'],
-      JEANS: ['selvedge denim', 'stretch denim', 'organic cotton denim'],
-      CHINO: ['cotton twill', 'organic cotton twill', 'stretch cotton'],
-      SHIRT: ['linen', 'linen-cotton blend', 'cotton poplin', 'flannel'],
-      SWEATER: ['merino wool', 'lambswool', 'cashmere blend', 'organic cotton'],
-      JACKET: ['recycled nylon', 'waxed cotton', '3-layer nylon'],
-      DRESS: ['viscose', 'linen', 'organic cotton jersey'],
-      POLO: ['cotton piqué', 'organic cotton piqué'],
-      SOCKS: ['merino wool', 'organic cotton', 'bamboo viscose'],
-    };
+    const { words } = CATALOG.categories.apparel;
+    const materials: Record<string, string[]> = words.materials;
     const weights: Record<string, [number, number]> = {
       TEE: [140, 220],
       HOODIE: [450, 750],
@@ -140,18 +108,7 @@ const apparel: Category = {
       SOCKS: [90, 150],
     };
     const brand = rng.pick(['Nordvik', 'Hollow Pine', 'Marlow & Co', 'Atelier Sol', 'Kestrel', 'Fjordline']);
-    const style = rng.pick([
-      'Essential',
-      'Relaxed',
-      'Classic',
-      'Heavyweight',
-      'Everyday',
-      'Slim',
-      'Oversized',
-      'Travel',
-      'Weekend',
-      'Studio',
-    ]);
+    const style = rng.pick(words.styles);
     const material = rng.pick(materials[type.code]!);
     const sizes =
       type.code === 'JEANS' || type.code === 'CHINO'
@@ -159,7 +116,7 @@ const apparel: Category = {
         : type.code === 'SOCKS'
           ? ['35-38', '39-42', '43-46']
           : rng.run(['XXS', 'XS', 'S', 'M', 'L', 'XL', 'XXL'], 4);
-    const colors = rng.some(COLOURS, 1, 4);
+    const colors = rng.some(CATALOG.colours, 1, 4);
     const fit = rng.pick(['slim', 'regular', 'relaxed', 'oversized']);
     const care = /cashmere|lambswool|merino/.test(material)
       ? rng.pick(['hand wash cold', 'machine wash 30 °C, wool cycle'])
@@ -204,43 +161,12 @@ const apparel: Category = {
 
 const footwear: Category = {
   slug: 'footwear',
-  prefix: 'FTW',
-  weight: 10,
-  types: [
-    { code: 'RUN', noun: 'running shoe', price: [79, 179] },
-    { code: 'TRAIL', noun: 'trail runner', price: [99, 189] },
-    { code: 'SNEAKER', noun: 'sneaker', price: [59, 139] },
-    { code: 'BOOT', noun: 'Chelsea boot', price: [129, 289] },
-    { code: 'HIKE', noun: 'hiking boot', price: [119, 249] },
-    { code: 'SANDAL', noun: 'sandal', price: [35, 99] },
-    { code: 'LOAFER', noun: 'loafer', price: [89, 189] },
-    { code: 'SLIPPER', noun: 'slipper', price: [29, 69] },
-  ],
-  tags: ['everyday', 'outdoor', 'summer', 'winter', 'vegan', ...COMMON_TAGS],
+  ...CATALOG.categories.footwear,
   build(rng, type) {
-    const uppers: Record<string, string[]> = {
-      RUN: ['engineered mesh', 'knit mesh'],
-      TRAIL: ['ripstop mesh', 'engineered mesh'],
-      SNEAKER: ['full-grain leather', 'canvas', 'suede', 'recycled polyester'],
-      BOOT: ['full-grain leather', 'suede', 'nubuck'],
-      HIKE: ['nubuck', 'full-grain leather', 'ripstop nylon'],
-      SANDAL: ['leather straps', 'recycled webbing'],
-      LOAFER: ['full-grain leather', 'suede'],
-      SLIPPER: ['felted wool', 'shearling'],
-    };
+    const { words } = CATALOG.categories.footwear;
+    const uppers: Record<string, string[]> = words.uppers;
     const brand = rng.pick(['Stride Lab', 'Ortega', 'Fellwalker', 'Canvas & Cork', 'Tundra', 'Velo']);
-    const model = rng.pick([
-      'Aero',
-      'Pathfinder',
-      'Drift',
-      'Summit',
-      'Harbour',
-      'Cloudline',
-      'Ridge',
-      'Metro',
-      'Ember',
-      'Tempo',
-    ]);
+    const model = rng.pick(words.models);
     const upper = rng.pick(uppers[type.code]!);
     const sole =
       type.code === 'RUN' || type.code === 'TRAIL'
@@ -296,32 +222,15 @@ const footwear: Category = {
 
 const kitchen: Category = {
   slug: 'kitchen',
-  prefix: 'KIT',
-  weight: 14,
-  types: [
-    { code: 'KNIFE', noun: "chef's knife", price: [39, 189] },
-    { code: 'SKILLET', noun: 'cast-iron skillet', price: [29, 89] },
-    { code: 'PAN', noun: 'frying pan', price: [24, 99] },
-    { code: 'DUTCH', noun: 'Dutch oven', price: [59, 249] },
-    { code: 'SAUCE', noun: 'saucepan', price: [29, 99] },
-    { code: 'BOARD', noun: 'cutting board', price: [19, 79] },
-    { code: 'MOKA', noun: 'stovetop espresso maker', price: [24, 69] },
-    { code: 'BOWLS', noun: 'mixing bowl set', price: [19, 59] },
-    { code: 'KETTLE', noun: 'whistling kettle', price: [29, 79] },
-  ],
-  tags: ['cookware', 'baking', 'coffee', 'professional', 'everyday', ...COMMON_TAGS],
+  ...CATALOG.categories.kitchen,
   build(rng, type) {
+    const { words } = CATALOG.categories.kitchen;
     const brand = rng.pick(['Ferro & Salt', 'Kobo', 'Maison Brune', 'Hearthstone', 'Lindqvist', 'Vulcano']);
     const attributes: Attributes = {};
     let size = '';
     switch (type.code) {
       case 'KNIFE': {
-        attributes.material = rng.pick([
-          'Damascus steel',
-          'German stainless steel',
-          'Japanese VG-10 steel',
-          'carbon steel',
-        ]);
+        attributes.material = rng.pick(words.materials);
         attributes.bladeLengthCm = rng.pick([15, 18, 20, 21, 24]);
         attributes.handle = rng.pick(['olive wood', 'walnut', 'POM', 'pakkawood']);
         attributes.hardnessHRC = rng.int(56, 61);
@@ -405,20 +314,7 @@ const kitchen: Category = {
 
 const garden: Category = {
   slug: 'garden',
-  prefix: 'GDN',
-  weight: 10,
-  types: [
-    { code: 'SHEARS', noun: 'pruning shears', price: [14, 59] },
-    { code: 'HOSE', noun: 'garden hose', price: [19, 79] },
-    { code: 'CAN', noun: 'watering can', price: [12, 49] },
-    { code: 'BED', noun: 'raised bed', price: [59, 249] },
-    { code: 'COMPOST', noun: 'compost bin', price: [39, 129] },
-    { code: 'SEEDS', noun: 'seed starter kit', price: [9, 29] },
-    { code: 'PLANTER', noun: 'terracotta planter', price: [9, 69] },
-    { code: 'GLOVES', noun: 'garden gloves', price: [8, 24] },
-    { code: 'LIGHTS', noun: 'solar path lights, set of 6', price: [19, 59] },
-  ],
-  tags: ['outdoor', 'spring', 'summer', 'balcony', 'allotment', ...COMMON_TAGS],
+  ...CATALOG.categories.garden,
   build(rng, type) {
     const brand = rng.pick(['Greenfinch', 'Oakleaf', 'Terra Nova', 'Hortus', 'Wildroot']);
     const attributes: Attributes = {};
@@ -508,20 +404,7 @@ const garden: Category = {
 
 const electronics: Category = {
   slug: 'electronics',
-  prefix: 'ELC',
-  weight: 16,
-  types: [
-    { code: 'HEADPH', noun: 'wireless headphones', price: [59, 349] },
-    { code: 'EARBUDS', noun: 'true wireless earbuds', price: [39, 249] },
-    { code: 'SPEAKER', noun: 'Bluetooth speaker', price: [29, 299] },
-    { code: 'CHARGER', noun: 'USB-C charger', price: [19, 79] },
-    { code: 'POWERBANK', noun: 'power bank', price: [25, 89] },
-    { code: 'PLUG', noun: 'smart plug', price: [12, 29] },
-    { code: 'LAMP', noun: 'LED desk lamp', price: [29, 149] },
-    { code: 'KEYBOARD', noun: 'mechanical keyboard', price: [69, 199] },
-    { code: 'WEBCAM', noun: 'webcam', price: [39, 199] },
-  ],
-  tags: ['home-office', 'travel', 'audio', 'smart-home', 'usb-c', ...COMMON_TAGS],
+  ...CATALOG.categories.electronics,
   build(rng, type) {
     const brand = rng.pick(['Voltaire', 'Lumio', 'Soundkraft', 'Helix', 'Ampere Labs', 'Pixelhaus']);
     const model = `${rng.pick(['Aura', 'Pulse', 'Nova', 'Echo', 'Flux', 'Orbit', 'Vega', 'Arc'])} ${rng.pick(['', 'Mini ', 'Pro ', 'Max ', 'Lite '])}${rng.int(1, 5)}`;
@@ -629,154 +512,13 @@ const electronics: Category = {
   },
 };
 
-const BOOK_WORDS = {
-  adjectives: [
-    'Silent',
-    'Last',
-    'Hidden',
-    'Salt',
-    'Paper',
-    'Glass',
-    'Winter',
-    'Northern',
-    'Forgotten',
-    'Burning',
-    'Distant',
-    'Quiet',
-    'Lost',
-  ],
-  nouns: [
-    'Harbour',
-    'Orchard',
-    'Lighthouse',
-    'Garden',
-    'River',
-    'Letters',
-    'Tide',
-    'House',
-    'Summer',
-    'Island',
-    'Station',
-    'Archive',
-    'Bridge',
-    'Mountain',
-  ],
-  cuisines: [
-    'Basque',
-    'Levantine',
-    'Nordic',
-    'Sicilian',
-    'Vegetarian',
-    'One-Pot',
-    'Sourdough',
-    'Plant-Based',
-    'Portuguese',
-    'Georgian',
-  ],
-  regions: [
-    'the Alps',
-    'Andalusia',
-    'the Baltic Coast',
-    'Scotland',
-    'Portugal',
-    'the Dolomites',
-    'Provence',
-    'Norway',
-    'Sardinia',
-  ],
-  cities: ['Lisbon', 'Berlin', 'Amsterdam', 'Copenhagen', 'Vienna', 'Kraków', 'Seville', 'Edinburgh', 'Naples'],
-  things: ['Trees', 'Bees', 'Atoms', 'Fungi', 'Clouds', 'Cells', 'Rivers', 'Octopuses'],
-  subjects: ['The Hanseatic League', 'Byzantium', 'The Habsburgs', 'Venice', 'Al-Andalus', 'The Vikings', 'The Medici'],
-  animals: ['Fox', 'Hedgehog', 'Otter', 'Owl', 'Badger', 'Little Whale', 'Snail', 'Bear'],
-  authorsFirst: [
-    'Elena',
-    'Tomas',
-    'Ingrid',
-    'Mateo',
-    'Clara',
-    'Jonas',
-    'Amara',
-    'Pieter',
-    'Sofia',
-    'Henrik',
-    'Lucía',
-    'Marek',
-    'Yara',
-    'Oskar',
-    'Nadia',
-  ],
-  authorsLast: [
-    'Lindholm',
-    'Ferreira',
-    'Okafor',
-    'van Dijk',
-    'Moreau',
-    'Novak',
-    'Castellano',
-    'Bergström',
-    'Walsh',
-    'Kowalczyk',
-    'Haddad',
-    'Brandt',
-  ],
-};
-
-const BOOK_HOOKS: Record<string, string[]> = {
-  FIC: [
-    'Three generations of one family return to the house by the sea',
-    "A ferry captain's last crossing changes everything she believed about her father",
-    "Two strangers swap apartments for a summer and find each other's secrets",
-    "A translator discovers a letter that rewrites a small town's history",
-  ],
-  CRIME: [
-    'A body in the canal and a detective who should have retired last spring',
-    'An island cut off by storms, seven guests and one missing ferryman',
-    "A forensic accountant follows the money into the city's oldest family",
-    'The third book of the harbour police series, and the darkest yet',
-  ],
-  COOK: [
-    'Weeknight dishes from a small family kitchen, every one tested three times',
-    'Seasonal recipes with a shopping list you can actually finish',
-    'From first starter to crackly crust, step by step with photographs',
-  ],
-  TRAVEL: [
-    'Routes, maps and practical tips for slow travel without a car',
-    'Forty walks with timings, gradients and where to eat afterwards',
-    'Neighbourhood by neighbourhood, with the places locals go',
-  ],
-  SCI: [
-    'A working scientist explains what we know, and how we came to know it',
-    'Clear, funny and surprising: the hidden machinery of the everyday world',
-    'How a century of discoveries changed the way we see life',
-  ],
-  HIST: [
-    'A sweeping account that reads like a novel, drawing on new archives',
-    'Trade, power and plague across four hundred years',
-    'The people behind the dates: merchants, sailors, scribes and rebels',
-  ],
-  KIDS: [
-    'A bedtime story about being brave when the night is very long',
-    'Bright pictures and rhyming text to read aloud again and again',
-    'A gentle story about friendship, sharing and trying again',
-  ],
-};
-
 const books: Category = {
   slug: 'books',
-  prefix: 'BKS',
-  weight: 14,
-  types: [
-    { code: 'FIC', noun: 'novel', price: [9, 28] },
-    { code: 'CRIME', noun: 'crime novel', price: [9, 24] },
-    { code: 'COOK', noun: 'cookbook', price: [19, 45] },
-    { code: 'TRAVEL', noun: 'travel guide', price: [14, 32] },
-    { code: 'SCI', noun: 'popular science book', price: [14, 32] },
-    { code: 'HIST', noun: 'history book', price: [16, 38] },
-    { code: 'KIDS', noun: "children's picture book", price: [7, 19] },
-  ],
-  tags: ['staff-pick', 'award-winner', 'new-release', 'book-club', ...COMMON_TAGS],
+  ...CATALOG.categories.books,
   build(rng, type, index) {
-    const w = BOOK_WORDS;
+    const { words } = CATALOG.categories.books;
+    const w = CATALOG.bookWords;
+    const hooks: Record<string, string[]> = CATALOG.bookHooks;
     const title = {
       FIC: () =>
         rng.pick([
@@ -837,14 +579,7 @@ const books: Category = {
       ['nl', 9],
       ['es', 8],
     ] as const);
-    const publisher = rng.pick([
-      'Harbour Press',
-      'Tallis & Finch',
-      'Northlight Books',
-      'Quayside',
-      'Ember House',
-      'Albatross',
-    ]);
+    const publisher = rng.pick(words.publishers);
     const pages = type.code === 'KIDS' ? rng.int(24, 48) : type.code === 'COOK' ? rng.int(192, 352) : rng.int(180, 620);
     const publishedYear = rng.weighted([
       [rng.int(2021, 2026), 6],
@@ -870,7 +605,7 @@ const books: Category = {
     return {
       name: title,
       description:
-        `${rng.pick(BOOK_HOOKS[type.code]!)}. A ${type.noun} by ${author}; ` +
+        `${rng.pick(hooks[type.code]!)}. A ${type.noun} by ${author}; ` +
         `${pages} pages, ${format}, published by ${publisher} in ${publishedYear}.`,
       attributes,
       tags,
@@ -880,20 +615,9 @@ const books: Category = {
 
 const toys: Category = {
   slug: 'toys',
-  prefix: 'TOY',
-  weight: 9,
-  types: [
-    { code: 'BLOCKS', noun: 'building blocks set', price: [19, 129] },
-    { code: 'TRAIN', noun: 'wooden train set', price: [29, 99] },
-    { code: 'PLUSH', noun: 'plush toy', price: [12, 39] },
-    { code: 'PUZZLE', noun: 'jigsaw puzzle', price: [12, 34] },
-    { code: 'GAME', noun: 'board game', price: [19, 59] },
-    { code: 'KITE', noun: 'stunt kite', price: [24, 79] },
-    { code: 'SCIENCE', noun: 'science kit', price: [19, 59] },
-    { code: 'DOLLHOUSE', noun: 'doll house', price: [59, 189] },
-  ],
-  tags: ['family', 'educational', 'outdoor', 'rainy-day', ...COMMON_TAGS],
+  ...CATALOG.categories.toys,
   build(rng, type) {
+    const { words } = CATALOG.categories.toys;
     const brand = rng.pick(['Little Acorn', 'Brickwise', 'Tinker Town', 'Mosaik', 'Wobble']);
     const attributes: Attributes = {};
     let name = `${brand} ${type.noun}`;
@@ -925,14 +649,7 @@ const toys: Category = {
         attributes.material = 'recycled cardboard';
         attributes.ageMin = rng.pick([10, 12]);
         attributes.dimensionsCm = pieces >= 1500 ? [98, 68] : [68, 48];
-        const motif = rng.pick([
-          'Lighthouse at Dusk',
-          'Alpine Village',
-          'Coral Reef',
-          'Night Market',
-          'Botanical Garden',
-          'Harbour Cats',
-        ]);
+        const motif = rng.pick(words.motifs);
         name = `${brand} ${pieces}-piece puzzle: ${motif}`;
         break;
       }
@@ -986,45 +703,12 @@ const toys: Category = {
 
 const beauty: Category = {
   slug: 'beauty',
-  prefix: 'BTY',
-  weight: 9,
-  types: [
-    { code: 'CREAM', noun: 'face cream', price: [14, 59] },
-    { code: 'SERUM', noun: 'face serum', price: [19, 69] },
-    { code: 'SPF', noun: 'sunscreen', price: [11, 34] },
-    { code: 'SHAMPOO', noun: 'shampoo', price: [7, 24] },
-    { code: 'LIPBALM', noun: 'lip balm', price: [4, 12] },
-    { code: 'LOTION', noun: 'body lotion', price: [9, 29] },
-    { code: 'SOAP', noun: 'hand soap', price: [6, 18] },
-    { code: 'BAR', noun: 'solid shampoo bar', price: [8, 16] },
-  ],
-  tags: ['skincare', 'haircare', 'natural', 'travel-size', 'zero-waste', ...COMMON_TAGS],
+  ...CATALOG.categories.beauty,
   build(rng, type) {
+    const { words } = CATALOG.categories.beauty;
     const brand = rng.pick(['Verdure', 'Salt & Sage', 'Lumen Skin', 'Oléa', 'Nordic Dew', 'Petal & Co']);
-    const variant = rng.pick([
-      'Hydrating',
-      'Calming',
-      'Brightening',
-      'Daily',
-      'Gentle',
-      'Repairing',
-      'Mineral',
-      'Nourishing',
-    ]);
-    const ingredients = [
-      'hyaluronic acid',
-      'niacinamide',
-      'shea butter',
-      'squalane',
-      'vitamin C',
-      'ceramides',
-      'aloe vera',
-      'jojoba oil',
-      'oat extract',
-      'rosehip oil',
-      'panthenol',
-      'green tea extract',
-    ];
+    const variant = rng.pick(words.variants);
+    const ingredients = words.ingredients;
     const attributes: Attributes = {};
     if (type.code === 'BAR' || type.code === 'LIPBALM')
       attributes.weightGrams = type.code === 'BAR' ? rng.pick([60, 80, 100]) : 5;

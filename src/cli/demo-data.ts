@@ -87,20 +87,7 @@ export function generateDemoData(options: DemoOptions): DemoData {
 }
 
 function generateProduct(index: number, seed: number): Generated<ProductDocument> {
-  const rng = new Random(`${seed}/product/${index}`);
-  const writable = productFields(index, new Random(`product/${index}`), rng);
-  const { createdAt, updatedAt } = timestamps(rng, 540);
-  return {
-    writable,
-    document: {
-      _id: objectIdAt(createdAt, rng),
-      ...writable,
-      ...serverDefaults(Product),
-      version: 1,
-      createdAt,
-      updatedAt,
-    },
-  };
+  return generateDocument(Product, 'product', index, seed, 540, productFields);
 }
 
 function generateStock(product: ProductDocument, index: number, seed: number): Generated<StockDocument>[] {
@@ -116,30 +103,44 @@ function generateStock(product: ProductDocument, index: number, seed: number): G
     };
     const createdAt = new Date(Math.min(product.createdAt.getTime() + rng.int(1, 72) * 3_600_000, SEED_EPOCH));
     const updatedAt = rng.chance(0.3) ? createdAt : new Date(rng.int(createdAt.getTime(), SEED_EPOCH));
-    return {
-      writable,
-      document: {
-        _id: objectIdAt(createdAt, rng),
-        ...writable,
-        ...serverDefaults(Stock),
-        version: 1,
-        createdAt,
-        updatedAt,
-      },
-    };
+    return stored(Stock, writable, rng, { createdAt, updatedAt });
   });
 }
 
 function generateCustomer(index: number, seed: number): Generated<CustomerDocument> {
-  const rng = new Random(`${seed}/customer/${index}`);
-  const writable = customerFields(index, new Random(`customer/${index}`), rng);
-  const { createdAt, updatedAt } = timestamps(rng, 720);
+  return generateDocument(Customer, 'customer', index, seed, 720, customerFields);
+}
+
+/**
+ * A product or customer at a position: its writable fields from `fields` (natural keys from a
+ * stream that ignores the seed), created within `maxDaysBack` days before the epoch.
+ */
+function generateDocument<E extends { server: TObject; serverDefaults: object }, W extends Record<string, unknown>>(
+  entity: E,
+  kind: string,
+  index: number,
+  seed: number,
+  maxDaysBack: number,
+  fields: (index: number, identity: Random, rng: Random) => W,
+): Generated<W & Static<E['server']> & SystemFields> {
+  const rng = new Random(`${seed}/${kind}/${index}`);
+  const writable = fields(index, new Random(`${kind}/${index}`), rng);
+  return stored(entity, writable, rng, timestamps(rng, maxDaysBack));
+}
+
+/** The document as the repository would have stored it: a first version with the server's defaults. */
+function stored<E extends { server: TObject; serverDefaults: object }, W extends Record<string, unknown>>(
+  entity: E,
+  writable: W,
+  rng: Random,
+  { createdAt, updatedAt }: { createdAt: Date; updatedAt: Date },
+): Generated<W & Static<E['server']> & SystemFields> {
   return {
     writable,
     document: {
       _id: objectIdAt(createdAt, rng),
       ...writable,
-      ...serverDefaults(Customer),
+      ...serverDefaults(entity),
       version: 1,
       createdAt,
       updatedAt,

@@ -32,7 +32,8 @@ import orderRoutes from './http/routes/orders.ts';
 import stockMovementRoutes from './http/routes/stock-movements.ts';
 import { documentSchemas } from './http/schemas/documents.ts';
 import { buildSerializer } from './http/schemas/serialization.ts';
-import repositories from './data/repositories.ts';
+import stores from './data/stores.ts';
+import shop from './shop/index.ts';
 import { ENTITIES } from './domain/entities/index.ts';
 
 export interface AppOptions {
@@ -41,43 +42,60 @@ export interface AppOptions {
   connect?: boolean;
 }
 
-const app = fp<AppOptions>(
-  async (fastify, { config, connect }) => {
-    // Bodies are JSON, or JSON Merge Patch on PATCH, in strict UTF-8; nothing else is an input here.
-    await fastify.register(jsonBody);
-    await fastify.register(requestContext, { deadlineMs: config.http.deadlineMs });
-    // Its preValidation hook comes first: hostile input is refused before anything else reads it.
-    await fastify.register(inputGuard);
-    await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
-    // Before the docs routes and the authentication: CORS headers go out on a 401 too.
-    await fastify.register(securityHeaders, { corsOrigins: config.security.corsOrigins });
-    // After the security headers, before authentication: a request HTTP/1.1 refuses is no route's.
-    await fastify.register(clientErrors);
-    await fastify.register(openapi, { docs: config.http.docs, version: SERVICE.version });
-    await fastify.register(database, { ...config.mongo, connect });
-    // Before every protected route: its hooks see each route as it is added.
-    await fastify.register(rateLimit, {
-      perKeyPerMinute: config.security.rateLimitPerMinute,
-      anonymousPerMinute: config.security.anonymousRateLimitPerMinute,
-    });
-    await fastify.register(authentication, {
-      cacheTtlMs: config.security.authCacheTtlMs,
-      rateLimitPerMinute: config.security.rateLimitPerMinute,
-    });
-    // After authentication (a 405 is rate limited as a 404 is): known paths, unknown methods.
-    await fastify.register(methods);
-    await fastify.register(loadShedding, { maxConcurrent: config.security.maxConcurrentQueries });
-    await fastify.register(metrics);
+type Options = Pick<AppOptions, 'config'>;
 
-    await fastify.register(repositories, {
+/**
+ * What requests are served with: the body parser, the database and what is built on it. These
+ * plugins add no request hooks, so the groups after them may take their decorators in any order.
+ */
+const infrastructure = fp<AppOptions>(
+  async (fastify, { config, connect }) => {
+    await fastify.register(jsonBody);
+    await fastify.register(database, { ...config.mongo, connect });
+    await fastify.register(stores, {
       countTimeoutMs: config.mongo.countTimeoutMs,
       queryTimeoutMs: config.security.queryTimeoutMs,
       retentionDays: config.audit.retentionDays,
       cursorSecret: config.security.cursorSecret,
+      idempotencyTtlHours: config.idempotency.ttlHours,
     });
-    // Before the routes: it hooks every POST route registered after it.
-    await fastify.register(idempotency, { ttlHours: config.idempotency.ttlHours });
+    await fastify.register(shop);
+  },
+  { name: 'infrastructure', fastify: '5.x' },
+);
 
+/**
+ * The hooks every request passes through, and the routes that are no resource's (docs, metrics).
+ * Each plugin names the plugins it must follow, so an order that breaks a rule fails at boot.
+ */
+const crossCutting = fp<Options>(
+  async (fastify, { config }) => {
+    const { security } = config;
+    await fastify.register(requestContext, { deadlineMs: config.http.deadlineMs });
+    await fastify.register(inputGuard);
+    await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
+    await fastify.register(securityHeaders, { corsOrigins: security.corsOrigins });
+    await fastify.register(clientErrors);
+    await fastify.register(openapi, { docs: config.http.docs, version: SERVICE.version });
+    await fastify.register(rateLimit, {
+      perKeyPerMinute: security.rateLimitPerMinute,
+      anonymousPerMinute: security.anonymousRateLimitPerMinute,
+    });
+    await fastify.register(authentication, {
+      cacheTtlMs: security.authCacheTtlMs,
+      rateLimitPerMinute: security.rateLimitPerMinute,
+    });
+    await fastify.register(methods);
+    await fastify.register(loadShedding, { maxConcurrent: security.maxConcurrentQueries });
+    await fastify.register(metrics);
+    await fastify.register(idempotency);
+  },
+  { name: 'cross-cutting', dependencies: ['infrastructure'], fastify: '5.x' },
+);
+
+/** The resources, each behind every hook above. */
+const resources = fp<Options>(
+  async (fastify, { config }) => {
     await fastify.register(health, {
       prefix: '/health',
       readinessTimeoutMs: config.mongo.readinessTimeoutMs,
@@ -96,6 +114,15 @@ const app = fp<AppOptions>(
     // Not an entity of ENTITIES: read-only, behind audit:read rather than a collection's scopes.
     await fastify.register(auditRoutes, { prefix: '/v1/audit' });
     await fastify.register(keyRoutes, { prefix: '/v1/keys' });
+  },
+  { name: 'resources', dependencies: ['cross-cutting'], fastify: '5.x' },
+);
+
+const app = fp<AppOptions>(
+  async (fastify, options) => {
+    await fastify.register(infrastructure, options);
+    await fastify.register(crossCutting, options);
+    await fastify.register(resources, options);
   },
   { name: 'storekeeper', fastify: '5.x' },
 );

@@ -19,7 +19,7 @@ import {
   type Principal,
   type Scope,
 } from '../../domain/access.ts';
-import { ApiKeyStore, type ApiKeyDocument } from '../../data/api-keys.ts';
+import type { ApiKeyDocument, ApiKeyStore } from '../../data/api-keys.ts';
 import { AppError } from '../../errors.ts';
 import { problemResponses } from '../schemas/problem.ts';
 
@@ -148,7 +148,7 @@ function presentedKey(request: FastifyRequest): string | undefined {
 
 export default fp<AuthenticationOptions>(
   async (app, options) => {
-    const keys = new KeyCache(ApiKeyStore.of(app.db.connection), options.cacheTtlMs);
+    const keys = new KeyCache(app.stores.apiKeys, options.cacheTtlMs);
     const principals = new WeakMap<ApiKeyDocument, Principal>();
     app.decorateRequest('principal', null);
     // A secret once checked against its key's hash is kept (with the cached key document, so no
@@ -242,7 +242,8 @@ export default fp<AuthenticationOptions>(
       authorize(request, scopes);
     });
   },
-  { name: 'authentication', dependencies: ['database', 'rate-limit'], fastify: '5.x' },
+  // Rate limits before keys are looked up; CORS headers on a 401 too.
+  { name: 'authentication', dependencies: ['database', 'rate-limit', 'security-headers'], fastify: '5.x' },
 );
 
 /** Throws 403 unless the request's key holds every scope in `required`. */

@@ -194,5 +194,5 @@ export default fp(
       }
     });
   },
-  { name: 'client-errors', dependencies: ['problem-details'], fastify: '5.x' },
+  { name: 'client-errors', dependencies: ['problem-details', 'security-headers'], fastify: '5.x' },
 );

@@ -12,8 +12,8 @@ import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../errors.ts';
-import { IdempotencyStore, idempotencyEvents, leaseEnd, type IdempotencyRecord } from '../../data/idempotency.ts';
-import type { WriteGuard } from '../../data/audit.ts';
+import { idempotencyEvents, leaseEnd, type IdempotencyRecord } from '../../data/idempotency.ts';
+import type { WriteGuard } from '../../data/unit-of-work.ts';
 import { Deadline, DeadlineExceeded } from '../../data/deadline.ts';
 import { addRouteHook } from './route-hooks.ts';
 import { addProblemKind } from '../schemas/problem.ts';
@@ -137,7 +137,7 @@ function replay(reply: FastifyReply, record: IdempotencyRecord): FastifyReply {
 
 export default fp<IdempotencyOptions>(
   async (app, options) => {
-    const store = new IdempotencyStore(app.db.connection, options.ttlHours * 3_600_000);
+    const store = app.stores.idempotency;
     app.decorateRequest('idempotencyClaim', undefined);
     app.decorateRequest('writeGuard', undefined);
 
@@ -289,5 +289,9 @@ export default fp<IdempotencyOptions>(
       release(request, claim.scope, claim.owner);
     }
   },
-  { name: 'idempotency', dependencies: ['database', 'problem-details', 'request-context'], fastify: '5.x' },
+  {
+    name: 'idempotency',
+    dependencies: ['database', 'problem-details', 'request-context', 'input-guard', 'authentication', 'load-shedding'],
+    fastify: '5.x',
+  },
 );

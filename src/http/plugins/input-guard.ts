@@ -250,5 +250,6 @@ export default fp(
       if (findings.length > 0) throw AppError.validation(findings);
     });
   },
-  { name: 'input-guard', fastify: '5.x' },
+  // First of the plugins that add preValidation hooks: idempotency names it among its dependencies.
+  { name: 'input-guard', dependencies: ['request-context'], fastify: '5.x' },
 );

@@ -91,5 +91,5 @@ export default fp<LoadSheddingOptions>(
       addRouteHook(route, 'onRequestAbort', release);
     });
   },
-  { name: 'load-shedding', fastify: '5.x' },
+  { name: 'load-shedding', dependencies: ['authentication'], fastify: '5.x' },
 );

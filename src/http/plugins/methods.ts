@@ -41,5 +41,6 @@ export default fp(
       if (allowed.length > 0) throw methodNotAllowed(request.method, path, allowed);
     });
   },
-  { name: 'methods', dependencies: ['problem-details'], fastify: '5.x' },
+  // A 405 is authenticated and rate limited as a 404 is.
+  { name: 'methods', dependencies: ['problem-details', 'authentication'], fastify: '5.x' },
 );

@@ -113,5 +113,6 @@ export default fp(
       async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
     );
   },
-  { name: 'metrics', dependencies: ['database'], fastify: '5.x' },
+  // GET /metrics is behind a key.
+  { name: 'metrics', dependencies: ['database', 'authentication'], fastify: '5.x' },
 );

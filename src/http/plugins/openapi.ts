@@ -329,5 +329,6 @@ export default fp<OpenApiOptions>(
       await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
     }
   },
-  { name: 'openapi', fastify: '5.x' },
+  // The docs routes carry the security headers.
+  { name: 'openapi', dependencies: ['security-headers'], fastify: '5.x' },
 );

@@ -105,5 +105,5 @@ export default fp<RateLimitOptions>(
       app.rateLimit(reply, `ip:${request.ip}`, options.anonymousPerMinute);
     });
   },
-  { name: 'rate-limit', fastify: '5.x' },
+  { name: 'rate-limit', dependencies: ['client-errors'], fastify: '5.x' },
 );

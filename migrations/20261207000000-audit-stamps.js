@@ -4,7 +4,7 @@
 // - the document collections' validators accept the stamp (a snapshot of src/domain/audit-stamp.ts,
 //   added to whatever validator each collection has, as its last property);
 // - stream_positions holds the stream's resume position, so a restarted service goes on where the
-//   last one stopped; it is created here, before any concurrent work.
+//   last one stopped; it is created here, before any concurrent work, with the position of now.
 // Safe to run again. `down` removes the stamps from the documents, the property from the
 // validators, and the positions.
 
@@ -47,6 +47,15 @@ async function changeValidators(db, change) {
 export const up = async (db) => {
   const existing = await db.listCollections({ name: POSITIONS }, { nameOnly: true }).toArray();
   if (existing.length === 0) await db.createCollection(POSITIONS);
+  // The stream's first position: every stamp written from now on is read by some run of it.
+  const positions = db.collection(POSITIONS);
+  if ((await positions.findOne({ _id: 'audit' })) === null) {
+    await positions.updateOne(
+      { _id: 'audit' },
+      { $currentDate: { startAt: { $type: 'timestamp' } } },
+      { upsert: true },
+    );
+  }
   await changeValidators(db, (properties) => ({ ...properties, [STAMP]: STAMP_SCHEMA }));
 };
 

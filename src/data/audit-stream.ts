@@ -120,13 +120,17 @@ export class AuditStream {
   }
 
   /**
-   * Opens the stream where the last run left it. The first run ever starts from the moment its
-   * position is stored, which is before this resolves: a write answered after start() is never
-   * missed.
+   * Opens the stream where the last run left it (the first run ever: where the migration that made
+   * its collection left it). Every stamp written after that position is read by some run.
    */
   async start(): Promise<void> {
-    const startAt = await this.barrier();
-    await this.positions.updateOne({ _id: POSITION_ID }, { $setOnInsert: { startAt } }, { upsert: true });
+    // Its migration creates the collection and the first position; never create either implicitly.
+    const [collection] = await this.db.listCollections({ name: POSITIONS_COLLECTION }, { nameOnly: true }).toArray();
+    if (collection === undefined) throw new Error(`${POSITIONS_COLLECTION} does not exist: migrations are pending`);
+    if ((await this.positions.findOne({ _id: POSITION_ID })) === null) {
+      const startAt = await this.barrier();
+      await this.positions.updateOne({ _id: POSITION_ID }, { $setOnInsert: { startAt } }, { upsert: true });
+    }
     this.stopped = false;
     await this.open();
     this.running = this.follow();
@@ -155,11 +159,9 @@ export class AuditStream {
   private async barrier(): Promise<mongo.Timestamp> {
     const session = this.client.startSession();
     try {
-      await this.db.collection(POSITIONS_COLLECTION).updateOne(
-        { _id: BARRIER_ID as never },
-        { $inc: { n: 1 } },
-        { upsert: true, session },
-      );
+      await this.db
+        .collection(POSITIONS_COLLECTION)
+        .updateOne({ _id: BARRIER_ID as never }, { $inc: { n: 1 } }, { upsert: true, session });
       const time = session.operationTime;
       if (time === undefined) throw new Error('MongoDB did not say when the audit barrier was written');
       return time;

@@ -1,9 +1,12 @@
 // Storage of API keys: created with a fresh secret (returned once, stored as a hash), listed
 // without their hashes, revoked by setting revokedAt, and found by their public prefix. The
-// collection and its unique prefix index are created by a migration.
+// collection and its unique prefix index are created by a migration. Given a unit of work's
+// transaction (the HTTP API's), a creation or revocation is written in it and recorded there;
+// the ops command writes without one.
 
 import mongoose, { type mongo } from 'mongoose';
 import { expandScopes, generateApiKey, type Scope } from '../domain/access.ts';
+import type { Tx } from './unit-of-work.ts';
 
 export const API_KEYS_COLLECTION = 'api_keys';
 
@@ -43,11 +46,8 @@ export class ApiKeyStore {
     return new ApiKeyStore(db.collection(API_KEYS_COLLECTION) as unknown as mongo.Collection<ApiKeyDocument>);
   }
 
-  /**
-   * Creates a key; the returned `key` is the only time its secret exists outside the caller.
-   * With a session, inside the caller's transaction (the HTTP API's, which audits it).
-   */
-  async create(input: NewApiKey, session?: mongo.ClientSession): Promise<ApiKeyInfo & { key: string }> {
+  /** Creates a key; the returned `key` is the only time its secret exists outside the caller. */
+  async create(input: NewApiKey, tx?: Tx): Promise<ApiKeyInfo & { key: string }> {
     const name = input.name.trim();
     // Characters as the API's schema and the collection's validator count them: code points, not UTF-16 units.
     const length = [...name].length;
@@ -77,7 +77,8 @@ export class ApiKeyStore {
         ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
       };
       try {
-        await this.keys.insertOne(document, { session });
+        await this.keys.insertOne(document, { session: tx?.session });
+        tx?.record('create', API_KEYS_COLLECTION, document);
         return { ...keyInfo(document), key };
       } catch (error) {
         if ((error as { code?: unknown }).code !== 11000 || attempt >= 3) throw error;
@@ -105,10 +106,8 @@ export class ApiKeyStore {
   }
 
   /** Revokes a key by id or prefix; returns it as revoked, or null when there is none. Revoking twice keeps the first time. */
-  async revoke(
-    idOrPrefix: string,
-    session?: mongo.ClientSession,
-  ): Promise<{ key: ApiKeyInfo; changed: boolean } | null> {
+  async revoke(idOrPrefix: string, tx?: Tx): Promise<{ key: ApiKeyInfo; changed: boolean } | null> {
+    const session = tx?.session;
     const found = await this.find(idOrPrefix, session);
     if (found === null) return null;
     const document = await this.keys.findOneAndUpdate(
@@ -116,8 +115,9 @@ export class ApiKeyStore {
       { $set: { revokedAt: new Date() } },
       { returnDocument: 'after', session },
     );
-    return document === null
-      ? { key: (await this.find(found.id, session))!, changed: false }
-      : { key: keyInfo(document), changed: true };
+    // Revoked already (by another request in between, outside a transaction): as it is now.
+    if (document === null) return { key: (await this.find(found.id, session)) ?? found, changed: false };
+    tx?.record('revoke', API_KEYS_COLLECTION, document);
+    return { key: keyInfo(document), changed: true };
   }
 }

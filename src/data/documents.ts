@@ -1,22 +1,18 @@
-// The document repository: every read and write of an entity's collection. Reads are lean
-// (plain objects) with projections; writes are conditional on the document's version, so two
-// writers never lose each other's changes, and a failed write changes nothing. Every write runs
-// in a transaction of the audit trail, which records it: its own (create, replace, patch,
-// remove, the writes of one document taking turns in this process), or a caller's (the ...In
-// variants, which the batch runs several of in one).
+// The document repository: the reads and writes of one entity's collection, on MongoDB and
+// nothing else. Reads go straight to the driver, lean, with projections. Writes are few and all
+// alike: each takes the unit of work's transaction (Tx), maintains the system fields (version,
+// createdAt, updatedAt), casts what it stores as the Mongoose schema would, and records the
+// document it wrote; replacements, updates and deletions are conditional, so a write applies only
+// to what its caller read. What to write and whether it may be written are the shop's
+// (src/shop/), from the domain's rules.
 
 import mongoose, { type ClientSession, type Model } from 'mongoose';
-import type { FastifyBaseLogger } from 'fastify';
+import type { AuditAction } from '../domain/audit.ts';
 import type { Entity } from '../domain/entity.ts';
-import { applyMergePatch, type Json } from '../domain/merge-patch.ts';
-import { compileValidator } from '../domain/validation.ts';
-import type { DeletionRule, References } from '../domain/deletion.ts';
-import { AppError, type FieldError } from '../errors.ts';
-import type { Actor, AuditTrail, Tx } from './audit.ts';
+import { AppError } from '../errors.ts';
 import { compileCaster, type Caster } from './casting.ts';
-import { KeyLocks, TurnTimeout } from './key-locks.ts';
-import { DEFAULT_TRANSACTION_OPTIONS } from './transactions.ts';
 import { DeadlineExceeded, bounded, type Deadline } from './deadline.ts';
+import type { Tx } from './unit-of-work.ts';
 import { CursorKeys } from './cursor-keys.ts';
 import {
   afterCursor,
@@ -30,6 +26,9 @@ import {
 } from './query.ts';
 
 const { ObjectId } = mongoose.Types;
+
+const DUPLICATE_KEY = 11000;
+const MAX_TIME_EXPIRED = 50;
 
 export type StoredDocument = Record<string, any> & { _id: InstanceType<typeof ObjectId>; version: number };
 
@@ -50,9 +49,32 @@ export interface RepositoryOptions {
   cursors: CursorKeys;
 }
 
-/** What a deletion did: the document is gone, or was archived instead (as it is now). */
-export type Removal =
-  { action: 'deleted'; document: StoredDocument } | { action: 'archived'; document: StoredDocument };
+export interface WriteOptions {
+  /** What the audit trail and the change feed call this write. */
+  action: AuditAction;
+  /** The write's time (updatedAt, and createdAt of what it creates); by default, now. */
+  now?: Date;
+}
+
+export interface ReadOptions {
+  projection?: Record<string, 1>;
+  /** A transaction's session: the read sees its snapshot. */
+  session?: ClientSession;
+  /** A request's read: the answer comes by it (the driver's timeout is the time left, and the wait is raced). */
+  deadline?: Deadline;
+}
+
+/** An update of the fields a caller changes; the repository adds the version and updatedAt. */
+export interface FieldUpdate {
+  $set?: Record<string, unknown>;
+  $inc?: Record<string, number>;
+  $max?: Record<string, unknown>;
+  $push?: Record<string, unknown>;
+  $setOnInsert?: Record<string, unknown>;
+}
+
+type Filter = mongoose.mongo.Filter<StoredDocument>;
+type Update = mongoose.mongo.UpdateFilter<StoredDocument>;
 
 /** A run of inserts failed at one of them: `index` is its position in the run. */
 export class BulkInsertFailure extends Error {
@@ -80,9 +102,9 @@ export const documentNotFound = (label: string, id: string) => AppError.notFound
 
 /** If-Match named a version the document is no longer at. */
 export const changedSince = (label: string, id: string, expectedVersion: number) =>
-  new AppError(412, 'precondition-failed', 'Precondition Failed', {
-    detail: `The ${label} ${id} changed since version ${expectedVersion}; read it again and reapply your change.`,
-  });
+  AppError.preconditionFailed(
+    `The ${label} ${id} changed since version ${expectedVersion}; read it again and reapply your change.`,
+  );
 
 /** Without If-Match, the document changed under the write more often than it could retry. */
 export const keptChanging = (label: string, id: string) =>
@@ -106,27 +128,18 @@ export function duplicateOf(label: string, fields: string[]): AppError {
 }
 
 export class DocumentRepository {
-  private readonly checkWritable: (value: unknown) => FieldError[];
   /** Casts a validated document to its stored values (dates, ids), as the Mongoose schema does. */
   private readonly toStored: Caster;
-  /** Writes of one document take turns in this process (see inTurn). */
-  private readonly turns = new KeyLocks();
-  private readonly cursors: CursorKeys;
+  /** The driver's collection under the model, once connected (see collection()). */
+  private driver?: { db: mongoose.mongo.Db; collection: mongoose.mongo.Collection };
 
   constructor(
     readonly entity: Entity,
+    /** The entity's Mongoose model: the schema the casts follow (test/data/casting.test.ts); never read or written through. */
     readonly model: Model<any>,
     private readonly options: RepositoryOptions,
-    private readonly trail: AuditTrail,
   ) {
-    this.checkWritable = compileValidator(entity.writable);
     this.toStored = compileCaster(entity.stored);
-    this.cursors = options.cursors;
-  }
-
-  /** The driver's collection, for writes that skip Mongoose documents (see createManyIn). */
-  private get writes(): mongoose.mongo.Collection<StoredDocument> {
-    return this.model.collection as unknown as mongoose.mongo.Collection<StoredDocument>;
   }
 
   private get label(): string {
@@ -137,236 +150,165 @@ export class DocumentRepository {
     return documentNotFound(this.label, id);
   }
 
-  /** The driver's collection under the model, once connected (see reads()). */
-  private driver?: { db: mongoose.mongo.Db; collection: mongoose.mongo.Collection<StoredDocument> };
-
   /**
-   * Reads go straight to the driver's collection: they are lean, their filters are built and typed
-   * by compileFilter, so Mongoose's query building and casting would only cost time (a third of a
-   * read's CPU in the benchmark). Undefined before the first connection: the caller then goes
-   * through Mongoose, whose error for that case the error handler answers with 503.
+   * The driver's collection: every read and write goes there, lean, with filters built and typed
+   * by their callers (Mongoose's query building and casting cost a third of a read's CPU in the
+   * benchmark). Before the first connection there is none: MongoDB is unavailable (503).
    */
-  private reads(): mongoose.mongo.Collection<StoredDocument> | undefined {
+  collection<T extends mongoose.mongo.Document = StoredDocument>(): mongoose.mongo.Collection<T> {
     const db = this.model.db.db;
-    if (db === undefined) return undefined;
-    if (this.driver?.db !== db)
-      this.driver = { db, collection: db.collection<StoredDocument>(this.model.collection.collectionName) };
-    return this.driver.collection;
+    if (db === undefined) throw new mongoose.mongo.MongoNotConnectedError('MongoDB is not connected yet');
+    if (this.driver?.db !== db) this.driver = { db, collection: db.collection(this.model.collection.collectionName) };
+    return this.driver.collection as unknown as mongoose.mongo.Collection<T>;
   }
 
-  /**
-   * One document by id. With a deadline (a request's read), the answer comes by it: the driver's
-   * own timeout is set to the time left, and the wait is raced as well.
-   */
-  async findById(
-    id: string,
-    {
-      projection,
-      session,
-      deadline,
-    }: { projection?: Record<string, 1>; session?: ClientSession; deadline?: Deadline } = {},
-  ): Promise<StoredDocument | null> {
-    const collection = this.reads();
-    if (collection === undefined) {
-      return this.model
-        .findById(new ObjectId(id), projection)
-        .session(session ?? null)
-        .lean<StoredDocument>()
-        .exec();
-    }
-    const found = collection.findOne(
-      { _id: new ObjectId(id) },
-      {
-        ...(projection && { projection }),
-        ...(session && { session }),
-        ...(deadline && { timeoutMS: deadline.timeoutMS() }),
-      },
-    );
+  /** One document by id. */
+  async findById(id: string, options: ReadOptions = {}): Promise<StoredDocument | null> {
+    return this.findOne({ _id: new ObjectId(id) }, options);
+  }
+
+  async findOne(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument | null> {
+    const found = this.collection().findOne(filter, {
+      ...(projection && { projection }),
+      ...(session && { session }),
+      ...(deadline && { timeoutMS: deadline.timeoutMS() }),
+    });
     return bounded(found, deadline);
   }
 
-  // --- writes of one request: each one transaction, with its audit entry ---------------------
-
-  async create(input: Record<string, unknown>, actor: Actor, log: FastifyBaseLogger): Promise<StoredDocument> {
-    return this.trail.transaction(actor, (tx) => this.createIn(tx, input), log);
+  async find(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument[]> {
+    const found = this.collection()
+      .find(filter, {
+        ...(projection && { projection }),
+        ...(session && { session }),
+        ...(deadline && { timeoutMS: deadline.timeoutMS() }),
+      })
+      .toArray();
+    return bounded(found, deadline);
   }
 
-  /** Replaces the writable fields; server-maintained fields and identity stay as they are. */
-  async replace(
-    id: string,
-    input: Record<string, unknown>,
-    expectedVersion: number | undefined,
-    actor: Actor,
-    log: FastifyBaseLogger,
-  ): Promise<StoredDocument> {
-    return this.inTurn(id, actor, (tx) => this.replaceIn(tx, id, input, expectedVersion), log);
+  async exists(filter: Filter, options: Omit<ReadOptions, 'projection'> = {}): Promise<boolean> {
+    return (await this.findOne(filter, { ...options, projection: { _id: 1 } })) !== null;
   }
 
-  /** Applies a JSON Merge Patch to the writable fields and validates the result as a whole. */
-  async patch(
-    id: string,
-    patch: Record<string, Json>,
-    expectedVersion: number | undefined,
-    actor: Actor,
-    log: FastifyBaseLogger,
-  ): Promise<StoredDocument> {
-    return this.inTurn(id, actor, (tx) => this.patchIn(tx, id, patch, expectedVersion), log);
-  }
+  // --- the writes: each in a unit of work's transaction, each recording what it wrote ----------
 
   /**
-   * Deletes, or archives when the rule says so (then returns the document as archived). The
-   * rule's lookups read through the transaction's session, as of its snapshot.
+   * Inserts new documents with one insertMany, in order, each recorded under `action`. `fields`
+   * are validated already; the repository adds the id and the system fields and casts. When one
+   * is refused as a duplicate, throws a BulkInsertFailure naming its position, with the problem a
+   * create of it alone would have given; the collection's validator still checks what is stored.
    */
-  async remove(
-    id: string,
-    rule: DeletionRule,
-    referencesIn: (session: ClientSession) => References,
-    expectedVersion: number | undefined,
-    actor: Actor,
-    log: FastifyBaseLogger,
-  ): Promise<StoredDocument | null> {
-    const removal = await this.inTurn(
-      id,
-      actor,
-      (tx) => this.removalIn(tx, id, rule, referencesIn(tx.session), expectedVersion),
-      log,
-    );
-    return removal.action === 'archived' ? removal.document : null;
-  }
-
-  /**
-   * A write of one existing document: one transaction of the audit trail, run in turn with this
-   * process's other writes of the same document. Without turns, concurrent writers of a document
-   * all read one version and all but one meet a write conflict and retry, and a burst of them can
-   * use up the retries (stock items take turns for the same reason, see key-locks.ts); across
-   * instances the transactions and their retries keep the writes correct. Waiting longer than a
-   * request's deadline for the turn is a 503: nothing was written.
-   */
-  private async inTurn<T>(id: string, actor: Actor, work: (tx: Tx) => Promise<T>, log: FastifyBaseLogger): Promise<T> {
-    const { maxTimeMs, retryAfterSeconds } = DEFAULT_TRANSACTION_OPTIONS;
-    try {
-      return await this.turns.run([id], actor.deadline?.remaining() ?? maxTimeMs, () =>
-        this.trail.transaction(actor, work, log),
-      );
-    } catch (error) {
-      if (!(error instanceof TurnTimeout)) throw error;
-      throw AppError.unavailable(
-        retryAfterSeconds,
-        `Too many writes of the ${this.label} ${id} at once; nothing was written. Retry.`,
-        error,
-      );
-    }
-  }
-
-  // --- the same writes inside a caller's transaction (a batch) ------------------------------
-
-  /** A create is a run of one insert (see createManyIn). */
-  async createIn(tx: Tx, input: Record<string, unknown>): Promise<StoredDocument> {
-    try {
-      const [created] = await this.createManyIn(tx, [input]);
-      return created!;
-    } catch (error) {
-      throw error instanceof BulkInsertFailure ? error.problem : error;
-    }
-  }
-
-  /**
-   * Inserts several documents with one insertMany, in order, each recorded as created. When one
-   * is refused, throws a BulkInsertFailure naming its position, with the problem a create of it
-   * alone would have given.
-   *
-   * It builds no Mongoose documents: the inputs are checked against the writable schema (the
-   * Ajv check the model's validators mirror, src/data/mongoose-schema.ts), cast as the model
-   * casts them (test/data/casting.test.ts holds the two together), and given to the driver; the
-   * collection's validator still checks what is stored. Hydrating and validating each document
-   * through Mongoose was most of a batch's CPU in the ingest benchmark.
-   */
-  async createManyIn(tx: Tx, inputs: readonly Record<string, unknown>[]): Promise<StoredDocument[]> {
-    for (const [index, input] of inputs.entries()) {
-      const errors = this.checkWritable(input);
-      if (errors.length > 0) throw new BulkInsertFailure(index, AppError.validation(errors));
-    }
-    const now = new Date();
-    const documents = inputs.map(
-      (input) =>
-        this.toStored({
-          _id: new ObjectId(),
-          ...input,
-          ...structuredClone(this.entity.serverDefaults),
-          version: 1,
-          createdAt: now,
-          updatedAt: now,
-        }) as StoredDocument,
+  async insert(
+    tx: Tx,
+    fields: readonly Record<string, unknown>[],
+    { action, now = new Date() }: WriteOptions,
+  ): Promise<StoredDocument[]> {
+    const documents = fields.map(
+      (field) =>
+        this.toStored({ _id: new ObjectId(), ...field, version: 1, createdAt: now, updatedAt: now }) as StoredDocument,
     );
     try {
-      await this.writes.insertMany(documents, { session: tx.session, ordered: true });
+      await this.collection().insertMany(documents, { session: tx.session, ordered: true });
     } catch (error) {
       const writeErrors = (error as { writeErrors?: { index: number; code?: number; errmsg?: string }[] }).writeErrors;
-      if (Array.isArray(writeErrors) && writeErrors.length > 0) {
-        const first = writeErrors[0]!;
-        // A duplicate is the client's; anything else (a validator's refusal) goes on as MongoDB said it.
-        throw new BulkInsertFailure(
-          first.index,
-          first.code === 11000 ? this.translate({ code: first.code, keyPattern: keyPatternOf(first.errmsg) }) : error,
-        );
-      }
-      throw error;
+      const first = Array.isArray(writeErrors) ? writeErrors[0] : undefined;
+      if (first === undefined) throw error;
+      // A duplicate is the client's; anything else (a validator's refusal) goes on as MongoDB said it.
+      throw new BulkInsertFailure(
+        first.index,
+        first.code === DUPLICATE_KEY ? this.duplicate(keyPatternOf(first.errmsg)) : error,
+      );
     }
-    for (const document of documents) tx.record('create', this.entity.collection, document);
+    for (const document of documents) tx.record(action, this.entity.collection, document);
     return documents;
   }
 
-  async replaceIn(
+  /**
+   * Replaces `current` with `fields` (every field but the system ones), only if it is still at the
+   * version read. Returns the document as written, or null when it changed meanwhile.
+   */
+  async replaceIf(
     tx: Tx,
-    id: string,
-    input: Record<string, unknown>,
-    expectedVersion?: number,
-  ): Promise<StoredDocument> {
-    const replaced = await this.rewrite(tx.session, id, expectedVersion, () => input);
-    tx.record('replace', this.entity.collection, replaced);
-    return replaced;
-  }
-
-  async patchIn(tx: Tx, id: string, patch: Record<string, Json>, expectedVersion?: number): Promise<StoredDocument> {
-    const patched = await this.rewrite(tx.session, id, expectedVersion, (current) => {
-      const merged = applyMergePatch(this.writablePart(current) as Json, patch) as Record<string, unknown>;
-      const errors = this.checkWritable(merged);
-      if (errors.length > 0) throw AppError.validation(errors);
-      return merged;
-    });
-    tx.record('patch', this.entity.collection, patched);
-    return patched;
+    current: StoredDocument,
+    fields: Record<string, unknown>,
+    { action, now = new Date() }: WriteOptions,
+  ): Promise<StoredDocument | null> {
+    const next = this.toStored({
+      _id: current._id,
+      ...fields,
+      version: current.version + 1,
+      createdAt: current.createdAt,
+      updatedAt: now,
+    }) as StoredDocument;
+    let written: StoredDocument | null;
+    try {
+      written = await this.collection().findOneAndReplace({ _id: current._id, version: current.version }, next, {
+        session: tx.session,
+        returnDocument: 'after',
+      });
+    } catch (error) {
+      throw this.translate(error);
+    }
+    if (written !== null) tx.record(action, this.entity.collection, written);
+    return written;
   }
 
   /**
-   * remove, saying what happened and to which version. `references` must read through the
-   * transaction's session, or the rule would judge data outside the transaction's snapshot.
+   * Updates the one document `filter` matches (the filter is the condition: counters that must
+   * hold enough, a status, a version), raising its version. Returns it as updated, or null when
+   * none matched (and nothing changed).
    */
-  async removalIn(
+  async updateIf(
     tx: Tx,
-    id: string,
-    rule: DeletionRule,
-    references: References,
-    expectedVersion?: number,
-  ): Promise<Removal> {
-    const current = await this.current(id, expectedVersion, tx.session);
-    const decision = await rule(current, references);
-    if (decision.action === 'archive') {
-      const archived = await this.rewrite(tx.session, id, current.version, (doc) => ({
-        ...this.writablePart(doc),
-        ...decision.changes,
-      }));
-      tx.record('archive', this.entity.collection, archived);
-      return { action: 'archived', document: archived };
-    }
-    const { deletedCount } = await this.model
-      .deleteOne({ _id: current._id, version: current.version })
-      .session(tx.session)
-      .exec();
-    if (deletedCount === 0) throw this.changedMeanwhile(id, expectedVersion);
-    tx.record('delete', this.entity.collection, current);
-    return { action: 'deleted', document: current };
+    filter: Filter,
+    update: FieldUpdate,
+    { action, now = new Date() }: WriteOptions,
+  ): Promise<StoredDocument | null> {
+    const updated = await this.collection().findOneAndUpdate(filter, this.versioned(update, now), {
+      session: tx.session,
+      returnDocument: 'after',
+    });
+    if (updated !== null) tx.record(action, this.entity.collection, updated);
+    return updated;
   }
+
+  /**
+   * updateIf, inserting the document when none matches (`$setOnInsert` and the filter's values,
+   * with createdAt). The filter must name a unique key: of two transactions inserting the same
+   * document, the second meets a write conflict and its retry updates it.
+   */
+  async upsert(
+    tx: Tx,
+    filter: Filter,
+    update: FieldUpdate,
+    { action, now = new Date() }: WriteOptions,
+  ): Promise<{ document: StoredDocument; created: boolean }> {
+    const versioned = this.versioned(update, now);
+    const result = await this.collection().findOneAndUpdate(
+      filter,
+      { ...versioned, $setOnInsert: { ...update.$setOnInsert, createdAt: now } },
+      { session: tx.session, upsert: true, returnDocument: 'after', includeResultMetadata: true },
+    );
+    const document = result.value;
+    // With upsert a document is always returned; anything else is the driver breaking its contract.
+    if (document === null) throw new Error(`${this.entity.collection}: an upsert returned no document`);
+    tx.record(action, this.entity.collection, document);
+    return { document, created: result.lastErrorObject?.updatedExisting === false };
+  }
+
+  /** Deletes `current` only if it is still at the version read; false when it changed meanwhile. */
+  async deleteIf(tx: Tx, current: StoredDocument, { action }: Omit<WriteOptions, 'now'>): Promise<boolean> {
+    const { deletedCount } = await this.collection().deleteOne(
+      { _id: current._id, version: current.version },
+      { session: tx.session },
+    );
+    if (deletedCount === 0) return false;
+    tx.record(action, this.entity.collection, current);
+    return true;
+  }
+
+  // --- lists ---------------------------------------------------------------------------------
 
   /**
    * One page of a list. MongoDB stops the query at QUERY_TIMEOUT_MS (maxTimeMS: the query-timeout
@@ -378,38 +320,18 @@ export class DocumentRepository {
     const filter = compileFilter(this.entity, request.filters, request.q);
     let pageFilter: MongoFilter = filter;
     if (request.cursor !== undefined) {
-      const after = decodeCursor(request.cursor, fingerprint, await this.cursors.key(deadline));
+      const after = decodeCursor(request.cursor, fingerprint, await this.cursors().key(deadline));
       pageFilter = { $and: [filter, afterCursor(field, direction, after.value, after.id)] };
     }
-
-    const sort = { [field]: direction, _id: direction };
-    const projection = this.projection(request);
-    const collection = this.reads();
-    const found =
-      collection === undefined
-        ? this.model
-            .find(pageFilter, projection)
-            .sort(sort)
-            .limit(request.limit + 1)
-            .maxTimeMS(this.options.queryTimeoutMs)
-            .lean<StoredDocument[]>()
-            .exec()
-        : collection
-            .find(pageFilter, {
-              ...(projection && { projection }),
-              sort,
-              limit: request.limit + 1,
-              maxTimeMS: this.options.queryTimeoutMs,
-            })
-            .toArray();
+    const found = this.pageQuery(request, pageFilter).toArray();
     const items = await bounded(found, deadline);
 
     const page: ListPage = { items };
-    if (items.length > request.limit) {
+    const last = items[request.limit - 1];
+    if (items.length > request.limit && last !== undefined) {
       items.length = request.limit;
-      const last = items[items.length - 1]!;
       page.next = encodeCursor(
-        await this.cursors.key(deadline),
+        await this.cursors().key(deadline),
         fingerprint,
         valueAt(last, field),
         last._id.toHexString(),
@@ -421,12 +343,7 @@ export class DocumentRepository {
 
   /** The MongoDB query plan of a list request (for tests and diagnostics). */
   async explainList(request: ListRequest): Promise<unknown> {
-    const filter = compileFilter(this.entity, request.filters, request.q);
-    return this.model
-      .find(filter, this.projection(request))
-      .sort({ [request.sort.field]: request.sort.direction, _id: request.sort.direction })
-      .limit(request.limit + 1)
-      .explain('queryPlanner');
+    return this.pageQuery(request, compileFilter(this.entity, request.filters, request.q)).explain('queryPlanner');
   }
 
   /** The API's view of a stored document: id instead of _id. */
@@ -437,127 +354,54 @@ export class DocumentRepository {
 
   // --- internals ---------------------------------------------------------------------------
 
+  private cursors(): CursorKeys {
+    return this.options.cursors;
+  }
+
+  private pageQuery(request: ListRequest, filter: MongoFilter) {
+    const { field, direction } = request.sort;
+    const projection = this.projection(request);
+    return this.collection().find(filter, {
+      ...(projection && { projection }),
+      sort: { [field]: direction, _id: direction },
+      limit: request.limit + 1,
+      maxTimeMS: this.options.queryTimeoutMs,
+    });
+  }
+
   private projection(request: ListRequest): Record<string, 1> | undefined {
     if (request.fields === undefined) return undefined;
     const projection: Record<string, 1> = { version: 1 };
     for (const name of request.fields) projection[name] = 1;
     // The sort key is needed for the next cursor; its top-level field avoids path collisions.
-    projection[request.sort.field.split('.')[0]!] = 1;
+    projection[request.sort.field.split('.')[0] ?? request.sort.field] = 1;
     return projection;
   }
 
   /** The total, or undefined when counting takes longer than LIST_COUNT_TIMEOUT_MS or the request's time left. */
   private async countWithin(filter: MongoFilter, deadline?: Deadline): Promise<number | undefined> {
-    const counting = this.model.countDocuments(filter).maxTimeMS(this.options.countTimeoutMs).exec();
+    const counting = this.collection().countDocuments(filter, { maxTimeMS: this.options.countTimeoutMs });
     try {
       return await bounded(counting, deadline);
     } catch (error) {
-      if (error instanceof DeadlineExceeded || (error as { code?: number }).code === 50) return undefined; // MaxTimeMSExpired
+      if (error instanceof DeadlineExceeded || (error as { code?: number }).code === MAX_TIME_EXPIRED) return undefined;
       throw error;
     }
   }
 
-  private writablePart(document: StoredDocument): Record<string, unknown> {
-    const writable: Record<string, unknown> = {};
-    for (const name of Object.keys(this.entity.writable.properties)) {
-      if (document[name] !== undefined) writable[name] = document[name];
-    }
-    return JSON.parse(JSON.stringify(writable)) as Record<string, unknown>;
+  /** The caller's update with the version raised and updatedAt set: every write of a document does both. */
+  private versioned({ $setOnInsert: _onInsert, ...update }: FieldUpdate, now: Date): Update {
+    // The driver types updates by the schema's fields; a stored document's are only known at run time.
+    return { ...update, $inc: { ...update.$inc, version: 1 }, $set: { ...update.$set, updatedAt: now } } as Update;
   }
 
-  private async current(id: string, expectedVersion?: number, session?: ClientSession): Promise<StoredDocument> {
-    const current = await this.findById(id, { session });
-    if (current === null) throw this.notFound(id);
-    if (expectedVersion !== undefined && current.version !== expectedVersion)
-      throw this.changedMeanwhile(id, expectedVersion);
-    return current;
-  }
-
-  private changedMeanwhile(id: string, expectedVersion: number | undefined): AppError {
-    return expectedVersion !== undefined ? changedSince(this.label, id, expectedVersion) : keptChanging(this.label, id);
-  }
-
-  /**
-   * Read, compute the new writable fields, write them back only if nobody wrote in between.
-   * With an expected version (If-Match) a document at another version is a 412.
-   *
-   * Every write is in a transaction, so there is nothing to retry here: reads come from the
-   * transaction's snapshot, and a second read would see the same version again. A concurrent
-   * commit surfaces as a write conflict (TransientTransactionError), and withTransaction retries
-   * the whole read-compute-write, which then reads the new version; a version mismatch that
-   * still gets through fails it.
-   */
-  private async rewrite(
-    session: ClientSession,
-    id: string,
-    expectedVersion: number | undefined,
-    compute: (current: StoredDocument) => Record<string, unknown>,
-  ): Promise<StoredDocument> {
-    const current = await this.current(id, expectedVersion, session);
-    const writable = compute(current);
-    this.assertIdentityKept(current, writable);
-
-    const server: Record<string, unknown> = {};
-    for (const name of Object.keys(this.entity.server.properties)) {
-      if (current[name] !== undefined) server[name] = current[name];
-    }
-    const next = {
-      _id: current._id,
-      ...writable,
-      ...server,
-      version: current.version + 1,
-      createdAt: current.createdAt,
-      updatedAt: new Date(),
-    };
-    let written: StoredDocument | null;
-    try {
-      written = await this.model
-        .findOneAndReplace({ _id: current._id, version: current.version }, next, {
-          returnDocument: 'after',
-          runValidators: true,
-          session,
-        })
-        .lean<StoredDocument>()
-        .exec();
-    } catch (error) {
-      throw this.translate(error);
-    }
-    if (written === null) throw this.changedMeanwhile(id, expectedVersion);
-    return written;
-  }
-
-  private assertIdentityKept(current: StoredDocument, writable: Record<string, unknown>): void {
-    const errors: FieldError[] = [];
-    for (const name of this.entity.immutable) {
-      if (writable[name] !== current[name]) {
-        errors.push({
-          in: 'body',
-          pointer: `/${name}`,
-          message: `cannot change after creation (is ${JSON.stringify(current[name])})`,
-        });
-      }
-    }
-    if (errors.length > 0) throw AppError.validation(errors);
+  private duplicate(keyPattern: Record<string, unknown> | undefined): AppError {
+    return duplicateOf(this.label, Object.keys(keyPattern ?? {}));
   }
 
   /** Database refusals that are the client's doing, as problems; anything else unchanged. */
   private translate(error: unknown): unknown {
-    const duplicate = error as { code?: number; keyPattern?: Record<string, unknown> };
-    if (duplicate.code === 11000) return duplicateOf(this.label, Object.keys(duplicate.keyPattern ?? {}));
-    if (error instanceof mongoose.Error.ValidationError) {
-      return AppError.validation(
-        Object.values(error.errors).map((e) => ({
-          in: 'body',
-          pointer: `/${e.path.replace(/\./g, '/')}`,
-          message: e.message,
-        })),
-      );
-    }
-    if (error instanceof mongoose.Error.StrictModeError) {
-      return AppError.validation([
-        { in: 'body', pointer: `/${error.path ?? ''}`, message: 'is not an allowed property' },
-      ]);
-    }
-    return error;
+    const refused = error as { code?: number; keyPattern?: Record<string, unknown> };
+    return refused.code === DUPLICATE_KEY ? this.duplicate(refused.keyPattern) : error;
   }
 }

@@ -1,6 +1,7 @@
-// What deleting a document means for each collection. A product that orders refer to is
-// archived (order history keeps its meaning); a customer with orders, stock with reservations
-// and orders themselves are never deleted.
+// What a deletion rule is: from the document and what refers to it, delete, archive or refuse.
+// Each deletable entity declares its own rule (src/domain/entities/*: a product that orders refer
+// to is archived, a customer with orders and stock with reservations are refused); the refusals
+// they share with the API description are built here.
 
 import { AppError } from '../errors.ts';
 
@@ -12,8 +13,6 @@ export interface References {
 
 export type Deletion = { action: 'delete' } | { action: 'archive'; changes: Record<string, unknown> };
 
-export type DeletionRule = (document: Record<string, any>, references: References) => Promise<Deletion>;
-
 export const customerHasOrders = () =>
   new AppError(409, 'customer-has-orders', 'Conflict', {
     detail: 'A customer with orders cannot be deleted; their orders refer to them.',
@@ -23,20 +22,3 @@ export const stockReserved = (reserved: number) =>
   new AppError(409, 'stock-reserved', 'Conflict', {
     detail: `${reserved} units are reserved by open orders; ship or cancel them first.`,
   });
-
-export const DELETION_RULES: Record<string, DeletionRule> = {
-  products: async (product, references) =>
-    (await references.ordersWithSku(product.sku))
-      ? { action: 'archive', changes: { status: 'archived' } }
-      : { action: 'delete' },
-
-  customers: async (customer, references) => {
-    if (customer.stats?.orderCount > 0 || (await references.ordersOfCustomer(customer._id))) throw customerHasOrders();
-    return { action: 'delete' };
-  },
-
-  stock: async (item) => {
-    if (item.reserved > 0) throw stockReserved(item.reserved);
-    return { action: 'delete' };
-  },
-};

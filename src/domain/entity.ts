@@ -4,6 +4,7 @@
 // OpenAPI description and the TypeScript types are all derived from that one declaration.
 
 import { Type, type Static, type TObject, type TProperties, type TSchema } from 'typebox';
+import type { Deletion, References } from './deletion.ts';
 import { AuditStampSchema } from './audit-stamp.ts';
 import { DateTime, ObjectIdString } from './types.ts';
 
@@ -27,7 +28,18 @@ export interface IndexDeclaration {
   serves: string;
 }
 
-export interface Operations {
+/** How documents of an entity may be deleted: the rule in words (for the API description) and in code. */
+export interface DeletionDeclaration<D = Record<string, unknown>> {
+  rule: string;
+  /**
+   * Decides, from the stored document and what refers to it (read in the deleting transaction),
+   * whether it is deleted or archived; throws the problem when it is refused. (A method: an
+   * entity's rule takes its own documents, and every entity is still an Entity.)
+   */
+  decide(document: D, references: References): Promise<Deletion>;
+}
+
+export interface Operations<D = Record<string, unknown>> {
   /**
    * true: the generic create (POST of the writable fields). A workflow: documents are created
    * by a route of their own (orders are placed, not posted), so the generic layer registers
@@ -36,8 +48,25 @@ export interface Operations {
   create: boolean | { workflow: string };
   replace: boolean;
   patch: boolean;
-  /** Why and how deletion is limited, or false when documents are never deleted. */
-  delete: false | { rule: string };
+  /** A deletable entity declares its rule; false when documents are never deleted. */
+  delete: false | DeletionDeclaration<D>;
+}
+
+/** The generic document writes an entity allows: the routes and the batch both ask this. */
+export interface DocumentWrites {
+  create: boolean;
+  replace: boolean;
+  patch: boolean;
+  delete: boolean;
+}
+
+export function documentWrites({ operations }: Pick<Entity, 'operations'>): DocumentWrites {
+  return {
+    create: operations.create === true,
+    replace: operations.replace,
+    patch: operations.patch,
+    delete: operations.delete !== false,
+  };
 }
 
 export interface EntityDeclaration<W extends TObject = TObject, S extends TObject = TObject> {
@@ -62,7 +91,8 @@ export interface EntityDeclaration<W extends TObject = TObject, S extends TObjec
   /** Collection default collation (indexes and queries inherit it). */
   collation?: { locale: string; strength: number };
   indexes: IndexDeclaration[];
-  operations: Operations;
+  /** What the API may do with its documents; a deletion rule sees the stored document. */
+  operations: Operations<Static<W> & Static<S> & { _id: unknown }>;
   /** Server fields of a newly created document. */
   serverDefaults: Partial<Static<S>>;
   example: Static<W>;

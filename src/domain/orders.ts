@@ -1,7 +1,7 @@
 // The order workflow's rules, as data and pure functions: what a placement asks for, how it is
 // priced from the catalog (never from the client), and the status machine (which action is
-// allowed from which status, and what it does to the reserved stock). src/data/orders.ts
-// applies them to MongoDB inside one transaction per request.
+// allowed from which status, and what it does to the reserved stock). src/shop/orders.ts applies
+// them, one unit of work per request.
 
 import { Type, type Static } from 'typebox';
 import { AppError } from '../errors.ts';
@@ -58,6 +58,18 @@ export function transitionFor(action: OrderAction, orderId: string, status: Orde
     extensions: { currentStatus: status, allowedFrom: transition.from, allowedActions: possible },
   });
 }
+
+/** If-Match named a version the order is no longer at. */
+export const orderChangedSince = (id: string, expectedVersion: number) =>
+  AppError.preconditionFailed(
+    `The order ${id} changed since version ${expectedVersion}; read it again and decide again.`,
+  );
+
+/** The order changed between its read and its write in one transaction: a safety net, retried by the client. */
+export const orderChangedMeanwhile = (id: string) =>
+  new AppError(409, 'concurrent-modification', 'Conflict', {
+    detail: `The order ${id} changed while this action was applied; retry.`,
+  });
 
 export const OrderActionRequest = Type.Object(
   {
@@ -135,6 +147,13 @@ export function unknownCustomer(customerId: string): AppError {
   });
 }
 
+/** Counting an order would take the customer's total spent in its currency past what the model holds. */
+export function customerTotalTooLarge(currency: string): AppError {
+  return new AppError(409, 'amount-too-large', 'Amount Too Large', {
+    detail: `The customer's total spent in ${currency} would pass the largest amount the service holds (${MAX_AMOUNT}).`,
+  });
+}
+
 /** What placement needs to know of a product. */
 export interface CatalogProduct {
   sku: string;
@@ -203,7 +222,7 @@ export function priceOrder(placement: OrderPlacement, products: readonly Catalog
   };
 }
 
-/** The stored fields of a newly placed order (the data layer adds the id). */
+/** The fields of a newly placed order (the repository adds the id, version and times). */
 export function newOrder(placement: OrderPlacement, priced: PricedOrder, now: Date) {
   return {
     customerId: placement.customerId,
@@ -212,8 +231,5 @@ export function newOrder(placement: OrderPlacement, priced: PricedOrder, now: Da
     totals: priced.totals,
     status: 'placed' as const,
     history: [{ status: 'placed' as const, at: now }],
-    version: 1,
-    createdAt: now,
-    updatedAt: now,
   };
 }

@@ -52,6 +52,17 @@ export interface Shortage {
   available: number;
 }
 
+/** The lines a warehouse holds fewer available units of than they ask for, as read in `available` (by SKU). */
+export function shortagesOf(
+  warehouse: string,
+  lines: readonly { sku: string; quantity: number }[],
+  available: ReadonlyMap<string, number>,
+): Shortage[] {
+  return lines
+    .map((line) => ({ sku: line.sku, warehouse, requested: line.quantity, available: available.get(line.sku) ?? 0 }))
+    .filter((shortage) => shortage.available < shortage.requested);
+}
+
 /** The 409 of a request that asked for more than is available; lists every short SKU. */
 export function insufficientStock(shortages: Shortage[]): AppError {
   const listed = shortages.map((s) => `${s.sku} (requested ${s.requested}, available ${s.available})`).join(', ');

@@ -3,7 +3,7 @@
 // Every write route passes actorOf(request) to the data layer, so none builds it by hand.
 
 import type { FastifyRequest } from 'fastify';
-import type { Actor } from '../data/audit.ts';
+import type { Actor } from '../data/unit-of-work.ts';
 
 export function actorOf(request: FastifyRequest): Actor {
   const { principal } = request;

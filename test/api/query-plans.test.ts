@@ -59,7 +59,7 @@ describe('every list query the API allows is served by an index', () => {
   afterAll(() => t.app.close());
 
   it('the check itself recognises a collection scan (a query on an unindexed field, unsorted)', async () => {
-    const products = t.app.repositories.documents.get('products')!.model;
+    const products = t.app.stores.repositoryOf('products').model;
     const explained = (await products.find({ description: 'x' }).explain('queryPlanner')) as unknown as {
       queryPlanner: { winningPlan: unknown };
     };
@@ -68,7 +68,7 @@ describe('every list query the API allows is served by an index', () => {
 
   for (const entity of ENTITIES as readonly Entity[]) {
     it(`${entity.collection}: no allowed filter and sort combination needs a collection scan`, async () => {
-      const repository = t.app.repositories.documents.get(entity.collection)!;
+      const repository = t.app.stores.repositoryOf(entity.collection);
       const shapes = allowedShapes(entity);
       const collectionScans: string[] = [];
       for (const { label, request } of shapes) {

@@ -4,19 +4,25 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Product } from '../../src/domain/entities/index.ts';
-import type { Actor } from '../../src/data/audit.ts';
+import type { Actor, Tx } from '../../src/data/unit-of-work.ts';
 import { transactionRetries } from '../../src/data/transactions.ts';
 import { buildTestApp, waitFor, waitForDatabase, type TestApp } from '../helpers/app.ts';
 
-describe('AuditTrail.transaction', () => {
+describe('UnitOfWork.run', () => {
   let t: TestApp;
   let key: { id: string };
   const trail = () => t.app.db.connection.db!.collection('audit_events');
-  const products = () => t.app.repositories.documents.get('products')!;
+  const products = () => t.app.stores.repositoryOf('products');
   const actor = (requestId: string): Actor => ({ keyId: key.id, keyName: 'data-test', requestId });
+  const as = (requestId: string) => ({ actor: actor(requestId), log: t.app.log });
+  const patchIn = (tx: Tx, id: string, patch: { name: string }) =>
+    t.app.shop.documents.patchIn(tx, { collection: 'products', id, patch });
   let sequence = 0;
   const newProduct = () =>
-    products().create({ ...Product.example, sku: `TRAIL-${++sequence}` }, actor(`setup-${sequence}`), t.app.log);
+    t.app.shop.documents.create(
+      { collection: 'products', document: { ...Product.example, sku: `TRAIL-${++sequence}` } },
+      as(`setup-${sequence}`),
+    );
 
   beforeAll(async () => {
     t = await buildTestApp('audit_trail');
@@ -35,28 +41,20 @@ describe('AuditTrail.transaction', () => {
     const aMayCommit = new Promise<void>((resolve) => (releaseA = resolve));
     let aWrote!: () => void;
     const aHasWritten = new Promise<void>((resolve) => (aWrote = resolve));
-    const a = t.app.repositories.audit.transaction(
-      actor('tx-a'),
-      async (tx) => {
-        await products().patchIn(tx, contended._id.toHexString(), { name: 'Written by A' });
-        aWrote();
-        await aMayCommit;
-      },
-      t.app.log,
-    );
+    const a = t.app.stores.work.run(as('tx-a'), async (tx) => {
+      await patchIn(tx, contended._id.toHexString(), { name: 'Written by A' });
+      aWrote();
+      await aMayCommit;
+    });
     await aHasWritten;
 
     // B patches `first` (recorded), then `contended`, which conflicts with A: the attempt aborts.
     let attemptsOfB = 0;
-    const b = t.app.repositories.audit.transaction(
-      actor('tx-b'),
-      async (tx) => {
-        attemptsOfB++;
-        await products().patchIn(tx, first._id.toHexString(), { name: `B, attempt ${attemptsOfB}` });
-        await products().patchIn(tx, contended._id.toHexString(), { name: 'Written by B' });
-      },
-      t.app.log,
-    );
+    const b = t.app.stores.work.run(as('tx-b'), async (tx) => {
+      attemptsOfB++;
+      await patchIn(tx, first._id.toHexString(), { name: `B, attempt ${attemptsOfB}` });
+      await patchIn(tx, contended._id.toHexString(), { name: 'Written by B' });
+    });
     await waitFor(() => transactionRetries.transient > retriesBefore, 30_000, "B's first attempt to meet the conflict");
     releaseA();
     await Promise.all([a, b]);
@@ -76,14 +74,10 @@ describe('AuditTrail.transaction', () => {
   it('work that throws after recording leaves no entry, and its writes are gone', async () => {
     const product = await newProduct();
     await expect(
-      t.app.repositories.audit.transaction(
-        actor('tx-thrown'),
-        async (tx) => {
-          await products().patchIn(tx, product._id.toHexString(), { name: 'Never committed' });
-          throw new Error('failed after the write');
-        },
-        t.app.log,
-      ),
+      t.app.stores.work.run(as('tx-thrown'), async (tx) => {
+        await patchIn(tx, product._id.toHexString(), { name: 'Never committed' });
+        throw new Error('failed after the write');
+      }),
     ).rejects.toThrow('failed after the write');
     expect(await trail().countDocuments({ requestId: 'tx-thrown' })).toBe(0);
     expect((await products().findById(product._id.toHexString()))!.version).toBe(1);

@@ -229,7 +229,7 @@ describe('every declared rule means the same to the API, the Mongoose model and 
 
   function layersOf(entity: Entity): Layers {
     const checkResource = compileValidator(entity.resource);
-    const model = t.app.repositories.documents.get(entity.collection)!.model;
+    const model = t.app.stores.repositoryOf(entity.collection).model;
     const collection = () => t.app.db.connection.db!.collection(entity.collection);
     return {
       ajv: (resource) => (checkResource(resource).length === 0 ? 'accepted' : 'refused'),

@@ -522,7 +522,7 @@ describe('the input guard and the JSON body parser', () => {
       expect(await by('.*')).toEqual([]);
       // The plans MongoDB weighs include a scan of a bounded range of the e-mail index; a regex,
       // which ignores collations, could only scan all of it (bounds [CollationKey(0x), {})).
-      const customers = t.app.repositories.documents.get('customers')!;
+      const customers = t.app.stores.repositoryOf('customers');
       const explained = (await customers.explainList({
         filters: [{ field: 'email', op: 'prefix', value: 'ada' }],
         sort: { field: 'createdAt', direction: -1 },

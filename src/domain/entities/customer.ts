@@ -4,6 +4,7 @@
 
 import { Type } from 'typebox';
 import { defineEntity } from '../entity.ts';
+import { customerHasOrders } from '../deletion.ts';
 import { DateTime, Money } from '../types.ts';
 
 const Address = Type.Object(
@@ -101,7 +102,14 @@ export const Customer = defineEntity({
     create: true,
     replace: true,
     patch: true,
-    delete: { rule: 'only a customer without orders can be deleted' },
+    delete: {
+      rule: 'only a customer without orders can be deleted',
+      decide: async (customer, references) => {
+        if (customer.stats.orderCount > 0 || (await references.ordersOfCustomer(customer._id)))
+          throw customerHasOrders();
+        return { action: 'delete' };
+      },
+    },
   },
   serverDefaults: { stats: { orderCount: 0, spent: [] } },
   example: {

@@ -4,6 +4,7 @@
 
 import { Type } from 'typebox';
 import { defineEntity } from '../entity.ts';
+import type { Deletion } from '../deletion.ts';
 import { Money, Sku } from '../types.ts';
 
 export const PRODUCT_STATUSES = ['draft', 'active', 'archived'] as const;
@@ -103,7 +104,13 @@ export const Product = defineEntity({
     create: true,
     replace: true,
     patch: true,
-    delete: { rule: 'a product that orders refer to is archived (status archived) instead of deleted' },
+    delete: {
+      rule: 'a product that orders refer to is archived (status archived) instead of deleted',
+      decide: async (product, references): Promise<Deletion> =>
+        (await references.ordersWithSku(product.sku))
+          ? { action: 'archive', changes: { status: 'archived' } }
+          : { action: 'delete' },
+    },
   },
   serverDefaults: {},
   example: {

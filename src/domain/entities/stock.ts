@@ -4,6 +4,7 @@
 
 import { Type } from 'typebox';
 import { defineEntity } from '../entity.ts';
+import { stockReserved } from '../deletion.ts';
 import { Quantity, Sku, WarehouseCode } from '../types.ts';
 
 export const Stock = defineEntity({
@@ -58,7 +59,13 @@ export const Stock = defineEntity({
     create: true,
     replace: true,
     patch: true,
-    delete: { rule: 'only stock with nothing reserved can be deleted' },
+    delete: {
+      rule: 'only stock with nothing reserved can be deleted',
+      decide: async (item) => {
+        if (item.reserved > 0) throw stockReserved(item.reserved);
+        return { action: 'delete' };
+      },
+    },
   },
   serverDefaults: { reserved: 0, shipped: 0 },
   example: { sku: 'TSHIRT-RED-M', warehouse: 'AMS-1', available: 120, reorderLevel: 20 },

@@ -243,7 +243,7 @@ export default fp<AuthenticationOptions>(
     });
   },
   // Rate limits before keys are looked up; CORS headers on a 401 too.
-  { name: 'authentication', dependencies: ['database', 'rate-limit', 'security-headers'], fastify: '5.x' },
+  { name: 'authentication', dependencies: ['stores', 'rate-limit', 'security-headers'], fastify: '5.x' },
 );
 
 /** Throws 403 unless the request's key holds every scope in `required`. */

@@ -18,10 +18,6 @@ import { Deadline, DeadlineExceeded } from '../../data/deadline.ts';
 import { addRouteHook } from './route-hooks.ts';
 import { addProblemKind } from '../schemas/problem.ts';
 
-export interface IdempotencyOptions {
-  ttlHours: number;
-}
-
 /** How often a retry looks again at the record of the request holding its key. */
 const POLL_MS = 50;
 /** Bound on the store operations a request leaves behind (releases): they never delay an answer. */
@@ -135,8 +131,8 @@ function replay(reply: FastifyReply, record: IdempotencyRecord): FastifyReply {
     .send(record.body ?? null);
 }
 
-export default fp<IdempotencyOptions>(
-  async (app, options) => {
+export default fp(
+  async (app) => {
     const store = app.stores.idempotency;
     app.decorateRequest('idempotencyClaim', undefined);
     app.decorateRequest('writeGuard', undefined);
@@ -291,7 +287,7 @@ export default fp<IdempotencyOptions>(
   },
   {
     name: 'idempotency',
-    dependencies: ['database', 'problem-details', 'request-context', 'input-guard', 'authentication', 'load-shedding'],
+    dependencies: ['stores', 'problem-details', 'request-context', 'input-guard', 'authentication', 'load-shedding'],
     fastify: '5.x',
   },
 );

@@ -59,7 +59,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(fieldsSchema);
   app.addSchema(pageSchema);
   const { query } = documentSchemas(AuditEvent);
-  const events = () => app.repositories.audit.events;
+  const events = () => app.stores.audit.events;
 
   app.get(
     '',

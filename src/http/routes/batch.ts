@@ -1,6 +1,6 @@
 // POST /v1/batch: inserts, replaces, merge patches and deletes across the document collections,
 // all applied in one transaction or none. Every operation is validated as its single route
-// would validate it before anything is written; the writes themselves are src/data/batch.ts.
+// would validate it before anything is written; the writes themselves are src/shop/batch.ts.
 //
 // The contract (BatchRequest) is exact: one schema per operation and collection, each with the
 // collection's own Input or Patch schema. The request is validated in two steps instead, a shape
@@ -10,13 +10,19 @@
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static, type TSchema } from 'typebox';
-import { BATCH_COLLECTIONS, BATCH_MAX_OPERATIONS, BATCH_OPS, type BatchOperation } from '../../domain/batch.ts';
+import {
+  BATCH_COLLECTIONS,
+  BATCH_MAX_OPERATIONS,
+  BATCH_OPS,
+  failedOperation,
+  type BatchOperation,
+} from '../../domain/batch.ts';
 import type { Entity } from '../../domain/entity.ts';
 import { ENTITIES } from '../../domain/entities/index.ts';
 import type { Json } from '../../domain/merge-patch.ts';
 import { OBJECT_ID_PATTERN } from '../../domain/types.ts';
 import { compileValidator } from '../../domain/validation.ts';
-import { failedOperation, runBatch, type BatchOutcome } from '../../data/batch.ts';
+import type { BatchOutcome } from '../../shop/batch.ts';
 import { AppError, type FieldError } from '../../errors.ts';
 import { documentSchemas } from '../schemas/documents.ts';
 import { kindOf, problemKinds, problemResponses, type ProblemKind } from '../schemas/problem.ts';
@@ -413,10 +419,10 @@ const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const errors = raws.flatMap((raw, index) => checkOperation(raw, index, checks));
       if (errors.length > 0) throw AppError.validation(errors);
       const operations = raws.map(toOperation);
-      const outcomes = await runBatch(app.repositories, operations, actorOf(request), request.log);
+      const outcomes = await app.shop.batch.apply(operations, { actor: actorOf(request), log: request.log });
       return {
         results: outcomes.map(({ action, document }, index) => {
-          const resource = app.repositories.documents.get(operations[index]!.collection)!.toResource(document);
+          const resource = app.stores.repositoryOf(operations[index]!.collection).toResource(document);
           return {
             index,
             op: operations[index]!.op,

@@ -5,7 +5,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Entity } from '../../domain/entity.ts';
-import { DELETION_RULES } from '../../domain/deletion.ts';
 import type { Json } from '../../domain/merge-patch.ts';
 import type { DocumentRepository, StoredDocument } from '../../data/documents.ts';
 import {
@@ -167,7 +166,7 @@ function readRoute(app: App, documents: Documents) {
 }
 
 function createRoute(app: App, documents: Documents) {
-  const { entity, schemas, tags, noun, repository } = documents;
+  const { entity, schemas, tags, noun } = documents;
   app.post(
     '',
     {
@@ -188,7 +187,10 @@ function createRoute(app: App, documents: Documents) {
       },
     },
     async (request, reply) => {
-      const created = await repository().create(request.body, actorOf(request), request.log);
+      const created = await app.shop.documents.create(
+        { collection: entity.collection, document: request.body },
+        { actor: actorOf(request), log: request.log },
+      );
       reply.code(201).header('location', `/v1/${entity.collection}/${created._id.toHexString()}`);
       return documents.answer(reply, created);
     },
@@ -196,7 +198,7 @@ function createRoute(app: App, documents: Documents) {
 }
 
 function replaceRoute(app: App, documents: Documents) {
-  const { entity, schemas, tags, noun, repository } = documents;
+  const { entity, schemas, tags, noun } = documents;
   const immutable = entity.immutable.length > 0 ? ` (${entity.immutable.join(', ')} cannot change)` : '';
   app.put(
     '/:id',
@@ -214,12 +216,14 @@ function replaceRoute(app: App, documents: Documents) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const replaced = await repository().replace(
-        id,
-        request.body,
-        expectedVersion(request.headers['if-match']),
-        actorOf(request),
-        request.log,
+      const replaced = await app.shop.documents.replace(
+        {
+          collection: entity.collection,
+          id,
+          document: request.body,
+          expectedVersion: expectedVersion(request.headers['if-match']),
+        },
+        { actor: actorOf(request), log: request.log },
       );
       return documents.answer(reply, replaced);
     },
@@ -227,7 +231,7 @@ function replaceRoute(app: App, documents: Documents) {
 }
 
 function patchRoute(app: App, documents: Documents) {
-  const { entity, schemas, tags, noun, repository } = documents;
+  const { entity, schemas, tags, noun } = documents;
   app.patch(
     '/:id',
     {
@@ -246,12 +250,14 @@ function patchRoute(app: App, documents: Documents) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const patched = await repository().patch(
-        id,
-        request.body,
-        expectedVersion(request.headers['if-match']),
-        actorOf(request),
-        request.log,
+      const patched = await app.shop.documents.patch(
+        {
+          collection: entity.collection,
+          id,
+          patch: request.body,
+          expectedVersion: expectedVersion(request.headers['if-match']),
+        },
+        { actor: actorOf(request), log: request.log },
       );
       return documents.answer(reply, patched);
     },
@@ -259,8 +265,7 @@ function patchRoute(app: App, documents: Documents) {
 }
 
 function deleteRoute(app: App, documents: Documents, rule: string) {
-  const { entity, schemas, tags, noun, repository } = documents;
-  const deletionRule = DELETION_RULES[entity.collection]!;
+  const { entity, schemas, tags, noun } = documents;
   app.delete(
     '/:id',
     {
@@ -286,15 +291,11 @@ function deleteRoute(app: App, documents: Documents, rule: string) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const archived = await repository().remove(
-        id,
-        deletionRule,
-        app.repositories.referencesIn,
-        expectedVersion(request.headers['if-match']),
-        actorOf(request),
-        request.log,
+      const removal = await app.shop.documents.remove(
+        { collection: entity.collection, id, expectedVersion: expectedVersion(request.headers['if-match']) },
+        { actor: actorOf(request), log: request.log },
       );
-      return archived === null ? reply.code(204).send(null) : documents.answer(reply, archived);
+      return removal.action === 'deleted' ? reply.code(204).send(null) : documents.answer(reply, removal.document);
     },
   );
 }
@@ -302,7 +303,7 @@ function deleteRoute(app: App, documents: Documents, rule: string) {
 const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (app, { entity }) => {
   // Its shared schemas (resource, input, page...) are registered at the root by the app, so that
   // workflow routes can refer to them too.
-  const repository = (): DocumentRepository => app.repositories.documents.get(entity.collection)!;
+  const repository = (): DocumentRepository => app.stores.repositoryOf(entity.collection);
   const documents: Documents = {
     entity,
     schemas: documentSchemas(entity),

@@ -5,10 +5,9 @@
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { DATA_RESOURCES, SCOPES, UnknownScopeError } from '../../domain/access.ts';
+import { DATA_RESOURCES, SCOPES } from '../../domain/access.ts';
 import { DateTime, ObjectIdString } from '../../domain/types.ts';
-import mongoose from 'mongoose';
-import { API_KEYS_COLLECTION, ApiKeyStore, type ApiKeyInfo } from '../../data/api-keys.ts';
+import type { ApiKeyInfo } from '../../data/api-keys.ts';
 import { actorOf } from '../actor.ts';
 import { AppError } from '../../errors.ts';
 import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
@@ -96,7 +95,7 @@ const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(ApiKeySchema);
   app.addSchema(newApiKey.schema);
   app.addSchema(CreatedApiKeySchema);
-  const store = ApiKeyStore.of(app.db.connection);
+  const store = app.stores.apiKeys;
   const config = { scopes: KEYS_ADMIN };
   const toJson = (key: ApiKeyInfo) => key;
 
@@ -147,26 +146,8 @@ const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { body } = request;
-      let created;
-      try {
-        const input = { ...body, expiresAt: body.expiresAt === undefined ? undefined : new Date(body.expiresAt) };
-        created = await app.repositories.audit.transaction(
-          actorOf(request),
-          async (tx) => {
-            const key = await store.create(input, tx.session);
-            tx.record('create', API_KEYS_COLLECTION, { _id: new mongoose.Types.ObjectId(key.id) });
-            return key;
-          },
-          request.log,
-        );
-      } catch (error) {
-        if (error instanceof RangeError) {
-          throw AppError.validation([
-            { in: 'body', pointer: error instanceof UnknownScopeError ? '/scopes' : '', message: error.message },
-          ]);
-        }
-        throw error;
-      }
+      const input = { ...body, expiresAt: body.expiresAt === undefined ? undefined : new Date(body.expiresAt) };
+      const created = await app.shop.keys.create(input, { actor: actorOf(request), log: request.log });
       return reply.code(201).header('location', `/v1/keys/${created.id}`).send(created);
     },
   );
@@ -205,18 +186,9 @@ const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      const revocation = await app.repositories.audit.transaction(
-        actorOf(request),
-        async (tx) => {
-          const result = await store.revoke(id, tx.session);
-          if (result?.changed === true)
-            tx.record('revoke', API_KEYS_COLLECTION, { _id: new mongoose.Types.ObjectId(id) });
-          return result;
-        },
-        request.log,
-      );
-      if (revocation === null) throw notFound(id);
-      return toJson(revocation.key);
+      const revoked = await app.shop.keys.revoke(id, { actor: actorOf(request), log: request.log });
+      if (revoked === null) throw notFound(id);
+      return toJson(revoked);
     },
   );
 };

@@ -1,6 +1,6 @@
 // The order workflow's routes under /v1/orders: placing an order (POST /v1/orders) and the status
 // actions (POST /v1/orders/:id/pay, ship, deliver, cancel). Reading and listing orders are the
-// generic document routes'. Handlers stay thin: the workflow lives in src/data/orders.ts.
+// generic document routes'. Handlers stay thin: the workflow lives in src/shop/orders.ts.
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -118,7 +118,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.addSchema(placement.schema);
   app.addSchema(actionRequest.schema);
 
-  const toResource = (order: StoredDocument) => app.repositories.documents.get(Order.collection)!.toResource(order);
+  const toResource = (order: StoredDocument) => app.stores.repositoryOf(Order.collection).toResource(order);
   /** The order as the answer's body, its version as the ETag. */
   const answer = (reply: { header: (name: string, value: string) => unknown }, order: StoredDocument) => {
     reply.header('etag', etagOf(order.version));
@@ -154,7 +154,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const order = await app.repositories.orders.place(request.body, actorOf(request), request.log);
+      const order = await app.shop.orders.place(request.body, { actor: actorOf(request), log: request.log });
       reply.code(201).header('location', `/v1/orders/${order._id.toHexString()}`);
       return answer(reply, order);
     },
@@ -193,12 +193,9 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (request, reply) => {
         const { id } = request.params;
         const body = request.body;
-        const order = await app.repositories.orders.act(
-          id,
-          action,
-          { note: body?.note, expectedVersion: expectedVersion(request.headers['if-match']) },
-          actorOf(request),
-          request.log,
+        const order = await app.shop.orders.act(
+          { id, action, note: body?.note, expectedVersion: expectedVersion(request.headers['if-match']) },
+          { actor: actorOf(request), log: request.log },
         );
         return answer(reply, order);
       },

@@ -1,5 +1,5 @@
 // Stock actions under /v1/stock: restocking (units arriving) and moving available units between
-// warehouses, each one transaction in src/data/stock-movements.ts. Reading, listing and
+// warehouses, each one unit of work in src/shop/stock.ts. Reading, listing and
 // correcting stock items are the generic document routes'.
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -79,7 +79,7 @@ const stockMovementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     ),
   );
 
-  const toResource = (item: StoredDocument) => app.repositories.documents.get(Stock.collection)!.toResource(item);
+  const toResource = (item: StoredDocument) => app.stores.repositoryOf(Stock.collection).toResource(item);
 
   app.post(
     '/restock',
@@ -108,11 +108,10 @@ const stockMovementRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { item, created } = await app.repositories.stockMovements.restock(
-        request.body,
-        actorOf(request),
-        request.log,
-      );
+      const { item, created } = await app.shop.stock.restock(request.body, {
+        actor: actorOf(request),
+        log: request.log,
+      });
       if (created) reply.code(201).header('location', `/v1/stock/${item._id.toHexString()}`);
       return reply.header('etag', etagOf(item.version)).send(toResource(item));
     },
@@ -144,7 +143,7 @@ const stockMovementRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { from, to } = await app.repositories.stockMovements.move(request.body, actorOf(request), request.log);
+      const { from, to } = await app.shop.stock.move(request.body, { actor: actorOf(request), log: request.log });
       return { from: toResource(from), to: toResource(to) };
     },
   );

@@ -1,0 +1,155 @@
+// The unit of work: the one way the service writes. A write runs as one replica-set transaction
+// (withTransaction: its retries, deadline and three outcomes), in which the repositories' write
+// methods record every document they change (Tx.record, called by them and by nothing else).
+// Right before the commit, in the same transaction, the audit trail stores an entry per recorded
+// change and the request's Idempotency-Key guard stores the write's result; so a write that fails
+// or aborts leaves neither, and an attempt retried after a transient error starts again from no
+// changes. Only after the commit are the changes published, in process, to whoever subscribed
+// (the change feed, caches): a refused, aborted or unknown-outcome write publishes nothing.
+
+import type { ClientSession, Connection, mongo } from 'mongoose';
+import type { FastifyBaseLogger } from 'fastify';
+import type { AuditAction } from '../domain/audit.ts';
+import type { Deadline } from './deadline.ts';
+import { DEFAULT_TRANSACTION_OPTIONS, withTransaction, type TransactionOptions } from './transactions.ts';
+
+/**
+ * Who makes a write (the API key, its id and name, and the request, as the entries name them) and
+ * on what terms: the request's deadline, and the guard of its Idempotency-Key when it has one.
+ */
+export interface Actor {
+  keyId: string;
+  keyName: string;
+  requestId: string;
+  /** When the request's answer must leave; absent (the command-line tools): the transaction's own budget. */
+  deadline?: Deadline;
+  guard?: WriteGuard;
+}
+
+/**
+ * Makes a write happen at most once for one Idempotency-Key (src/data/idempotency.ts). The record
+ * that the write committed, with its result, is written in the write's own transaction: either
+ * both are stored or neither, so a retry either replays that result or runs the write itself.
+ */
+export interface WriteGuard {
+  /** The result of an earlier request with this key that committed: the write must not run again. */
+  readonly committed?: { result: unknown };
+  /** Inside the write's transaction, records that it committed with `result`; throws when the claim was taken over. */
+  commitIn(session: ClientSession, result: unknown): Promise<void>;
+}
+
+/** The part of a written document a change names: never its contents. */
+export interface Written {
+  _id: mongo.ObjectId;
+  /** Absent for documents without versions (API keys). */
+  version?: number;
+}
+
+/** A transaction of the unit of work: its session, and where the repositories' writes say what they changed. */
+export interface Tx {
+  readonly session: ClientSession;
+  /** Records one document written: as it is after the write, or as it was before a deletion. */
+  record(action: AuditAction, collection: string, document: Written): void;
+}
+
+/** One document a committed write changed, as published after the commit (and as its audit entry says). */
+export interface Change {
+  collection: string;
+  documentId: string;
+  /** The version after the write; for a deletion, the version deleted; absent for API keys. */
+  version?: number;
+  action: AuditAction;
+  requestId: string;
+  actor: { keyId: string; keyName: string };
+  /** When the write was made, just before its commit: one time for all the changes of one write. */
+  at: Date;
+}
+
+/** Hears the changes of each committed write, together, in the order they were written. */
+export type ChangeListener = (changes: readonly Change[]) => void;
+
+/** Where the changes of a write are kept in its transaction: the audit trail (src/data/audit.ts). */
+export interface ChangeLog {
+  insertIn(session: ClientSession, changes: readonly Change[]): Promise<void>;
+}
+
+/** On whose behalf a write runs, and where it logs. */
+export interface WriteContext {
+  actor: Actor;
+  log: FastifyBaseLogger;
+}
+
+export class UnitOfWork {
+  private readonly listeners = new Set<ChangeListener>();
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly audit: ChangeLog,
+  ) {}
+
+  /** Hears every committed write from now on; returns the way to stop hearing. */
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Runs `work` in one transaction on behalf of `actor`: the audit entries of the changes it
+   * recorded and the guard's result are written in that transaction, and the changes published
+   * once it committed. When the guard says an earlier request with the same Idempotency-Key
+   * committed, its result is returned: nothing runs, nothing is published.
+   */
+  async run<T>(
+    { actor, log }: WriteContext,
+    work: (tx: Tx) => Promise<T>,
+    transaction: TransactionOptions = DEFAULT_TRANSACTION_OPTIONS,
+  ): Promise<T> {
+    const { guard } = actor;
+    if (guard?.committed !== undefined) return guard.committed.result as T;
+    let committed: Change[] = [];
+    const result = await withTransaction(
+      this.connection,
+      async (session) => {
+        // One list per attempt: what an aborted attempt recorded goes away with it.
+        const recorded: Omit<Change, 'at'>[] = [];
+        const actorOfChange = { keyId: actor.keyId, keyName: actor.keyName };
+        const tx: Tx = {
+          session,
+          record: (action, collection, document) =>
+            recorded.push({
+              collection,
+              documentId: document._id.toHexString(),
+              ...(document.version !== undefined && { version: document.version }),
+              action,
+              requestId: actor.requestId,
+              actor: actorOfChange,
+            }),
+        };
+        const value = await work(tx);
+        const at = new Date();
+        const changes = recorded.map((change) => ({ ...change, at }));
+        await this.audit.insertIn(session, changes);
+        await guard?.commitIn(session, value);
+        committed = changes;
+        return value;
+      },
+      log,
+      transaction,
+      actor.deadline,
+    );
+    this.publish(committed, log);
+    return result;
+  }
+
+  /** A listener's failure is its own: the write committed, and its answer stands. */
+  private publish(changes: readonly Change[], log: FastifyBaseLogger): void {
+    if (changes.length === 0) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(changes);
+      } catch (error) {
+        log.error({ err: error }, 'a change listener failed');
+      }
+    }
+  }
+}

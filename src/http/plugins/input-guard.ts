@@ -83,18 +83,31 @@ function stringProblem(value: string, limits: InputLimits): string | undefined {
   return undefined;
 }
 
-interface Frame {
+/** A place in a parsed body: its path is kept as links to parents, walked only to name a finding. */
+export interface PathNode {
+  key: string;
+  parent: PathNode | undefined;
+}
+
+/** The JSON Pointer of a node, or of members below it. */
+export function pointerOf(node: PathNode, ...members: string[]): string {
+  const segments: string[] = [];
+  for (let at: PathNode | undefined = node; at?.parent !== undefined; at = at.parent) segments.push(at.key);
+  return jsonPointer([...segments.reverse(), ...members]);
+}
+
+/** The finding of a body nested past the limit, whoever measures it (the parser or this guard). */
+export const tooDeep = (pointer: string, limits: InputLimits = INPUT_LIMITS): FieldError => ({
+  in: 'body',
+  pointer,
+  message: `nests deeper than ${limits.depth} levels`,
+});
+
+interface Frame extends PathNode {
   value: unknown;
   /** Objects and arrays enclosing the value. */
   depth: number;
-  key: string;
   parent: Frame | undefined;
-}
-
-function pointerOf(frame: Frame): string {
-  const segments: string[] = [];
-  for (let at: Frame | undefined = frame; at?.parent !== undefined; at = at.parent) segments.push(at.key);
-  return jsonPointer(segments.reverse());
 }
 
 /**
@@ -118,7 +131,7 @@ export function inspectBody(body: unknown, limits: InputLimits = INPUT_LIMITS): 
     if (value === null || typeof value !== 'object') continue;
     const depth = frame.depth + 1;
     if (depth > limits.depth) {
-      refuse(frame, `nests deeper than ${limits.depth} levels`);
+      findings.push(tooDeep(pointerOf(frame), limits));
       continue;
     }
     if (Array.isArray(value)) {
@@ -241,9 +254,7 @@ export default fp(
       if (request.is404) return;
       const schema = (request.routeOptions.schema ?? {}) as { body?: unknown; querystring?: unknown; query?: unknown };
       if (schema.body === undefined && carriesBody(request)) {
-        throw new AppError(415, 'unsupported-media-type', 'Unsupported Media Type', {
-          detail: `${request.method} ${request.routeOptions.url} takes no request body.`,
-        });
+        throw AppError.unsupportedMediaType(`${request.method} ${request.routeOptions.url} takes no request body.`);
       }
       const findings = inspectQuery(request.url, schema.querystring !== undefined || schema.query !== undefined);
       if (request.body !== undefined) findings.push(...inspectBody(request.body));

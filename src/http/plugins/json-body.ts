@@ -10,7 +10,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { AppError, type FieldError } from '../../errors.ts';
-import { INPUT_LIMITS, jsonPointer } from './input-guard.ts';
+import { INPUT_LIMITS, jsonPointer, pointerOf, tooDeep, type PathNode } from './input-guard.ts';
 import { readNumber } from '../../domain/validation.ts';
 
 export const MERGE_PATCH_MEDIA_TYPE = 'application/merge-patch+json';
@@ -39,17 +39,9 @@ function charsetOf(request: FastifyRequest): string | undefined {
   return match?.[1]?.toLowerCase();
 }
 
-interface Node {
+interface Node extends PathNode {
   value: object;
-  key: string;
   parent: Node | undefined;
-}
-
-/** The JSON Pointer of a member of `node`: its path is kept as links to parents, walked only here. */
-function pointerTo(node: Node, ...members: string[]): string {
-  const segments: string[] = [];
-  for (let at: Node | undefined = node; at?.parent !== undefined; at = at.parent) segments.push(at.key);
-  return jsonPointer([...segments.reverse(), ...members]);
 }
 
 /**
@@ -63,7 +55,7 @@ export function prototypePoisoning(root: unknown): string | null {
   while (pending.length > 0) {
     const node = pending.pop()!;
     const { value } = node;
-    if (Object.hasOwn(value, '__proto__')) return pointerTo(node, '__proto__');
+    if (Object.hasOwn(value, '__proto__')) return pointerOf(node, '__proto__');
     const constructor = (value as Record<string, unknown>).constructor;
     if (
       Object.hasOwn(value, 'constructor') &&
@@ -71,7 +63,7 @@ export function prototypePoisoning(root: unknown): string | null {
       typeof constructor === 'object' &&
       Object.hasOwn(constructor, 'prototype')
     ) {
-      return pointerTo(node, 'constructor', 'prototype');
+      return pointerOf(node, 'constructor', 'prototype');
     }
     for (const [key, child] of Object.entries(value)) {
       if (child !== null && typeof child === 'object') pending.push({ value: child, key, parent: node });
@@ -216,7 +208,7 @@ export function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
     throw malformed('The body is empty; send a JSON value, or no Content-Type when there is nothing to send.');
   const scan = scanJson(text, INPUT_LIMITS.depth);
   if (scan.tooDeep) {
-    throw AppError.validation([{ in: 'body', pointer: '', message: `nests deeper than ${INPUT_LIMITS.depth} levels` }]);
+    throw AppError.validation([tooDeep('')]);
   }
   let value: unknown;
   try {

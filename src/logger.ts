@@ -41,6 +41,10 @@ export function redactSecrets(text: string): string {
 
 const MAX_THROWN_TEXT = 2000;
 
+interface PrototypeOf {
+  constructor?: { name?: string };
+}
+
 /**
  * The log form of anything thrown. pino's serializer returns a value that is not error-like (a
  * plain object, a string, null) as it is, and reads getters that may throw; neither may stop the
@@ -63,15 +67,17 @@ export function serializeThrown(thrown: unknown): Record<string, unknown> {
     } catch {
       text = undefined;
     }
+    // Object.create(null) has no prototype, and a prototype need not have a constructor.
+    const prototype = typeof thrown === 'object' ? (Object.getPrototypeOf(thrown) as PrototypeOf | null) : null;
     const type =
       thrown === null
         ? 'null'
         : typeof thrown === 'object'
-          ? (Object.getPrototypeOf(thrown)?.constructor?.name ?? 'Object')
+          ? (prototype?.constructor?.name ?? 'Object')
           : typeof thrown;
     return {
       type,
-      message: redactSecrets(String(text ?? Object.prototype.toString.call(thrown)).slice(0, MAX_THROWN_TEXT)),
+      message: redactSecrets((text ?? Object.prototype.toString.call(thrown)).slice(0, MAX_THROWN_TEXT)),
     };
   } catch {
     return { type: 'unknown', message: 'a thrown value that could not be read' };
@@ -98,7 +104,7 @@ export function createLogger(options: Config['log'], destination?: DestinationSt
           const arg = args[i];
           if (typeof arg === 'string') args[i] = redactSecrets(arg);
         }
-        method.apply(this, args as Parameters<typeof method>);
+        method.apply(this, args);
       },
     },
     serializers: { err: serializeThrown },
@@ -106,7 +112,7 @@ export function createLogger(options: Config['log'], destination?: DestinationSt
   if (destination) return pino(base, destination);
 
   const pretty =
-    options.format === 'pretty' || (options.format === 'auto' && process.stdout.isTTY === true && prettyAvailable());
+    options.format === 'pretty' || (options.format === 'auto' && process.stdout.isTTY && prettyAvailable());
   if (pretty) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } });
   }

@@ -12,12 +12,12 @@
 // read at a cluster time), so they are read before the documents and compared afterwards, with the
 // migration changelog: a schema change during the backup fails it instead of recording a mix.
 
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mongoose from 'mongoose';
 import { MIGRATION_SETTINGS } from '../data/migrations.ts';
 import { SERVICE } from '../version.ts';
-import { flushDirectory, flushToDisk, writeStoredFile } from './files.ts';
+import { flushDirectory, flushToDisk, statIfPresent, writeStoredFile } from './files.ts';
 import {
   FORMAT_NAME,
   FORMAT_VERSION,
@@ -93,10 +93,7 @@ export async function backupDatabase(db: Db, options: BackupOptions): Promise<Ma
  * before connecting (which may mean starting the embedded database).
  */
 export async function checkOutput(out: string): Promise<'missing' | 'empty'> {
-  const existing = await stat(out).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
+  const existing = await statIfPresent(out);
   if (existing === undefined) return 'missing';
   if (!existing.isDirectory()) throw new BackupError(`${out} exists and is not a directory`);
   const entries = await readdir(out);
@@ -119,8 +116,9 @@ interface Listed {
 
 async function dumpInto(db: Db, out: string, gzip: boolean, startedAt: Date, progress: Progress): Promise<Manifest> {
   const listed = await listCollections(db);
-  if (listed.length === 0) throw new BackupError(`the database ${db.databaseName} has no collections to back up`);
-  const clusterTime = await pickClusterTime(db, listed[0]!.name);
+  const [first] = listed;
+  if (first === undefined) throw new BackupError(`the database ${db.databaseName} has no collections to back up`);
+  const clusterTime = await pickClusterTime(db, first.name);
   const snapshotAt = new Date(clusterTime.t * 1000);
   const migrations = await changelogAt(db, clusterTime, listed);
   const { version: mongodbVersion } = (await db.command({ buildInfo: 1 })) as { version: string };
@@ -195,10 +193,11 @@ async function listCollections(db: Db): Promise<Listed[]> {
 }
 
 async function collectionMetadata(db: Db, info: Document): Promise<CollectionMetadata> {
-  const indexes = await db
+  // The driver types listed indexes as any.
+  const indexes = (await db
     .collection(info.name as string)
     .listIndexes()
-    .toArray();
+    .toArray()) as Document[];
   const uuid = uuidHex((info.info as Document | undefined)?.uuid);
   return {
     options: (info.options as Document | undefined) ?? {},
@@ -222,7 +221,7 @@ async function pickClusterTime(db: Db, collection: string): Promise<Timestamp> {
     singleBatch: true,
     readConcern: { level: 'snapshot' },
   });
-  const atClusterTime = (reply.cursor as Document | undefined)?.atClusterTime;
+  const atClusterTime: unknown = (reply.cursor as Document | undefined)?.atClusterTime;
   if (!(atClusterTime instanceof mongoose.mongo.Timestamp)) {
     throw new BackupError(
       'the server returned no atClusterTime for a snapshot read: snapshot reads need MongoDB 5.0 or newer on a replica set',
@@ -259,9 +258,9 @@ async function changelogAt(db: Db, clusterTime: Timestamp, listed: Listed[]): Pr
 }
 
 function summarizeChangelog(entries: { fileName: string; appliedAt?: Date }[]): Manifest['migrations'] {
-  if (entries.length === 0) return null;
   // Migration files are named after the time they were written: the last applied sorts last.
-  const last = [...entries].sort((a, b) => (a.fileName < b.fileName ? -1 : a.fileName > b.fileName ? 1 : 0)).at(-1)!;
+  const last = [...entries].sort((a, b) => (a.fileName < b.fileName ? -1 : a.fileName > b.fileName ? 1 : 0)).at(-1);
+  if (last === undefined) return null;
   return {
     applied: entries.length,
     last: last.fileName,
@@ -361,7 +360,7 @@ export async function* readAt(
   try {
     while (await cursor.hasNext()) {
       // With raw, each document is its BSON bytes as the server sent them.
-      yield cursor.readBufferedDocuments() as unknown as Buffer[];
+      yield cursor.readBufferedDocuments();
     }
   } catch (error) {
     throw explainSnapshotFailure(error);

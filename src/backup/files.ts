@@ -3,7 +3,8 @@
 // stored file back as the bytes it was written from (gunzipped when it is a .gz).
 
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, pipeline as pipelineCallback, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +14,16 @@ import type { StoredFile } from './manifest.ts';
 
 /** A suffix no stored file has: what a crash leaves behind is recognisably unfinished. */
 export const PARTIAL_SUFFIX = '.partial';
+
+/** A path's stats, or undefined when nothing is there; any other failure to look is thrown. */
+export async function statIfPresent(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
 
 /**
  * Writes `source` to `dir/path` (gzip-compressed when asked), first under a temporary name,

@@ -81,12 +81,19 @@ export interface CollectionMetadata {
   type: 'collection';
 }
 
+/** An index without its namespace (ns): a backup's indexes do not name the database they came from. */
+function withoutNamespace(index: Document): Document {
+  const copy = { ...index };
+  delete copy.ns;
+  return copy;
+}
+
 /** Canonical Extended JSON v2, as mongodump writes it: types survive (an int stays an int). */
 export function formatMetadata(metadata: CollectionMetadata): string {
   // Member order as mongodump's: options, indexes, uuid, collectionName, type.
   const ordered = {
     options: metadata.options,
-    indexes: metadata.indexes.map(({ ns: _ns, ...index }) => index),
+    indexes: metadata.indexes.map(withoutNamespace),
     ...(metadata.uuid !== undefined && { uuid: metadata.uuid }),
     collectionName: metadata.collectionName,
     type: metadata.type,
@@ -103,7 +110,7 @@ export function parseMetadata(text: string, collection: string): CollectionMetad
     throw new Error(`is not Extended JSON: ${(error as Error).message}`);
   }
   if (!isPlainObject(parsed)) throw new Error('is not a JSON object');
-  const { options = {}, indexes, uuid, collectionName, type = 'collection' } = parsed as Record<string, unknown>;
+  const { options = {}, indexes, uuid, collectionName, type = 'collection' } = parsed;
   if (collectionName !== collection)
     throw new Error(`names the collection ${JSON.stringify(collectionName)}, not ${JSON.stringify(collection)}`);
   if (type !== 'collection') throw new Error(`is for a ${String(type)}; only collections are restored`);
@@ -117,9 +124,9 @@ export function parseMetadata(text: string, collection: string): CollectionMetad
   if (uuid !== undefined && (typeof uuid !== 'string' || !/^[0-9a-f]{32}$/.test(uuid)))
     throw new Error('has a uuid that is not 32 hex digits');
   return {
-    options: options as Document,
+    options,
     indexes: indexes as Document[],
-    ...(uuid !== undefined && { uuid: uuid as string }),
+    ...(uuid !== undefined && { uuid }),
     collectionName,
     type,
   };
@@ -157,14 +164,16 @@ export async function* bsonDocuments(source: AsyncIterable<Buffer>): AsyncGenera
   let buffered = 0;
   let offset = 0;
   const take = (length: number): Buffer => {
-    const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, buffered);
+    const [only, ...more] = chunks;
+    const whole = only !== undefined && more.length === 0 ? only : Buffer.concat(chunks, buffered);
     chunks = whole.length > length ? [whole.subarray(length)] : [];
     buffered -= length;
     return whole.subarray(0, length);
   };
   const nextLength = (): number | undefined => {
     if (buffered < 4) return undefined;
-    const head = chunks[0]!.length >= 4 ? chunks[0]! : Buffer.concat(chunks, buffered);
+    const [first] = chunks;
+    const head = first !== undefined && first.length >= 4 ? first : Buffer.concat(chunks, buffered);
     const length = head.readInt32LE(0);
     if (length < MIN_DOCUMENT_BYTES || length > MAX_DOCUMENT_BYTES) {
       throw new FramingError(

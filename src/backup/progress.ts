@@ -17,10 +17,7 @@ export type Progress = (event: ProgressEvent) => void;
 export const silent: Progress = () => {};
 
 /** A reporter writing to `stream`: sentences on a terminal, JSON lines otherwise. */
-export function progressReporter(
-  stream: NodeJS.WriteStream = process.stderr,
-  tty: boolean = stream.isTTY === true,
-): Progress {
+export function progressReporter(stream: NodeJS.WriteStream = process.stderr, tty: boolean = stream.isTTY): Progress {
   if (!tty) {
     return (event) => {
       stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);

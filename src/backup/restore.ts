@@ -70,11 +70,13 @@ export async function restoreDatabase(
   if (SERVER_DATABASES.includes(dbName))
     throw new RestoreError(`${dbName} is one of the server's own databases; restore into a database of the service`);
   const report = await verifyBackup(options.from, progress);
-  if (!report.ok) throw new BackupInvalidError(report);
-  const manifest = report.manifest!;
+  const { manifest } = report;
+  if (!report.ok || manifest === undefined) throw new BackupInvalidError(report);
   progress({
     event: 'backup-verified',
-    message: `the backup is intact: ${manifest.totals.documents} documents of ${manifest.collections.length} collections of ${manifest.database} as of ${manifest.snapshotAt} (${seconds(report.ms)})`,
+    message:
+      `the backup is intact: ${manifest.totals.documents} documents of ${manifest.collections.length} collections ` +
+      `of ${manifest.database} as of ${manifest.snapshotAt} (${seconds(report.ms)})`,
     ms: report.ms,
   });
 

@@ -3,11 +3,11 @@
 // in the recorded number whose bytes have the recorded SHA-256. `npm run backup:verify` runs it,
 // and the restore runs it first, before it touches any database.
 
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { FramingError, MANIFEST_FILE, bsonDocuments, parseMetadata, sha256 } from './format.ts';
-import { readStoredFile } from './files.ts';
+import { readStoredFile, statIfPresent } from './files.ts';
 import { readManifest, type CollectionEntry, type Manifest, type StoredFile } from './manifest.ts';
 import { megabytes, seconds, silent, throttled, type Progress } from './progress.ts';
 
@@ -69,10 +69,7 @@ export async function verifyBackup(dir: string, progress: Progress = silent): Pr
 
 /** The size first: a truncated file is named as such without reading it. */
 async function checkSize(dir: string, file: StoredFile): Promise<VerifyProblem | undefined> {
-  const stats = await stat(join(dir, file.path)).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
+  const stats = await statIfPresent(join(dir, file.path));
   if (stats === undefined) return { file: file.path, problem: 'is missing' };
   if (!stats.isFile()) return { file: file.path, problem: 'is not a file' };
   if (stats.size !== file.bytes) {
@@ -156,11 +153,16 @@ async function checkBson(
 }
 
 export function describeReport(report: VerifyReport): string {
-  if (!report.ok)
-    return `the backup in ${report.dir} is damaged or incomplete (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'})`;
-  const { manifest } = report;
+  const { manifest, problems } = report;
+  if (!report.ok || manifest === undefined) {
+    return (
+      `the backup in ${report.dir} is damaged or incomplete ` +
+      `(${problems.length} problem${problems.length === 1 ? '' : 's'})`
+    );
+  }
   return (
-    `the backup in ${report.dir} is intact: ${manifest!.totals.documents} documents of ${manifest!.collections.length} collections ` +
-    `of ${manifest!.database} as of ${manifest!.snapshotAt}, checked in ${seconds(report.ms)}`
+    `the backup in ${report.dir} is intact: ${manifest.totals.documents} documents of ` +
+    `${manifest.collections.length} collections of ${manifest.database} as of ${manifest.snapshotAt}, ` +
+    `checked in ${seconds(report.ms)}`
   );
 }

@@ -67,6 +67,13 @@ interface ProductType {
   price: readonly [number, number];
 }
 
+/** What a table keyed by product type holds for this one; a type missing from it is a bug of the table. */
+function forType<V>(table: Readonly<Record<string, V>>, type: ProductType): V {
+  const value = table[type.code];
+  if (value === undefined) throw new Error(`no entry for product type ${type.code}`);
+  return value;
+}
+
 interface Built {
   name: string;
   description: string;
@@ -109,7 +116,7 @@ const apparel: Category = {
     };
     const brand = rng.pick(['Nordvik', 'Hollow Pine', 'Marlow & Co', 'Atelier Sol', 'Kestrel', 'Fjordline']);
     const style = rng.pick(words.styles);
-    const material = rng.pick(materials[type.code]!);
+    const material = rng.pick(forType(materials, type));
     const sizes =
       type.code === 'JEANS' || type.code === 'CHINO'
         ? rng.run(['28', '29', '30', '31', '32', '33', '34', '36', '38'], 5)
@@ -131,7 +138,7 @@ const apparel: Category = {
             ['women', 3],
             ['men', 3],
           ] as const);
-    const [minWeight, maxWeight] = weights[type.code]!;
+    const [minWeight, maxWeight] = forType(weights, type);
     const attributes: Attributes = {
       gender,
       sizes,
@@ -150,7 +157,7 @@ const apparel: Category = {
     return {
       name: `${brand} ${style} ${type.noun}, ${material}`,
       description:
-        `${capitalize(style.toLowerCase())} ${type.noun} by ${brand}, made of ${material} (${attributes.weightGrams} g). ` +
+        `${capitalize(style.toLowerCase())} ${type.noun} by ${brand}, made of ${material} (${String(attributes.weightGrams)} g). ` +
         `A ${fit} fit${gender === 'unisex' ? ' that works for everyone' : ''}, in ${listing(colors)}; ` +
         `sizes ${sizes[0]} to ${sizes[sizes.length - 1]}. Care: ${care}.`,
       attributes,
@@ -167,22 +174,25 @@ const footwear: Category = {
     const uppers: Record<string, string[]> = words.uppers;
     const brand = rng.pick(['Stride Lab', 'Ortega', 'Fellwalker', 'Canvas & Cork', 'Tundra', 'Velo']);
     const model = rng.pick(words.models);
-    const upper = rng.pick(uppers[type.code]!);
+    const upper = rng.pick(forType(uppers, type));
     const sole =
       type.code === 'RUN' || type.code === 'TRAIL'
         ? rng.pick(['EVA foam', 'carbon-plated foam', 'TPU foam'])
         : rng.pick(['rubber', 'Vibram rubber', 'cork and rubber', 'crepe rubber']);
     const waterproof = type.code === 'HIKE' || ((type.code === 'TRAIL' || type.code === 'BOOT') && rng.chance(0.5));
-    const closure = {
-      RUN: 'laces',
-      TRAIL: 'laces',
-      SNEAKER: 'laces',
-      BOOT: 'elastic sides',
-      HIKE: 'laces',
-      SANDAL: rng.pick(['buckle', 'hook and loop']),
-      LOAFER: 'slip-on',
-      SLIPPER: 'slip-on',
-    }[type.code]!;
+    const closure = forType(
+      {
+        RUN: 'laces',
+        TRAIL: 'laces',
+        SNEAKER: 'laces',
+        BOOT: 'elastic sides',
+        HIKE: 'laces',
+        SANDAL: rng.pick(['buckle', 'hook and loop']),
+        LOAFER: 'slip-on',
+        SLIPPER: 'slip-on',
+      },
+      type,
+    );
     const sizesEU = rng.run([36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47], 6);
     const color = rng.pick(['black', 'white', 'tan', 'chestnut', 'grey', 'navy', 'olive', 'off-white']);
     const attributes: Attributes = {
@@ -213,7 +223,7 @@ const footwear: Category = {
       description:
         `The ${model} ${type.noun} from ${brand}: ${upper} upper on a ${sole} sole, ${closure === 'slip-on' ? 'slips on' : `closes with ${closure}`}` +
         `${waterproof ? ', and a waterproof membrane keeps your feet dry' : ''}. ` +
-        `EU sizes ${sizesEU[0]}-${sizesEU[sizesEU.length - 1]}, ${attributes.widthFit} width, about ${attributes.weightGrams} g per shoe.`,
+        `EU sizes ${sizesEU[0]}-${sizesEU[sizesEU.length - 1]}, ${String(attributes.widthFit)} width, about ${String(attributes.weightGrams)} g per shoe.`,
       attributes,
       tags,
     };
@@ -304,8 +314,10 @@ const kitchen: Category = {
       name: `${brand} ${type.noun}, ${size}`,
       description:
         `${capitalize(type.noun)} by ${brand} in ${material}, ${size}. ` +
-        `${attributes.inductionCompatible === true ? 'Works on every hob, induction included. ' : ''}` +
-        `${attributes.dishwasherSafe === true ? 'Dishwasher safe.' : 'Wash by hand and dry straight away; it will last for decades.'}`,
+        (attributes.inductionCompatible === true ? 'Works on every hob, induction included. ' : '') +
+        (attributes.dishwasherSafe
+          ? 'Dishwasher safe.'
+          : 'Wash by hand and dry straight away; it will last for decades.'),
       attributes,
       tags,
     };
@@ -395,7 +407,7 @@ const garden: Category = {
       name: `${brand} ${type.noun}`,
       description:
         `${capitalize(type.noun)} from ${brand} in ${String(attributes.material)}: ${detail}. ` +
-        `${attributes.weatherproof === true ? 'Made to stay outside all year. ' : ''}Weighs ${attributes.weightKg} kg.`,
+        `${attributes.weatherproof ? 'Made to stay outside all year. ' : ''}Weighs ${attributes.weightKg} kg.`,
       attributes,
       tags,
     };
@@ -426,7 +438,7 @@ const electronics: Category = {
         attributes.wattage = 5;
         attributes.voltage = '5 V DC (USB-C)';
         attributes.codecs = rng.some(['SBC', 'AAC', 'aptX', 'aptX Adaptive', 'LDAC'], 2, 4);
-        detail = `${attributes.batteryLifeHours} hours per charge${attributes.noiseCancelling === true ? ' and active noise cancelling' : ''}`;
+        detail = `${attributes.batteryLifeHours} hours per charge${attributes.noiseCancelling ? ' and active noise cancelling' : ''}`;
         break;
       case 'SPEAKER': {
         const portable = rng.chance(0.7);
@@ -439,7 +451,7 @@ const electronics: Category = {
           attributes.batteryLifeHours = rng.int(10, 24);
           attributes.waterResistance = rng.pick(['IPX4', 'IP67']);
         }
-        detail = `${attributes.wattage} W of sound${portable ? `, ${attributes.batteryLifeHours} hours on battery` : ' for the living room'}`;
+        detail = `${attributes.wattage} W of sound${portable ? `, ${String(attributes.batteryLifeHours)} hours on battery` : ' for the living room'}`;
         break;
       }
       case 'CHARGER':
@@ -464,7 +476,7 @@ const electronics: Category = {
         attributes.voltage = '230 V AC';
         attributes.energyMonitoring = rng.chance(0.7);
         attributes.plugType = 'EU (Type F)';
-        detail = `switches up to ${attributes.wattage} W over ${listing(attributes.connectivity as string[])}`;
+        detail = `switches up to ${attributes.wattage} W over ${listing(attributes.connectivity)}`;
         break;
       case 'LAMP':
         attributes.wattage = rng.int(6, 14);
@@ -502,10 +514,10 @@ const electronics: Category = {
     if (connectivity.includes('Matter') || type.code === 'PLUG') tags.push('smart-home');
     if (type.code === 'HEADPH' || type.code === 'EARBUDS' || type.code === 'SPEAKER') tags.push('audio');
     return {
-      name: `${brand} ${model} ${type.noun}, ${attributes.color}`,
+      name: `${brand} ${model} ${type.noun}, ${String(attributes.color)}`,
       description:
         `${brand} ${model}: ${type.noun} with ${detail}. Connects over ${listing(connectivity)}; ` +
-        `power ${attributes.voltage}. ${attributes.warrantyMonths}-month warranty.`,
+        `power ${String(attributes.voltage)}. ${attributes.warrantyMonths}-month warranty.`,
       attributes,
       tags,
     };
@@ -519,51 +531,54 @@ const books: Category = {
     const { words } = CATALOG.categories.books;
     const w = CATALOG.bookWords;
     const hooks: Record<string, string[]> = CATALOG.bookHooks;
-    const title = {
-      FIC: () =>
-        rng.pick([
-          `The ${rng.pick(w.adjectives)} ${rng.pick(w.nouns)}`,
-          `${rng.pick(w.nouns)} of ${rng.pick(w.nouns)}s`,
-          `A ${rng.pick(w.nouns)} in Winter`,
-        ]),
-      CRIME: () =>
-        rng.pick([
-          `Death at the ${rng.pick(w.nouns)}`,
-          `The ${rng.pick(w.nouns)} Murders`,
-          `${rng.pick(w.adjectives)} Water`,
-          `A ${rng.pick(w.adjectives)} Alibi`,
-        ]),
-      COOK: () =>
-        rng.pick([
-          `${rng.pick(w.cuisines)} at Home`,
-          `The ${rng.pick(w.cuisines)} Kitchen`,
-          `Simply ${rng.pick(w.cuisines)}`,
-        ]),
-      TRAVEL: () =>
-        rng.pick([
-          `${capitalize(rng.pick(w.regions))} by Rail`,
-          `Walking ${rng.pick(w.regions)}`,
-          `${rng.pick(w.cities)}: A Pocket Guide`,
-        ]),
-      SCI: () =>
-        rng.pick([
-          `The Secret Life of ${rng.pick(w.things)}`,
-          `Why ${rng.pick(w.things)} Matter`,
-          `A Short History of ${rng.pick(w.things)}`,
-        ]),
-      HIST: () =>
-        rng.pick([
-          `${rng.pick(w.subjects)}: A New History`,
-          `The Year ${rng.int(1348, 1989)}`,
-          `The Rise and Fall of ${rng.pick(w.subjects)}`,
-        ]),
-      KIDS: () =>
-        rng.pick([
-          `${rng.pick(w.animals)} Can't Sleep`,
-          `The ${rng.pick(w.adjectives)} ${rng.pick(w.animals)}`,
-          `Where Is ${rng.pick(w.animals)}?`,
-        ]),
-    }[type.code]!();
+    const title = forType(
+      {
+        FIC: () =>
+          rng.pick([
+            `The ${rng.pick(w.adjectives)} ${rng.pick(w.nouns)}`,
+            `${rng.pick(w.nouns)} of ${rng.pick(w.nouns)}s`,
+            `A ${rng.pick(w.nouns)} in Winter`,
+          ]),
+        CRIME: () =>
+          rng.pick([
+            `Death at the ${rng.pick(w.nouns)}`,
+            `The ${rng.pick(w.nouns)} Murders`,
+            `${rng.pick(w.adjectives)} Water`,
+            `A ${rng.pick(w.adjectives)} Alibi`,
+          ]),
+        COOK: () =>
+          rng.pick([
+            `${rng.pick(w.cuisines)} at Home`,
+            `The ${rng.pick(w.cuisines)} Kitchen`,
+            `Simply ${rng.pick(w.cuisines)}`,
+          ]),
+        TRAVEL: () =>
+          rng.pick([
+            `${capitalize(rng.pick(w.regions))} by Rail`,
+            `Walking ${rng.pick(w.regions)}`,
+            `${rng.pick(w.cities)}: A Pocket Guide`,
+          ]),
+        SCI: () =>
+          rng.pick([
+            `The Secret Life of ${rng.pick(w.things)}`,
+            `Why ${rng.pick(w.things)} Matter`,
+            `A Short History of ${rng.pick(w.things)}`,
+          ]),
+        HIST: () =>
+          rng.pick([
+            `${rng.pick(w.subjects)}: A New History`,
+            `The Year ${rng.int(1348, 1989)}`,
+            `The Rise and Fall of ${rng.pick(w.subjects)}`,
+          ]),
+        KIDS: () =>
+          rng.pick([
+            `${rng.pick(w.animals)} Can't Sleep`,
+            `The ${rng.pick(w.adjectives)} ${rng.pick(w.animals)}`,
+            `Where Is ${rng.pick(w.animals)}?`,
+          ]),
+      },
+      type,
+    )();
     const author = `${rng.pick(w.authorsFirst)} ${rng.pick(w.authorsLast)}`;
     const format =
       type.code === 'KIDS'
@@ -605,7 +620,7 @@ const books: Category = {
     return {
       name: title,
       description:
-        `${rng.pick(hooks[type.code]!)}. A ${type.noun} by ${author}; ` +
+        `${rng.pick(forType(hooks, type))}. A ${type.noun} by ${author}; ` +
         `${pages} pages, ${format}, published by ${publisher} in ${publishedYear}.`,
       attributes,
       tags,
@@ -692,9 +707,9 @@ const toys: Category = {
       name,
       description:
         `${capitalize(type.noun)} by ${brand}` +
-        `${attributes.pieces !== undefined ? ` with ${attributes.pieces} pieces` : ''}, made of ${String(attributes.material)}. ` +
-        `For ages ${attributes.ageMin}+${Array.isArray(attributes.players) ? `, ${attributes.players.join('-')} players, about ${attributes.playTimeMinutes} minutes a game` : ''}. ` +
-        `${attributes.batteriesRequired === true ? 'Needs 2 AA batteries (not included).' : 'No batteries needed.'}`,
+        `${attributes.pieces !== undefined ? ` with ${String(attributes.pieces)} pieces` : ''}, made of ${String(attributes.material)}. ` +
+        `For ages ${String(attributes.ageMin)}+${Array.isArray(attributes.players) ? `, ${attributes.players.join('-')} players, about ${String(attributes.playTimeMinutes)} minutes a game` : ''}. ` +
+        (attributes.batteriesRequired ? 'Needs 2 AA batteries (not included).' : 'No batteries needed.'),
       attributes,
       tags,
     };
@@ -714,14 +729,17 @@ const beauty: Category = {
       attributes.weightGrams = type.code === 'BAR' ? rng.pick([60, 80, 100]) : 5;
     else
       attributes.volumeMl = rng.pick(
-        {
-          CREAM: [30, 50],
-          SERUM: [15, 30],
-          SPF: [50, 100, 200],
-          SHAMPOO: [250, 300, 500],
-          LOTION: [200, 250, 400],
-          SOAP: [250, 300, 500],
-        }[type.code]!,
+        forType(
+          {
+            CREAM: [30, 50],
+            SERUM: [15, 30],
+            SPF: [50, 100, 200],
+            SHAMPOO: [250, 300, 500],
+            LOTION: [200, 250, 400],
+            SOAP: [250, 300, 500],
+          },
+          type,
+        ),
       );
     if (type.code === 'SHAMPOO' || type.code === 'BAR')
       attributes.hairType = rng.some(['fine', 'normal', 'curly', 'dry', 'oily'], 1, 3);
@@ -733,18 +751,21 @@ const beauty: Category = {
     attributes.crueltyFree = true;
     attributes.fragranceFree = rng.chance(0.4);
     if (type.code === 'SOAP') attributes.refillAvailable = rng.chance(0.6);
-    const size = attributes.volumeMl !== undefined ? `${attributes.volumeMl} ml` : `${attributes.weightGrams} g`;
+    const size =
+      attributes.volumeMl !== undefined ? `${String(attributes.volumeMl)} ml` : `${String(attributes.weightGrams)} g`;
     const tags: string[] = [type.code === 'SHAMPOO' || type.code === 'BAR' ? 'haircare' : 'skincare'];
-    if (attributes.vegan === true) tags.push('vegan');
-    if (attributes.fragranceFree === true) tags.push('fragrance-free');
+    if (attributes.vegan) tags.push('vegan');
+    if (attributes.fragranceFree) tags.push('fragrance-free');
     if (type.code === 'BAR') tags.push('zero-waste');
     if (type.code === 'SPF') tags.push('summer');
     return {
-      name: `${brand} ${variant} ${type.noun.split(' ').map(capitalize).join(' ')}${type.code === 'SPF' ? ` SPF ${attributes.spf}` : ''}, ${size}`,
+      name: `${brand} ${variant} ${type.noun.split(' ').map(capitalize).join(' ')}${type.code === 'SPF' ? ` SPF ${String(attributes.spf)}` : ''}, ${size}`,
       description:
-        `${variant} ${type.noun} with ${listing(attributes.keyIngredients as string[])}. ` +
-        `${attributes.skinType !== undefined ? `Suits ${listing(attributes.skinType as string[])} skin` : `For ${listing(attributes.hairType as string[])} hair`}` +
-        `${attributes.fragranceFree === true ? ', fragrance free' : ''}${attributes.vegan === true ? ', vegan' : ''}. ${size}, made in the EU.`,
+        `${variant} ${type.noun} with ${listing(attributes.keyIngredients)}. ` +
+        (attributes.skinType !== undefined
+          ? `Suits ${listing(attributes.skinType as string[])} skin`
+          : `For ${listing(attributes.hairType as string[])} hair`) +
+        `${attributes.fragranceFree ? ', fragrance free' : ''}${attributes.vegan ? ', vegan' : ''}. ${size}, made in the EU.`,
       attributes,
       tags,
     };

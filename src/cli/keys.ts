@@ -47,7 +47,7 @@ export function parseKeysArguments(args: string[]): KeysCommand {
   }
   const { values, positionals } = parsed;
   const [action, ...rest] = positionals;
-  const json = values.json === true;
+  const json = values.json;
   const usage = (problem: string) => new CliError(`${problem}\n${USAGE}`);
   if (values.help === true || action === undefined || action === 'help') return { action: 'help' };
 
@@ -75,8 +75,9 @@ export function parseKeysArguments(args: string[]): KeysCommand {
     return { action, json };
   }
   if (action === 'revoke') {
-    if (rest.length !== 1) throw usage('revoke takes one key id or prefix');
-    return { action, key: rest[0]!, json };
+    const [key, ...more] = rest;
+    if (key === undefined || more.length > 0) throw usage('revoke takes one key id or prefix');
+    return { action, key, json };
   }
   throw usage(`unknown action "${action}"`);
 }
@@ -105,7 +106,10 @@ export async function runKeysCommand(
           if (error instanceof RangeError) throw new CliError(error.message);
           throw error;
         }
-        if (command.json) return print(JSON.stringify(created));
+        if (command.json) {
+          print(JSON.stringify(created));
+          return;
+        }
         print(`created key ${created.id} "${created.name}" (prefix ${created.prefix}), ${status(created)}`);
         print(`scopes: ${created.scopes.join(' ')}`);
         print('');
@@ -117,9 +121,14 @@ export async function runKeysCommand(
       }
       if (command.action === 'list') {
         const keys = await store.list();
-        if (command.json) return print(JSON.stringify(keys));
-        if (keys.length === 0)
-          return print('no API keys yet: create one with `npm run keys -- create --name NAME --scope SCOPE`');
+        if (command.json) {
+          print(JSON.stringify(keys));
+          return;
+        }
+        if (keys.length === 0) {
+          print('no API keys yet: create one with `npm run keys -- create --name NAME --scope SCOPE`');
+          return;
+        }
         for (const key of keys) {
           print(`${key.id}  ${key.prefix}  ${key.name}  [${status(key)}]  ${key.scopes.join(' ')}`);
         }
@@ -128,9 +137,12 @@ export async function runKeysCommand(
       const revocation = await store.revoke(command.key);
       if (revocation === null) throw new CliError(`no API key with id or prefix "${command.key}"`);
       const revoked = revocation.key;
-      if (command.json) return print(JSON.stringify(revoked));
+      if (command.json) {
+        print(JSON.stringify(revoked));
+        return;
+      }
       print(
-        `revoked key ${revoked.id} "${revoked.name}" (prefix ${revoked.prefix}) at ${revoked.revokedAt!.toISOString()}`,
+        `revoked key ${revoked.id} "${revoked.name}" (prefix ${revoked.prefix}) at ${revoked.revokedAt?.toISOString() ?? 'an unknown time'}`,
       );
       print('Services stop accepting it within AUTH_CACHE_TTL_MS.');
     },

@@ -135,7 +135,7 @@ const VALIDATION_FAILED = 121;
 function explainWriteFailure(entity: Entity, error: unknown): Error {
   if (!(error instanceof mongoose.mongo.MongoBulkWriteError))
     return error instanceof Error ? error : new Error(String(error));
-  const failures = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+  const failures = [error.writeErrors].flat();
   const first = failures[0];
   const count = `${failures.length} ${entity.collection} write${failures.length === 1 ? '' : 's'} failed`;
   if (first?.code === DUPLICATE_KEY) {

@@ -43,8 +43,9 @@ export class Random {
   }
 
   pick<T>(items: readonly T[]): T {
-    if (items.length === 0) throw new Error('pick from an empty list');
-    return items[Math.floor(this.next() * items.length)]!;
+    const item = items[Math.floor(this.next() * items.length)];
+    if (item === undefined) throw new Error('pick from an empty list');
+    return item;
   }
 
   weighted<T>(items: readonly (readonly [T, number])[]): T {
@@ -54,7 +55,9 @@ export class Random {
       roll -= weight;
       if (roll < 0) return item;
     }
-    return items[items.length - 1]![0];
+    const last = items.at(-1);
+    if (last === undefined) throw new Error('weighted pick from an empty list');
+    return last[0];
   }
 
   /** `min` to `max` distinct items, in the order of the source list. */
@@ -62,7 +65,7 @@ export class Random {
     const count = Math.min(items.length, this.int(min, max));
     const chosen = new Set<number>();
     while (chosen.size < count) chosen.add(Math.floor(this.next() * items.length));
-    return [...chosen].sort((x, y) => x - y).map((i) => items[i]!);
+    return items.filter((_, i) => chosen.has(i));
   }
 
   /** A contiguous run of at least `min` items, e.g. a size range. */
@@ -80,7 +83,7 @@ export class Random {
 
   letters(count: number, alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'): string {
     let out = '';
-    for (let i = 0; i < count; i++) out += alphabet[this.int(0, alphabet.length - 1)];
+    for (let i = 0; i < count; i++) out += alphabet.charAt(this.int(0, alphabet.length - 1));
     return out;
   }
 

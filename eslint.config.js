@@ -20,6 +20,9 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      // Destructuring with a rest is how a copy leaves keys out; an argument a signature requires
+      // (Express's four-argument error handler) is named with a leading underscore.
+      '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true, argsIgnorePattern: '^_' }],
       // A handler's input is typed by its route schema (the TypeBox type provider): never cast.
       'no-restricted-syntax': [
         'error',
@@ -44,9 +47,13 @@ export default tseslint.config(
     },
   },
   {
+    // Migrations and the root configs are plain JavaScript outside the TypeScript project.
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: 'readonly', console: 'readonly', URL: 'readonly', performance: 'readonly' },
+    },
   },
   prettier,
 );

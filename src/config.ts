@@ -151,7 +151,8 @@ export const variables = {
   },
   MONGOD_BINARY: {
     description:
-      'Path of a mongod binary for the embedded database (MONGOMS_SYSTEM_BINARY also works). Unset: download, or provision offline.',
+      'Path of a mongod binary for the embedded database (MONGOMS_SYSTEM_BINARY also works). Unset: download, or ' +
+      'provision offline.',
     parse: text,
   },
   LIST_COUNT_TIMEOUT_MS: {
@@ -161,20 +162,23 @@ export const variables = {
   },
   MIGRATIONS_ON_START: {
     description:
-      'Pending migrations at start: apply (under the migration lock), require (refuse to start), check (serve; /health/ready answers 503 naming them), or auto (apply on the embedded database, check otherwise).',
+      'Pending migrations at start: apply (under the migration lock), require (refuse to start), check (serve; ' +
+      '/health/ready answers 503 naming them), or auto (apply on the embedded database, check otherwise).',
     default: 'auto',
     parse: oneOf('auto', 'apply', 'require', 'check'),
   },
   REQUEST_DEADLINE_MS: {
     description:
       'How long after a request arrives its answer must leave, whatever MongoDB does: everything the request waits for is bounded by the time left. ' +
-      'Past it a read answers 503 service-unavailable, and a write 503 service-unavailable when nothing was written or 503 outcome-unknown when its commit was sent and not confirmed.',
+      'Past it a read answers 503 service-unavailable, and a write 503 service-unavailable when nothing was written ' +
+      'or 503 outcome-unknown when its commit was sent and not confirmed.',
     default: '10000',
     parse: integer(500, 600_000),
   },
   READINESS_TIMEOUT_MS: {
     description:
-      'How long /health/ready waits for MongoDB to answer (a ping and the migrations check); it answers within this time whatever MongoDB does.',
+      'How long /health/ready waits for MongoDB to answer (a ping and the migrations check); it answers within this ' +
+      'time whatever MongoDB does.',
     default: '1000',
     parse: integer(50, 60_000),
   },
@@ -190,7 +194,8 @@ export const variables = {
   },
   AUDIT_RETENTION_DAYS: {
     description:
-      'How long audit entries are kept: each expires this many days after its write (a change applies to entries written from then on).',
+      'How long audit entries are kept: each expires this many days after its write (a change applies to entries ' +
+      'written from then on).',
     default: '365',
     parse: integer(1, 36_500),
   },
@@ -224,13 +229,15 @@ export const variables = {
   },
   RATE_LIMIT_ANONYMOUS_PER_MINUTE: {
     description:
-      'Requests per minute per client IP to the open routes (health, docs) and with a missing or wrong key. 0: unlimited.',
+      'Requests per minute per client IP to the open routes (health, docs) and with a missing or wrong key. 0: ' +
+      'unlimited.',
     default: '300',
     parse: integer(0, 10_000_000),
   },
   REQUEST_TIMEOUT_MS: {
     description:
-      'Longest time a client may take to send a whole request (headers and body): within a second past it, the client gets a 408 problem document and the connection is closed.',
+      'Longest time a client may take to send a whole request (headers and body): within a second past it, the ' +
+      'client gets a 408 problem document and the connection is closed.',
     default: '30000',
     parse: integer(1000, 600_000),
   },
@@ -241,13 +248,15 @@ export const variables = {
   },
   MAX_CONCURRENT_QUERIES: {
     description:
-      'Expensive requests (lists, batches) handled at once per instance; more wait briefly, then get 503 with Retry-After.',
+      'Expensive requests (lists, batches) handled at once per instance; more wait briefly, then get 503 with ' +
+      'Retry-After.',
     default: '32',
     parse: integer(1, 10_000),
   },
   CORS_ORIGINS: {
     description:
-      'Comma-separated browser origins allowed to call the API (CORS), e.g. https://admin.example.com. Unset: no CORS headers.',
+      'Comma-separated browser origins allowed to call the API (CORS), e.g. https://admin.example.com. Unset: no ' +
+      'CORS headers.',
     parse: (raw: string): string[] => {
       const origins = raw
         .split(',')
@@ -263,7 +272,8 @@ export const variables = {
   CURSOR_SECRET: {
     description:
       'Secret that signs list cursors (HMAC-SHA256), so clients can neither alter nor forge one; at least 32 characters, the same on every instance. ' +
-      'Unset: a random secret stored in the database (collection service_secrets), which every instance on the database shares. Changing it makes the cursors already issued a 400.',
+      'Unset: a random secret stored in the database (collection service_secrets), which every instance on the ' +
+      'database shares. Changing it makes the cursors already issued a 400.',
     parse: (raw: string): string => {
       if (raw.length < 32) throw new Error(`must be at least 32 characters, got ${raw.length}`);
       if (!/^[\x21-\x7E]+$/.test(raw)) throw new Error('must be visible ASCII characters only');

@@ -124,7 +124,9 @@ async function dumpInto(db: Db, out: string, gzip: boolean, startedAt: Date, pro
   const { version: mongodbVersion } = (await db.command({ buildInfo: 1 })) as { version: string };
   progress({
     event: 'backup-started',
-    message: `backing up ${listed.length} collections of ${db.databaseName} as of ${snapshotAt.toISOString()} (cluster time ${clusterTime.t}.${clusterTime.i}) into ${out}`,
+    message:
+      `backing up ${listed.length} collections of ${db.databaseName} as of ${snapshotAt.toISOString()} ` +
+      `(cluster time ${clusterTime.t}.${clusterTime.i}) into ${out}`,
     database: db.databaseName,
     collections: listed.length,
     clusterTime: { t: clusterTime.t, i: clusterTime.i },
@@ -162,7 +164,8 @@ async function dumpInto(db: Db, out: string, gzip: boolean, startedAt: Date, pro
     event: 'backup-done',
     message:
       `backed up ${manifest.totals.documents} documents of ${entries.length} collections ` +
-      `(${megabytes(manifest.totals.bsonBytes)} of BSON, ${megabytes(manifest.totals.storedBytes)} stored) in ${seconds(Date.now() - startedAt.getTime())}`,
+      `(${megabytes(manifest.totals.bsonBytes)} of BSON, ${megabytes(manifest.totals.storedBytes)} stored) in ` +
+      seconds(Date.now() - startedAt.getTime()),
     database: db.databaseName,
     ...manifest.totals,
     clusterTime: manifest.clusterTime,
@@ -224,7 +227,8 @@ async function pickClusterTime(db: Db, collection: string): Promise<Timestamp> {
   const atClusterTime: unknown = (reply.cursor as Document | undefined)?.atClusterTime;
   if (!(atClusterTime instanceof mongoose.mongo.Timestamp)) {
     throw new BackupError(
-      'the server returned no atClusterTime for a snapshot read: snapshot reads need MongoDB 5.0 or newer on a replica set',
+      'the server returned no atClusterTime for a snapshot read: snapshot reads need MongoDB 5.0 or newer on a ' +
+        'replica set',
     );
   }
   return atClusterTime;
@@ -325,7 +329,9 @@ async function dumpCollection(
   };
   progress({
     event: 'collection-done',
-    message: `  ${name}: ${documents} documents, ${megabytes(bsonBytes)}, ${plural(metadata.indexes.length, 'index', 'indexes')} (${seconds(Date.now() - started)})`,
+    message:
+      `  ${name}: ${documents} documents, ${megabytes(bsonBytes)}, ` +
+      `${plural(metadata.indexes.length, 'index', 'indexes')} (${seconds(Date.now() - started)})`,
     collection: name,
     documents,
     bsonBytes,
@@ -402,7 +408,8 @@ async function checkSchemaUnchanged(
     : null;
   if (JSON.stringify(now) !== JSON.stringify(migrations)) {
     throw new BackupError(
-      `migrations ran while the backup ran (as of cluster time ${clusterTime.t}.${clusterTime.i}: ${migrations?.last ?? 'none'}; now: ${now?.last ?? 'none'}); take the backup again`,
+      `migrations ran while the backup ran (as of cluster time ${clusterTime.t}.${clusterTime.i}: ` +
+        `${migrations?.last ?? 'none'}; now: ${now?.last ?? 'none'}); take the backup again`,
     );
   }
 }
@@ -412,13 +419,15 @@ function explainSnapshotFailure(error: unknown): unknown {
   if (code === SNAPSHOT_TOO_OLD) {
     return new BackupError(
       'the backup took longer than the server keeps the history of its snapshot (minSnapshotHistoryWindowInSeconds, 300 s by default): ' +
-        `raise that parameter for the duration of the backup, or back up from a less busy member (${(error as Error).message})`,
+        `raise that parameter for the duration of the backup, or back up from a less busy member ` +
+        `(${(error as Error).message})`,
       { cause: error },
     );
   }
   if (code === SNAPSHOT_UNAVAILABLE) {
     return new BackupError(
-      `a collection was created or changed after the backup's cluster time; take the backup again (${(error as Error).message})`,
+      `a collection was created or changed after the backup's cluster time; take the backup again ` +
+        `(${(error as Error).message})`,
       { cause: error },
     );
   }

@@ -108,7 +108,8 @@ export async function readManifest(dir: string): Promise<Manifest> {
   const version = (parsed as { formatVersion?: unknown }).formatVersion;
   if (typeof version === 'number' && version > FORMAT_VERSION) {
     throw new Error(
-      `${MANIFEST_FILE} has format version ${version}; this version of the service reads up to ${FORMAT_VERSION}: restore with a newer one`,
+      `${MANIFEST_FILE} has format version ${version}; this version of the service reads up to ${FORMAT_VERSION}: ` +
+        `restore with a newer one`,
     );
   }
   const errors = checkManifest(parsed);
@@ -138,7 +139,8 @@ function checkConsistency(manifest: Manifest): void {
     const expected = collectionFiles(manifest.database, entry.name, manifest.gzip);
     if (entry.bson.path !== expected.bson || entry.metadata.path !== expected.metadata) {
       throw new Error(
-        `${MANIFEST_FILE} puts the files of ${entry.name} at ${entry.bson.path} and ${entry.metadata.path}, not at ${expected.bson} and ${expected.metadata}`,
+        `${MANIFEST_FILE} puts the files of ${entry.name} at ${entry.bson.path} and ${entry.metadata.path}, not at ` +
+          `${expected.bson} and ${expected.metadata}`,
       );
     }
   }

@@ -101,7 +101,9 @@ export async function restoreDatabase(
     await staging.dropDatabase().catch((error: unknown) =>
       progress({
         event: 'cleanup-failed',
-        message: `could not drop the staging database ${staging.databaseName}: ${(error as Error).message}; drop it by hand`,
+        message:
+          `could not drop the staging database ${staging.databaseName}: ${(error as Error).message}; drop it ` +
+          `by hand`,
         staging: staging.databaseName,
       }),
     );
@@ -109,7 +111,9 @@ export async function restoreDatabase(
   const ms = Date.now() - started;
   progress({
     event: 'restore-done',
-    message: `restored ${manifest.totals.documents} documents of ${manifest.collections.length} collections into ${dbName} in ${seconds(ms)}`,
+    message:
+      `restored ${manifest.totals.documents} documents of ${manifest.collections.length} collections into ` +
+      `${dbName} in ${seconds(ms)}`,
     database: dbName,
     documents: manifest.totals.documents,
     collections: manifest.collections.length,
@@ -210,7 +214,9 @@ async function restoreCollection(
   if (indexes.length > 0) await staging.command({ createIndexes: entry.name, indexes });
   progress({
     event: 'collection-restored',
-    message: `  ${entry.name}: ${entry.documents} documents, ${plural(metadata.indexes.length, 'index', 'indexes')}, checksum verified (${seconds(Date.now() - started)})`,
+    message:
+      `  ${entry.name}: ${entry.documents} documents, ` +
+      `${plural(metadata.indexes.length, 'index', 'indexes')}, checksum verified (${seconds(Date.now() - started)})`,
     collection: entry.name,
     documents: entry.documents,
     indexes: metadata.indexes.length,
@@ -241,7 +247,8 @@ async function compareWithManifest(db: Db, entry: CollectionEntry): Promise<void
   if (documents !== entry.documents || bytes !== entry.bsonBytes || digest !== entry.bsonSha256) {
     throw new RestoreError(
       `${entry.name} as restored does not match the backup: ${documents} documents, ${megabytes(bytes)}, SHA-256 ${digest}; ` +
-        `the manifest records ${entry.documents} documents, ${megabytes(entry.bsonBytes)}, SHA-256 ${entry.bsonSha256}. Nothing was changed in the target`,
+        `the manifest records ${entry.documents} documents, ${megabytes(entry.bsonBytes)}, SHA-256 ` +
+        `${entry.bsonSha256}. Nothing was changed in the target`,
     );
   }
 }
@@ -329,7 +336,9 @@ async function undoMove(
         }
       : {
           event: 'rollback-failed',
-          message: `the restore failed while moving collections into ${target.databaseName}, and undoing it failed too: ${failures.join('; ')}`,
+          message:
+            `the restore failed while moving collections into ${target.databaseName}, and undoing it failed ` +
+            `too: ${failures.join('; ')}`,
           database: target.databaseName,
           failures,
         },

@@ -223,7 +223,8 @@ const footwear: Category = {
       description:
         `The ${model} ${type.noun} from ${brand}: ${upper} upper on a ${sole} sole, ${closure === 'slip-on' ? 'slips on' : `closes with ${closure}`}` +
         `${waterproof ? ', and a waterproof membrane keeps your feet dry' : ''}. ` +
-        `EU sizes ${sizesEU[0]}-${sizesEU[sizesEU.length - 1]}, ${String(attributes.widthFit)} width, about ${String(attributes.weightGrams)} g per shoe.`,
+        `EU sizes ${sizesEU[0]}-${sizesEU[sizesEU.length - 1]}, ${String(attributes.widthFit)} width, about ` +
+        `${String(attributes.weightGrams)} g per shoe.`,
       attributes,
       tags,
     };
@@ -419,7 +420,9 @@ const electronics: Category = {
   ...CATALOG.categories.electronics,
   build(rng, type) {
     const brand = rng.pick(['Voltaire', 'Lumio', 'Soundkraft', 'Helix', 'Ampere Labs', 'Pixelhaus']);
-    const model = `${rng.pick(['Aura', 'Pulse', 'Nova', 'Echo', 'Flux', 'Orbit', 'Vega', 'Arc'])} ${rng.pick(['', 'Mini ', 'Pro ', 'Max ', 'Lite '])}${rng.int(1, 5)}`;
+    const model =
+      `${rng.pick(['Aura', 'Pulse', 'Nova', 'Echo', 'Flux', 'Orbit', 'Vega', 'Arc'])} ` +
+      `${rng.pick(['', 'Mini ', 'Pro ', 'Max ', 'Lite '])}${rng.int(1, 5)}`;
     const mains = '100-240 V AC';
     const attributes: Attributes = {
       color: rng.pick(['black', 'white', 'graphite', 'silver', 'midnight blue', 'sage']),
@@ -438,7 +441,9 @@ const electronics: Category = {
         attributes.wattage = 5;
         attributes.voltage = '5 V DC (USB-C)';
         attributes.codecs = rng.some(['SBC', 'AAC', 'aptX', 'aptX Adaptive', 'LDAC'], 2, 4);
-        detail = `${attributes.batteryLifeHours} hours per charge${attributes.noiseCancelling ? ' and active noise cancelling' : ''}`;
+        detail =
+          `${attributes.batteryLifeHours} hours per ` +
+          `charge${attributes.noiseCancelling ? ' and active noise cancelling' : ''}`;
         break;
       case 'SPEAKER': {
         const portable = rng.chance(0.7);
@@ -765,7 +770,8 @@ const beauty: Category = {
         (attributes.skinType !== undefined
           ? `Suits ${listing(attributes.skinType as string[])} skin`
           : `For ${listing(attributes.hairType as string[])} hair`) +
-        `${attributes.fragranceFree ? ', fragrance free' : ''}${attributes.vegan ? ', vegan' : ''}. ${size}, made in the EU.`,
+        `${attributes.fragranceFree ? ', fragrance free' : ''}${attributes.vegan ? ', vegan' : ''}. ${size}, made ` +
+        `in the EU.`,
       attributes,
       tags,
     };

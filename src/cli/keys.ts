@@ -142,7 +142,8 @@ export async function runKeysCommand(
         return;
       }
       print(
-        `revoked key ${revoked.id} "${revoked.name}" (prefix ${revoked.prefix}) at ${revoked.revokedAt?.toISOString() ?? 'an unknown time'}`,
+        `revoked key ${revoked.id} "${revoked.name}" (prefix ${revoked.prefix}) at ` +
+          (revoked.revokedAt?.toISOString() ?? 'an unknown time'),
       );
       print('Services stop accepting it within AUTH_CACHE_TTL_MS.');
     },

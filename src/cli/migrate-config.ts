@@ -77,7 +77,8 @@ async function prepare(database: CliDatabase, command: string, log: (message: st
     // status only reads, so a role that may not create collections or indexes can still run it.
     if (command !== 'status' || (error as { code?: unknown }).code !== UNAUTHORIZED) throw error;
     log(
-      `not allowed to prepare the migration bookkeeping, showing the status anyway: ${redactSecrets((error as Error).message)}`,
+      `not allowed to prepare the migration bookkeeping, showing the status anyway: ` +
+        redactSecrets((error as Error).message),
     );
   }
 }

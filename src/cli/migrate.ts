@@ -78,9 +78,12 @@ async function lockMessage(command: string, error: string): Promise<string> {
     // A bad environment would have failed migrate-mongo earlier, with its own message.
   }
   return [
-    `storekeeper migrate:${command}: another migration run holds the lock (a document in ${lockCollectionName}, ${database}), so this run changed nothing.`,
-    `  Try again when that run has finished. If a run crashed, MongoDB removes its lock ${lockTtl} s (lockTtl) after it was taken`,
-    `  (its TTL monitor runs once a minute); to retry sooner, make sure no run is going on and delete the lock, in mongosh:`,
+    `storekeeper migrate:${command}: another migration run holds the lock (a document in ${lockCollectionName}, ` +
+      `${database}), so this run changed nothing.`,
+    `  Try again when that run has finished. If a run crashed, MongoDB removes its lock ${lockTtl} s (lockTtl) ` +
+      `after it was taken`,
+    `  (its TTL monitor runs once a minute); to retry sooner, make sure no run is going on and delete the lock, in ` +
+      `mongosh:`,
     `  db.${lockCollectionName}.deleteMany({})`,
     `  (migrate-mongo: ${reason})`,
   ].join('\n');

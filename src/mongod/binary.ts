@@ -50,7 +50,8 @@ export async function resolveMongodBinary(options: ResolveBinaryOptions = {}): P
 
   logOnce(
     log,
-    `mongod ${version}: the download from MongoDB failed (${oneLine(downloadError)}); using the offline fallback (MongoDB's Windows build under Wine)`,
+    `mongod ${version}: the download from MongoDB failed (${oneLine(downloadError)}); using the offline fallback ` +
+      `(MongoDB's Windows build under Wine)`,
   );
   try {
     const wrapper = await provisionWineMongod({

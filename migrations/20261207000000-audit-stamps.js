@@ -64,10 +64,9 @@ export const down = async (db) => {
   for (const name of COLLECTIONS) {
     await db.collection(name).updateMany({ [STAMP]: { $exists: true } }, { $unset: { [STAMP]: '' } });
   }
-  await changeValidators(db, (properties) => {
-    delete properties[STAMP];
-    return properties;
-  });
+  await changeValidators(db, (properties) =>
+    Object.fromEntries(Object.entries(properties).filter(([name]) => name !== STAMP)),
+  );
   const existing = await db.listCollections({ name: POSITIONS }, { nameOnly: true }).toArray();
   if (existing.length > 0) await db.collection(POSITIONS).drop();
 };

@@ -14,7 +14,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { RouteOptions } from 'fastify';
 import { ENTITIES } from '../../domain/entities/index.ts';
-import { SCOPES } from '../../domain/access.ts';
+import { writeScope } from '../../domain/access.ts';
 import type { FieldError } from '../../errors.ts';
 import { SECURITY_SCHEMES } from './authentication.ts';
 import { PROBLEM_MEDIA_TYPE, problemType } from '../schemas/problem.ts';
@@ -37,58 +37,118 @@ export const OPTIONAL_BODY = 'x-optional-body';
  */
 export const DOCUMENTED_BODY = 'x-documented-body';
 
-type JsonSchema = Record<string, any>;
-type Operation = Record<string, any>;
+/** A JSON Schema as route schemas and the OpenAPI document write it: the keywords walked here. */
+interface JsonSchema {
+  [keyword: string]: unknown;
+  $ref?: string;
+  type?: unknown;
+  properties?: Record<string, JsonSchema>;
+  patternProperties?: Record<string, JsonSchema>;
+  additionalProperties?: JsonSchema | boolean;
+  propertyNames?: JsonSchema;
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
+  required?: string[];
+  minLength?: number;
+  pattern?: string;
+  format?: string;
+  minimum?: number;
+  maximum?: number;
+  minItems?: number;
+  enum?: unknown[];
+}
+
+/** A problem example: the document an answer would carry. */
+type Example = Record<string, unknown>;
+
+interface Media {
+  schema?: unknown;
+  example?: Example;
+  examples?: Record<string, { summary?: string; value: Example }>;
+}
+
+/** A response, in a route schema and in the OpenAPI document alike. */
+interface Response {
+  headers?: Record<string, unknown>;
+  content?: Record<string, Media>;
+}
+
+/** The parts of a route schema the examples are drawn from. */
+interface RouteSchema {
+  [keyword: string]: unknown;
+  /** A schema, or (where the route names its media type) a schema per media type. */
+  body?: JsonSchema & { content?: Record<string, { schema: JsonSchema }> };
+  params?: JsonSchema;
+  querystring?: JsonSchema;
+  response?: Record<string, Response>;
+}
+
+/** An operation of the OpenAPI document, as @fastify/swagger writes it from a route. */
+interface Operation {
+  [member: string]: unknown;
+  operationId?: string;
+  parameters?: { in: string; name: string }[];
+  requestBody?: { required?: boolean; content: Record<string, Media> };
+  responses: Record<string, Response>;
+  security?: unknown[];
+  [OPTIONAL_BODY]?: boolean;
+  [DOCUMENTED_BODY]?: string;
+}
+
+interface Document {
+  paths?: Record<string, Record<string, Operation>>;
+  components: { schemas?: Record<string, JsonSchema>; headers?: Record<string, unknown> };
+}
 
 const ref = (section: string, name: string) => ({ $ref: `#/components/${section}/${name}` });
 
+const header = (description: string, schema: JsonSchema, required = false) => ({
+  description,
+  ...(required && { required }),
+  schema,
+});
+
 /** Headers the service sends, declared once and referred to from every response that carries them. */
-const HEADERS: Record<string, JsonSchema> = {
-  'X-Request-Id': {
-    description:
-      "The request's id: the caller's X-Request-Id when well-formed (1-128 of A-Za-z0-9._:-), a UUID otherwise. Also the problem document's requestId and on every log line of the request.",
-    required: true,
-    schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' },
-  },
-  'RateLimit-Limit': {
-    description:
-      "Requests per minute allowed to this caller (the API key's limit, or the client IP's on open routes and refused keys). Absent when the limit is off (0).",
-    schema: { type: 'integer', minimum: 1 },
-  },
-  'RateLimit-Remaining': {
-    description: 'Requests left in the current window.',
-    schema: { type: 'integer', minimum: 0 },
-  },
-  'RateLimit-Reset': {
-    description: 'Seconds until the allowance is whole again.',
-    schema: { type: 'integer', minimum: 0 },
-  },
-  'RateLimit-Policy': {
-    description: 'The limit as `<requests>;w=60` (per 60 seconds).',
-    schema: { type: 'string', pattern: '^[0-9]+;w=60$' },
-  },
-  'Retry-After': {
-    description:
-      'Seconds to wait before retrying: on a 429, on the 503s of this service, and on a 409 idempotency-in-progress.',
-    schema: { type: 'integer', minimum: 0 },
-  },
-  'Idempotency-Replayed': {
-    description:
-      'true on an answer given again to a retry with the same Idempotency-Key and body; absent on a first answer.',
-    schema: { type: 'string', enum: ['true'] },
-  },
-  ETag: {
-    description: 'Version of the document, for If-Match and If-None-Match.',
-    required: true,
-    schema: { type: 'string', pattern: '^"[0-9]+"$' },
-  },
-  Location: { description: 'Path of the resource created.', required: true, schema: { type: 'string' } },
-  Link: { description: 'The next page, as `<url>; rel="next"`; absent on the last page.', schema: { type: 'string' } },
-  'WWW-Authenticate': {
-    description: 'The authentication scheme (Bearer) and, for a key that was refused, why.',
-    required: true,
-    schema: { type: 'string' },
-  },
+const HEADERS: Record<string, ReturnType<typeof header>> = {
+  'X-Request-Id': header(
+    "The request's id: the caller's X-Request-Id when well-formed (1-128 of A-Za-z0-9._:-), a UUID otherwise. " +
+      "Also the problem document's requestId and on every log line of the request.",
+    { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' },
+    true,
+  ),
+  'RateLimit-Limit': header(
+    "Requests per minute allowed to this caller (the API key's limit, or the client IP's on open routes and " +
+      'refused keys). Absent when the limit is off (0).',
+    { type: 'integer', minimum: 1 },
+  ),
+  'RateLimit-Remaining': header('Requests left in the current window.', { type: 'integer', minimum: 0 }),
+  'RateLimit-Reset': header('Seconds until the allowance is whole again.', { type: 'integer', minimum: 0 }),
+  'RateLimit-Policy': header('The limit as `<requests>;w=60` (per 60 seconds).', {
+    type: 'string',
+    pattern: '^[0-9]+;w=60$',
+  }),
+  'Retry-After': header(
+    'Seconds to wait before retrying: on a 429, on the 503s of this service, and on a 409 idempotency-in-progress.',
+    { type: 'integer', minimum: 0 },
+  ),
+  'Idempotency-Replayed': header(
+    'true on an answer given again to a retry with the same Idempotency-Key and body; absent on a first answer.',
+    { type: 'string', enum: ['true'] },
+  ),
+  ETag: header(
+    'Version of the document, for If-Match and If-None-Match.',
+    { type: 'string', pattern: '^"[0-9]+"$' },
+    true,
+  ),
+  Location: header('Path of the resource created.', { type: 'string' }, true),
+  Link: header('The next page, as `<url>; rel="next"`; absent on the last page.', { type: 'string' }),
+  'WWW-Authenticate': header(
+    'The authentication scheme (Bearer) and, for a key that was refused, why.',
+    { type: 'string' },
+    true,
+  ),
 };
 const RATE_LIMIT_HEADERS = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy'];
 const CANONICAL_HEADER = new Map(Object.keys(HEADERS).map((name) => [name.toLowerCase(), name]));
@@ -102,16 +162,20 @@ export const OPENAPI_TAGS = [
   {
     name: 'audit',
     description:
-      'The audit trail of writes: which API key changed which document, in which request, and when (the audit:read scope).',
+      'The audit trail of writes: which API key changed which document, in which request, and when ' +
+      '(the audit:read scope).',
   },
   { name: 'keys', description: 'API keys: create, list and revoke (the keys:admin scope).' },
 ];
 
 // --- one route's examples ----------------------------------------------------------------------
 
+/** The branch of a nullable schema (anyOf with null) that holds the value, or the schema itself. */
+const nonNull = (schema: JsonSchema): JsonSchema => schema.anyOf?.find((branch) => branch.type !== 'null') ?? schema;
+
 /** The first value that one of the schema's rules would refuse, as Ajv words it. */
 function firstRuleOf(schema: JsonSchema): string | undefined {
-  const value = schema.anyOf?.find((branch: JsonSchema) => branch.type !== 'null') ?? schema;
+  const value = nonNull(schema);
   if (value.minLength !== undefined) return `must NOT have fewer than ${value.minLength} characters`;
   if (value.pattern !== undefined) return `must match pattern "${value.pattern}"`;
   if (value.format !== undefined) return `must match format "${value.format}"`;
@@ -124,25 +188,21 @@ function firstRuleOf(schema: JsonSchema): string | undefined {
 
 /** The first member of an object schema that has a rule, with Ajv's message for breaking it. */
 function firstRuleIn(schema: JsonSchema | undefined): { pointer: string; message: string } | undefined {
-  for (const [name, member] of Object.entries((schema?.properties ?? {}) as Record<string, JsonSchema>)) {
+  for (const [name, member] of Object.entries(schema?.properties ?? {})) {
     const message = firstRuleOf(member);
     if (message !== undefined) return { pointer: `/${name}`, message };
   }
-  const required = (schema?.required ?? []) as string[];
-  return required.length > 0 ? { pointer: `/${required[0]}`, message: 'is required' } : undefined;
+  const [required] = schema?.required ?? [];
+  return required !== undefined ? { pointer: `/${required}`, message: 'is required' } : undefined;
 }
 
+type Resolve = (schema: JsonSchema | undefined) => JsonSchema | undefined;
+
 /** A validation error this route would really give: from its body, else its path, else its query. */
-function validationErrorOf(
-  schema: JsonSchema,
-  resolve: (schema: JsonSchema | undefined) => JsonSchema | undefined,
-): FieldError {
-  const bodySchema = schema.body?.content
-    ? Object.values(schema.body.content as Record<string, { schema: JsonSchema }>)[0]!.schema
-    : schema.body;
-  const body = resolve(bodySchema?.anyOf?.find((branch: JsonSchema) => branch.type !== 'null') ?? bodySchema);
+function validationErrorOf(schema: RouteSchema, resolve: Resolve): FieldError {
+  const bodySchema = schema.body?.content ? Object.values(schema.body.content)[0]?.schema : schema.body;
   const candidates: [string, JsonSchema | undefined][] = [
-    ['body', body],
+    ['body', resolve(bodySchema && nonNull(bodySchema))],
     ['params', resolve(schema.params)],
     ['query', resolve(schema.querystring)],
   ];
@@ -153,15 +213,9 @@ function validationErrorOf(
   return { in: 'query', pointer: '/x', message: 'is not a parameter of this route' };
 }
 
-type Media = {
-  schema?: unknown;
-  example?: JsonSchema;
-  examples?: Record<string, { summary?: string; value: JsonSchema }>;
-};
-
 /** Every problem example of a response, whether it has one or several. */
-function problemExamples(response: JsonSchema | undefined): JsonSchema[] {
-  const media = response?.content?.[PROBLEM_MEDIA_TYPE] as Media | undefined;
+function problemExamples(response: Response | undefined): Example[] {
+  const media = response?.content?.[PROBLEM_MEDIA_TYPE];
   if (media === undefined) return [];
   return media.example !== undefined
     ? [media.example]
@@ -172,17 +226,12 @@ function problemExamples(response: JsonSchema | undefined): JsonSchema[] {
  * The route's schema with examples of its own: the scopes its 403 names and the value its 400
  * points at. A copy: Fastify serializes with the route's response schemas.
  */
-function withOwnExamples(
-  schema: JsonSchema,
-  route: RouteOptions,
-  resolve: (schema: JsonSchema | undefined) => JsonSchema | undefined,
-): JsonSchema {
-  const responses = structuredClone(schema.response ?? {}) as Record<string, JsonSchema>;
+function withOwnExamples(schema: RouteSchema, route: RouteOptions, resolve: Resolve): RouteSchema {
+  const responses = structuredClone(schema.response ?? {});
+  // A batch needs each collection's write scope: the first one stands for them.
+  const missing = route.config?.scopes?.[0] ?? writeScope(ENTITIES[0].collection);
   for (const example of problemExamples(responses[403])) {
-    const scopes = route.config?.scopes ?? [];
-    // A batch needs each collection's write scope: the first one stands for them.
-    const missing = scopes.length > 0 ? [scopes[0]!] : [SCOPES.find((scope) => scope.endsWith(':write'))!];
-    Object.assign(example, { detail: `This API key lacks the scope ${missing[0]}.`, missingScopes: missing });
+    Object.assign(example, { detail: `This API key lacks the scope ${missing}.`, missingScopes: [missing] });
   }
   for (const example of problemExamples(responses[400])) {
     if (example.type !== problemType('validation-failed')) continue;
@@ -193,33 +242,30 @@ function withOwnExamples(
 
 // --- the whole document ------------------------------------------------------------------------
 
-function eachOperation(document: JsonSchema, visit: (operation: Operation) => void): void {
-  for (const methods of Object.values((document.paths ?? {}) as Record<string, Record<string, Operation>>)) {
-    for (const operation of Object.values(methods)) visit(operation);
+/** Hands each operation of the document to `visit`, and puts the operation it returns in its place. */
+function eachOperation(document: Document, visit: (operation: Operation) => Operation): void {
+  for (const methods of Object.values(document.paths ?? {})) {
+    for (const [method, operation] of Object.entries(methods)) methods[method] = visit(operation);
   }
 }
 
-function markBodies(operation: Operation): void {
-  if (operation[OPTIONAL_BODY] === true && operation.requestBody !== undefined) operation.requestBody.required = false;
-  delete operation[OPTIONAL_BODY];
-  const documented = operation[DOCUMENTED_BODY];
-  if (typeof documented === 'string') {
-    for (const media of Object.values(operation.requestBody.content as Record<string, { schema: unknown }>))
-      media.schema = ref('schemas', documented);
+/** The operation without the route schema's body markers, its request body as they say. */
+function markBodies({ [OPTIONAL_BODY]: optional, [DOCUMENTED_BODY]: documented, ...operation }: Operation): Operation {
+  if (optional === true && operation.requestBody !== undefined) operation.requestBody.required = false;
+  if (documented !== undefined && operation.requestBody !== undefined) {
+    for (const media of Object.values(operation.requestBody.content)) media.schema = ref('schemas', documented);
   }
-  delete operation[DOCUMENTED_BODY];
+  return operation;
 }
 
 /** Every header a response carries, canonically named and declared once in components. */
 function declareHeaders(operation: Operation): void {
-  const idempotent = ((operation.parameters ?? []) as { in: string; name: string }[]).some(
-    (p) => p.in === 'header' && p.name === 'idempotency-key',
-  );
-  for (const [status, response] of Object.entries(operation.responses as Record<string, JsonSchema>)) {
+  const idempotent = (operation.parameters ?? []).some((p) => p.in === 'header' && p.name === 'idempotency-key');
+  for (const [status, response] of Object.entries(operation.responses)) {
     const own = Object.keys(response.headers ?? {}).map((name) => {
       const canonical = CANONICAL_HEADER.get(name.toLowerCase());
       if (canonical === undefined)
-        throw new Error(`${operation.operationId} ${status}: header ${name} is not declared in HEADERS`);
+        throw new Error(`${String(operation.operationId)} ${status}: header ${name} is not declared in HEADERS`);
       return canonical;
     });
     const names = [
@@ -234,13 +280,16 @@ function declareHeaders(operation: Operation): void {
   }
 }
 
+/** The code of a problem type URN: its last segment. */
+const codeOf = (type: unknown) => String(type).split(':').at(-1) ?? '';
+
 /** A problem response's schema: any of the kinds its examples show, each with its members, or the base Problem. */
 function typeProblems(operation: Operation): void {
-  for (const response of Object.values(operation.responses as Record<string, JsonSchema>)) {
+  for (const response of Object.values(operation.responses)) {
     const media = response.content?.[PROBLEM_MEDIA_TYPE];
     if (media === undefined) continue;
     const examples = problemExamples(response);
-    const kinds = examples.map((example) => problemSchemaOf(String(example.type).split(':').pop()!));
+    const kinds = examples.map((example) => problemSchemaOf(codeOf(example.type)));
     if (examples.some((example) => example.failedOperation !== undefined)) kinds.push(BATCH_FAILURE_SCHEMA);
     const specific = [...new Set(kinds.filter((kind): kind is string => kind !== undefined))];
     if (specific.length > 0)
@@ -253,20 +302,23 @@ function typeProblems(operation: Operation): void {
  * additionalProperties (an OpenAPI 3.0 habit), losing the pattern member names must match.
  * Walks the registered schema and its OpenAPI rendering side by side.
  */
-function restoreNamePatterns(source: JsonSchema | undefined, target: JsonSchema | undefined): void {
-  if (source === undefined || target === undefined || typeof source !== 'object' || typeof target !== 'object') return;
-  const patterns = Object.keys(source.patternProperties ?? {});
-  if (patterns.length === 1 && target.patternProperties === undefined && target.propertyNames === undefined) {
-    target.propertyNames = { pattern: patterns[0] };
-    restoreNamePatterns(source.patternProperties[patterns[0]!], target.additionalProperties);
+function restoreNamePatterns(source: JsonSchema | boolean | undefined, target: JsonSchema | boolean | undefined): void {
+  if (typeof source !== 'object' || typeof target !== 'object') return;
+  const patterns = Object.entries(source.patternProperties ?? {});
+  const [only] = patterns;
+  if (patterns.length === 1 && only && target.patternProperties === undefined && target.propertyNames === undefined) {
+    const [pattern, member] = only;
+    target.propertyNames = { pattern };
+    restoreNamePatterns(member, target.additionalProperties);
   }
-  for (const [name, member] of Object.entries((source.properties ?? {}) as Record<string, JsonSchema>))
+  for (const [name, member] of Object.entries(source.properties ?? {})) {
     restoreNamePatterns(member, target.properties?.[name]);
+  }
   restoreNamePatterns(source.items, target.items);
-  for (const keyword of ['anyOf', 'oneOf', 'allOf']) {
-    (source[keyword] as JsonSchema[] | undefined)?.forEach((branch, i) =>
-      restoreNamePatterns(branch, target[keyword]?.[i]),
-    );
+  for (const keyword of ['anyOf', 'oneOf', 'allOf'] as const) {
+    source[keyword]?.forEach((branch, i) => {
+      restoreNamePatterns(branch, target[keyword]?.[i]);
+    });
   }
 }
 
@@ -282,7 +334,8 @@ export default fp<OpenApiOptions>(
           version: options.version,
           description:
             "The online shop's data service: catalog, customers, stock and orders on MongoDB. " +
-            'Every /v1 route needs an API key (`Authorization: Bearer sk_...`) holding the scopes its description names; ' +
+            'Every /v1 route needs an API key (`Authorization: Bearer sk_...`) ' +
+            'holding the scopes its description names; ' +
             'answers carry RateLimit-* headers, and 429 with Retry-After past the limit. ' +
             'Every error is an RFC 9457 problem document (application/problem+json) carrying the request id; ' +
             'send X-Request-Id to choose it.',
@@ -296,26 +349,27 @@ export default fp<OpenApiOptions>(
       transform: (argument) => {
         const { schema, url, route } = argument;
         // A schema, or the component it refers to (routes' own schemas included, which the root cannot see).
-        const { openapiObject } = argument as unknown as { openapiObject?: JsonSchema };
-        const components = (openapiObject?.components?.schemas ?? {}) as Record<string, JsonSchema>;
+        const { openapiObject } = argument as unknown as { openapiObject?: Partial<Document> };
+        const components = openapiObject?.components?.schemas ?? {};
         const resolve = (given: JsonSchema | undefined): JsonSchema | undefined =>
           typeof given?.$ref === 'string'
             ? (components[given.$ref] ?? (app.getSchema(given.$ref) as JsonSchema | undefined))
             : given;
-        return { schema: withOwnExamples(schema as JsonSchema, route as RouteOptions, resolve) as typeof schema, url };
+        return { schema: withOwnExamples(schema as RouteSchema, route, resolve), url };
       },
       transformObject: (document) => {
         if (!('openapiObject' in document)) return document.swaggerObject;
-        const openapi = document.openapiObject as JsonSchema;
-        eachOperation(openapi, (operation) => {
-          markBodies(operation);
+        const openapi = document.openapiObject as Document;
+        eachOperation(openapi, (given) => {
+          const operation = markBodies(given);
           declareHeaders(operation);
           typeProblems(operation);
           // Open routes say so: no security requirement rather than none stated.
           operation.security ??= [];
+          return operation;
         });
-        openapi.components.headers = Object.fromEntries(Object.keys(HEADERS).map((name) => [name, HEADERS[name]]));
-        for (const [name, component] of Object.entries(openapi.components.schemas as Record<string, JsonSchema>)) {
+        openapi.components.headers = HEADERS;
+        for (const [name, component] of Object.entries(openapi.components.schemas ?? {})) {
           restoreNamePatterns(app.getSchema(name) as JsonSchema | undefined, component);
         }
         return openapi;

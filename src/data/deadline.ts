@@ -23,11 +23,6 @@ export class Deadline {
     return Math.max(0, this.at - performance.now());
   }
 
-  /** The time left as a driver operation's `timeoutMS` (at least 1: 0 would mean no limit). */
-  timeoutMS(): number {
-    return Math.max(1, Math.round(this.remaining()));
-  }
-
   expired(): boolean {
     return this.remaining() === 0;
   }

@@ -30,7 +30,7 @@ const { ObjectId } = mongoose.Types;
 const DUPLICATE_KEY = 11000;
 const MAX_TIME_EXPIRED = 50;
 
-export type StoredDocument = Record<string, any> & { _id: InstanceType<typeof ObjectId>; version: number };
+export type StoredDocument = Record<string, unknown> & { _id: InstanceType<typeof ObjectId>; version: number };
 
 export interface ListPage {
   items: StoredDocument[];
@@ -60,7 +60,7 @@ export interface ReadOptions {
   projection?: Record<string, 1>;
   /** A transaction's session: the read sees its snapshot. */
   session?: ClientSession;
-  /** A request's read: the answer comes by it (the driver's timeout is the time left, and the wait is raced). */
+  /** A request's read: the answer comes by it, or the read is abandoned (DeadlineExceeded). */
   deadline?: Deadline;
 }
 
@@ -89,9 +89,9 @@ export class BulkInsertFailure extends Error {
 
 /** The key of a duplicate-key message (`... dup key: { sku: "X" }`), as a key pattern. */
 function keyPatternOf(message: string | undefined): Record<string, 1> | undefined {
-  const match = /dup key: \{ (.*) \}/.exec(message ?? '');
-  if (match === null) return undefined;
-  const fields = [...match[1]!.matchAll(/(?:^|, )([A-Za-z0-9_.]+): /g)].map((found) => found[1]!);
+  const keys = /dup key: \{ (.*) \}/.exec(message ?? '')?.[1];
+  if (keys === undefined) return undefined;
+  const fields = [...keys.matchAll(/(?:^|, )([A-Za-z0-9_.]+): /g)].flatMap((found) => found.slice(1, 2));
   return Object.fromEntries(fields.map((field) => [field, 1]));
 }
 
@@ -136,6 +136,7 @@ export class DocumentRepository {
   constructor(
     readonly entity: Entity,
     /** The entity's Mongoose model: the schema the casts follow (test/data/casting.test.ts); never read or written through. */
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each entity's model has a document type of its own
     readonly model: Model<any>,
     private readonly options: RepositoryOptions,
   ) {
@@ -168,21 +169,13 @@ export class DocumentRepository {
   }
 
   async findOne(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument | null> {
-    const found = this.collection().findOne(filter, {
-      ...(projection && { projection }),
-      ...(session && { session }),
-      ...(deadline && { timeoutMS: deadline.timeoutMS() }),
-    });
+    const found = this.collection().findOne(filter, { ...(projection && { projection }), ...(session && { session }) });
     return bounded(found, deadline);
   }
 
   async find(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument[]> {
     const found = this.collection()
-      .find(filter, {
-        ...(projection && { projection }),
-        ...(session && { session }),
-        ...(deadline && { timeoutMS: deadline.timeoutMS() }),
-      })
+      .find(filter, { ...(projection && { projection }), ...(session && { session }) })
       .toArray();
     return bounded(found, deadline);
   }
@@ -265,12 +258,9 @@ export class DocumentRepository {
     update: FieldUpdate,
     { action, now = new Date() }: WriteOptions,
   ): Promise<StoredDocument | null> {
-    const updated = await this.collection().findOneAndUpdate(filter, this.versioned(update, now), {
-      session: tx.session,
-      returnDocument: 'after',
-    });
-    if (updated !== null) tx.record(action, this.entity.collection, updated);
-    return updated;
+    const { value } = await this.modify(tx, filter, this.versioned(update, now), { upsert: false });
+    if (value !== null) tx.record(action, this.entity.collection, value);
+    return value;
   }
 
   /**
@@ -280,21 +270,14 @@ export class DocumentRepository {
    */
   async upsert(
     tx: Tx,
-    filter: Filter,
-    update: FieldUpdate,
-    { action, now = new Date() }: WriteOptions,
+    { filter, update, action, now = new Date() }: WriteOptions & { filter: Filter; update: FieldUpdate },
   ): Promise<{ document: StoredDocument; created: boolean }> {
-    const versioned = this.versioned(update, now);
-    const result = await this.collection().findOneAndUpdate(
-      filter,
-      { ...versioned, $setOnInsert: { ...update.$setOnInsert, createdAt: now } },
-      { session: tx.session, upsert: true, returnDocument: 'after', includeResultMetadata: true },
-    );
-    const document = result.value;
+    const inserting = { ...this.versioned(update, now), $setOnInsert: { ...update.$setOnInsert, createdAt: now } };
+    const { value, lastErrorObject } = await this.modify(tx, filter, inserting, { upsert: true });
     // With upsert a document is always returned; anything else is the driver breaking its contract.
-    if (document === null) throw new Error(`${this.entity.collection}: an upsert returned no document`);
-    tx.record(action, this.entity.collection, document);
-    return { document, created: result.lastErrorObject?.updatedExisting === false };
+    if (value === null) throw new Error(`${this.entity.collection}: an upsert returned no document`);
+    tx.record(action, this.entity.collection, value);
+    return { document: value, created: lastErrorObject?.updatedExisting === false };
   }
 
   /** Deletes `current` only if it is still at the version read; false when it changed meanwhile. */
@@ -390,9 +373,19 @@ export class DocumentRepository {
   }
 
   /** The caller's update with the version raised and updatedAt set: every write of a document does both. */
-  private versioned({ $setOnInsert: _onInsert, ...update }: FieldUpdate, now: Date): Update {
-    // The driver types updates by the schema's fields; a stored document's are only known at run time.
-    return { ...update, $inc: { ...update.$inc, version: 1 }, $set: { ...update.$set, updatedAt: now } } as Update;
+  private versioned(update: FieldUpdate, now: Date): Update {
+    const versioned = { ...update, $inc: { ...update.$inc, version: 1 }, $set: { ...update.$set, updatedAt: now } };
+    // The driver types an update by the fields its schema names; an entity's are known only at run time.
+    return versioned as unknown as Update;
+  }
+
+  private modify(tx: Tx, filter: Filter, update: Update, { upsert }: { upsert: boolean }) {
+    return this.collection().findOneAndUpdate(filter, update, {
+      session: tx.session,
+      upsert,
+      returnDocument: 'after',
+      includeResultMetadata: true,
+    });
   }
 
   private duplicate(keyPattern: Record<string, unknown> | undefined): AppError {

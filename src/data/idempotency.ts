@@ -77,25 +77,22 @@ export class IdempotencyStore {
   ) {}
 
   private get records(): mongo.Collection<IdempotencyRecord> {
-    return this.connection.collection<IdempotencyRecord>(
-      IDEMPOTENCY_COLLECTION,
-    ) as unknown as mongo.Collection<IdempotencyRecord>;
+    return this.connection.collection<IdempotencyRecord>(IDEMPOTENCY_COLLECTION);
   }
 
   /**
    * Claims a scope for `owner` until LEASE_GRACE_MS after its deadline, taking over a running
    * record whose lease has ended; otherwise returns the record that holds the scope. A record past
    * its expiry that the TTL monitor (once a minute) has not removed yet counts as absent. Every
-   * operation runs under the deadline's time left.
+   * operation is answered by the deadline or abandoned (DeadlineExceeded).
    */
   async claim(scope: string, fingerprint: string, owner: string, deadline: Deadline): Promise<Claim> {
-    const limit = () => ({ timeoutMS: deadline.timeoutMS() });
     for (let round = 1; ; round++) {
       const now = new Date();
       const leaseUntil = new Date(now.getTime() + deadline.remaining() + LEASE_GRACE_MS);
       try {
-        await this.records.insertOne(
-          {
+        await deadline.race(
+          this.records.insertOne({
             _id: scope,
             state: 'running',
             fingerprint,
@@ -103,36 +100,36 @@ export class IdempotencyStore {
             leaseUntil,
             createdAt: now,
             expiresAt: new Date(now.getTime() + this.ttlMs),
-          },
-          limit(),
+          }),
         );
         idempotencyEvents.claimed++;
         return { claimed: true, tookOver: false };
       } catch (error) {
         if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
       }
-      const record = await this.records.findOne({ _id: scope }, limit());
+      const record = await deadline.race(this.records.findOne({ _id: scope }));
       const last = round >= MAX_CLAIM_ROUNDS;
       // Released or expired in between: claim it again.
       if (record === null && !last) continue;
       if (record === null) throw new Error('the idempotency record kept changing hands');
       if (record.expiresAt <= now && !last) {
-        await this.records.deleteOne({ _id: scope, expiresAt: record.expiresAt }, limit());
+        await deadline.race(this.records.deleteOne({ _id: scope, expiresAt: record.expiresAt }));
         idempotencyEvents.expired++;
         continue;
       }
       if (record.state === 'running' && record.fingerprint === fingerprint && leaseEnd(record) <= now) {
         // The holder's lease ended (its request crashed, timed out or lost MongoDB): take it over.
         // The filter names the holder, so of several retries exactly one takes it.
-        const taken = await this.records.updateOne(
-          {
-            _id: scope,
-            state: 'running',
-            owner: record.owner ?? { $exists: false },
-            leaseUntil: record.leaseUntil ?? { $exists: false },
-          },
-          { $set: { owner, leaseUntil } },
-          limit(),
+        const taken = await deadline.race(
+          this.records.updateOne(
+            {
+              _id: scope,
+              state: 'running',
+              owner: record.owner ?? { $exists: false },
+              leaseUntil: record.leaseUntil ?? { $exists: false },
+            },
+            { $set: { owner, leaseUntil } },
+          ),
         );
         if (taken.modifiedCount === 1) {
           idempotencyEvents.takenOver++;
@@ -145,7 +142,7 @@ export class IdempotencyStore {
   }
 
   async find(scope: string, deadline: Deadline): Promise<IdempotencyRecord | null> {
-    return this.records.findOne({ _id: scope }, { timeoutMS: deadline.timeoutMS() });
+    return deadline.race(this.records.findOne({ _id: scope }));
   }
 
   /**
@@ -177,15 +174,16 @@ export class IdempotencyStore {
       headers: answer.headers,
     };
     if (answer.body !== undefined) set.body = answer.body;
-    await this.records.updateOne(
-      { _id: scope, fingerprint, $or: [{ state: 'running', owner }, { state: 'committed' }] },
-      { $set: set, $unset: { result: '', owner: '', leaseUntil: '' } },
-      { timeoutMS: deadline.timeoutMS() },
+    await deadline.race(
+      this.records.updateOne(
+        { _id: scope, fingerprint, $or: [{ state: 'running', owner }, { state: 'committed' }] },
+        { $set: set, $unset: { result: '', owner: '', leaseUntil: '' } },
+      ),
     );
   }
 
   /** Gives a running claim up, so that a retry runs the work at once. Never touches a committed record. */
   async release(scope: string, owner: string, deadline: Deadline): Promise<void> {
-    await this.records.deleteOne({ _id: scope, owner, state: 'running' }, { timeoutMS: deadline.timeoutMS() });
+    await deadline.race(this.records.deleteOne({ _id: scope, owner, state: 'running' }));
   }
 }

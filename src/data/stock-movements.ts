@@ -115,12 +115,11 @@ export class StockRepository {
     if (updated !== null) return { item: updated, created: false };
     const current = await this.items.findOne(filter, { session: tx.session });
     if (current !== null) throw counterFull(current, inc);
-    const { document, created } = await this.items.upsert(
-      tx,
+    const { document, created } = await this.items.upsert(tx, {
       filter,
-      { $inc: inc, $setOnInsert: { reserved: 0, shipped: 0 } },
-      options,
-    );
+      update: { $inc: inc, $setOnInsert: { reserved: 0, shipped: 0 } },
+      ...options,
+    });
     return { item: document, created };
   }
 

@@ -68,8 +68,6 @@ const BACKOFF_BASE_MS = 5;
 const BACKOFF_CAP_MS = 250;
 /** Less time than this left: another attempt could not finish, so none is started. */
 const LEAST_USEFUL_MS = 50;
-/** An abort left behind by a request that was answered: bounded, so it cannot hold a session for long. */
-const ABORT_TIMEOUT_MS = 5_000;
 
 /** Full jitter: a random wait up to an exponentially growing cap, so retries spread out. */
 const backoffMs = (attempt: number): number => Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
@@ -113,6 +111,7 @@ export async function withTransaction<T>(
     const attemptDone = (async () => {
       const result = await work(session);
       // The caller was already told "not written": this attempt must not commit.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the caller while work ran
       if (abandoned) throw new DeadlineExceeded();
       phase = 'commit';
       await commitUntilKnown(session, deadline, log);
@@ -122,7 +121,7 @@ export async function withTransaction<T>(
     // is aborted if it did not commit, and its session is ended.
     const cleanedUp = attemptDone
       .then(ignore, ignore)
-      .then(() => (session.inTransaction() ? session.abortTransaction({ timeoutMS: ABORT_TIMEOUT_MS }) : undefined))
+      .then(() => (session.inTransaction() ? session.abortTransaction() : undefined))
       .catch(ignore)
       .finally(() => session.endSession().catch(ignore));
 
@@ -133,6 +132,7 @@ export async function withTransaction<T>(
     } catch (error) {
       if (error instanceof DeadlineExceeded) {
         abandoned = true;
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the attempt sets it when it commits
         throw phase === 'work' ? giveUp(error) : unknown(error);
       }
       if (error instanceof CommitUnknown) throw unknown(error.cause);
@@ -174,8 +174,8 @@ class CommitUnknown extends Error {
 async function commitUntilKnown(session: ClientSession, deadline: Deadline, log: FastifyBaseLogger): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      // The driver's own timeout as well, so a commit to a frozen server does not outlive the request by long.
-      await session.commitTransaction({ timeoutMS: deadline.timeoutMS() });
+      // Raced by the caller (withTransaction): the driver takes no timeout of its own here.
+      await session.commitTransaction();
       return;
     } catch (error) {
       if (hasLabel(error, 'TransientTransactionError')) throw error;

@@ -183,7 +183,7 @@ export async function orderedUnits(db: Db, skus: readonly string[]): Promise<Map
  */
 export async function waitUntilSettled(db: Db, skus: readonly string[], maxMs = 30_000): Promise<void> {
   const snapshot = async () =>
-    JSON.stringify([...(await stockOf(db, skus)).values()]) + (await db.collection('orders').estimatedDocumentCount());
+    JSON.stringify([...(await stockOf(db, skus)).values(), await db.collection('orders').estimatedDocumentCount()]);
   const deadline = Date.now() + maxMs;
   let previous = await snapshot();
   while (Date.now() < deadline) {

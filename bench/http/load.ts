@@ -46,7 +46,8 @@ export async function drive(
     requests: load.requests,
     timeout: load.timeout ?? 30,
   }) as unknown as autocannon.Instance & Promise<autocannon.Result>;
-  instance.on('response', () => {
+  const events: autocannon.Instance = instance;
+  events.on('response', () => {
     lastAnswer = performance.now();
   });
   const result = await instance;
@@ -62,8 +63,8 @@ export async function measure(server: RunningServer, load: Load): Promise<Measur
   const status: Record<string, number> = {};
   let answered = 0;
   for (const [code, { count }] of Object.entries(result.statusCodeStats ?? {}) as [string, { count: number }][]) {
-    status[code] = Number(count);
-    answered += Number(count);
+    status[code] = count;
+    answered += count;
   }
   const non2xx =
     answered -

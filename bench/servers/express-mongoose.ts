@@ -76,9 +76,8 @@ app.get('/v1/products/:id', async (request, response) => {
 
 // Pages by skip and limit, as such an app usually pages: ?page=N.
 app.get('/v1/products', async (request, response) => {
-  const query = request.query as Record<string, string>;
-  const { filter, field, direction, limit } = listParameters(query);
-  const page = Math.max(1, Number(query.page ?? 1) || 1);
+  const { filter, field, direction, limit } = listParameters(request.query);
+  const page = Math.max(1, Number(request.query.page ?? 1) || 1);
   const items = await products
     .find(filter)
     .sort({ [field]: direction, _id: direction })
@@ -115,15 +114,15 @@ app.patch('/v1/products/:id', async (request, response) => {
   const product = await products.findById(request.params.id);
   if (product === null) return fail(response, 404, 'Not Found');
   const { _id, version, createdAt, updatedAt, ...writable } = product.toObject();
-  product.set(applyMergePatch(writable as Json, request.body as Json));
-  product.version = version + 1;
+  product.set(applyMergePatch(writable as Json, request.body));
+  product.version = (version as number) + 1;
   product.updatedAt = new Date();
   await product.save();
   response.set('etag', `"${product.version}"`).json(product);
 });
 
-app.post('/v1/orders', async (request, response) => {
-  const placement = request.body as OrderPlacement;
+app.post('/v1/orders', async (request: Request<Record<string, string>, unknown, OrderPlacement>, response) => {
+  const placement = request.body;
   try {
     const order = await connection.transaction(async (session) => {
       const now = new Date();
@@ -189,4 +188,4 @@ const close = async () => {
   await connection.close();
   process.exit(0);
 };
-process.once('SIGTERM', close).once('SIGINT', close);
+process.once('SIGTERM', () => void close()).once('SIGINT', () => void close());

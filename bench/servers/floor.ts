@@ -103,11 +103,9 @@ app.post<{ Body: Record<string, unknown> }>('/v1/products', async (request, repl
     await products.insertOne(document);
   } catch (error) {
     const code = (error as { code?: number }).code;
-    return code === 11000
-      ? fail(reply, 409, 'Conflict')
-      : code === 121
-        ? fail(reply, 400, 'Bad Request')
-        : Promise.reject(error);
+    if (code === 11000) return fail(reply, 409, 'Conflict');
+    if (code === 121) return fail(reply, 400, 'Bad Request');
+    throw error;
   }
   reply.header('location', `/v1/products/${document._id.toHexString()}`);
   return sendDocument(reply, document, 201);
@@ -160,9 +158,9 @@ app.post<{ Body: OrderPlacement }>('/v1/orders', async (request, reply) => {
       }
       return document;
     }, TRANSACTION_OPTIONS);
-    return sendDocument(reply, order, 201);
+    return await sendDocument(reply, order, 201);
   } catch (error) {
-    if (error instanceof InsufficientStock || error instanceof RangeError) return fail(reply, 409, 'Conflict');
+    if (error instanceof InsufficientStock || error instanceof RangeError) return await fail(reply, 409, 'Conflict');
     throw error;
   } finally {
     await session.endSession();
@@ -170,7 +168,7 @@ app.post<{ Body: OrderPlacement }>('/v1/orders', async (request, reply) => {
 });
 
 // The raw driver's insertMany, per collection, without a transaction.
-app.post<{ Body: { operations: unknown } }>('/v1/batch', async (request, reply) => {
+app.post<{ Body: { operations?: unknown } | undefined }>('/v1/batch', async (request, reply) => {
   let inserts;
   try {
     inserts = insertedDocuments(request.body?.operations);
@@ -198,6 +196,6 @@ const close = async () => {
   await client.close();
   process.exit(0);
 };
-process.once('SIGTERM', close).once('SIGINT', close);
+process.once('SIGTERM', () => void close()).once('SIGINT', () => void close());
 
 await app.listen({ host: environment.host, port: environment.port });

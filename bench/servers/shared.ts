@@ -148,7 +148,7 @@ export function insertedDocuments(operations: unknown): { collection: string; do
   if (!Array.isArray(operations) || operations.length === 0)
     throw new RangeError('operations must be a non-empty list');
   const now = new Date();
-  return operations.map((operation: { op?: unknown; collection?: unknown; document?: unknown }) => {
+  return operations.map((operation: { op?: unknown; collection?: unknown; document?: unknown } | null) => {
     if (
       operation?.op !== 'insert' ||
       typeof operation.collection !== 'string' ||

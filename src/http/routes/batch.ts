@@ -24,7 +24,7 @@ import { OBJECT_ID_PATTERN } from '../../domain/types.ts';
 import { compileValidator } from '../../domain/validation.ts';
 import type { BatchOutcome } from '../../shop/batch.ts';
 import { AppError, type FieldError } from '../../errors.ts';
-import { documentSchemas } from '../schemas/documents.ts';
+import { writeBodies } from '../schemas/documents.ts';
 import { kindOf, problemKinds, problemResponses, type ProblemKind } from '../schemas/problem.ts';
 import { DOCUMENTED_BODY } from '../plugins/openapi.ts';
 import { Customer, Product, Stock } from '../../domain/entities/index.ts';
@@ -365,9 +365,9 @@ const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const checks = new Map<string, Checks>();
   for (const entity of ENTITIES as readonly Entity[]) {
     if (!BATCH_COLLECTIONS.has(entity.collection)) continue;
-    const shared = documentSchemas(entity).shared;
-    const { $id: _input, examples: _examples, ...input } = shared.find((s) => s.$id === `${entity.schemaName}Input`)!;
-    const { $id: _patch, ...patch } = shared.find((s) => s.$id === `${entity.schemaName}Patch`)!;
+    const bodies = writeBodies(entity);
+    const { $id: _input, examples: _examples, ...input } = bodies.input;
+    const { $id: _patch, ...patch } = bodies.patch;
     checks.set(entity.collection, {
       input: compileValidator(input, 'body', { applyDefaults: true }),
       patch: compileValidator(patch),

@@ -7,7 +7,22 @@ import { PREFIX_MAX_LENGTH, schemaAt, type Entity, type FilterOp } from '../../d
 import { ObjectIdString } from '../../domain/types.ts';
 import { problemResponses } from './problem.ts';
 
-type JsonSchema = TSchema & Record<string, any>;
+/** A JSON Schema as TypeBox builds it: the keywords this module reads and writes. */
+interface JsonSchema extends TSchema {
+  [keyword: string]: unknown;
+  type?: unknown;
+  description?: string;
+  default?: unknown;
+  enum?: unknown[];
+  items?: JsonSchema;
+  properties?: Record<string, JsonSchema>;
+  patternProperties?: Record<string, JsonSchema>;
+  required?: string[];
+  maxProperties?: number;
+}
+
+/** TypeBox's schemas are JSON Schema objects; its types name the keywords of each kind only. */
+const json = (schema: TSchema) => schema as JsonSchema;
 
 export const LIST_DEFAULT_LIMIT = 50;
 export const LIST_MAX_LIMIT = 200;
@@ -38,7 +53,7 @@ export interface DocumentSchemas {
   input: string;
   patch: string;
   page: string;
-  shared: JsonSchema[];
+  shared: TSchema[];
   query: TObject;
   sortable: string[];
 }
@@ -48,23 +63,23 @@ function mergePatchOf(schema: JsonSchema, required: boolean): JsonSchema {
   if (schema.type === 'object' && schema.properties) {
     const properties: Record<string, JsonSchema> = {};
     const requiredHere = new Set<string>(schema.required ?? []);
-    for (const [name, child] of Object.entries(schema.properties as Record<string, JsonSchema>)) {
+    for (const [name, child] of Object.entries(schema.properties)) {
       properties[name] = mergePatchOf(child, requiredHere.has(name));
     }
-    const object = { type: 'object', properties, additionalProperties: false } as JsonSchema;
+    const object: JsonSchema = { type: 'object', properties, additionalProperties: false };
     return required ? object : { anyOf: [object, { type: 'null' }] };
   }
   if (schema.type === 'object' && schema.patternProperties) {
     const patternProperties: Record<string, JsonSchema> = {};
-    for (const [pattern, value] of Object.entries(schema.patternProperties as Record<string, JsonSchema>)) {
-      patternProperties[pattern] = { anyOf: [value, { type: 'null' }] } as JsonSchema;
+    for (const [pattern, value] of Object.entries(schema.patternProperties)) {
+      patternProperties[pattern] = { anyOf: [value, { type: 'null' }] };
     }
-    const record = {
+    const record: JsonSchema = {
       type: 'object',
       patternProperties,
       additionalProperties: false,
       ...(schema.maxProperties !== undefined && { maxProperties: schema.maxProperties }),
-    } as JsonSchema;
+    };
     return required ? record : { anyOf: [record, { type: 'null' }] };
   }
   const { default: _default, ...rest } = schema;
@@ -72,22 +87,26 @@ function mergePatchOf(schema: JsonSchema, required: boolean): JsonSchema {
 }
 
 /** A copy without `default`s: a listed item leaves out what was not asked for, instead of inventing it. */
-function withoutDefaults(schema: JsonSchema): JsonSchema {
-  if (Array.isArray(schema)) return schema.map(withoutDefaults) as unknown as JsonSchema;
+function withoutDefaults(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withoutDefaults);
   if (schema === null || typeof schema !== 'object') return schema;
-  const copy: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(schema)) {
-    if (key === 'default') continue;
-    copy[key] = value !== null && typeof value === 'object' ? withoutDefaults(value as JsonSchema) : value;
-  }
-  return copy as JsonSchema;
+  return Object.fromEntries(
+    Object.entries(schema)
+      .filter(([key]) => key !== 'default')
+      .map(([key, value]) => [key, withoutDefaults(value)]),
+  );
 }
 
 /** The query string of the list: each allowed filter as its own typed parameter. */
 function listQuery(entity: Entity, sortable: string[]): TObject {
   const properties: Record<string, TSchema> = {};
   for (const [field, ops] of Object.entries(entity.filters)) {
-    const { default: _default, examples: _examples, description: _description, ...value } = schemaAt(entity, field);
+    const {
+      default: _default,
+      examples: _examples,
+      description: _description,
+      ...value
+    } = json(schemaAt(entity, field));
     for (const op of ops) {
       const name = op === 'eq' ? field : `${field}[${op}]`;
       if (op === 'exists') properties[name] = Type.Boolean({ description: `Whether ${field} is present.` });
@@ -98,20 +117,23 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
           minLength: 1,
           maxLength: PREFIX_MAX_LENGTH,
           pattern: '^[^\\u0000-\\u001f\\u007f]+$',
-          description: `${field} starts with this text, taken literally (1-${PREFIX_MAX_LENGTH} characters${entity.collation ? ', compared as the collection compares, regardless of case' : ', case-sensitive'}).`,
+          description:
+            `${field} starts with this text, taken literally (1-${PREFIX_MAX_LENGTH} characters` +
+            (entity.collation ? ', compared as the collection compares, regardless of case).' : ', case-sensitive).'),
         });
       } else if (LIST_OPERATORS.includes(op)) {
-        properties[name] = Type.Array(value as TSchema, {
+        const says = op === 'in' ? 'is any of' : op === 'nin' ? 'is none of' : 'contains all of';
+        properties[name] = Type.Array(value, {
           minItems: 1,
           maxItems: LIST_MAX_VALUES,
-          description: `${field} ${op === 'in' ? 'is any of' : op === 'nin' ? 'is none of' : 'contains all of'} these (comma-separated or repeated).`,
+          description: `${field} ${says} these (comma-separated or repeated).`,
         });
       } else {
-        properties[name] = { ...(value as TSchema), description: `${field} ${describeOp(op)} this.` } as TSchema;
+        properties[name] = { ...value, description: `${field} ${describeOp(op)} this.` };
       }
       // A parameter's schema says its type: an enum alone leaves clients to guess how to send it.
-      const parameter = properties[name] as JsonSchema;
-      for (const schema of [parameter, parameter.items as JsonSchema | undefined]) {
+      const parameter = json(properties[name]);
+      for (const schema of [parameter, parameter.items]) {
         if (schema?.enum !== undefined && schema.type === undefined)
           schema.type = typeof schema.enum[0] === 'number' ? 'number' : 'string';
       }
@@ -156,7 +178,7 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
   return Type.Object(optional, { additionalProperties: false });
 }
 
-const capitalized = (text: string) => `${text[0]!.toUpperCase()}${text.slice(1)}`;
+const capitalized = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
 
 /** Whether clients write the entity's documents through the generic routes (or a batch). */
 const writesDocuments = (entity: Entity) =>
@@ -174,13 +196,16 @@ function describeOp(op: FilterOp): string {
 }
 
 const FIXED =
-  'Fixed at creation: a replace must send the value the document has, a patch may leave it out or repeat it (else 400).';
+  'Fixed at creation: a replace must send the value the document has, ' +
+  'a patch may leave it out or repeat it (else 400).';
 
 /** Each member fixed at creation says so in its description. */
 function withFixedMembers(schema: JsonSchema, entity: Entity): JsonSchema {
-  const properties = { ...(schema.properties as Record<string, JsonSchema>) };
+  const properties = { ...schema.properties };
   for (const member of entity.immutable) {
-    const described = properties[member]!;
+    const described = properties[member];
+    if (described === undefined)
+      throw new Error(`${entity.collection}: ${member} is fixed at creation but not writable`);
     properties[member] = {
       ...described,
       description: described.description ? `${described.description} ${FIXED}` : FIXED,
@@ -191,11 +216,8 @@ function withFixedMembers(schema: JsonSchema, entity: Entity): JsonSchema {
 
 /** The writable schema with only what has no default required: a member left out gets its default. */
 function inputOf(entity: Entity): JsonSchema {
-  const writable = withFixedMembers(entity.writable as JsonSchema, entity);
-  const properties = writable.properties as Record<string, JsonSchema>;
-  const required = ((writable.required ?? []) as string[]).filter(
-    (member) => properties[member]?.default === undefined,
-  );
+  const writable = withFixedMembers(json(entity.writable), entity);
+  const required = (writable.required ?? []).filter((member) => writable.properties?.[member]?.default === undefined);
   const { required: _required, ...rest } = writable;
   return required.length > 0 ? { ...rest, required } : rest;
 }
@@ -204,12 +226,12 @@ function inputOf(entity: Entity): JsonSchema {
 function resourceOf(entity: Entity): JsonSchema {
   const writable = new Set(Object.keys(entity.writable.properties));
   const properties = Object.fromEntries(
-    Object.entries(entity.resource.properties as Record<string, JsonSchema>).map(([name, schema]) => [
+    Object.entries(entity.resource.properties).map(([name, schema]) => [
       name,
       writable.has(name) ? schema : { ...schema, readOnly: true },
     ]),
   );
-  return withFixedMembers({ ...entity.resource, properties }, entity);
+  return withFixedMembers(json({ ...entity.resource, properties }), entity);
 }
 
 /**
@@ -217,16 +239,37 @@ function resourceOf(entity: Entity): JsonSchema {
  * example's value again, and the first optional member without a default is removed (null).
  */
 function patchExample(entity: Entity): Record<string, unknown> {
-  const writable = entity.writable as JsonSchema;
-  const required = new Set<string>(writable.required ?? []);
+  const writable = json(entity.writable);
+  const required = new Set(writable.required);
   const example = entity.example as Record<string, unknown>;
-  const members = Object.keys(writable.properties as object).filter((member) => !entity.immutable.includes(member));
+  const members = Object.keys(entity.writable.properties).filter((member) => !entity.immutable.includes(member));
   const changed = members.find((member) => required.has(member) && example[member] !== undefined);
   const removed = members.find(
-    (member) =>
-      !required.has(member) && (writable.properties as Record<string, JsonSchema>)[member]!.default === undefined,
+    (member) => !required.has(member) && writable.properties?.[member]?.default === undefined,
   );
   return { ...(changed && { [changed]: example[changed] }), ...(removed && { [removed]: null }) };
+}
+
+/** The bodies clients write a document with, whole (create, replace) and as a merge patch. */
+export function writeBodies(entity: Entity): { input: JsonSchema; patch: JsonSchema } {
+  const name = entity.schemaName;
+  const input = {
+    ...inputOf(entity),
+    $id: `${name}Input`,
+    description:
+      `${capitalized(withArticle(entity.singular))} as clients write it; ` + 'members left out get their defaults.',
+    examples: [entity.example],
+  };
+  const patch = {
+    ...mergePatchOf(withFixedMembers(json(entity.writable), entity), true),
+    $id: `${name}Patch`,
+    minProperties: 1,
+    description:
+      `A JSON Merge Patch (RFC 7396) of ${withArticle(entity.singular)}: ` +
+      'members replace, objects merge, null removes an optional member.',
+    examples: [patchExample(entity)],
+  };
+  return { input, patch };
 }
 
 export function documentSchemas(entity: Entity): DocumentSchemas {
@@ -240,27 +283,16 @@ export function documentSchemas(entity: Entity): DocumentSchemas {
     createdAt: '2026-11-20T10:00:00.000Z',
     updatedAt: '2026-11-25T09:30:00.000Z',
   };
-  const resource = { ...resourceOf(entity), $id: name, examples: [resourceExample] } as JsonSchema;
-  const input = {
-    ...inputOf(entity),
-    $id: `${name}Input`,
-    description: `${capitalized(withArticle(entity.singular))} as clients write it; members left out get their defaults.`,
-    examples: [entity.example],
-  };
-  const patch = {
-    ...mergePatchOf(withFixedMembers(entity.writable as JsonSchema, entity), true),
-    $id: `${name}Patch`,
-    minProperties: 1,
-    description: `A JSON Merge Patch (RFC 7396) of ${withArticle(entity.singular)}: members replace, objects merge, null removes an optional member.`,
-    examples: [patchExample(entity)],
-  } as JsonSchema;
-  const summary = {
-    ...withoutDefaults(Type.Partial(entity.resource) as JsonSchema),
+  const resource: JsonSchema = { ...resourceOf(entity), $id: name, examples: [resourceExample] };
+  const summary: JsonSchema = {
+    ...(withoutDefaults(Type.Partial(entity.resource)) as JsonSchema),
     required: ['id'],
     additionalProperties: false,
     $id: `${name}Fields`,
-    description: `${capitalized(withArticle(entity.singular))} as listed: the fields requested with \`fields\`, or all of them.`,
-  } as JsonSchema;
+    description:
+      `${capitalized(withArticle(entity.singular))} as listed: ` +
+      'the fields requested with `fields`, or all of them.',
+  };
   const page = {
     ...Type.Object(
       {
@@ -274,14 +306,14 @@ export function documentSchemas(entity: Entity): DocumentSchemas {
     ),
     $id: `${name}Page`,
     examples: [{ items: [resourceExample], next: `/v1/${entity.collection}?limit=1&cursor=eyJoIjoi...`, total: 42 }],
-  } as JsonSchema;
+  };
   return {
     resource: name,
     input: `${name}Input`,
     patch: `${name}Patch`,
     page: `${name}Page`,
     // Orders are written only by their workflow: no input or patch of theirs to document.
-    shared: [resource, ...(writesDocuments(entity) ? [input, patch] : []), summary, page],
+    shared: [resource, ...(writesDocuments(entity) ? Object.values(writeBodies(entity)) : []), summary, page],
     query: listQuery(entity, sortable),
     sortable,
   };

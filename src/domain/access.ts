@@ -49,7 +49,7 @@ export function expandScopes(requested: readonly string[]): Scope[] {
     if (name === '*') SCOPES.forEach((scope) => granted.add(scope));
     else if (name === '*:read') DATA_RESOURCES.forEach((collection) => granted.add(readScope(collection)));
     else if (name === '*:write') DATA_RESOURCES.forEach((collection) => granted.add(writeScope(collection)));
-    else if (name.endsWith(':*') && DATA_RESOURCES.includes(name.slice(0, -2) as never)) {
+    else if (name.endsWith(':*') && DATA_RESOURCES.includes(name.slice(0, -2))) {
       granted.add(readScope(name.slice(0, -2)));
       granted.add(writeScope(name.slice(0, -2)));
     } else if (SCOPES.includes(name)) granted.add(name);
@@ -89,8 +89,8 @@ export function generateApiKey(): GeneratedKey {
 
 /** The prefix and secret of a well-formed key, or null. */
 export function parseApiKey(key: string): { prefix: string; secret: string } | null {
-  const match = KEY_FORMAT.exec(key);
-  return match === null ? null : { prefix: match[1]!, secret: match[2]! };
+  const [, prefix, secret] = KEY_FORMAT.exec(key) ?? [];
+  return prefix === undefined || secret === undefined ? null : { prefix, secret };
 }
 
 export const hashSecret = (secret: string): string => hash('sha256', secret, 'hex');

@@ -99,7 +99,15 @@ export interface EntityDeclaration<W extends TObject = TObject, S extends TObjec
   serverExample: Static<S>;
 }
 
-type JsonSchema = TSchema & Record<string, any>;
+/** The keywords of a JSON Schema its readers look at (TypeBox's TSchema types none of them). */
+export interface JsonSchema extends TSchema {
+  type?: unknown;
+  format?: unknown;
+  enum?: readonly unknown[];
+  maximum?: unknown;
+  items?: unknown;
+  properties?: Record<string, unknown>;
+}
 
 /** Fields every stored document has, maintained by the repository. */
 export const SystemFields = {

@@ -25,6 +25,6 @@ export function limitExceeded({ field, limit, value, documentId }: LimitExceeded
 
 /** The declared maximum of a field of an entity's stored documents (undefined when it has none). */
 export function maximumOf(entity: Entity, field: string): number | undefined {
-  const maximum = (schemaAt(entity, field) as { maximum?: unknown }).maximum;
+  const { maximum } = schemaAt(entity, field);
   return typeof maximum === 'number' ? maximum : undefined;
 }

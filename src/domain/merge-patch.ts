@@ -8,10 +8,11 @@ const isObject = (value: unknown): value is Record<string, Json> =>
 
 export function applyMergePatch(target: Json | undefined, patch: Json): Json {
   if (!isObject(patch)) return patch;
-  const result: Record<string, Json> = isObject(target) ? { ...target } : {};
+  const removed = new Set(Object.keys(patch).filter((key) => patch[key] === null));
+  const kept = Object.entries(isObject(target) ? target : {}).filter(([key]) => !removed.has(key));
+  const result: Record<string, Json> = Object.fromEntries(kept);
   for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete result[key];
-    else result[key] = applyMergePatch(result[key], value);
+    if (value !== null) result[key] = applyMergePatch(result[key], value);
   }
   return result;
 }

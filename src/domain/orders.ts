@@ -190,7 +190,10 @@ export function priceOrder(placement: OrderPlacement, products: readonly Catalog
     });
   }
 
-  const priced = placement.lines.map(({ sku, quantity }) => ({ product: bySku.get(sku)!, quantity }));
+  const priced = placement.lines.flatMap(({ sku, quantity }) => {
+    const product = bySku.get(sku);
+    return product === undefined ? [] : [{ product, quantity }];
+  });
   const currencies = new Set(priced.map(({ product }) => product.price.currency));
   if (currencies.size > 1) {
     throw new AppError(409, 'mixed-currencies', 'Mixed Currencies', {
@@ -198,14 +201,15 @@ export function priceOrder(placement: OrderPlacement, products: readonly Catalog
       extensions: { currencies: priced.map(({ product }) => ({ sku: product.sku, currency: product.price.currency })) },
     });
   }
-  const [currency] = currencies as Set<string>;
+  const [currency] = currencies;
+  if (currency === undefined) throw new Error('an order without lines cannot be priced');
 
   const lines: Line[] = priced.map(({ product, quantity }) => ({
     sku: product.sku,
     name: product.name,
     quantity,
-    unitPrice: { amount: product.price.amount, currency: currency! },
-    lineTotal: { amount: product.price.amount * quantity, currency: currency! },
+    unitPrice: { amount: product.price.amount, currency },
+    lineTotal: { amount: product.price.amount * quantity, currency },
   }));
   const subtotal = lines.reduce((sum, line) => sum + line.lineTotal.amount, 0);
   if (subtotal > MAX_AMOUNT) {
@@ -217,7 +221,7 @@ export function priceOrder(placement: OrderPlacement, products: readonly Catalog
     lines,
     totals: {
       itemCount: lines.reduce((sum, line) => sum + line.quantity, 0),
-      subtotal: { amount: subtotal, currency: currency! },
+      subtotal: { amount: subtotal, currency },
     },
   };
 }

@@ -97,7 +97,7 @@ const NUMBER_TEXT = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
 
 /** The significant digits of a number's text, whatever its spelling (9007199254740993.0, 90071992547409930e-1). */
 const significantDigits = (text: string): string =>
-  text.replace(/^-/, '').split(/[eE]/)[0]!.replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
+  (text.replace(/^-/, '').split(/[eE]/)[0] ?? '').replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
 /** A double holds every integer of up to 15 significant digits exactly; past 2^53 some longer ones are rounded. */
 const EXACT_DIGITS = 15;
 
@@ -117,7 +117,7 @@ export function readNumber(text: string): number | { problem: string } {
   }
   const value = Number(text);
   if (!Number.isFinite(value)) return { problem: `is too large to be a number: ${quoted(text)}` };
-  if (value === 0 && /[1-9]/.test(text.split(/[eE]/)[0]!))
+  if (value === 0 && /[1-9]/.test(text.split(/[eE]/)[0] ?? ''))
     return { problem: `is too close to 0 to be told from 0: ${quoted(text)}` };
   if (Number.isInteger(value) && !Number.isSafeInteger(value) && significantDigits(text).length > EXACT_DIGITS) {
     return { problem: `has more digits than a number holds exactly: ${quoted(text)}` };
@@ -135,8 +135,7 @@ function numericMembers(schema: unknown): string[] {
   const numeric = (type: unknown) => [type].flat().some((name) => name === 'integer' || name === 'number');
   return Object.entries(properties)
     .filter(
-      ([, member]) =>
-        numeric(member?.type) || ([member?.type].flat().includes('array') && numeric(member?.items?.type)),
+      ([, member]) => numeric(member.type) || ([member.type].flat().includes('array') && numeric(member.items?.type)),
     )
     .map(([name]) => name);
 }
@@ -172,7 +171,7 @@ export function readingNumbersStrictly(schema: unknown, validate: (data: unknown
           return undefined;
         });
         // A refused value is taken out: Ajv would otherwise coerce it its own way and say nothing.
-        if (read.includes(undefined)) delete values[name];
+        if (read.includes(undefined)) Reflect.deleteProperty(values, name);
         else values[name] = list ? read : read[0];
       }
     }
@@ -182,7 +181,7 @@ export function readingNumbersStrictly(schema: unknown, validate: (data: unknown
       wrapped.errors = own as ErrorObject[];
       return valid;
     }
-    const named = new Set(refused.map((error) => error.instancePath!.split('/')[1]));
+    const named = new Set(refused.map((error) => (error.instancePath ?? '').split('/')[1]));
     const others = own.filter(
       (error) => !named.has(String(error.params?.missingProperty ?? error.instancePath?.split('/')[1] ?? '')),
     );

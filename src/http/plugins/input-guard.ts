@@ -35,8 +35,25 @@ export type InputLimits = { readonly [K in keyof typeof INPUT_LIMITS]: number };
 /** Findings reported in one answer; past them the walk stops (the client has enough to fix). */
 const MAX_FINDINGS = 20;
 
-/** Names that reach an object's prototype when used as a key. */
-const PROTOTYPE_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+/**
+ * Member paths that reach an object's prototype: merged into another object, a body holding one
+ * could pollute every object. The JSON parser refuses a body with one of these paths (see
+ * prototypePath); this guard refuses each of their names as a member or parameter name.
+ */
+export const PROTOTYPE_PATHS = [['__proto__'], ['constructor', 'prototype']] as const;
+const PROTOTYPE_NAMES: ReadonlySet<string> = new Set(PROTOTYPE_PATHS.flat());
+
+/** The members of one of PROTOTYPE_PATHS that `value` holds, as its own members all the way down. */
+export function prototypePath(value: object): readonly string[] | undefined {
+  return PROTOTYPE_PATHS.find((path) => {
+    let at: unknown = value;
+    for (const name of path) {
+      if (at === null || typeof at !== 'object' || !Object.hasOwn(at, name)) return false;
+      at = (at as Record<string, unknown>)[name];
+    }
+    return true;
+  });
+}
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
@@ -92,7 +109,7 @@ export interface PathNode {
 /** The JSON Pointer of a node, or of members below it. */
 export function pointerOf(node: PathNode, ...members: string[]): string {
   const segments: string[] = [];
-  for (let at: PathNode | undefined = node; at?.parent !== undefined; at = at.parent) segments.push(at.key);
+  for (let at = node; at.parent !== undefined; at = at.parent) segments.push(at.key);
   return jsonPointer([...segments.reverse(), ...members]);
 }
 
@@ -120,8 +137,9 @@ export function inspectBody(body: unknown, limits: InputLimits = INPUT_LIMITS): 
   const root: Frame = { value: body, depth: 0, key: '', parent: undefined };
   const stack: Frame[] = [root];
   let members = 0;
-  while (stack.length > 0 && findings.length < MAX_FINDINGS) {
-    const frame = stack.pop()!;
+  while (findings.length < MAX_FINDINGS) {
+    const frame = stack.pop();
+    if (frame === undefined) break;
     const { value } = frame;
     if (typeof value === 'string') {
       const problem = stringProblem(value, limits);
@@ -144,7 +162,7 @@ export function inspectBody(body: unknown, limits: InputLimits = INPUT_LIMITS): 
       continue;
     }
     // Parsed JSON holds plain objects only; anything else (a Buffer from a binary parser) is opaque.
-    const prototype = Object.getPrototypeOf(value);
+    const prototype: unknown = Object.getPrototypeOf(value);
     if (prototype !== Object.prototype && prototype !== null) continue;
     const names = Object.keys(value);
     members += names.length;
@@ -160,7 +178,7 @@ export function inspectBody(body: unknown, limits: InputLimits = INPUT_LIMITS): 
       else refuse(child, problem);
     }
     // Pushed last first, so that they are walked (and findings listed) in document order.
-    for (let index = children.length - 1; index >= 0; index--) stack.push(children[index]!);
+    for (const child of children.reverse()) stack.push(child);
   }
   return findings.slice(0, MAX_FINDINGS);
 }

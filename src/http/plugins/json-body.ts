@@ -10,7 +10,15 @@
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { AppError, type FieldError } from '../../errors.ts';
-import { INPUT_LIMITS, jsonPointer, pointerOf, tooDeep, type PathNode } from './input-guard.ts';
+import {
+  INPUT_LIMITS,
+  PROTOTYPE_PATHS,
+  jsonPointer,
+  pointerOf,
+  prototypePath,
+  tooDeep,
+  type PathNode,
+} from './input-guard.ts';
 import { readNumber } from '../../domain/validation.ts';
 
 export const MERGE_PATCH_MEDIA_TYPE = 'application/merge-patch+json';
@@ -45,27 +53,17 @@ interface Node extends PathNode {
 }
 
 /**
- * Where the parsed value has a `__proto__` member, or a `constructor` object with a `prototype`
- * (what merging it into another object could turn into prototype pollution); null when nowhere.
- * Iterative and linear: it never grows the call stack, whatever the nesting.
+ * Where the parsed value holds one of the paths to a prototype (PROTOTYPE_PATHS: what merging it
+ * into another object could turn into prototype pollution); null when nowhere. Iterative and
+ * linear: it never grows the call stack, whatever the nesting.
  */
 export function prototypePoisoning(root: unknown): string | null {
   if (root === null || typeof root !== 'object') return null;
   const pending: Node[] = [{ value: root, key: '', parent: undefined }];
-  while (pending.length > 0) {
-    const node = pending.pop()!;
-    const { value } = node;
-    if (Object.hasOwn(value, '__proto__')) return pointerOf(node, '__proto__');
-    const constructor = (value as Record<string, unknown>).constructor;
-    if (
-      Object.hasOwn(value, 'constructor') &&
-      constructor !== null &&
-      typeof constructor === 'object' &&
-      Object.hasOwn(constructor, 'prototype')
-    ) {
-      return pointerOf(node, 'constructor', 'prototype');
-    }
-    for (const [key, child] of Object.entries(value)) {
+  for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
+    const path = prototypePath(node.value);
+    if (path !== undefined) return pointerOf(node, ...path);
+    for (const [key, child] of Object.entries(node.value as Record<string, unknown>)) {
       if (child !== null && typeof child === 'object') pending.push({ value: child, key, parent: node });
     }
   }
@@ -129,10 +127,11 @@ function numberTokenAt(text: string, offset: number): string {
 }
 
 /**
- * The JSON Pointers of the values that start at these offsets of valid JSON text, in one pass
- * that follows the member names and array positions. Only run on a body being refused.
+ * The JSON Pointer of each value that starts at one of these offsets of valid JSON text, by
+ * offset, in one pass that follows the member names and array positions. Only run on a body
+ * being refused.
  */
-function pointersAt(text: string, offsets: readonly number[]): string[] {
+function pointersAt(text: string, offsets: readonly number[]): Map<number, string> {
   const wanted = new Set(offsets);
   const found = new Map<number, string>();
   const path: (string | number)[] = [];
@@ -160,7 +159,7 @@ function pointersAt(text: string, offsets: readonly number[]): string[] {
       else path[path.length - 1] = (path.at(-1) as number) + 1;
     } else if (wanted.has(index)) found.set(index, jsonPointer(path.map(String)));
   }
-  return offsets.map((offset) => found.get(offset) ?? '');
+  return found;
 }
 
 /** A parsed value with every -0 read as 0 (JSON.parse keeps the sign of a zero). */
@@ -183,7 +182,7 @@ function checkedNumbers(text: string, offsets: number[], parsed: unknown): unkno
       shown.map((finding) => finding.offset),
     );
     throw AppError.validation(
-      shown.map((finding, index) => ({ in: 'body', pointer: pointers[index]!, message: finding.problem })),
+      shown.map(({ offset, problem }) => ({ in: 'body', pointer: pointers.get(offset) ?? '', message: problem })),
     );
   }
   return negativeZero ? withoutNegativeZero(text) : parsed;
@@ -217,8 +216,8 @@ export function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
     throw malformed(`The body is not valid JSON: ${(error as Error).message}`);
   }
   if (scan.suspectNumbers.length > 0) value = checkedNumbers(text, scan.suspectNumbers, value);
-  // Only a body that spells one of these names, literally or through \u escapes, can hold one.
-  if (text.includes('__proto__') || text.includes('constructor') || text.includes('\\u')) {
+  // Only a body that spells the first name of a path, literally or through \u escapes, can hold one.
+  if (PROTOTYPE_PATHS.some(([name]) => text.includes(name)) || text.includes('\\u')) {
     const pointer = prototypePoisoning(value);
     if (pointer !== null) {
       throw malformed('The body has a member that could alter object prototypes; it is refused.', [

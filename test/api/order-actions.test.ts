@@ -10,6 +10,7 @@ import {
 } from '../../src/domain/orders.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
+import type { StoredStock } from '../helpers/documents.ts';
 
 const { ObjectId } = mongoose.Types;
 
@@ -61,7 +62,7 @@ describe('order status actions: POST /v1/orders/:id/{pay,ship,deliver,cancel}', 
     a: await s.storedStock(a, 'AMS-1'),
     b: await s.storedStock(b, 'AMS-1'),
   });
-  const counters = (item: Record<string, any> | null) => ({
+  const counters = (item: StoredStock | null) => ({
     available: item!.available,
     reserved: item!.reserved,
     shipped: item!.shipped,
@@ -190,7 +191,7 @@ describe('order status actions: POST /v1/orders/:id/{pay,ship,deliver,cancel}', 
         at: res.json().updatedAt,
         note: 'Paid by card, ref 7f3a.',
       });
-      expect((await s.storedOrder(id))!.history.at(-1).note).toBe('Paid by card, ref 7f3a.');
+      expect((await s.storedOrder(id))!.history.at(-1)!.note).toBe('Paid by card, ref 7f3a.');
     });
 
     it('accepts an empty object as the body', async () => {

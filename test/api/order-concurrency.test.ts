@@ -63,10 +63,10 @@ describe('orders under concurrency', () => {
 
         // Reads the committed stock document over and over while the placements run.
         samples = [];
-        let running = true;
+        const sampling = new AbortController();
         const stock = t.app.db.connection.db!.collection('stock');
         const sampler = (async () => {
-          while (running) {
+          while (!sampling.signal.aborted) {
             const item = await stock.findOne({ sku, warehouse: 'AMS-1' });
             samples.push({ available: item!.available, reserved: item!.reserved, shipped: item!.shipped });
             await new Promise((resolve) => setImmediate(resolve));
@@ -80,7 +80,7 @@ describe('orders under concurrency', () => {
           ),
         );
         const elapsedMs = Date.now() - started;
-        running = false;
+        sampling.abort();
         await sampler;
         statuses = responses.map((res) => res.statusCode);
         bodies = responses.map((res) => res.json());

@@ -25,13 +25,13 @@ describe('stock counters at their limit', () => {
 
   beforeAll(async () => {
     t = await buildTestApp('stock_limits');
-    t.app.post('/test/raw-increment/:sku', async (request) => {
+    t.app.post<{ Params: { sku: string } }>('/test/raw-increment/:sku', async (request) => {
       // A write without the guard, as a future code path might make one: the net must catch it.
-      await stock().updateOne({ sku: (request.params as { sku: string }).sku }, { $inc: { available: 5 } });
+      await stock().updateOne({ sku: request.params.sku }, { $inc: { available: 5 } });
       return { ok: true };
     });
-    t.app.post('/test/raw-type-mismatch/:sku', async (request) => {
-      await stock().updateOne({ sku: (request.params as { sku: string }).sku }, { $set: { available: 'many' } });
+    t.app.post<{ Params: { sku: string } }>('/test/raw-type-mismatch/:sku', async (request) => {
+      await stock().updateOne({ sku: request.params.sku }, { $set: { available: 'many' } });
       return { ok: true };
     });
     await waitForDatabase(t.app);

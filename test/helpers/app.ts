@@ -115,15 +115,15 @@ type InjectArgument = string | InjectOptions;
  * `{ authorization: undefined }` sends no key at all.
  */
 function sendingKey(app: App, key: string): App {
-  const inject = app.inject.bind(app) as (options?: InjectArgument) => ReturnType<App['inject']>;
+  const inject = app.inject.bind<(options?: InjectArgument) => ReturnType<App['inject']>>(app);
   const withKey = (options?: InjectArgument) => {
     if (options === undefined) return inject();
     const given = typeof options === 'string' ? { url: options } : options;
     const headers: Record<string, unknown> = { ...(given.headers as Record<string, unknown> | undefined) };
     const named = Object.keys(headers).map((name) => name.toLowerCase());
     if (!named.includes('authorization') && !named.includes('x-api-key')) headers.authorization = `Bearer ${key}`;
-    for (const [name, value] of Object.entries(headers)) if (value === undefined) delete headers[name];
-    return inject({ ...given, headers } as InjectArgument);
+    const sent = Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== undefined));
+    return inject({ ...given, headers: sent } as InjectArgument);
   };
   Object.defineProperty(app, 'inject', { value: withKey, configurable: true, writable: true });
   return app;

@@ -17,7 +17,7 @@ const PASSED_THROUGH = ['PATH', 'HOME', 'XDG_CACHE_HOME', 'MONGOD_BINARY', 'MONG
 
 export function runCommand(file: string, args: string[], env: Record<string, string>): Promise<CommandResult> {
   const base = Object.fromEntries(
-    PASSED_THROUGH.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])),
+    PASSED_THROUGH.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]]])),
   );
   const child = spawn(file, args, {
     cwd: ROOT,
@@ -47,7 +47,10 @@ export function npmRun(script: string, args: string[], env: Record<string, strin
 export function listens(port: number): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => (socket.destroy(), resolvePromise(true)));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolvePromise(true);
+    });
     socket.once('error', () => resolvePromise(false));
   });
 }

@@ -4,6 +4,17 @@
 import mongoose from 'mongoose';
 import { Order } from '../../src/domain/entities/index.ts';
 
+/** A stock item read back from MongoDB: the counters tests add up typed, every other field as stored. */
+export type StoredStock = { available: number; reserved: number; shipped: number; version: number } & Record<
+  string,
+  any
+>;
+/** An order read back from MongoDB: its version and history typed, every other field as stored. */
+export type StoredOrder = {
+  version: number;
+  history: { status: string; at: Date; note?: string }[];
+} & Record<string, any>;
+
 export function storedOrder(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const now = new Date();
   const example = Order.serverExample;

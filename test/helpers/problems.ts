@@ -7,7 +7,7 @@ import type { App } from '../../src/app.ts';
 
 export const PROBLEM_CONTENT_TYPE = /^application\/problem\+json/;
 
-export async function expectProblemAnswers(app: App, requests: InjectOptions[]): Promise<number[]> {
+export async function expectProblemAnswers(app: App, requests: (InjectOptions & { url: string })[]): Promise<number[]> {
   const statuses: number[] = [];
   for (const request of requests) {
     const res = await app.inject(request);

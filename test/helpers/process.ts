@@ -96,7 +96,7 @@ function watchService(child: ChildProcessByStdio<null, Readable, Readable>): Ser
         clearTimeout(timer);
         waiters.delete(check);
       };
-      exited.then((code) => {
+      void exited.then((code) => {
         cleanup();
         reject(new Error(`service exited with ${code} first; stderr: ${stderr.join('')}`));
       });

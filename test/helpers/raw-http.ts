@@ -68,12 +68,13 @@ export function rawRequest(port: number, request: string | Buffer, options: RawO
       closed = true;
       finish();
     });
-    socket.on('connect', async () => {
+    const send = async () => {
       for (const [index, piece] of (pieces ?? [request]).entries()) {
         if (socket.destroyed) return;
         socket.write(piece);
         if (pieces !== undefined && index < pieces.length - 1) await new Promise((wait) => setTimeout(wait, pauseMs));
       }
-    });
+    };
+    socket.on('connect', () => void send());
   });
 }

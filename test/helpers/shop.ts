@@ -5,6 +5,7 @@ import mongoose from 'mongoose';
 import { expect } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
 import type { App } from '../../src/app.ts';
+import type { StoredOrder, StoredStock } from './documents.ts';
 
 const { ObjectId } = mongoose.Types;
 
@@ -23,8 +24,8 @@ export interface Shop {
   ): Promise<LightMyRequestResponse>;
   /** POST /v1/orders/:id/<action>. */
   act(orderId: string, action: string, options?: { note?: string; ifMatch?: string }): Promise<LightMyRequestResponse>;
-  storedStock(sku: string, warehouse: string): Promise<Record<string, any> | null>;
-  storedOrder(id: string): Promise<Record<string, any> | null>;
+  storedStock(sku: string, warehouse: string): Promise<StoredStock | null>;
+  storedOrder(id: string): Promise<StoredOrder | null>;
   storedCustomer(id: string): Promise<Record<string, any> | null>;
   /** Every document of the collections a workflow writes: equal before and after means nothing changed. */
   snapshot(): Promise<Record<string, unknown[]>>;
@@ -60,10 +61,10 @@ export function shop(app: App): Shop {
         ...(options.note !== undefined && { payload: { note: options.note } }),
         ...(options.ifMatch !== undefined && { headers: { 'if-match': options.ifMatch } }),
       }),
-    storedStock: (sku, warehouse) => db().collection('stock').findOne({ sku, warehouse }),
+    storedStock: (sku, warehouse) => db().collection<StoredStock>('stock').findOne({ sku, warehouse }),
     storedOrder: (id) =>
       db()
-        .collection('orders')
+        .collection<StoredOrder>('orders')
         .findOne({ _id: new ObjectId(id) }),
     storedCustomer: (id) =>
       db()

@@ -88,7 +88,7 @@ export function routeScopes(route: Pick<RouteOptions, 'url' | 'method' | 'config
   const collection = route.url.split('/')[2] ?? '';
   const reads = methods.every((method) => method === 'GET' || method === 'HEAD');
   const writes = methods.every((method) => method !== 'GET' && method !== 'HEAD');
-  if ((DATA_RESOURCES as string[]).includes(collection) && (reads || writes))
+  if (DATA_RESOURCES.includes(collection) && (reads || writes))
     return [reads ? readScope(collection) : writeScope(collection)];
   throw new Error(
     `${methods.join(',')} ${route.url} is under /v1 but its scopes cannot be derived: declare config.scopes`,
@@ -119,7 +119,10 @@ class KeyCache {
       .findByPrefix(prefix)
       .then((document) => {
         if (this.ttlMs > 0) {
-          if (this.entries.size >= CACHE_MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+          if (this.entries.size >= CACHE_MAX_ENTRIES) {
+            const [oldest] = this.entries.keys();
+            if (oldest !== undefined) this.entries.delete(oldest);
+          }
           this.entries.delete(prefix);
           this.entries.set(prefix, { document, until: Date.now() + this.ttlMs });
         }
@@ -208,7 +211,12 @@ export default fp<AuthenticationOptions>(
       const scopes = routeScopes(route);
       if (scopes === undefined) return;
       route.config = { ...route.config, scopes };
-      const schema = (route.schema ??= {}) as Record<string, any>;
+      const schema = (route.schema ??= {}) as {
+        hide?: boolean;
+        security?: unknown;
+        response?: object;
+        description?: string;
+      };
       // Fastify's HEAD twin of a GET route shares its schema: document it once.
       if (schema.hide === true || schema.security !== undefined) return;
       // The contract shows what every protected route needs and how it can be refused.

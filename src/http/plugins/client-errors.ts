@@ -36,7 +36,9 @@ function refusalOf(error: ConnectionError & { reason?: string }, requestTimeoutM
       return {
         status: 408,
         code: 'request-timeout',
-        detail: `The request was not received in full within ${requestTimeoutMs} ms (REQUEST_TIMEOUT_MS); the connection is closed.`,
+        detail:
+          `The request was not received in full within ${requestTimeoutMs} ms (REQUEST_TIMEOUT_MS); ` +
+          'the connection is closed.',
       };
     case 'HPE_HEADER_OVERFLOW':
       return {
@@ -162,7 +164,7 @@ export default fp(
       const instance = request.url?.split('?')[0];
       const body = problemJson({
         code: refusal.code,
-        title: STATUS_CODES[417]!,
+        title: STATUS_CODES[417] ?? 'Expectation Failed',
         status: 417,
         detail: refusal.detail,
         requestId,

@@ -35,10 +35,12 @@ export const IdempotencyKeyHeader = Type.String({
   minLength: 1,
   maxLength: 255,
   description:
-    'Makes the request safe to retry: the first request with a key runs, and a retry with the same key and body gets the same ' +
-    'answer again (with Idempotency-Replayed: true) without running again, for IDEMPOTENCY_TTL_HOURS. 1-255 characters of visible ASCII. ' +
-    'A retry while the first still runs waits for it (409 with Retry-After if it is still running); a key whose first request ' +
-    'failed, crashed or timed out is free again at most REQUEST_DEADLINE_MS + 2 s after that request began. ' +
+    'Makes the request safe to retry: the first request with a key runs, ' +
+    'and a retry with the same key and body gets the same answer again (with Idempotency-Replayed: true) ' +
+    'without running again, for IDEMPOTENCY_TTL_HOURS. 1-255 characters of visible ASCII. ' +
+    'A retry while the first still runs waits for it (409 with Retry-After if it is still running); ' +
+    'a key whose first request failed, crashed or timed out is free again at most REQUEST_DEADLINE_MS + 2 s ' +
+    'after that request began. ' +
     'The same key with another body is a 422.',
   examples: ['5f0c8a2e-2b7d-4c1e-9a57-3d4b1f6e8c90'],
 });
@@ -103,7 +105,8 @@ function documentRoute(route: RouteOptions): void {
     responses,
     409,
     inProgress(),
-    'a request with the same Idempotency-Key is still running after a few seconds of waiting for it; retry after Retry-After.',
+    'a request with the same Idempotency-Key is still running after a few seconds of waiting for it; ' +
+      'retry after Retry-After.',
   );
   addProblemKind(
     responses,
@@ -124,8 +127,9 @@ function storedHeaders(reply: FastifyReply): Record<string, string> {
 }
 
 function replay(reply: FastifyReply, record: IdempotencyRecord): FastifyReply {
+  if (record.status === undefined) throw new Error('an idempotency record is done but holds no status');
   return reply
-    .code(record.status!)
+    .code(record.status)
     .headers(record.headers ?? {})
     .header(REPLAYED_HEADER, 'true')
     .send(record.body ?? null);
@@ -206,6 +210,8 @@ export default fp(
           if (record.state === 'done') {
             idempotencyEvents.replayed++;
             request.log.info({ status: record.status }, 'idempotent request replayed');
+            // A reply is thenable, and awaiting it would wait until the answer is sent.
+            // eslint-disable-next-line @typescript-eslint/return-await -- returning it ends the hook
             return replay(reply, record);
           }
           // The first request is still running: waiting for its answer is what a retrying client wants.

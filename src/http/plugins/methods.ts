@@ -13,6 +13,10 @@ const ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 const rank = (method: string) => (ORDER.includes(method) ? ORDER.indexOf(method) : ORDER.length);
 
+/** The route answering `method` at `url`, or null: Fastify's types leave out that findRoute may find none. */
+const routeAt = (app: FastifyInstance, method: string, url: string): ReturnType<FastifyInstance['findRoute']> | null =>
+  app.findRoute({ method, url });
+
 /**
  * The methods some route answers at this path (a concrete path, as requested), in Allow's order;
  * none when only OPTIONS does: CORS answers preflights on every path (OPTIONS *), which makes no
@@ -20,7 +24,7 @@ const rank = (method: string) => (ORDER.includes(method) ? ORDER.indexOf(method)
  */
 function allowedMethods(app: FastifyInstance, path: string): string[] {
   const allowed = app.supportedMethods
-    .filter((method) => app.findRoute({ method: method as 'GET', url: path }) !== null)
+    .filter((method) => routeAt(app, method, path) !== null)
     .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   return allowed.some((method) => method !== 'OPTIONS') ? allowed : [];
 }
@@ -36,7 +40,7 @@ export default fp(
   async (app) => {
     app.addHook('onRequest', async (request) => {
       if (!request.is404) return;
-      const path = request.url.split('?')[0]!;
+      const [path = ''] = request.url.split('?');
       const allowed = allowedMethods(app, path);
       if (allowed.length > 0) throw methodNotAllowed(request.method, path, allowed);
     });

@@ -1,6 +1,7 @@
 // Prometheus metrics at GET /metrics: requests by route pattern and status, their latency,
 // transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, and the
-// process's own CPU, memory and event loop. One registry per app, so several apps in one process (the tests) never collide.
+// process's own CPU, memory and event loop. One registry per app, so several apps in one process
+// (the tests) never collide.
 
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -14,6 +15,7 @@ const PREFIX = 'storekeeper_';
 export default fp(
   async (app) => {
     const registry = new Registry();
+    const [mediaType = registry.contentType] = registry.contentType.split(';');
     collectDefaultMetrics({ register: registry, prefix: PREFIX });
 
     const requests = new Counter({
@@ -50,21 +52,26 @@ export default fp(
     const kebab = (key: string) => key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
     fromCounters(
       'transactions_total',
-      'Transactions since start, by outcome: committed; refused (the request was wrong: nothing written); not-written (MongoDB unavailable or too much contention: 503 service-unavailable); unknown (the commit was sent and not confirmed in time: 503 outcome-unknown).',
+      'Transactions since start, by outcome: committed; refused (the request was wrong: nothing written); ' +
+        'not-written (MongoDB unavailable or too much contention: 503 service-unavailable); ' +
+        'unknown (the commit was sent and not confirmed in time: 503 outcome-unknown).',
       'outcome',
       transactionOutcomes,
       kebab,
     );
     fromCounters(
       'transaction_retries_total',
-      'Transaction retries since start, by cause: transient (write conflict, failover), unavailable (MongoDB did not answer; nothing committed), unknown-commit (a commit asked again).',
+      'Transaction retries since start, by cause: transient (write conflict, failover), ' +
+        'unavailable (MongoDB did not answer; nothing committed), unknown-commit (a commit asked again).',
       'kind',
       transactionRetries,
       kebab,
     );
     fromCounters(
       'idempotency_total',
-      "Idempotency-Key events since start: claimed, replayed (stored answer), rebuilt (answer rebuilt from a committed result), taken-over (the holder's lease had ended), expired, in-progress (409), reused (422).",
+      'Idempotency-Key events since start: claimed, replayed (stored answer), ' +
+        "rebuilt (answer rebuilt from a committed result), taken-over (the holder's lease had ended), " +
+        'expired, in-progress (409), reused (422).',
       'event',
       idempotencyEvents,
       kebab,
@@ -99,10 +106,11 @@ export default fp(
             200: {
               description: 'Metrics in the Prometheus text exposition format.',
               content: {
-                [registry.contentType.split(';')[0]!]: {
+                [mediaType]: {
                   schema: Type.String(),
                   example:
-                    '# TYPE storekeeper_http_requests_total counter\nstorekeeper_http_requests_total{method="GET",route="/v1/products",status="200"} 42\n',
+                    '# TYPE storekeeper_http_requests_total counter\n' +
+                    'storekeeper_http_requests_total{method="GET",route="/v1/products",status="200"} 42\n',
                 },
               },
             },

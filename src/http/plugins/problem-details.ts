@@ -52,10 +52,12 @@ const FASTIFY_CODES: Record<string, string> = {
 const internalError = (cause: unknown) =>
   new AppError(500, 'internal-error', 'Internal Server Error', { detail: 'An unexpected error occurred.', cause });
 
-function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
-  if (error instanceof AppError) return error;
+function toAppError(thrown: unknown, retryAfterSeconds: number): AppError {
+  if (thrown instanceof AppError) return thrown;
   // JavaScript can throw anything: what is not an object carries nothing to translate.
-  if (error === null || typeof error !== 'object') return internalError(error);
+  if (thrown === null || typeof thrown !== 'object') return internalError(thrown);
+  // Any other object is read as Fastify's errors are, each member possibly missing.
+  const error: Partial<FastifyError> = thrown;
   if (error.validation) return AppError.validation(fieldErrors(error.validation, error.validationContext));
   // A write MongoDB's validator refused for passing a declared maximum: the limit, not a bug. The
   // write paths check the limits they can reach first; this is the net behind them.
@@ -66,7 +68,8 @@ function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   if (error instanceof DeadlineExceeded) {
     return AppError.unavailable(
       retryAfterSeconds,
-      'MongoDB did not answer within the time this service allows (REQUEST_DEADLINE_MS); nothing was written. Retry later.',
+      'MongoDB did not answer within the time this service allows (REQUEST_DEADLINE_MS); ' +
+        'nothing was written. Retry later.',
       error,
     );
   }
@@ -75,7 +78,8 @@ function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   if (kind === 'query-timeout') {
     return new AppError(503, 'query-timeout', 'Service Unavailable', {
       detail:
-        'The query took longer than this service allows (QUERY_TIMEOUT_MS) and was stopped; narrow the filters or retry later.',
+        'The query took longer than this service allows (QUERY_TIMEOUT_MS) and was stopped; ' +
+        'narrow the filters or retry later.',
       headers: { 'retry-after': String(retryAfterSeconds) },
       cause: error,
     });
@@ -84,8 +88,8 @@ function toAppError(error: FastifyError, retryAfterSeconds: number): AppError {
   const status = error.statusCode ?? 500;
   if (Number.isInteger(status) && status >= 400 && status < 500) {
     // Fastify's client errors have safe messages; a JSON syntax error is one of them.
-    const code = FASTIFY_CODES[error.code] ?? (error instanceof SyntaxError ? 'malformed-body' : slug(status));
-    const detail = code === 'malformed-body' ? `The body is not valid JSON: ${error.message}` : error.message;
+    const code = FASTIFY_CODES[error.code ?? ''] ?? (error instanceof SyntaxError ? 'malformed-body' : slug(status));
+    const detail = code === 'malformed-body' ? `The body is not valid JSON: ${String(error.message)}` : error.message;
     return new AppError(status, code, STATUS_CODES[status] ?? 'Client Error', { detail });
   }
   return internalError(error);
@@ -99,7 +103,7 @@ function minimalProblem(request: FastifyRequest, status: number, code: string, t
   let requestId: string;
   try {
     instance = request.url.split('?')[0];
-    requestId = String(request.id);
+    requestId = request.id;
   } catch {
     requestId = randomUUID();
   }
@@ -190,7 +194,8 @@ export default fp<ProblemDetailsOptions>(
         responses,
         503,
         outcomeUnknown(options.retryAfterSeconds),
-        'the write reached MongoDB but whether it was applied could not be confirmed within REQUEST_DEADLINE_MS (a failover, a frozen server). ' +
+        'the write reached MongoDB but whether it was applied could not be confirmed within REQUEST_DEADLINE_MS ' +
+          '(a failover, a frozen server). ' +
           'Retry with the same Idempotency-Key to get its one answer; without a key, read before writing again.',
       );
       schema.response = responses;

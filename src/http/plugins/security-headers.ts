@@ -50,22 +50,23 @@ const HELMET_OPTIONS: HelmetOptions = {
 
 /** The headers helmet sets for these options, captured from one run of its middleware. */
 export function helmetHeaders(options: HelmetOptions): Record<string, string> {
-  const headers: Record<string, string> = {};
+  const headers = new Map<string, string>();
   const response = {
     setHeader(name: string, value: unknown) {
-      headers[name.toLowerCase()] = String(value);
+      headers.set(name.toLowerCase(), String(value));
     },
     removeHeader(name: string) {
-      delete headers[name.toLowerCase()];
+      headers.delete(name.toLowerCase());
     },
   };
-  let done = false;
+  // A member, not a variable: the compiler cannot see the callback set it.
+  const run = { done: false };
   helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, (error?: unknown) => {
-    if (error) throw error;
-    done = true;
+    if (error) throw error instanceof Error ? error : new Error('helmet failed', { cause: error });
+    run.done = true;
   });
-  if (!done) throw new Error('helmet did not finish synchronously: its headers depend on the request');
-  return headers;
+  if (!run.done) throw new Error('helmet did not finish synchronously: its headers depend on the request');
+  return Object.fromEntries(headers);
 }
 
 const isDocs = (url: string) => url === '/docs' || url.startsWith('/docs/');

@@ -120,7 +120,8 @@ const statusText: Record<number, { code: string; title: string; description: str
     code: 'service-unavailable',
     title: 'Service Unavailable',
     description:
-      'MongoDB is unreachable or did not answer within REQUEST_DEADLINE_MS; nothing was written. Retry after the time given in Retry-After.',
+      'MongoDB is unreachable or did not answer within REQUEST_DEADLINE_MS; nothing was written. ' +
+      'Retry after the time given in Retry-After.',
     detail: 'The database is unavailable. Retry later.',
   },
 };
@@ -181,7 +182,10 @@ export interface ProblemKind {
   extensions?: Record<string, unknown>;
 }
 
-/** The validation failure of a route, as a kind among others (its example's error is the route's own: plugins/openapi.ts). */
+/**
+ * The validation failure of a route, as a kind among others (its example's error is the route's
+ * own: plugins/openapi.ts).
+ */
 export const validationKind = (when: string): ProblemKind => ({
   code: 'validation-failed',
   title: 'Validation Failed',
@@ -194,7 +198,9 @@ export const validationKind = (when: string): ProblemKind => ({
 export const invalidCursorKind: ProblemKind = {
   code: 'invalid-cursor',
   title: 'Invalid Cursor',
-  when: 'the cursor is not one the list gave out for this query (malformed, altered, or from other filters or another sort); `errors` points at it.',
+  when:
+    'the cursor is not one the list gave out for this query (malformed, altered, ' +
+    'or from other filters or another sort); `errors` points at it.',
   detail: 'The cursor is malformed; use the `next` link of the previous page.',
   extensions: {
     errors: [

@@ -106,7 +106,10 @@ export class ApiKeyStore {
     return this.keys.findOne({ prefix });
   }
 
-  /** Revokes a key by id or prefix; returns it as revoked, or null when there is none. Revoking twice keeps the first time. */
+  /**
+   * Revokes a key by id or prefix; returns it as revoked, or null when there is none. Revoking twice
+   * keeps the first time.
+   */
   async revoke(idOrPrefix: string, tx?: Tx): Promise<{ key: ApiKeyInfo; changed: boolean } | null> {
     const session = tx?.session;
     const found = await this.find(idOrPrefix, session);

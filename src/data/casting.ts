@@ -4,9 +4,8 @@
 // are. For the inserts, which skip building Mongoose documents (DocumentRepository.createManyIn).
 
 import mongoose from 'mongoose';
-import type { TSchema } from 'typebox';
+import type { JsonSchema } from '../domain/entity.ts';
 
-type JsonSchema = TSchema & Record<string, any>;
 export type Caster = (value: unknown) => unknown;
 
 const { ObjectId } = mongoose.Types;

@@ -50,7 +50,9 @@ export class CursorKeys {
     const found = await db.collection<StoredSecret>(SECRETS_COLLECTION).findOne({ _id: CURSOR_SECRET_ID });
     if (found === null || typeof found.secret !== 'string') {
       throw new AppError(503, 'migrations-pending', 'Service Unavailable', {
-        detail: `No cursor secret is stored in ${SECRETS_COLLECTION}: apply the migrations (npm run migrate:up), or set CURSOR_SECRET.`,
+        detail:
+          `No cursor secret is stored in ${SECRETS_COLLECTION}: apply the migrations (npm run ` +
+          `migrate:up), or set CURSOR_SECRET.`,
         headers: { 'retry-after': '5' },
       });
     }

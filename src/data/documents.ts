@@ -135,7 +135,10 @@ export class DocumentRepository {
 
   constructor(
     readonly entity: Entity,
-    /** The entity's Mongoose model: the schema the casts follow (test/data/casting.test.ts); never read or written through. */
+    /**
+     * The entity's Mongoose model: the schema the casts follow (test/data/casting.test.ts); never read
+     * or written through.
+     */
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each entity's model has a document type of its own
     readonly model: Model<any>,
     private readonly options: RepositoryOptions,

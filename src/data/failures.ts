@@ -11,7 +11,10 @@ const { mongo } = mongoose;
 export type FailureKind =
   /** The transaction was aborted by the server (write conflict, failover mid-transaction): running it again is safe. */
   | 'transient'
-  /** MongoDB could not be reached or stopped answering: no server, no connection, no primary, shutting down, or out of time. */
+  /**
+   * MongoDB could not be reached or stopped answering: no server, no connection, no primary, shutting
+   * down, or out of time.
+   */
   | 'unavailable'
   /** The server stopped a query at its maxTimeMS. */
   | 'query-timeout'

@@ -66,7 +66,8 @@ export function leaseEnd(record: IdempotencyRecord): Date {
 export const claimLost = () =>
   new AppError(409, 'idempotency-in-progress', 'Idempotency Key In Progress', {
     detail:
-      'A newer request with this Idempotency-Key took it over; nothing was written by this one. Retry to get the answer.',
+      'A newer request with this Idempotency-Key took it over; nothing was written by this one. Retry to get ' +
+      'the answer.',
     headers: { 'retry-after': '1' },
   });
 

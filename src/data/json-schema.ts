@@ -104,7 +104,7 @@ function convert(schema: Schema, path: string): Schema {
         FORMAT_PATTERNS[format as string] !== undefined
       )
         out.bsonType = 'string';
-      else throw unsupported(path, 'format', `"${String(format)}" is unknown`);
+      else throw unsupported(path, 'format', `${JSON.stringify(format)} is unknown`);
       if (out.bsonType === 'string') {
         copy(KEPT.string);
         const formatPattern = FORMAT_PATTERNS[format as string];
@@ -218,7 +218,7 @@ export function toPcrePattern(pattern: string, path = '$'): string {
   let out = '';
   let inClass = false;
   for (let i = 0; i < pattern.length; i++) {
-    const char = pattern[i]!;
+    const char = pattern.charAt(i);
     if (char === '\\') {
       const next = pattern[i + 1];
       if (next === undefined || /[sSdDwWbBuUpPxck0-9]/.test(next)) {

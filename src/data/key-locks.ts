@@ -66,7 +66,7 @@ export class KeyLocks {
   }
 
   private release(key: string): void {
-    const next = this.queues.get(key)!.shift();
+    const next = this.queues.get(key)?.shift();
     if (next === undefined) this.queues.delete(key);
     else next();
   }

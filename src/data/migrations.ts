@@ -104,8 +104,8 @@ export async function prepareBookkeeping(db: mongo.Db): Promise<void> {
     });
   }
   const lock = db.collection(lockCollectionName);
-  await lock.createIndex({ createdAt: 1 }, { expireAfterSeconds: LOCK_TTL_SECONDS });
-  await lock.createIndex({ singleLock: 1 }, { name: 'single_lock', unique: true });
+  await lock.createIndex({ createdAt: 1 }, { expireAfterSeconds: LOCK_TTL_SECONDS }, {});
+  await lock.createIndex({ singleLock: 1 }, { name: 'single_lock', unique: true }, {});
 }
 
 /**
@@ -123,7 +123,8 @@ async function withLock<T>(db: mongo.Db, run: () => Promise<T>): Promise<T> {
     if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
     throw new MigrationLockedError(
       `Could not migrate up, a lock is in place: another migration is running, or one crashed and its lock expires ` +
-        `${LOCK_TTL_SECONDS} s after it was taken (delete it from ${MIGRATION_SETTINGS.lockCollectionName} to retry sooner).`,
+        `${LOCK_TTL_SECONDS} s after it was taken (delete it from ${MIGRATION_SETTINGS.lockCollectionName} to ` +
+        `retry sooner).`,
       { cause: error },
     );
   }
@@ -160,7 +161,8 @@ export async function prepareSchemaAtStart(
       const pending = await pendingMigrations(db);
       if (pending.length > 0) {
         throw new Error(
-          `migrations pending: ${pending.join(', ')}; apply them with \`npm run migrate:up\` (MIGRATIONS_ON_START=require)`,
+          `migrations pending: ${pending.join(', ')}; apply them with \`npm run migrate:up\` ` +
+            `(MIGRATIONS_ON_START=require)`,
         );
       }
       return;

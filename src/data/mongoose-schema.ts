@@ -7,9 +7,8 @@
 
 import { Schema, type SchemaDefinition, type SchemaDefinitionProperty } from 'mongoose';
 import type { TSchema } from 'typebox';
+import type { JsonSchema } from '../domain/entity.ts';
 import { compileValidator } from '../domain/validation.ts';
-
-type JsonSchema = TSchema & Record<string, any>;
 
 const isObjectSchema = (s: JsonSchema) =>
   s.type === 'object' && s.properties !== undefined && s.patternProperties === undefined;
@@ -71,7 +70,7 @@ function property(schema: JsonSchema, required: boolean): SchemaDefinitionProper
       required,
       // Mongoose initialises missing arrays to []; an empty array is a value, not a missing one.
       default: undefined,
-      validate: ajvValidator({ ...schema, items: {} } as JsonSchema),
+      validate: ajvValidator({ ...schema, items: {} }),
     };
   }
   return scalar(schema, required);
@@ -101,7 +100,7 @@ export interface ModelSchemaOptions {
  * conditional replace on the version), so Mongoose's own are off.
  */
 export function toMongooseSchema(stored: TSchema, options: ModelSchemaOptions): Schema {
-  return new Schema(definition(stored as JsonSchema), {
+  return new Schema(definition(stored), {
     collection: options.collection,
     strict: 'throw',
     strictQuery: 'throw',

@@ -5,8 +5,7 @@
 
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import mongoose from 'mongoose';
-import type { TSchema } from 'typebox';
-import { PREFIX_MAX_LENGTH, schemaAt, type Entity, type FilterOp } from '../domain/entity.ts';
+import { PREFIX_MAX_LENGTH, schemaAt, type Entity, type FilterOp, type JsonSchema } from '../domain/entity.ts';
 import { AppError } from '../errors.ts';
 
 const { ObjectId } = mongoose.Types;
@@ -29,8 +28,6 @@ export interface ListRequest {
 }
 
 export type MongoFilter = Record<string, unknown>;
-
-type JsonSchema = TSchema & Record<string, any>;
 
 /** A validated query value as MongoDB stores it: dates as Date, ids as ObjectId. */
 export function toStoredValue(schema: JsonSchema, value: unknown): unknown {
@@ -81,6 +78,7 @@ function prefixCondition(entity: Entity, value: unknown): Record<string, unknown
     typeof value !== 'string' ||
     value.length === 0 ||
     value.length > PREFIX_MAX_LENGTH ||
+    // eslint-disable-next-line no-control-regex -- control characters are what this refuses
     /[\u0000-\u001f\u007f]/.test(value)
   ) {
     throw AppError.badRequest(`A prefix must be 1-${PREFIX_MAX_LENGTH} characters, none of them a control character.`);
@@ -91,7 +89,7 @@ function prefixCondition(entity: Entity, value: unknown): Record<string, unknown
 
 export function compileFilter(entity: Entity, clauses: FilterClause[], q?: string): MongoFilter {
   // No prototype: a field name can only ever be a key of this object, never reach Object's members.
-  const filter: Record<string, Record<string, unknown>> = Object.create(null);
+  const filter = Object.create(null) as Record<string, Record<string, unknown>>;
   const prefixes: MongoFilter[] = [];
   for (const { field, op, value } of clauses) {
     const allowed = Object.hasOwn(entity.filters, field) ? entity.filters[field] : undefined;
@@ -199,13 +197,15 @@ export function decodeCursor(
   key: Buffer,
 ): { value: unknown; id: InstanceType<typeof ObjectId> } {
   const parts = token.split('.');
-  const payload = parts.length === 2 ? strictBase64url(parts[0]!) : undefined;
-  const signature = parts.length === 2 ? strictBase64url(parts[1]!) : undefined;
+  const [encodedPayload, encodedSignature] = parts.length === 2 ? parts : [];
+  const payload = encodedPayload === undefined ? undefined : strictBase64url(encodedPayload);
+  const signature = encodedSignature === undefined ? undefined : strictBase64url(encodedSignature);
   if (
+    encodedPayload === undefined ||
     payload === undefined ||
     signature === undefined ||
     signature.length !== SIGNATURE_BYTES ||
-    !timingSafeEqual(signature, signatureOf(key, parts[0]!))
+    !timingSafeEqual(signature, signatureOf(key, encodedPayload))
   ) {
     throw invalidCursor(
       'The cursor was not issued by this service, or was altered; use the `next` link of the previous page.',
@@ -213,15 +213,11 @@ export function decodeCursor(
   }
   let content: CursorContent;
   try {
-    content = JSON.parse(payload.toString('utf8')) as CursorContent;
-    if (
-      typeof content !== 'object' ||
-      content === null ||
-      typeof content.h !== 'string' ||
-      typeof content.i !== 'string'
-    ) {
-      throw new Error('shape');
-    }
+    const parsed: unknown = JSON.parse(payload.toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null) throw new Error('shape');
+    const { h, i } = parsed as Partial<Record<keyof CursorContent, unknown>>;
+    if (typeof h !== 'string' || typeof i !== 'string') throw new Error('shape');
+    content = parsed as CursorContent;
   } catch {
     throw invalidCursor('The cursor is malformed; use the `next` link of the previous page.');
   }

@@ -32,7 +32,9 @@ function explanationOf(error: unknown): Record<string, unknown> | undefined {
     }
     if (Array.isArray(current.writeErrors))
       pending.push(
-        ...current.writeErrors.map((writeError: unknown) => (writeError as { err?: unknown })?.err ?? writeError),
+        ...current.writeErrors.map(
+          (writeError: unknown) => (writeError as { err?: unknown } | null)?.err ?? writeError,
+        ),
       );
     pending.push(current.errorResponse, current.cause);
   }
@@ -74,7 +76,10 @@ function firstMaximum(details: unknown, path: string[] = []): Violation | undefi
   return undefined;
 }
 
-/** The limit-exceeded problem for a refusal of MongoDB's validator that passed a maximum; undefined for anything else. */
+/**
+ * The limit-exceeded problem for a refusal of MongoDB's validator that passed a maximum; undefined for
+ * anything else.
+ */
 export function limitExceededFrom(error: unknown): AppError | undefined {
   try {
     const explanation = explanationOf(error);

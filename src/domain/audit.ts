@@ -38,7 +38,10 @@ export const AUDIT_ACTIONS = [
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
-/** The collections whose writes are audited: every document collection, and the API keys (created and revoked through /v1/keys). */
+/**
+ * The collections whose writes are audited: every document collection, and the API keys (created and
+ * revoked through /v1/keys).
+ */
 export const AUDITED_COLLECTIONS = [...ENTITIES.map((entity) => entity.collection), 'api_keys'];
 
 /**
@@ -61,7 +64,8 @@ const fields = {
     Type.Integer({
       minimum: 1,
       description:
-        "The document's version after the write (its ETag); for a deletion, the version that was deleted. API keys have none.",
+        "The document's version after the write (its ETag); for a deletion, the version that was deleted. API " +
+        'keys have none.',
     }),
   ),
   // The request-id rule of src/http/plugins/request-context.ts (the caller's id or a UUID).
@@ -76,8 +80,10 @@ const fields = {
 } satisfies TProperties;
 
 const DESCRIPTION =
-  'One document changed by one successful write: who (the API key), what (action), which document, in which request and when. ' +
-  'Written in the same transaction as the change itself, so every committed change has its entries and a failed write has none; never the document contents.';
+  'One document changed by one successful write: who (the API key), what (action), which document, in which ' +
+  'request and when. ' +
+  'Written in the same transaction as the change itself, so every committed change has its entries and a ' +
+  'failed write has none; never the document contents.';
 
 const INDEXES: IndexDeclaration[] = [
   { name: 'at', key: { at: -1, _id: -1 }, serves: 'the whole trail, newest first, and time ranges' },

@@ -59,7 +59,8 @@ export function failedOperation(error: AppError, index: number, operation: Batch
     }));
   }
   return new AppError(error.status, error.code, error.title, {
-    detail: `Operation ${index} (${operation.op} in ${operation.collection}) failed, so none was applied: ${error.message}`,
+    detail:
+      `Operation ${index} (${operation.op} in ${operation.collection}) failed, so none was applied: ` + error.message,
     extensions,
     headers: error.headers,
     cause: error,

@@ -104,9 +104,15 @@ export interface JsonSchema extends TSchema {
   type?: unknown;
   format?: unknown;
   enum?: readonly unknown[];
-  maximum?: unknown;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
   items?: unknown;
   properties?: Record<string, unknown>;
+  patternProperties?: Record<string, unknown>;
+  required?: readonly string[];
 }
 
 /** Fields every stored document has, maintained by the repository. */

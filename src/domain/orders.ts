@@ -150,7 +150,8 @@ export function unknownCustomer(customerId: string): AppError {
 /** Counting an order would take the customer's total spent in its currency past what the model holds. */
 export function customerTotalTooLarge(currency: string): AppError {
   return new AppError(409, 'amount-too-large', 'Amount Too Large', {
-    detail: `The customer's total spent in ${currency} would pass the largest amount the service holds (${MAX_AMOUNT}).`,
+    detail:
+      `The customer's total spent in ${currency} would pass ` + `the largest amount the service holds (${MAX_AMOUNT}).`,
   });
 }
 
@@ -185,7 +186,9 @@ export function priceOrder(placement: OrderPlacement, products: readonly Catalog
   );
   if (unavailable.length > 0) {
     throw new AppError(409, 'products-unavailable', 'Products Unavailable', {
-      detail: `Only active products can be ordered: ${unavailable.map((u) => `${u.sku} (${u.status ?? u.reason})`).join(', ')}.`,
+      detail:
+        `Only active products can be ordered: ` +
+        `${unavailable.map((u) => `${u.sku} (${u.status ?? u.reason})`).join(', ')}.`,
       extensions: { products: unavailable },
     });
   }
@@ -197,7 +200,9 @@ export function priceOrder(placement: OrderPlacement, products: readonly Catalog
   const currencies = new Set(priced.map(({ product }) => product.price.currency));
   if (currencies.size > 1) {
     throw new AppError(409, 'mixed-currencies', 'Mixed Currencies', {
-      detail: `An order is priced in one currency; these products are priced in ${[...currencies].join(' and ')}. Order them separately.`,
+      detail:
+        `An order is priced in one currency; these products are priced in ` +
+        `${[...currencies].join(' and ')}. Order them separately.`,
       extensions: { currencies: priced.map(({ product }) => ({ sku: product.sku, currency: product.price.currency })) },
     });
   }
@@ -214,7 +219,9 @@ export function priceOrder(placement: OrderPlacement, products: readonly Catalog
   const subtotal = lines.reduce((sum, line) => sum + line.lineTotal.amount, 0);
   if (subtotal > MAX_AMOUNT) {
     throw new AppError(409, 'amount-too-large', 'Amount Too Large', {
-      detail: `The order would total ${subtotal} ${currency}, more than the largest amount an order can hold (${MAX_AMOUNT}); split it.`,
+      detail:
+        `The order would total ${subtotal} ${currency}, more than the largest amount an order can hold ` +
+        `(${MAX_AMOUNT}); split it.`,
     });
   }
   return {

@@ -67,7 +67,9 @@ export function shortagesOf(
 export function insufficientStock(shortages: Shortage[]): AppError {
   const listed = shortages.map((s) => `${s.sku} (requested ${s.requested}, available ${s.available})`).join(', ');
   return new AppError(409, 'insufficient-stock', 'Insufficient Stock', {
-    detail: `Not enough stock in ${shortages[0]?.warehouse ?? 'the warehouse'}: ${listed}. Nothing was reserved or moved.`,
+    detail:
+      `Not enough stock in ${shortages[0]?.warehouse ?? 'the warehouse'}: ${listed}. Nothing was ` +
+      `reserved or moved.`,
     extensions: { shortages },
   });
 }
@@ -101,7 +103,8 @@ export const StockMove = Type.Object(
   {
     additionalProperties: false,
     description:
-      'Available units moving from one warehouse to another, atomically. The destination stock item is created when missing.',
+      'Available units moving from one warehouse to another, atomically. The destination stock item is created ' +
+      'when missing.',
     examples: [{ sku: 'TSHIRT-RED-M', from: 'AMS-1', to: 'BER-2', quantity: 10 }],
   },
 );
@@ -124,7 +127,8 @@ export function stockLimitExceeded(
 ): AppError {
   return limitExceeded(
     { field: counter, limit: maximum, value: holds + by, documentId: item.id },
-    `The stock item of ${item.sku} in ${item.warehouse} holds ${holds} ${counter} units; ${by} more would pass the limit of ${maximum}. Nothing was changed.`,
+    `The stock item of ${item.sku} in ${item.warehouse} holds ${holds} ${counter} units; ${by} more would pass ` +
+      `the limit of ${maximum}. Nothing was changed.`,
   );
 }
 

@@ -112,7 +112,9 @@ const quoted = (text: string) => JSON.stringify(text.length > 40 ? `${text.slice
 export function readNumber(text: string): number | { problem: string } {
   if (!NUMBER_TEXT.test(text)) {
     return {
-      problem: `must be a decimal number such as 12, -3 or 4.5 (no spaces, no + sign, no hex, no Infinity); got ${quoted(text)}`,
+      problem:
+        `must be a decimal number such as 12, -3 or 4.5 (no spaces, no + sign, no hex, no Infinity); ` +
+        `got ${quoted(text)}`,
     };
   }
   const value = Number(text);

@@ -95,7 +95,8 @@ export const Customer = defineEntity({
       name: 'spent_by_currency',
       key: { 'stats.spent.currency': 1, 'stats.spent.amount': 1 },
       serves:
-        "customers who spent at least X in currency C, as { 'stats.spent': { $elemMatch: { currency: C, amount: { $gte: X } } } } (multikey)",
+        "customers who spent at least X in currency C, as { 'stats.spent': { $elemMatch: { currency: C, " +
+        'amount: { $gte: X } } } } (multikey)',
     },
   ],
   operations: {

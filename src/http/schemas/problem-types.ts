@@ -180,5 +180,5 @@ export function problemTypeSchemas(urnOf: (code: string) => string): TSchema[] {
       "A problem of the batch route: the problem the failed operation's single route would give, naming the operation.",
     allOf: [Type.Ref('Problem'), Type.Object({ failedOperation: Type.Ref('FailedOperation') })],
   };
-  return [...kinds, FailedOperationSchema, batchFailure] as unknown as TSchema[];
+  return [...kinds, FailedOperationSchema, batchFailure];
 }

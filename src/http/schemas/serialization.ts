@@ -60,6 +60,6 @@ export function buildSerializer(): SerializerFactory {
       ]),
     );
     const compile = factory(shared, options);
-    return (route) => compile({ ...route, schema: forSerialization(route.schema) as typeof route.schema });
+    return (route) => compile({ ...route, schema: forSerialization(route.schema) });
   };
 }

@@ -4,7 +4,7 @@
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Entity } from '../../domain/entity.ts';
+import { documentWrites, type Entity } from '../../domain/entity.ts';
 import type { Json } from '../../domain/merge-patch.ts';
 import type { DocumentRepository, StoredDocument } from '../../data/documents.ts';
 import {
@@ -317,9 +317,10 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
   };
   listRoute(app, documents);
   readRoute(app, documents);
-  if (entity.operations.create === true) createRoute(app, documents);
-  if (entity.operations.replace) replaceRoute(app, documents);
-  if (entity.operations.patch) patchRoute(app, documents);
+  const allowed = documentWrites(entity);
+  if (allowed.create) createRoute(app, documents);
+  if (allowed.replace) replaceRoute(app, documents);
+  if (allowed.patch) patchRoute(app, documents);
   if (entity.operations.delete !== false) deleteRoute(app, documents, entity.operations.delete.rule);
 };
 

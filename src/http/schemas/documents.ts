@@ -3,7 +3,7 @@
 // Nothing here is written per entity, so the API cannot disagree with the model.
 
 import { Type, type TObject, type TSchema } from 'typebox';
-import { PREFIX_MAX_LENGTH, schemaAt, type Entity, type FilterOp } from '../../domain/entity.ts';
+import { PREFIX_MAX_LENGTH, documentWrites, schemaAt, type Entity, type FilterOp } from '../../domain/entity.ts';
 import { ObjectIdString } from '../../domain/types.ts';
 import { problemResponses } from './problem.ts';
 
@@ -181,8 +181,10 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
 const capitalized = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
 
 /** Whether clients write the entity's documents through the generic routes (or a batch). */
-const writesDocuments = (entity: Entity) =>
-  entity.operations.create === true || entity.operations.replace || entity.operations.patch;
+function writesDocuments(entity: Entity): boolean {
+  const allowed = documentWrites(entity);
+  return allowed.create || allowed.replace || allowed.patch;
+}
 
 function describeOp(op: FilterOp): string {
   return {

@@ -83,10 +83,13 @@ const OperationShape = Type.Object(
 );
 type OperationShape = Static<typeof OperationShape>;
 
-const schemaNameOf = (collection: string) =>
-  (ENTITIES as readonly Entity[]).find((entity) => entity.collection === collection)!.schemaName;
+function schemaNameOf(collection: string): string {
+  const entity = (ENTITIES as readonly Entity[]).find((declared) => declared.collection === collection);
+  if (entity === undefined) throw new Error(`the batch names ${collection}, which is no entity's collection`);
+  return entity.schemaName;
+}
 const collectionsAllowing = (op: BatchOperation['op']) =>
-  COLLECTIONS.filter((collection) => BATCH_COLLECTIONS.get(collection)!.includes(op));
+  [...BATCH_COLLECTIONS].filter(([, ops]) => ops.includes(op)).map(([collection]) => collection);
 
 /** What each op carries besides op and collection, for one collection: [members, required]. */
 function membersOf(op: BatchOperation['op'], collection: string): [Record<string, TSchema>, string[]] {
@@ -108,7 +111,8 @@ const OP_SUMMARY: Record<BatchOperation['op'], string> = {
   replace: 'Replaces the document, as PUT would (ifMatch as its If-Match).',
   patch: 'Merge-patches the document, as PATCH would (ifMatch as its If-Match).',
   delete:
-    'Deletes the document as DELETE would, following the rules of its collection (a product that orders refer to is archived).',
+    'Deletes the document as DELETE would, following the rules of its collection (a product that orders refer to ' +
+    'is archived).',
 };
 
 /**
@@ -116,16 +120,14 @@ const OP_SUMMARY: Record<BatchOperation['op'], string> = {
  * collection, since the document or patch is that collection's.
  */
 const opSchemas = BATCH_OPS.map((op) => {
-  const $id = `Batch${op[0]!.toUpperCase()}${op.slice(1)}`;
-  const variant = (collections: string[]) => {
-    const [members, required] = membersOf(op, collections[0]!);
+  const $id = `Batch${op.charAt(0).toUpperCase()}${op.slice(1)}`;
+  const variant = ([first = '', ...others]: string[]) => {
+    const [members, required] = membersOf(op, first);
     return Type.Object(
       {
         op: Type.Literal(op),
         collection:
-          collections.length === 1
-            ? Type.Literal(collections[0]!)
-            : Type.Unsafe<string>({ type: 'string', enum: collections }),
+          others.length === 0 ? Type.Literal(first) : Type.Unsafe<string>({ type: 'string', enum: [first, ...others] }),
         ...members,
       },
       { required: ['op', 'collection', ...required], additionalProperties: false },
@@ -166,7 +168,8 @@ const BatchRequestSchema = Type.Object(
     operations: Type.Array(Type.Ref('BatchOperation'), {
       minItems: 1,
       maxItems: BATCH_MAX_OPERATIONS,
-      description: `1 to ${BATCH_MAX_OPERATIONS} operations, applied in order: a later one sees what the earlier ones wrote.`,
+      description:
+        `1 to ${BATCH_MAX_OPERATIONS} operations, applied in order: ` + 'a later one sees what the earlier ones wrote.',
     }),
   },
   { $id: 'BatchRequest', additionalProperties: false, examples: [requestExample] },
@@ -295,8 +298,9 @@ interface Checks {
 function checkOperation(raw: OperationShape, index: number, checks: Map<string, Checks>): FieldError[] {
   const at = (pointer: string) => `/operations/${index}${pointer}`;
   const { collection, op } = raw;
-  const allowed = BATCH_COLLECTIONS.get(collection)!;
-  if (!allowed.includes(op)) {
+  const allowed = BATCH_COLLECTIONS.get(collection) ?? [];
+  const check = checks.get(collection);
+  if (check === undefined || !allowed.includes(op)) {
     return [
       {
         in: 'body',
@@ -319,7 +323,7 @@ function checkOperation(raw: OperationShape, index: number, checks: Map<string, 
     if (raw[name] === undefined && required.includes(name))
       errors.push({ in: 'body', pointer: at(`/${name}`), message: `is required in ${op}` });
   }
-  const { input, patch } = checks.get(collection)!;
+  const { input, patch } = check;
   const prefixed = (found: FieldError[], member: string) =>
     found.map((e) => ({ ...e, pointer: at(`/${member}${e.pointer}`) }));
   if (raw.document !== undefined && wanted.includes('document'))
@@ -384,11 +388,14 @@ const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'runBatch',
         summary: 'Apply several writes at once, all or nothing',
         description:
-          `Inserts, replaces, merge-patches and deletes documents of ${COLLECTIONS.join(', ')} (orders change only through their workflow), ` +
-          `1 to ${BATCH_MAX_OPERATIONS} operations in one transaction. Every operation is validated first, as its single route would ` +
-          'validate it; any invalid one is a 400 listing every invalid value with pointers into this request, and nothing is written. ' +
-          'Then they are applied in order; the first that fails aborts them all, and the answer is the problem its single route would give ' +
-          '(404, 409, 412, 400) with `failedOperation: { index, op, collection }`. Nothing is written unless everything is. ' +
+          `Inserts, replaces, merge-patches and deletes documents of ${COLLECTIONS.join(', ')} ` +
+          '(orders change only through their workflow), ' +
+          `1 to ${BATCH_MAX_OPERATIONS} operations in one transaction. ` +
+          'Every operation is validated first, as its single route would validate it; any invalid one is a 400 ' +
+          'listing every invalid value with pointers into this request, and nothing is written. ' +
+          'Then they are applied in order; the first that fails aborts them all, and the answer is the problem ' +
+          'its single route would give (404, 409, 412, 400) with `failedOperation: { index, op, collection }`. ' +
+          'Nothing is written unless everything is. ' +
           'The key needs the write scope of every collection the operations touch (403 names the missing ones).',
         body: BatchRequestShape,
         [DOCUMENTED_BODY]: 'BatchRequest',
@@ -421,16 +428,19 @@ const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const operations = raws.map(toOperation);
       const outcomes = await app.shop.batch.apply(operations, { actor: actorOf(request), log: request.log });
       return {
-        results: outcomes.map(({ action, document }, index) => {
-          const resource = app.stores.repositoryOf(operations[index]!.collection).toResource(document);
+        results: operations.map(({ collection, op }, index) => {
+          const outcome = outcomes[index];
+          if (outcome === undefined) throw new Error(`the batch answered no outcome for operation ${index}`);
+          const { action, document } = outcome;
+          const resource = app.stores.repositoryOf(collection).toResource(document);
           return {
             index,
-            op: operations[index]!.op,
+            op,
             status: STATUS[action],
             id: resource.id,
             version: document.version,
             // Plain JSON: the schema leaves the document open, so nothing types its dates and ids.
-            ...(action !== 'deleted' && { document: JSON.parse(JSON.stringify(resource)) }),
+            ...(action !== 'deleted' && { document: JSON.parse(JSON.stringify(resource)) as unknown }),
           };
         }),
       };

@@ -12,7 +12,7 @@ import type { Manifest } from '../../src/backup/manifest.ts';
 import { seed } from '../../src/cli/seed.ts';
 import { dropDatabase, migrateDatabase, testDatabaseName } from '../helpers/app.ts';
 import { npmRun, type CommandResult } from '../helpers/commands.ts';
-import { backupDir, connect, contentsOf, databaseNames, type MongoClient } from './helpers.ts';
+import { backupDir, contentsOf, databaseNames, newClient } from './helpers.ts';
 
 const events = (result: CommandResult) =>
   result.stderr
@@ -23,22 +23,22 @@ const events = (result: CommandResult) =>
 describe('a damaged backup', () => {
   const source = testDatabaseName('backup_damaged');
   const target = testDatabaseName('backup_damaged_target');
-  let client: MongoClient;
+  const client = newClient();
   let dir: string;
   let backedUp: CommandResult;
   const env = () => ({ MONGODB_URI: inject('mongoUri'), MONGODB_DB: source });
 
   beforeAll(async () => {
-    await migrateDatabase(source);
-    client = await connect();
-    await seed(client.db(source), { products: 80, customers: 20, seed: 5 });
     dir = await backupDir('damaged');
+    await migrateDatabase(source);
+    await client.connect();
+    await seed(client.db(source), { products: 80, customers: 20, seed: 5 });
     backedUp = await npmRun('backup', ['--out', dir], env());
   });
   afterAll(async () => {
-    await client?.close();
+    await client.close();
     for (const name of [source, target]) await dropDatabase(name);
-    if (dir !== undefined) await rm(dirname(dir), { recursive: true, force: true });
+    await rm(dirname(dir), { recursive: true, force: true });
   });
 
   it('npm run backup writes a backup, reporting progress as JSON lines when stderr is not a terminal', async () => {

@@ -11,14 +11,14 @@ import { backupDatabase } from '../../src/backup/dump.ts';
 import type { Manifest } from '../../src/backup/manifest.ts';
 import { seed } from '../../src/cli/seed.ts';
 import { dropDatabase, migrateDatabase, testDatabaseName } from '../helpers/app.ts';
-import { backupDir, connect, type Db, type MongoClient } from './helpers.ts';
+import { backupDir, newClient, type Db } from './helpers.ts';
 
 const { BSON } = mongoose.mongo;
 const { EJSON } = BSON;
 
 describe('the backup format, as mongorestore reads it', () => {
   const source = testDatabaseName('backup_format');
-  let client: MongoClient;
+  const client = newClient();
   let db: Db;
   let dir: string;
   let manifest: Manifest;
@@ -31,17 +31,17 @@ describe('the backup format, as mongorestore reads it', () => {
     (await metadata(collection)).indexes.find((i: { name: string }) => i.name === name);
 
   beforeAll(async () => {
+    dir = await backupDir('format');
     await migrateDatabase(source);
-    client = await connect();
+    await client.connect();
     db = client.db(source);
     await seed(db, { products: 60, customers: 15, seed: 4 });
-    dir = await backupDir('format');
     manifest = await backupDatabase(db, { out: dir });
   });
   afterAll(async () => {
-    await client?.close();
+    await client.close();
     await dropDatabase(source);
-    if (dir !== undefined) await rm(dirname(dir), { recursive: true, force: true });
+    await rm(dirname(dir), { recursive: true, force: true });
   });
 
   it('lays out DIR/<db>/<collection>.bson and .metadata.json for every collection, and the manifest beside them', async () => {

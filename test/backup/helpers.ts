@@ -14,8 +14,13 @@ export type MongoClient = mongoose.mongo.MongoClient;
 
 const { EJSON } = mongoose.mongo.BSON;
 
-export function connect(uri: string = inject('mongoUri')): Promise<MongoClient> {
-  return new mongoose.mongo.MongoClient(uri).connect();
+/** A client of the test replica set, not yet connected: a suite creates it up front and closes it in afterAll. */
+export function newClient(uri: string = inject('mongoUri')): MongoClient {
+  return new mongoose.mongo.MongoClient(uri);
+}
+
+export function connect(uri?: string): Promise<MongoClient> {
+  return newClient(uri).connect();
 }
 
 /** A fresh directory under the system's temp dir for one backup. */

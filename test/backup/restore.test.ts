@@ -14,14 +14,14 @@ import type { ProgressEvent } from '../../src/backup/progress.ts';
 import { RestoreError, restoreDatabase } from '../../src/backup/restore.ts';
 import { seed } from '../../src/cli/seed.ts';
 import { dropDatabase, migrateDatabase, testDatabaseName } from '../helpers/app.ts';
-import { backupDir, connect, contentsOf, databaseNames, schemaOf, type Db, type MongoClient } from './helpers.ts';
+import { backupDir, contentsOf, databaseNames, newClient, schemaOf, type Db } from './helpers.ts';
 
 const { BSON } = mongoose.mongo;
 
 describe('restoring a backup', () => {
   const source = testDatabaseName('backup_restore');
   const databases = [source];
-  let client: MongoClient;
+  const client = newClient();
   let gzipped: string;
   let manifest: Manifest;
 
@@ -47,19 +47,19 @@ describe('restoring a backup', () => {
   };
 
   beforeAll(async () => {
+    gzipped = await backupDir('restore-gzip');
     await migrateDatabase(source);
-    client = await connect();
+    await client.connect();
     const db = client.db(source);
     await seed(db, { products: 60, customers: 20, seed: 9 });
     // Types the restore must keep: a 64-bit price amount (the validator allows int and long).
     await db.collection('products').updateOne({}, { $set: { 'price.amount': mongoose.mongo.Long.fromNumber(4242) } });
-    gzipped = await backupDir('restore-gzip');
     manifest = await backupDatabase(db, { out: gzipped, gzip: true });
   });
   afterAll(async () => {
-    await client?.close();
+    await client.close();
     for (const name of databases) await dropDatabase(name);
-    if (gzipped !== undefined) await rm(dirname(gzipped), { recursive: true, force: true });
+    await rm(dirname(gzipped), { recursive: true, force: true });
   });
 
   it('a gzip backup holds gzip files and comes back identical: documents with their types, validators, collations, indexes', async () => {

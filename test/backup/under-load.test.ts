@@ -24,6 +24,7 @@ import {
   type TestApp,
 } from '../helpers/app.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
+import type { StoredStock } from '../helpers/documents.ts';
 import { backupDir, collectionDigest, connect, schemaOf, type Db, type MongoClient } from './helpers.ts';
 
 const WAREHOUSES = ['AMS-1', 'BER-1'];
@@ -67,7 +68,7 @@ async function orderLoop(
 function startLoad(s: Shop, customers: string[]) {
   let running = true;
   let writes = 0;
-  let failure: unknown;
+  let failure: Error | undefined;
   const workers = Array.from({ length: WORKERS }, (_, worker) =>
     orderLoop(
       s,
@@ -76,7 +77,7 @@ function startLoad(s: Shop, customers: string[]) {
       () => running && failure === undefined,
       () => (writes += 1),
     ).catch((error: unknown) => {
-      failure ??= error;
+      failure ??= error instanceof Error ? error : new Error(String(error));
     }),
   );
   return {
@@ -98,16 +99,17 @@ function startLoad(s: Shop, customers: string[]) {
 }
 
 describe('a backup taken while orders are placed and cancelled, restored into a fresh mongod', () => {
-  let t: TestApp;
-  let second: EmbeddedMongo;
-  let secondClient: MongoClient;
-  let sourceClient: MongoClient;
+  // Set one by one as the setup gets that far: afterAll releases what was made.
+  let t: TestApp | undefined;
+  let second: EmbeddedMongo | undefined;
+  let secondClient: MongoClient | undefined;
+  let sourceClient: MongoClient | undefined;
   let restored: Db;
   let manifest: Manifest;
   let readerKey: string;
   let writesDuringBackup = 0;
   let ordersAtEnd = 0;
-  let dir: string;
+  let dir: string | undefined;
 
   beforeAll(async () => {
     // The second mongod starts while the shop is set up: two cores, but mostly waiting on Wine.
@@ -205,14 +207,14 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
         sha256: entry.bsonSha256,
       });
     }
-    expect(await secondClient.db('admin').admin().listDatabases({ nameOnly: true })).toSatisfy(
+    expect(await secondClient!.db('admin').admin().listDatabases({ nameOnly: true })).toSatisfy(
       ({ databases }: { databases: { name: string }[] }) =>
         databases.every((database) => !database.name.includes('_restoring_')),
     );
   });
 
   it('restores the validators, collations and indexes', async () => {
-    expect(await schemaOf(restored)).toEqual(await schemaOf(sourceClient.db(t.dbName), ['migrations_lock']));
+    expect(await schemaOf(restored)).toEqual(await schemaOf(sourceClient!.db(t!.dbName), ['migrations_lock']));
   });
 
   it('for every SKU and warehouse, available + reserved + shipped is what was stocked, and reserved and shipped are what the orders say', async () => {
@@ -235,7 +237,7 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
     expect(statuses.has('cancelled')).toBe(true);
     for (const sku of SKUS) {
       for (const warehouse of WAREHOUSES) {
-        const item = await restored.collection('stock').findOne({ sku, warehouse });
+        const item = await restored.collection<StoredStock>('stock').findOne({ sku, warehouse });
         const { reserved, shipped } = expected.get(`${sku}/${warehouse}`) ?? { reserved: 0, shipped: 0 };
         expect({
           sku,
@@ -264,17 +266,17 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
     for (const customer of customers) {
       const theirs = orders.filter((o) => o.customerId.equals(customer._id));
       expect(customer.stats.orderCount).toBe(theirs.length);
-      const spent = theirs.reduce((sum, o) => sum + (o.totals.subtotal.amount as number), 0);
+      const spent = theirs.reduce((sum: number, o) => sum + (o.totals.subtotal.amount as number), 0);
       expect(customer.stats.spent).toEqual([{ currency: 'EUR', amount: spent }]);
     }
-    expect(customers.reduce((sum, c) => sum + c.stats.orderCount, 0)).toBe(orders.length);
+    expect(customers.reduce((sum: number, c) => sum + (c.stats.orderCount as number), 0)).toBe(orders.length);
   });
 
   describe('the service on the restored database', () => {
-    let app: App;
+    let app: App | undefined;
     beforeAll(async () => {
       const config = loadConfig({
-        MONGODB_URI: second.uri,
+        MONGODB_URI: second!.uri,
         MONGODB_DB: RESTORED_DB,
         LOG_LEVEL: 'warn',
         LOG_FORMAT: 'json',
@@ -289,9 +291,9 @@ describe('a backup taken while orders are placed and cancelled, restored into a 
 
     it('finds its migrations up to date, is ready, and serves the restored orders to a key that was backed up', async () => {
       expect(await pendingMigrations(restored)).toEqual([]);
-      expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+      expect((await app!.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
       const order = await restored.collection('orders').findOne({ status: 'shipped' });
-      const res = await app.inject({
+      const res = await app!.inject({
         method: 'GET',
         url: `/v1/orders/${order!._id.toHexString()}`,
         headers: { authorization: `Bearer ${readerKey}` },

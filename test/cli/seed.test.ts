@@ -32,14 +32,14 @@ const validCheckDigit = (gtin: string) =>
   [...gtin].reverse().reduce((sum, digit, i) => sum + Number(digit) * (i % 2 === 0 ? 1 : 3), 0) % 10 === 0;
 
 describe('npm run seed', () => {
-  let client: mongoose.mongo.MongoClient;
+  const client = new mongoose.mongo.MongoClient(inject('mongoUri'));
   const databases: string[] = [];
 
   beforeAll(async () => {
-    client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+    await client.connect();
   });
   afterAll(async () => {
-    await client?.close();
+    await client.close();
     for (const name of databases) await dropDatabase(name);
   });
 

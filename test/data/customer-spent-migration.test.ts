@@ -96,7 +96,7 @@ const indexNames = async (db: Db) =>
   (await db.collection('customers').listIndexes().toArray()).map((index) => index.name as string);
 
 describe(`migration ${SPENT}`, () => {
-  let client: mongoose.mongo.MongoClient;
+  const client = new mongoose.mongo.MongoClient(inject('mongoUri'));
   let first: MigrationModule;
   let migration: SpentMigration;
   const databases: string[] = [];
@@ -124,12 +124,12 @@ describe(`migration ${SPENT}`, () => {
   }
 
   beforeAll(async () => {
-    client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+    await client.connect();
     first = await loadMigration(FIRST);
     migration = (await loadMigration(SPENT)) as SpentMigration;
   });
   afterAll(async () => {
-    await client?.close();
+    await client.close();
     for (const name of databases) await dropDatabase(name);
   });
 

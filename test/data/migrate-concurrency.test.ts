@@ -23,7 +23,7 @@ const ROUNDS = 3;
 const BARRIER = pathToFileURL(join(ROOT, 'test/fixtures/connect-barrier.mjs')).href;
 
 describe('concurrent migrate-mongo runs', () => {
-  let client: mongoose.mongo.MongoClient;
+  const client = new mongoose.mongo.MongoClient(inject('mongoUri'));
   let migrationFiles: string[];
   const databases: string[] = [];
   const directories: string[] = [];
@@ -34,11 +34,11 @@ describe('concurrent migrate-mongo runs', () => {
   };
 
   beforeAll(async () => {
-    client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+    await client.connect();
     migrationFiles = (await readdir(MIGRATIONS_DIR)).filter((file) => file.endsWith('.js')).sort();
   });
   afterAll(async () => {
-    await client?.close();
+    await client.close();
     for (const name of databases) await dropDatabase(name);
     for (const dir of directories) await rm(dir, { recursive: true, force: true });
   });
@@ -149,8 +149,9 @@ describe('concurrent migrate-mongo runs', () => {
               // migrate-mongo starts this index build without awaiting it; kept, so the test can
               // let it finish before the client closes under it.
               if (key === 'createIndex') {
-                return (...args: Parameters<typeof inner.createIndex>) => {
-                  const build = inner.createIndex(...args);
+                const createIndex = bound(inner, key) as (...args: unknown[]) => Promise<string>;
+                return (...args: unknown[]) => {
+                  const build = createIndex(...args);
                   unawaited.push(build);
                   return build;
                 };
@@ -170,7 +171,7 @@ describe('concurrent migrate-mongo runs', () => {
     await Promise.all(unawaited);
     expect(await lock.countDocuments()).toBe(1);
     expect(await db.collection(changelogCollectionName).countDocuments()).toBe(0);
-    expect(await db.listCollections({ name: ENTITIES[0]!.collection }).toArray()).toEqual([]);
+    expect(await db.listCollections({ name: ENTITIES[0].collection }).toArray()).toEqual([]);
   });
 });
 

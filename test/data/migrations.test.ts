@@ -13,7 +13,7 @@ const ALL_PENDING = MIGRATION_FILES.map((fileName) => ({ fileName, appliedAt: 'P
 const { changelogCollectionName, lockCollectionName } = MIGRATION_SETTINGS;
 
 describe('migrations', () => {
-  let client: mongoose.mongo.MongoClient;
+  const client = new mongoose.mongo.MongoClient(inject('mongoUri'));
   const databases: string[] = [];
   const freshDb = (label: string) => {
     const name = testDatabaseName(label);
@@ -22,10 +22,10 @@ describe('migrations', () => {
   };
 
   beforeAll(async () => {
-    client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+    await client.connect();
   });
   afterAll(async () => {
-    await client?.close();
+    await client.close();
     for (const name of databases) await dropDatabase(name);
   });
 
@@ -73,7 +73,7 @@ describe('migrations', () => {
     const db = freshDb('migrate_adopt');
     const products = db.collection('products');
     await db.createCollection('products');
-    await products.createIndex({ sku: 1 }, { name: 'sku_unique', unique: true });
+    await products.createIndex({ sku: 1 }, { name: 'sku_unique', unique: true }, {});
     const legacy = { _id: new mongoose.mongo.ObjectId(), sku: 'lower case is not a SKU' };
     await products.insertOne(legacy);
 

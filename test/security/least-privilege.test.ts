@@ -119,10 +119,10 @@ async function refusal(operation: () => Promise<unknown>): Promise<unknown> {
 }
 
 describe('least-privilege MongoDB users, as README.md sets them up', () => {
-  let mongo: EmbeddedMongo;
-  let root: Client;
-  let migrator: Client;
-  let service: Client;
+  let mongo: EmbeddedMongo | undefined;
+  let root: Client | undefined;
+  let migrator: Client | undefined;
+  let service: Client | undefined;
   let serviceUri: string;
   let app: App | undefined;
   const logs = new LogCapture();
@@ -177,7 +177,7 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
   });
 
   it('access control is on: a client without credentials is refused', async () => {
-    const anonymous = await new MongoClient(mongo.uri).connect();
+    const anonymous = await new MongoClient(mongo!.uri).connect();
     try {
       expect(await refusal(() => anonymous.db(DB).collection('products').findOne({}))).toMatchObject({
         code: UNAUTHORIZED,
@@ -214,17 +214,17 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
     } finally {
       await checking.close();
     }
-    expect(await root.db(DB).listCollections().toArray()).toEqual([]);
+    expect(await root!.db(DB).listCollections().toArray()).toEqual([]);
   });
 
   it('the migrations user applies every migration', async () => {
-    expect(await migrateUp(migrator.db(DB), migrator)).toEqual(MIGRATION_FILES);
-    const status = await migrationStatus(root.db(DB));
+    expect(await migrateUp(migrator!.db(DB), migrator!)).toEqual(MIGRATION_FILES);
+    const status = await migrationStatus(root!.db(DB));
     expect(status.filter((item) => item.appliedAt === 'PENDING')).toEqual([]);
   });
 
   it('the role names every collection the migrations created but the migration lock, and nothing else', async () => {
-    const created = (await root.db(DB).listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
+    const created = (await root!.db(DB).listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
     const granted = SERVICE_ROLE.privileges.map((privilege) => privilege.resource.collection);
     expect(granted.toSorted()).toEqual(
       created.filter((name) => name !== MIGRATION_SETTINGS.lockCollectionName).toSorted(),
@@ -233,7 +233,7 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
 
   it('with MIGRATIONS_ON_START=require the service user starts, and runs the whole API', async () => {
     key = (
-      await ApiKeyStore.of(service.db(DB)).create({ name: 'least-privilege', scopes: ['*'], rateLimitPerMinute: 0 })
+      await ApiKeyStore.of(service!.db(DB)).create({ name: 'least-privilege', scopes: ['*'], rateLimitPerMinute: 0 })
     ).key;
     app = await serviceApp('require');
 
@@ -319,11 +319,11 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
   });
 
   describe('the service user is refused (13, Unauthorized)', () => {
-    const db = () => service.db(DB);
+    const db = () => service!.db(DB);
     it.each([
       ['dropping a collection', () => db().collection('products').drop()],
       ['dropping the database', () => db().dropDatabase()],
-      ['creating an index', () => db().collection('products').createIndex({ description: 1 })],
+      ['creating an index', () => db().collection('products').createIndex({ description: 1 }, {}, {})],
       ['dropping an index', () => db().collection('products').dropIndex('sku_unique')],
       ['changing a validator (collMod)', () => db().command({ collMod: 'products', validator: {} })],
       ['creating a collection', () => db().createCollection('scratch')],
@@ -345,15 +345,18 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
             .updateOne({}, { $set: { keyName: 'someone else' } }),
       ],
       ['listing the collections', () => db().listCollections().toArray()],
-      ['reading another database', () => service.db(OTHER_DB).collection('invoices').findOne({})],
-      ['writing to another database', () => service.db(OTHER_DB).collection('invoices').insertOne({ number: 'INV-2' })],
+      ['reading another database', () => service!.db(OTHER_DB).collection('invoices').findOne({})],
+      [
+        'writing to another database',
+        () => service!.db(OTHER_DB).collection('invoices').insertOne({ number: 'INV-2' }),
+      ],
       ['granting itself a role', () => db().command({ grantRolesToUser: SERVICE_USER.user, roles: ['readWrite'] })],
     ])('%s', async (_case, operation) => {
       expect(await refusal(operation)).toMatchObject({ code: UNAUTHORIZED, codeName: 'Unauthorized' });
     });
 
     it('and nothing the attempts aimed at changed', async () => {
-      const db = root.db(DB);
+      const db = root!.db(DB);
       const indexes = await db.collection('products').indexes();
       expect(indexes.some((index) => index.key.description !== undefined)).toBe(false);
       const [products] = await db.listCollections({ name: 'products' }).toArray();
@@ -363,7 +366,7 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
       expect(await db.collection(MIGRATION_SETTINGS.lockCollectionName).countDocuments()).toBe(0);
       expect(await db.collection(AUDIT.collection).countDocuments({ keyName: 'someone else' })).toBe(0);
       expect(await db.collection(AUDIT.collection).countDocuments()).toBeGreaterThan(0);
-      expect(await root.db(OTHER_DB).collection('invoices').countDocuments()).toBe(1);
+      expect(await root!.db(OTHER_DB).collection('invoices').countDocuments()).toBe(1);
     });
   });
 
@@ -371,7 +374,7 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
     const failing = new LogCapture();
     const wrong = secret('wrong');
     const config = loadConfig({
-      MONGODB_URI: uriFor(mongo.uri, { ...SERVICE_USER, password: wrong }),
+      MONGODB_URI: uriFor(mongo!.uri, { ...SERVICE_USER, password: wrong }),
       MONGODB_DB: DB,
       LOG_LEVEL: 'debug',
       LOG_FORMAT: 'json',

@@ -70,11 +70,14 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'listAuditEvents',
         summary: 'List the audit trail',
         description:
-          'One entry per document changed by a successful write: the API key (`keyId`, `keyName`), the `action`, the `collection`, ' +
-          'the `documentId` and its version after the write, the `requestId` and the time (`at`); never the document contents. ' +
-          "A failed write leaves none; a request that changed several documents (a batch, an order placement) leaves one per document, with the request's id. " +
+          'One entry per document changed by a successful write: the API key (`keyId`, `keyName`), ' +
+          'the `action`, the `collection`, the `documentId` and its version after the write, ' +
+          'the `requestId` and the time (`at`); never the document contents. ' +
+          'A failed write leaves none; a request that changed several documents (a batch, an order placement) ' +
+          "leaves one per document, with the request's id. " +
           describeFilters(AuditEvent) +
-          `At most ${LIST_MAX_FILTERS} filters per request. Newest first (\`sort=at\` for oldest first). Pages are keyset-paginated: follow \`next\` (also in the Link header). ` +
+          `At most ${LIST_MAX_FILTERS} filters per request. Newest first (\`sort=at\` for oldest first). ` +
+          'Pages are keyset-paginated: follow `next` (also in the Link header). ' +
           'Entries are kept AUDIT_RETENTION_DAYS days.',
         querystring: query,
         response: listResponses('A page of audit entries.', 'AuditEventPage'),

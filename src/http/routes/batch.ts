@@ -24,7 +24,7 @@ import { OBJECT_ID_PATTERN } from '../../domain/types.ts';
 import { compileValidator } from '../../domain/validation.ts';
 import type { BatchOutcome } from '../../shop/batch.ts';
 import { AppError, type FieldError } from '../../errors.ts';
-import { writeBodies } from '../schemas/documents.ts';
+import { capitalized, writeBodies } from '../schemas/documents.ts';
 import { kindOf, problemKinds, problemResponses, type ProblemKind } from '../schemas/problem.ts';
 import { DOCUMENTED_BODY } from '../plugins/openapi.ts';
 import { Customer, Product, Stock } from '../../domain/entities/index.ts';
@@ -120,7 +120,7 @@ const OP_SUMMARY: Record<BatchOperation['op'], string> = {
  * collection, since the document or patch is that collection's.
  */
 const opSchemas = BATCH_OPS.map((op) => {
-  const $id = `Batch${op.charAt(0).toUpperCase()}${op.slice(1)}`;
+  const $id = `Batch${capitalized(op)}`;
   const variant = ([first = '', ...others]: string[]) => {
     const [members, required] = membersOf(op, first);
     return Type.Object(

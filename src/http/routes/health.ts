@@ -64,7 +64,8 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) =>
         tags: ['health'],
         summary: 'Readiness: MongoDB answers a ping in time and the schema is migrated',
         description:
-          '200 when MongoDB answers a ping and the migrations check within READINESS_TIMEOUT_MS and no migration is pending; ' +
+          '200 when MongoDB answers a ping and the migrations check within READINESS_TIMEOUT_MS ' +
+          'and no migration is pending; ' +
           'otherwise 503 with Retry-After (and, for pending migrations, their file names in `pendingMigrations`). ' +
           'It answers within READINESS_TIMEOUT_MS whatever MongoDB does.',
         operationId: 'getReadiness',

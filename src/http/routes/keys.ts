@@ -23,7 +23,8 @@ const SCOPE_NAMES = [...SCOPES, '*', '*:read', '*:write', ...DATA_RESOURCES.map(
 const ScopeName = Type.Enum(SCOPE_NAMES, {
   type: 'string',
   description:
-    'A scope, or a shorthand: * (every scope), *:read and *:write (every collection), <collection>:* (its read and write).',
+    'A scope, or a shorthand: * (every scope), *:read and *:write (every collection), ' +
+    '<collection>:* (its read and write).',
 });
 
 const keyExample = {
@@ -180,7 +181,9 @@ const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'revokeApiKey',
         summary: 'Revoke an API key',
         description:
-          'The key is kept, marked revoked (so the audit trail can still name it), and refused from then on (within AUTH_CACHE_TTL_MS on every instance). Revoking twice keeps the first time.',
+          'The key is kept, marked revoked (so the audit trail can still name it), ' +
+          'and refused from then on (within AUTH_CACHE_TTL_MS on every instance). ' +
+          'Revoking twice keeps the first time.',
         ...byId({ description: 'The key as revoked.', ...Type.Ref('ApiKey') }, noSuchKey),
       },
     },

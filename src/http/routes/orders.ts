@@ -24,7 +24,7 @@ import { Order } from '../../domain/entities/index.ts';
 import { documentNotFound, type StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses, thrownBy, type ProblemKind } from '../schemas/problem.ts';
 import { ConditionalHeaders, etagHeader, etagOf, expectedVersion } from '../conditional.ts';
-import { IdParams } from '../schemas/documents.ts';
+import { IdParams, capitalized } from '../schemas/documents.ts';
 import { OPTIONAL_BODY } from '../plugins/openapi.ts';
 import { component } from '../schemas/component.ts';
 import { actorOf } from '../actor.ts';
@@ -64,12 +64,14 @@ const PLACEMENT_CONFLICTS: ProblemKind[] = [
       { sku: 'TSHIRT-RED-M', warehouse: 'AMS-1', requested: 3, available: 1 },
       { sku: 'MUG-BLUE', warehouse: 'AMS-1', requested: 1, available: 0 },
     ]),
-    'the warehouse has fewer available units than a line asks for; `shortages` lists every short line as `{ sku, warehouse, requested, available }`.',
+    'the warehouse has fewer available units than a line asks for; ' +
+      '`shortages` lists every short line as `{ sku, warehouse, requested, available }`.',
   ),
   kindOf(unknownCustomer(EXAMPLE_ID), 'no customer has the id `customerId`.'),
   kindOf(
     thrownBy(() => priceOrder(examplePlacement(['NOPE-1', 'LAMP-OLD']), [product('LAMP-OLD', 'EUR', 'archived')])),
-    'a SKU is not an active product of the catalog; `products` lists each as `{ sku, reason: unknown | inactive, status? }`.',
+    'a SKU is not an active product of the catalog; ' +
+      '`products` lists each as `{ sku, reason: unknown | inactive, status? }`.',
   ),
   kindOf(
     thrownBy(() =>
@@ -86,7 +88,8 @@ const PLACEMENT_CONFLICTS: ProblemKind[] = [
   ),
   counterFull(
     'reserved',
-    "a line's stock item would hold more reserved units than the limit; `field`, `limit`, `value` and `documentId` say which.",
+    "a line's stock item would hold more reserved units than the limit; `field`, `limit`, " +
+      '`value` and `documentId` say which.',
   ),
 ];
 
@@ -94,7 +97,8 @@ const invalidTransition = (action: OrderAction): ProblemKind => {
   const { from } = TRANSITIONS[action];
   return kindOf(
     thrownBy(() => transitionFor(action, EXAMPLE_ID, from.includes('placed') ? 'shipped' : 'cancelled')),
-    `the order is not ${from.join(' or ')}; \`currentStatus\` is its status, \`allowedFrom\` the statuses ${action} is allowed from, \`allowedActions\` what it allows now.`,
+    `the order is not ${from.join(' or ')}; \`currentStatus\` is its status, ` +
+      `\`allowedFrom\` the statuses ${action} is allowed from, \`allowedActions\` what it allows now.`,
   );
 };
 
@@ -106,7 +110,8 @@ function stockLimitKinds(action: OrderAction): ProblemKind[] {
   return raised.map((counter) =>
     counterFull(
       counter,
-      `a line's stock item would hold more ${counter} units than the limit; \`field\`, \`limit\`, \`value\` and \`documentId\` say which.`,
+      `a line's stock item would hold more ${counter} units than the limit; \`field\`, \`limit\`, ` +
+        '`value` and `documentId` say which.',
     ),
   );
 }
@@ -133,9 +138,11 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'placeOrder',
         summary: 'Place an order',
         description:
-          "In one transaction: checks the customer and the products (active, one currency), reserves every line's units in the " +
-          'warehouse (available to reserved, never below zero), prices the lines from the catalog, stores the order as placed and ' +
-          "counts it in the customer's stats (orderCount, lastOrderAt, spent in its currency). Any refusal changes nothing. " +
+          'In one transaction: checks the customer and the products (active, one currency), ' +
+          "reserves every line's units in the warehouse (available to reserved, never below zero), " +
+          'prices the lines from the catalog, stores the order as placed and ' +
+          "counts it in the customer's stats (orderCount, lastOrderAt, spent in its currency). " +
+          'Any refusal changes nothing. ' +
           'A SKU on two lines is a 400 (send the whole quantity on one line); at most 100 lines.',
         body: placement.ref,
         response: {
@@ -168,9 +175,10 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
         schema: {
           tags,
           operationId: `${action}Order`,
-          summary: `${action[0]!.toUpperCase()}${action.slice(1)} an order`,
+          summary: `${capitalized(action)} an order`,
           description:
-            `${summary} Allowed from ${from.join(' or ')}; the order becomes ${to}, with a history entry (and the note, if given). ` +
+            `${summary} Allowed from ${from.join(' or ')}; the order becomes ${to}, ` +
+            'with a history entry (and the note, if given). ' +
             'Of concurrent actions on one order exactly one applies; the others answer 409. The body is optional.',
           [OPTIONAL_BODY]: true,
           params: IdParams,
@@ -184,7 +192,9 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
             ]),
             ...problemKinds(
               409,
-              `The order's status does not allow ${action}${stockLimitKinds(action).length > 0 ? ', or a counter of its stock would pass its limit' : ''}; nothing was changed.`,
+              `The order's status does not allow ${action}` +
+                (stockLimitKinds(action).length > 0 ? ', or a counter of its stock would pass its limit' : '') +
+                '; nothing was changed.',
               [invalidTransition(action), ...stockLimitKinds(action)],
             ),
           },

@@ -31,7 +31,8 @@ const fullShelf = (by: number) =>
       by,
       MAX_MOVE_QUANTITY,
     ),
-    "the receiving item's available units would pass their limit; `field`, `limit` and `value` (what it would reach) say which and by how much, `documentId` names the item.",
+    "the receiving item's available units would pass their limit; `field`, " +
+      '`limit` and `value` (what it would reach) say which and by how much, `documentId` names the item.',
   );
 
 const itemExample = {
@@ -89,8 +90,9 @@ const stockMovementRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'restock',
         summary: 'Add arriving units to a warehouse',
         description:
-          'Adds the units to the available ones of the stock item of this SKU in this warehouse, creating the item (201) when the ' +
-          'warehouse has none. The product must exist (any status: stock may arrive before a product goes on sale).',
+          'Adds the units to the available ones of the stock item of this SKU in this warehouse, ' +
+          'creating the item (201) when the warehouse has none. ' +
+          'The product must exist (any status: stock may arrive before a product goes on sale).',
         body: restock.ref,
         response: {
           200: { description: 'The stock item, with the units added.', headers: etagHeader, ...Type.Ref('StockItem') },
@@ -125,8 +127,9 @@ const stockMovementRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'moveStock',
         summary: 'Move available units between warehouses',
         description:
-          'Takes the units from the available ones in `from` and adds them to the available ones in `to`, in one transaction: ' +
-          'both or neither. The destination item is created when missing; `from` and `to` must differ (else 400). ' +
+          'Takes the units from the available ones in `from` and adds them to the available ones in `to`, ' +
+          'in one transaction: both or neither. ' +
+          'The destination item is created when missing; `from` and `to` must differ (else 400). ' +
           'Reserved and shipped units never move.',
         body: move.ref,
         response: {

@@ -48,6 +48,9 @@ export const byId = <Answer extends object, NotFound extends object>(answer: Ans
 /** "a product", "an order": the noun with its indefinite article. */
 export const withArticle = (noun: string) => `${/^[aeiou]/i.test(noun) ? 'an' : 'a'} ${noun}`;
 
+/** The text with its first letter in upper case, for names and sentences built from words. */
+export const capitalized = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
+
 export interface DocumentSchemas {
   resource: string;
   input: string;
@@ -177,8 +180,6 @@ function listQuery(entity: Entity, sortable: string[]): TObject {
   for (const [name, schema] of Object.entries(properties)) optional[name] = Type.Optional(schema);
   return Type.Object(optional, { additionalProperties: false });
 }
-
-const capitalized = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
 
 /** Whether clients write the entity's documents through the generic routes (or a batch). */
 function writesDocuments(entity: Entity): boolean {

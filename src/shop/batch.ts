@@ -64,10 +64,12 @@ export class BatchOperations {
     start: number,
     run: readonly Insert[],
   ): Promise<StoredDocument[]> {
+    const collection = run[0]?.collection;
+    if (collection === undefined) return [];
     try {
       return await this.documents.insertIn(
         tx,
-        run[0]?.collection ?? '',
+        collection,
         run.map((insert) => insert.document),
       );
     } catch (error) {

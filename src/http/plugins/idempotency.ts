@@ -3,7 +3,7 @@
 // while the first still runs waits for it, within its own deadline. A key is held under a lease that
 // ends shortly after the holding request's deadline, so a request that crashed, timed out or lost
 // MongoDB never blocks its key for longer than that: a retry then takes the key over. A write records
-// that it committed, with its result, in its own transaction (the guard it gets through actorOf), so
+// that it committed, with its result, in its own transaction (the guard it gets through writeContextOf), so
 // a retry after a committed write always replays it, even when the answer itself was never stored.
 // Applies to every POST route registered after this plugin, so new routes get it without opting in.
 
@@ -52,7 +52,7 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     idempotencyClaim?: { scope: string; fingerprint: string; owner: string; settled: boolean };
-    /** Given to the write path by actorOf: makes the request's write happen at most once for its key. */
+    /** Given to the write path by writeContextOf: makes the request's write happen at most once for its key. */
     writeGuard?: WriteGuard;
   }
 }

@@ -33,7 +33,7 @@ import { customerHasOrders } from '../../domain/deletion.ts';
 import { expectedVersion } from '../conditional.ts';
 import { writeScope } from '../../domain/access.ts';
 import { authorize } from '../plugins/authentication.ts';
-import { actorOf } from '../actor.ts';
+import { writeContextOf } from '../actor.ts';
 
 const COLLECTIONS = [...BATCH_COLLECTIONS.keys()];
 const OBJECT_ID = '6650f0c2a1b2c3d4e5f60718';
@@ -426,7 +426,7 @@ const batchRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const errors = raws.flatMap((raw, index) => checkOperation(raw, index, checks));
       if (errors.length > 0) throw AppError.validation(errors);
       const operations = raws.map(toOperation);
-      const outcomes = await app.shop.batch.apply(operations, { actor: actorOf(request), log: request.log });
+      const outcomes = await app.shop.batch.apply(operations, writeContextOf(request));
       return {
         results: operations.map(({ collection, op }, index) => {
           const outcome = outcomes[index];

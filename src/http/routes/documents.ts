@@ -21,7 +21,7 @@ import { customerHasOrders, stockReserved } from '../../domain/deletion.ts';
 import { ConditionalHeaders, etagHeader, etagOf, expectedVersion, notModified } from '../conditional.ts';
 import { describeFilters, listPage, listResponses, prepareListQuery } from '../lists.ts';
 import { MERGE_PATCH_MEDIA_TYPE, mergePatchOnly } from '../plugins/json-body.ts';
-import { actorOf } from '../actor.ts';
+import { writeContextOf } from '../actor.ts';
 
 export interface DocumentRoutesOptions {
   entity: Entity;
@@ -128,15 +128,27 @@ function listRoute(app: App, { entity, schemas, tags, noun, repository }: Docume
   );
 }
 
+/** The members every operation on one document starts with: its tag, its id and its summary. */
+const operation = ({ tags, noun, entity }: Documents, verb: string, summary: string, after = '') => ({
+  tags,
+  operationId: `${verb}${noun}`,
+  summary: `${summary} ${withArticle(entity.singular)}${after}`,
+});
+
+/** The document a conditional write is about: the one the path names, at the version If-Match names. */
+const targetOf = ({ entity }: Documents, request: { params: { id: string }; headers: { 'if-match'?: string } }) => ({
+  collection: entity.collection,
+  id: request.params.id,
+  expectedVersion: expectedVersion(request.headers['if-match']),
+});
+
 function readRoute(app: App, documents: Documents) {
-  const { entity, schemas, tags, noun, repository } = documents;
+  const { entity, schemas, repository } = documents;
   app.get(
     '/:id',
     {
       schema: {
-        tags,
-        operationId: `get${noun}`,
-        summary: `Read ${withArticle(entity.singular)}`,
+        ...operation(documents, 'get', 'Read'),
         params: IdParams,
         headers: Type.Object({
           'if-none-match': Type.Optional(Type.String({ description: 'Answer 304 if the ETag still matches.' })),
@@ -166,14 +178,12 @@ function readRoute(app: App, documents: Documents) {
 }
 
 function createRoute(app: App, documents: Documents) {
-  const { entity, schemas, tags, noun } = documents;
+  const { entity, schemas } = documents;
   app.post(
     '',
     {
       schema: {
-        tags,
-        operationId: `create${noun}`,
-        summary: `Create ${withArticle(entity.singular)}`,
+        ...operation(documents, 'create', 'Create'),
         body: Type.Unsafe<Record<string, unknown>>(Type.Ref(schemas.input)),
         response: {
           201: {
@@ -187,26 +197,22 @@ function createRoute(app: App, documents: Documents) {
       },
     },
     async (request, reply) => {
-      const created = await app.shop.documents.create(
-        { collection: entity.collection, document: request.body },
-        { actor: actorOf(request), log: request.log },
-      );
-      reply.code(201).header('location', `/v1/${entity.collection}/${created._id.toHexString()}`);
+      const { collection } = entity;
+      const created = await app.shop.documents.create({ collection, document: request.body }, writeContextOf(request));
+      reply.code(201).header('location', `/v1/${collection}/${created._id.toHexString()}`);
       return documents.answer(reply, created);
     },
   );
 }
 
 function replaceRoute(app: App, documents: Documents) {
-  const { entity, schemas, tags, noun } = documents;
+  const { entity, schemas } = documents;
   const immutable = entity.immutable.length > 0 ? ` (${entity.immutable.join(', ')} cannot change)` : '';
   app.put(
     '/:id',
     {
       schema: {
-        tags,
-        operationId: `replace${noun}`,
-        summary: `Replace ${withArticle(entity.singular)}`,
+        ...operation(documents, 'replace', 'Replace'),
         description: `Replaces every writable field${immutable}; server-maintained fields stay.`,
         params: IdParams,
         headers: ConditionalHeaders,
@@ -215,15 +221,9 @@ function replaceRoute(app: App, documents: Documents) {
       },
     },
     async (request, reply) => {
-      const { id } = request.params;
       const replaced = await app.shop.documents.replace(
-        {
-          collection: entity.collection,
-          id,
-          document: request.body,
-          expectedVersion: expectedVersion(request.headers['if-match']),
-        },
-        { actor: actorOf(request), log: request.log },
+        { ...targetOf(documents, request), document: request.body },
+        writeContextOf(request),
       );
       return documents.answer(reply, replaced);
     },
@@ -231,48 +231,35 @@ function replaceRoute(app: App, documents: Documents) {
 }
 
 function patchRoute(app: App, documents: Documents) {
-  const { entity, schemas, tags, noun } = documents;
   app.patch(
     '/:id',
     {
       schema: {
-        tags,
-        operationId: `patch${noun}`,
-        summary: `Change some fields of ${withArticle(entity.singular)} (JSON Merge Patch)`,
+        ...operation(documents, 'patch', 'Change some fields of', ' (JSON Merge Patch)'),
         params: IdParams,
         headers: ConditionalHeaders,
         body: Type.Unsafe<Record<string, Json>>({
-          content: { [MERGE_PATCH_MEDIA_TYPE]: { schema: Type.Ref(schemas.patch) } },
+          content: { [MERGE_PATCH_MEDIA_TYPE]: { schema: Type.Ref(documents.schemas.patch) } },
         }),
-        response: writeResponses(documents, 'patch', `The ${entity.singular} as patched.`),
+        response: writeResponses(documents, 'patch', `The ${documents.entity.singular} as patched.`),
       },
       preValidation: mergePatchOnly,
     },
     async (request, reply) => {
-      const { id } = request.params;
-      const patched = await app.shop.documents.patch(
-        {
-          collection: entity.collection,
-          id,
-          patch: request.body,
-          expectedVersion: expectedVersion(request.headers['if-match']),
-        },
-        { actor: actorOf(request), log: request.log },
-      );
+      const target = targetOf(documents, request);
+      const patched = await app.shop.documents.patch({ ...target, patch: request.body }, writeContextOf(request));
       return documents.answer(reply, patched);
     },
   );
 }
 
 function deleteRoute(app: App, documents: Documents, rule: string) {
-  const { entity, schemas, tags, noun } = documents;
+  const { entity, schemas } = documents;
   app.delete(
     '/:id',
     {
       schema: {
-        tags,
-        operationId: `delete${noun}`,
-        summary: `Delete ${withArticle(entity.singular)}`,
+        ...operation(documents, 'delete', 'Delete'),
         description: `Rule: ${rule}.`,
         params: IdParams,
         headers: ConditionalHeaders,
@@ -290,11 +277,7 @@ function deleteRoute(app: App, documents: Documents, rule: string) {
       },
     },
     async (request, reply) => {
-      const { id } = request.params;
-      const removal = await app.shop.documents.remove(
-        { collection: entity.collection, id, expectedVersion: expectedVersion(request.headers['if-match']) },
-        { actor: actorOf(request), log: request.log },
-      );
+      const removal = await app.shop.documents.remove(targetOf(documents, request), writeContextOf(request));
       return removal.action === 'deleted' ? reply.code(204).send(null) : documents.answer(reply, removal.document);
     },
   );

@@ -8,7 +8,7 @@ import { Type } from 'typebox';
 import { DATA_RESOURCES, SCOPES } from '../../domain/access.ts';
 import { DateTime, ObjectIdString } from '../../domain/types.ts';
 import type { ApiKeyInfo } from '../../data/api-keys.ts';
-import { actorOf } from '../actor.ts';
+import { writeContextOf } from '../actor.ts';
 import { AppError } from '../../errors.ts';
 import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
 import { byId } from '../schemas/documents.ts';
@@ -148,7 +148,7 @@ const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const { body } = request;
       const input = { ...body, expiresAt: body.expiresAt === undefined ? undefined : new Date(body.expiresAt) };
-      const created = await app.shop.keys.create(input, { actor: actorOf(request), log: request.log });
+      const created = await app.shop.keys.create(input, writeContextOf(request));
       return reply.code(201).header('location', `/v1/keys/${created.id}`).send(created);
     },
   );
@@ -189,7 +189,7 @@ const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      const revoked = await app.shop.keys.revoke(id, { actor: actorOf(request), log: request.log });
+      const revoked = await app.shop.keys.revoke(id, writeContextOf(request));
       if (revoked === null) throw notFound(id);
       return toJson(revoked);
     },

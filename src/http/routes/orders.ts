@@ -27,7 +27,7 @@ import { ConditionalHeaders, etagHeader, etagOf, expectedVersion } from '../cond
 import { IdParams, capitalized } from '../schemas/documents.ts';
 import { OPTIONAL_BODY } from '../plugins/openapi.ts';
 import { component } from '../schemas/component.ts';
-import { actorOf } from '../actor.ts';
+import { writeContextOf } from '../actor.ts';
 
 const tags = ['orders'];
 
@@ -161,7 +161,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const order = await app.shop.orders.place(request.body, { actor: actorOf(request), log: request.log });
+      const order = await app.shop.orders.place(request.body, writeContextOf(request));
       reply.code(201).header('location', `/v1/orders/${order._id.toHexString()}`);
       return answer(reply, order);
     },
@@ -205,7 +205,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const body = request.body;
         const order = await app.shop.orders.act(
           { id, action, note: body?.note, expectedVersion: expectedVersion(request.headers['if-match']) },
-          { actor: actorOf(request), log: request.log },
+          writeContextOf(request),
         );
         return answer(reply, order);
       },

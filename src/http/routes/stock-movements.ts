@@ -16,7 +16,7 @@ import { Stock } from '../../domain/entities/index.ts';
 import type { StoredDocument } from '../../data/documents.ts';
 import { kindOf, problemKinds, problemResponses } from '../schemas/problem.ts';
 import { etagHeader, etagOf } from '../conditional.ts';
-import { actorOf } from '../actor.ts';
+import { writeContextOf } from '../actor.ts';
 import { component } from '../schemas/component.ts';
 
 const tags = ['stock'];
@@ -110,10 +110,7 @@ const stockMovementRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { item, created } = await app.shop.stock.restock(request.body, {
-        actor: actorOf(request),
-        log: request.log,
-      });
+      const { item, created } = await app.shop.stock.restock(request.body, writeContextOf(request));
       if (created) reply.code(201).header('location', `/v1/stock/${item._id.toHexString()}`);
       return reply.header('etag', etagOf(item.version)).send(toResource(item));
     },
@@ -146,7 +143,7 @@ const stockMovementRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { from, to } = await app.shop.stock.move(request.body, { actor: actorOf(request), log: request.log });
+      const { from, to } = await app.shop.stock.move(request.body, writeContextOf(request));
       return { from: toResource(from), to: toResource(to) };
     },
   );

@@ -85,7 +85,7 @@ function editedContents(cursor: string): { label: string; cursor: string }[] {
 
 /** The cursor with one character replaced, at every position. */
 function flippedCharacters(cursor: string): string[] {
-  return [...cursor].map(
+  return Array.from(cursor).map(
     (character, index) =>
       `${cursor.slice(0, index)}${character === 'A' ? 'B' : character === '.' ? '-' : 'A'}${cursor.slice(index + 1)}`,
   );

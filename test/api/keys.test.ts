@@ -90,7 +90,7 @@ describe('/v1/keys', () => {
       (
         await t.app.inject({
           method: 'GET',
-          url: `/v1/audit?collection=api_keys&requestId=${res.headers['x-request-id']}`,
+          url: `/v1/audit?collection=api_keys&requestId=${String(res.headers['x-request-id'])}`,
         })
       ).json().items,
     ).toEqual([]);

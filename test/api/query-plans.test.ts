@@ -10,7 +10,7 @@ import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 function sampleValue(entity: Entity, field: string, op: FilterOp): unknown {
   if (op === 'exists') return true;
   const schema = schemaAt(entity, field);
-  let value: unknown = valueAt({ ...entity.example, ...entity.serverExample } as Record<string, unknown>, field);
+  let value: unknown = valueAt({ ...entity.example, ...entity.serverExample }, field);
   if (schema.format === 'date-time') value = '2026-11-25T00:00:00.000Z';
   if (Array.isArray(value)) value = value[0];
   if (value === undefined && schema.enum) value = schema.enum[0];

@@ -15,7 +15,10 @@ import { getPort } from '../helpers/net.ts';
 const listens = (port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 
@@ -44,7 +47,7 @@ describe('withCliDatabase', () => {
       async (db, client, info) => {
         await db.collection('probe').insertOne({ at: new Date() });
         expect(db.databaseName).toBe(dbName);
-        expect(client.options.writeConcern?.w).toBe('majority');
+        expect(client.options.writeConcern.w).toBe('majority');
         return info;
       },
       { env: { MONGODB_URI: inject('mongoUri'), MONGODB_DB: dbName }, log: (m) => lines.push(m) },

@@ -29,7 +29,11 @@ const SIGNATURE: Record<string, string[]> = {
 
 /** GS1's check: digits weighted 3 and 1 alternately from the right (check digit included) sum to a multiple of 10. */
 const validCheckDigit = (gtin: string) =>
-  [...gtin].reverse().reduce((sum, digit, i) => sum + Number(digit) * (i % 2 === 0 ? 1 : 3), 0) % 10 === 0;
+  Array.from(gtin)
+    .reverse()
+    .reduce((sum, digit, i) => sum + Number(digit) * (i % 2 === 0 ? 1 : 3), 0) %
+    10 ===
+  0;
 
 describe('npm run seed', () => {
   const client = new mongoose.mongo.MongoClient(inject('mongoUri'));

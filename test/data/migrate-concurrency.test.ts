@@ -20,7 +20,7 @@ const { changelogCollectionName, lockCollectionName } = CLI_MIGRATION_SETTINGS;
 // migrate-mongo's own check found the other run's lock, or its insert hit the unique index.
 const RAW_LOCK_MESSAGE = /Could not migrate up, a lock is in place|Could not create a lock: E11000 duplicate key error/;
 const ROUNDS = 3;
-const BARRIER = pathToFileURL(join(ROOT, 'test/fixtures/connect-barrier.mjs')).href;
+const BARRIER = pathToFileURL(join(ROOT, 'test/fixtures/connect-barrier.js')).href;
 
 describe('concurrent migrate-mongo runs', () => {
   const client = new mongoose.mongo.MongoClient(inject('mongoUri'));

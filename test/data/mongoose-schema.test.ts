@@ -53,14 +53,17 @@ describe('the Mongoose models agree with the entity declarations field by field'
     const Model = connection.model('ProductCheck', toMongooseSchema(Product.stored, { collection: 'products' }));
     const now = new Date();
     const valid = { ...Product.example, version: 1, createdAt: now, updatedAt: now };
-    expect(new Model(valid).validateSync()).toBeUndefined();
+    await expect(new Model(valid).validate()).resolves.toBeUndefined();
     const invalid = new Model({
       ...valid,
       sku: 'lower case',
       price: { amount: 1.5, currency: 'EUR' },
       attributes: { 'bad key': 1 },
     });
-    const error = invalid.validateSync();
+    const error = await invalid.validate().then(
+      () => undefined,
+      (refused: unknown) => refused as mongoose.Error.ValidationError,
+    );
     expect(Object.keys(error?.errors ?? {}).sort()).toEqual(['attributes', 'price.amount', 'sku']);
     expect(() => new Model({ ...valid, unknownField: 1 })).toThrow(/not in schema/);
     await connection.close();

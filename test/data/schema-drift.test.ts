@@ -3,7 +3,6 @@
 // When this fails after a declaration changed, write a migration (npm run schema:print).
 
 import { describe, expect, it } from 'vitest';
-import mongoose from 'mongoose';
 import { ENTITIES } from '../../src/domain/entities/index.ts';
 import type { Entity, IndexDeclaration } from '../../src/domain/entity.ts';
 import { toMongoJsonSchema } from '../../src/data/json-schema.ts';

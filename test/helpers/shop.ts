@@ -9,13 +9,16 @@ import type { StoredOrder, StoredStock } from './documents.ts';
 
 const { ObjectId } = mongoose.Types;
 
+/** A resource as the API answered its creation: its id typed, every other member as sent. */
+export type Created = { id: string } & Record<string, any>;
+
 export interface Shop {
   product(
     sku: string,
     fields?: { amount?: number; currency?: string; status?: string; name?: string },
-  ): Promise<Record<string, any>>;
-  customer(fields?: Record<string, unknown>): Promise<Record<string, any>>;
-  stock(sku: string, warehouse: string, available: number): Promise<Record<string, any>>;
+  ): Promise<Created>;
+  customer(fields?: Record<string, unknown>): Promise<Created>;
+  stock(sku: string, warehouse: string, available: number): Promise<Created>;
   /** POST /v1/orders. */
   place(
     customerId: string,

@@ -50,11 +50,13 @@ const world = {
   documents: new Map<string, Json>(),
 };
 
+/** A drawn path or header value (a string, number or boolean) as the text it travels as. */
+const asText = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value));
 const escapePointer = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
 function resolve(schema: Json): Json {
   let current = schema;
-  while (typeof current?.$ref === 'string') {
+  while (typeof current.$ref === 'string') {
     current = current.$ref
       .slice(2)
       .split('/')
@@ -164,8 +166,8 @@ function arbitrary(raw: Json, at: string, name?: string): fc.Arbitrary<unknown> 
 }
 
 function stringArbitrary(schema: Json, at: string): fc.Arbitrary<string> {
-  const minLength = schema.minLength ?? 0;
-  const maxLength = schema.maxLength ?? Math.max(minLength, 40);
+  const minLength: number = schema.minLength ?? 0;
+  const maxLength: number = schema.maxLength ?? Math.max(minLength, 40);
   const fits = (s: string) => s.length >= minLength && s.length <= maxLength;
   if (schema.format === 'objectid') return randomObjectId;
   // "Must be in the future (else 400)": a rule on the clock, stated in the member's description.
@@ -208,7 +210,7 @@ function objectArbitrary(schema: Json, at: string): fc.Arbitrary<Json> | undefin
       schema.propertyNames?.pattern !== undefined
         ? fc.stringMatching(new RegExp(schema.propertyNames.pattern, 'u'))
         : fc.string({ minLength: 1, maxLength: 20 });
-    arb = fc.dictionary(keys, values, { maxKeys: Math.min(schema.maxProperties ?? 5, 5) }) as fc.Arbitrary<Json>;
+    arb = fc.dictionary(keys, values, { maxKeys: Math.min(schema.maxProperties ?? 5, 5) });
   }
   if (schema.minProperties !== undefined) arb = arb.filter((o) => Object.keys(o).length >= schema.minProperties);
   return arb;
@@ -266,9 +268,9 @@ function requestArbitrary({ path, operation }: Operation): fc.Arbitrary<Generate
         if (key === 'body') request.body = value as GeneratedRequest['body'];
         else {
           const [where, name] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
-          if (where === 'path') request.pathParams[name] = String(value);
+          if (where === 'path') request.pathParams[name] = asText(value);
           if (where === 'query') request.query[name] = value;
-          if (where === 'header') request.headers[name] = String(value);
+          if (where === 'header') request.headers[name] = asText(value);
         }
       }
       return honourDocumentedRules(operation, honourFixedMembers(operation, request));
@@ -337,6 +339,8 @@ function schemaErrors(op: Operation, request: GeneratedRequest): string[] {
   return errors;
 }
 
+/** The numeric limits of a JSON Schema that the breaks step over. */
+type Limits = { maxItems?: number; maxLength?: number; maximum?: number; minimum?: number };
 type Break = { what: string; apply: (request: GeneratedRequest) => GeneratedRequest };
 const clone = (r: GeneratedRequest): GeneratedRequest => structuredClone(r);
 
@@ -346,9 +350,9 @@ function breaksOf(
   value: unknown,
   set: (v: unknown) => (r: GeneratedRequest) => void,
   where: string,
-  remove?: (r: GeneratedRequest) => void,
 ): Break[] {
   const schema = resolve(raw);
+  const limits: Limits = schema;
   const out: Break[] = [];
   const mk = (what: string, v: unknown) => ({
     what: `${where}: ${what}`,
@@ -361,7 +365,7 @@ function breaksOf(
   if (schema.anyOf ?? schema.oneOf) {
     // Break inside the alternative the value took; only when it is the sole alternative of its type.
     const alts = ((schema.anyOf ?? schema.oneOf) as Json[]).map(resolve);
-    const taken = alts.filter((a) => validatorFor(a)(value));
+    const taken = alts.filter((a) => validatorFor(a)(value) === true);
     if (taken.length === 1 && alts.filter((a) => a.type === taken[0]!.type).length === 1 && taken[0]!.type !== 'null')
       out.push(...breaksOf(taken[0]!, value, set, where));
     return out;
@@ -373,14 +377,13 @@ function breaksOf(
       if (value === null || typeof value !== 'object') return out;
       out.push(mk('wrong type (string for object)', 'not-an-object'));
       const obj = value as Json;
-      for (const key of schema.required ?? []) {
+      for (const key of (schema.required ?? []) as string[]) {
         if (key in obj)
           out.push({
             what: `${where}: required member ${key} removed`,
             apply: (r) => {
               const c = clone(r);
-              const copy = { ...obj };
-              delete copy[key];
+              const { [key]: _removed, ...copy } = obj;
               set(copy)(c);
               return c;
             },
@@ -396,11 +399,11 @@ function breaksOf(
     case 'array':
       if (!Array.isArray(value)) return out;
       out.push(mk('wrong type (object for array)', { not: 'an array' }));
-      if (schema.maxItems !== undefined && value.length > 0 && schema.maxItems <= 200)
+      if (limits.maxItems !== undefined && value.length > 0 && limits.maxItems <= 200)
         out.push(
           mk(
-            `more than maxItems ${schema.maxItems}`,
-            Array.from({ length: schema.maxItems + 1 }, () => value[0]),
+            `more than maxItems ${limits.maxItems}`,
+            Array.from({ length: limits.maxItems + 1 }, () => value[0]),
           ),
         );
       if (value.length > 0)
@@ -408,14 +411,14 @@ function breaksOf(
       return out;
     case 'string':
       out.push(mk('wrong type (object for string)', { not: 'a string' }));
-      if (schema.maxLength !== undefined && schema.maxLength <= 10_000)
-        out.push(mk(`longer than maxLength ${schema.maxLength}`, 'A'.repeat(schema.maxLength + 1)));
+      if (limits.maxLength !== undefined && limits.maxLength <= 10_000)
+        out.push(mk(`longer than maxLength ${limits.maxLength}`, 'A'.repeat(limits.maxLength + 1)));
       return out;
     case 'integer':
     case 'number':
       out.push(mk('wrong type (object for number)', { not: 'a number' }));
-      if (schema.maximum !== undefined) out.push(mk(`above maximum ${schema.maximum}`, schema.maximum + 1));
-      if (schema.minimum !== undefined) out.push(mk(`below minimum ${schema.minimum}`, schema.minimum - 1));
+      if (limits.maximum !== undefined) out.push(mk(`above maximum ${limits.maximum}`, limits.maximum + 1));
+      if (limits.minimum !== undefined) out.push(mk(`below minimum ${limits.minimum}`, limits.minimum - 1));
       return out;
     case 'boolean':
       out.push(mk('wrong type (object for boolean)', { not: 'a boolean' }));
@@ -451,6 +454,7 @@ function breaksOfRequest(op: Operation, request: GeneratedRequest): Break[] {
   for (const raw of (op.operation.parameters ?? []) as Json[]) {
     const p = resolve(raw);
     const schema = resolve(p.schema);
+    const limits: Limits = schema;
     if (p.in === 'path')
       out.push({
         what: `path ${p.name}: not an objectid`,
@@ -473,12 +477,12 @@ function breaksOfRequest(op: Operation, request: GeneratedRequest): Break[] {
     if (Array.isArray(schema.enum)) out.push(mk('enum value not listed', 'not-a-listed-value'));
     if (schema.type === 'integer' || schema.type === 'number') {
       out.push(mk('not a number', 'abc'));
-      if (schema.maximum !== undefined) out.push(mk(`above maximum ${schema.maximum}`, String(schema.maximum + 1)));
-      if (schema.minimum !== undefined) out.push(mk(`below minimum ${schema.minimum}`, String(schema.minimum - 1)));
+      if (limits.maximum !== undefined) out.push(mk(`above maximum ${limits.maximum}`, String(limits.maximum + 1)));
+      if (limits.minimum !== undefined) out.push(mk(`below minimum ${limits.minimum}`, String(limits.minimum - 1)));
     }
     if (schema.type === 'boolean') out.push(mk('not a boolean', 'maybe'));
-    if (schema.type === 'string' && schema.maxLength !== undefined && schema.maxLength <= 10_000)
-      out.push(mk(`longer than maxLength ${schema.maxLength}`, 'A'.repeat(schema.maxLength + 1)));
+    if (schema.type === 'string' && limits.maxLength !== undefined && limits.maxLength <= 10_000)
+      out.push(mk(`longer than maxLength ${limits.maxLength}`, 'A'.repeat(limits.maxLength + 1)));
     if (schema.type === 'string' && schema.format === 'date-time') out.push(mk('not a date-time', 'yesterday'));
   }
   if (request.body !== undefined) {
@@ -494,14 +498,14 @@ function urlOf(op: Operation, request: GeneratedRequest): string {
   return op.path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(request.pathParams[name]!));
 }
 
-let t: TestApp;
+let t: TestApp | undefined;
 
 async function send(op: Operation, request: GeneratedRequest) {
   const query: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(request.query)) query[k] = queryValue(v);
   const headers: Record<string, string> = { ...request.headers };
   if (request.body !== undefined) headers['content-type'] = request.body.type;
-  return t.app.inject({
+  return t!.app.inject({
     method: op.method.toUpperCase() as 'GET',
     url: urlOf(op, request),
     query: query as Record<string, string>,
@@ -546,7 +550,7 @@ function responseProblems(op: Operation, res: Awaited<ReturnType<typeof send>>):
 }
 
 async function snapshot(): Promise<string> {
-  const db = t.app.db.connection.db!;
+  const db = t!.app.db.connection.db!;
   const names = (await db.listCollections().toArray())
     .map((c) => c.name)
     .filter((n) => !/audit|idempotency|rate|system/.test(n))
@@ -604,8 +608,8 @@ async function checkEach(failures: string[], op: Operation, run: () => Promise<v
   try {
     await run();
   } catch (error) {
-    const message = String((error as Error).message);
-    const cause = String(((error as Error).cause as Error | undefined)?.message ?? '');
+    const message = error instanceof Error ? error.message : String(error);
+    const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : '';
     failures.push(
       `${op.method.toUpperCase()} ${op.path}: ${(cause || message).split('\n')[0]} [${/\{ seed: [^}]*\}/.exec(message)?.[0] ?? ''}]`,
     );

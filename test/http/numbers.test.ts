@@ -87,8 +87,7 @@ describe('numbers through every channel of the API', () => {
         },
       },
       async (request) => {
-        const query = request.query as { n?: number[]; x?: number };
-        return { k: (request.params as { k: number }).k, ...query, count: Number(request.headers['x-count']) };
+        return { k: request.params.k, ...request.query, count: Number(request.headers['x-count']) };
       },
     );
     await waitForDatabase(t.app);

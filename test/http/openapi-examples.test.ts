@@ -233,10 +233,11 @@ describe('the contract against the service', () => {
       if (collection !== undefined) await db().collection(collection).deleteMany({});
     },
     // The batch inserts the example product.
-    runBatch: async () =>
-      void (await db()
+    runBatch: async () => {
+      await db()
         .collection('products')
-        .deleteOne({ _id: new ObjectId(EXAMPLE_ID) })),
+        .deleteOne({ _id: new ObjectId(EXAMPLE_ID) });
+    },
   };
 
   it('accepts every request example the contract documents, with its path and header parameters', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, redactSecrets } from '../../src/logger.ts';
-import { buildTestApp, LogCapture, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, LogCapture, type TestApp } from '../helpers/app.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

@@ -195,7 +195,7 @@ function tamperedCursors(cursor: string): string[] {
     (c: Json) => ({ h: c.h, v: c.v }),
     (c: Json) => [c],
   ];
-  const flipped = [...cursor].map(
+  const flipped = Array.from(cursor).map(
     (character, index) =>
       `${cursor.slice(0, index)}${character === 'A' ? 'B' : character === '.' ? '-' : 'A'}${cursor.slice(index + 1)}`,
   );
@@ -364,7 +364,7 @@ describe('a corpus of requests at the runtime edges', () => {
               ...(method === 'post' && { 'idempotency-key': `edge-${answers.length}` }),
             };
             await send(label, {
-              method: method.toUpperCase() as InjectOptions['method'],
+              method: method.toUpperCase(),
               url: urlOf(path),
               headers,
               payload: withToken(base, place, token),
@@ -373,7 +373,7 @@ describe('a corpus of requests at the runtime edges', () => {
         }
         // The body as a whole a number JSON.parse would change.
         await send(`${method.toUpperCase()} ${path} body 1e400`, {
-          method: method.toUpperCase() as InjectOptions['method'],
+          method: method.toUpperCase(),
           url: urlOf(path),
           headers: { 'content-type': mediaType },
           payload: '1e400',

@@ -36,12 +36,12 @@ const productBody = (sku: string) => ({
   price: { amount: 1000, currency: 'EUR' },
   category: 'test',
 });
-const newProduct = async () => (await s.product(`MX-${next()}`)).id as string;
-const newCustomer = async () => (await s.customer()).id as string;
+const newProduct = async () => (await s.product(`MX-${next()}`)).id;
+const newCustomer = async () => (await s.customer()).id;
 const newStock = async () => {
   const sku = `MX-${next()}`;
   await s.product(sku);
-  return { sku, id: (await s.stock(sku, 'AMS-1', 10)).id as string };
+  return { sku, id: (await s.stock(sku, 'AMS-1', 10)).id };
 };
 /** An order placed and moved through `actions`, ready for the next action. */
 const orderAfter = async (...actions: string[]) => {

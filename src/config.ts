@@ -169,7 +169,8 @@ export const variables = {
   },
   REQUEST_DEADLINE_MS: {
     description:
-      'How long after a request arrives its answer must leave, whatever MongoDB does: everything the request waits for is bounded by the time left. ' +
+      'How long after a request arrives its answer must leave, whatever MongoDB does: ' +
+      'everything the request waits for is bounded by the time left. ' +
       'Past it a read answers 503 service-unavailable, and a write 503 service-unavailable when nothing was written ' +
       'or 503 outcome-unknown when its commit was sent and not confirmed.',
     default: '10000',
@@ -271,7 +272,8 @@ export const variables = {
   },
   CURSOR_SECRET: {
     description:
-      'Secret that signs list cursors (HMAC-SHA256), so clients can neither alter nor forge one; at least 32 characters, the same on every instance. ' +
+      'Secret that signs list cursors (HMAC-SHA256), so clients can neither alter nor forge one; ' +
+      'at least 32 characters, the same on every instance. ' +
       'Unset: a random secret stored in the database (collection service_secrets), which every instance on the ' +
       'database shares. Changing it makes the cursors already issued a 400.',
     parse: (raw: string): string => {

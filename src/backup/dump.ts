@@ -418,7 +418,8 @@ function explainSnapshotFailure(error: unknown): unknown {
   const code = (error as { code?: unknown }).code;
   if (code === SNAPSHOT_TOO_OLD) {
     return new BackupError(
-      'the backup took longer than the server keeps the history of its snapshot (minSnapshotHistoryWindowInSeconds, 300 s by default): ' +
+      'the backup took longer than the server keeps the history of its snapshot ' +
+        '(minSnapshotHistoryWindowInSeconds, 300 s by default): ' +
         `raise that parameter for the duration of the backup, or back up from a less busy member ` +
         `(${(error as Error).message})`,
       { cause: error },

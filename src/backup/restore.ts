@@ -85,9 +85,10 @@ export async function restoreDatabase(
   if (existing.length > 0 && options.replace !== true) throw notEmpty(dbName, existing);
 
   const staging = client.db(await stagingName(client, dbName));
+  const replacing = existing.length > 0 ? ` (replacing its ${existing.length} collections)` : '';
   progress({
     event: 'restore-started',
-    message: `restoring into ${dbName} through the staging database ${staging.databaseName}${existing.length > 0 ? ` (replacing its ${existing.length} collections)` : ''}`,
+    message: `restoring into ${dbName} through the staging database ${staging.databaseName}${replacing}`,
     database: dbName,
     staging: staging.databaseName,
     replacing: existing,
@@ -133,8 +134,9 @@ async function userCollections(db: Db): Promise<string[]> {
 
 function notEmpty(dbName: string, existing: string[]): RestoreError {
   const shown = existing.slice(0, 8).join(', ') + (existing.length > 8 ? ', ...' : '');
+  const collections = `${existing.length} collection${existing.length === 1 ? '' : 's'}`;
   return new RestoreError(
-    `the database ${dbName} is not empty (${existing.length} collection${existing.length === 1 ? '' : 's'}: ${shown}); ` +
+    `the database ${dbName} is not empty (${collections}: ${shown}); ` +
       'restore into an empty database, or pass --replace to replace this one',
   );
 }
@@ -246,7 +248,8 @@ async function compareWithManifest(db: Db, entry: CollectionEntry): Promise<void
   const digest = hash.digest('hex');
   if (documents !== entry.documents || bytes !== entry.bsonBytes || digest !== entry.bsonSha256) {
     throw new RestoreError(
-      `${entry.name} as restored does not match the backup: ${documents} documents, ${megabytes(bytes)}, SHA-256 ${digest}; ` +
+      `${entry.name} as restored does not match the backup: ` +
+        `${documents} documents, ${megabytes(bytes)}, SHA-256 ${digest}; ` +
         `the manifest records ${entry.documents} documents, ${megabytes(entry.bsonBytes)}, SHA-256 ` +
         `${entry.bsonSha256}. Nothing was changed in the target`,
     );

@@ -30,9 +30,8 @@ export interface VerifyReport {
 export class BackupInvalidError extends Error {
   override name = 'BackupInvalidError';
   constructor(readonly report: VerifyReport) {
-    super(
-      `the backup in ${report.dir} is damaged or incomplete:\n${report.problems.map((p) => `  ${p.file}: ${p.problem}`).join('\n')}`,
-    );
+    const problems = report.problems.map((p) => `  ${p.file}: ${p.problem}`).join('\n');
+    super(`the backup in ${report.dir} is damaged or incomplete:\n${problems}`);
   }
 }
 

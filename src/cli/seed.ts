@@ -78,9 +78,8 @@ async function assertCollectionsExist(db: Db, entities: readonly Entity[]): Prom
   if (!existing.has(Product.collection)) throw new CliError(NO_COLLECTIONS_MESSAGE);
   const missing = entities.map((entity) => entity.collection).filter((name) => !existing.has(name));
   if (missing.length > 0) {
-    throw new CliError(
-      `the database has no ${missing.join(', ')} collection${missing.length > 1 ? 's' : ''}: run \`npm run migrate:up\` first`,
-    );
+    const collections = `${missing.join(', ')} collection${missing.length > 1 ? 's' : ''}`;
+    throw new CliError(`the database has no ${collections}: run \`npm run migrate:up\` first`);
   }
 }
 

@@ -368,7 +368,7 @@ export default fp<OpenApiOptions>(
           operation.security ??= [];
           return operation;
         });
-        openapi.components.headers = HEADERS;
+        openapi.components.headers = { ...HEADERS };
         for (const [name, component] of Object.entries(openapi.components.schemas ?? {})) {
           restoreNamePatterns(app.getSchema(name) as JsonSchema | undefined, component);
         }

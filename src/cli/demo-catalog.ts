@@ -154,10 +154,11 @@ const apparel: Category = {
     if (material.includes('recycled')) tags.push('recycled');
     if (/wool|cashmere/.test(material)) tags.push('wool');
     if (type.code === 'JACKET') tags.push('waterproof');
+    const made = `made of ${material} (${String(attributes.weightGrams)} g)`;
     return {
       name: `${brand} ${style} ${type.noun}, ${material}`,
       description:
-        `${capitalize(style.toLowerCase())} ${type.noun} by ${brand}, made of ${material} (${String(attributes.weightGrams)} g). ` +
+        `${capitalize(style.toLowerCase())} ${type.noun} by ${brand}, ${made}. ` +
         `A ${fit} fit${gender === 'unisex' ? ' that works for everyone' : ''}, in ${listing(colors)}; ` +
         `sizes ${sizes[0]} to ${sizes[sizes.length - 1]}. Care: ${care}.`,
       attributes,
@@ -218,10 +219,11 @@ const footwear: Category = {
     if (upper.includes('leather') || upper === 'suede' || upper === 'nubuck') tags.push('leather');
     if (type.code === 'RUN' || type.code === 'TRAIL') tags.push('running');
     if (type.code === 'HIKE' || type.code === 'TRAIL') tags.push('hiking');
+    const closes = closure === 'slip-on' ? 'slips on' : `closes with ${closure}`;
     return {
       name: `${brand} ${model} ${type.noun}, ${color}`,
       description:
-        `The ${model} ${type.noun} from ${brand}: ${upper} upper on a ${sole} sole, ${closure === 'slip-on' ? 'slips on' : `closes with ${closure}`}` +
+        `The ${model} ${type.noun} from ${brand}: ${upper} upper on a ${sole} sole, ${closes}` +
         `${waterproof ? ', and a waterproof membrane keeps your feet dry' : ''}. ` +
         `EU sizes ${sizesEU[0]}-${sizesEU[sizesEU.length - 1]}, ${String(attributes.widthFit)} width, about ` +
         `${String(attributes.weightGrams)} g per shoe.`,
@@ -456,7 +458,8 @@ const electronics: Category = {
           attributes.batteryLifeHours = rng.int(10, 24);
           attributes.waterResistance = rng.pick(['IPX4', 'IP67']);
         }
-        detail = `${attributes.wattage} W of sound${portable ? `, ${String(attributes.batteryLifeHours)} hours on battery` : ' for the living room'}`;
+        const battery = `, ${String(attributes.batteryLifeHours)} hours on battery`;
+        detail = `${attributes.wattage} W of sound${portable ? battery : ' for the living room'}`;
         break;
       }
       case 'CHARGER':
@@ -680,7 +683,15 @@ const toys: Category = {
         attributes.ageMin = rng.int(7, 12);
         attributes.material = 'cardboard and wood';
         attributes.languages = rng.some(['en', 'de', 'fr', 'nl', 'es', 'it'], 1, 4);
-        name = `${rng.pick(['Harbour Masters', 'Spice Route', 'Lantern Lake', 'Tiny Towns Express', 'Kraken Bay', 'Meadow Market'])} board game`;
+        const title = rng.pick([
+          'Harbour Masters',
+          'Spice Route',
+          'Lantern Lake',
+          'Tiny Towns Express',
+          'Kraken Bay',
+          'Meadow Market',
+        ]);
+        name = `${title} board game`;
         break;
       }
       case 'KITE':
@@ -708,12 +719,15 @@ const toys: Category = {
     if (type.code === 'SCIENCE' || type.code === 'PUZZLE') tags.push('educational');
     if (type.code === 'KITE') tags.push('outdoor');
     if (Number(attributes.ageMin) <= 3) tags.push('toddler');
+    const pieces = attributes.pieces !== undefined ? ` with ${String(attributes.pieces)} pieces` : '';
+    const players = Array.isArray(attributes.players)
+      ? `, ${attributes.players.join('-')} players, about ${String(attributes.playTimeMinutes)} minutes a game`
+      : '';
     return {
       name,
       description:
-        `${capitalize(type.noun)} by ${brand}` +
-        `${attributes.pieces !== undefined ? ` with ${String(attributes.pieces)} pieces` : ''}, made of ${String(attributes.material)}. ` +
-        `For ages ${String(attributes.ageMin)}+${Array.isArray(attributes.players) ? `, ${attributes.players.join('-')} players, about ${String(attributes.playTimeMinutes)} minutes a game` : ''}. ` +
+        `${capitalize(type.noun)} by ${brand}${pieces}, made of ${String(attributes.material)}. ` +
+        `For ages ${String(attributes.ageMin)}+${players}. ` +
         (attributes.batteriesRequired ? 'Needs 2 AA batteries (not included).' : 'No batteries needed.'),
       attributes,
       tags,
@@ -763,8 +777,10 @@ const beauty: Category = {
     if (attributes.fragranceFree) tags.push('fragrance-free');
     if (type.code === 'BAR') tags.push('zero-waste');
     if (type.code === 'SPF') tags.push('summer');
+    const noun = type.noun.split(' ').map(capitalize).join(' ');
+    const spf = type.code === 'SPF' ? ` SPF ${String(attributes.spf)}` : '';
     return {
-      name: `${brand} ${variant} ${type.noun.split(' ').map(capitalize).join(' ')}${type.code === 'SPF' ? ` SPF ${String(attributes.spf)}` : ''}, ${size}`,
+      name: `${brand} ${variant} ${noun}${spf}, ${size}`,
       description:
         `${variant} ${type.noun} with ${listing(attributes.keyIngredients)}. ` +
         (attributes.skinType !== undefined

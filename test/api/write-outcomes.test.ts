@@ -16,7 +16,7 @@ const HELD_MS = 9000;
 describe('write outcomes when a MongoDB command fails', () => {
   const appName = `storekeeper-outcomes-${randomBytes(4).toString('hex')}`;
   let t: TestApp;
-  let client: mongoose.mongo.MongoClient;
+  const client = new mongoose.mongo.MongoClient(inject('mongoUri'));
   let db: mongoose.mongo.Db;
   let keys = 0;
 
@@ -27,7 +27,7 @@ describe('write outcomes when a MongoDB command fails', () => {
       READINESS_TIMEOUT_MS: '500',
     });
     await waitForDatabase(t.app);
-    client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+    await client.connect();
     db = client.db(t.dbName);
   });
   afterEach(async () => {
@@ -35,8 +35,8 @@ describe('write outcomes when a MongoDB command fails', () => {
     await settled();
   });
   afterAll(async () => {
-    await client?.close();
-    await t?.app.close();
+    await client.close();
+    await t.app.close();
   });
 
   /** Makes MongoDB fail the next `times` of these commands sent by this file's app. */

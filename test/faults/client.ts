@@ -194,10 +194,7 @@ function parseJson(text: string): Record<string, unknown> | undefined {
 function errorCode(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = (error as { cause?: unknown }).cause;
-  const code =
-    typeof cause === 'object' && cause !== null && 'code' in cause
-      ? String((cause as { code: unknown }).code)
-      : undefined;
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : undefined;
   return code ?? error.name;
 }
 

@@ -19,7 +19,12 @@ describe('the audit stream', () => {
   const streams: AuditStream[] = [];
   const client = () => (database.db as unknown as { client: mongoose.mongo.MongoClient }).client;
   const open = async () => {
-    const stream = new AuditStream(client(), database.name, { collections: COLLECTIONS, retentionDays: 30 }, pino({ level: 'silent' }));
+    const stream = new AuditStream(
+      client(),
+      database.name,
+      { collections: COLLECTIONS, retentionDays: 30 },
+      pino({ level: 'silent' }),
+    );
     await stream.start();
     streams.push(stream);
     return stream;
@@ -59,7 +64,9 @@ describe('the audit stream', () => {
     await stream.settled();
 
     const stored = await entries({ documentId: product._id.toHexString() });
-    expect(stored.map((entry) => [entry._id.toHexString(), entry.action, entry.documentVersion, entry.requestId])).toEqual([
+    expect(
+      stored.map((entry) => [entry._id.toHexString(), entry.action, entry.documentVersion, entry.requestId]),
+    ).toEqual([
       [created.id.toHexString(), 'create', 1, 'req-create'],
       [patched.id.toHexString(), 'patch', 2, 'req-patch'],
     ]);

@@ -109,7 +109,12 @@ export class FaultCluster {
   /** What the member says it is; DOWN when it does not answer within a second. */
   async state(member: Member): Promise<MemberState> {
     try {
-      const hello = await this.probe(member).db('admin').command({ hello: 1 }, { timeoutMS: PROBE_TIMEOUT_MS });
+      // The driver's timeoutMS on a command is deprecated and bounds nothing: race it instead.
+      const hello = await withTimeout(
+        this.probe(member).db('admin').command({ hello: 1 }),
+        PROBE_TIMEOUT_MS,
+        `hello from member ${member.index}`,
+      );
       if (hello.isWritablePrimary === true) return 'PRIMARY';
       if (hello.secondary === true) return 'SECONDARY';
       return 'OTHER';
@@ -142,9 +147,11 @@ export class FaultCluster {
 
   /** replSetStepDown on the primary: it steps down once a secondary has caught up. */
   async stepDown(member: Member): Promise<void> {
-    await this.probe(member)
-      .db('admin')
-      .command({ replSetStepDown: 30, secondaryCatchUpPeriodSecs: 10 }, { timeoutMS: 30_000 });
+    await withTimeout(
+      this.probe(member).db('admin').command({ replSetStepDown: 30, secondaryCatchUpPeriodSecs: 10 }),
+      30_000,
+      `member ${member.index} to step down`,
+    );
   }
 
   /** SIGKILL: no shutdown, no flush; the journal is all the restart has. */
@@ -180,7 +187,7 @@ export class FaultCluster {
       connectTimeoutMS: 1500,
     });
     try {
-      await fresh.db('admin').command({ ping: 1 }, { timeoutMS: 1500 });
+      await withTimeout(fresh.db('admin').command({ ping: 1 }), 1500, `a ping of member ${member.index}`);
     } catch {
       return;
     } finally {

@@ -58,6 +58,7 @@ const infrastructure = fp<AppOptions>(
       retentionDays: config.audit.retentionDays,
       cursorSecret: config.security.cursorSecret,
       idempotencyTtlHours: config.idempotency.ttlHours,
+      connect,
     });
     await fastify.register(shop);
   },

@@ -73,6 +73,9 @@ export interface AuditStreamOptions {
 /** What the stream did since the process started, for /metrics and the tests. */
 export const auditStreamEvents = { entries: 0, duplicates: 0, restarts: 0, historyLost: 0 };
 
+/** From the write of the newest entry of the last batch stored to its storing: how far behind entries are. */
+export const auditStreamLag = { seconds: 0 };
+
 const DAY_MS = 86_400_000;
 const RESTART_DELAY_MS = 500;
 
@@ -124,12 +127,9 @@ export class AuditStream {
    * its collection left it). Every stamp written after that position is read by some run.
    */
   async start(): Promise<void> {
-    // Its migration creates the collection and the first position; never create either implicitly.
-    const [collection] = await this.db.listCollections({ name: POSITIONS_COLLECTION }, { nameOnly: true }).toArray();
-    if (collection === undefined) throw new Error(`${POSITIONS_COLLECTION} does not exist: migrations are pending`);
+    // Its migration creates the collection with the first position: without one, it is pending.
     if ((await this.positions.findOne({ _id: POSITION_ID })) === null) {
-      const startAt = await this.barrier();
-      await this.positions.updateOne({ _id: POSITION_ID }, { $setOnInsert: { startAt } }, { upsert: true });
+      throw new Error(`${POSITIONS_COLLECTION} holds no position: migrations are pending`);
     }
     this.stopped = false;
     await this.open();
@@ -285,6 +285,8 @@ export class AuditStream {
 
   /** Stores entries (those already stored are left as they are), then the position after them. */
   private async store(entries: Record<string, unknown>[], token: mongo.ResumeToken): Promise<void> {
+    const newest = entries.at(-1)?.at;
+    if (newest instanceof Date) auditStreamLag.seconds = Math.max(0, Date.now() - newest.getTime()) / 1000;
     if (entries.length > 0) {
       try {
         await this.db.collection(AuditEvent.collection).insertMany(entries, { ordered: false });

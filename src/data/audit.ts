@@ -8,6 +8,8 @@ import mongoose, { type ClientSession, type Connection, type mongo } from 'mongo
 import { AuditEvent, type AuditAction } from '../domain/audit.ts';
 import { DocumentRepository, type RepositoryOptions } from './documents.ts';
 import type { Change } from './unit-of-work.ts';
+import type { AuditStream } from './audit-stream.ts';
+import { Deadline } from './deadline.ts';
 
 const { ObjectId } = mongoose.Types;
 
@@ -54,6 +56,9 @@ function readerModel(connection: Connection) {
   return connection.model(AuditEvent.schemaName, schema, AUDIT_COLLECTION);
 }
 
+/** How long settled() waits without a deadline of its caller's (the tests, the command-line tools). */
+const SETTLE_TIMEOUT_MS = 30_000;
+
 export class AuditTrail {
   /** Reads and lists entries (its entity allows no writes). */
   readonly events: DocumentRepository;
@@ -62,6 +67,27 @@ export class AuditTrail {
   constructor(connection: Connection, options: AuditTrailOptions) {
     this.retentionMs = options.retentionDays * DAY_MS;
     this.events = new DocumentRepository(AuditEvent, readerModel(connection), options);
+  }
+
+  /** The audit stream, while it runs: it stores the entries of atomic writes. */
+  private stream?: AuditStream;
+  private streamStarted!: (stream: AuditStream) => void;
+  private readonly started = new Promise<AuditStream>((resolve) => (this.streamStarted = resolve));
+
+  followedBy(stream: AuditStream | undefined): void {
+    this.stream = stream;
+    if (stream !== undefined) this.streamStarted(stream);
+  }
+
+  /**
+   * Resolves once the entries of every write answered before the call can be read: the entries of
+   * transactions commit with them; those of atomic writes (of this or another instance, before or
+   * after a restart) once the audit stream has passed that moment, which needs it running. By the
+   * deadline (or SETTLE_TIMEOUT_MS without one), or DeadlineExceeded.
+   */
+  async settled(deadline: Deadline = Deadline.after(SETTLE_TIMEOUT_MS)): Promise<void> {
+    const stream = this.stream ?? (await deadline.race(this.started));
+    await stream.settled(deadline);
   }
 
   /** The entries of one write, in its transaction: they are one change, committed together. */

@@ -1,8 +1,9 @@
 // The document repository: the reads and writes of one entity's collection, on MongoDB and
 // nothing else. Reads go straight to the driver, lean, with projections. Writes are few and all
-// alike: each takes the unit of work's transaction (Tx), maintains the system fields (version,
-// createdAt, updatedAt), casts what it stores as the Mongoose schema would, and records the
-// document it wrote; replacements, updates and deletions are conditional, so a write applies only
+// alike: each takes the unit of work's transaction (Tx; insert and replaceIf also an atomic write
+// of their own, whose audit stamp they store with the document), maintains the system fields
+// (version, createdAt, updatedAt), casts what it stores as the Mongoose schema would, and records
+// the document it wrote; replacements, updates and deletions are conditional, so a write applies only
 // to what its caller read. What to write and whether it may be written are the shop's
 // (src/shop/), from the domain's rules.
 
@@ -12,7 +13,7 @@ import type { Entity } from '../domain/entity.ts';
 import { AppError } from '../errors.ts';
 import { compileCaster, type Caster } from './casting.ts';
 import { DeadlineExceeded, bounded, type Deadline } from './deadline.ts';
-import type { Tx } from './unit-of-work.ts';
+import type { Tx, WriteTx } from './unit-of-work.ts';
 import { CursorKeys } from './cursor-keys.ts';
 import {
   afterCursor,
@@ -196,14 +197,16 @@ export class DocumentRepository {
    * create of it alone would have given; the collection's validator still checks what is stored.
    */
   async insert(
-    tx: Tx,
+    tx: WriteTx,
     fields: readonly Record<string, unknown>[],
     { action, now = new Date() }: WriteOptions,
   ): Promise<StoredDocument[]> {
-    const documents = fields.map(
-      (field) =>
-        this.toStored({ _id: new ObjectId(), ...field, version: 1, createdAt: now, updatedAt: now }) as StoredDocument,
-    );
+    const documents = fields.map((field) => {
+      // An atomic write keeps its ids from one attempt to the next, and carries its audit stamp.
+      const _id = tx.session === undefined ? tx.newId() : new ObjectId();
+      const stamp = tx.session === undefined ? { _audit: tx.stampFor(action, this.entity.collection, _id) } : {};
+      return this.toStored({ _id, ...field, version: 1, createdAt: now, updatedAt: now, ...stamp }) as StoredDocument;
+    });
     try {
       await this.collection().insertMany(documents, { session: tx.session, ordered: true });
     } catch (error) {
@@ -225,7 +228,7 @@ export class DocumentRepository {
    * version read. Returns the document as written, or null when it changed meanwhile.
    */
   async replaceIf(
-    tx: Tx,
+    tx: WriteTx,
     current: StoredDocument,
     fields: Record<string, unknown>,
     { action, now = new Date() }: WriteOptions,
@@ -236,6 +239,8 @@ export class DocumentRepository {
       version: current.version + 1,
       createdAt: current.createdAt,
       updatedAt: now,
+      // An atomic write carries its audit stamp; a transaction's replacement drops the last one.
+      ...(tx.session === undefined && { _audit: tx.stampFor(action, this.entity.collection, current._id) }),
     }) as StoredDocument;
     let written: StoredDocument | null;
     try {

@@ -4,11 +4,13 @@
 // store. The HTTP plugins and the shop take them from here; nothing else builds one.
 
 import fp from 'fastify-plugin';
+import type { FastifyInstance } from 'fastify';
 import type { Connection } from 'mongoose';
 import type { Entity } from '../domain/entity.ts';
 import { Customer, ENTITIES, Order, Product, Stock } from '../domain/entities/index.ts';
 import { ApiKeyStore } from './api-keys.ts';
 import { AuditTrail } from './audit.ts';
+import { AuditStream } from './audit-stream.ts';
 import { CursorKeys } from './cursor-keys.ts';
 import { DocumentRepository, type RepositoryOptions } from './documents.ts';
 import { IdempotencyStore } from './idempotency.ts';
@@ -45,11 +47,13 @@ export interface StoresOptions extends Omit<RepositoryOptions, 'cursors'> {
   retentionDays: number;
   /** IDEMPOTENCY_TTL_HOURS. */
   idempotencyTtlHours: number;
+  /** false: the app is built without a connection (the OpenAPI generator): nothing to follow. */
+  connect?: boolean;
 }
 
 export function createStores(
   connection: Connection,
-  { cursorSecret, retentionDays, idempotencyTtlHours, ...lists }: StoresOptions,
+  { cursorSecret, retentionDays, idempotencyTtlHours, connect: _connect, ...lists }: StoresOptions,
 ): Stores {
   // One key source for every list, so the stored secret is read once per process.
   const options: RepositoryOptions = { ...lists, cursors: new CursorKeys(connection, cursorSecret) };
@@ -81,9 +85,63 @@ export function createStores(
   };
 }
 
+/** How soon the audit stream tries to start again while MongoDB is unreachable or not migrated. */
+const STREAM_START_RETRY_MS = 2_000;
+
+/**
+ * Starts the audit stream once MongoDB answers and its collection exists (its migration), and
+ * hands it to the unit of work and the audit trail: from then on writes of one document are
+ * atomic writes. Until then they run as transactions, which audit themselves.
+ */
+function followAudit(app: FastifyInstance, stores: Stores, retentionDays: number): void {
+  let stream: AuditStream | undefined;
+  let closing = false;
+  let retry: NodeJS.Timeout | undefined;
+  const tryStart = async (): Promise<void> => {
+    if (app.db.state === 'connected') {
+      const { connection } = app.db;
+      const candidate = new AuditStream(
+        connection.getClient(),
+        connection.name,
+        { collections: ENTITIES.map((entity) => entity.collection), retentionDays },
+        app.log,
+      );
+      try {
+        await candidate.start();
+        if (closing) {
+          await candidate.stop();
+          return;
+        }
+        stream = candidate;
+        stores.work.auditedBy(stream);
+        stores.audit.followedBy(stream);
+        app.log.info('audit stream started: writes of one document are atomic writes');
+        return;
+      } catch (error) {
+        await candidate.stop();
+        app.log.info({ err: error }, 'audit stream not started yet; writes run as transactions until it is');
+      }
+    }
+    if (closing) return;
+    // Soon after the connection opens; less often while MongoDB is there and the start fails.
+    retry = setTimeout(() => void tryStart(), app.db.state === 'connected' ? STREAM_START_RETRY_MS : 250);
+    retry.unref();
+  };
+  void tryStart();
+  app.addHook('onClose', async () => {
+    closing = true;
+    clearTimeout(retry);
+    stores.work.auditedBy(undefined);
+    stores.audit.followedBy(undefined);
+    await stream?.stop();
+  });
+}
+
 export default fp<StoresOptions>(
   async (app, options) => {
-    app.decorate('stores', createStores(app.db.connection, options));
+    const stores = createStores(app.db.connection, options);
+    app.decorate('stores', stores);
+    if (options.connect !== false) followAudit(app, stores, options.retentionDays);
   },
   { name: 'stores', dependencies: ['database'], fastify: '5.x' },
 );

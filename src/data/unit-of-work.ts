@@ -1,16 +1,25 @@
-// The unit of work: the one way the service writes. A write runs as one replica-set transaction
-// (withTransaction: its retries, deadline and three outcomes), in which the repositories' write
-// methods record every document they change (Tx.record, called by them and by nothing else).
-// Right before the commit, in the same transaction, the audit trail stores an entry per recorded
-// change and the request's Idempotency-Key guard stores the write's result; so a write that fails
-// or aborts leaves neither, and an attempt retried after a transient error starts again from no
-// changes. Only after the commit are the changes published, in process, to whoever subscribed
-// (the change feed, caches): a refused, aborted or unknown-outcome write publishes nothing.
+// The unit of work: the one way the service writes, in one of two forms.
+// - A transaction (run): withTransaction, with its retries, deadline and three outcomes, in which
+//   the repositories' write methods record every document they change (Tx.record, called by them
+//   and by nothing else). Right before the commit, in the same transaction, the audit trail stores
+//   an entry per recorded change and the request's Idempotency-Key guard stores the write's
+//   result; so a write that fails or aborts leaves neither, and an attempt retried after a
+//   transient error starts again from no changes.
+// - One atomic write of one document (runAtomic), for the document API's create, replace and
+//   patch when the request has no Idempotency-Key: no transaction, but the same guarantees. The
+//   write carries its audit entry as a stamp on the document, which the audit stream stores once
+//   the write is in the oplog (src/data/audit-stream.ts); its outcome is known, or said unknown,
+//   by writeAtomically (src/data/atomic-write.ts). Until the audit stream runs (MongoDB not yet
+//   reached, migrations pending), such writes run as transactions.
+// Only after a write committed are its changes published, in process, to whoever subscribed (the
+// change feed, caches): a refused, aborted or unknown-outcome write publishes nothing.
 
-import type { ClientSession, Connection, mongo } from 'mongoose';
+import mongoose, { type ClientSession, type Connection, type mongo } from 'mongoose';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuditAction } from '../domain/audit.ts';
-import type { Deadline } from './deadline.ts';
+import { writeAtomically } from './atomic-write.ts';
+import { AuditStream, STAMP_FIELD, type AuditStamp } from './audit-stream.ts';
+import { Deadline } from './deadline.ts';
 import { DEFAULT_TRANSACTION_OPTIONS, withTransaction, type TransactionOptions } from './transactions.ts';
 
 /**
@@ -52,6 +61,22 @@ export interface Tx {
   record(action: AuditAction, collection: string, document: Written): void;
 }
 
+/** One atomic write of one document: no session; the write carries its stamp and keeps its ids. */
+export interface AtomicTx {
+  readonly session?: undefined;
+  record(action: AuditAction, collection: string, document: Written): void;
+  /** The audit stamp of the write of document `id` in `collection`: the same on every attempt. */
+  stampFor(action: AuditAction, collection: string, id: mongo.ObjectId): AuditStamp;
+  /** The id of a new document: the same on every attempt, so a second landing is a duplicate of the first. */
+  newId(): mongo.ObjectId;
+}
+
+/** Where a write of one document runs: a caller's transaction, or an atomic write of its own. */
+export type WriteTx = Tx | AtomicTx;
+
+/** The document one atomic write wrote, as stored. */
+export type WrittenDocument = Written & Record<string, unknown> & { version: number };
+
 /** One document a committed write changed, as published after the commit (and as its audit entry says). */
 export interface Change {
   collection: string;
@@ -81,11 +106,18 @@ export interface WriteContext {
 
 export class UnitOfWork {
   private readonly listeners = new Set<ChangeListener>();
+  /** The audit stream, once it runs: atomic writes need it to be audited. */
+  private stamps?: AuditStream;
 
   constructor(
     private readonly connection: Connection,
     private readonly audit: ChangeLog,
   ) {}
+
+  /** From now on, writes of one document without an Idempotency-Key are atomic writes. */
+  auditedBy(stream: AuditStream | undefined): void {
+    this.stamps = stream;
+  }
 
   /** Hears every committed write from now on; returns the way to stop hearing. */
   subscribe(listener: ChangeListener): () => void {
@@ -139,6 +171,76 @@ export class UnitOfWork {
     );
     this.publish(committed, log);
     return result;
+  }
+
+  /**
+   * Runs `work`, the write of one document, as one atomic MongoDB write carrying its audit stamp,
+   * attempted again while MongoDB is unavailable and its outcome unknown (writeAtomically). With an
+   * Idempotency-Key (its result is stored with the write) or before the audit stream runs, `work`
+   * runs in a transaction instead; the answer is the same either way.
+   */
+  async runAtomic<T extends WrittenDocument>(context: WriteContext, work: (tx: WriteTx) => Promise<T>): Promise<T> {
+    const { actor, log } = context;
+    if (actor.guard !== undefined || this.stamps === undefined) return this.run(context, work);
+    let stamp: AuditStamp | undefined;
+    let target: { collection: string; id: mongo.ObjectId } | undefined;
+    const ids: mongo.ObjectId[] = [];
+    let recorded: Omit<Change, 'at'>[] = [];
+    const actorOfChange = { keyId: actor.keyId, keyName: actor.keyName };
+    const changeOf = (action: AuditAction, collection: string, document: Written): Omit<Change, 'at'> => ({
+      collection,
+      documentId: document._id.toHexString(),
+      ...(document.version !== undefined && { version: document.version }),
+      action,
+      requestId: actor.requestId,
+      actor: actorOfChange,
+    });
+    const attempt = (): Promise<T> => {
+      recorded = [];
+      let nextId = 0;
+      const tx: AtomicTx = {
+        record: (action, collection, document) => recorded.push(changeOf(action, collection, document)),
+        stampFor: (action, collection, id) => {
+          target = { collection, id };
+          stamp ??= AuditStream.stamp(action, actor);
+          return stamp;
+        },
+        newId: () => {
+          const id = ids[nextId] ?? new mongoose.mongo.ObjectId();
+          ids[nextId++] = id;
+          return id;
+        },
+      };
+      return work(tx);
+    };
+    const landed = async (): Promise<T | null> => {
+      if (target === undefined || stamp === undefined) return null;
+      const found = await this.database()
+        .collection(target.collection)
+        .findOne({ _id: target.id, [`${STAMP_FIELD}.id`]: stamp.id });
+      if (found === null) return null;
+      recorded = [changeOf(stamp.action, target.collection, found)];
+      return found as unknown as T;
+    };
+    const result = await writeAtomically({
+      attempt,
+      landed,
+      deadline: actor.deadline ?? Deadline.after(DEFAULT_TRANSACTION_OPTIONS.maxTimeMs),
+      log,
+      retryAfterSeconds: DEFAULT_TRANSACTION_OPTIONS.retryAfterSeconds,
+    });
+    const at = stamp?.at ?? new Date();
+    this.publish(
+      recorded.map((change) => ({ ...change, at })),
+      log,
+    );
+    return result;
+  }
+
+  private database(): mongo.Db {
+    const { db } = this.connection;
+    if (db === undefined) throw new mongoose.mongo.MongoNotConnectedError('MongoDB is not connected yet');
+    return db;
   }
 
   /** A listener's failure is its own: the write committed, and its answer stands. */

@@ -18,7 +18,7 @@ import {
 import type { OrderRepository } from '../data/orders.ts';
 import type { Stores } from '../data/stores.ts';
 import { DEFAULT_TRANSACTION_OPTIONS } from '../data/transactions.ts';
-import type { Tx, UnitOfWork, WriteContext } from '../data/unit-of-work.ts';
+import type { Tx, UnitOfWork, WriteContext, WriteTx } from '../data/unit-of-work.ts';
 import { Turns } from './turns.ts';
 
 /** An existing document to write, optionally only at the version If-Match named. */
@@ -50,6 +50,9 @@ export async function onlyInserted(inserting: Promise<StoredDocument[]>): Promis
   }
 }
 
+/** How often an atomic rewrite without If-Match reads again after another writer got in first. */
+const REREADS = 4;
+
 export class DocumentOperations {
   private readonly work: UnitOfWork;
   private readonly orders: OrderRepository;
@@ -61,22 +64,26 @@ export class DocumentOperations {
   }
 
   async create(creation: Creation, context: WriteContext): Promise<StoredDocument> {
-    return this.work.run(context, (tx) => onlyInserted(this.insertIn(tx, creation.collection, [creation.document])));
+    return this.work.runAtomic(context, (tx) =>
+      onlyInserted(this.insertIn(tx, creation.collection, [creation.document])),
+    );
   }
 
   /** Replaces the writable fields; server-maintained fields and identity stay as they are. */
   async replace(replacement: Replacement, context: WriteContext): Promise<StoredDocument> {
-    return this.inTurn(replacement, context, (tx) => this.replaceIn(tx, replacement));
+    return this.inTurn(replacement, context, () =>
+      this.work.runAtomic(context, (tx) => this.replaceIn(tx, replacement)),
+    );
   }
 
   /** Applies a JSON Merge Patch to the writable fields and validates the result as a whole. */
   async patch(patch: Patch, context: WriteContext): Promise<StoredDocument> {
-    return this.inTurn(patch, context, (tx) => this.patchIn(tx, patch));
+    return this.inTurn(patch, context, () => this.work.runAtomic(context, (tx) => this.patchIn(tx, patch)));
   }
 
-  /** Deletes, or archives when the entity's rule says so. */
+  /** Deletes, or archives when the entity's rule says so: a transaction, as the rule reads references. */
   async remove(target: DocumentTarget, context: WriteContext): Promise<Removal> {
-    return this.inTurn(target, context, (tx) => this.removeIn(tx, target));
+    return this.inTurn(target, context, () => this.work.run(context, (tx) => this.removeIn(tx, target)));
   }
 
   // --- the same flows inside a caller's unit of work ------------------------------------------
@@ -85,7 +92,11 @@ export class DocumentOperations {
    * Inserts documents, in order, each checked against the writable schema and given the entity's
    * server defaults. A refused one is a BulkInsertFailure naming its position.
    */
-  async insertIn(tx: Tx, collection: string, inputs: readonly Record<string, unknown>[]): Promise<StoredDocument[]> {
+  async insertIn(
+    tx: WriteTx,
+    collection: string,
+    inputs: readonly Record<string, unknown>[],
+  ): Promise<StoredDocument[]> {
     const repository = this.stores.repositoryOf(collection);
     const { entity } = repository;
     for (const [index, input] of inputs.entries()) {
@@ -96,11 +107,11 @@ export class DocumentOperations {
     return repository.insert(tx, fields, { action: 'create' });
   }
 
-  async replaceIn(tx: Tx, { document, ...target }: Replacement): Promise<StoredDocument> {
+  async replaceIn(tx: WriteTx, { document, ...target }: Replacement): Promise<StoredDocument> {
     return this.rewrite(tx, target, 'replace', () => document);
   }
 
-  async patchIn(tx: Tx, { patch, ...target }: Patch): Promise<StoredDocument> {
+  async patchIn(tx: WriteTx, { patch, ...target }: Patch): Promise<StoredDocument> {
     return this.rewrite(tx, target, 'patch', (entity, current) => mergePatched(entity, current, patch));
   }
 
@@ -124,18 +135,18 @@ export class DocumentOperations {
 
   // --- internals ---------------------------------------------------------------------------
 
-  /** A write of one existing document: its unit of work, in turn with this process's other writes of it. */
-  private async inTurn<T>(target: DocumentTarget, context: WriteContext, work: (tx: Tx) => Promise<T>): Promise<T> {
+  /** A write of one existing document, in turn with this process's other writes of it. */
+  private async inTurn<T>(target: DocumentTarget, { actor }: WriteContext, write: () => Promise<T>): Promise<T> {
     let turns = this.turns.get(target.collection);
     if (turns === undefined) {
       turns = new Turns(this.stores.repositoryOf(target.collection).entity.singular, DEFAULT_TRANSACTION_OPTIONS);
       this.turns.set(target.collection, turns);
     }
-    return turns.take([target.id], context.actor.deadline, () => this.work.run(context, work));
+    return turns.take([target.id], actor.deadline, write);
   }
 
-  /** The document as the transaction reads it; 404, or 412 when If-Match names another version. */
-  private async current(tx: Tx, repository: DocumentRepository, target: DocumentTarget): Promise<StoredDocument> {
+  /** The document as the write reads it; 404, or 412 when If-Match names another version. */
+  private async current(tx: WriteTx, repository: DocumentRepository, target: DocumentTarget): Promise<StoredDocument> {
     const current = await repository.findById(target.id, { session: tx.session });
     if (current === null) throw repository.notFound(target.id);
     if (target.expectedVersion !== undefined && current.version !== target.expectedVersion)
@@ -144,30 +155,30 @@ export class DocumentOperations {
   }
 
   /**
-   * Read, compute the new writable fields, write them back only if nobody wrote in between. Every
-   * write is in a transaction, so there is nothing to retry here: a concurrent commit surfaces as
-   * a write conflict, and the unit of work retries the whole read-compute-write, which then reads
-   * the new version; a version mismatch that still gets through fails it.
+   * Read, compute the new writable fields, write them back only if nobody wrote in between. In a
+   * transaction there is nothing to retry here: a concurrent commit surfaces as a write conflict,
+   * and the unit of work retries the whole read-compute-write from a new snapshot. An atomic write
+   * reads the current version itself, so without If-Match it reads again when another writer (of
+   * another instance: this one's take turns) got in between, a few times before answering 409.
    */
   private async rewrite(
-    tx: Tx,
+    tx: WriteTx,
     target: DocumentTarget,
     action: AuditAction,
     compute: (entity: Entity, current: StoredDocument) => Record<string, unknown>,
   ): Promise<StoredDocument> {
     const repository = this.stores.repositoryOf(target.collection);
     const { entity } = repository;
-    const current = await this.current(tx, repository, target);
-    const writable = compute(entity, current);
-    assertIdentityKept(entity, current, writable);
-    const written = await repository.replaceIf(
-      tx,
-      current,
-      { ...writable, ...serverPart(entity, current) },
-      { action },
-    );
-    if (written === null) throw changedMeanwhile(entity, target);
-    return written;
+    const rereads = tx.session === undefined && target.expectedVersion === undefined ? REREADS : 0;
+    for (let read = 0; ; read++) {
+      const current = await this.current(tx, repository, target);
+      const writable = compute(entity, current);
+      assertIdentityKept(entity, current, writable);
+      const fields = { ...writable, ...serverPart(entity, current) };
+      const written = await repository.replaceIf(tx, current, fields, { action });
+      if (written !== null) return written;
+      if (read >= rereads) throw changedMeanwhile(entity, target);
+    }
   }
 }
 

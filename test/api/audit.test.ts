@@ -34,11 +34,16 @@ describe('the audit trail', () => {
   let auditor: { id: string; key: string };
   const db = () => t.app.db.connection.db!;
   const trail = () => db().collection('audit_events');
+  /** The trail once every write answered so far has its entry (atomic writes' come from the change stream). */
+  const settledTrail = async () => {
+    await t.app.stores.audit.settled();
+    return trail();
+  };
   const as = (key: string) => ({ authorization: `Bearer ${key}` });
   const requestIdOf = (res: LightMyRequestResponse) => res.headers['x-request-id'] as string;
   /** The stored entries of one request, in the order they were written. */
-  const entriesOf = (res: LightMyRequestResponse) =>
-    trail()
+  const entriesOf = async (res: LightMyRequestResponse) =>
+    (await settledTrail())
       .find({ requestId: requestIdOf(res) })
       .sort({ _id: 1 })
       .toArray();
@@ -122,7 +127,7 @@ describe('the audit trail', () => {
         payload: productInput(),
       });
       expect(res.statusCode, res.body).toBe(201);
-      expect(await trail().find({ requestId: 'checkout-7f3a.1' }).toArray()).toEqual([
+      expect(await (await settledTrail()).find({ requestId: 'checkout-7f3a.1' }).toArray()).toEqual([
         expect.objectContaining({ keyId: writer.id, action: 'create', documentId: res.json().id }),
       ]);
     });
@@ -282,19 +287,19 @@ describe('the audit trail', () => {
       expect(replay.headers['idempotency-replayed']).toBe('true');
       expect(await entriesOf(first)).toHaveLength(1);
       expect(await entriesOf(replay)).toEqual([]);
-      expect(await trail().countDocuments({ documentId: first.json().id })).toBe(1);
+      expect(await (await settledTrail()).countDocuments({ documentId: first.json().id })).toBe(1);
     });
   });
 
   describe('a write that fails leaves no entry', () => {
     /** Sends a request that must fail, and checks it changed neither the trail nor anything else. */
     const refused = async (status: number, send: () => Promise<LightMyRequestResponse>) => {
-      const before = await trail().countDocuments();
+      const before = await (await settledTrail()).countDocuments();
       const res = await send();
       expect(res.statusCode, res.body).toBe(status);
       expect(res.headers['content-type']).toMatch(PROBLEM);
       expect(await entriesOf(res)).toEqual([]);
-      expect(await trail().countDocuments()).toBe(before);
+      expect(await (await settledTrail()).countDocuments()).toBe(before);
       return res;
     };
 
@@ -352,7 +357,7 @@ describe('the audit trail', () => {
           headers: { ...as(writer.key), 'if-match': '"1"' },
         }),
       );
-      expect(await trail().countDocuments({ documentId: created.id })).toBe(2);
+      expect(await (await settledTrail()).countDocuments({ documentId: created.id })).toBe(2);
     });
 
     it('409: a batch whose last operation fails records none of the earlier ones', async () => {
@@ -482,7 +487,7 @@ describe('the audit trail', () => {
         ['create', 'writer-a', 1],
       ]);
       // As stored, in the API's spelling.
-      const stored = await trail().findOne({ documentId: product.id, documentVersion: 1 });
+      const stored = await (await settledTrail()).findOne({ documentId: product.id, documentVersion: 1 });
       expect(items[4]).toEqual({
         id: stored!._id.toHexString(),
         at: stored!.at.toISOString(),
@@ -613,9 +618,9 @@ describe('the audit trail', () => {
     });
 
     it('reading the trail is no write: it records nothing', async () => {
-      const before = await trail().countDocuments();
+      const before = await (await settledTrail()).countDocuments();
       expect((await list('?limit=5')).statusCode).toBe(200);
-      expect(await trail().countDocuments()).toBe(before);
+      expect(await (await settledTrail()).countDocuments()).toBe(before);
     });
   });
 

@@ -27,6 +27,8 @@ describe('write outcomes when a MongoDB command fails', () => {
       READINESS_TIMEOUT_MS: '500',
     });
     await waitForDatabase(t.app);
+    // Once the audit stream runs, a create without Idempotency-Key is an atomic write.
+    await t.app.stores.audit.settled();
     await client.connect();
     db = client.db(t.dbName);
   });
@@ -53,7 +55,11 @@ describe('write outcomes when a MongoDB command fails', () => {
       async () => {
         const running = await client
           .db('admin')
-          .aggregate([{ $currentOp: { allUsers: true } }, { $match: { appName, 'command.hello': { $exists: false } } }])
+          .aggregate([
+            { $currentOp: { allUsers: true } },
+            // Nor do the audit stream's getMores, which wait for the next change.
+            { $match: { appName, 'command.hello': { $exists: false }, 'command.getMore': { $exists: false } } },
+          ])
           .toArray();
         return running.length === 0;
       },
@@ -90,7 +96,8 @@ describe('write outcomes when a MongoDB command fails', () => {
     await failNext(['commitTransaction'], { closeConnection: true }, 2);
     const sku = newSku();
 
-    const res = await create(sku);
+    // With an Idempotency-Key a create is a transaction (the key's record commits with it).
+    const res = await create(sku, `commit-${sku}`);
 
     expect(res.statusCode, res.body).toBe(201);
     expect(await stored(sku)).toBe(1);
@@ -121,10 +128,10 @@ describe('write outcomes when a MongoDB command fails', () => {
   });
 
   it('answers 503 service-unavailable when a write inside the transaction does not answer by the deadline, and nothing is written', async () => {
-    await failNext(['insert'], { blockConnection: true, blockTimeMS: HELD_MS });
+    await failNext(['insert'], { blockConnection: true, blockTimeMS: HELD_MS, namespace: `${t.dbName}.products` });
     const sku = newSku();
 
-    const { result: res, elapsedMs } = await timed(() => create(sku));
+    const { result: res, elapsedMs } = await timed(() => create(sku, `held-${sku}`));
 
     expect(res.statusCode, res.body).toBe(503);
     expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:service-unavailable' });
@@ -163,12 +170,40 @@ describe('write outcomes when a MongoDB command fails', () => {
     const sku = newSku();
     const errorsBefore = t.logs.lines.filter((line) => line.level >= 50).length;
 
-    const res = await create(sku);
+    const res = await create(sku, `audit-${sku}`);
 
     expect(res.statusCode, res.body).toBe(201);
     expect(await stored(sku)).toBe(1);
     expect(await db.collection('audit_events').countDocuments({ documentId: res.json().id })).toBe(1);
     expect(t.logs.lines.filter((line) => line.level >= 50).slice(errorsBefore)).toEqual([]);
+  });
+
+  it('an atomic create whose insert loses its connection twice (the driver retries once) is found by its stamp: 201, stored and audited once', async () => {
+    await failNext(['insert'], { closeConnection: true, namespace: `${t.dbName}.products` }, 2);
+    const sku = newSku();
+
+    const res = await create(sku);
+
+    expect(res.statusCode, res.body).toBe(201);
+    expect(await stored(sku)).toBe(1);
+    await t.app.stores.audit.settled();
+    expect(await db.collection('audit_events').countDocuments({ documentId: res.json().id })).toBe(1);
+  });
+
+  it('answers 503 outcome-unknown, never "nothing was written", when an atomic write does not answer by the deadline; the held insert lands once, audited once', async () => {
+    await failNext(['insert'], { blockConnection: true, blockTimeMS: HELD_MS, namespace: `${t.dbName}.products` });
+    const sku = newSku();
+
+    const { result: res, elapsedMs } = await timed(() => create(sku));
+
+    expect(res.statusCode, res.body).toBe(503);
+    expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:outcome-unknown', status: 503 });
+    expect(elapsedMs).toBeLessThan(HELD_MS);
+    await settled();
+    expect(await stored(sku)).toBe(1);
+    const [product] = await db.collection('products').find({ sku }).toArray();
+    await t.app.stores.audit.settled();
+    expect(await db.collection('audit_events').countDocuments({ documentId: product!._id.toHexString() })).toBe(1);
   });
 
   it('answers a read 503 by the deadline when MongoDB holds the query', async () => {

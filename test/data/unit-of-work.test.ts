@@ -40,6 +40,7 @@ describe('UnitOfWork: changes published after the commit', () => {
 
   /** The request's audit entries, as the published changes should name them. */
   async function audited(requestId: string) {
+    await t.app.stores.audit.settled();
     const entries = await t.app.db.connection
       .db!.collection('audit_events')
       .find({ requestId })

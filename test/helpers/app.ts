@@ -9,6 +9,7 @@ import mongoose from 'mongoose';
 import type { InjectOptions } from 'fastify';
 import { buildApp, type App } from '../../src/app.ts';
 import { ApiKeyStore } from '../../src/data/api-keys.ts';
+import { POSITIONS_COLLECTION } from '../../src/data/audit-stream.ts';
 import { loadConfig } from '../../src/config.ts';
 import { MIGRATIONS_DIR, migrateUp } from '../../src/data/migrations.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -191,11 +192,19 @@ export function useMigratedDatabase(label: string): { readonly name: string; rea
   };
 }
 
-/** Every collection of a database, sorted by _id, as canonical EJSON: to show a request changed nothing, byte for byte. */
-export async function dumpDatabase(db: mongoose.mongo.Db): Promise<Map<string, string>> {
+/**
+ * Every collection of an app's database, sorted by _id, as canonical EJSON: to show a request
+ * changed nothing, byte for byte. The audit trail is settled first (the entries of atomic writes
+ * arrive through the change stream); the stream's own position is left out, as it moves whenever
+ * the trail is settled.
+ */
+export async function dumpDatabase(app: App): Promise<Map<string, string>> {
+  await app.stores.audit.settled();
+  const db = app.db.connection.db;
+  if (db === undefined) throw new Error('the app is not connected');
   const names = (await db.listCollections({}, { nameOnly: true }).toArray())
     .map((c) => c.name)
-    .filter((name) => !name.startsWith('system.'))
+    .filter((name) => !name.startsWith('system.') && name !== POSITIONS_COLLECTION)
     .sort();
   const dumped = new Map<string, string>();
   for (const name of names)

@@ -225,7 +225,7 @@ describe('a corpus of requests at the runtime edges', () => {
   const failures: string[] = [];
   let rawCount = 0;
 
-  const dump = () => dumpDatabase(t.app.db.connection.db!);
+  const dump = () => dumpDatabase(t.app);
 
   beforeAll(async () => {
     t = await buildTestApp('edge_corpus', {

@@ -252,7 +252,7 @@ describe('a corpus of hostile requests against every route', () => {
   let before: Map<string, string>;
   const answers: { label: string; status: number; problem: boolean }[] = [];
 
-  const dump = () => dumpDatabase(t.app.db.connection.db!);
+  const dump = () => dumpDatabase(t.app);
 
   beforeAll(async () => {
     // Limits off, so that every answer is about the request itself rather than its rate.

@@ -16,6 +16,7 @@ import { loadConfig } from '../../src/config.ts';
 import { API_KEYS_COLLECTION, ApiKeyStore } from '../../src/data/api-keys.ts';
 import { AUDIT_COLLECTION } from '../../src/data/audit.ts';
 import { SECRETS_COLLECTION } from '../../src/data/cursor-keys.ts';
+import { POSITIONS_COLLECTION } from '../../src/data/audit-stream.ts';
 import { IDEMPOTENCY_COLLECTION } from '../../src/data/idempotency.ts';
 import { MIGRATION_SETTINGS, migrateUp, migrationStatus, prepareSchemaAtStart } from '../../src/data/migrations.ts';
 import { ENTITIES, Product } from '../../src/domain/entities/index.ts';
@@ -51,12 +52,19 @@ const AUDIT = { collection: AUDIT_COLLECTION, actions: ['find', 'insert'] };
 const CHANGELOG = { collection: MIGRATION_SETTINGS.changelogCollectionName, actions: ['find'] };
 /** The secret that signs list cursors: stored by its migration, only read by the service. */
 const SECRETS = { collection: SECRETS_COLLECTION, actions: ['find'] };
+/** The audit stream's resume position and barrier: created with the first position by their migration. */
+const POSITIONS = { collection: POSITIONS_COLLECTION, actions: ['find', 'insert', 'update'] };
+/** The audit stream follows the database's changes: MongoDB grants that on the database as a whole. */
+const CHANGES = { collection: '', actions: ['find', 'changeStream'] };
 const SERVICE_ROLE = {
   role: 'storekeeperService',
   roles: [] as string[],
   privileges: [
     ...DOCUMENT_COLLECTIONS.map((collection) => ({ resource: { db: DB, collection }, actions: DOCUMENT_ACTIONS })),
-    ...[AUDIT, CHANGELOG, SECRETS].map(({ collection, actions }) => ({ resource: { db: DB, collection }, actions })),
+    ...[AUDIT, CHANGELOG, SECRETS, POSITIONS, CHANGES].map(({ collection, actions }) => ({
+      resource: { db: DB, collection },
+      actions,
+    })),
   ],
 };
 const SERVICE_USER = { user: 'storekeeper', password: secret('service'), roles: [SERVICE_ROLE.role] };
@@ -84,6 +92,8 @@ function snippetLines(): string[] {
     one(AUDIT),
     one(CHANGELOG),
     one(SECRETS),
+    one(POSITIONS),
+    one(CHANGES),
     '] })',
     createUser(SERVICE_USER),
     createUser(MIGRATIONS_USER),
@@ -225,7 +235,10 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
 
   it('the role names every collection the migrations created but the migration lock, and nothing else', async () => {
     const created = (await root!.db(DB).listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
-    const granted = SERVICE_ROLE.privileges.map((privilege) => privilege.resource.collection);
+    // The database-wide grant (CHANGES) names no collection.
+    const granted = SERVICE_ROLE.privileges
+      .map((privilege) => privilege.resource.collection)
+      .filter((collection) => collection !== '');
     expect(granted.toSorted()).toEqual(
       created.filter((name) => name !== MIGRATION_SETTINGS.lockCollectionName).toSorted(),
     );

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Type } from 'typebox';
 import { transactionOutcomes, transactionRetries } from '../../data/transactions.ts';
+import { auditStreamEvents, auditStreamLag } from '../../data/audit-stream.ts';
 import { idempotencyEvents } from '../../data/idempotency.ts';
 import { problemResponses } from '../schemas/problem.ts';
 
@@ -52,7 +53,8 @@ export default fp(
     const kebab = (key: string) => key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
     fromCounters(
       'transactions_total',
-      'Transactions since start, by outcome: committed; refused (the request was wrong: nothing written); ' +
+      'Writes since start (transactions and atomic writes of one document), by outcome: committed; ' +
+        'refused (the request was wrong: nothing written); ' +
         'not-written (MongoDB unavailable or too much contention: 503 service-unavailable); ' +
         'unknown (the commit was sent and not confirmed in time: 503 outcome-unknown).',
       'outcome',
@@ -76,6 +78,22 @@ export default fp(
       idempotencyEvents,
       kebab,
     );
+    fromCounters(
+      'audit_stream_total',
+      'The audit stream since start: entries stored, duplicates (an entry already stored, after a replay), ' +
+        'restarts (the change stream was interrupted and resumed), history-lost (its position had left the oplog).',
+      'event',
+      auditStreamEvents,
+      kebab,
+    );
+    new Gauge({
+      name: `${PREFIX}audit_stream_lag_seconds`,
+      help: 'From the write of the newest audit entry the stream stored last to its storing.',
+      registers: [registry],
+      collect() {
+        this.set(auditStreamLag.seconds);
+      },
+    });
     new Gauge({
       name: `${PREFIX}mongodb_up`,
       help: '1 while the MongoDB connection is established, 0 otherwise.',

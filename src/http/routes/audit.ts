@@ -78,13 +78,18 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
           describeFilters(AuditEvent) +
           `At most ${LIST_MAX_FILTERS} filters per request. Newest first (\`sort=at\` for oldest first). ` +
           'Pages are keyset-paginated: follow `next` (also in the Link header). ' +
-          'Entries are kept AUDIT_RETENTION_DAYS days.',
+          'Entries are kept AUDIT_RETENTION_DAYS days. ' +
+          'A list shows the entries of every write answered before it was asked for: the entry of a ' +
+          'write of one document is stored from the change stream, and the list waits until it is.',
         querystring: query,
         response: listResponses('A page of audit entries.', 'AuditEventPage'),
       },
       preValidation: prepareListQuery,
     },
-    async (request, reply) => listPage(request, reply, events(), AuditEvent),
+    async (request, reply) => {
+      await app.stores.audit.settled(request.deadline);
+      return listPage(request, reply, events(), AuditEvent);
+    },
   );
 
   app.get(

@@ -104,6 +104,18 @@ export interface WriteContext {
   log: FastifyBaseLogger;
 }
 
+/** The change a write of `document` makes, as published (without its time, which is the write's). */
+function changeOf(actor: Actor, action: AuditAction, collection: string, document: Written): Omit<Change, 'at'> {
+  return {
+    collection,
+    documentId: document._id.toHexString(),
+    ...(document.version !== undefined && { version: document.version }),
+    action,
+    requestId: actor.requestId,
+    actor: { keyId: actor.keyId, keyName: actor.keyName },
+  };
+}
+
 export class UnitOfWork {
   private readonly listeners = new Set<ChangeListener>();
   /** The audit stream, once it runs: atomic writes need it to be audited. */
@@ -144,18 +156,9 @@ export class UnitOfWork {
       async (session) => {
         // One list per attempt: what an aborted attempt recorded goes away with it.
         const recorded: Omit<Change, 'at'>[] = [];
-        const actorOfChange = { keyId: actor.keyId, keyName: actor.keyName };
         const tx: Tx = {
           session,
-          record: (action, collection, document) =>
-            recorded.push({
-              collection,
-              documentId: document._id.toHexString(),
-              ...(document.version !== undefined && { version: document.version }),
-              action,
-              requestId: actor.requestId,
-              actor: actorOfChange,
-            }),
+          record: (action, collection, document) => recorded.push(changeOf(actor, action, collection, document)),
         };
         const value = await work(tx);
         const at = new Date();
@@ -186,20 +189,11 @@ export class UnitOfWork {
     let target: { collection: string; id: mongo.ObjectId } | undefined;
     const ids: mongo.ObjectId[] = [];
     let recorded: Omit<Change, 'at'>[] = [];
-    const actorOfChange = { keyId: actor.keyId, keyName: actor.keyName };
-    const changeOf = (action: AuditAction, collection: string, document: Written): Omit<Change, 'at'> => ({
-      collection,
-      documentId: document._id.toHexString(),
-      ...(document.version !== undefined && { version: document.version }),
-      action,
-      requestId: actor.requestId,
-      actor: actorOfChange,
-    });
     const attempt = (): Promise<T> => {
       recorded = [];
       let nextId = 0;
       const tx: AtomicTx = {
-        record: (action, collection, document) => recorded.push(changeOf(action, collection, document)),
+        record: (action, collection, document) => recorded.push(changeOf(actor, action, collection, document)),
         stampFor: (action, collection, id) => {
           target = { collection, id };
           stamp ??= AuditStream.stamp(action, actor);
@@ -219,7 +213,7 @@ export class UnitOfWork {
         .collection(target.collection)
         .findOne({ _id: target.id, [`${STAMP_FIELD}.id`]: stamp.id });
       if (found === null) return null;
-      recorded = [changeOf(stamp.action, target.collection, found)];
+      recorded = [changeOf(actor, stamp.action, target.collection, found)];
       return found as unknown as T;
     };
     const result = await writeAtomically({

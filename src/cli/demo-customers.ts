@@ -1,11 +1,13 @@
 // The demo customers of `npm run seed`: names, addresses, postcodes and phone numbers as they
-// look in twelve European countries, built from a PRNG stream per customer. The words (first names,
-// surnames, streets, second address lines) are data, in demo/customers.json; what is built from
-// them (postcodes, house numbers, phone numbers) is here.
+// look in twelve European countries, built from a PRNG stream per customer. What varies by country
+// is data, in demo/customers.json: first names, surnames (Polish ones that do not change with
+// gender, so any first name fits), streets, second address lines, cities with the pattern of
+// their postcodes, and the pattern of a phone number. How a pattern is read, and how a house
+// number joins a street, is here.
 
 import type { Static } from 'typebox';
 import type { Customer } from '../domain/entities/index.ts';
-import NAMES from './demo/customers.json' with { type: 'json' };
+import COUNTRY_FILE from './demo/customers.json' with { type: 'json' };
 import type { Random } from './seeded-random.ts';
 
 export type CustomerFields = Static<typeof Customer.writable>;
@@ -31,205 +33,59 @@ interface Country {
   phone(rng: Random): string;
 }
 
-const numberAfter = (rng: Random, street: string) => `${street} ${rng.int(1, 180)}`;
-const numberBefore = (rng: Random, street: string) => `${rng.int(1, 240)} ${street}`;
-const commaNumber = (rng: Random, street: string) => `${street}, ${rng.int(1, 150)}`;
-const within = (from: number, to: number, width: number) => (rng: Random) =>
-  String(rng.int(from, to)).padStart(width, '0');
-const fixed = (city: string, postalCode: (rng: Random) => string, region?: string): City => ({
-  city,
-  postalCode,
-  ...(region ? { region } : {}),
-});
-const ukPostcode = (outward: readonly string[]) => (rng: Random) =>
-  `${rng.pick(outward)} ${rng.int(1, 9)}${rng.letters(2, 'ABDEFGHJLNPQRSTUWXYZ')}`;
+/** A country as demo/customers.json has it: its postcodes and phone numbers are patterns. */
+interface CountryEntry extends Omit<Country, 'code' | 'cities' | 'street' | 'phone'> {
+  houseNumber: string;
+  phone: string;
+  cities: readonly { city: string; region?: string; postalCode: string }[];
+}
 
-const COUNTRIES: readonly Country[] = [
-  {
-    code: 'NL',
-    ...NAMES.NL,
-    weight: 18,
-    cities: [
-      fixed('Amsterdam', (rng) => `10${rng.digits(2)} ${rng.letters(2, 'ABCDEGHJKLMNPRSTVWXZ')}`),
-      fixed('Rotterdam', (rng) => `30${rng.digits(2)} ${rng.letters(2, 'ABCDEGHJKLMNPRSTVWXZ')}`),
-      fixed('Utrecht', (rng) => `35${rng.digits(2)} ${rng.letters(2, 'ABCDEGHJKLMNPRSTVWXZ')}`),
-      fixed('Den Haag', (rng) => `25${rng.digits(2)} ${rng.letters(2, 'ABCDEGHJKLMNPRSTVWXZ')}`),
-      fixed('Eindhoven', (rng) => `56${rng.digits(2)} ${rng.letters(2, 'ABCDEGHJKLMNPRSTVWXZ')}`),
-      fixed('Groningen', (rng) => `97${rng.digits(2)} ${rng.letters(2, 'ABCDEGHJKLMNPRSTVWXZ')}`),
-    ],
-    street: numberAfter,
-    phone: (rng) => `+316${rng.digits(8)}`,
-  },
-  {
-    code: 'DE',
-    ...NAMES.DE,
-    weight: 20,
-    cities: [
-      fixed('Berlin', within(10115, 14199, 5)),
-      fixed('Hamburg', within(20095, 22769, 5)),
-      fixed('München', within(80331, 81929, 5)),
-      fixed('Köln', within(50667, 51149, 5)),
-      fixed('Frankfurt am Main', within(60306, 60599, 5)),
-      fixed('Leipzig', within(4103, 4357, 5)),
-      fixed('Dresden', within(1067, 1328, 5)),
-    ],
-    street: numberAfter,
-    phone: (rng) => `+49${rng.pick(['151', '160', '170', '176'])}${rng.digits(8)}`,
-  },
-  {
-    code: 'BE',
-    ...NAMES.BE,
-    weight: 8,
-    cities: [
-      fixed('Brussel', within(1000, 1210, 4)),
-      fixed('Antwerpen', within(2000, 2660, 4)),
-      fixed('Gent', within(9000, 9052, 4)),
-      fixed('Leuven', within(3000, 3012, 4)),
-      fixed('Liège', within(4000, 4032, 4)),
-    ],
-    street: numberAfter,
-    phone: (rng) => `+3247${rng.digits(7)}`,
-  },
-  {
-    code: 'FR',
-    ...NAMES.FR,
-    weight: 12,
-    cities: [
-      fixed('Paris', (rng) => `750${String(rng.int(1, 20)).padStart(2, '0')}`),
-      fixed('Lyon', (rng) => `6900${rng.int(1, 9)}`),
-      fixed('Marseille', (rng) => `130${String(rng.int(1, 16)).padStart(2, '0')}`),
-      fixed('Toulouse', (rng) => rng.pick(['31000', '31100', '31200', '31300', '31400', '31500'])),
-      fixed('Bordeaux', (rng) => rng.pick(['33000', '33100', '33200', '33300', '33800'])),
-      fixed('Lille', (rng) => rng.pick(['59000', '59160', '59260', '59777', '59800'])),
-      fixed('Nantes', (rng) => rng.pick(['44000', '44100', '44200', '44300'])),
-    ],
-    street: numberBefore,
-    phone: (rng) => `+33${rng.pick(['6', '7'])}${rng.digits(8)}`,
-  },
-  {
-    code: 'ES',
-    ...NAMES.ES,
-    weight: 10,
-    doubleSurname: true,
-    cities: [
-      fixed('Madrid', within(28001, 28055, 5), 'Madrid'),
-      fixed('Barcelona', within(8001, 8042, 5), 'Barcelona'),
-      fixed('Valencia', within(46001, 46026, 5), 'Valencia'),
-      fixed('Sevilla', within(41001, 41020, 5), 'Sevilla'),
-      fixed('Bilbao', within(48001, 48015, 5), 'Bizkaia'),
-      fixed('Málaga', within(29001, 29018, 5), 'Málaga'),
-    ],
-    street: commaNumber,
-    phone: (rng) => `+346${rng.digits(8)}`,
-  },
-  {
-    code: 'IT',
-    ...NAMES.IT,
-    weight: 8,
-    cities: [
-      fixed('Milano', within(20121, 20162, 5), 'MI'),
-      fixed('Roma', within(118, 199, 5), 'RM'),
-      fixed('Torino', within(10121, 10156, 5), 'TO'),
-      fixed('Bologna', within(40121, 40141, 5), 'BO'),
-      fixed('Firenze', within(50121, 50145, 5), 'FI'),
-      fixed('Napoli', within(80121, 80147, 5), 'NA'),
-    ],
-    street: commaNumber,
-    phone: (rng) => `+393${rng.digits(9)}`,
-  },
-  {
-    code: 'AT',
-    ...NAMES.AT,
-    weight: 5,
-    cities: [
-      fixed('Wien', (rng) => `1${String(rng.int(1, 23)).padStart(2, '0')}0`),
-      fixed('Graz', within(8010, 8055, 4)),
-      fixed('Linz', within(4020, 4040, 4)),
-      fixed('Salzburg', within(5020, 5026, 4)),
-      fixed('Innsbruck', within(6020, 6080, 4)),
-    ],
-    street: numberAfter,
-    phone: (rng) => `+43${rng.pick(['664', '650', '676', '699'])}${rng.digits(7)}`,
-  },
-  {
-    code: 'GB',
-    ...NAMES.GB,
-    weight: 7,
-    cities: [
-      fixed('London', ukPostcode(['SW1A', 'E1', 'N1', 'SE1', 'W1T', 'EC1V', 'NW3', 'E8']), 'Greater London'),
-      fixed('Manchester', ukPostcode(['M1', 'M4', 'M14', 'M20']), 'Greater Manchester'),
-      fixed('Edinburgh', ukPostcode(['EH1', 'EH3', 'EH6', 'EH10'])),
-      fixed('Bristol', ukPostcode(['BS1', 'BS6', 'BS8'])),
-      fixed('Leeds', ukPostcode(['LS1', 'LS6', 'LS8']), 'West Yorkshire'),
-      fixed('Cardiff', ukPostcode(['CF10', 'CF11', 'CF24'])),
-    ],
-    street: numberBefore,
-    phone: (rng) => `+447${rng.digits(9)}`,
-  },
-  {
-    code: 'IE',
-    ...NAMES.IE,
-    weight: 3,
-    cities: [
-      fixed(
-        'Dublin',
-        (rng) => `${rng.pick(['D02', 'D04', 'D06', 'D08', 'D24'])} ${rng.letters(4, 'ACDEFHKNPRTVWXY0123456789')}`,
-        'County Dublin',
-      ),
-      fixed(
-        'Cork',
-        (rng) => `${rng.pick(['T12', 'T23'])} ${rng.letters(4, 'ACDEFHKNPRTVWXY0123456789')}`,
-        'County Cork',
-      ),
-      fixed('Galway', (rng) => `H91 ${rng.letters(4, 'ACDEFHKNPRTVWXY0123456789')}`, 'County Galway'),
-      fixed('Limerick', (rng) => `V94 ${rng.letters(4, 'ACDEFHKNPRTVWXY0123456789')}`, 'County Limerick'),
-    ],
-    street: numberBefore,
-    phone: (rng) => `+3538${rng.pick(['3', '5', '6', '7', '9'])}${rng.digits(7)}`,
-  },
-  {
-    code: 'PL',
-    ...NAMES.PL,
-    weight: 4,
-    // Surnames that do not change with gender, so any first name fits.
-    cities: [
-      fixed('Warszawa', (rng) => `0${rng.int(0, 4)}-${rng.digits(3)}`),
-      fixed('Kraków', (rng) => `3${rng.int(0, 1)}-${rng.digits(3)}`),
-      fixed('Wrocław', (rng) => `5${rng.pick(['0', '1', '3', '4'])}-${rng.digits(3)}`),
-      fixed('Gdańsk', (rng) => `80-${rng.digits(3)}`),
-      fixed('Poznań', (rng) => `6${rng.int(0, 1)}-${rng.digits(3)}`),
-    ],
-    street: numberAfter,
-    phone: (rng) => `+48${rng.pick(['5', '6', '7', '8'])}${rng.digits(8)}`,
-  },
-  {
-    code: 'SE',
-    ...NAMES.SE,
-    weight: 3,
-    cities: [
-      fixed('Stockholm', (rng) => `11${rng.int(1, 8)} ${rng.digits(2)}`),
-      fixed('Göteborg', (rng) => `41${rng.int(1, 8)} ${rng.digits(2)}`),
-      fixed('Malmö', (rng) => `21${rng.int(1, 7)} ${rng.digits(2)}`),
-      fixed('Uppsala', (rng) => `75${rng.int(1, 4)} ${rng.digits(2)}`),
-    ],
-    street: numberAfter,
-    phone: (rng) => `+467${rng.pick(['0', '2', '3', '6'])}${rng.digits(7)}`,
-  },
-  {
-    code: 'DK',
-    ...NAMES.DK,
-    weight: 2,
-    cities: [
-      fixed('København K', within(1050, 1473, 4)),
-      fixed('København N', () => '2200'),
-      fixed('Aarhus C', () => '8000'),
-      fixed('Odense C', () => '5000'),
-      fixed('Aalborg', () => '9000'),
-    ],
-    street: numberAfter,
-    phone: (rng) => `+45${rng.int(2, 9)}${rng.digits(7)}`,
-  },
-];
+const HOUSE_NUMBERS: Readonly<Record<string, (rng: Random, street: string) => string>> = {
+  after: (rng, street) => `${street} ${rng.int(1, 180)}`,
+  before: (rng, street) => `${rng.int(1, 240)} ${street}`,
+  comma: (rng, street) => `${street}, ${rng.int(1, 150)}`,
+};
+
+/**
+ * A postcode or phone number pattern: text, with in braces `04103-04357` for a number in that
+ * range written as wide as its bounds, `###` for as many digits, `2 of ABC` for as many letters
+ * from those, and `M1|M4` for one of those. Read once, so a pattern the reader does not know fails
+ * when the module loads, not on the first customer that uses it.
+ */
+function pattern(text: string): (rng: Random) => string {
+  const parts = text.split(/\{([^}]*)\}/).map((part, i): ((rng: Random) => string) | string => {
+    if (i % 2 === 0) return part;
+    const range = /^(\d+)-(\d+)$/.exec(part);
+    if (range?.[1] !== undefined && range[2] !== undefined) {
+      const [width, from, to] = [range[1].length, Number(range[1]), Number(range[2])];
+      return (rng) => String(rng.int(from, to)).padStart(width, '0');
+    }
+    if (/^#+$/.test(part)) return (rng) => rng.digits(part.length);
+    const letters = /^(\d+) of (\S+)$/.exec(part);
+    if (letters?.[1] !== undefined && letters[2] !== undefined) {
+      const [count, alphabet] = [Number(letters[1]), letters[2]];
+      return (rng) => rng.letters(count, alphabet);
+    }
+    const choices = part.split('|');
+    if (choices.length > 1) return (rng) => rng.pick(choices);
+    throw new Error(`demo pattern ${text}: {${part}} is none of {from-to}, {###}, {n of letters}, {a|b}`);
+  });
+  return (rng) => parts.map((part) => (typeof part === 'string' ? part : part(rng))).join('');
+}
+
+const ENTRIES: Readonly<Record<string, CountryEntry>> = COUNTRY_FILE;
+
+const COUNTRIES: readonly Country[] = Object.entries(ENTRIES).map(([code, entry]) => {
+  const street = HOUSE_NUMBERS[entry.houseNumber];
+  if (street === undefined) throw new Error(`demo country ${code}: no house number style ${entry.houseNumber}`);
+  return {
+    ...entry,
+    code,
+    cities: entry.cities.map((city) => ({ ...city, postalCode: pattern(city.postalCode) })),
+    street,
+    phone: pattern(entry.phone),
+  };
+});
 
 const EMAIL_DOMAINS = [
   ['example.com', 5],

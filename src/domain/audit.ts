@@ -11,7 +11,7 @@
 // the entry's own.
 
 import { Type, type TProperties } from 'typebox';
-import type { Entity, IndexDeclaration } from './entity.ts';
+import { RANGE, type Entity, type IndexDeclaration } from './entity.ts';
 import { ENTITIES } from './entities/index.ts';
 import { ORDER_ACTIONS } from './orders.ts';
 import { DateTime, OBJECT_ID_PATTERN, ObjectIdString } from './types.ts';
@@ -129,7 +129,7 @@ export const AuditEvent: Entity = {
     collection: ['eq', 'in'],
     documentId: ['eq'],
     requestId: ['eq'],
-    at: ['gt', 'gte', 'lt', 'lte'],
+    at: [...RANGE],
   },
   sorts: ['at'],
   defaultSort: 'at',

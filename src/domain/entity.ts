@@ -15,6 +15,9 @@ import { DateTime, ObjectIdString } from './types.ts';
  */
 export type FilterOp = 'eq' | 'ne' | 'in' | 'nin' | 'gt' | 'gte' | 'lt' | 'lte' | 'exists' | 'all' | 'prefix';
 
+/** The range operators, as a filter on a number or a time takes them. */
+export const RANGE: readonly FilterOp[] = ['gt', 'gte', 'lt', 'lte'];
+
 /** Longest value of a `prefix` filter: enough to narrow any name down, short enough to stay cheap. */
 export const PREFIX_MAX_LENGTH = 64;
 
@@ -26,6 +29,11 @@ export interface IndexDeclaration {
   weights?: Record<string, number>;
   /** The query this index exists for: documentation, and a reviewer's checklist. */
   serves: string;
+}
+
+/** The index of keyset pages sorted by one field: the field, then _id to break ties. */
+export function sortIndex(name: string, field: string, serves: string): IndexDeclaration {
+  return { name, key: { [field]: 1, _id: 1 }, serves };
 }
 
 /** How documents of an entity may be deleted: the rule in words (for the API description) and in code. */

@@ -3,7 +3,7 @@
 // that only the order workflow changes.
 
 import { Type } from 'typebox';
-import { defineEntity } from '../entity.ts';
+import { defineEntity, RANGE, sortIndex } from '../entity.ts';
 import { customerHasOrders } from '../deletion.ts';
 import { DateTime, Money } from '../types.ts';
 
@@ -66,9 +66,9 @@ export const Customer = defineEntity({
     name: ['eq'],
     marketingOptIn: ['eq'],
     'addresses.country': ['eq', 'in'],
-    'stats.orderCount': ['eq', 'gt', 'gte', 'lt', 'lte'],
-    createdAt: ['gt', 'gte', 'lt', 'lte'],
-    updatedAt: ['gt', 'gte', 'lt', 'lte'],
+    'stats.orderCount': ['eq', ...RANGE],
+    createdAt: [...RANGE],
+    updatedAt: [...RANGE],
   },
   sorts: ['createdAt', 'updatedAt', 'name'],
   defaultSort: 'createdAt',
@@ -81,9 +81,9 @@ export const Customer = defineEntity({
       unique: true,
       serves: 'one customer per e-mail, case-insensitive (collection collation); login lookups',
     },
-    { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing' },
-    { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
-    { name: 'name', key: { name: 1, _id: 1 }, serves: 'alphabetical listing, case-insensitive' },
+    sortIndex('created', 'createdAt', 'the default listing'),
+    sortIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
+    sortIndex('name', 'name', 'alphabetical listing, case-insensitive'),
     { name: 'country', key: { 'addresses.country': 1 }, serves: 'customers with an address in a country (multikey)' },
     {
       name: 'buyers_by_order_count',

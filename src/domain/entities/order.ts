@@ -2,7 +2,7 @@
 // then moved through their status machine. Read and listed here; never replaced or deleted.
 
 import { Type } from 'typebox';
-import { defineEntity } from '../entity.ts';
+import { defineEntity, RANGE, sortIndex } from '../entity.ts';
 import { DateTime, Money, ObjectIdString, Quantity, Sku, WarehouseCode } from '../types.ts';
 
 export const ORDER_STATUSES = ['placed', 'paid', 'shipped', 'delivered', 'cancelled'] as const;
@@ -54,9 +54,9 @@ export const Order = defineEntity({
     status: ['eq', 'ne', 'in'],
     warehouse: ['eq'],
     'lines.sku': ['eq'],
-    'totals.subtotal.amount': ['gt', 'gte', 'lt', 'lte'],
-    createdAt: ['gt', 'gte', 'lt', 'lte'],
-    updatedAt: ['gt', 'gte', 'lt', 'lte'],
+    'totals.subtotal.amount': [...RANGE],
+    createdAt: [...RANGE],
+    updatedAt: [...RANGE],
   },
   sorts: ['createdAt', 'updatedAt', 'totals.subtotal.amount'],
   defaultSort: 'createdAt',
@@ -77,9 +77,9 @@ export const Order = defineEntity({
       key: { 'lines.sku': 1 },
       serves: 'orders containing a SKU (and whether a product may be deleted)',
     },
-    { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing' },
-    { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
-    { name: 'subtotal', key: { 'totals.subtotal.amount': 1, _id: 1 }, serves: 'largest orders first' },
+    sortIndex('created', 'createdAt', 'the default listing'),
+    sortIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
+    sortIndex('subtotal', 'totals.subtotal.amount', 'largest orders first'),
   ],
   operations: {
     create: {

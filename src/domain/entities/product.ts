@@ -3,7 +3,7 @@
 // refer to is archived instead of deleted, so order history keeps its meaning.
 
 import { Type } from 'typebox';
-import { defineEntity } from '../entity.ts';
+import { defineEntity, RANGE, sortIndex } from '../entity.ts';
 import type { Deletion } from '../deletion.ts';
 import { Money, Sku } from '../types.ts';
 
@@ -61,10 +61,10 @@ export const Product = defineEntity({
     status: ['eq', 'ne', 'in'],
     category: ['eq', 'in'],
     tags: ['eq', 'in', 'all'],
-    'price.amount': ['eq', 'gt', 'gte', 'lt', 'lte'],
+    'price.amount': ['eq', ...RANGE],
     'price.currency': ['eq'],
-    createdAt: ['gt', 'gte', 'lt', 'lte'],
-    updatedAt: ['gt', 'gte', 'lt', 'lte'],
+    createdAt: [...RANGE],
+    updatedAt: [...RANGE],
   },
   sorts: ['createdAt', 'updatedAt', 'name', 'price.amount'],
   defaultSort: 'createdAt',
@@ -88,10 +88,10 @@ export const Product = defineEntity({
       key: { status: 1, updatedAt: 1, _id: 1 },
       serves: 'products of a status, by last change',
     },
-    { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing, newest or oldest first' },
-    { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
-    { name: 'name', key: { name: 1, _id: 1 }, serves: 'alphabetical listing' },
-    { name: 'price', key: { 'price.amount': 1, _id: 1 }, serves: 'sort by price across the catalog' },
+    sortIndex('created', 'createdAt', 'the default listing, newest or oldest first'),
+    sortIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
+    sortIndex('name', 'name', 'alphabetical listing'),
+    sortIndex('price', 'price.amount', 'sort by price across the catalog'),
     { name: 'tags', key: { tags: 1 }, serves: 'products carrying a tag (multikey)' },
     {
       name: 'text',

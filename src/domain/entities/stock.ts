@@ -3,7 +3,7 @@
 // was ever stocked.
 
 import { Type } from 'typebox';
-import { defineEntity } from '../entity.ts';
+import { defineEntity, RANGE, sortIndex } from '../entity.ts';
 import { stockReserved } from '../deletion.ts';
 import { Quantity, Sku, WarehouseCode } from '../types.ts';
 
@@ -32,9 +32,9 @@ export const Stock = defineEntity({
   filters: {
     sku: ['eq', 'in'],
     warehouse: ['eq', 'in'],
-    available: ['eq', 'gt', 'gte', 'lt', 'lte'],
+    available: ['eq', ...RANGE],
     reserved: ['gt', 'gte'],
-    updatedAt: ['gt', 'gte', 'lt', 'lte'],
+    updatedAt: [...RANGE],
   },
   sorts: ['updatedAt', 'available', 'createdAt'],
   defaultSort: 'createdAt',
@@ -51,9 +51,9 @@ export const Stock = defineEntity({
       key: { warehouse: 1, available: 1, _id: 1 },
       serves: "a warehouse's items by how many are left (low stock)",
     },
-    { name: 'available', key: { available: 1, _id: 1 }, serves: 'sort by units available' },
-    { name: 'created', key: { createdAt: 1, _id: 1 }, serves: 'the default listing' },
-    { name: 'updated', key: { updatedAt: 1, _id: 1 }, serves: 'sync consumers: what changed since' },
+    sortIndex('available', 'available', 'sort by units available'),
+    sortIndex('created', 'createdAt', 'the default listing'),
+    sortIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
   ],
   operations: {
     create: true,

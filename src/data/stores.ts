@@ -5,7 +5,7 @@
 
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import type { Connection } from 'mongoose';
+import mongoose, { type Connection, type mongo } from 'mongoose';
 import type { Entity } from '../domain/entity.ts';
 import { Customer, ENTITIES, Order, Product, Stock } from '../domain/entities/index.ts';
 import { ApiKeyStore } from './api-keys.ts';
@@ -47,13 +47,19 @@ export interface StoresOptions extends Omit<RepositoryOptions, 'cursors'> {
   retentionDays: number;
   /** IDEMPOTENCY_TTL_HOURS. */
   idempotencyTtlHours: number;
-  /** false: the app is built without a connection (the OpenAPI generator): nothing to follow. */
-  connect?: boolean;
+  /** Where the audit stream connects; absent: the app has no connection (the OpenAPI generator), nothing to follow. */
+  audit?: { uri: string; appName: string };
+}
+
+interface AuditFollowing {
+  uri: string;
+  appName: string;
+  retentionDays: number;
 }
 
 export function createStores(
   connection: Connection,
-  { cursorSecret, retentionDays, idempotencyTtlHours, connect: _connect, ...lists }: StoresOptions,
+  { cursorSecret, retentionDays, idempotencyTtlHours, audit: _audit, ...lists }: StoresOptions,
 ): Stores {
   // One key source for every list, so the stored secret is read once per process.
   const options: RepositoryOptions = { ...lists, cursors: new CursorKeys(connection, cursorSecret) };
@@ -89,20 +95,30 @@ export function createStores(
 const STREAM_START_RETRY_MS = 2_000;
 
 /**
- * Starts the audit stream once MongoDB answers and its collection exists (its migration), and
- * hands it to the unit of work and the audit trail: from then on writes of one document are
- * atomic writes. Until then they run as transactions, which audit themselves.
+ * Starts the audit stream once MongoDB answers and its position exists (its migration), and hands
+ * it to the unit of work and the audit trail: from then on writes of one document are atomic
+ * writes. Until then they run as transactions, which audit themselves. The stream has a client of
+ * its own (two connections): its getMores wait on the server, and its resumes after a failover or
+ * a frozen server must never queue behind requests for the app's pooled connections, nor they
+ * behind it.
  */
-function followAudit(app: FastifyInstance, stores: Stores, retentionDays: number): void {
+function followAudit(app: FastifyInstance, stores: Stores, { uri, appName, retentionDays }: AuditFollowing): void {
   let stream: AuditStream | undefined;
+  let client: mongo.MongoClient | undefined;
   let closing = false;
   let retry: NodeJS.Timeout | undefined;
   const tryStart = async (): Promise<void> => {
     if (app.db.state === 'connected') {
-      const { connection } = app.db;
+      client ??= new mongoose.mongo.MongoClient(uri, {
+        appName: `${appName}-audit`,
+        maxPoolSize: 2,
+        retryReads: true,
+        retryWrites: true,
+        writeConcern: { w: 'majority' },
+      });
       const candidate = new AuditStream(
-        connection.getClient(),
-        connection.name,
+        client,
+        app.db.connection.name,
         { collections: ENTITIES.map((entity) => entity.collection), retentionDays },
         app.log,
       );
@@ -134,6 +150,7 @@ function followAudit(app: FastifyInstance, stores: Stores, retentionDays: number
     stores.work.auditedBy(undefined);
     stores.audit.followedBy(undefined);
     await stream?.stop();
+    await client?.close().catch(() => undefined);
   });
 }
 
@@ -141,7 +158,8 @@ export default fp<StoresOptions>(
   async (app, options) => {
     const stores = createStores(app.db.connection, options);
     app.decorate('stores', stores);
-    if (options.connect !== false) followAudit(app, stores, options.retentionDays);
+    const { audit } = options;
+    if (audit !== undefined) followAudit(app, stores, { ...audit, retentionDays: options.retentionDays });
   },
   { name: 'stores', dependencies: ['database'], fastify: '5.x' },
 );

@@ -57,7 +57,12 @@ describe('a write whose audit entry was not yet stored when the service was kill
     await client.db('admin').command({
       configureFailPoint: 'failCommand',
       mode: 'alwaysOn',
-      data: { failCommands: ['insert'], appName: APP_NAME, namespace: `${dbName}.audit_events`, errorCode: 91 },
+      data: {
+        failCommands: ['insert'],
+        appName: `${APP_NAME}-audit`,
+        namespace: `${dbName}.audit_events`,
+        errorCode: 91,
+      },
     });
     const created = await fetch(`http://127.0.0.1:${port}/v1/products`, {
       method: 'POST',

@@ -233,7 +233,11 @@ export class AuditStream {
             { $set: { startAt: await this.barrier() }, $unset: { token: '' } },
           );
         } else {
-          this.log.warn({ err: error, kind: failureKind(error) }, 'audit stream interrupted; resuming');
+          // Expected with any failover or restart, and recovered from: the reason, not a stack.
+          this.log.warn(
+            { reason: (error as Error).message, kind: failureKind(error) },
+            'audit stream interrupted; resuming',
+          );
         }
         await this.stream?.close().catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, RESTART_DELAY_MS));

@@ -135,7 +135,12 @@ function followAudit(app: FastifyInstance, stores: Stores, { uri, appName, reten
         return;
       } catch (error) {
         await candidate.stop();
-        app.log.info({ err: error }, 'audit stream not started yet; writes run as transactions until it is');
+        // A start cut short by the stop (its client closed under it) is no news.
+        if (closing) return;
+        app.log.info(
+          { reason: (error as Error).message },
+          'audit stream not started yet; writes run as transactions until it is',
+        );
       }
     }
     if (closing) return;

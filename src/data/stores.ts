@@ -59,7 +59,7 @@ interface AuditFollowing {
 
 export function createStores(
   connection: Connection,
-  { cursorSecret, retentionDays, idempotencyTtlHours, audit: _audit, ...lists }: StoresOptions,
+  { cursorSecret, retentionDays, idempotencyTtlHours, ...lists }: Omit<StoresOptions, 'audit'>,
 ): Stores {
   // One key source for every list, so the stored secret is read once per process.
   const options: RepositoryOptions = { ...lists, cursors: new CursorKeys(connection, cursorSecret) };
@@ -161,9 +161,9 @@ function followAudit(app: FastifyInstance, stores: Stores, { uri, appName, reten
 
 export default fp<StoresOptions>(
   async (app, options) => {
-    const stores = createStores(app.db.connection, options);
+    const { audit, ...storesOptions } = options;
+    const stores = createStores(app.db.connection, storesOptions);
     app.decorate('stores', stores);
-    const { audit } = options;
     if (audit !== undefined) followAudit(app, stores, { ...audit, retentionDays: options.retentionDays });
   },
   { name: 'stores', dependencies: ['database'], fastify: '5.x' },

@@ -100,7 +100,8 @@ export const variables = {
   MONGODB_DB: { description: 'Database name.', default: 'storekeeper', parse: databaseName },
   MONGODB_APP_NAME: {
     description:
-      "The name this instance gives MongoDB, shown in MongoDB's logs, currentOp and profiler (e.g. storekeeper-eu-1); its audit stream's connections add -audit.",
+      "The name this instance gives MongoDB, shown in MongoDB's logs, currentOp and profiler " +
+      "(e.g. storekeeper-eu-1); its audit stream's connections add -audit.",
     default: 'storekeeper',
     parse: (raw: string): string => {
       if (!/^[\x21-\x7E]{1,128}$/.test(raw)) throw new Error('must be 1-128 visible ASCII characters');

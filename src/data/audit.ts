@@ -70,12 +70,17 @@ export class AuditTrail {
   }
 
   /** The audit stream, while it runs: it stores the entries of atomic writes. */
-  private stream?: AuditStream;
+  private running?: AuditStream;
   private streamStarted!: (stream: AuditStream) => void;
   private readonly started = new Promise<AuditStream>((resolve) => (this.streamStarted = resolve));
 
+  get stream(): AuditStream | undefined {
+    return this.running;
+  }
+
+  /** From now on (a stream) or no longer (undefined), the stream stores the entries of atomic writes. */
   followedBy(stream: AuditStream | undefined): void {
-    this.stream = stream;
+    this.running = stream;
     if (stream !== undefined) this.streamStarted(stream);
   }
 
@@ -86,7 +91,7 @@ export class AuditTrail {
    * deadline (or SETTLE_TIMEOUT_MS without one), or DeadlineExceeded.
    */
   async settled(deadline: Deadline = Deadline.after(SETTLE_TIMEOUT_MS)): Promise<void> {
-    const stream = this.stream ?? (await deadline.race(this.started));
+    const stream = this.running ?? (await deadline.race(this.started));
     await stream.settled(deadline);
   }
 

@@ -96,7 +96,7 @@ const STREAM_START_RETRY_MS = 2_000;
 
 /**
  * Starts the audit stream once MongoDB answers and its position exists (its migration), and hands
- * it to the unit of work and the audit trail: from then on writes of one document are atomic
+ * it to the audit trail, which the unit of work asks: from then on writes of one document are atomic
  * writes. Until then they run as transactions, which audit themselves. The stream has a client of
  * its own (two connections): its getMores wait on the server, and its resumes after a failover or
  * a frozen server must never queue behind requests for the app's pooled connections, nor they
@@ -129,7 +129,6 @@ function followAudit(app: FastifyInstance, stores: Stores, { uri, appName, reten
           return;
         }
         stream = candidate;
-        stores.work.auditedBy(stream);
         stores.audit.followedBy(stream);
         app.log.info('audit stream started: writes of one document are atomic writes');
         return;
@@ -152,7 +151,6 @@ function followAudit(app: FastifyInstance, stores: Stores, { uri, appName, reten
   app.addHook('onClose', async () => {
     closing = true;
     clearTimeout(retry);
-    stores.work.auditedBy(undefined);
     stores.audit.followedBy(undefined);
     await stream?.stop();
     await client?.close().catch(() => undefined);

@@ -93,9 +93,14 @@ export interface Change {
 /** Hears the changes of each committed write, together, in the order they were written. */
 export type ChangeListener = (changes: readonly Change[]) => void;
 
-/** Where the changes of a write are kept in its transaction: the audit trail (src/data/audit.ts). */
+/**
+ * Where the changes of a write are kept: the audit trail (src/data/audit.ts), in the write's
+ * transaction, or through its stream, once that runs, for atomic writes.
+ */
 export interface ChangeLog {
   insertIn(session: ClientSession, changes: readonly Change[]): Promise<void>;
+  /** The audit stream while it runs: writes of one document without an Idempotency-Key are then atomic writes. */
+  readonly stream: AuditStream | undefined;
 }
 
 /** On whose behalf a write runs, and where it logs. */
@@ -118,18 +123,11 @@ function changeOf(actor: Actor, action: AuditAction, collection: string, documen
 
 export class UnitOfWork {
   private readonly listeners = new Set<ChangeListener>();
-  /** The audit stream, once it runs: atomic writes need it to be audited. */
-  private stamps?: AuditStream;
 
   constructor(
     private readonly connection: Connection,
     private readonly audit: ChangeLog,
   ) {}
-
-  /** From now on, writes of one document without an Idempotency-Key are atomic writes. */
-  auditedBy(stream: AuditStream | undefined): void {
-    this.stamps = stream;
-  }
 
   /** Hears every committed write from now on; returns the way to stop hearing. */
   subscribe(listener: ChangeListener): () => void {
@@ -184,7 +182,7 @@ export class UnitOfWork {
    */
   async runAtomic<T extends WrittenDocument>(context: WriteContext, work: (tx: WriteTx) => Promise<T>): Promise<T> {
     const { actor, log } = context;
-    if (actor.guard !== undefined || this.stamps === undefined) return this.run(context, work);
+    if (actor.guard !== undefined || this.audit.stream === undefined) return this.run(context, work);
     let stamp: AuditStamp | undefined;
     let target: { collection: string; id: mongo.ObjectId } | undefined;
     const ids: mongo.ObjectId[] = [];

@@ -10,7 +10,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, redactSecrets } from './logger.ts';
 import { prepareSchemaAtStart } from './data/migrations.ts';
-import { serviceDataDir, startServiceMongo, type EmbeddedMongo } from './mongod/embedded.ts';
+import type { EmbeddedMongo } from './mongod/embedded.ts';
 import { handleStopRequests } from './shutdown.ts';
 import { errorMessage } from './errors.ts';
 
@@ -50,6 +50,9 @@ async function startService(
   let embedded: EmbeddedMongo | undefined;
   let uri = config.mongo.uri;
   if (uri === undefined) {
+    // Loaded only here: with MONGODB_URI set, mongodb-memory-server (and the second MongoDB
+    // driver it brings) is never loaded, which keeps several MB off a production heap.
+    const { serviceDataDir, startServiceMongo } = await import('./mongod/embedded.ts');
     const dataDir = serviceDataDir(config.embedded);
     logger.info({ dataDir }, 'MONGODB_URI is not set: starting the embedded MongoDB replica set');
     embedded = await startServiceMongo(config.embedded, (message) => logger.info(message));

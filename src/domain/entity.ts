@@ -31,9 +31,15 @@ export interface IndexDeclaration {
   serves: string;
 }
 
-/** The index of keyset pages sorted by one field: the field, then _id to break ties. */
-export function sortIndex(name: string, field: string, serves: string): IndexDeclaration {
-  return { name, key: { [field]: 1, _id: 1 }, serves };
+/**
+ * The index of keyset pages: the fields a page is selected by with equality (if any), the field
+ * it is sorted by last, then _id to break ties.
+ */
+export function pageIndex(name: string, fields: string | readonly string[], serves: string): IndexDeclaration {
+  const key: Record<string, 1> = {};
+  for (const field of typeof fields === 'string' ? [fields] : fields) key[field] = 1;
+  key._id = 1;
+  return { name, key, serves };
 }
 
 /** How documents of an entity may be deleted: the rule in words (for the API description) and in code. */

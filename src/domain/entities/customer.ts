@@ -3,7 +3,7 @@
 // that only the order workflow changes.
 
 import { Type } from 'typebox';
-import { defineEntity, RANGE, sortIndex } from '../entity.ts';
+import { defineEntity, RANGE, pageIndex } from '../entity.ts';
 import { customerHasOrders } from '../deletion.ts';
 import { DateTime, Money } from '../types.ts';
 
@@ -81,9 +81,9 @@ export const Customer = defineEntity({
       unique: true,
       serves: 'one customer per e-mail, case-insensitive (collection collation); login lookups',
     },
-    sortIndex('created', 'createdAt', 'the default listing'),
-    sortIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
-    sortIndex('name', 'name', 'alphabetical listing, case-insensitive'),
+    pageIndex('created', 'createdAt', 'the default listing'),
+    pageIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
+    pageIndex('name', 'name', 'alphabetical listing, case-insensitive'),
     { name: 'country', key: { 'addresses.country': 1 }, serves: 'customers with an address in a country (multikey)' },
     {
       name: 'buyers_by_order_count',

@@ -2,7 +2,7 @@
 // then moved through their status machine. Read and listed here; never replaced or deleted.
 
 import { Type } from 'typebox';
-import { defineEntity, RANGE, sortIndex } from '../entity.ts';
+import { defineEntity, RANGE, pageIndex } from '../entity.ts';
 import { DateTime, Money, ObjectIdString, Quantity, Sku, WarehouseCode } from '../types.ts';
 
 export const ORDER_STATUSES = ['placed', 'paid', 'shipped', 'delivered', 'cancelled'] as const;
@@ -62,24 +62,16 @@ export const Order = defineEntity({
   defaultSort: 'createdAt',
   textSearch: false,
   indexes: [
-    {
-      name: 'customer_created',
-      key: { customerId: 1, createdAt: 1, _id: 1 },
-      serves: "a customer's order history, newest first",
-    },
-    {
-      name: 'status_created',
-      key: { status: 1, createdAt: 1, _id: 1 },
-      serves: 'work queues: paid orders to ship, oldest first',
-    },
+    pageIndex('customer_created', ['customerId', 'createdAt'], "a customer's order history, newest first"),
+    pageIndex('status_created', ['status', 'createdAt'], 'work queues: paid orders to ship, oldest first'),
     {
       name: 'line_sku',
       key: { 'lines.sku': 1 },
       serves: 'orders containing a SKU (and whether a product may be deleted)',
     },
-    sortIndex('created', 'createdAt', 'the default listing'),
-    sortIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
-    sortIndex('subtotal', 'totals.subtotal.amount', 'largest orders first'),
+    pageIndex('created', 'createdAt', 'the default listing'),
+    pageIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
+    pageIndex('subtotal', 'totals.subtotal.amount', 'largest orders first'),
   ],
   operations: {
     create: {

@@ -3,7 +3,7 @@
 // refer to is archived instead of deleted, so order history keeps its meaning.
 
 import { Type } from 'typebox';
-import { defineEntity, RANGE, sortIndex } from '../entity.ts';
+import { defineEntity, RANGE, pageIndex } from '../entity.ts';
 import type { Deletion } from '../deletion.ts';
 import { Money, Sku } from '../types.ts';
 
@@ -78,20 +78,12 @@ export const Product = defineEntity({
       partialFilterExpression: { gtin: { $exists: true } },
       serves: 'uniqueness of barcodes among products that have one (partial: products without a GTIN cost nothing)',
     },
-    {
-      name: 'category_price',
-      key: { category: 1, 'price.amount': 1, _id: 1 },
-      serves: 'a category page sorted by price',
-    },
-    {
-      name: 'status_updated',
-      key: { status: 1, updatedAt: 1, _id: 1 },
-      serves: 'products of a status, by last change',
-    },
-    sortIndex('created', 'createdAt', 'the default listing, newest or oldest first'),
-    sortIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
-    sortIndex('name', 'name', 'alphabetical listing'),
-    sortIndex('price', 'price.amount', 'sort by price across the catalog'),
+    pageIndex('category_price', ['category', 'price.amount'], 'a category page sorted by price'),
+    pageIndex('status_updated', ['status', 'updatedAt'], 'products of a status, by last change'),
+    pageIndex('created', 'createdAt', 'the default listing, newest or oldest first'),
+    pageIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
+    pageIndex('name', 'name', 'alphabetical listing'),
+    pageIndex('price', 'price.amount', 'sort by price across the catalog'),
     { name: 'tags', key: { tags: 1 }, serves: 'products carrying a tag (multikey)' },
     {
       name: 'text',

@@ -3,7 +3,7 @@
 // was ever stocked.
 
 import { Type } from 'typebox';
-import { defineEntity, RANGE, sortIndex } from '../entity.ts';
+import { defineEntity, RANGE, pageIndex } from '../entity.ts';
 import { stockReserved } from '../deletion.ts';
 import { Quantity, Sku, WarehouseCode } from '../types.ts';
 
@@ -46,14 +46,14 @@ export const Stock = defineEntity({
       unique: true,
       serves: 'one stock item per SKU and warehouse; all stock of a SKU',
     },
-    {
-      name: 'warehouse_available',
-      key: { warehouse: 1, available: 1, _id: 1 },
-      serves: "a warehouse's items by how many are left (low stock)",
-    },
-    sortIndex('available', 'available', 'sort by units available'),
-    sortIndex('created', 'createdAt', 'the default listing'),
-    sortIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
+    pageIndex(
+      'warehouse_available',
+      ['warehouse', 'available'],
+      "a warehouse's items by how many are left (low stock)",
+    ),
+    pageIndex('available', 'available', 'sort by units available'),
+    pageIndex('created', 'createdAt', 'the default listing'),
+    pageIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
   ],
   operations: {
     create: true,

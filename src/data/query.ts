@@ -1,7 +1,8 @@
 // Turns a validated list request into a MongoDB query: allowlisted fields and operators only,
 // values typed by the entity's schema (so no client value can become an operator), a sort that
 // always ends in _id, and keyset pagination through opaque cursors bound to their query and
-// signed (HMAC-SHA256), so that a client can neither edit one nor forge one.
+// signed (HMAC-SHA256), so that a client can neither edit one nor forge one. The change feed signs
+// its positions with the same functions, in a domain of their own.
 
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import mongoose from 'mongoose';
@@ -167,11 +168,14 @@ const invalidCursor = (detail: string) =>
     extensions: { errors: [{ in: 'query', pointer: '/cursor', message: detail }] },
   });
 
-/** Bytes of the signature kept in a cursor: 128 bits, far beyond guessing. */
+/** Bytes of the signature kept in a cursor or a feed position: 128 bits, far beyond guessing. */
 const SIGNATURE_BYTES = 16;
 
-const signatureOf = (key: Buffer, payload: string) =>
-  createHmac('sha256', key).update(`cursor.v1.${payload}`).digest().subarray(0, SIGNATURE_BYTES);
+/** What a signature signs: its domain first, so a cursor can never pass for a feed position, nor the reverse. */
+export type SignedDomain = 'cursor.v1.' | 'feed.v1.';
+
+const signatureOf = (key: Buffer, domain: SignedDomain, payload: string) =>
+  createHmac('sha256', key).update(`${domain}${payload}`).digest().subarray(0, SIGNATURE_BYTES);
 
 /**
  * base64url as this service writes it, and nothing else: Buffer.from skips characters it does not
@@ -184,19 +188,15 @@ function strictBase64url(text: string): Buffer | undefined {
   return bytes.toString('base64url') === text ? bytes : undefined;
 }
 
-/** A cursor: the position (base64url JSON) and its signature by `key`, joined by a dot. */
-export function encodeCursor(key: Buffer, fingerprint: string, sortValue: unknown, id: unknown): string {
-  const content: CursorContent = { h: fingerprint, v: encodeValue(sortValue), i: String(id) };
-  const payload = Buffer.from(JSON.stringify(content)).toString('base64url');
-  return `${payload}.${signatureOf(key, payload).toString('base64url')}`;
+/** `payload` as a client may hold it: base64url, a dot, and its signature by `key` in `domain`. */
+export function signed(key: Buffer, domain: SignedDomain, payload: Buffer): string {
+  const encoded = payload.toString('base64url');
+  return `${encoded}.${signatureOf(key, domain, encoded).toString('base64url')}`;
 }
 
-export function decodeCursor(
-  token: string,
-  fingerprint: string,
-  key: Buffer,
-): { value: unknown; id: InstanceType<typeof ObjectId> } {
-  const parts = token.split('.');
+/** The payload of a text `signed` made with `key` in `domain`; undefined when it was altered, forged or garbled. */
+export function verified(key: Buffer, domain: SignedDomain, text: string): Buffer | undefined {
+  const parts = text.split('.');
   const [encodedPayload, encodedSignature] = parts.length === 2 ? parts : [];
   const payload = encodedPayload === undefined ? undefined : strictBase64url(encodedPayload);
   const signature = encodedSignature === undefined ? undefined : strictBase64url(encodedSignature);
@@ -205,8 +205,26 @@ export function decodeCursor(
     payload === undefined ||
     signature === undefined ||
     signature.length !== SIGNATURE_BYTES ||
-    !timingSafeEqual(signature, signatureOf(key, encodedPayload))
+    !timingSafeEqual(signature, signatureOf(key, domain, encodedPayload))
   ) {
+    return undefined;
+  }
+  return payload;
+}
+
+/** A cursor: the position (base64url JSON) and its signature by `key`, joined by a dot. */
+export function encodeCursor(key: Buffer, fingerprint: string, sortValue: unknown, id: unknown): string {
+  const content: CursorContent = { h: fingerprint, v: encodeValue(sortValue), i: String(id) };
+  return signed(key, 'cursor.v1.', Buffer.from(JSON.stringify(content)));
+}
+
+export function decodeCursor(
+  token: string,
+  fingerprint: string,
+  key: Buffer,
+): { value: unknown; id: InstanceType<typeof ObjectId> } {
+  const payload = verified(key, 'cursor.v1.', token);
+  if (payload === undefined) {
     throw invalidCursor(
       'The cursor was not issued by this service, or was altered; use the `next` link of the previous page.',
     );

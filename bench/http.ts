@@ -2,8 +2,9 @@
 // bench/servers/floor.ts) and the usual alternative (Express + Mongoose hydrated documents,
 // bench/servers/express-mongoose.ts), all three as processes of their own on one throwaway
 // replica set and one seeded database. autocannon drives every scenario from this process:
-// a warm-up, then rounds interleaved across the servers; medians are reported. Writes
-// bench/results/http.json, http.md and http.svg (the chart in the README).
+// a warm-up, then rounds interleaved across the servers; medians are reported. The change feed,
+// which only the service has, is measured last by clients of this process (bench/http/feed.ts).
+// Writes bench/results/http.json, http.md and http.svg (the chart in the README).
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -13,6 +14,7 @@ import { variables } from '../src/config.ts';
 import { Customer } from '../src/domain/entities/index.ts';
 import { startEmbeddedMongo } from '../src/mongod/embedded.ts';
 import { environmentOf } from './common.ts';
+import { OPEN_BATCH, OPEN_EVERY_MS, feedServiceEnv, runFeedRound, type FeedSettings } from './http/feed.ts';
 import { checkLedger, prepareDatabase, setAvailable, stockOf, waitUntilSettled, type Fixture } from './http/data.ts';
 import { drive, measure, type Measurement } from './http/load.ts';
 import { parseOptions, type BenchOptions } from './http/options.ts';
@@ -26,7 +28,17 @@ import {
   type RunningServer,
   type ServerName,
 } from './http/processes.ts';
-import { judge, markdown, ratios, summarize, svgChart, type ScenarioResult } from './http/report.ts';
+import {
+  describeFeed,
+  judge,
+  markdown,
+  ratios,
+  summarize,
+  summarizeFeed,
+  svgChart,
+  type FeedResult,
+  type ScenarioResult,
+} from './http/report.ts';
 import {
   BATCH,
   SCENARIO_LIST,
@@ -52,10 +64,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** The process of each server: the service as production runs it, the others plainly. */
+/**
+ * The process of each server: the service as production runs it, the others plainly. Only the
+ * service when the feed is all there is to measure.
+ */
 async function startServers(options: BenchOptions, uri: string): Promise<RunningServer[]> {
   const servers: RunningServer[] = [];
-  for (const name of options.servers) {
+  const names = SCENARIO_LIST.some((scenario) => options.scenarios.includes(scenario.name))
+    ? options.servers
+    : options.servers.filter((name) => name === 'service');
+  for (const name of names) {
     // The service's pool defaults for all three, so that a change of them is measured alike.
     const common = {
       NODE_ENV: 'production',
@@ -67,7 +85,13 @@ async function startServers(options: BenchOptions, uri: string): Promise<Running
     };
     const env =
       name === 'service'
-        ? { ...common, RATE_LIMIT_PER_MINUTE: '0', LOG_FORMAT: 'json', ...options.serviceEnv }
+        ? {
+            ...common,
+            RATE_LIMIT_PER_MINUTE: '0',
+            LOG_FORMAT: 'json',
+            ...(options.scenarios.includes('feed') && feedServiceEnv(options.feedClients)),
+            ...options.serviceEnv,
+          }
         : common;
     const nodeArgs =
       options.cpuProfileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(options.cpuProfileDir, name)] : [];
@@ -168,6 +192,32 @@ async function runScenario(
   };
   result.ratios = ratios(result.servers);
   return result;
+}
+
+/** The feed scenario on the service: a warm-up round, then the measured rounds, one after another. */
+async function runFeed(server: RunningServer, context: ScenarioContext): Promise<FeedResult> {
+  const { options } = context;
+  const settings: FeedSettings = {
+    clients: options.feedClients,
+    writesPerSecond: options.feedWritesPerSecond,
+    apiKey: context.apiKey,
+    productIds: context.fixture.readIds,
+    log,
+  };
+  if (options.warmup > 0) await runFeedRound(server, settings, options.warmup);
+  const rounds = [];
+  for (let round = 0; round < options.rounds; round++) {
+    const measured = await runFeedRound(server, settings, options.duration);
+    log(`feed round ${round + 1}/${options.rounds}: ${describeFeed(measured)}`);
+    rounds.push(measured);
+  }
+  return {
+    title: `Change feed: ${options.feedClients.toLocaleString('en-US')} SSE clients on /v1/products/changes, ${options.feedWritesPerSecond} patches/s`,
+    clients: options.feedClients,
+    writesPerSecond: options.feedWritesPerSecond,
+    median: summarizeFeed(rounds),
+    rounds,
+  };
 }
 
 interface OrderCheck {
@@ -335,6 +385,16 @@ async function main(): Promise<void> {
       }
       log(`scenario ${scenario.name} took ${oneDecimal((performance.now() - phase) / 1000)} s`);
     }
+    let feed: FeedResult | undefined;
+    const service = servers.find((server) => server.name === 'service');
+    if (options.scenarios.includes('feed') && service !== undefined) {
+      phase = performance.now();
+      log(
+        `scenario feed: ${options.feedClients} SSE clients while ${options.feedWritesPerSecond} patches/s go through`,
+      );
+      feed = await runFeed(service, context);
+      log(`scenario feed took ${oneDecimal((performance.now() - phase) / 1000)} s`);
+    } else if (options.scenarios.includes('feed')) log('scenario feed skipped: only the service has a feed');
 
     const processPeakRssMb = Object.fromEntries(
       servers.map((server) => [server.name, Math.round(peakRssMb(server.pid))]),
@@ -342,11 +402,15 @@ async function main(): Promise<void> {
     log(
       `peak RSS over the whole run (VmHWM): ${JSON.stringify(processPeakRssMb)}; at start: ${JSON.stringify(startRssMb)}`,
     );
-    const serviceLoadRss = results.map((r) => r.servers.service?.median.peakRssMb ?? 0);
+    const serviceLoadRss = [
+      ...results.map((r) => r.servers.service?.median.peakRssMb ?? 0),
+      ...(feed ? [feed.median.peakRssMb] : []),
+    ];
     const goals = judge(
       results,
       orderChecks,
       servers.some((s) => s.name === 'service') ? Math.max(...serviceLoadRss) : undefined,
+      feed,
     );
     for (const server of servers) await server.stop();
     servers = [];
@@ -359,6 +423,9 @@ async function main(): Promise<void> {
       `${options.rounds} rounds of ${options.duration} s per scenario and server after ${options.warmup} s of warm-up (ingest: ` +
       `${options.ingestDocuments.toLocaleString('en-US')} documents per server in ${options.ingestRounds} rounds), ${options.connections} connections ` +
       `(order placement ${options.orderConnections}, ingest ${options.ingestConnections}); medians. ` +
+      (feed
+        ? `Feed: ${options.feedClients} SSE clients opened ${OPEN_BATCH} per ${OPEN_EVERY_MS} ms, ${options.feedWritesPerSecond} merge patches/s for each round's ${options.duration} s. `
+        : '') +
       `Node ${process.version}, ${environment.cpus} CPUs shared by mongod ${version} (${mongo.source === 'wine' ? 'under Wine' : mongo.source}), the servers and autocannon.`;
     const output = {
       benchmark: 'http',
@@ -380,6 +447,7 @@ async function main(): Promise<void> {
         walk: context.walk,
       },
       scenarios: results,
+      feed,
       orderChecks,
       startRssMb,
       processPeakRssMb,
@@ -389,7 +457,7 @@ async function main(): Promise<void> {
     const outDir = resolve(REPO_DIR, options.outDir);
     await mkdir(outDir, { recursive: true });
     await writeFile(join(outDir, 'http.json'), `${JSON.stringify(output, null, 2)}\n`);
-    const table = markdown({ environment, scenarios: results, goals, settings });
+    const table = markdown({ environment, scenarios: results, feed, goals, settings });
     await writeFile(join(outDir, 'http.md'), table);
     const subtitle = `${environment.cpus} CPUs shared by mongod ${version}${mongo.source === 'wine' ? ' (Wine)' : ''}, the servers and autocannon; ${options.rounds} rounds of ${options.duration} s, ${options.connections} connections`;
     await writeFile(join(outDir, 'http.svg'), svgChart(results, subtitle));

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { ServerName } from './processes.ts';
 
-export const SCENARIOS = ['read', 'list', 'page-1', 'page-1000', 'create', 'patch', 'order', 'ingest'] as const;
+export const SCENARIOS = ['read', 'list', 'page-1', 'page-1000', 'create', 'patch', 'order', 'ingest', 'feed'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 export const SERVERS: readonly ServerName[] = ['service', 'floor', 'express'];
 
@@ -29,6 +29,9 @@ export interface BenchOptions {
   ingestDocuments: number;
   ingestRounds: number;
   ingestConnections: number;
+  /** Server-sent-event clients of the feed scenario, and the merge patches per second written meanwhile. */
+  feedClients: number;
+  feedWritesPerSecond: number;
   mongodCacheGb: number;
   /** Extra environment of every server process (--env), and of the service only (--service-env). */
   env: Record<string, string>;
@@ -51,6 +54,8 @@ const USAGE = `usage: npm run bench:http -- [options]
   --servers a,b            servers: ${SERVERS.join(', ')}
   --products N --customers N --pages N --page-size N
   --ingest N               documents each server ingests (BENCH_INGEST, default 100000), in --ingest-rounds N (default 3)
+  --feed-clients N         SSE clients of the feed scenario (BENCH_FEED_CLIENTS, default 1000), while
+                           --feed-writes-per-second N (default 50) patches go through the service
   --env K=V                extra environment of every server, e.g. MONGODB_MAX_POOL_SIZE=10 (repeatable)
   --service-env K=V        extra environment of the service only (repeatable)
   --cpu-prof DIR           write CPU profiles of the servers into DIR/<server>
@@ -88,6 +93,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv = process.en
       'page-size': { type: 'string' },
       ingest: { type: 'string' },
       'ingest-rounds': { type: 'string' },
+      'feed-clients': { type: 'string' },
+      'feed-writes-per-second': { type: 'string' },
       env: { type: 'string', multiple: true },
       'service-env': { type: 'string', multiple: true },
       'cpu-prof': { type: 'string' },
@@ -144,6 +151,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv = process.en
     ingestDocuments: number(values.ingest ?? env.BENCH_INGEST, quick ? 5000 : 100_000, 'ingest'),
     ingestRounds: number(values['ingest-rounds'], quick ? 1 : 3, 'ingest-rounds'),
     ingestConnections: 4,
+    feedClients: number(values['feed-clients'] ?? env.BENCH_FEED_CLIENTS, quick ? 200 : 1000, 'feed-clients'),
+    feedWritesPerSecond: number(values['feed-writes-per-second'], 50, 'feed-writes-per-second'),
     mongodCacheGb: 1,
     env: pairs(values.env, 'env'),
     serviceEnv: pairs(values['service-env'], 'service-env'),

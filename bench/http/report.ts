@@ -1,7 +1,9 @@
 // The HTTP benchmark's results: medians over rounds, ratios to the floor and to the alternative,
 // the goals they are held to, and three renderings of them: JSON, a markdown table and an SVG
-// chart (plain SVG text, so the README can show it without any charting dependency).
+// chart (plain SVG text, so the README can show it without any charting dependency). The feed
+// scenario has figures of its own (the service alone, no ratios): its own table, not in the chart.
 
+import type { FeedRound } from './feed.ts';
 import type { Measurement } from './load.ts';
 import type { ScenarioName } from './options.ts';
 import { SERVER_LABELS, type ServerName } from './processes.ts';
@@ -19,6 +21,15 @@ export interface ScenarioResult {
   servers: Partial<Record<ServerName, { median: Summary; rounds: Measurement[] }>>;
   ratios: { serviceToFloor?: { throughput: number; cpu: number }; serviceToExpress?: { throughput: number } };
   notes?: Record<string, unknown>;
+}
+
+export interface FeedResult {
+  title: string;
+  clients: number;
+  writesPerSecond: number;
+  /** Medians of the rates, lags and costs; the fewest connected; counts of faults summed; the largest RSS. */
+  median: FeedRound;
+  rounds: FeedRound[];
 }
 
 export interface Goal {
@@ -54,6 +65,69 @@ export function summarize(rounds: Measurement[], documentsPerRequest?: number): 
   return summary;
 }
 
+const fixed = (value: number | undefined, digits: number) =>
+  value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
+const thousands = (value: number) => Math.round(value).toLocaleString('en-US');
+
+const sumOf = (rounds: FeedRound[], pick: (round: FeedRound) => number) =>
+  rounds.reduce((sum, round) => sum + pick(round), 0);
+
+function addCounts(rounds: FeedRound[], pick: (round: FeedRound) => Record<string, number>): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const round of rounds) for (const [key, n] of Object.entries(pick(round))) total[key] = (total[key] ?? 0) + n;
+  return total;
+}
+
+export function summarizeFeed(rounds: FeedRound[]): FeedRound {
+  const middle = (pick: (round: FeedRound) => number) => median(rounds.map(pick));
+  const streamsLeft = rounds.map((round) => round.streamsLeft).filter((n) => n !== undefined);
+  return {
+    clients: Math.max(...rounds.map((r) => r.clients)),
+    connected: Math.min(...rounds.map((r) => r.connected)),
+    connectSeconds: middle((r) => r.connectSeconds),
+    refused: addCounts(rounds, (r) => r.refused),
+    writes: sumOf(rounds, (r) => r.writes),
+    writeErrors: sumOf(rounds, (r) => r.writeErrors),
+    seconds: sumOf(rounds, (r) => r.seconds),
+    events: sumOf(rounds, (r) => r.events),
+    eventsPerSecond: middle((r) => r.eventsPerSecond),
+    lagP50Ms: middle((r) => r.lagP50Ms),
+    lagP99Ms: middle((r) => r.lagP99Ms),
+    lagMaxMs: Math.max(...rounds.map((r) => r.lagMaxMs)),
+    missing: sumOf(rounds, (r) => r.missing),
+    clientsMissing: Math.max(...rounds.map((r) => r.clientsMissing)),
+    repeated: sumOf(rounds, (r) => r.repeated),
+    clientsRepeating: Math.max(...rounds.map((r) => r.clientsRepeating)),
+    unexpected: sumOf(rounds, (r) => r.unexpected),
+    malformed: sumOf(rounds, (r) => r.malformed),
+    closed: addCounts(rounds, (r) => r.closed),
+    reconnects: sumOf(rounds, (r) => r.reconnects),
+    cpuMsPerEvent: middle((r) => r.cpuMsPerEvent),
+    clientCpuMsPerEvent: middle((r) => r.clientCpuMsPerEvent),
+    rssConnectedMb: Math.max(...rounds.map((r) => r.rssConnectedMb)),
+    peakRssMb: Math.max(...rounds.map((r) => r.peakRssMb)),
+    streamsLeft: streamsLeft.length === 0 ? undefined : Math.max(...streamsLeft),
+  };
+}
+
+/** A feed round in one line, for the log and the table. */
+export function describeFeed(m: FeedRound): string {
+  const counts = (record: Record<string, number>) =>
+    Object.entries(record)
+      .map(([key, n]) => `${key} ${n}`)
+      .join(', ') || 'none';
+  return (
+    `${m.connected}/${m.clients} clients connected in ${fixed(m.connectSeconds, 1)} s (refused: ${counts(m.refused)}), ` +
+    `${m.writes} writes (${m.writeErrors} failed), ${thousands(m.eventsPerSecond)} events/s delivered, ` +
+    `lag p50 ${fixed(m.lagP50Ms, 0)} ms, p99 ${fixed(m.lagP99Ms, 0)} ms, max ${m.lagMaxMs} ms, ` +
+    `missing ${m.missing} (${m.clientsMissing} clients), repeated ${m.repeated} (${m.clientsRepeating} clients), ` +
+    `unexpected ${m.unexpected}, malformed ${m.malformed}, closed: ${counts(m.closed)}, ${m.reconnects} reconnects, ` +
+    `${fixed(m.cpuMsPerEvent, 3)} service CPU ms/event (clients ${fixed(m.clientCpuMsPerEvent, 3)}), ` +
+    `RSS ${fixed(m.rssConnectedMb, 0)} MB connected, ${fixed(m.peakRssMb, 0)} MB peak, ` +
+    `streams left ${m.streamsLeft ?? 'n/a'}`
+  );
+}
+
 const throughputOf = (summary: Summary) => summary.documentsPerSecond ?? summary.requestsPerSecond;
 
 export function ratios(servers: ScenarioResult['servers']): ScenarioResult['ratios'] {
@@ -70,15 +144,12 @@ export function ratios(servers: ScenarioResult['servers']): ScenarioResult['rati
   return result;
 }
 
-const fixed = (value: number | undefined, digits: number) =>
-  value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
-const thousands = (value: number) => Math.round(value).toLocaleString('en-US');
-
 /** The goals of the requirement, judged on the figures of this run. */
 export function judge(
   scenarios: ScenarioResult[],
   orderChecks: Record<string, { ledgerOk: boolean; oversoldUnits: number; serverErrors: number }>,
   serviceRssMb: number | undefined,
+  feed?: FeedResult,
 ): Goal[] {
   const goals: Goal[] = [];
   const byName = new Map(scenarios.map((s) => [s.name, s]));
@@ -154,12 +225,26 @@ export function judge(
       value: `${fixed(serviceRssMb, 0)} MB`,
       met: serviceRssMb < 200,
     });
+  if (feed) {
+    const m = feed.median;
+    goals.push({
+      goal: 'feed: p99 lag from commit to receipt < 250 ms with 1,000 clients',
+      value: `${fixed(m.lagP99Ms, 0)} ms with ${thousands(m.connected)} clients`,
+      met: m.lagP99Ms < 250 && m.connected >= 1000,
+    });
+    goals.push({
+      goal: 'feed: every client gets every write once, in order',
+      value: `${m.missing} missing, ${m.repeated} repeated, ${m.unexpected} unexpected, ${m.malformed} unreadable`,
+      met: m.missing === 0 && m.repeated === 0 && m.unexpected === 0 && m.malformed === 0 && m.connected === m.clients,
+    });
+  }
   return goals;
 }
 
 export function markdown(result: {
   environment: Record<string, unknown>;
   scenarios: ScenarioResult[];
+  feed?: FeedResult;
   goals: Goal[];
   settings: string;
 }): string {
@@ -190,6 +275,17 @@ export function markdown(result: {
         `| ${scenario.title} | ${SERVER_LABELS[name]} | ${rate} | ${fixed(m.latencyP50Ms, 0)} | ${fixed(m.latencyP99Ms, 0)} | ${m.errors} | ${fixed(m.cpuMsPerRequest, 3)} | ${fixed(m.peakRssMb, 0)} | ${versus} | ${versusExpress} |`,
       );
     }
+  }
+  if (result.feed) {
+    const m = result.feed.median;
+    lines.push(
+      '',
+      '| Feed (storekeeper only) | clients connected | events/s delivered | lag p50 ms | lag p99 ms | missing | repeated | CPU ms/event | RSS MB connected, peak |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      `| ${result.feed.title} | ${thousands(m.connected)} of ${thousands(m.clients)} | ${thousands(m.eventsPerSecond)} | ${fixed(m.lagP50Ms, 0)} | ${fixed(m.lagP99Ms, 0)} | ${m.missing} | ${m.repeated} | ${fixed(m.cpuMsPerEvent, 3)} | ${fixed(m.rssConnectedMb, 0)}, ${fixed(m.peakRssMb, 0)} |`,
+      '',
+      `Feed details: ${describeFeed(m)}.`,
+    );
   }
   lines.push('', '| Goal | This run | Met |', '| --- | --- | --- |');
   for (const goal of result.goals) lines.push(`| ${goal.goal} | ${goal.value} | ${goal.met ? 'yes' : 'no'} |`);

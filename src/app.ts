@@ -58,7 +58,7 @@ const infrastructure = fp<AppOptions>(
       retentionDays: config.audit.retentionDays,
       cursorSecret: config.security.cursorSecret,
       idempotencyTtlHours: config.idempotency.ttlHours,
-      ...(connect !== false && { audit: { uri: config.mongo.uri, appName: config.mongo.appName } }),
+      ...(connect !== false && { streams: { uri: config.mongo.uri, appName: config.mongo.appName } }),
     });
     await fastify.register(shop);
   },

@@ -146,8 +146,16 @@ function changeOf(raw: RawChange): Change {
   };
 }
 
-/** MongoDB's codes for a position it cannot resume from. */
-const HISTORY_LOST = 286; // ChangeStreamHistoryLost
+/**
+ * MongoDB's codes for a position of this replica set it cannot continue from: ChangeStreamHistoryLost
+ * when the oplog was truncated past it; ChangeStreamFatalError when the event it names is not there
+ * (rolled back, or older than an oplog that was never truncated, which MongoDB reports so). Either
+ * way what happened since cannot be told.
+ */
+const POSITION_LOST_CODES = new Set([
+  280, // ChangeStreamFatalError
+  286, // ChangeStreamHistoryLost
+]);
 const INVALID_TOKEN_CODES = new Set([
   9, // FailedToParse
   260, // InvalidResumeToken
@@ -155,7 +163,10 @@ const INVALID_TOKEN_CODES = new Set([
   50811, // KeyString format error
 ]);
 
-const codeOf = (error: unknown): unknown => (error as { code?: unknown } | null)?.code;
+function codeOf(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
 
 // --- the ring ------------------------------------------------------------------------------
 
@@ -271,13 +282,13 @@ class Subscriber implements FeedSubscription {
 
   /** From now on changes go to onChange as they come, those held first. */
   release(): void {
-    const held = this.held;
-    this.held = undefined;
-    for (const entry of held ?? []) {
-      if (this.ended) return;
+    // Still held while they go out, so that the position is theirs meanwhile, not the head's.
+    for (const entry of this.held ?? []) {
+      if (this.ended) break;
       if ('collection' in entry) this.deliver(entry);
       else this.offered = entry;
     }
+    this.held = undefined;
   }
 
   private deliver(change: Change): void {
@@ -329,7 +340,7 @@ export class ChangeFeed {
   private floor: string | undefined;
   private current: Token | undefined;
   private live: Stream | undefined;
-  private running: Promise<void> | undefined;
+  private following: Promise<void> | undefined;
   private stopped = true;
   private readonly isStopped = () => this.stopped;
   /** Since when the live stream has been failing; undefined while it runs. */
@@ -337,6 +348,8 @@ export class ChangeFeed {
   private readonly subscribers = new Set<Subscriber>();
   private readonly catchUpStreams = new Set<Stream>();
   private catchUpsOpen = 0;
+  /** An update without its post-image was logged once. */
+  private warnedImages = false;
   private readonly waiting: { resolve: () => void; reject: (error: Error) => void }[] = [];
 
   /** What the feed did since it was built, for /metrics and the tests. */
@@ -364,30 +377,24 @@ export class ChangeFeed {
     return this.current;
   }
 
+  /** Started, not stopped, and its head known: subscribe() can serve. */
+  get running(): boolean {
+    return !this.stopped && this.current !== undefined;
+  }
+
   /** @internal The head's `_data`, for subscribers' positions. */
   get headData(): string | undefined {
     return this.current?._data;
   }
 
   /**
-   * Opens the one change stream; resolves once it is open and the head is known. The collections
-   * must keep pre- and post-images (their migration): without them, the feed would hand out updates
-   * without their documents.
+   * Opens the one change stream; resolves once it is open and the head is known. (Whether the
+   * collections keep their images is not asked here: the service's MongoDB user may not list
+   * collections' options. Pending migrations keep an instance unready; an update that comes
+   * without its document says so in the log.)
    */
   async start(): Promise<void> {
     if (!this.stopped) return;
-    const infos = await this.db
-      .listCollections({ name: { $in: [...this.collections] } }, { nameOnly: false })
-      .toArray();
-    const imaged = new Set(
-      infos
-        .filter((info) => (info.options?.changeStreamPreAndPostImages as { enabled?: unknown } | undefined)?.enabled)
-        .map((info) => info.name),
-    );
-    const missing = this.collections.filter((name) => !imaged.has(name));
-    if (missing.length > 0) {
-      throw new Error(`${missing.join(', ')} keep no pre- and post-images: migrations are pending`);
-    }
     this.stopped = false;
     const stream = this.open(undefined);
     this.live = stream;
@@ -402,7 +409,7 @@ export class ChangeFeed {
       await stream.close().catch(() => undefined);
       throw error;
     }
-    this.running = this.follow();
+    this.following = this.follow();
   }
 
   /** Ends every subscription with onEnd('stopped') and closes every stream. */
@@ -411,7 +418,7 @@ export class ChangeFeed {
     for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('the change feed stopped'));
     await this.live?.close().catch(() => undefined);
     await Promise.all([...this.catchUpStreams].map((stream) => stream.close().catch(() => undefined)));
-    await this.running;
+    await this.following;
     for (const subscriber of [...this.subscribers]) subscriber.end('stopped');
   }
 
@@ -493,6 +500,14 @@ export class ChangeFeed {
     if (this.stopped) return;
     if (raw !== null) {
       const change = changeOf(raw);
+      if (change.type === 'update' && change.after === undefined && !this.warnedImages) {
+        this.warnedImages = true;
+        this.log.warn(
+          { collection: change.collection },
+          'change feed: an update came without its document: the collections keep no pre- and post-images ' +
+            '(migrations pending?); updates reach clients without documents until they do',
+        );
+      }
       this.publish(change);
     }
     // After the last event of a batch the driver holds the batch's postBatchResumeToken: at or
@@ -541,7 +556,7 @@ export class ChangeFeed {
   private async interrupted(error: unknown): Promise<void> {
     this.stats.restarts++;
     await this.live?.close().catch(() => undefined);
-    if (codeOf(error) === HISTORY_LOST) {
+    if (POSITION_LOST_CODES.has(codeOf(error) ?? 0)) {
       // The oplog moved past the head (the stream was away too long): what happened meanwhile is
       // unknown, so nobody may go on from here. The feed starts again from now.
       this.log.error(
@@ -645,9 +660,9 @@ export class ChangeFeed {
 
 /** What a refused catch-up means for the client: its position expired, or was never MongoDB's. */
 function positionError(error: unknown): unknown {
-  const code = codeOf(error);
-  if (code === HISTORY_LOST) return new FeedPositionLost((error as Error).message, { cause: error });
-  if (typeof code === 'number' && INVALID_TOKEN_CODES.has(code)) {
+  const code = codeOf(error) ?? 0;
+  if (POSITION_LOST_CODES.has(code)) return new FeedPositionLost((error as Error).message, { cause: error });
+  if (INVALID_TOKEN_CODES.has(code)) {
     return new FeedPositionInvalid((error as Error).message, { cause: error });
   }
   return error;

@@ -1,7 +1,8 @@
 // Everything that touches MongoDB, built once at boot on the app's connection: a Mongoose model
 // (the schema the casts follow) and a repository per entity, the stock and order repositories, the
 // audit trail, the unit of work every write goes through, the API-key store and the idempotency
-// store. The HTTP plugins and the shop take them from here; nothing else builds one.
+// store; and, each on a client of its own once MongoDB answers, the audit stream and the change
+// feed. The HTTP plugins and the shop take them from here; nothing else builds one.
 
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
@@ -11,7 +12,9 @@ import { Customer, ENTITIES, Order, Product, Stock } from '../domain/entities/in
 import { ApiKeyStore } from './api-keys.ts';
 import { AuditTrail } from './audit.ts';
 import { AuditStream } from './audit-stream.ts';
+import { ChangeFeed } from './change-feed.ts';
 import { CursorKeys } from './cursor-keys.ts';
+import type { Deadline } from './deadline.ts';
 import { DocumentRepository, type RepositoryOptions } from './documents.ts';
 import { IdempotencyStore } from './idempotency.ts';
 import { toMongooseSchema } from './mongoose-schema.ts';
@@ -32,6 +35,10 @@ export interface Stores {
   work: UnitOfWork;
   apiKeys: ApiKeyStore;
   idempotency: IdempotencyStore;
+  /** The change feed once it has started; undefined before, after the app closes, and without a connection. */
+  feed: ChangeFeed | undefined;
+  /** The key that signs feed positions: the list cursors' (CURSOR_SECRET or the stored secret). */
+  positionKey(deadline?: Deadline): Promise<Buffer>;
 }
 
 declare module 'fastify' {
@@ -47,22 +54,20 @@ export interface StoresOptions extends Omit<RepositoryOptions, 'cursors'> {
   retentionDays: number;
   /** IDEMPOTENCY_TTL_HOURS. */
   idempotencyTtlHours: number;
-  /** Where the audit stream connects; absent: the app has no connection (the OpenAPI generator), nothing to follow. */
-  audit?: { uri: string; appName: string };
-}
-
-interface AuditFollowing {
-  uri: string;
-  appName: string;
-  retentionDays: number;
+  /**
+   * Where the audit stream and the change feed connect; absent: the app has no connection (the
+   * OpenAPI generator), nothing to follow.
+   */
+  streams?: { uri: string; appName: string };
 }
 
 export function createStores(
   connection: Connection,
-  { cursorSecret, retentionDays, idempotencyTtlHours, ...lists }: Omit<StoresOptions, 'audit'>,
+  { cursorSecret, retentionDays, idempotencyTtlHours, ...lists }: Omit<StoresOptions, 'streams'>,
 ): Stores {
-  // One key source for every list, so the stored secret is read once per process.
-  const options: RepositoryOptions = { ...lists, cursors: new CursorKeys(connection, cursorSecret) };
+  // One key source for every list and the feed, so the stored secret is read once per process.
+  const cursors = new CursorKeys(connection, cursorSecret);
+  const options: RepositoryOptions = { ...lists, cursors };
   const audit = new AuditTrail(connection, { ...options, retentionDays });
   const documents = new Map<string, DocumentRepository>();
   for (const entity of ENTITIES as readonly Entity[]) {
@@ -88,40 +93,62 @@ export function createStores(
     work: new UnitOfWork(connection, audit),
     apiKeys: ApiKeyStore.of(connection),
     idempotency: new IdempotencyStore(connection, idempotencyTtlHours * 3_600_000),
+    feed: undefined,
+    positionKey: (deadline) => cursors.key(deadline),
   };
 }
 
-/** How soon the audit stream tries to start again while MongoDB is unreachable or not migrated. */
+/** How soon a stream tries to start again while MongoDB is unreachable or not migrated. */
 const STREAM_START_RETRY_MS = 2_000;
 
+/** Catch-up streams of the change feed open at once: each holds a connection of the feed's client. */
+const FEED_CATCH_UPS = 4;
+
+/** A change stream the app follows on a client of its own. */
+interface Stream {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Following<T extends Stream> {
+  /** What the stream's connections add to the app's name (`<appName>-<suffix>`). */
+  suffix: string;
+  /** Connections of its client. */
+  maxPoolSize: number;
+  create(client: mongo.MongoClient, dbName: string): T;
+  /** It started: from now on it serves. */
+  started(stream: T): void;
+  /** The app closes: nothing may use it any more. */
+  closing(): void;
+  log: { started: string; notYet: string };
+}
+
 /**
- * Starts the audit stream once MongoDB answers and its position exists (its migration), and hands
- * it to the audit trail, which the unit of work asks: from then on writes of one document are atomic
- * writes. Until then they run as transactions, which audit themselves. The stream has a client of
- * its own (two connections): its getMores wait on the server, and its resumes after a failover or
- * a frozen server must never queue behind requests for the app's pooled connections, nor they
+ * Starts a change stream once MongoDB answers and the stream's start succeeds (its migration
+ * applied), retrying until then, and stops it and its client when the app closes. Each stream has
+ * a client of its own: its getMores wait on the server, and its resumes after a failover or a
+ * frozen server must never queue behind requests for the app's pooled connections, nor they
  * behind it.
  */
-function followAudit(app: FastifyInstance, stores: Stores, { uri, appName, retentionDays }: AuditFollowing): void {
-  let stream: AuditStream | undefined;
+function followOnOwnClient<T extends Stream>(
+  app: FastifyInstance,
+  { uri, appName }: { uri: string; appName: string },
+  following: Following<T>,
+): void {
+  let stream: T | undefined;
   let client: mongo.MongoClient | undefined;
   let closing = false;
   let retry: NodeJS.Timeout | undefined;
   const tryStart = async (): Promise<void> => {
     if (app.db.state === 'connected') {
       client ??= new mongoose.mongo.MongoClient(uri, {
-        appName: `${appName}-audit`,
-        maxPoolSize: 2,
+        appName: `${appName}-${following.suffix}`,
+        maxPoolSize: following.maxPoolSize,
         retryReads: true,
         retryWrites: true,
         writeConcern: { w: 'majority' },
       });
-      const candidate = new AuditStream(
-        client,
-        app.db.connection.name,
-        { collections: ENTITIES.map((entity) => entity.collection), retentionDays },
-        app.log,
-      );
+      const candidate = following.create(client, app.db.connection.name);
       try {
         await candidate.start();
         if (closing) {
@@ -129,17 +156,14 @@ function followAudit(app: FastifyInstance, stores: Stores, { uri, appName, reten
           return;
         }
         stream = candidate;
-        stores.audit.followedBy(stream);
-        app.log.info('audit stream started: writes of one document are atomic writes');
+        following.started(stream);
+        app.log.info(following.log.started);
         return;
       } catch (error) {
         await candidate.stop();
         // A start cut short by the stop (its client closed under it) is no news.
         if (closing) return;
-        app.log.info(
-          { reason: (error as Error).message },
-          'audit stream not started yet; writes run as transactions until it is',
-        );
+        app.log.info({ reason: (error as Error).message }, following.log.notYet);
       }
     }
     if (closing) return;
@@ -151,18 +175,76 @@ function followAudit(app: FastifyInstance, stores: Stores, { uri, appName, reten
   app.addHook('onClose', async () => {
     closing = true;
     clearTimeout(retry);
-    stores.audit.followedBy(undefined);
+    following.closing();
     await stream?.stop();
     await client?.close().catch(() => undefined);
   });
 }
 
+/**
+ * The audit stream, handed to the audit trail, which the unit of work asks: from then on writes
+ * of one document are atomic writes. Until then they run as transactions, which audit themselves.
+ * Two connections: its getMore and its position's writes.
+ */
+function followAudit(
+  app: FastifyInstance,
+  stores: Stores,
+  streams: { uri: string; appName: string },
+  retentionDays: number,
+) {
+  followOnOwnClient(app, streams, {
+    suffix: 'audit',
+    maxPoolSize: 2,
+    create: (client, dbName) =>
+      new AuditStream(
+        client,
+        dbName,
+        { collections: ENTITIES.map((entity) => entity.collection), retentionDays },
+        app.log,
+      ),
+    started: (stream) => stores.audit.followedBy(stream),
+    closing: () => stores.audit.followedBy(undefined),
+    log: {
+      started: 'audit stream started: writes of one document are atomic writes',
+      notYet: 'audit stream not started yet; writes run as transactions until it is',
+    },
+  });
+}
+
+/**
+ * The change feed, exposed as stores.feed once started (its routes answer 503 until then). Its
+ * live stream's getMore and each catch-up's hold a connection.
+ */
+function followFeed(app: FastifyInstance, stores: Stores, streams: { uri: string; appName: string }) {
+  followOnOwnClient(app, streams, {
+    suffix: 'feed',
+    maxPoolSize: 1 + FEED_CATCH_UPS,
+    create: (client, dbName) =>
+      new ChangeFeed(
+        client,
+        dbName,
+        { collections: ENTITIES.map((entity) => entity.collection), maxCatchUps: FEED_CATCH_UPS },
+        app.log,
+      ),
+    started: (feed) => {
+      stores.feed = feed;
+    },
+    closing: () => {
+      stores.feed = undefined;
+    },
+    log: { started: 'change feed started', notYet: 'change feed not started yet; its routes answer 503 until it is' },
+  });
+}
+
 export default fp<StoresOptions>(
   async (app, options) => {
-    const { audit, ...storesOptions } = options;
+    const { streams, ...storesOptions } = options;
     const stores = createStores(app.db.connection, storesOptions);
     app.decorate('stores', stores);
-    if (audit !== undefined) followAudit(app, stores, { ...audit, retentionDays: options.retentionDays });
+    if (streams !== undefined) {
+      followAudit(app, stores, streams, options.retentionDays);
+      followFeed(app, stores, streams);
+    }
   },
   { name: 'stores', dependencies: ['database'], fastify: '5.x' },
 );

@@ -30,6 +30,7 @@ import keyRoutes from './http/routes/keys.ts';
 import documentRoutes from './http/routes/documents.ts';
 import orderRoutes from './http/routes/orders.ts';
 import stockMovementRoutes from './http/routes/stock-movements.ts';
+import changeRoutes from './http/routes/changes.ts';
 import { documentSchemas } from './http/schemas/documents.ts';
 import { buildSerializer } from './http/schemas/serialization.ts';
 import stores from './data/stores.ts';
@@ -112,6 +113,13 @@ const resources = fp<Options>(
     await fastify.register(orderRoutes, { prefix: '/v1/orders' });
     await fastify.register(stockMovementRoutes, { prefix: '/v1/stock' });
     await fastify.register(batchRoutes, { prefix: '/v1/batch' });
+    // /v1/<collection>/changes and /v1/changes: the change feed as server-sent events.
+    await fastify.register(changeRoutes, {
+      prefix: '/v1',
+      ...config.feed,
+      authCacheTtlMs: config.security.authCacheTtlMs,
+      retryAfterSeconds: config.mongo.retryAfterSeconds,
+    });
     // Not an entity of ENTITIES: read-only, behind audit:read rather than a collection's scopes.
     await fastify.register(auditRoutes, { prefix: '/v1/audit' });
     await fastify.register(keyRoutes, { prefix: '/v1/keys' });

@@ -101,7 +101,7 @@ export const variables = {
   MONGODB_APP_NAME: {
     description:
       "The name this instance gives MongoDB, shown in MongoDB's logs, currentOp and profiler " +
-      "(e.g. storekeeper-eu-1); its audit stream's connections add -audit.",
+      "(e.g. storekeeper-eu-1); its audit stream's connections add -audit, its change feed's -feed.",
     default: 'storekeeper',
     parse: (raw: string): string => {
       if (!/^[\x21-\x7E]{1,128}$/.test(raw)) throw new Error('must be 1-128 visible ASCII characters');
@@ -109,7 +109,9 @@ export const variables = {
     },
   },
   MONGODB_MAX_POOL_SIZE: {
-    description: "Most connections per MongoDB server in the app's pool (the audit stream keeps 2 of its own).",
+    description:
+      "Most connections per MongoDB server in the app's pool (the audit stream keeps 2 of its own, the change feed " +
+      'up to 5).',
     default: '50',
     parse: integer(1, 1000),
   },
@@ -283,6 +285,37 @@ export const variables = {
       return raw;
     },
   },
+  FEED_MAX_STREAMS: {
+    description:
+      'Change-feed streams (GET /v1/.../changes) open at once on this instance; past it a new one gets 503 with ' +
+      'Retry-After.',
+    default: '2000',
+    parse: integer(1, 1_000_000),
+  },
+  FEED_MAX_STREAMS_PER_KEY: {
+    description: 'Change-feed streams one API key may hold open on this instance; past it a new one gets 429.',
+    default: '100',
+    parse: integer(1, 1_000_000),
+  },
+  FEED_HEARTBEAT_MS: {
+    description:
+      "How often a change-feed stream gets a heartbeat (a comment and the stream's position), so proxies keep it " +
+      'open and a filtered client learns how far it has read.',
+    default: '15000',
+    parse: integer(100, 600_000),
+  },
+  FEED_CLIENT_BUFFER_BYTES: {
+    description:
+      'Bytes a change-feed client may leave unread in its connection; past it the stream is closed (slow-consumer) ' +
+      'and the client resumes from its last event.',
+    default: '1048576',
+    parse: integer(1024, 1024 * 1024 * 1024),
+  },
+  FEED_RETRY_MS: {
+    description: 'Reconnection delay a change-feed stream tells its client (the retry: field of server-sent events).',
+    default: '2000',
+    parse: integer(0, 3_600_000),
+  },
 } satisfies Record<string, Variable<unknown>>;
 
 type Variables = typeof variables;
@@ -324,6 +357,13 @@ export interface Config {
     cursorSecret?: string;
   };
   shutdownGraceMs: number;
+  feed: {
+    maxStreams: number;
+    maxStreamsPerKey: number;
+    heartbeatMs: number;
+    clientBufferBytes: number;
+    retryMs: number;
+  };
 }
 
 /**
@@ -399,6 +439,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       cursorSecret: values.CURSOR_SECRET,
     },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    feed: {
+      maxStreams: v.FEED_MAX_STREAMS,
+      maxStreamsPerKey: v.FEED_MAX_STREAMS_PER_KEY,
+      heartbeatMs: v.FEED_HEARTBEAT_MS,
+      clientBufferBytes: v.FEED_CLIENT_BUFFER_BYTES,
+      retryMs: v.FEED_RETRY_MS,
+    },
   };
 }
 

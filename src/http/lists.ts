@@ -1,7 +1,8 @@
 // Lists: the query language every list route speaks (filters as `field` or `field[op]`, sort,
 // fields, limit, cursor, count, q) turned into a list request, and a page turned into the answer
 // with its `next` link. The document lists and the audit trail's list are these, with their own
-// query-string schema (src/http/schemas/documents.ts) and repository.
+// query-string schema (src/http/schemas/documents.ts) and repository; the change feed's filters
+// are the lists' too (src/http/routes/changes.ts).
 
 import { Type } from 'typebox';
 import type { Entity, FilterOp } from '../domain/entity.ts';
@@ -39,14 +40,20 @@ export function listResponses(description: string, page: string) {
   };
 }
 
-/** Turns the validated query string into a list request. */
-function toListRequest(query: ListQuery, entity: Entity): ListRequest {
+/** The filters of a validated query string (`field` or `field[op]`), as clauses to compile. */
+export function filterClauses(query: ListQuery): FilterClause[] {
   const filters: FilterClause[] = [];
   for (const [key, value] of Object.entries(query)) {
     if (isControlParam(key)) continue;
     const match = /^(.+?)(?:\[([a-z]+)\])?$/.exec(key);
     filters.push({ field: match?.[1] ?? key, op: (match?.[2] ?? 'eq') as FilterOp, value });
   }
+  return filters;
+}
+
+/** Turns the validated query string into a list request. */
+function toListRequest(query: ListQuery, entity: Entity): ListRequest {
+  const filters = filterClauses(query);
   const sort = typeof query.sort === 'string' ? query.sort : `-${entity.defaultSort}`;
   return {
     filters,

@@ -616,10 +616,17 @@ async function checkEach(failures: string[], op: Operation, run: () => Promise<v
   }
 }
 
+/** An answer that is a stream of events: it ends when the client leaves, so a request for it never completes. */
+const streams = (op: Operation) => op.operation.responses?.['200']?.content?.['text/event-stream'] !== undefined;
+
 describe('the service against its contract, property by property', () => {
   it('answers every valid request with a documented, non-5xx, non-400 status and a body of its documented schema', async () => {
     const failures: string[] = [];
     for (const [i, op] of operations().entries()) {
+      if (streams(op)) {
+        skipped.add(`${op.path} ${op.operation.operationId}: valid requests open a stream (test/api/changes*.test.ts)`);
+        continue;
+      }
       await checkEach(failures, op, () =>
         fc.assert(
           fc.asyncProperty(requestArbitrary(op), async (request) => {

@@ -3,7 +3,8 @@
 // with the stored hash in constant time, and the route's scopes checked. Fails closed: a /v1
 // route that declares no scopes and whose scopes cannot be derived stops the app from starting.
 // Lookups are cached for AUTH_CACHE_TTL_MS so that a request does not cost a query; expiry is
-// still checked on every request, revocation applies within the cache time.
+// still checked on every request, revocation applies within the cache time. Long-lived answers
+// (change-feed streams) check their key again through the same lookup (app.authenticate).
 
 import { timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
@@ -20,6 +21,7 @@ import {
   type Scope,
 } from '../../domain/access.ts';
 import type { ApiKeyDocument, ApiKeyStore } from '../../data/api-keys.ts';
+import type { Deadline } from '../../data/deadline.ts';
 import { AppError } from '../../errors.ts';
 import { problemResponses } from '../schemas/problem.ts';
 
@@ -35,6 +37,13 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The key the request authenticated with; null on the open routes (health, docs). */
     principal: Principal | null;
+  }
+  interface FastifyInstance {
+    /**
+     * The request's key checked again, through the same cached lookup, by `deadline`: what a
+     * long-lived answer (a change-feed stream) calls to notice that its key was revoked.
+     */
+    authenticate(request: FastifyRequest, deadline: Deadline): Promise<Principal>;
   }
 }
 
@@ -169,14 +178,14 @@ export default fp<AuthenticationOptions>(
       return true;
     };
 
-    async function authenticate(request: FastifyRequest): Promise<Principal> {
+    async function authenticate(request: FastifyRequest, deadline = request.deadline): Promise<Principal> {
       const presented = presentedKey(request);
       if (presented === undefined) throw noKey();
       const parsed = parseApiKey(presented);
       if (parsed === null) throw invalidKey();
       // Raced with the deadline: a lookup that MongoDB does not answer is shared by every request
       // that waits for it, and each of them answers in time (503) instead of waiting with it.
-      const document = await request.deadline.race(keys.get(parsed.prefix));
+      const document = await deadline.race(keys.get(parsed.prefix));
       // An unknown prefix and a wrong secret answer alike: neither says which part was wrong.
       if (document === null || !secretVerified(document, parsed.secret)) throw invalidKey();
       if (document.revokedAt !== undefined) {
@@ -206,6 +215,8 @@ export default fp<AuthenticationOptions>(
       }
       return principal;
     }
+
+    app.decorate('authenticate', authenticate);
 
     app.addHook('onRoute', (route) => {
       const scopes = routeScopes(route);

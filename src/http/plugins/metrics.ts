@@ -1,7 +1,8 @@
 // Prometheus metrics at GET /metrics: requests by route pattern and status, their latency,
-// transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, and the
-// process's own CPU, memory and event loop. One registry per app, so several apps in one process
-// (the tests) never collide.
+// transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, the change
+// feed's streams (open, events written, lag, closes by reason; reported by its routes through
+// app.feedMetrics), and the process's own CPU, memory and event loop. One registry per app, so
+// several apps in one process (the tests) never collide.
 
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -12,6 +13,21 @@ import { idempotencyEvents } from '../../data/idempotency.ts';
 import { problemResponses } from '../schemas/problem.ts';
 
 const PREFIX = 'storekeeper_';
+
+/** What the change-feed routes report of their streams. */
+export interface FeedMetrics {
+  opened(): void;
+  /** A stream ended: a close reason of the feed, or disconnected (the client went away). */
+  closed(reason: string): void;
+  /** An event written to a client, `lagSeconds` after the change it reports. */
+  written(collection: string, type: string, lagSeconds: number): void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    feedMetrics: FeedMetrics;
+  }
+}
 
 export default fp(
   async (app) => {
@@ -102,6 +118,43 @@ export default fp(
         this.set(app.db.state === 'connected' ? 1 : 0);
       },
     });
+
+    const feedStreams = new Gauge({
+      name: `${PREFIX}feed_streams`,
+      help: 'Change-feed streams open on this instance.',
+      registers: [registry],
+    });
+    const feedEvents = new Counter({
+      name: `${PREFIX}feed_events_total`,
+      help: 'Change-feed events written to clients, by collection and type (insert, update, replace, delete).',
+      labelNames: ['collection', 'type'] as const,
+      registers: [registry],
+    });
+    const feedLag = new Histogram({
+      name: `${PREFIX}feed_lag_seconds`,
+      help: "From a change (its operationTime) to its event's writing to a client; a resumed client's catch-up counts.",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers: [registry],
+    });
+    const feedClosed = new Counter({
+      name: `${PREFIX}feed_closed_total`,
+      help:
+        'Change-feed streams ended, by reason: shutdown, slow-consumer, key-revoked, feed-failed, ' +
+        'or disconnected (the client went away).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+    app.decorate('feedMetrics', {
+      opened: () => feedStreams.inc(),
+      closed: (reason) => {
+        feedStreams.dec();
+        feedClosed.inc({ reason });
+      },
+      written: (collection, type, lagSeconds) => {
+        feedEvents.inc({ collection, type });
+        feedLag.observe(Math.max(0, lagSeconds));
+      },
+    } satisfies FeedMetrics);
 
     app.addHook('onResponse', (request, reply, done) => {
       // The route pattern, not the URL, keeps the label set bounded.

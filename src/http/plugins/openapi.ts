@@ -5,9 +5,10 @@
 // What the route schemas cannot say for themselves is added here, from what the service does:
 // each route's own examples of its validation and scope refusals, the response headers every
 // answer carries (X-Request-Id, RateLimit-*) and those some carry (Retry-After,
-// Idempotency-Replayed, ETag, Location, Link), `security: []` on the open routes, the schema of
-// each kind of problem an answer may be, and the attribute-name patterns that @fastify/swagger
-// drops when it writes patternProperties as additionalProperties.
+// Idempotency-Replayed, ETag, Location, Link, a change-feed stream's Cache-Control and
+// X-Accel-Buffering), `security: []` on the open routes, the schema of each kind of problem an
+// answer may be, and the attribute-name patterns that @fastify/swagger drops when it writes
+// patternProperties as additionalProperties.
 
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
@@ -149,6 +150,11 @@ const HEADERS: Record<string, ReturnType<typeof header>> = {
     { type: 'string' },
     true,
   ),
+  'Cache-Control': header('no-cache: a change-feed stream is never stored by caches.', { type: 'string' }, true),
+  'X-Accel-Buffering': header('no: proxies that buffer answers (nginx) pass a change-feed stream on as it comes.', {
+    type: 'string',
+    enum: ['no'],
+  }),
 };
 const RATE_LIMIT_HEADERS = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy'];
 const CANONICAL_HEADER = new Map(Object.keys(HEADERS).map((name) => [name.toLowerCase(), name]));

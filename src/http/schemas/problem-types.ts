@@ -40,6 +40,16 @@ const PROBLEM_TYPES: Record<string, ProblemTypeDeclaration> = {
     description: 'A list cursor that is malformed, tampered with or from another query (400).',
     members: { errors: FieldErrors('Points at the cursor parameter.') },
   },
+  'invalid-position': {
+    schema: 'InvalidPositionProblem',
+    description: 'A change-feed position (`after` or Last-Event-ID) this service did not give out, or altered (400).',
+    members: { errors: FieldErrors('Points at the parameter or header that carried the position.') },
+  },
+  'position-expired': {
+    schema: 'PositionExpiredProblem',
+    description: "A change-feed position older than MongoDB's history (410): `detail` says how to resynchronise.",
+    members: { errors: FieldErrors('Points at the parameter or header that carried the position.') },
+  },
   'insufficient-scope': {
     schema: 'InsufficientScopeProblem',
     description: 'The API key lacks scopes the request needs (403).',

@@ -1,8 +1,9 @@
 // The change feed's streams over their lifetime, against listening apps: the caps per key (429)
 // and per instance (503), a revoked key's stream closing (key-revoked), a client that stops
-// reading closed (slow-consumer, with its last position) while another keeps receiving, and the
-// app's close (what SIGTERM does) ending every stream at once (shutdown), after which a new
-// instance continues each stream from its last position without a gap or a repeat.
+// reading closed (slow-consumer, with its last position) while another keeps receiving, a stream
+// outliving the time limits of ordinary requests, and the app's close (what SIGTERM does) ending
+// every stream at once (shutdown), after which a new instance continues each stream from its last
+// position without a gap or a repeat.
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import mongoose from 'mongoose';
@@ -170,11 +171,14 @@ describe('a client that stops reading', () => {
 
 describe('shutdown and restart', () => {
   it('ends every stream at once on close (shutdown), and a new instance resumes each without a gap or a repeat', async () => {
-    const first = await buildTestApp('changes_restart');
+    // The limits of ordinary requests do not cut a stream: it outlives REQUEST_TIMEOUT_MS (Node's) and the deadline.
+    const first = await buildTestApp('changes_restart', { REQUEST_TIMEOUT_MS: '1000', REQUEST_DEADLINE_MS: '1000' });
     const before = await listening(first);
     const products = await before.open('/v1/products/changes');
     const both = await before.open('/v1/changes?collections=products,customers');
     await Promise.all([firstEvent(products), firstEvent(both)]);
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect([products.ended, both.ended]).toEqual([false, false]);
     const early = [await before.create(), await before.create()];
     await Promise.all([products.untilChanges(2), both.untilChanges(2)]);
 

@@ -22,6 +22,7 @@
 
 import { type mongo } from 'mongoose';
 import type { FastifyBaseLogger } from 'fastify';
+import { STAMP_FIELD } from './audit-stream.ts';
 import type { StoredDocument } from './documents.ts';
 import { failureKind } from './failures.ts';
 import { signed, verified } from './query.ts';
@@ -323,6 +324,33 @@ class Subscriber implements FeedSubscription {
 // --- the feed ------------------------------------------------------------------------------
 
 const RESTART_DELAY_MS = 500;
+/** How long past maxAwaitMs stop() waits for a getMore to return before closing its stream under it. */
+const STOP_GRACE_MS = 1_000;
+
+interface Settlement {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+function settlement(): Settlement {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** A timer that resolves `promise` with false, and can be cancelled (stop() must not wait for it). */
+function delay(ms: number): { promise: Promise<false>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}
 
 type Stream = mongo.ChangeStream<mongo.Document, RawChange>;
 
@@ -346,7 +374,10 @@ export class ChangeFeed {
   /** Since when the live stream has been failing; undefined while it runs. */
   private failingSince: number | undefined;
   private readonly subscribers = new Set<Subscriber>();
-  private readonly catchUpStreams = new Set<Stream>();
+  /** Open catch-up streams, each with its closing once that began. */
+  private readonly catchUpStreams = new Map<Stream, Promise<void> | undefined>();
+  /** The loops reading catch-up streams, which stop() waits for. */
+  private readonly catchUpReaders = new Set<Promise<void>>();
   private catchUpsOpen = 0;
   /** An update without its post-image was logged once. */
   private warnedImages = false;
@@ -402,23 +433,28 @@ export class ChangeFeed {
     stream.once('resumeTokenChanged', (token: mongo.ResumeToken) => {
       this.floor ??= dataOf(token);
     });
-    try {
-      await this.step(stream);
-    } catch (error) {
-      this.stopped = true;
-      await stream.close().catch(() => undefined);
-      throw error;
-    }
-    this.following = this.follow();
+    const opened = settlement();
+    this.following = this.follow(stream, opened);
+    await opened.promise;
   }
 
-  /** Ends every subscription with onEnd('stopped') and closes every stream. */
+  /**
+   * Ends every subscription with onEnd('stopped') and closes every stream. Each stream is closed
+   * by its reader between two getMores: closed under a getMore in flight, the driver's kill of
+   * its cursor can lose the race with the getMore's end and leave the cursor open on the server.
+   * A getMore returns within maxAwaitMs; one that does not (MongoDB gone) is closed under.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('the change feed stopped'));
-    await this.live?.close().catch(() => undefined);
-    await Promise.all([...this.catchUpStreams].map((stream) => stream.close().catch(() => undefined)));
-    await this.following;
+    const readers = Promise.all([this.following, ...this.catchUpReaders]);
+    const timer = delay(this.maxAwaitMs + STOP_GRACE_MS);
+    if (!(await Promise.race([readers.then(() => true), timer.promise]))) {
+      await this.live?.close().catch(() => undefined);
+      await Promise.all([...this.catchUpStreams.keys()].map((stream) => this.closeCatchUp(stream)));
+      await readers;
+    }
+    timer.cancel();
     for (const subscriber of [...this.subscribers]) subscriber.end('stopped');
   }
 
@@ -483,8 +519,9 @@ export class ChangeFeed {
   private open(after: Token | undefined): Stream {
     const pipeline = [
       { $match: { 'ns.coll': { $in: [...this.collections] }, operationType: { $in: [...CHANGE_TYPES] } } },
-      // The documents travel whole in the images: the update's delta is not needed.
-      { $project: { updateDescription: 0 } },
+      // The documents travel whole in the images: the update's delta is not needed, nor the audit
+      // stamps, which are the audit stream's and no part of a resource (they would only fill the ring).
+      { $unset: ['updateDescription', `fullDocument.${STAMP_FIELD}`, `fullDocumentBeforeChange.${STAMP_FIELD}`] },
     ];
     return this.db.watch<mongo.Document, RawChange>(pipeline, {
       fullDocument: 'whenAvailable',
@@ -538,19 +575,31 @@ export class ChangeFeed {
     for (const subscriber of this.subscribers) if (subscriber.live) subscriber.offer(change);
   }
 
-  /** Reads the live stream until stopped; reopens it from its head after a failure. */
-  private async follow(): Promise<void> {
+  /**
+   * Reads the live stream until stopped, reopening it from its head after a failure; the first
+   * read settles `opened` (start() waits for it). Closes the stream when done.
+   */
+  private async follow(stream: Stream, opened: Settlement): Promise<void> {
+    try {
+      await this.step(stream);
+    } catch (error) {
+      this.stopped = true;
+      await stream.close().catch(() => undefined);
+      opened.reject(error);
+      return;
+    }
+    opened.resolve();
     while (!this.isStopped()) {
-      const stream = this.live;
       try {
-        if (stream === undefined) throw new Error('the change feed has no stream');
-        await this.step(stream);
+        if (this.live === undefined) throw new Error('the change feed has no stream');
+        await this.step(this.live);
         this.failingSince = undefined;
       } catch (error) {
         if (this.isStopped()) break;
         await this.interrupted(error);
       }
     }
+    await this.live?.close().catch(() => undefined);
   }
 
   private async interrupted(error: unknown): Promise<void> {
@@ -600,20 +649,29 @@ export class ChangeFeed {
     await this.slot();
     this.stats.catchUps++;
     const stream = this.open(after);
-    this.catchUpStreams.add(stream);
-    let first: RawChange | null;
-    try {
-      first = await stream.tryNext();
-    } catch (error) {
-      await this.closeCatchUp(stream);
-      throw positionError(error);
-    }
-    void this.followCatchUp(subscriber, stream, first);
+    this.catchUpStreams.set(stream, undefined);
+    const opened = settlement();
+    const reading = this.followCatchUp(subscriber, stream, opened);
+    this.catchUpReaders.add(reading);
+    void reading.then(() => this.catchUpReaders.delete(reading));
+    await opened.promise;
   }
 
-  private async followCatchUp(subscriber: Subscriber, stream: Stream, first: RawChange | null): Promise<void> {
+  /** Reads a catch-up stream until its subscriber joins the live fan-out or ends; then closes it. */
+  private async followCatchUp(subscriber: Subscriber, stream: Stream, opened: Settlement): Promise<void> {
     try {
-      let raw = first;
+      let raw: RawChange | null;
+      try {
+        raw = await stream.tryNext();
+      } catch (error) {
+        opened.reject(positionError(error));
+        return;
+      }
+      if (this.isStopped()) {
+        opened.reject(new Error('the change feed stopped'));
+        return;
+      }
+      opened.resolve();
       for (;;) {
         if (raw !== null) subscriber.offer(changeOf(raw));
         const token = stream.resumeToken as Token | null | undefined;
@@ -649,12 +707,19 @@ export class ChangeFeed {
     await new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
-  private async closeCatchUp(stream: Stream): Promise<void> {
-    if (!this.catchUpStreams.delete(stream)) return;
-    await stream.close().catch(() => undefined);
-    const next = this.waiting.shift();
-    if (next !== undefined) next.resolve();
-    else this.catchUpsOpen--;
+  /** Closes a catch-up stream (once, whoever asks first) and hands its slot on once MongoDB let go of its cursor. */
+  private closeCatchUp(stream: Stream): Promise<void> {
+    const known = this.catchUpStreams.get(stream);
+    if (known !== undefined) return known;
+    const closing = (async () => {
+      await stream.close().catch(() => undefined);
+      this.catchUpStreams.delete(stream);
+      const next = this.waiting.shift();
+      if (next !== undefined) next.resolve();
+      else this.catchUpsOpen--;
+    })();
+    this.catchUpStreams.set(stream, closing);
+    return closing;
   }
 }
 

@@ -107,10 +107,22 @@ describe('the change feed', () => {
   const until = (check: () => boolean, what: string) => waitFor(check, 30_000, what);
 
   let sequence = 0;
-  /** A document each collection's unique indexes accept; the validators are not the point here. */
+  /**
+   * A document each collection's unique indexes accept, stamped as atomic writes stamp theirs; the
+   * validators are not the point here.
+   */
   const documentFor = (version: number) => {
     const n = ++sequence;
-    return { _id: new ObjectId(), sku: `FEED-${n}`, email: `feed-${n}@example.com`, warehouse: 'W1', n, version };
+    const _audit = { id: new ObjectId(), action: 'create' };
+    return {
+      _id: new ObjectId(),
+      sku: `FEED-${n}`,
+      email: `feed-${n}@example.com`,
+      warehouse: 'W1',
+      n,
+      version,
+      _audit,
+    };
   };
   const bypass = { bypassDocumentValidation: true };
   /** Inserts a document into `collection` through `db`; answers its _id. */
@@ -158,6 +170,11 @@ describe('the change feed', () => {
     expect(update?.after).toMatchObject({ name: 'changed', version: 2 });
     expect(update?.before).not.toHaveProperty('name');
     expect(replacement?.after).toMatchObject({ name: 'replaced', version: 3 });
+    // The audit stamps are the audit stream's, not the feed's.
+    for (const change of received.changes) {
+      expect(change.after ?? {}).not.toHaveProperty('_audit');
+      expect(change.before ?? {}).not.toHaveProperty('_audit');
+    }
     expect(insertion?.operationTime).toBeInstanceOf(Date);
     expect(Math.abs(Date.now() - insertion!.operationTime.getTime())).toBeLessThan(60_000);
     expect(dataOf(received.subscription.position) >= tokens.at(-1)!).toBe(true);
@@ -250,6 +267,41 @@ describe('the change feed', () => {
     expect(resumed.tokens()).toEqual(stayed.tokens().slice(11));
     expect(restarted.stats.catchUps).toBe(1);
     expect(resumed.ended).toEqual([]);
+  });
+
+  it('goes on from where its stream was after an interruption the driver does not resume from', async () => {
+    const feed = await startFeed({}, newClient('feed-interrupted-test'));
+    const received = await subscribe(feed);
+    await insert('products');
+    await insert('orders');
+    await until(() => received.changes.length === 2, 'two changes');
+
+    // An operator kills the stream's waiting getMore: Interrupted, which no driver resumes from.
+    const admin = newClient('feed-interrupted-observer').db('admin');
+    await waitFor(
+      async () => {
+        const [getMore] = await admin
+          .aggregate<{ opid: unknown }>([
+            { $currentOp: { allUsers: true } },
+            { $match: { appName: 'feed-interrupted-test', 'command.getMore': { $exists: true } } },
+          ])
+          .toArray();
+        if (getMore !== undefined) await admin.command({ killOp: 1, op: getMore.opid });
+        return feed.stats.restarts > 0;
+      },
+      30_000,
+      'the stream to be interrupted',
+    );
+    // Written while the stream is away.
+    await insert('stock');
+    await insert('customers');
+    await until(() => received.changes.length === 4, 'the changes made meanwhile');
+
+    expect(received.changes.map((change) => change.collection)).toEqual(['products', 'orders', 'stock', 'customers']);
+    const tokens = received.tokens();
+    expect([...tokens].sort()).toEqual(tokens);
+    expect(new Set(tokens).size).toBe(4);
+    expect(received.ended).toEqual([]);
   });
 
   it('tells a position the oplog no longer holds from one MongoDB cannot read, and positions from forgeries', async () => {

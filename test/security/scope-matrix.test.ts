@@ -10,6 +10,7 @@ import { SCOPES } from '../../src/domain/access.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { PROBLEM_CONTENT_TYPE } from '../helpers/problems.ts';
 import { shop, type Shop } from '../helpers/shop.ts';
+import { waitForFeed } from '../helpers/sse.ts';
 
 type Prepare = () => Promise<InjectOptions>;
 
@@ -18,6 +19,8 @@ interface RouteCase {
   scope: string;
   /** A fresh, valid request (setting up what it needs with the all-scope key). */
   prepare: Prepare;
+  /** Its answer is a stream that ends only when the client leaves: served is taken as it starts, then left. */
+  stream?: boolean;
 }
 
 let t: TestApp;
@@ -205,6 +208,19 @@ const ROUTES: Record<string, RouteCase> = {
     prepare: async () => json('DELETE', `/v1/keys/${(await t.createKey(['products:read'])).id}`),
   },
 
+  ...Object.fromEntries(
+    ['products', 'customers', 'stock', 'orders'].map((collection) => [
+      `GET /v1/${collection}/changes`,
+      { scope: `${collection}:read`, prepare: async () => json('GET', `/v1/${collection}/changes`), stream: true },
+    ]),
+  ),
+  // The feed of several collections needs the read scope of each it names.
+  'GET /v1/changes': {
+    scope: 'orders:read',
+    prepare: async () => json('GET', '/v1/changes?collections=orders'),
+    stream: true,
+  },
+
   // The batch route needs the write scope of each collection its operations touch.
   'POST /v1/batch': {
     scope: 'products:write',
@@ -222,6 +238,7 @@ describe('the scope matrix: every route, every scope', () => {
     t = await buildTestApp('scope_matrix');
     await waitForDatabase(t.app);
     await t.app.ready();
+    await waitForFeed(t.app);
     s = shop(t.app);
     for (const scope of SCOPES)
       keys[scope] = (await t.createKey([scope], { name: `only ${scope}`, rateLimitPerMinute: 0 })).key;
@@ -253,10 +270,16 @@ describe('the scope matrix: every route, every scope', () => {
     }
   });
 
-  it.each(Object.entries(ROUTES))('%s', async (route, { scope, prepare }) => {
+  it.each(Object.entries(ROUTES))('%s', async (route, { scope, prepare, stream }) => {
     const seen: string[] = [];
-    const send = async (label: string, request: InjectOptions, authorization: string | undefined) => {
-      const res = await t.app.inject({ ...request, headers: { ...request.headers, authorization } });
+    const send = async (label: string, request: InjectOptions, authorization: string | undefined, served = false) => {
+      const streamed = served && stream === true;
+      const res = await t.app.inject({
+        ...request,
+        headers: { ...request.headers, authorization },
+        ...(streamed && { payloadAsStream: true }),
+      });
+      if (streamed) res.stream().destroy();
       seen.push(`${label}: ${res.statusCode}`);
       return res;
     };
@@ -281,11 +304,11 @@ describe('the scope matrix: every route, every scope', () => {
       expect(res.json()).toMatchObject({ type: 'urn:storekeeper:problem:insufficient-scope', missingScopes: [scope] });
     }
     if (scope !== 'open') {
-      const granted = await send(scope, await prepare(), `Bearer ${keys[scope]}`);
+      const granted = await send(scope, await prepare(), `Bearer ${keys[scope]}`, true);
       expect(granted.statusCode, `${route} with ${scope}: ${granted.body}`).toBeGreaterThanOrEqual(200);
       expect(granted.statusCode, `${route} with ${scope}: ${granted.body}`).toBeLessThan(300);
     }
-    const all = await send('every scope', await prepare(), `Bearer ${t.key}`);
+    const all = await send('every scope', await prepare(), `Bearer ${t.key}`, true);
     expect(all.statusCode, `${route} with every scope: ${all.body}`).toBeLessThan(300);
     // No key, each of the scopes, and the key with every scope.
     expect(seen).toHaveLength(SCOPES.length + 2);

@@ -351,12 +351,15 @@ class FeedStream {
   private endedEarly: CloseReason | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private checking = false;
-  /** Settles when the response is over: its last frame left, or its connection is gone. */
+  /** Settles when the response is over: its last frame handed to the connection, or the connection gone. */
   readonly ended: Promise<void>;
 
   constructor(private readonly context: StreamContext) {
     const raw = context.reply.raw;
-    this.ended = new Promise((resolve) => raw.once('close', resolve));
+    this.ended = new Promise((resolve) => {
+      raw.once('finish', resolve);
+      raw.once('close', resolve);
+    });
   }
 
   /** The subscription's onChange: synchronous, in order, each change once. */

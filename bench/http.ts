@@ -204,10 +204,10 @@ async function runFeed(server: RunningServer, context: ScenarioContext): Promise
     productIds: context.fixture.readIds,
     log,
   };
-  if (options.warmup > 0) await runFeedRound(server, settings, options.warmup);
+  if (options.warmup > 0) await runFeedRound(server, settings, options.warmup, 'warm-up');
   const rounds = [];
   for (let round = 0; round < options.rounds; round++) {
-    const measured = await runFeedRound(server, settings, options.duration);
+    const measured = await runFeedRound(server, settings, options.duration, `round ${round + 1}/${options.rounds}`);
     log(`feed round ${round + 1}/${options.rounds}: ${describeFeed(measured)}`);
     rounds.push(measured);
   }

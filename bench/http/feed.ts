@@ -12,6 +12,7 @@
 // without JSON.parse; lags go into one shared histogram of milliseconds.
 
 import { Agent, get, type ClientRequest } from 'node:http';
+import { variables } from '../../src/config.ts';
 import { cpuMs, rssMb, sampleRss } from './proc-stats.ts';
 import type { RunningServer } from './processes.ts';
 
@@ -93,10 +94,11 @@ const DRAIN_MAX_MS = 30_000;
 
 /**
  * The service's stream caps for this scenario: the bench holds every client on its one key, and
- * the instance must take them all.
+ * the instance must take them all (its own cap is raised only past its default).
  */
 export function feedServiceEnv(clients: number): Record<string, string> {
-  return { FEED_MAX_STREAMS_PER_KEY: String(clients), FEED_MAX_STREAMS: String(Math.max(2000, clients)) };
+  const instanceCap = Math.max(Number(variables.FEED_MAX_STREAMS.default), clients);
+  return { FEED_MAX_STREAMS_PER_KEY: String(clients), FEED_MAX_STREAMS: String(instanceCap) };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -381,7 +383,12 @@ async function patch(server: RunningServer, apiKey: string, id: string, amount: 
  * write for `seconds` at the steady rate, wait until the clients have every write (or nothing
  * arrives any more), then compare what each client saw with what was written.
  */
-export async function runFeedRound(server: RunningServer, settings: FeedSettings, seconds: number): Promise<FeedRound> {
+export async function runFeedRound(
+  server: RunningServer,
+  settings: FeedSettings,
+  seconds: number,
+  label: string,
+): Promise<FeedRound> {
   const { clients: count, writesPerSecond, apiKey } = settings;
   const productIds = [...new Set(settings.productIds)];
   const recorder: Recorder = {
@@ -415,7 +422,7 @@ export async function runFeedRound(server: RunningServer, settings: FeedSettings
   const connected = clients.filter((client) => client.connected);
   const rssConnectedMb = rssMb(server.pid);
   settings.log(
-    `feed: ${connected.length} of ${count} clients connected in ${connectSeconds.toFixed(1)} s; service RSS ${Math.round(rssConnectedMb)} MB`,
+    `feed ${label}: ${connected.length} of ${count} clients connected in ${connectSeconds.toFixed(1)} s; service RSS ${Math.round(rssConnectedMb)} MB`,
   );
 
   // The writer: write n starts at n / rate seconds, whatever the answers before it take.

@@ -248,14 +248,13 @@ export function markdown(result: {
   goals: Goal[];
   settings: string;
 }): string {
-  const lines = [
-    '# HTTP benchmark',
-    '',
-    result.settings,
-    '',
-    '| Scenario | Server | req/s | p50 ms | p99 ms | errors | CPU ms/req | peak RSS MB | vs floor (req/s, CPU) | vs Express (req/s) |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
+  const lines = ['# HTTP benchmark', '', result.settings];
+  if (result.scenarios.length > 0)
+    lines.push(
+      '',
+      '| Scenario | Server | req/s | p50 ms | p99 ms | errors | CPU ms/req | peak RSS MB | vs floor (req/s, CPU) | vs Express (req/s) |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
   for (const scenario of result.scenarios) {
     for (const [name, entry] of Object.entries(scenario.servers) as [ServerName, { median: Summary }][]) {
       const m = entry.median;

@@ -13,7 +13,7 @@
 
 import { Agent, get, type ClientRequest } from 'node:http';
 import { variables } from '../../src/config.ts';
-import { cpuMs, rssMb, sampleRss } from './proc-stats.ts';
+import { cpuMs, machineBusyMs, rssMb, sampleRss } from './proc-stats.ts';
 import type { RunningServer } from './processes.ts';
 
 export interface FeedSettings {
@@ -58,6 +58,12 @@ export interface FeedRound {
   cpuMsPerEvent: number;
   /** The client side's own CPU (this process) per event, for scale. */
   clientCpuMsPerEvent: number;
+  /**
+   * Cores kept busy on average from the first write to the end of the drain: by the service, by
+   * the clients (this process, the writer included), and by the whole machine (the rest is mongod
+   * and whatever else shares it).
+   */
+  cores: { service: number; clients: number; machine: number };
   rssConnectedMb: number;
   peakRssMb: number;
   /** storekeeper_feed_streams a second after every client left (0 unless streams leak); undefined when not exported. */
@@ -430,6 +436,7 @@ export async function runFeedRound(
   let writeErrors = 0;
   const cpuBefore = cpuMs(server.pid);
   const clientCpuBefore = process.cpuUsage();
+  const machineBefore = machineBusyMs();
   const eventsBefore = recorder.events;
   const writing = performance.now();
   const writingAt = Date.now();
@@ -462,6 +469,9 @@ export async function runFeedRound(
   }
   const cpu = cpuMs(server.pid) - cpuBefore;
   const clientCpu = process.cpuUsage(clientCpuBefore);
+  const machine = machineBusyMs() - machineBefore;
+  const wallMs = performance.now() - writing;
+  const clientCpuMs = (clientCpu.user + clientCpu.system) / 1000;
   const events = recorder.events - eventsBefore;
   const elapsed = Math.max(1, (events > 0 ? recorder.lastReceipt : Date.now()) - writingAt) / 1000;
 
@@ -514,7 +524,8 @@ export async function runFeedRound(
     closed: recorder.closed,
     reconnects: clients.reduce((sum, client) => sum + client.reconnects, 0),
     cpuMsPerEvent: cpu / Math.max(events, 1),
-    clientCpuMsPerEvent: (clientCpu.user + clientCpu.system) / 1000 / Math.max(events, 1),
+    clientCpuMsPerEvent: clientCpuMs / Math.max(events, 1),
+    cores: { service: cpu / wallMs, clients: clientCpuMs / wallMs, machine: machine / wallMs },
     rssConnectedMb,
     peakRssMb,
     streamsLeft,

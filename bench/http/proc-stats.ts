@@ -1,5 +1,6 @@
 // What a server process costs, read from Linux's /proc: CPU time (user + system, in clock ticks)
-// and resident memory (sampled VmRSS, and the kernel's own peak VmHWM).
+// and resident memory (sampled VmRSS, and the kernel's own peak VmHWM); and how busy the whole
+// machine was meanwhile, since everything on it shares the same cores.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -21,6 +22,18 @@ export function cpuMs(pid: number): number {
   // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks * 1000) / CLOCK_TICKS;
+}
+
+/** CPU time all cores have spent busy so far (everything but idle and iowait), in milliseconds. */
+export function machineBusyMs(): number {
+  const stat = readFileSync('/proc/stat', 'utf8');
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const [user, nice, system, , , irq, softirq, steal] = stat
+    .slice(0, stat.indexOf('\n'))
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return ((user! + nice! + system! + irq! + softirq! + (steal ?? 0)) * 1000) / CLOCK_TICKS;
 }
 
 function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {

@@ -104,6 +104,11 @@ export function summarizeFeed(rounds: FeedRound[]): FeedRound {
     reconnects: sumOf(rounds, (r) => r.reconnects),
     cpuMsPerEvent: middle((r) => r.cpuMsPerEvent),
     clientCpuMsPerEvent: middle((r) => r.clientCpuMsPerEvent),
+    cores: {
+      service: middle((r) => r.cores.service),
+      clients: middle((r) => r.cores.clients),
+      machine: middle((r) => r.cores.machine),
+    },
     rssConnectedMb: Math.max(...rounds.map((r) => r.rssConnectedMb)),
     peakRssMb: Math.max(...rounds.map((r) => r.peakRssMb)),
     streamsLeft: streamsLeft.length === 0 ? undefined : Math.max(...streamsLeft),
@@ -123,6 +128,7 @@ export function describeFeed(m: FeedRound): string {
     `missing ${m.missing} (${m.clientsMissing} clients), repeated ${m.repeated} (${m.clientsRepeating} clients), ` +
     `unexpected ${m.unexpected}, malformed ${m.malformed}, closed: ${counts(m.closed)}, ${m.reconnects} reconnects, ` +
     `${fixed(m.cpuMsPerEvent, 3)} service CPU ms/event (clients ${fixed(m.clientCpuMsPerEvent, 3)}), ` +
+    `cores busy: service ${fixed(m.cores.service, 2)}, clients ${fixed(m.cores.clients, 2)}, machine ${fixed(m.cores.machine, 2)}, ` +
     `RSS ${fixed(m.rssConnectedMb, 0)} MB connected, ${fixed(m.peakRssMb, 0)} MB peak, ` +
     `streams left ${m.streamsLeft ?? 'n/a'}`
   );

@@ -2,7 +2,8 @@
 // without their hashes, revoked by setting revokedAt, and found by their public prefix. The
 // collection and its unique prefix index are created by a migration. Given a unit of work's
 // transaction (the HTTP API's), a creation or revocation is written in it and recorded there;
-// the ops command writes without one.
+// the ops command writes without one. What changes, on any instance or through the ops command,
+// reaches the store's listeners (the key cache) from the key change stream (key-changes.ts).
 
 import mongoose, { type mongo } from 'mongoose';
 import { expandScopes, generateApiKey, type Scope } from '../domain/access.ts';
@@ -33,13 +34,32 @@ export interface NewApiKey {
   rateLimitPerMinute?: number;
 }
 
+/**
+ * A key that changed (created, revoked, altered or removed: its id, and its prefix when the change
+ * carried it), or 'all' when anything may have changed unseen.
+ */
+export type KeyChange = { id: string; prefix?: string } | 'all';
+
 export const keyInfo = ({ _id, hash: _hash, ...rest }: ApiKeyDocument): ApiKeyInfo => ({
   id: _id.toHexString(),
   ...rest,
 });
 
 export class ApiKeyStore {
+  private readonly listeners = new Set<(change: KeyChange) => void>();
+
   constructor(private readonly keys: mongo.Collection<ApiKeyDocument>) {}
+
+  /** Calls `listener` with every change the key change stream reports; returns its removal. */
+  onChange(listener: (change: KeyChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** What the key change stream reports. */
+  changed(change: KeyChange): void {
+    for (const listener of this.listeners) listener(change);
+  }
 
   /** A store over a driver database (the ops command) or a Mongoose connection (the service). */
   static of(db: mongo.Db | mongoose.Connection): ApiKeyStore {

@@ -1,8 +1,8 @@
 // Everything that touches MongoDB, built once at boot on the app's connection: a Mongoose model
 // (the schema the casts follow) and a repository per entity, the stock and order repositories, the
 // audit trail, the unit of work every write goes through, the API-key store and the idempotency
-// store; and, each on a client of its own once MongoDB answers, the audit stream and the change
-// feed. The HTTP plugins and the shop take them from here; nothing else builds one.
+// store; and, each on a client of its own once MongoDB answers, the audit stream, the change
+// feed and the key change stream. The HTTP plugins and the shop take them from here; nothing else builds one.
 
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
@@ -17,6 +17,7 @@ import { CursorKeys } from './cursor-keys.ts';
 import type { Deadline } from './deadline.ts';
 import { DocumentRepository, type RepositoryOptions } from './documents.ts';
 import { IdempotencyStore } from './idempotency.ts';
+import { KeyChanges } from './key-changes.ts';
 import { toMongooseSchema } from './mongoose-schema.ts';
 import { OrderRepository } from './orders.ts';
 import { StockRepository } from './stock-movements.ts';
@@ -236,6 +237,24 @@ function followFeed(app: FastifyInstance, stores: Stores, streams: { uri: string
   });
 }
 
+/**
+ * The key change stream, which tells the API-key store's listeners (the key cache) what changed.
+ * One connection: its getMore.
+ */
+function followKeyChanges(app: FastifyInstance, stores: Stores, streams: { uri: string; appName: string }) {
+  followOnOwnClient(app, streams, {
+    suffix: 'keys',
+    maxPoolSize: 1,
+    create: (client, dbName) => new KeyChanges(client, dbName, (change) => stores.apiKeys.changed(change), app.log),
+    started: () => undefined,
+    closing: () => undefined,
+    log: {
+      started: 'key change stream started: a revoked key stops on this instance within its lag',
+      notYet: 'key change stream not started yet; a revoked key stops within AUTH_CACHE_TTL_MS until it is',
+    },
+  });
+}
+
 export default fp<StoresOptions>(
   async (app, options) => {
     const { streams, ...storesOptions } = options;
@@ -244,6 +263,7 @@ export default fp<StoresOptions>(
     if (streams !== undefined) {
       followAudit(app, stores, streams, options.retentionDays);
       followFeed(app, stores, streams);
+      followKeyChanges(app, stores, streams);
     }
   },
   { name: 'stores', dependencies: ['database'], fastify: '5.x' },

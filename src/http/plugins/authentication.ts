@@ -3,8 +3,10 @@
 // with the stored hash in constant time, and the route's scopes checked. Fails closed: a /v1
 // route that declares no scopes and whose scopes cannot be derived stops the app from starting.
 // Lookups are cached for AUTH_CACHE_TTL_MS so that a request does not cost a query; expiry is
-// still checked on every request, revocation applies within the cache time. Long-lived answers
-// (change-feed streams) check their key again through the same lookup (app.authenticate).
+// still checked on every request. A key created, revoked or changed on any instance is forgotten
+// as the key change stream reports it (within a second), so the cache's time bounds revocation
+// only while that stream is down. Long-lived answers (change-feed streams) check their key again
+// through the same lookup (app.authenticate).
 
 import { timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
@@ -20,7 +22,7 @@ import {
   type Principal,
   type Scope,
 } from '../../domain/access.ts';
-import type { ApiKeyDocument, ApiKeyStore } from '../../data/api-keys.ts';
+import type { ApiKeyDocument, ApiKeyStore, KeyChange } from '../../data/api-keys.ts';
 import type { Deadline } from '../../data/deadline.ts';
 import { AppError } from '../../errors.ts';
 import { problemResponses } from '../schemas/problem.ts';
@@ -109,25 +111,48 @@ interface CachedKey {
   until: number;
 }
 
-/** Finds keys by prefix through a small time-bounded cache, with one query per prefix in flight. */
+/**
+ * Finds keys by prefix through a small time-bounded cache, with one query per prefix in flight,
+ * and forgets a key as soon as it is reported changed.
+ */
 class KeyCache {
   private readonly entries = new Map<string, CachedKey>();
   private readonly pending = new Map<string, Promise<ApiKeyDocument | null>>();
+  /** Moves with every change reported: a lookup that started before one may have read the old key. */
+  private generation = 0;
 
   constructor(
     private readonly store: ApiKeyStore,
     private readonly ttlMs: number,
   ) {}
 
+  /**
+   * Forgets what a change may have made stale: the changed key (found by its id, since an update
+   * carries no prefix), a cached miss for a created key's prefix, or everything.
+   */
+  forget(change: KeyChange): void {
+    this.generation++;
+    this.pending.clear();
+    if (change === 'all') {
+      this.entries.clear();
+      return;
+    }
+    if (change.prefix !== undefined) this.entries.delete(change.prefix);
+    // Keys change rarely; a scan of at most CACHE_MAX_ENTRIES then is cheaper than a second index.
+    for (const [prefix, entry] of this.entries)
+      if (entry.document?._id.toHexString() === change.id) this.entries.delete(prefix);
+  }
+
   async get(prefix: string): Promise<ApiKeyDocument | null> {
     const cached = this.entries.get(prefix);
     if (cached !== undefined && cached.until > Date.now()) return cached.document;
     const inFlight = this.pending.get(prefix);
     if (inFlight !== undefined) return inFlight;
+    const generation = this.generation;
     const lookup = this.store
       .findByPrefix(prefix)
       .then((document) => {
-        if (this.ttlMs > 0) {
+        if (this.ttlMs > 0 && generation === this.generation) {
           if (this.entries.size >= CACHE_MAX_ENTRIES) {
             const [oldest] = this.entries.keys();
             if (oldest !== undefined) this.entries.delete(oldest);
@@ -137,7 +162,9 @@ class KeyCache {
         }
         return document;
       })
-      .finally(() => this.pending.delete(prefix));
+      .finally(() => {
+        if (this.pending.get(prefix) === lookup) this.pending.delete(prefix);
+      });
     this.pending.set(prefix, lookup);
     return lookup;
   }
@@ -161,6 +188,8 @@ function presentedKey(request: FastifyRequest): string | undefined {
 export default fp<AuthenticationOptions>(
   async (app, options) => {
     const keys = new KeyCache(app.stores.apiKeys, options.cacheTtlMs);
+    const unfollow = app.stores.apiKeys.onChange((change) => keys.forget(change));
+    app.addHook('onClose', async () => unfollow());
     const principals = new WeakMap<ApiKeyDocument, Principal>();
     app.decorateRequest('principal', null);
     // A secret once checked against its key's hash is kept (with the cached key document, so no

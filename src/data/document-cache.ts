@@ -1,0 +1,255 @@
+// The document cache: the answers of reads by id (GET /v1/<collection>/<id>), kept per instance in
+// memory, bounded in bytes (least recently used out first), so a hot document costs no query. It
+// holds the answer as GET writes it (the serialized body) with its version, and is never stale for
+// the writer: built this way because:
+// - This instance's writes are heard from the unit of work, which publishes each write's changes
+//   after its commit and before its answer leaves: the entry is gone before the writer can read again.
+// - Other instances' and tools' writes come through the change feed, followed from its head and
+//   never paused: they evict within the feed's lag (storekeeper_cache_invalidation_lag_seconds).
+// - Without the feed nothing could tell it of those, so it stores only while its subscription is
+//   live: before the feed started, and from the moment the subscription ends (any reason), it is
+//   empty and every read goes to MongoDB, until a new subscription is live.
+// - A read that started before an invalidation of its document never stores its older answer after
+//   it: an invalidation takes the document's load in flight out of use (later reads query anew), and
+//   a reset ends the epoch every load in flight belonged to.
+// - Concurrent misses of one document make one query, which each reader awaits within its own deadline.
+
+import { LRUCache } from 'lru-cache';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Change as FeedChange, ChangeFeed, FeedSubscription } from './change-feed.ts';
+import { bounded, type Deadline } from './deadline.ts';
+import type { Change as WrittenChange } from './unit-of-work.ts';
+
+/** The answer of a read by id, as GET writes it. */
+export interface CachedAnswer {
+  /** The resource, serialized: the exact body of the 200. */
+  body: string;
+  version: number;
+}
+
+/** Bytes an entry costs beyond its body and key (the entry's objects, the LRU's slots): an estimate. */
+const ENTRY_OVERHEAD_BYTES = 96;
+
+/** How soon a subscription that ended or could not start is tried again. */
+const RESUBSCRIBE_MS = 1_000;
+
+/** Why an entry left: room for another (size), this instance's write, or a change the feed reported. */
+export type EvictionCause = 'size' | 'write' | 'feed';
+
+/** One load of a document in flight, which its readers share. */
+interface Load {
+  answer: Promise<CachedAnswer | null>;
+  /** An invalidation or a reset came after it started: its answer may be older than what is stored now. */
+  stale: boolean;
+}
+
+export class DocumentCache {
+  private readonly entries: LRUCache<string, CachedAnswer>;
+  private readonly loads = new Map<string, Load>();
+  private readonly collections: ReadonlySet<string>;
+  /** The subscription that makes storing safe; undefined: the cache is empty and stores nothing. */
+  private subscription: FeedSubscription | undefined;
+  private feed: ChangeFeed | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  /** What the cache did since it was built, for /metrics and the tests. */
+  readonly stats = {
+    hits: 0,
+    misses: 0,
+    evictions: { size: 0, write: 0, feed: 0 } as Record<EvictionCause, number>,
+    resets: {} as Record<string, number>,
+  };
+  /** Told, for each change the feed reports, how long after it the cache heard it (seconds). */
+  onInvalidationLag: ((seconds: number) => void) | undefined;
+
+  constructor(
+    { maxBytes, collections }: { maxBytes: number; collections: readonly string[] },
+    private readonly log: FastifyBaseLogger,
+  ) {
+    this.collections = new Set(collections);
+    this.entries = new LRUCache<string, CachedAnswer>({
+      maxSize: maxBytes,
+      sizeCalculation: (answer, key) => sizeOf(key, answer),
+      dispose: (_answer, _key, reason) => {
+        if (reason === 'evict') this.stats.evictions.size++;
+      },
+    });
+  }
+
+  /** Bytes the entries take, as the cache counts them (bounded by CACHE_MAX_MB). */
+  get bytes(): number {
+    return this.entries.calculatedSize;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** A subscription to the feed is live: answers are stored. */
+  get live(): boolean {
+    return this.subscription !== undefined;
+  }
+
+  /**
+   * The answer of `collection`/`id`: the stored one, or `load`'s (null: no such document), stored
+   * while the cache is live. `refresh` (Cache-Control: no-cache) skips the stored answer and
+   * replaces it. The read is bounded by `deadline`; the shared load is not cut by one reader's.
+   */
+  async read(
+    collection: string,
+    id: string,
+    load: () => Promise<CachedAnswer | null>,
+    { refresh = false, deadline }: { refresh?: boolean; deadline?: Deadline } = {},
+  ): Promise<CachedAnswer | null> {
+    const key = keyOf(collection, id);
+    if (!refresh) {
+      const stored = this.entries.get(key);
+      if (stored !== undefined) {
+        this.stats.hits++;
+        return stored;
+      }
+    }
+    this.stats.misses++;
+    if (!this.live) return bounded(load(), deadline);
+    // A refresh must see the database now, not join a load that started before it.
+    let pending = refresh ? undefined : this.loads.get(key);
+    if (pending === undefined) {
+      // A refresh replaces what is stored, and a load in flight must not overwrite it with less.
+      if (refresh) this.invalidate(key);
+      pending = this.start(key, load);
+    }
+    return bounded(pending.answer, deadline);
+  }
+
+  /** This instance's committed writes: their documents' entries go before their answers leave. */
+  written(changes: readonly WrittenChange[]): void {
+    for (const change of changes) {
+      if (this.collections.has(change.collection)) {
+        if (this.invalidate(keyOf(change.collection, change.documentId))) this.stats.evictions.write++;
+      }
+    }
+  }
+
+  /**
+   * Follows `feed` from its head: each change it reports evicts its document; when the subscription
+   * ends, the cache empties and stores nothing until a new one is live.
+   */
+  follow(feed: ChangeFeed): void {
+    this.unfollow('feed-replaced');
+    this.feed = feed;
+    void this.subscribe(feed);
+  }
+
+  /** The feed stops (the app closes): nothing more is stored, nothing is tried again. */
+  stop(): void {
+    this.unfollow('feed-stopped');
+  }
+
+  private unfollow(reason: string): void {
+    clearTimeout(this.retry);
+    this.retry = undefined;
+    this.feed = undefined;
+    const subscription = this.subscription;
+    if (subscription !== undefined) {
+      this.reset(reason);
+      subscription.close();
+    }
+  }
+
+  private async subscribe(feed: ChangeFeed): Promise<void> {
+    let subscription: FeedSubscription | undefined;
+    // Set by onEnd, which may come before subscribe() resolves.
+    const state = { ended: false };
+    try {
+      subscription = await feed.subscribe({
+        collections: [...this.collections],
+        // Never paused: an eviction costs nothing, and a paused cache would serve what it missed.
+        onChange: (change) => {
+          this.changed(change);
+          return true;
+        },
+        onEnd: (reason) => {
+          state.ended = true;
+          if (this.subscription === undefined || this.subscription !== subscription) return;
+          this.log.warn(
+            { reason },
+            'document cache: its change-feed subscription ended; emptied until it follows again',
+          );
+          this.reset(`feed-${reason}`);
+          this.again(feed);
+        },
+      });
+    } catch (error) {
+      this.log.debug({ reason: (error as Error).message }, 'document cache: the change feed cannot be followed yet');
+      this.again(feed);
+      return;
+    }
+    if (this.feed !== feed || state.ended) {
+      subscription.close();
+      this.again(feed);
+      return;
+    }
+    // Nothing was stored while not live; a load that began before now belongs to no epoch that may store.
+    this.staleLoads();
+    this.subscription = subscription;
+  }
+
+  private again(feed: ChangeFeed): void {
+    if (this.feed !== feed) return;
+    this.retry = setTimeout(() => void this.subscribe(feed), RESUBSCRIBE_MS);
+    this.retry.unref();
+  }
+
+  private changed(change: FeedChange): void {
+    if (this.invalidate(keyOf(change.collection, change.id))) this.stats.evictions.feed++;
+    this.onInvalidationLag?.(Math.max(0, (Date.now() - change.operationTime.getTime()) / 1000));
+  }
+
+  /** The entry and the load in flight of one document are out of use; true when an entry was there. */
+  private invalidate(key: string): boolean {
+    const load = this.loads.get(key);
+    if (load !== undefined) {
+      load.stale = true;
+      this.loads.delete(key);
+    }
+    return this.entries.delete(key);
+  }
+
+  /** Not live any more: empty, and every load in flight stores nothing. */
+  private reset(reason: string): void {
+    this.subscription = undefined;
+    this.staleLoads();
+    this.entries.clear();
+    this.stats.resets[reason] = (this.stats.resets[reason] ?? 0) + 1;
+  }
+
+  private staleLoads(): void {
+    for (const load of this.loads.values()) load.stale = true;
+    this.loads.clear();
+  }
+
+  private start(key: string, load: () => Promise<CachedAnswer | null>): Load {
+    const pending: Load = { answer: load(), stale: false };
+    this.loads.set(key, pending);
+    const settled = () => {
+      if (this.loads.get(key) === pending) this.loads.delete(key);
+    };
+    pending.answer.then((answer) => {
+      settled();
+      // A stale load's answer goes to its readers (it was true when read), never into the cache.
+      if (answer !== null && !pending.stale && this.live) this.keep(key, answer);
+    }, settled);
+    return pending;
+  }
+
+  /** Stores an answer, unless a higher version is stored already. */
+  private keep(key: string, answer: CachedAnswer): void {
+    const stored = this.entries.peek(key);
+    if (stored !== undefined && stored.version > answer.version) return;
+    this.entries.set(key, answer);
+  }
+}
+
+const keyOf = (collection: string, id: string) => `${collection}/${id}`;
+
+/** An entry's bytes: its body and key as UTF-16 in memory (2 bytes a code unit), and the rest. */
+const sizeOf = (key: string, answer: CachedAnswer) => 2 * (key.length + answer.body.length) + ENTRY_OVERHEAD_BYTES;

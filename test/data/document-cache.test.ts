@@ -1,0 +1,195 @@
+// The document cache against a real change feed on the replica set: it stores only while its
+// subscription is live, and empties itself when that ends; concurrent misses share one load; a
+// load that an invalidation (a write here, a change from the feed) or a reset overtook never
+// stores its older answer; its calculated size stays within its bound. (Over HTTP, with the unit
+// of work and two instances: test/api/document-cache.test.ts.)
+
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import mongoose from 'mongoose';
+import pino from 'pino';
+import { ChangeFeed } from '../../src/data/change-feed.ts';
+import { DocumentCache, type CachedAnswer } from '../../src/data/document-cache.ts';
+import type { Change } from '../../src/data/unit-of-work.ts';
+import { useMigratedDatabase, waitFor } from '../helpers/app.ts';
+
+const COLLECTIONS = ['products', 'customers', 'stock', 'orders'];
+const silent = pino({ level: 'silent' });
+
+/** A load the test settles when it wants, counting how often it ran. */
+function controlledLoad() {
+  const pending: ((answer: CachedAnswer | null) => void)[] = [];
+  const load = {
+    calls: 0,
+    run: () => {
+      load.calls++;
+      return new Promise<CachedAnswer | null>((resolve) => pending.push(resolve));
+    },
+    settle: (answer: CachedAnswer | null) => {
+      for (const resolve of pending.splice(0)) resolve(answer);
+    },
+  };
+  return load;
+}
+
+const answer = (version: number, body = `{"version":${version}}`): CachedAnswer => ({ body, version });
+const fixed = (value: CachedAnswer | null) => () => Promise.resolve(value);
+const written = (collection: string, documentId: string, version: number): Change => ({
+  collection,
+  documentId,
+  version,
+  action: 'patch',
+  requestId: 'test',
+  actor: { keyId: 'k', keyName: 'test' },
+  at: new Date(),
+});
+
+describe('the document cache', () => {
+  const database = useMigratedDatabase('document_cache');
+  const clients: mongoose.mongo.MongoClient[] = [];
+  const feeds: ChangeFeed[] = [];
+  const caches: DocumentCache[] = [];
+
+  const startFeed = async () => {
+    const client = new mongoose.mongo.MongoClient(inject('mongoUri'), { appName: 'cache-test', maxPoolSize: 3 });
+    clients.push(client);
+    const feed = new ChangeFeed(client, database.name, { collections: COLLECTIONS, maxAwaitMs: 100 }, silent);
+    await feed.start();
+    feeds.push(feed);
+    return feed;
+  };
+  /** A cache following a feed of its own, live. */
+  const liveCache = async (maxBytes = 1_048_576) => {
+    const feed = await startFeed();
+    const cache = new DocumentCache({ maxBytes, collections: COLLECTIONS }, silent);
+    caches.push(cache);
+    cache.follow(feed);
+    await waitFor(() => cache.live, 10_000, 'the cache to follow the feed');
+    return { cache, feed };
+  };
+  afterEach(async () => {
+    for (const cache of caches.splice(0)) cache.stop();
+    for (const feed of feeds.splice(0)) await feed.stop();
+    for (const client of clients.splice(0)) await client.close();
+  });
+
+  it('stores nothing before it follows a feed, and serves every read from its load', async () => {
+    const cache = new DocumentCache({ maxBytes: 1_048_576, collections: COLLECTIONS }, silent);
+    let loads = 0;
+    const load = () => Promise.resolve(answer(++loads));
+    expect(await cache.read('products', 'a', load)).toEqual(answer(1));
+    expect(await cache.read('products', 'a', load)).toEqual(answer(2));
+    expect(cache.size).toBe(0);
+    expect(cache.stats).toMatchObject({ hits: 0, misses: 2 });
+  });
+
+  it('answers a second read from memory once live, and a refresh loads and replaces it', async () => {
+    const { cache } = await liveCache();
+    let loads = 0;
+    const load = () => Promise.resolve(answer(++loads));
+    expect(await cache.read('products', 'a', load)).toEqual(answer(1));
+    expect(await cache.read('products', 'a', load)).toEqual(answer(1));
+    expect(await cache.read('products', 'a', load, { refresh: true })).toEqual(answer(2));
+    expect(await cache.read('products', 'a', load)).toEqual(answer(2));
+    expect(loads).toBe(2);
+    expect(cache.stats).toMatchObject({ hits: 2, misses: 2 });
+    // No such document: not remembered.
+    expect(await cache.read('products', 'b', fixed(null))).toBeNull();
+    expect(cache.size).toBe(1);
+  });
+
+  it('makes one load of concurrent misses of one document', async () => {
+    const { cache } = await liveCache();
+    const load = controlledLoad();
+    const reads = Array.from({ length: 20 }, () => cache.read('products', 'a', load.run));
+    load.settle(answer(3));
+    expect(await Promise.all(reads)).toEqual(Array.from({ length: 20 }, () => answer(3)));
+    expect(load.calls).toBe(1);
+  });
+
+  it("never stores a load's answer that a write on this instance overtook; later reads load anew", async () => {
+    const { cache } = await liveCache();
+    const before = controlledLoad();
+    const early = cache.read('products', 'a', before.run);
+    cache.written([written('products', 'a', 4)]);
+    const after = controlledLoad();
+    const late = cache.read('products', 'a', after.run);
+    expect(after.calls).toBe(1);
+    after.settle(answer(4));
+    before.settle(answer(3));
+    expect(await early).toEqual(answer(3));
+    expect(await late).toEqual(answer(4));
+    expect(await cache.read('products', 'a', fixed(answer(99)))).toEqual(answer(4));
+    // A write evicts what is stored.
+    cache.written([written('products', 'a', 5)]);
+    expect(await cache.read('products', 'a', fixed(answer(5)))).toEqual(answer(5));
+    expect(cache.stats.evictions.write).toBe(1);
+  });
+
+  it("evicts a document when the feed reports another writer's change, and a load it overtook stores nothing", async () => {
+    const { cache } = await liveCache();
+    const lags: number[] = [];
+    cache.onInvalidationLag = (seconds) => lags.push(seconds);
+    const products = database.db.collection('products');
+    const _id = new mongoose.Types.ObjectId();
+    const id = _id.toHexString();
+    const unvalidated = { bypassDocumentValidation: true };
+    await products.insertOne({ _id, version: 1 }, unvalidated);
+    await waitFor(() => lags.length === 1, 10_000, 'the insert from the feed');
+    expect(await cache.read('products', id, fixed(answer(1)))).toEqual(answer(1));
+
+    await products.updateOne({ _id }, { $set: { version: 2 } }, unvalidated);
+    await waitFor(() => lags.length === 2, 10_000, 'the update from the feed');
+    expect(cache.stats.evictions.feed).toBe(1);
+    expect(cache.size).toBe(0);
+
+    // A load in flight (it read version 2) when the feed reports version 3: its reader gets it, the cache does not.
+    const overtaken = controlledLoad();
+    const read = cache.read('products', id, overtaken.run);
+    await products.updateOne({ _id }, { $set: { version: 3 } }, unvalidated);
+    await waitFor(() => lags.length === 3, 10_000, 'the second update from the feed');
+    overtaken.settle(answer(2));
+    expect(await read).toEqual(answer(2));
+    expect(cache.size).toBe(0);
+    expect(await cache.read('products', id, fixed(answer(3)))).toEqual(answer(3));
+    expect(await cache.read('products', id, fixed(answer(99)))).toEqual(answer(3));
+    expect(lags.every((seconds) => seconds >= 0 && seconds < 10)).toBe(true);
+  });
+
+  it('empties itself when its subscription ends, and stores nothing until the feed runs again', async () => {
+    const { cache, feed } = await liveCache();
+    await cache.read('products', 'a', fixed(answer(1)));
+    const overtaken = controlledLoad();
+    const read = cache.read('products', 'b', overtaken.run);
+    expect(cache.size).toBe(1);
+    await feed.stop();
+    expect(cache.live).toBe(false);
+    expect(cache.size).toBe(0);
+    expect(cache.stats.resets).toEqual({ 'feed-stopped': 1 });
+    overtaken.settle(answer(1));
+    await read;
+    await cache.read('products', 'a', fixed(answer(2)));
+    expect(cache.size).toBe(0);
+    // A feed started again: it follows it and stores again.
+    const next = await startFeed();
+    cache.follow(next);
+    await waitFor(() => cache.live, 10_000, 'the cache to follow the new feed');
+    await cache.read('products', 'a', fixed(answer(3)));
+    expect(await cache.read('products', 'a', fixed(answer(4)))).toEqual(answer(3));
+  });
+
+  it('keeps its calculated size within its bound, the least recently used out first', async () => {
+    const maxBytes = 64 * 1024;
+    const { cache } = await liveCache(maxBytes);
+    const body = JSON.stringify({ text: 'x'.repeat(4000) });
+    await cache.read('products', 'first', fixed(answer(1, body)));
+    for (let index = 0; index < 100; index++) {
+      await cache.read('products', `d${index}`, fixed(answer(1, body)));
+      // The first is read over and over: it stays.
+      expect(await cache.read('products', 'first', fixed(null))).not.toBeNull();
+      expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+    }
+    expect(cache.bytes).toBeGreaterThan(maxBytes / 2);
+    expect(cache.stats.evictions.size).toBeGreaterThan(80);
+    expect(await cache.read('products', 'd0', fixed(null))).toBeNull();
+  });
+});

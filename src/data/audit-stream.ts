@@ -78,6 +78,8 @@ export const auditStreamLag = { seconds: 0 };
 
 const DAY_MS = 86_400_000;
 const RESTART_DELAY_MS = 500;
+/** How long past maxAwaitMs stop() waits for the reading loop to close the stream before closing it under the loop. */
+const STOP_GRACE_MS = 1_000;
 
 const timeOf = (timestamp: mongo.Timestamp): bigint => (BigInt(timestamp.t) << 32n) | BigInt(timestamp.i);
 
@@ -136,10 +138,29 @@ export class AuditStream {
     this.running = this.follow();
   }
 
+  /**
+   * Ends the reading loop, which closes the stream itself once the command it has in flight is
+   * answered: closed under the aggregate that opens its cursor, the driver ends the cursor's
+   * session before it knows the cursor's id, then skips the killCursors because that session has
+   * ended, and the cursor stays open on the server until it times out. A getMore returns within
+   * maxAwaitMs; a loop that does not end by STOP_GRACE_MS past that (MongoDB gone) has its stream
+   * closed under it.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.stream?.close().catch(() => undefined);
-    await this.running;
+    const running = this.running;
+    if (running !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), this.maxAwaitMs + STOP_GRACE_MS);
+      });
+      const ended = await Promise.race([running.then(() => true), late]);
+      clearTimeout(timer);
+      if (!ended) {
+        await this.stream?.close().catch(() => undefined);
+        await running;
+      }
+    }
     for (const waiter of this.waiters) waiter.resolve();
     this.waiters.clear();
   }
@@ -212,7 +233,10 @@ export class AuditStream {
     });
   }
 
-  /** Reads events, stores their entries a batch at a time, then the position; restarts on failure. */
+  /**
+   * Reads events, stores their entries a batch at a time, then the position; restarts on failure.
+   * Closes the stream when stopped, between two commands (see stop()).
+   */
   private async follow(): Promise<void> {
     while (!this.stopped) {
       try {
@@ -245,6 +269,7 @@ export class AuditStream {
         await this.open().catch((reopen: unknown) => this.log.warn({ err: reopen }, 'audit stream: reopening failed'));
       }
     }
+    await this.stream?.close().catch(() => undefined);
   }
 
   private async drain(): Promise<void> {

@@ -1,9 +1,10 @@
 // The audit stream against a real change stream: a stamped write gets exactly one entry, a write
 // made while no stream runs gets its entry when the next one starts (as after a crash between a
-// write and its entry), replaying from an older position stores nothing twice, and unstamped
-// writes (a migration's, an operator's) get none.
+// write and its entry), replaying from an older position stores nothing twice, unstamped writes
+// (a migration's, an operator's) get none, and a stop leaves no cursor open on MongoDB, whatever
+// command the stream had in flight.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import mongoose from 'mongoose';
 import pino from 'pino';
 import { Product } from '../../src/domain/entities/index.ts';
@@ -17,10 +18,17 @@ const actor = (requestId: string) => ({ keyId: new ObjectId().toHexString(), key
 describe('the audit stream', () => {
   const database = useMigratedDatabase('audit_stream');
   const streams: AuditStream[] = [];
+  const clients: mongoose.mongo.MongoClient[] = [];
   const client = () => (database.db as unknown as { client: mongoose.mongo.MongoClient }).client;
-  const open = async () => {
+  /** A client as the service gives the stream: its own, two connections, named so its cursors can be told. */
+  const newClient = (appName: string, monitorCommands = false) => {
+    const created = new mongoose.mongo.MongoClient(inject('mongoUri'), { appName, maxPoolSize: 2, monitorCommands });
+    clients.push(created);
+    return created;
+  };
+  const open = async (on = client()) => {
     const stream = new AuditStream(
-      client(),
+      on,
       database.name,
       { collections: COLLECTIONS, retentionDays: 30 },
       pino({ level: 'silent' }),
@@ -31,6 +39,7 @@ describe('the audit stream', () => {
   };
   afterEach(async () => {
     for (const stream of streams.splice(0)) await stream.stop();
+    for (const created of clients.splice(0)) await created.close();
   });
 
   let sequence = 0;
@@ -105,5 +114,44 @@ describe('the audit stream', () => {
     await database.db.collection('products').updateOne({ _id: product._id }, { $set: { name: 'By an operator' } });
     await stream.settled();
     expect(await entries({ documentId: product._id.toHexString() })).toEqual([]);
+  });
+
+  it('leaves no cursor open on MongoDB when it stops, whatever command its stream has in flight', async () => {
+    const observer = newClient('audit-stop-observer').db('admin');
+    // An idle cursor does not name its client's appName: the database its stream watches does.
+    const cursorsOfStreams = () =>
+      observer
+        .aggregate([
+          { $currentOp: { idleCursors: true, allUsers: true } },
+          { $match: { $or: [{ appName: 'audit-stop-test' }, { 'cursor.originatingCommand.$db': database.name }] } },
+          { $match: { cursor: { $exists: true } } },
+        ])
+        .toArray();
+    const on = newClient('audit-stop-test', true);
+    /** Resolves once the stream's client sends `command`. */
+    const sent = (command: string) =>
+      new Promise<void>((resolve) => {
+        const listener = (event: { commandName: string }) => {
+          if (event.commandName !== command) return;
+          on.off('commandStarted', listener);
+          resolve();
+        };
+        on.on('commandStarted', listener);
+      });
+    for (let round = 0; round < 15; round++) {
+      // Stopped while the aggregate that opens its cursor is on its way, while a getMore waits for
+      // events, and once it stored an entry.
+      const inFlight = round % 3 === 0 ? sent('aggregate') : round % 3 === 1 ? sent('getMore') : undefined;
+      const stream = await open(on);
+      await inFlight;
+      if (inFlight === undefined) {
+        await insertProduct(AuditStream.stamp('create', actor(`req-round-${round}`)));
+        await stream.settled();
+        if (round === 2) expect(await cursorsOfStreams()).not.toEqual([]);
+      }
+      await stream.stop();
+      streams.length = 0;
+    }
+    expect(await cursorsOfStreams()).toEqual([]);
   });
 });

@@ -57,6 +57,7 @@ describe('migrations', () => {
         'api_keys',
         'audit_events',
         'idempotency_records',
+        'rate_usage',
         'service_secrets',
         'stream_positions',
         changelogCollectionName,

@@ -55,7 +55,7 @@ const byName = (a: { name?: unknown }, b: { name?: unknown }) => String(a.name).
 describe('the migrated schema matches the entity declarations', () => {
   const database = useMigratedDatabase('schema_drift');
 
-  it('creates a collection for every entity and nothing else besides the bookkeeping (keys, audit, idempotency, migrations, secrets, stream positions)', async () => {
+  it('creates a collection for every entity and nothing else besides the bookkeeping (keys, audit, idempotency, migrations, rate usage, secrets, stream positions)', async () => {
     const names = (await database.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort();
     // The bookkeeping collections are no entities: their schemas live in their migrations.
     expect(names).toEqual(
@@ -66,6 +66,7 @@ describe('the migrated schema matches the entity declarations', () => {
         'idempotency_records',
         'migrations_changelog',
         'migrations_lock',
+        'rate_usage',
         'service_secrets',
         'stream_positions',
       ].sort(),

@@ -1,5 +1,6 @@
 // Prometheus metrics at GET /metrics: requests by route pattern and status, their latency,
-// transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, the change
+// transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, requests
+// refused by rate limits (by scope: key or anonymous), the change
 // feed's streams (open, events written, lag, closes by reason; reported by its routes through
 // app.feedMetrics), and the process's own CPU, memory and event loop. One registry per app, so
 // several apps in one process (the tests) never collide.
@@ -110,6 +111,13 @@ export default fp(
         this.set(auditStreamLag.seconds);
       },
     });
+    fromCounters(
+      'rate_limited_total',
+      'Requests refused with 429 since start, by whose limit: key (an API key) or anonymous (a client IP, without ' +
+        'a valid key).',
+      'scope',
+      app.rateLimited,
+    );
     new Gauge({
       name: `${PREFIX}mongodb_up`,
       help: '1 while the MongoDB connection is established, 0 otherwise.',

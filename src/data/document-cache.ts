@@ -10,8 +10,10 @@
 //   live: before the feed started, and from the moment the subscription ends (any reason), it is
 //   empty and every read goes to MongoDB, until a new subscription is live.
 // - A read that started before an invalidation of its document never stores its older answer after
-//   it: an invalidation takes the document's load in flight out of use (later reads query anew), and
-//   a reset ends the epoch every load in flight belonged to.
+//   it: an invalidation takes the document's load in flight out of use (later reads query anew) and
+//   raises the version that load must have read to be stored; a reset stores none of those in
+//   flight. Versions only grow, so a change the feed reports late (this instance's own write, read
+//   back meanwhile) leaves a stored answer of that version or a later one where it is.
 // - Concurrent misses of one document make one query, which each reader awaits within its own deadline.
 
 import { LRUCache } from 'lru-cache';
@@ -39,13 +41,16 @@ export type EvictionCause = 'size' | 'write' | 'feed';
 /** One load of a document in flight, which its readers share. */
 interface Load {
   answer: Promise<CachedAnswer | null>;
-  /** An invalidation or a reset came after it started: its answer may be older than what is stored now. */
-  stale: boolean;
+  /** The lowest version it may store: changes reported since it started may be newer than what it read. */
+  floor: number;
+  /** New readers may share it: no change was reported since it started. */
+  joinable: boolean;
 }
 
 export class DocumentCache {
   private readonly entries: LRUCache<string, CachedAnswer>;
-  private readonly loads = new Map<string, Load>();
+  /** Every load in flight, by document, until it settles: each later invalidation raises their floors. */
+  private readonly loads = new Map<string, Set<Load>>();
   private readonly collections: ReadonlySet<string>;
   /** The subscription that makes storing safe; undefined: the cache is empty and stores nothing. */
   private subscription: FeedSubscription | undefined;
@@ -111,20 +116,18 @@ export class DocumentCache {
     this.stats.misses++;
     if (!this.live) return bounded(load(), deadline);
     // A refresh must see the database now, not join a load that started before it.
-    let pending = refresh ? undefined : this.loads.get(key);
-    if (pending === undefined) {
-      // A refresh replaces what is stored, and a load in flight must not overwrite it with less.
-      if (refresh) this.invalidate(key);
-      pending = this.start(key, load);
-    }
+    let pending = refresh ? undefined : [...(this.loads.get(key) ?? [])].find((candidate) => candidate.joinable);
+    // What it loads replaces what is stored, unless that is newer.
+    pending ??= this.start(key, load);
     return bounded(pending.answer, deadline);
   }
 
   /** This instance's committed writes: their documents' entries go before their answers leave. */
   written(changes: readonly WrittenChange[]): void {
     for (const change of changes) {
-      if (this.collections.has(change.collection)) {
-        if (this.invalidate(keyOf(change.collection, change.documentId))) this.stats.evictions.write++;
+      // Newer than anything read before by construction: whatever is stored goes.
+      if (this.collections.has(change.collection) && this.invalidate(keyOf(change.collection, change.documentId))) {
+        this.stats.evictions.write++;
       }
     }
   }
@@ -200,18 +203,24 @@ export class DocumentCache {
   }
 
   private changed(change: FeedChange): void {
-    if (this.invalidate(keyOf(change.collection, change.id))) this.stats.evictions.feed++;
+    const version = change.type === 'delete' ? undefined : change.version;
+    if (this.invalidate(keyOf(change.collection, change.id), version)) this.stats.evictions.feed++;
     this.onInvalidationLag?.(Math.max(0, (Date.now() - change.operationTime.getTime()) / 1000));
   }
 
-  /** The entry and the load in flight of one document are out of use; true when an entry was there. */
-  private invalidate(key: string): boolean {
-    const load = this.loads.get(key);
-    if (load !== undefined) {
-      load.stale = true;
-      this.loads.delete(key);
+  /**
+   * The document changed to `version` (undefined: deleted, or not known): an entry older than that
+   * goes, and the load in flight stops serving new readers and stores only an answer at least that
+   * new. True when an entry went.
+   */
+  private invalidate(key: string, version?: number): boolean {
+    const floor = version ?? Infinity;
+    for (const load of this.loads.get(key) ?? []) {
+      load.floor = Math.max(load.floor, floor);
+      load.joinable = false;
     }
-    return this.entries.delete(key);
+    const stored = this.entries.peek(key);
+    return stored !== undefined && stored.version < floor && this.entries.delete(key);
   }
 
   /** Not live any more: empty, and every load in flight stores nothing. */
@@ -223,20 +232,26 @@ export class DocumentCache {
   }
 
   private staleLoads(): void {
-    for (const load of this.loads.values()) load.stale = true;
-    this.loads.clear();
+    for (const loads of this.loads.values()) {
+      for (const load of loads) {
+        load.floor = Infinity;
+        load.joinable = false;
+      }
+    }
   }
 
   private start(key: string, load: () => Promise<CachedAnswer | null>): Load {
-    const pending: Load = { answer: load(), stale: false };
-    this.loads.set(key, pending);
+    const pending: Load = { answer: load(), floor: 0, joinable: true };
+    const loads = this.loads.get(key) ?? new Set<Load>();
+    this.loads.set(key, loads.add(pending));
     const settled = () => {
-      if (this.loads.get(key) === pending) this.loads.delete(key);
+      loads.delete(pending);
+      if (loads.size === 0 && this.loads.get(key) === loads) this.loads.delete(key);
     };
     pending.answer.then((answer) => {
       settled();
-      // A stale load's answer goes to its readers (it was true when read), never into the cache.
-      if (answer !== null && !pending.stale && this.live) this.keep(key, answer);
+      // An overtaken load's answer goes to its readers (it was true when read), never into the cache.
+      if (answer !== null && answer.version >= pending.floor && this.live) this.keep(key, answer);
     }, settled);
     return pending;
   }

@@ -152,6 +152,16 @@ describe('the document cache', () => {
     expect(cache.size).toBe(0);
     expect(await cache.read('products', id, fixed(answer(3)))).toEqual(answer(3));
     expect(await cache.read('products', id, fixed(answer(99)))).toEqual(answer(3));
+
+    // A load the feed overtook (version 4) and then a write here (version 5): it read 4, and stores nothing.
+    const twice = controlledLoad();
+    const reading = cache.read('products', id, twice.run, { refresh: true });
+    await products.updateOne({ _id }, { $set: { version: 4 } }, unvalidated);
+    await waitFor(() => lags.length === 4, 10_000, 'the third update from the feed');
+    cache.written([written('products', id, 5)]);
+    twice.settle(answer(4));
+    expect(await reading).toEqual(answer(4));
+    expect(cache.size).toBe(0);
     expect(lags.every((seconds) => seconds >= 0 && seconds < 10)).toBe(true);
   });
 

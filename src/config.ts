@@ -221,7 +221,9 @@ export const variables = {
   DOCS_ENABLED: { description: 'Serve the OpenAPI document and Swagger UI at /docs.', default: 'true', parse: boolean },
   AUTH_CACHE_TTL_MS: {
     description:
-      'How long a looked-up API key is reused before it is read again: a revoked key stops working within this time.',
+      'How long a looked-up API key is reused before it is read again. A key revoked or changed on any instance is ' +
+      'forgotten within about a second (each instance follows the keys with a change stream); this time bounds it ' +
+      'only while that stream is down.',
     default: '10000',
     parse: integer(0, 600_000),
   },

@@ -182,7 +182,8 @@ const keyRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Revoke an API key',
         description:
           'The key is kept, marked revoked (so the audit trail can still name it), ' +
-          'and refused from then on (within AUTH_CACHE_TTL_MS on every instance). ' +
+          "and refused from then on: on every instance within about a second (each follows the keys' changes), " +
+          'within AUTH_CACHE_TTL_MS while an instance cannot follow them. ' +
           'Revoking twice keeps the first time.',
         ...byId({ description: 'The key as revoked.', ...Type.Ref('ApiKey') }, noSuchKey),
       },

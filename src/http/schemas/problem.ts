@@ -107,7 +107,12 @@ const statusText: Record<number, { code: string; title: string; description: str
   429: {
     code: 'rate-limited',
     title: 'Too Many Requests',
-    description: 'The rate limit of the API key (or of the client IP) is used up; retry after Retry-After.',
+    description:
+      'The rate limit of the API key (or of the client IP) is used up; retry after Retry-After. ' +
+      'Limits hold across instances, which share their counts every 250 ms: past the limit by at most one ' +
+      "request per instance per exchange, and once by at most the limit again when a key's burst reaches " +
+      'instances that had not served it in the last minute; while MongoDB does not answer, each instance limits ' +
+      'alone.',
     detail: 'Rate limit of 1200 requests per minute exceeded; retry in 1 s.',
   },
   500: {

@@ -6,12 +6,17 @@
 // - Positions are MongoDB's resume tokens: the same on every instance of one replica set and
 //   ordered as their `_data` strings, so any instance can continue a feed another one served, and
 //   a subscriber drops what it already has by comparing tokens.
-// - A ring of the last events serves a reconnecting client from memory, without MongoDB. A
-//   position the ring does not hold (older, or any after a restart) gets a short-lived catch-up
-//   stream of its own that starts after it; once that has reached the live stream's head, the
-//   subscriber joins the live fan-out and drops the live events the catch-up already gave it: no
-//   gap, no repeat. Catch-ups are few at once (maxCatchUps), so a mass reconnect after a restart
-//   queues rather than opening a stream per client.
+// - A subscriber is a reader at a position, paced by its own client: onChange answers false when
+//   the client's buffer is full, and nothing more is offered until resume(). At the head it gets
+//   the live fan-out; behind it (paused, or resuming from a recent position) it reads the ring of
+//   the last events, in batches, until it is at the head again; further behind (older, or any
+//   position after a restart) a short-lived catch-up stream of its own reads MongoDB from its
+//   position until the ring holds the rest. So a client that reads is never cut off, however much
+//   it has to catch up, and what waits for a slow one is the ring, shared, not a queue of its own.
+// - A subscriber whose position the ring no longer holds (it stayed paused while the ring turned
+//   over) ends with 'behind', and so does a catch-up paused longer than catchUpPauseMs, giving its
+//   slot back: catch-ups are few at once (maxCatchUps), so a mass reconnect after a restart queues
+//   rather than opening a stream per client. Its client resumes from its last position.
 // - The collections keep pre- and post-images (changeStreamPreAndPostImages, set by a migration),
 //   so each event carries the document exactly as that change left it and as it was before, not
 //   a later lookup: a filtered client sees a document leave its filter, and a delete names the
@@ -51,8 +56,17 @@ export interface Change {
 export interface FeedSubscription {
   /** Everything up to here was offered to onChange: the last change's token or, when live and idle, the feed's head. */
   readonly position: mongo.ResumeToken;
+  /** After onChange answered false: offer changes again, from the position on. */
+  resume(): void;
   close(): void;
 }
+
+/**
+ * Why the feed ended a subscription: it stopped; it could not go on without a gap; or the
+ * subscriber stayed paused while the ring turned over past its position (or, catching up, longer
+ * than catchUpPauseMs), and resumes from its position with a new subscription.
+ */
+export type EndReason = 'stopped' | 'failed' | 'behind';
 
 export interface SubscribeOptions {
   /** Changes of other collections are not offered (they still move `position`). */
@@ -62,10 +76,12 @@ export interface SubscribeOptions {
   /**
    * Synchronous; in order; each change once. First called a macrotask after subscribe() resolved,
    * so the code right after the caller's await (writing a stream's first frame) comes before it.
+   * Answers false when the subscriber can take no more for now (its client's buffer is full):
+   * nothing more is offered until it calls resume(). Any other answer, or none, takes the next.
    */
-  onChange(change: Change): void;
-  /** The feed ended the subscription: it stopped, or it could not go on without a gap. */
-  onEnd(reason: 'stopped' | 'failed'): void;
+  onChange(change: Change): unknown;
+  /** The feed ended the subscription. */
+  onEnd(reason: EndReason): void;
 }
 
 /** The position is older than MongoDB's oplog: what happened since cannot be told. */
@@ -81,10 +97,12 @@ export class FeedPositionInvalid extends Error {
 export interface ChangeFeedOptions {
   /** The collections whose writes the feed carries. */
   collections: readonly string[];
-  /** Events kept in memory for reconnecting clients (default 10,000). */
+  /** Events kept in memory for paused and reconnecting subscribers (default 2,000). */
   replayEvents?: number;
   /** Catch-up streams open at once (default 4); more subscribers wait for one to finish. */
   maxCatchUps?: number;
+  /** How long a catch-up stream waits for its paused subscriber before ending it ('behind') to give its slot back. */
+  catchUpPauseMs?: number;
   /** How long a getMore waits for new events: how often the head moves while nothing happens. */
   maxAwaitMs?: number;
   /** How long the stream may stay interrupted before its subscribers end with 'failed'. */
@@ -232,15 +250,21 @@ class Ring<T> {
 
 // --- subscribers ---------------------------------------------------------------------------
 
+/** Where a subscriber's changes come from next. */
+type Source = 'catch-up' | 'ring' | 'live';
+
 class Subscriber implements FeedSubscription {
-  /** Every event up to this token was offered (or held to be): what a catch-up or the live fan-out must not repeat. */
-  seen: string;
-  /** The position clients see: everything up to here went through onChange (or was not theirs). */
+  /** Everything up to here went through onChange (or was not theirs): the position, and what is never offered again. */
   private offered: Token;
-  /** What arrived before the subscriber was handed out (changes, and positions a catch-up passed); undefined once released. */
-  private held: (Change | Token)[] | undefined = [];
-  live = false;
+  source: Source = 'ring';
+  /** Nothing is offered before the macrotask after subscribe() resolved. */
+  released = false;
+  paused = false;
   ended = false;
+  /** A batch of the ring is due in a coming macrotask. */
+  private scheduled = false;
+  /** A catch-up waiting for the subscriber to be released or resumed. */
+  private waking: (() => void) | undefined;
   private readonly collections: ReadonlySet<string>;
 
   constructor(
@@ -250,69 +274,108 @@ class Subscriber implements FeedSubscription {
   ) {
     this.collections = new Set(options.collections);
     this.offered = from;
-    this.seen = from._data;
   }
 
   get position(): mongo.ResumeToken {
-    if (this.live && this.held === undefined) {
+    if (this.source === 'live') {
       const head = this.feed.headData;
       if (head !== undefined && head > this.offered._data) return { _data: head };
     }
     return this.offered;
   }
 
-  /** One event, in token order; one this subscriber already has is dropped. */
+  /** Neither ended nor paused: a change offered now goes to onChange. */
+  takes(): boolean {
+    return !this.ended && !this.paused;
+  }
+
+  /** The `_data` of the position: changes up to it are dropped. */
+  get data(): string {
+    return this.offered._data;
+  }
+
+  /** One change, in token order; one this subscriber already has is dropped. Another collection's only moves the position. */
   offer(change: Change): void {
-    const data = (change.token as Token)._data;
-    if (this.ended || data <= this.seen) return;
-    this.seen = data;
-    if (this.held !== undefined) {
-      this.held.push(change);
+    if (!this.takes() || (change.token as Token)._data <= this.offered._data) return;
+    this.offered = change.token as Token;
+    if (!this.collections.has(change.collection)) return;
+    let more: unknown;
+    try {
+      more = this.options.onChange(change);
+    } catch (error) {
+      this.feed.log.error({ err: error }, 'change feed: a subscriber failed on a change; ending it');
+      this.end('failed');
       return;
     }
-    this.deliver(change);
+    if (more === false && this.takes()) {
+      this.paused = true;
+      this.feed.stats.pauses++;
+      // The live fan-out waits for no one: the ring holds what comes meanwhile.
+      if (this.source === 'live') this.feed.readRing(this);
+    }
   }
 
   /** Everything up to `data` was offered: a catch-up's position past its last event. */
   passed(data: string): void {
-    if (this.ended || data <= this.seen) return;
-    this.seen = data;
-    if (this.held === undefined) this.offered = { _data: data };
-    else this.held.push({ _data: data });
+    if (!this.ended && data > this.offered._data) this.offered = { _data: data };
   }
 
-  /** From now on changes go to onChange as they come, those held first. */
+  /** The caller has its subscription (and wrote what comes first): changes may go out. */
   release(): void {
-    // Still held while they go out, so that the position is theirs meanwhile, not the head's.
-    for (const entry of this.held ?? []) {
-      if (this.ended) break;
-      if ('collection' in entry) this.deliver(entry);
-      else this.offered = entry;
-    }
-    this.held = undefined;
+    this.released = true;
+    if (this.source === 'ring') this.feed.serve(this);
+    this.wake();
   }
 
-  private deliver(change: Change): void {
-    this.offered = change.token as Token;
-    // Another collection's change moves the position and is not offered.
-    if (!this.collections.has(change.collection)) return;
-    try {
-      this.options.onChange(change);
-    } catch (error) {
-      this.feed.log.error({ err: error }, 'change feed: a subscriber failed on a change; ending it');
-      this.end('failed');
-    }
+  resume(): void {
+    if (this.ended || !this.paused) return;
+    this.paused = false;
+    // In a macrotask of its own: the caller (a 'drain' listener, or onChange itself) is not re-entered.
+    if (this.source === 'ring') this.schedule();
+    this.wake();
+  }
+
+  /** The ring's next batch, in a coming macrotask (others' I/O goes first). */
+  schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.feed.serve(this);
+    });
+  }
+
+  /** Waits until released, resumed or ended; false after `ms` without. */
+  woken(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waking = undefined;
+        resolve(false);
+      }, ms).unref();
+      this.waking = () => {
+        clearTimeout(timer);
+        this.waking = undefined;
+        resolve(true);
+      };
+    });
+  }
+
+  /** A catch-up waiting for this subscriber looks again. */
+  wake(): void {
+    this.waking?.();
   }
 
   close(): void {
     if (this.ended) return;
     this.ended = true;
     this.feed.forget(this);
+    this.wake();
   }
 
-  end(reason: 'stopped' | 'failed'): void {
+  end(reason: EndReason): void {
     if (this.ended) return;
     this.close();
+    if (reason === 'behind') this.feed.stats.behind++;
     try {
       this.options.onEnd(reason);
     } catch (error) {
@@ -324,6 +387,13 @@ class Subscriber implements FeedSubscription {
 // --- the feed ------------------------------------------------------------------------------
 
 const RESTART_DELAY_MS = 500;
+/** Events a subscriber reading the ring gets per macrotask: a long replay does not hold the event loop. */
+const RING_BATCH = 256;
+/**
+ * Events per batch of a catch-up stream: what a paused catch-up holds in memory (the driver keeps
+ * its batch), rather than up to 16 MB.
+ */
+const CATCH_UP_BATCH = 100;
 /** How long past maxAwaitMs stop() waits for a getMore to return before closing its stream under it. */
 const STOP_GRACE_MS = 1_000;
 
@@ -358,6 +428,7 @@ export class ChangeFeed {
   private readonly db: mongo.Db;
   private readonly collections: readonly string[];
   private readonly maxCatchUps: number;
+  private readonly catchUpPauseMs: number;
   private readonly maxAwaitMs: number;
   private readonly failAfterMs: number;
   /** The last events the live stream delivered, oldest first. */
@@ -366,6 +437,8 @@ export class ChangeFeed {
   private readonly heads: Ring<string>;
   /** The position just before the ring's oldest event: the ring serves every position from here to the head. */
   private floor: string | undefined;
+  /** The ring pushed out an event: its floor is that event's, no longer where the live stream started. */
+  private turnedOver = false;
   private current: Token | undefined;
   private live: Stream | undefined;
   private following: Promise<void> | undefined;
@@ -374,6 +447,8 @@ export class ChangeFeed {
   /** Since when the live stream has been failing; undefined while it runs. */
   private failingSince: number | undefined;
   private readonly subscribers = new Set<Subscriber>();
+  /** The subscribers reading the ring (or paused on it): those the ring must not turn over past. */
+  private readonly ringReaders = new Set<Subscriber>();
   /** Open catch-up streams, each with its closing once that began. */
   private readonly catchUpStreams = new Map<Stream, Promise<void> | undefined>();
   /** The loops reading catch-up streams, which stop() waits for. */
@@ -383,8 +458,12 @@ export class ChangeFeed {
   private warnedImages = false;
   private readonly waiting: { resolve: () => void; reject: (error: Error) => void }[] = [];
 
-  /** What the feed did since it was built, for /metrics and the tests. */
-  readonly stats = { subscribers: 0, events: 0, restarts: 0, catchUps: 0 };
+  /**
+   * What the feed did since it was built, for /metrics and the tests: subscribers now; events read;
+   * restarts of the live stream; catch-up streams opened; pauses (a subscriber answered false);
+   * subscribers ended 'behind'.
+   */
+  readonly stats = { subscribers: 0, events: 0, restarts: 0, catchUps: 0, pauses: 0, behind: 0 };
 
   constructor(
     client: mongo.MongoClient,
@@ -395,9 +474,10 @@ export class ChangeFeed {
     this.db = client.db(dbName);
     this.collections = [...options.collections];
     this.maxCatchUps = Math.max(1, options.maxCatchUps ?? 4);
+    this.catchUpPauseMs = options.catchUpPauseMs ?? 30_000;
     this.maxAwaitMs = options.maxAwaitMs ?? 500;
     this.failAfterMs = options.failAfterMs ?? 30_000;
-    const replayEvents = Math.max(0, options.replayEvents ?? 10_000);
+    const replayEvents = Math.max(0, options.replayEvents ?? 2_000);
     this.ring = new Ring(replayEvents, (change) => (change.token as Token)._data);
     this.heads = new Ring(Math.max(1, replayEvents), (data) => data);
   }
@@ -447,6 +527,8 @@ export class ChangeFeed {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('the change feed stopped'));
+    // A catch-up waiting for its paused subscriber stops waiting.
+    for (const subscriber of this.subscribers) subscriber.wake();
     const readers = Promise.all([this.following, ...this.catchUpReaders]);
     const timer = delay(this.maxAwaitMs + STOP_GRACE_MS);
     if (!(await Promise.race([readers.then(() => true), timer.promise]))) {
@@ -469,17 +551,17 @@ export class ChangeFeed {
     const subscriber = new Subscriber(this, options, after ?? (this.head as Token));
     this.subscribers.add(subscriber);
     this.stats.subscribers = this.subscribers.size;
-    try {
-      const replay = after === undefined ? [] : this.replayFrom(after._data);
-      if (replay !== undefined) {
-        for (const change of replay) subscriber.offer(change);
-        subscriber.live = true;
-      } else {
-        await this.catchUp(subscriber, after as Token);
+    // From the head, what comes before the release waits in the ring like any other.
+    if (after === undefined || this.replayable(after._data)) {
+      this.readRing(subscriber);
+    } else {
+      subscriber.source = 'catch-up';
+      try {
+        await this.catchUp(subscriber, after);
+      } catch (error) {
+        subscriber.close();
+        throw error;
       }
-    } catch (error) {
-      subscriber.close();
-      throw error;
     }
     setImmediate(() => subscriber.release());
     return subscriber;
@@ -488,26 +570,66 @@ export class ChangeFeed {
   /** @internal A subscriber that ended or closed. */
   forget(subscriber: Subscriber): void {
     this.subscribers.delete(subscriber);
+    this.ringReaders.delete(subscriber);
     this.stats.subscribers = this.subscribers.size;
   }
 
+  /** @internal From now on the subscriber reads the ring, from its position. */
+  readRing(subscriber: Subscriber): void {
+    subscriber.source = 'ring';
+    this.ringReaders.add(subscriber);
+    if (subscriber.released && !subscriber.paused) subscriber.schedule();
+  }
+
   /**
-   * The ring's events after `data`, when the ring holds everything after it and the position is
-   * one the feed passed (an event, a head, the floor); undefined otherwise: MongoDB decides.
+   * @internal Offers a subscriber reading the ring the events after its position, a batch per
+   * macrotask, until it pauses or reaches the head, where it joins the live fan-out. One whose
+   * position the ring no longer holds ends ('behind').
    */
-  private replayFrom(data: string): Change[] | undefined {
+  serve(subscriber: Subscriber): void {
+    if (!subscriber.takes() || !subscriber.released || subscriber.source !== 'ring') return;
+    if (!this.holdsAfter(subscriber.data)) {
+      subscriber.end('behind');
+      return;
+    }
+    const first = this.ring.firstAbove(subscriber.data);
+    const last = Math.min(this.ring.length, first + RING_BATCH);
+    for (let index = first; index < last; index++) {
+      subscriber.offer(this.ring.at(index));
+      if (!subscriber.takes()) return;
+    }
+    if (last < this.ring.length) {
+      subscriber.schedule();
+    } else {
+      // Everything up to the head went out: the live fan-out brings what follows.
+      this.ringReaders.delete(subscriber);
+      subscriber.source = 'live';
+    }
+  }
+
+  /**
+   * Whether the ring holds every event after a subscriber's position: it is at or past the floor,
+   * or the ring has pushed nothing out (a subscriber's position is never before the live stream's
+   * start with events in between: catch-ups hand over only once they have them).
+   */
+  private holdsAfter(data: string): boolean {
+    return this.floor !== undefined && (data >= this.floor || !this.turnedOver);
+  }
+
+  /**
+   * Whether the ring serves a subscriber from `data`: it holds everything after it, and the position
+   * is one the feed passed (an event, a head, the floor). Otherwise MongoDB decides.
+   */
+  private replayable(data: string): boolean {
     const head = this.current?._data;
-    if (this.floor === undefined || head === undefined || data < this.floor || data > head) return undefined;
+    if (this.floor === undefined || head === undefined || data < this.floor || data > head) return false;
     const first = this.ring.firstAbove(data);
-    const known =
+    return (
       data === this.floor ||
       data === head ||
       (first > 0 && (this.ring.at(first - 1).token as Token)._data === data) ||
-      this.isHead(data);
-    if (!known) return undefined;
-    const replay: Change[] = [];
-    for (let index = first; index < this.ring.length; index++) replay.push(this.ring.at(index));
-    return replay;
+      this.isHead(data)
+    );
   }
 
   private isHead(data: string): boolean {
@@ -527,7 +649,7 @@ export class ChangeFeed {
       fullDocument: 'whenAvailable',
       fullDocumentBeforeChange: 'whenAvailable',
       maxAwaitTimeMS: this.maxAwaitMs,
-      ...(after !== undefined && { startAfter: after }),
+      ...(after !== undefined && { startAfter: after, batchSize: CATCH_UP_BATCH }),
     });
   }
 
@@ -570,9 +692,12 @@ export class ChangeFeed {
     if (evicted !== undefined) {
       const floor = (evicted.token as Token)._data;
       this.floor = floor;
+      this.turnedOver = true;
       while (this.heads.length > 0 && this.heads.at(0) < floor) this.heads.shift();
+      // A subscriber still before the floor would lose the event pushed out: it resumes elsewhere.
+      for (const reader of this.ringReaders) if (!this.holdsAfter(reader.data)) reader.end('behind');
     }
-    for (const subscriber of this.subscribers) if (subscriber.live) subscriber.offer(change);
+    for (const subscriber of this.subscribers) if (subscriber.source === 'live') subscriber.offer(change);
   }
 
   /**
@@ -615,6 +740,7 @@ export class ChangeFeed {
       this.endAll('failed');
       this.current = undefined;
       this.floor = undefined;
+      this.turnedOver = false;
       this.ring.clear();
       this.heads.clear();
     } else {
@@ -634,7 +760,7 @@ export class ChangeFeed {
     this.live = this.open(this.current);
   }
 
-  private endAll(reason: 'stopped' | 'failed'): void {
+  private endAll(reason: EndReason): void {
     for (const subscriber of [...this.subscribers]) subscriber.end(reason);
   }
 
@@ -643,7 +769,7 @@ export class ChangeFeed {
   /**
    * Opens a catch-up stream after `after` for the subscriber, once a slot is free; resolves once
    * MongoDB accepted the position, rejects FeedPositionLost or FeedPositionInvalid when it did not.
-   * The stream then runs on its own until it reaches the live head, and hands the subscriber over.
+   * The stream then runs on its own until the ring holds what follows, and hands the subscriber over.
    */
   private async catchUp(subscriber: Subscriber, after: Token): Promise<void> {
     await this.slot();
@@ -657,7 +783,10 @@ export class ChangeFeed {
     await opened.promise;
   }
 
-  /** Reads a catch-up stream until its subscriber joins the live fan-out or ends; then closes it. */
+  /**
+   * Reads a catch-up stream, as fast as its subscriber takes it, until the subscriber's position is
+   * one the ring serves from (it reads the ring from there) or it ends; then closes the stream.
+   */
   private async followCatchUp(subscriber: Subscriber, stream: Stream, opened: Settlement): Promise<void> {
     try {
       let raw: RawChange | null;
@@ -672,17 +801,21 @@ export class ChangeFeed {
         return;
       }
       opened.resolve();
+      if (!(await this.turnOf(subscriber))) return;
       for (;;) {
         if (raw !== null) subscriber.offer(changeOf(raw));
         const token = stream.resumeToken as Token | null | undefined;
         if (token != null) subscriber.passed(dataOf(token));
         if (subscriber.ended || this.isStopped()) return;
-        const head = this.current?._data;
-        // Everything up to the live head was offered: live events from here on are new or dropped as seen.
-        if (head !== undefined && subscriber.seen >= head) {
-          subscriber.live = true;
+        // The ring holds every event after its floor: the subscriber goes on from it, and the slot is free.
+        // So it does at the present (an empty batch) while the floor is where the live stream started:
+        // MongoDB started it after every write committed then, all of which the catch-up has read since.
+        if (this.floor !== undefined && (subscriber.data >= this.floor || (raw === null && !this.turnedOver))) {
+          this.readRing(subscriber);
           return;
         }
+        // Paused: the cursor is not read (nor its next batch asked for) until the subscriber resumes.
+        if (!(await this.turnOf(subscriber))) return;
         raw = await stream.tryNext();
       }
     } catch (error) {
@@ -695,6 +828,22 @@ export class ChangeFeed {
     } finally {
       await this.closeCatchUp(stream);
     }
+  }
+
+  /**
+   * Waits while a catch-up's subscriber is not released yet or paused. False when the catch-up
+   * is over: the subscriber ended, the feed stopped, or the subscriber stayed paused for
+   * catchUpPauseMs (it ends 'behind', and the slot goes to a subscriber waiting for one).
+   */
+  private async turnOf(subscriber: Subscriber): Promise<boolean> {
+    const giveUpAt = Date.now() + this.catchUpPauseMs;
+    while (!subscriber.ended && !this.isStopped() && (!subscriber.released || subscriber.paused)) {
+      if (!(await subscriber.woken(giveUpAt - Date.now()))) {
+        subscriber.end('behind');
+        return false;
+      }
+    }
+    return !subscriber.ended && !this.isStopped();
   }
 
   /** Waits for a free catch-up slot, first come first served. */

@@ -1,7 +1,9 @@
 // The change feed against a real change stream: every kind of write on every collection reaches a
 // subscriber once and in order with its documents; two instances see the same writes; a client
 // that reconnects gets exactly what it missed, from memory when the ring holds it and from a
-// catch-up stream of MongoDB's when it does not (writes going on meanwhile); positions MongoDB
+// catch-up stream of MongoDB's when it does not (writes going on meanwhile); a subscriber that
+// pauses (onChange answers false) gets the rest after resume(), live or catching up, and one that
+// stays paused ends 'behind' at its position, giving back a catch-up slot; positions MongoDB
 // cannot resume from are told apart; a stop ends everything it opened; and the ring and the
 // catch-ups stay within their bounds.
 
@@ -16,6 +18,7 @@ import {
   encodePosition,
   type Change,
   type ChangeFeedOptions,
+  type EndReason,
   type FeedSubscription,
 } from '../../src/data/change-feed.ts';
 import { useMigratedDatabase, waitFor } from '../helpers/app.ts';
@@ -30,10 +33,31 @@ const dataOf = (token: unknown) => (token as { _data: string })._data;
 /** What a subscriber was offered, and how it ended. */
 interface Received {
   changes: Change[];
-  ended: ('stopped' | 'failed')[];
+  ended: EndReason[];
   subscription: FeedSubscription;
   tokens(): string[];
+  /** It answered false and has not resumed yet. */
+  paused: boolean;
+  /** Changes offered while it was paused: none may be. */
+  offeredWhilePaused: number;
 }
+
+/** Answers false every `n`th change and resumes `ms` later: a client that reads in bursts. */
+const pauseEvery = (n: number, ms: number) => (received: Received) => {
+  if (received.changes.length % n !== 0) return true;
+  received.paused = true;
+  setTimeout(() => {
+    received.paused = false;
+    received.subscription.resume();
+  }, ms);
+  return false;
+};
+
+/** Answers false to its first change and never resumes: a client that stopped reading. */
+const stopReading = (received: Received) => {
+  received.paused = true;
+  return false;
+};
 
 describe('the change feed', () => {
   const database = useMigratedDatabase('change_feed');
@@ -63,17 +87,28 @@ describe('the change feed', () => {
 
   const subscribe = async (
     feed: ChangeFeed,
-    options: { after?: unknown; collections?: readonly string[] } = {},
+    options: { after?: unknown; collections?: readonly string[]; pace?: (received: Received) => unknown } = {},
   ): Promise<Received> => {
     const changes: Change[] = [];
-    const ended: Received['ended'] = [];
-    const subscription = await feed.subscribe({
+    const received: Received = {
+      changes,
+      ended: [],
+      subscription: undefined as unknown as FeedSubscription,
+      tokens: () => changes.map((change) => dataOf(change.token)),
+      paused: false,
+      offeredWhilePaused: 0,
+    };
+    received.subscription = await feed.subscribe({
       collections: options.collections ?? COLLECTIONS,
       ...(options.after !== undefined && { after: options.after }),
-      onChange: (change) => changes.push(change),
-      onEnd: (reason) => ended.push(reason),
+      onChange: (change) => {
+        if (received.paused) received.offeredWhilePaused++;
+        changes.push(change);
+        return options.pace?.(received);
+      },
+      onEnd: (reason) => received.ended.push(reason),
     });
-    return { changes, ended, subscription, tokens: () => changes.map((change) => dataOf(change.token)) };
+    return received;
   };
   /**
    * The catch-up streams a feed's client opens on MongoDB (aggregates starting after a position,
@@ -302,6 +337,71 @@ describe('the change feed', () => {
     expect([...tokens].sort()).toEqual(tokens);
     expect(new Set(tokens).size).toBe(4);
     expect(received.ended).toEqual([]);
+  });
+
+  it('paces a subscriber that answers false: nothing until resume(), then the rest from the ring, and live again', async () => {
+    const feed = await startFeed();
+    const all = await subscribe(feed);
+    const paced = await subscribe(feed, { pace: pauseEvery(7, 20) });
+    for (let n = 0; n < 60; n++) await insert(COLLECTIONS[n % COLLECTIONS.length]!);
+    await until(() => all.changes.length === 60 && paced.changes.length === 60, 'sixty changes on both');
+    // Live again: the next write reaches it as it reaches the other.
+    await insert('orders');
+    await until(() => paced.changes.length === 61, 'the next write');
+
+    expect(paced.tokens()).toEqual(all.tokens());
+    expect(paced.offeredWhilePaused).toBe(0);
+    expect(paced.ended).toEqual([]);
+    expect(feed.stats.pauses).toBeGreaterThanOrEqual(8);
+    expect(feed.stats.catchUps).toBe(0);
+  });
+
+  it('ends a subscriber paused while the ring turns over past it (behind) at its position, from which MongoDB serves the rest', async () => {
+    const feed = await startFeed({ replayEvents: 5 });
+    const all = await subscribe(feed);
+    const stopped = await subscribe(feed, { pace: stopReading });
+    for (let n = 0; n < 10; n++) await insert('products');
+    await until(() => all.changes.length === 10 && stopped.ended.length > 0, 'ten changes and the end');
+
+    expect(stopped.ended).toEqual(['behind']);
+    expect(stopped.tokens()).toEqual(all.tokens().slice(0, 1));
+    expect(dataOf(stopped.subscription.position)).toBe(all.tokens()[0]);
+    expect(feed.stats.behind).toBe(1);
+    expect(all.ended).toEqual([]);
+
+    const again = await subscribe(feed, { after: stopped.subscription.position });
+    await until(() => again.changes.length === 9, 'the nine changes after its position');
+    expect(again.tokens()).toEqual(all.tokens().slice(1));
+    expect(feed.stats.catchUps).toBe(1);
+  });
+
+  it('paces catch-ups: one paused past catchUpPauseMs ends (behind) and gives its slot to the next, which reads in pauses', async () => {
+    const feed = await startFeed();
+    const all = await subscribe(feed);
+    const start = all.subscription.position;
+    for (let n = 0; n < 30; n++) await insert(COLLECTIONS[n % COLLECTIONS.length]!);
+    await until(() => all.changes.length === 30, 'thirty changes');
+
+    // A fresh instance holds none of them: both need a catch-up, and it opens one at a time.
+    const client = newClient('feed-paced-catch-up-test', true);
+    const catchUps = catchUpsOn(client);
+    const restarted = await startFeed({ maxCatchUps: 1, catchUpPauseMs: 500 }, client);
+    const [stuck, paced] = await Promise.all([
+      subscribe(restarted, { after: start, pace: stopReading }),
+      subscribe(restarted, { after: start, pace: pauseEvery(4, 10) }),
+    ]);
+    await until(() => paced.changes.length === 30, 'the paced catch-up');
+    await until(() => catchUps.open === 0, 'the catch-up streams to close');
+
+    expect(stuck.ended).toEqual(['behind']);
+    expect(stuck.tokens()).toEqual(all.tokens().slice(0, 1));
+    expect(dataOf(stuck.subscription.position)).toBe(all.tokens()[0]);
+    expect(paced.tokens()).toEqual(all.tokens());
+    expect(paced.offeredWhilePaused).toBe(0);
+    expect(paced.ended).toEqual([]);
+    expect(restarted.stats.catchUps).toBe(2);
+    expect(restarted.stats.pauses).toBeGreaterThanOrEqual(8);
+    expect(catchUps.mostOpen).toBe(1);
   });
 
   it('tells a position the oplog no longer holds from one MongoDB cannot read, and positions from forgeries', async () => {

@@ -5,7 +5,7 @@
 // before either has served it.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SYNC_INTERVAL_MS } from '../../src/http/plugins/rate-limit.ts';
+import { SYNC_INTERVAL_MS, TokenBuckets } from '../../src/http/plugins/rate-limit.ts';
 import { buildAppOn, buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 
 const LIMIT = 20;
@@ -84,5 +84,29 @@ describe('rate limits across instances', () => {
     const metrics = await one.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/storekeeper_rate_limited_total\{scope="key"\} [1-9]/);
     expect(metrics.body).toMatch(/storekeeper_rate_limited_total\{scope="anonymous"\} 0/);
+  });
+});
+
+describe('token buckets shared between instances', () => {
+  const takeAll = (buckets: TokenBuckets, identity: string) => {
+    let taken = 0;
+    while (buckets.take(identity, LIMIT).allowed) taken++;
+    return taken;
+  };
+
+  it("take their share of what is left, are charged with the others' use, and are whole again without exchanges", () => {
+    const now = 0;
+    const buckets = new TokenBuckets(() => now);
+    expect(buckets.take('key:a', LIMIT).allowed).toBe(true);
+    expect(buckets.unshared()).toEqual(new Map([['key:a', 1]]));
+    // Another instance took 3 and serves the key too: 16 left, 8 of them here until the next exchange.
+    buckets.shared(new Map([['key:a', { others: 3, peers: 1 }]]), 2);
+    expect(takeAll(buckets, 'key:a')).toBe(8);
+    // A key new here, with two instances about: half of it until its first exchange.
+    expect(takeAll(buckets, 'key:b')).toBe(LIMIT / 2);
+    // MongoDB does not answer: each instance limits alone, so no share waits for an exchange.
+    buckets.alone();
+    expect(takeAll(buckets, 'key:a')).toBe(8);
+    expect(takeAll(buckets, 'key:b')).toBe(LIMIT / 2);
   });
 });

@@ -123,6 +123,12 @@ export class TokenBuckets {
     }
   }
 
+  /** No exchange: every bucket is this instance's alone again, so no share runs out waiting for one. */
+  alone(): void {
+    this.instances = 1;
+    for (const bucket of this.buckets.values()) bucket.share = undefined;
+  }
+
   sweep(): void {
     const now = this.now();
     for (const [identity, bucket] of this.buckets) {
@@ -193,6 +199,7 @@ export default fp<RateLimitOptions>(
           },
           (error: unknown) => {
             // What this instance admitted meanwhile is not counted by the others: in their favour.
+            buckets.alone();
             if (!failing)
               app.log.warn(
                 { reason: (error as Error).message, kind: failureKind(error) },

@@ -59,6 +59,7 @@ const infrastructure = fp<AppOptions>(
       retentionDays: config.audit.retentionDays,
       cursorSecret: config.security.cursorSecret,
       idempotencyTtlHours: config.idempotency.ttlHours,
+      cacheMaxMb: config.cache.maxMb,
       ...(connect !== false && { streams: { uri: config.mongo.uri, appName: config.mongo.appName } }),
     });
     await fastify.register(shop);

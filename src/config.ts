@@ -259,6 +259,14 @@ export const variables = {
     default: '32',
     parse: integer(1, 10_000),
   },
+  CACHE_MAX_MB: {
+    description:
+      'Memory for the answers of reads by id (GET /v1/<collection>/<id>) kept per instance, least recently used ' +
+      "out first; writes on this instance evict theirs before they answer, other instances' within the change " +
+      "feed's lag. 0: no cache.",
+    default: '64',
+    parse: integer(0, 65_536),
+  },
   CORS_ORIGINS: {
     description:
       'Comma-separated browser origins allowed to call the API (CORS), e.g. https://admin.example.com. Unset: no ' +
@@ -358,6 +366,8 @@ export interface Config {
     /** Unset: the secret stored in the database signs cursors. */
     cursorSecret?: string;
   };
+  /** CACHE_MAX_MB: 0, no cache. */
+  cache: { maxMb: number };
   shutdownGraceMs: number;
   feed: {
     maxStreams: number;
@@ -441,6 +451,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       cursorSecret: values.CURSOR_SECRET,
     },
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    cache: { maxMb: v.CACHE_MAX_MB },
     feed: {
       maxStreams: v.FEED_MAX_STREAMS,
       maxStreamsPerKey: v.FEED_MAX_STREAMS_PER_KEY,

@@ -2,10 +2,11 @@
 // (the schema the casts follow) and a repository per entity, the stock and order repositories, the
 // audit trail, the unit of work every write goes through, the API-key store and the idempotency
 // store; and, each on a client of its own once MongoDB answers, the audit stream, the change
-// feed and the key change stream. The HTTP plugins and the shop take them from here; nothing else builds one.
+// feed and the key change stream; and the document cache, which hears the unit of work and follows
+// the feed. The HTTP plugins and the shop take them from here; nothing else builds one.
 
 import fp from 'fastify-plugin';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import mongoose, { type Connection, type mongo } from 'mongoose';
 import type { Entity } from '../domain/entity.ts';
 import { Customer, ENTITIES, Order, Product, Stock } from '../domain/entities/index.ts';
@@ -14,6 +15,7 @@ import { AuditTrail } from './audit.ts';
 import { AuditStream } from './audit-stream.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { CursorKeys } from './cursor-keys.ts';
+import { DocumentCache } from './document-cache.ts';
 import type { Deadline } from './deadline.ts';
 import { DocumentRepository, type RepositoryOptions } from './documents.ts';
 import { IdempotencyStore } from './idempotency.ts';
@@ -38,6 +40,8 @@ export interface Stores {
   idempotency: IdempotencyStore;
   /** The change feed once it has started; undefined before, after the app closes, and without a connection. */
   feed: ChangeFeed | undefined;
+  /** Answers of reads by id; undefined when CACHE_MAX_MB is 0. */
+  cache: DocumentCache | undefined;
   /** The key that signs feed positions: the list cursors' (CURSOR_SECRET or the stored secret). */
   positionKey(deadline?: Deadline): Promise<Buffer>;
 }
@@ -55,6 +59,8 @@ export interface StoresOptions extends Omit<RepositoryOptions, 'cursors'> {
   retentionDays: number;
   /** IDEMPOTENCY_TTL_HOURS. */
   idempotencyTtlHours: number;
+  /** CACHE_MAX_MB; 0: no document cache. */
+  cacheMaxMb: number;
   /**
    * Where the audit stream and the change feed connect; absent: the app has no connection (the
    * OpenAPI generator), nothing to follow.
@@ -64,7 +70,8 @@ export interface StoresOptions extends Omit<RepositoryOptions, 'cursors'> {
 
 export function createStores(
   connection: Connection,
-  { cursorSecret, retentionDays, idempotencyTtlHours, ...lists }: Omit<StoresOptions, 'streams'>,
+  { cursorSecret, retentionDays, idempotencyTtlHours, cacheMaxMb, ...lists }: Omit<StoresOptions, 'streams'>,
+  log: FastifyBaseLogger,
 ): Stores {
   // One key source for every list and the feed, so the stored secret is read once per process.
   const cursors = new CursorKeys(connection, cursorSecret);
@@ -81,6 +88,13 @@ export function createStores(
     if (repository === undefined) throw new Error(`no repository of a collection named ${collection}`);
     return repository;
   };
+  const work = new UnitOfWork(connection, audit);
+  const cache =
+    cacheMaxMb > 0
+      ? new DocumentCache({ maxBytes: cacheMaxMb * 1_048_576, collections: [...documents.keys()] }, log)
+      : undefined;
+  // Before a write's answer leaves, its documents' entries are gone: the writer reads its write.
+  if (cache !== undefined) work.subscribe((changes) => cache.written(changes));
   return {
     documents,
     repositoryOf,
@@ -91,10 +105,11 @@ export function createStores(
       repositoryOf(Product.collection),
     ),
     audit,
-    work: new UnitOfWork(connection, audit),
+    work,
     apiKeys: ApiKeyStore.of(connection),
     idempotency: new IdempotencyStore(connection, idempotencyTtlHours * 3_600_000),
     feed: undefined,
+    cache,
     positionKey: (deadline) => cursors.key(deadline),
   };
 }
@@ -229,9 +244,11 @@ function followFeed(app: FastifyInstance, stores: Stores, streams: { uri: string
       ),
     started: (feed) => {
       stores.feed = feed;
+      stores.cache?.follow(feed);
     },
     closing: () => {
       stores.feed = undefined;
+      stores.cache?.stop();
     },
     log: { started: 'change feed started', notYet: 'change feed not started yet; its routes answer 503 until it is' },
   });
@@ -258,7 +275,7 @@ function followKeyChanges(app: FastifyInstance, stores: Stores, streams: { uri: 
 export default fp<StoresOptions>(
   async (app, options) => {
     const { streams, ...storesOptions } = options;
-    const stores = createStores(app.db.connection, storesOptions);
+    const stores = createStores(app.db.connection, storesOptions, app.log);
     app.decorate('stores', stores);
     if (streams !== undefined) {
       followAudit(app, stores, streams, options.retentionDays);

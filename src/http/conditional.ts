@@ -1,6 +1,7 @@
 // Conditional requests: a document's version goes out as its ETag and comes back in If-Match (write
 // only while the document is still at it, else 412) or If-None-Match (304 while it is). Every route
 // that reads or writes one document speaks them the same way, and a batch operation's ifMatch too.
+// A read document says `Cache-Control: private, no-cache`: kept by whoever wants, revalidated by ETag.
 
 import { Type } from 'typebox';
 import { AppError } from '../errors.ts';
@@ -9,6 +10,13 @@ export const etagOf = (version: number) => `"${version}"`;
 
 export const etagHeader = {
   etag: { type: 'string', description: 'Version of the document, for If-Match and If-None-Match.' },
+};
+
+/** A read document may be kept by the client and private caches, which revalidate it with its ETag. */
+export const DOCUMENT_CACHE_CONTROL = 'private, no-cache';
+
+export const cacheControlHeader = {
+  'cache-control': { type: 'string', description: `${DOCUMENT_CACHE_CONTROL}: keep it, revalidate with its ETag.` },
 };
 
 export const ConditionalHeaders = Type.Object({

@@ -2,7 +2,8 @@
 // transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, requests
 // refused by rate limits (by scope: key or anonymous), the change
 // feed's streams (open, events written, lag, closes by reason; reported by its routes through
-// app.feedMetrics), and the process's own CPU, memory and event loop. One registry per app, so
+// app.feedMetrics), the document cache (read from its counters; its invalidation lag told as it
+// happens), and the process's own CPU, memory and event loop. One registry per app, so
 // several apps in one process (the tests) never collide.
 
 import fp from 'fastify-plugin';
@@ -163,6 +164,51 @@ export default fp(
         feedLag.observe(Math.max(0, lagSeconds));
       },
     } satisfies FeedMetrics);
+
+    const { cache } = app.stores;
+    if (cache !== undefined) {
+      const read = (name: string, help: string, value: () => number) =>
+        new Counter({
+          name: `${PREFIX}cache_${name}`,
+          help,
+          registers: [registry],
+          collect() {
+            this.reset();
+            this.inc(value());
+          },
+        });
+      read('hits_total', 'Reads by id answered from the document cache.', () => cache.stats.hits);
+      read('misses_total', 'Reads by id the document cache sent to MongoDB.', () => cache.stats.misses);
+      fromCounters(
+        'cache_evictions_total',
+        "Entries that left the document cache, by cause: size (room for others), write (this instance's " +
+          'write), feed (a change the change feed reported).',
+        'cause',
+        cache.stats.evictions,
+      );
+      fromCounters(
+        'cache_resets_total',
+        'Times the document cache emptied itself, by reason: feed-stopped, feed-failed, feed-behind (its ' +
+          'change-feed subscription ended; it stores nothing until it follows again).',
+        'reason',
+        cache.stats.resets,
+      );
+      new Gauge({
+        name: `${PREFIX}cache_bytes`,
+        help: 'Bytes the document cache holds, as it counts them (at most CACHE_MAX_MB).',
+        registers: [registry],
+        collect() {
+          this.set(cache.bytes);
+        },
+      });
+      const invalidationLag = new Histogram({
+        name: `${PREFIX}cache_invalidation_lag_seconds`,
+        help: "From a change the change feed reports (its operationTime) to the document cache's eviction of it.",
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        registers: [registry],
+      });
+      cache.onInvalidationLag = (seconds) => invalidationLag.observe(seconds);
+    }
 
     app.addHook('onResponse', (request, reply, done) => {
       // The route pattern, not the URL, keeps the label set bounded.

@@ -150,7 +150,12 @@ const HEADERS: Record<string, ReturnType<typeof header>> = {
     { type: 'string' },
     true,
   ),
-  'Cache-Control': header('no-cache: a change-feed stream is never stored by caches.', { type: 'string' }, true),
+  'Cache-Control': header(
+    'no-cache on a change-feed stream, never stored by caches; private, no-cache on a document read by id: a ' +
+      'client or private cache may keep it and must revalidate it with its ETag.',
+    { type: 'string' },
+    true,
+  ),
   'X-Accel-Buffering': header('no: proxies that buffer answers (nginx) pass a change-feed stream on as it comes.', {
     type: 'string',
     enum: ['no'],

@@ -1,12 +1,15 @@
 // The document API of one entity under /v1/<collection>: list, read, create, replace, merge-patch
 // and delete, as the entity's declaration allows, one function per route. Handlers stay thin: they
-// translate HTTP (conditional headers, status codes, links) to one call and back.
+// translate HTTP (conditional headers, status codes, links) to one call and back. A read by id goes
+// through the document cache when there is one (src/data/document-cache.ts), which keeps its answer
+// as serialized here; its answers say `Cache-Control: private, no-cache` either way.
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { documentWrites, type Entity } from '../../domain/entity.ts';
 import type { Json } from '../../domain/merge-patch.ts';
 import type { DocumentRepository, StoredDocument } from '../../data/documents.ts';
+import type { CachedAnswer } from '../../data/document-cache.ts';
 import {
   IdParams,
   LIST_MAX_FILTERS,
@@ -18,7 +21,15 @@ import {
 import { kindOf, problemKinds, problemResponses, thrownBy } from '../schemas/problem.ts';
 import { changedSince, documentNotFound, duplicateOf, keptChanging } from '../../data/documents.ts';
 import { customerHasOrders, stockReserved } from '../../domain/deletion.ts';
-import { ConditionalHeaders, etagHeader, etagOf, expectedVersion, notModified } from '../conditional.ts';
+import {
+  ConditionalHeaders,
+  cacheControlHeader,
+  etagHeader,
+  etagOf,
+  expectedVersion,
+  notModified,
+  DOCUMENT_CACHE_CONTROL,
+} from '../conditional.ts';
 import { describeFilters, listPage, listResponses, prepareListQuery } from '../lists.ts';
 import { MERGE_PATCH_MEDIA_TYPE, mergePatchOnly } from '../plugins/json-body.ts';
 import { writeContextOf } from '../actor.ts';
@@ -142,22 +153,36 @@ const targetOf = ({ entity }: Documents, request: { params: { id: string }; head
   expectedVersion: expectedVersion(request.headers['if-match']),
 });
 
+/** Cache-Control of a request that wants the document as stored now, not as remembered. */
+const NO_CACHE = /(?:^|,)\s*no-cache\s*(?:,|$)/i;
+
 function readRoute(app: App, documents: Documents) {
   const { entity, schemas, repository } = documents;
+  const { cache } = app.stores;
+  const headers = { ...etagHeader, ...cacheControlHeader };
   app.get(
     '/:id',
     {
       schema: {
         ...operation(documents, 'get', 'Read'),
+        description:
+          'Answers carry `Cache-Control: private, no-cache`: a client or private cache may keep one, revalidating ' +
+          'with If-None-Match. The service may answer from memory what it read before: a write through this ' +
+          "instance is read back at once, another instance's once this instance's change feed has passed it " +
+          '(its lag, under a second while MongoDB keeps up); while the feed is down, every read goes to MongoDB. ' +
+          '`Cache-Control: no-cache` on the request reads the document from MongoDB.',
         params: IdParams,
         headers: Type.Object({
           'if-none-match': Type.Optional(Type.String({ description: 'Answer 304 if the ETag still matches.' })),
+          'cache-control': Type.Optional(
+            Type.String({ description: 'no-cache: read the document from MongoDB, not from memory.' }),
+          ),
         }),
         response: {
-          200: { description: `The ${entity.singular}.`, headers: etagHeader, ...Type.Ref(schemas.resource) },
+          200: { description: `The ${entity.singular}.`, headers, ...Type.Ref(schemas.resource) },
           304: {
             description: 'Not modified: the ETag in If-None-Match is current.',
-            headers: etagHeader,
+            headers,
             type: 'null',
           },
           ...problemResponses(400, 500, 503),
@@ -167,12 +192,30 @@ function readRoute(app: App, documents: Documents) {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const document = await repository().findById(id, { deadline: request.deadline });
-      if (document === null) throw repository().notFound(id);
-      if (notModified(request.headers['if-none-match'], document.version)) {
-        return reply.code(304).header('etag', etagOf(document.version)).send();
+      // The body as this route's 200 writes it (whatever this reply's status by then): what the cache keeps.
+      const answerOf = (document: StoredDocument | null): CachedAnswer | null => {
+        if (document === null) return null;
+        const body = reply.serializeInput(repository().toResource(document), '200');
+        if (typeof body !== 'string') throw new Error(`${entity.collection}: the serializer wrote no JSON text`);
+        return { body, version: document.version };
+      };
+      let answer: CachedAnswer | null;
+      if (cache === undefined) {
+        answer = answerOf(await repository().findById(id, { deadline: request.deadline }));
+      } else {
+        // The query is shared by concurrent reads of the document: none of their deadlines cuts it.
+        const load = async () => answerOf(await repository().findById(id));
+        answer = await cache.read(entity.collection, id, load, {
+          refresh: NO_CACHE.test(request.headers['cache-control'] ?? ''),
+          deadline: request.deadline,
+        });
       }
-      return documents.answer(reply, document);
+      if (answer === null) throw repository().notFound(id);
+      reply.header('cache-control', DOCUMENT_CACHE_CONTROL);
+      if (notModified(request.headers['if-none-match'], answer.version)) {
+        return reply.code(304).header('etag', etagOf(answer.version)).send();
+      }
+      return reply.header('etag', etagOf(answer.version)).type('application/json; charset=utf-8').send(answer.body);
     },
   );
 }

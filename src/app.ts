@@ -60,7 +60,9 @@ const infrastructure = fp<AppOptions>(
       cursorSecret: config.security.cursorSecret,
       idempotencyTtlHours: config.idempotency.ttlHours,
       cacheMaxMb: config.cache.maxMb,
-      ...(connect !== false && { streams: { uri: config.mongo.uri, appName: config.mongo.appName } }),
+      ...(connect !== false && {
+        streams: { uri: config.mongo.uri, appName: config.mongo.appName, feedReplayEvents: config.feed.replayEvents },
+      }),
     });
     await fastify.register(shop);
   },

@@ -316,10 +316,20 @@ export const variables = {
   },
   FEED_CLIENT_BUFFER_BYTES: {
     description:
-      'Bytes a change-feed client may leave unread in its connection; past it the stream is closed (slow-consumer) ' +
-      'and the client resumes from its last event.',
+      "Bytes a change-feed client may leave unread in its connection (at least the connection's own 16 KiB): past " +
+      'it its stream waits for the client to read, so what the instance holds for a client stays within this plus ' +
+      'one event.',
     default: '1048576',
     parse: integer(1024, 1024 * 1024 * 1024),
+  },
+  FEED_REPLAY_EVENTS: {
+    description:
+      'Changes each instance keeps in memory, with their documents before and after (about 2.7 kB of heap each for ' +
+      'products: 2000 cost about 5.5 MB). A client that reads slower than changes come, or reconnects, is served ' +
+      'from them while its position is among them (at 100 changes a second, 2000 are 20 s); one further behind is ' +
+      "closed (slow-consumer) and resumes from MongoDB's history, a few clients at a time.",
+    default: '2000',
+    parse: integer(10, 1_000_000),
   },
   FEED_RETRY_MS: {
     description: 'Reconnection delay a change-feed stream tells its client (the retry: field of server-sent events).',
@@ -375,6 +385,7 @@ export interface Config {
     heartbeatMs: number;
     clientBufferBytes: number;
     retryMs: number;
+    replayEvents: number;
   };
 }
 
@@ -458,6 +469,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       heartbeatMs: v.FEED_HEARTBEAT_MS,
       clientBufferBytes: v.FEED_CLIENT_BUFFER_BYTES,
       retryMs: v.FEED_RETRY_MS,
+      replayEvents: v.FEED_REPLAY_EVENTS,
     },
   };
 }

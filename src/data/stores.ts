@@ -62,10 +62,10 @@ export interface StoresOptions extends Omit<RepositoryOptions, 'cursors'> {
   /** CACHE_MAX_MB; 0: no document cache. */
   cacheMaxMb: number;
   /**
-   * Where the audit stream and the change feed connect; absent: the app has no connection (the
-   * OpenAPI generator), nothing to follow.
+   * Where the audit stream and the change feed connect, and the changes the feed keeps in memory
+   * (FEED_REPLAY_EVENTS); absent: the app has no connection (the OpenAPI generator), nothing to follow.
    */
-  streams?: { uri: string; appName: string };
+  streams?: Streams;
 }
 
 export function createStores(
@@ -119,6 +119,12 @@ const STREAM_START_RETRY_MS = 2_000;
 
 /** Catch-up streams of the change feed open at once: each holds a connection of the feed's client. */
 const FEED_CATCH_UPS = 4;
+
+interface Streams {
+  uri: string;
+  appName: string;
+  feedReplayEvents: number;
+}
 
 /** A change stream the app follows on a client of its own. */
 interface Stream {
@@ -231,7 +237,7 @@ function followAudit(
  * The change feed, exposed as stores.feed once started (its routes answer 503 until then). Its
  * live stream's getMore and each catch-up's hold a connection.
  */
-function followFeed(app: FastifyInstance, stores: Stores, streams: { uri: string; appName: string }) {
+function followFeed(app: FastifyInstance, stores: Stores, streams: Streams) {
   followOnOwnClient(app, streams, {
     suffix: 'feed',
     maxPoolSize: 1 + FEED_CATCH_UPS,
@@ -239,7 +245,11 @@ function followFeed(app: FastifyInstance, stores: Stores, streams: { uri: string
       new ChangeFeed(
         client,
         dbName,
-        { collections: ENTITIES.map((entity) => entity.collection), maxCatchUps: FEED_CATCH_UPS },
+        {
+          collections: ENTITIES.map((entity) => entity.collection),
+          maxCatchUps: FEED_CATCH_UPS,
+          replayEvents: streams.feedReplayEvents,
+        },
         app.log,
       ),
     started: (feed) => {

@@ -8,8 +8,11 @@
 
 import type mongoose from 'mongoose';
 import type { mongo } from 'mongoose';
+import { MIGRATION_SETTINGS } from './migrations.ts';
 
 export const RATE_USAGE_COLLECTION = 'rate_usage';
+/** The migration that creates the collection: no exchange before it is applied. */
+const MIGRATION = '20261209000000-rate-usage.js';
 
 /** Usage is counted per minute: a document per identity and minute. */
 const WINDOW_MS = 60_000;
@@ -40,6 +43,8 @@ export class RateUsage {
     private readonly usage: mongo.Collection<UsageDocument>,
     /** This instance's id: a name for its counts and its heartbeat. */
     readonly instance: string,
+    /** The changelog's entry of the collection's migration, or null. */
+    private readonly changelog: () => Promise<unknown>,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -47,7 +52,16 @@ export class RateUsage {
     return new RateUsage(
       connection.collection(RATE_USAGE_COLLECTION) as unknown as mongo.Collection<UsageDocument>,
       instance,
+      () => connection.collection(MIGRATION_SETTINGS.changelogCollectionName).findOne({ fileName: MIGRATION }),
     );
+  }
+
+  /**
+   * Whether the collection's migration is applied. Asked of the changelog, which the service may
+   * read (listing collections it may not): an upsert into a missing collection would create it.
+   */
+  async migrated(): Promise<boolean> {
+    return (await this.changelog()) !== null;
   }
 
   /**

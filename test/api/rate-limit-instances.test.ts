@@ -67,9 +67,13 @@ describe('rate limits across instances', () => {
     expect(admitted).toBeGreaterThanOrEqual(LIMIT);
     expect(admitted).toBeLessThanOrEqual(LIMIT + refilled(started) + INSTANCES);
     await settle();
-    const refused = await use(two);
-    expect(refused.statusCode).toBe(429);
-    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // What the other admits now is what the bucket refilled meanwhile, not a fresh limit of its own.
+    const after = await Promise.all(Array.from({ length: LIMIT }, () => use(two)));
+    const more = after.filter((answer) => answer.statusCode === 200).length;
+    expect(admitted + more).toBeLessThanOrEqual(LIMIT + refilled(started) + INSTANCES);
+    const refused = after.find((answer) => answer.statusCode === 429);
+    expect(refused).toBeDefined();
+    expect(Number(refused!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
 
   it('a burst that reaches both before either has served the key passes by at most the limit again', async () => {

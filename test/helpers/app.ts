@@ -10,6 +10,7 @@ import type { InjectOptions } from 'fastify';
 import { buildApp, type App } from '../../src/app.ts';
 import { ApiKeyStore } from '../../src/data/api-keys.ts';
 import { POSITIONS_COLLECTION } from '../../src/data/audit-stream.ts';
+import { RATE_USAGE_COLLECTION } from '../../src/data/rate-usage.ts';
 import { loadConfig } from '../../src/config.ts';
 import { MIGRATIONS_DIR, migrateUp } from '../../src/data/migrations.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -196,7 +197,8 @@ export function useMigratedDatabase(label: string): { readonly name: string; rea
  * Every collection of an app's database, sorted by _id, as canonical EJSON: to show a request
  * changed nothing, byte for byte. The audit trail is settled first (the entries of atomic writes
  * arrive through the change stream); the stream's own position is left out, as it moves whenever
- * the trail is settled.
+ * the trail is settled, and so are the rate-limit counts the instances share, which every request
+ * moves.
  */
 export async function dumpDatabase(app: App): Promise<Map<string, string>> {
   await app.stores.audit.settled();
@@ -204,7 +206,7 @@ export async function dumpDatabase(app: App): Promise<Map<string, string>> {
   if (db === undefined) throw new Error('the app is not connected');
   const names = (await db.listCollections({}, { nameOnly: true }).toArray())
     .map((c) => c.name)
-    .filter((name) => !name.startsWith('system.') && name !== POSITIONS_COLLECTION)
+    .filter((name) => !name.startsWith('system.') && name !== POSITIONS_COLLECTION && name !== RATE_USAGE_COLLECTION)
     .sort();
   const dumped = new Map<string, string>();
   for (const name of names)

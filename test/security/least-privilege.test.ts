@@ -1,7 +1,7 @@
 // The MongoDB users README.md tells operators to create, on a replica set with access control on:
 // the migrations user applies every migration, the service user (documents read and written in
 // the service's own collections, the audit trail appended to, the changelog and the cursor secret
-// read, nothing else)
+// read, the rate-limit counts shared, nothing else)
 // runs the whole API, and whatever reshapes the schema, rewrites history or leaves its own
 // collections is refused to it. The README snippet is checked against the commands run here, so
 // the two cannot drift apart.
@@ -18,6 +18,7 @@ import { AUDIT_COLLECTION } from '../../src/data/audit.ts';
 import { SECRETS_COLLECTION } from '../../src/data/cursor-keys.ts';
 import { POSITIONS_COLLECTION } from '../../src/data/audit-stream.ts';
 import { IDEMPOTENCY_COLLECTION } from '../../src/data/idempotency.ts';
+import { RATE_USAGE_COLLECTION } from '../../src/data/rate-usage.ts';
 import { MIGRATION_SETTINGS, migrateUp, migrationStatus, prepareSchemaAtStart } from '../../src/data/migrations.ts';
 import { ENTITIES, Product } from '../../src/domain/entities/index.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -54,6 +55,8 @@ const CHANGELOG = { collection: MIGRATION_SETTINGS.changelogCollectionName, acti
 const SECRETS = { collection: SECRETS_COLLECTION, actions: ['find'] };
 /** The audit stream's resume position and barrier: created with the first position by their migration. */
 const POSITIONS = { collection: POSITIONS_COLLECTION, actions: ['find', 'insert', 'update'] };
+/** Rate-limit counts the instances share: upserted and read back; created by its migration, expired by TTL. */
+const RATE_USAGE = { collection: RATE_USAGE_COLLECTION, actions: ['find', 'insert', 'update'] };
 /** The audit stream follows the database's changes: MongoDB grants that on the database as a whole. */
 const CHANGES = { collection: '', actions: ['find', 'changeStream'] };
 const SERVICE_ROLE = {
@@ -61,7 +64,7 @@ const SERVICE_ROLE = {
   roles: [] as string[],
   privileges: [
     ...DOCUMENT_COLLECTIONS.map((collection) => ({ resource: { db: DB, collection }, actions: DOCUMENT_ACTIONS })),
-    ...[AUDIT, CHANGELOG, SECRETS, POSITIONS, CHANGES].map(({ collection, actions }) => ({
+    ...[AUDIT, CHANGELOG, SECRETS, POSITIONS, RATE_USAGE, CHANGES].map(({ collection, actions }) => ({
       resource: { db: DB, collection },
       actions,
     })),
@@ -93,6 +96,7 @@ function snippetLines(): string[] {
     one(CHANGELOG),
     one(SECRETS),
     one(POSITIONS),
+    one(RATE_USAGE),
     one(CHANGES),
     '] })',
     createUser(SERVICE_USER),

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { RATE_USAGE_COLLECTION, RateUsage } from '../../data/rate-usage.ts';
+import { RateUsage } from '../../data/rate-usage.ts';
 import { failureKind } from '../../data/failures.ts';
 import { AppError } from '../../errors.ts';
 
@@ -179,10 +179,7 @@ export default fp<RateLimitOptions>(
       if (!collectionReady) {
         if (Date.now() - checkedAt < SYNC_INTERVAL_MS * 8) return;
         checkedAt = Date.now();
-        const found = await app.db.connection.db
-          ?.listCollections({ name: RATE_USAGE_COLLECTION }, { nameOnly: true })
-          .toArray();
-        collectionReady = (found?.length ?? 0) > 0;
+        collectionReady = await usage.migrated();
         if (!collectionReady) return;
       }
       const admitted = buckets.unshared();

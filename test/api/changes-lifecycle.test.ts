@@ -1,6 +1,8 @@
 // The change feed's streams over their lifetime, against listening apps: the caps per key (429)
-// and per instance (503), a revoked key's stream closing (key-revoked), a client that stops
-// reading closed (slow-consumer, with its last position) while another keeps receiving, a stream
+// and per instance (503), a revoked key's stream closing (key-revoked) and counted as a request but
+// not timed as one, a client that stops
+// reading closed (slow-consumer, with its last position) once the changes it has not read are more
+// than the instance keeps, while another keeps receiving, a stream
 // outliving the time limits of ordinary requests, and the app's close (what SIGTERM does) ending
 // every stream at once (shutdown), after which a new instance continues each stream from its last
 // position without a gap or a repeat.
@@ -77,6 +79,14 @@ describe('caps and revocation', () => {
     // The cache may serve the key for AUTH_CACHE_TTL_MS, and the stream checks four times per TTL.
     expect(tookMs).toBeLessThan(5_000);
     expect(await app.metric('storekeeper_feed_closed_total{reason="key-revoked"}')).toBe(1);
+    // Counted as a request once it ended, and not timed as one: a stream's lifetime is no latency.
+    const route = 'method="GET",route="/v1/products/changes"';
+    await waitFor(
+      async () => (await app.metric(`storekeeper_http_requests_total{${route},status="200"}`)) === 1,
+      10_000,
+      'the stream to be counted',
+    );
+    expect(await app.metric(`storekeeper_http_request_duration_seconds_count{${route}}`)).toBe(0);
   });
 
   it('answers 429 past FEED_MAX_STREAMS_PER_KEY and 503 past FEED_MAX_STREAMS, and frees places as streams end', async () => {
@@ -113,7 +123,8 @@ describe('a client that stops reading', () => {
   let app: Awaited<ReturnType<typeof listening>>;
 
   beforeAll(async () => {
-    t = await buildTestApp('changes_slow', { FEED_CLIENT_BUFFER_BYTES: String(2 * 1024 * 1024) });
+    // A client is closed once it is further behind than the ring holds: a small ring, reached soon.
+    t = await buildTestApp('changes_slow', { FEED_CLIENT_BUFFER_BYTES: String(64 * 1024), FEED_REPLAY_EVENTS: '20' });
     app = await listening(t);
   });
   afterAll(async () => {
@@ -127,20 +138,23 @@ describe('a client that stops reading', () => {
     expect(slow.status).toBe(200);
     await firstEvent(reading);
     // Big documents (about 200 kB each), a few at a time, each few read by the reading client before
-    // the next: its buffer stays small, while the slow client's socket, its kernel buffers, then its
-    // buffer in the service fill up.
+    // the next, until the slow client is closed: its socket and kernel buffers fill, then its buffer in
+    // the service, then its stream pauses, and the ring turns over past it.
     const long = 'x'.repeat(200);
     const attributes = Object.fromEntries(
       Array.from({ length: 50 }, (_, i) => [`a${i}`, Array.from({ length: 20 }, () => long)]),
     );
-    const documents = Array.from({ length: 100 }, (_, i) =>
+    const documents = Array.from({ length: 400 }, (_, i) =>
       storedProduct(i, { sku: `SLOW-${process.pid}-${i}`, attributes, description: long }),
     );
-    const ids = documents.map((document) => (document._id as mongoose.Types.ObjectId).toHexString());
-    for (let i = 0; i < documents.length; i += 5) {
-      await t.app.db.connection.db!.collection('products').insertMany(documents.slice(i, i + 5));
-      await reading.untilChanges(i + 5);
+    const slowClosed = async () => (await app.metric('storekeeper_feed_closed_total{reason="slow-consumer"}')) > 0;
+    let written = 0;
+    while (written < documents.length && !(await slowClosed())) {
+      await t.app.db.connection.db!.collection('products').insertMany(documents.slice(written, written + 5));
+      written += 5;
+      await reading.untilChanges(written);
     }
+    const ids = documents.slice(0, written).map((document) => (document._id as mongoose.Types.ObjectId).toHexString());
     expect(reading.changes().map((change) => change.id)).toEqual(ids);
     await waitFor(
       async () => (await app.metric('storekeeper_feed_closed_total{reason="slow-consumer"}')) === 1,

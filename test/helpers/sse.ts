@@ -41,6 +41,8 @@ export interface OpenOptions {
 
 export class SseStream {
   readonly events: SseEvent[] = [];
+  /** Change events so far, counted as they come (waiting for thousands need not parse them all again). */
+  changeCount = 0;
   /** The body ended (the server closed the stream) or the read failed. */
   ended = false;
   error: unknown;
@@ -129,7 +131,7 @@ export class SseStream {
 
   /** Waits for `count` change events in all. */
   untilChanges(count: number, timeoutMs?: number): Promise<void> {
-    return this.until((stream) => stream.changes().length >= count, `${count} changes`, timeoutMs);
+    return this.until((stream) => stream.changeCount >= count, `${count} changes`, timeoutMs);
   }
 
   /** Waits until the server ends the stream. */
@@ -160,6 +162,7 @@ export class SseStream {
           buffer = buffer.slice(newline + (buffer.startsWith('\r\n', newline) ? 2 : 1));
           if (line === '') {
             if (fields) this.events.push(event);
+            if (fields && event.event !== undefined && event.event !== 'close') this.changeCount++;
             event = { comments: [] };
             fields = false;
             continue;

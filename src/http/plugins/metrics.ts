@@ -1,4 +1,5 @@
-// Prometheus metrics at GET /metrics: requests by route pattern and status, their latency,
+// Prometheus metrics at GET /metrics: requests by route pattern and status, their latency (a
+// change-feed stream's lifetime is none: it is left out, and told by the feed's own metrics),
 // transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, requests
 // refused by rate limits (by scope: key or anonymous), the change
 // feed's streams (open, events written, lag, closes by reason; reported by its routes through
@@ -7,6 +8,7 @@
 // several apps in one process (the tests) never collide.
 
 import fp from 'fastify-plugin';
+import type { FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Type } from 'typebox';
 import { transactionOutcomes, transactionRetries } from '../../data/transactions.ts';
@@ -18,7 +20,8 @@ const PREFIX = 'storekeeper_';
 
 /** What the change-feed routes report of their streams. */
 export interface FeedMetrics {
-  opened(): void;
+  /** A stream began answering `request`: its end is no request latency. */
+  opened(request: FastifyRequest): void;
   /** A stream ended: a close reason of the feed, or disconnected (the client went away). */
   closed(reason: string): void;
   /** An event written to a client, `lagSeconds` after the change it reports. */
@@ -45,7 +48,9 @@ export default fp(
     });
     const duration = new Histogram({
       name: `${PREFIX}http_request_duration_seconds`,
-      help: 'Time to answer HTTP requests, by method and route pattern.',
+      help:
+        'Time to answer HTTP requests, by method and route pattern. Change-feed streams are left out (they last ' +
+        'as long as their clients follow): they are counted in storekeeper_feed_streams and storekeeper_feed_*.',
       labelNames: ['method', 'route'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
@@ -153,8 +158,13 @@ export default fp(
       labelNames: ['reason'] as const,
       registers: [registry],
     });
+    /** The requests a stream answers: counted as requests, not timed as them. */
+    const streaming = new WeakSet<FastifyRequest>();
     app.decorate('feedMetrics', {
-      opened: () => feedStreams.inc(),
+      opened: (request) => {
+        streaming.add(request);
+        feedStreams.inc();
+      },
       closed: (reason) => {
         feedStreams.dec();
         feedClosed.inc({ reason });
@@ -214,7 +224,7 @@ export default fp(
       // The route pattern, not the URL, keeps the label set bounded.
       const route = request.routeOptions.url ?? 'unmatched';
       requests.inc({ method: request.method, route, status: String(reply.statusCode) });
-      duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+      if (!streaming.has(request)) duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
       done();
     });
 

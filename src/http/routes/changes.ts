@@ -12,13 +12,20 @@
 // the reply (X-Request-Id, RateLimit-*, helmet's) go out with the stream, and Fastify's onResponse
 // hooks (metrics, the access log line) run when the stream ends.
 //
-// A stream is not a request that should end soon: it takes no load-shedding slot, and nothing
-// bounds it in time. What bounds it instead: FEED_MAX_STREAMS per instance (503) and
-// FEED_MAX_STREAMS_PER_KEY (429); a client that leaves more than FEED_CLIENT_BUFFER_BYTES unread is
-// closed (slow-consumer) and resumes from its last event, so a slow reader never holds the others
-// back nor grows memory; its key is checked again through the authentication's cached lookup, so a
-// revoked key's streams close within about AUTH_CACHE_TTL_MS (key-revoked); and the app's close
-// (SIGTERM) ends every stream at once (shutdown) instead of waiting for SHUTDOWN_GRACE_MS.
+// A stream is paced by its client: once it leaves FEED_CLIENT_BUFFER_BYTES unread, the stream
+// tells its subscription to offer no more, and resumes it when the connection has drained. So a
+// client that reads gets any replay or catch-up whole, however large, at its own speed; what one
+// client holds in memory is its connection's buffer (that mark, plus a frame); what a slow one is
+// behind by waits in the feed's ring, shared by all. One that stays behind longer than the ring
+// holds is closed (slow-consumer) and resumes from its last event, from MongoDB's history: a slow
+// reader never holds the others back nor grows memory.
+//
+// A stream is not a request that should end soon: it takes no load-shedding slot, nothing bounds
+// it in time, and its lifetime is not counted as a request's latency. What bounds it instead:
+// FEED_MAX_STREAMS per instance (503) and FEED_MAX_STREAMS_PER_KEY (429); its key is checked again
+// through the authentication's cached lookup, so a revoked key's streams close within about
+// AUTH_CACHE_TTL_MS (key-revoked); and the app's close (SIGTERM) ends every stream at once
+// (shutdown) instead of waiting for SHUTDOWN_GRACE_MS.
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -37,6 +44,7 @@ import {
   encodePosition,
   type Change,
   type ChangeType,
+  type EndReason,
   type FeedSubscription,
 } from '../../data/change-feed.ts';
 import { Deadline, DeadlineExceeded } from '../../data/deadline.ts';
@@ -55,7 +63,7 @@ export interface ChangeRoutesOptions {
   maxStreamsPerKey: number;
   /** FEED_HEARTBEAT_MS. */
   heartbeatMs: number;
-  /** FEED_CLIENT_BUFFER_BYTES. */
+  /** FEED_CLIENT_BUFFER_BYTES: past it a stream waits for its connection to drain. */
   clientBufferBytes: number;
   /** FEED_RETRY_MS. */
   retryMs: number;
@@ -69,6 +77,13 @@ export interface ChangeRoutesOptions {
 export type CloseReason = 'shutdown' | 'slow-consumer' | 'key-revoked' | 'feed-failed';
 const CLOSE_REASONS: readonly CloseReason[] = ['shutdown', 'slow-consumer', 'key-revoked', 'feed-failed'];
 const CHANGE_TYPES: readonly ChangeType[] = ['insert', 'update', 'replace', 'delete'];
+/** Why a stream closes when the feed ends its subscription. */
+const END_REASONS: Record<EndReason, CloseReason> = {
+  stopped: 'shutdown',
+  failed: 'feed-failed',
+  // Paused longer than the ring (or a catch-up) waits: it resumes from its position, from MongoDB.
+  behind: 'slow-consumer',
+};
 
 const EVENT_STREAM = 'text/event-stream';
 const STREAM_HEADERS = { 'content-type': EVENT_STREAM, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
@@ -340,9 +355,9 @@ interface StreamContext {
 }
 
 /**
- * One client's stream: the subscription's changes written as frames as they come, a heartbeat
- * carrying its position, its key checked again, and a last frame saying why it ended. Writes never
- * wait for the client: what it leaves unread stays in its socket's buffer, up to the limit.
+ * One client's stream: the subscription's changes written as frames as they come, as fast as the
+ * client reads them, a heartbeat carrying its position, its key checked again, and a last frame
+ * saying why it ended.
  */
 class FeedStream {
   private subscription: FeedSubscription | undefined;
@@ -351,6 +366,8 @@ class FeedStream {
   private endedEarly: CloseReason | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private checking = false;
+  /** The connection holds more than clientBufferBytes: the subscription is paused until it drains. */
+  private draining = false;
   /** Settles when the response is over: its last frame handed to the connection, or the connection gone. */
   readonly ended: Promise<void>;
 
@@ -362,21 +379,35 @@ class FeedStream {
     });
   }
 
-  /** The subscription's onChange: synchronous, in order, each change once. */
-  change(change: Change): void {
-    if (this.closed !== undefined || this.subscription === undefined) return;
+  /** The subscription's onChange: synchronous, in order, each change once; false: offer no more until it drained. */
+  change(change: Change): boolean {
+    if (this.closed !== undefined || this.subscription === undefined) return true;
     const { interest, frames, app } = this.context;
-    if (interest.filter !== undefined && !interest.filter(change)) return;
-    this.write(frames.of(change, interest.fields));
+    if (interest.filter !== undefined && !interest.filter(change)) return true;
+    const more = this.write(frames.of(change, interest.fields));
     app.feedMetrics.written(change.collection, change.type, (Date.now() - change.operationTime.getTime()) / 1000);
+    return more;
   }
 
-  /** Writes a frame, without waiting; a client that leaves too much unread is closed. */
-  private write(frame: string): void {
+  /**
+   * Writes a frame; false once the connection holds more than clientBufferBytes, and then the
+   * subscription is resumed when it has drained. (The mark is never below the connection's own
+   * high-water mark: only past that does a write answer false, and 'drain' follow.)
+   */
+  private write(frame: string): boolean {
     const raw = this.context.reply.raw;
-    raw.write(frame);
-    if (raw.writableLength > this.context.options.clientBufferBytes) this.close('slow-consumer');
+    if (raw.write(frame) || raw.writableLength <= this.context.options.clientBufferBytes) return true;
+    if (!this.draining) {
+      this.draining = true;
+      raw.once('drain', this.drained);
+    }
+    return false;
   }
+
+  private readonly drained = () => {
+    this.draining = false;
+    this.subscription?.resume();
+  };
 
   /**
    * Answers 200 and writes the first frame: the reconnection delay and the start position. The
@@ -386,7 +417,7 @@ class FeedStream {
     const { reply, streams, frames, options, request } = this.context;
     this.subscription = subscription;
     streams.add(this);
-    this.context.app.feedMetrics.opened();
+    this.context.app.feedMetrics.opened(request);
     const raw = reply.raw;
     // Fastify leaves the answer to the stream: the reply's headers go out with it, and its onResponse
     // hooks (metrics, the access log) still run when the response ends.
@@ -401,7 +432,10 @@ class FeedStream {
       this.close(this.endedEarly);
       return;
     }
-    this.every(options.heartbeatMs, () => this.write(`: heartbeat\nid: ${frames.position(subscription.position)}\n\n`));
+    // A client with frames still unread needs no heartbeat: the connection is not idle.
+    this.every(options.heartbeatMs, () => {
+      if (!this.draining) this.write(`: heartbeat\nid: ${frames.position(subscription.position)}\n\n`);
+    });
     const recheckMs = Math.max(MIN_RECHECK_MS, options.authCacheTtlMs / RECHECKS_PER_TTL);
     this.every(recheckMs, () => void this.recheck(request, recheckMs));
   }
@@ -536,9 +570,10 @@ const FeedCloseSchema = {
         type: 'string',
         enum: [...CLOSE_REASONS],
         description:
-          'shutdown: the instance is stopping; slow-consumer: the client left more than FEED_CLIENT_BUFFER_BYTES ' +
-          "unread; key-revoked: the key was revoked, expired or lost a scope; feed-failed: the service's change " +
-          'stream could not go on without a gap.',
+          'shutdown: the instance is stopping; slow-consumer: the client read slower than changes came for longer ' +
+          'than the instance keeps them in memory (FEED_REPLAY_EVENTS), and resumes from MongoDB; key-revoked: the ' +
+          "key was revoked, expired or lost a scope; feed-failed: the service's change stream could not go on " +
+          'without a gap.',
       }),
       lastEventId: Type.String({ description: 'Where to resume: every change up to it was sent (or filtered out).' }),
     },
@@ -701,7 +736,7 @@ const changeRoutes: FastifyPluginAsyncTypebox<ChangeRoutesOptions> = async (app,
       collections: interest.collections,
       ...(from !== undefined && { after: from }),
       onChange: (change) => stream.change(change),
-      onEnd: (reason) => stream.close(reason === 'stopped' ? 'shutdown' : 'feed-failed'),
+      onEnd: (reason) => stream.close(END_REASONS[reason]),
     });
     let subscription: FeedSubscription;
     try {

@@ -446,6 +446,8 @@ export class ChangeFeed {
   private readonly isStopped = () => this.stopped;
   /** Since when the live stream has been failing; undefined while it runs. */
   private failingSince: number | undefined;
+  /** When (Date.now()) the live stream last answered: every getMore does, within maxAwaitMs when idle. */
+  private answeredAt = 0;
   private readonly subscribers = new Set<Subscriber>();
   /** The subscribers reading the ring (or paused on it): those the ring must not turn over past. */
   private readonly ringReaders = new Set<Subscriber>();
@@ -491,6 +493,20 @@ export class ChangeFeed {
   /** Started, not stopped, and its head known: subscribe() can serve. */
   get running(): boolean {
     return !this.stopped && this.current !== undefined;
+  }
+
+  /**
+   * Whether the live stream answered within `ms`: it does at least every maxAwaitMs while MongoDB
+   * serves it, so a longer silence means it is interrupted or stuck (a failover, a frozen server, a
+   * resume in progress) and what happened since on other instances is not known here yet.
+   */
+  answeredWithin(ms: number): boolean {
+    return this.running && Date.now() - this.answeredAt <= ms;
+  }
+
+  /** How long the live stream waits for events before answering empty (its getMores' maxAwaitTimeMS). */
+  get awaitMs(): number {
+    return this.maxAwaitMs;
   }
 
   /** @internal The head's `_data`, for subscribers' positions. */
@@ -657,6 +673,7 @@ export class ChangeFeed {
   private async step(stream: Stream): Promise<void> {
     const raw = await stream.tryNext();
     if (this.stopped) return;
+    if (stream === this.live) this.answeredAt = Date.now();
     if (raw !== null) {
       const change = changeOf(raw);
       if (change.type === 'update' && change.after === undefined && !this.warnedImages) {

@@ -8,7 +8,10 @@
 //   never paused: they evict within the feed's lag (storekeeper_cache_invalidation_lag_seconds).
 // - Without the feed nothing could tell it of those, so it stores only while its subscription is
 //   live: before the feed started, and from the moment the subscription ends (any reason), it is
-//   empty and every read goes to MongoDB, until a new subscription is live.
+//   empty and every read goes to MongoDB, until a new subscription is live. The same while the
+//   feed's stream is silent (a failover, a frozen server, a resume in progress: it answers every
+//   maxAwaitMs while it runs): the first read that notices empties the cache, and nothing is stored
+//   until the stream answers again, so an answer is never staler than the feed's lag plus that bound.
 // - A read that started before an invalidation of its document never stores its older answer after
 //   it: an invalidation takes the document's load in flight out of use (later reads query anew) and
 //   raises the version that load must have read to be stored; a reset stores none of those in
@@ -31,6 +34,9 @@ export interface CachedAnswer {
 
 /** Bytes an entry costs beyond its body and key (the entry's objects, the LRU's slots): an estimate. */
 const ENTRY_OVERHEAD_BYTES = 96;
+
+/** How much longer than its getMores' wait the feed's stream may be silent before the cache stops trusting it. */
+const SILENCE_BEYOND_AWAIT_MS = 1_500;
 
 /** How soon a subscription that ended or could not start is tried again. */
 const RESUBSCRIBE_MS = 1_000;
@@ -56,6 +62,8 @@ export class DocumentCache {
   private subscription: FeedSubscription | undefined;
   private feed: ChangeFeed | undefined;
   private retry: NodeJS.Timeout | undefined;
+  /** The feed's stream went silent: the entries were dropped, and nothing is stored until it answers. */
+  private silent = false;
   /** What the cache did since it was built, for /metrics and the tests. */
   readonly stats = {
     hits: 0,
@@ -89,9 +97,25 @@ export class DocumentCache {
     return this.entries.size;
   }
 
-  /** A subscription to the feed is live: answers are stored. */
+  /** A subscription to the feed is live and its stream answers: answers are stored. */
   get live(): boolean {
-    return this.subscription !== undefined;
+    return this.subscription !== undefined && this.heard();
+  }
+
+  /** Whether the feed's stream answered lately; the first time it has not, the cache empties. */
+  private heard(): boolean {
+    const feed = this.feed;
+    if (feed === undefined) return false;
+    if (feed.answeredWithin(feed.awaitMs + SILENCE_BEYOND_AWAIT_MS)) {
+      this.silent = false;
+      return true;
+    }
+    if (!this.silent) {
+      this.silent = true;
+      this.log.warn('document cache: the change feed is silent; emptied, and storing nothing until it answers');
+      this.empty('feed-silent');
+    }
+    return false;
   }
 
   /**
@@ -106,7 +130,8 @@ export class DocumentCache {
     { refresh = false, deadline }: { refresh?: boolean; deadline?: Deadline } = {},
   ): Promise<CachedAnswer | null> {
     const key = keyOf(collection, id);
-    if (!refresh) {
+    const live = this.live;
+    if (!refresh && live) {
       const stored = this.entries.get(key);
       if (stored !== undefined) {
         this.stats.hits++;
@@ -114,7 +139,7 @@ export class DocumentCache {
       }
     }
     this.stats.misses++;
-    if (!this.live) return bounded(load(), deadline);
+    if (!live) return bounded(load(), deadline);
     // A refresh must see the database now, not join a load that started before it.
     let pending = refresh ? undefined : [...(this.loads.get(key) ?? [])].find((candidate) => candidate.joinable);
     // What it loads replaces what is stored, unless that is newer.
@@ -226,6 +251,10 @@ export class DocumentCache {
   /** Not live any more: empty, and every load in flight stores nothing. */
   private reset(reason: string): void {
     this.subscription = undefined;
+    this.empty(reason);
+  }
+
+  private empty(reason: string): void {
     this.staleLoads();
     this.entries.clear();
     this.stats.resets[reason] = (this.stats.resets[reason] ?? 0) + 1;

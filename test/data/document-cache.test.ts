@@ -4,6 +4,7 @@
 // stores its older answer; its calculated size stays within its bound. (Over HTTP, with the unit
 // of work and two instances: test/api/document-cache.test.ts.)
 
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import mongoose from 'mongoose';
 import pino from 'pino';
@@ -42,6 +43,46 @@ const written = (collection: string, documentId: string, version: number): Chang
   actor: { keyId: 'k', keyName: 'test' },
   at: new Date(),
 });
+
+/**
+ * A TCP proxy to the test's mongod that can stop passing bytes, as a frozen server or a cut
+ * network would look to a client: its commands neither answer nor fail.
+ */
+async function freezableProxy(
+  target: URL,
+): Promise<{ uri: string; freeze(): void; thaw(): void; close(): Promise<void> }> {
+  const sockets: Socket[] = [];
+  let frozen = false;
+  const server: Server = createServer((incoming) => {
+    const outgoing = createConnection({ host: target.hostname, port: Number(target.port) });
+    for (const [from, to] of [
+      [incoming, outgoing],
+      [outgoing, incoming],
+    ] as const) {
+      from.pipe(to);
+      from.on('error', () => to.destroy());
+      sockets.push(from);
+      if (frozen) from.pause();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    uri: `mongodb://127.0.0.1:${port}/?directConnection=true`,
+    freeze: () => {
+      frozen = true;
+      for (const socket of sockets) socket.pause();
+    },
+    thaw: () => {
+      frozen = false;
+      for (const socket of sockets) socket.resume();
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 describe('the document cache', () => {
   const database = useMigratedDatabase('document_cache');
@@ -185,6 +226,46 @@ describe('the document cache', () => {
     await waitFor(() => cache.live, 10_000, 'the cache to follow the new feed');
     await cache.read('products', 'a', fixed(answer(3)));
     expect(await cache.read('products', 'a', fixed(answer(4)))).toEqual(answer(3));
+  });
+
+  it("empties itself when the feed's stream goes silent, and stores nothing until it answers again", async () => {
+    // The feed reaches mongod through a proxy the test freezes: its getMores stop answering.
+    const proxy = await freezableProxy(new URL(inject('mongoUri').replace(/^mongodb:/, 'http:')));
+    try {
+      const client = new mongoose.mongo.MongoClient(proxy.uri, { appName: 'cache-silence-test', maxPoolSize: 2 });
+      clients.push(client);
+      const feed = new ChangeFeed(client, database.name, { collections: COLLECTIONS, maxAwaitMs: 100 }, silent);
+      await feed.start();
+      feeds.push(feed);
+      const cache = new DocumentCache({ maxBytes: 1_048_576, collections: COLLECTIONS }, silent);
+      caches.push(cache);
+      cache.follow(feed);
+      await waitFor(() => cache.live, 10_000, 'the cache to follow the feed');
+      await cache.read('products', 'a', fixed(answer(1)));
+      expect(await cache.read('products', 'a', fixed(answer(2)))).toEqual(answer(1));
+
+      proxy.freeze();
+      // The stream answers every 100 ms while it runs; past that and the cache's margin, it is silent.
+      await waitFor(() => !feed.answeredWithin(feed.awaitMs + 1_500), 15_000, 'the feed to go silent');
+      expect(await cache.read('products', 'a', fixed(answer(3)))).toEqual(answer(3));
+      expect(cache.size).toBe(0);
+      expect(cache.stats.resets).toEqual({ 'feed-silent': 1 });
+      // Silent, it serves from its load and keeps nothing.
+      expect(await cache.read('products', 'a', fixed(answer(4)))).toEqual(answer(4));
+      expect(cache.size).toBe(0);
+
+      proxy.thaw();
+      await waitFor(() => cache.live, 30_000, 'the feed to answer again');
+      await cache.read('products', 'a', fixed(answer(5)));
+      expect(await cache.read('products', 'a', fixed(answer(6)))).toEqual(answer(5));
+      expect(cache.stats.resets).toEqual({ 'feed-silent': 1 });
+    } finally {
+      proxy.thaw();
+      for (const cache of caches.splice(0)) cache.stop();
+      for (const feed of feeds.splice(0)) await feed.stop();
+      for (const client of clients.splice(0)) await client.close();
+      await proxy.close();
+    }
   });
 
   it('keeps its calculated size within its bound, the least recently used out first', async () => {

@@ -7,10 +7,12 @@
 //
 // The frames are written here, straight to the socket, rather than by @fastify/sse: its frames
 // always carry data (the first frame and the heartbeat here carry only an id), every write of its
-// send() awaits the socket's drain with listeners of its own, which the fan-out cannot await, and
-// its own heartbeat carries no position. What it would have kept is kept here: the headers set on
-// the reply (X-Request-Id, RateLimit-*, helmet's) go out with the stream, and Fastify's onResponse
-// hooks (metrics, the access log line) run when the stream ends.
+// send() awaits the socket's drain with listeners of its own, which the synchronous fan-out cannot
+// await (a stream here pauses its subscription instead), and its own heartbeat carries no
+// position. What it would have kept is kept here: the headers set on the reply (X-Request-Id,
+// RateLimit-*, helmet's) go out with the stream, and Fastify's onResponse hooks (metrics, the
+// access log line) run when the service ends the stream (not when the client leaves: Fastify runs
+// them on the response's finish, which a connection closed by the client never reaches).
 //
 // A stream is paced by its client: once it leaves FEED_CLIENT_BUFFER_BYTES unread, the stream
 // tells its subscription to offer no more, and resumes it when the connection has drained. So a

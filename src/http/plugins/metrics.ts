@@ -199,7 +199,8 @@ export default fp(
       fromCounters(
         'cache_resets_total',
         'Times the document cache emptied itself, by reason: feed-stopped, feed-failed, feed-behind (its ' +
-          'change-feed subscription ended; it stores nothing until it follows again).',
+          'change-feed subscription ended; it stores nothing until it follows again), feed-silent (the ' +
+          "feed's stream stopped answering; it stores nothing until it answers again).",
         'reason',
         cache.stats.resets,
       );

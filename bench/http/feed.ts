@@ -6,10 +6,10 @@
 // writer made, once and in order. A client the service closes reconnects with Last-Event-ID, as
 // EventSource does, so a close costs no event either.
 //
-// The clients share two cores with the service and mongod, so they stay cheap: a change's frame
-// is copied at most LINE_BYTES per line into a buffer of the client's own, and only the head of
-// its data line (the document's id, version and operationTime, before the document) is read,
-// without JSON.parse; lags go into one shared histogram of milliseconds.
+// The clients share two cores with the service and mongod, so they stay cheap: a line is read
+// where it arrived (only one split across chunks is copied, at most LINE_BYTES of it), only the
+// head of a data line is read (the change's id, version and operationTime, before the document)
+// and without JSON.parse, and lags go into one shared histogram of milliseconds.
 
 import { Agent, get, type ClientRequest } from 'node:http';
 import { variables } from '../../src/config.ts';

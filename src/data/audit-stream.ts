@@ -20,6 +20,7 @@ import { AuditEvent, type AuditAction } from '../domain/audit.ts';
 import type { Deadline } from './deadline.ts';
 import { bounded } from './deadline.ts';
 import { failureKind } from './failures.ts';
+import { stopReading } from './stream-stop.ts';
 
 const { ObjectId } = mongoose.mongo;
 
@@ -78,8 +79,6 @@ export const auditStreamLag = { seconds: 0 };
 
 const DAY_MS = 86_400_000;
 const RESTART_DELAY_MS = 500;
-/** How long past maxAwaitMs stop() waits for the reading loop to close the stream before closing it under the loop. */
-const STOP_GRACE_MS = 1_000;
 
 const timeOf = (timestamp: mongo.Timestamp): bigint => (BigInt(timestamp.t) << 32n) | BigInt(timestamp.i);
 
@@ -140,26 +139,13 @@ export class AuditStream {
 
   /**
    * Ends the reading loop, which closes the stream itself once the command it has in flight is
-   * answered: closed under the aggregate that opens its cursor, the driver ends the cursor's
-   * session before it knows the cursor's id, then skips the killCursors because that session has
-   * ended, and the cursor stays open on the server until it times out. A getMore returns within
-   * maxAwaitMs; a loop that does not end by STOP_GRACE_MS past that (MongoDB gone) has its stream
-   * closed under it.
+   * answered (see stream-stop.ts); one that does not (MongoDB gone) has its stream closed under it.
    */
   async stop(): Promise<void> {
     this.stopped = true;
     const running = this.running;
     if (running !== undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), this.maxAwaitMs + STOP_GRACE_MS);
-      });
-      const ended = await Promise.race([running.then(() => true), late]);
-      clearTimeout(timer);
-      if (!ended) {
-        await this.stream?.close().catch(() => undefined);
-        await running;
-      }
+      await stopReading(running, this.maxAwaitMs, async () => this.stream?.close().catch(() => undefined));
     }
     for (const waiter of this.waiters) waiter.resolve();
     this.waiters.clear();

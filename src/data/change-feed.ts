@@ -31,6 +31,7 @@ import { STAMP_FIELD } from './audit-stream.ts';
 import type { StoredDocument } from './documents.ts';
 import { failureKind } from './failures.ts';
 import { signed, verified } from './query.ts';
+import { stopReading } from './stream-stop.ts';
 
 export type ChangeType = 'insert' | 'update' | 'replace' | 'delete';
 
@@ -394,8 +395,6 @@ const RING_BATCH = 256;
  * its batch), rather than up to 16 MB.
  */
 const CATCH_UP_BATCH = 100;
-/** How long past maxAwaitMs stop() waits for a getMore to return before closing its stream under it. */
-const STOP_GRACE_MS = 1_000;
 
 interface Settlement {
   promise: Promise<void>;
@@ -411,15 +410,6 @@ function settlement(): Settlement {
     reject = rej;
   });
   return { promise, resolve, reject };
-}
-
-/** A timer that resolves `promise` with false, and can be cancelled (stop() must not wait for it). */
-function delay(ms: number): { promise: Promise<false>; cancel(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  const promise = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  return { promise, cancel: () => clearTimeout(timer) };
 }
 
 type Stream = mongo.ChangeStream<mongo.Document, RawChange>;
@@ -536,23 +526,18 @@ export class ChangeFeed {
 
   /**
    * Ends every subscription with onEnd('stopped') and closes every stream. Each stream is closed
-   * by its reader between two getMores: closed under a getMore in flight, the driver's kill of
-   * its cursor can lose the race with the getMore's end and leave the cursor open on the server.
-   * A getMore returns within maxAwaitMs; one that does not (MongoDB gone) is closed under.
+   * by its reader between two commands (see stream-stop.ts); one whose command does not return in
+   * time (MongoDB gone) is closed under it.
    */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const waiter of this.waiting.splice(0)) waiter.reject(new Error('the change feed stopped'));
     // A catch-up waiting for its paused subscriber stops waiting.
     for (const subscriber of this.subscribers) subscriber.wake();
-    const readers = Promise.all([this.following, ...this.catchUpReaders]);
-    const timer = delay(this.maxAwaitMs + STOP_GRACE_MS);
-    if (!(await Promise.race([readers.then(() => true), timer.promise]))) {
+    await stopReading(Promise.all([this.following, ...this.catchUpReaders]), this.maxAwaitMs, async () => {
       await this.live?.close().catch(() => undefined);
       await Promise.all([...this.catchUpStreams.keys()].map((stream) => this.closeCatchUp(stream)));
-      await readers;
-    }
-    timer.cancel();
+    });
     for (const subscriber of [...this.subscribers]) subscriber.end('stopped');
   }
 

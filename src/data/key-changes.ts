@@ -10,6 +10,7 @@ import type { mongo } from 'mongoose';
 import type { FastifyBaseLogger } from 'fastify';
 import { API_KEYS_COLLECTION, type KeyChange } from './api-keys.ts';
 import { failureKind } from './failures.ts';
+import { stopReading } from './stream-stop.ts';
 
 interface RawKeyChange {
   operationType: string;
@@ -23,9 +24,6 @@ export interface KeyChangesOptions {
   /** How soon a broken stream is opened again. */
   reopenMs?: number;
 }
-
-/** How long past maxAwaitMs stop() waits for a getMore to return before closing the stream under it. */
-const STOP_GRACE_MS = 1_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
@@ -61,22 +59,14 @@ export class KeyChanges {
   }
 
   /**
-   * Closes the stream between two getMores (one closed under a getMore in flight can be left open
-   * on the server); a getMore that does not return in time (MongoDB gone) is closed under.
+   * Ends the reading loop, which closes the stream between two commands (see stream-stop.ts); one
+   * that does not end in time (MongoDB gone) has its stream closed under it.
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), this.maxAwaitMs + STOP_GRACE_MS);
-    });
-    const done = await Promise.race([(this.reading ?? Promise.resolve()).then(() => true), late]);
-    clearTimeout(timer);
-    if (!done) {
-      await this.stream?.close().catch(() => undefined);
-      await this.reading;
-    }
-    await this.stream?.close().catch(() => undefined);
+    const closeStream = async () => this.stream?.close().catch(() => undefined);
+    await stopReading(this.reading ?? Promise.resolve(), this.maxAwaitMs, closeStream);
+    await closeStream();
   }
 
   /** A stream from now; its first read opens it, and whatever was known before may be stale. */

@@ -13953,3 +13953,37 @@ export interface operations {
     };
   };
 }
+
+/** Every kind of problem the contract names, by code: the end of its type, urn:storekeeper:problem:<code>. */
+export type ProblemCode =
+  | 'amount-too-large'
+  | 'concurrent-modification'
+  | 'customer-has-orders'
+  | 'duplicate'
+  | 'idempotency-in-progress'
+  | 'idempotency-key-reused'
+  | 'insufficient-scope'
+  | 'insufficient-stock'
+  | 'internal-error'
+  | 'invalid-cursor'
+  | 'invalid-position'
+  | 'invalid-transition'
+  | 'limit-exceeded'
+  | 'migrations-pending'
+  | 'mixed-currencies'
+  | 'not-found'
+  | 'outcome-unknown'
+  | 'overloaded'
+  | 'payload-too-large'
+  | 'position-expired'
+  | 'precondition-failed'
+  | 'products-unavailable'
+  | 'rate-limited'
+  | 'service-unavailable'
+  | 'stock-reserved'
+  | 'too-many-streams'
+  | 'unauthenticated'
+  | 'unknown-customer'
+  | 'unknown-product'
+  | 'unsupported-media-type'
+  | 'validation-failed';

@@ -1129,12 +1129,12 @@ export interface components {
        * @description Lower-case tags.
        * @default []
        */
-      tags: string[];
+      tags?: string[];
       /**
        * @description Free-form attributes: names of letters, digits and _; values strings, numbers, booleans or lists.
        * @default {}
        */
-      attributes: {
+      attributes?: {
         [key: string]: string | number | boolean | (string | number)[];
       };
       /**
@@ -1142,7 +1142,7 @@ export interface components {
        * @default draft
        * @enum {unknown}
        */
-      status: 'draft' | 'active' | 'archived';
+      status?: 'draft' | 'active' | 'archived';
     };
     /**
      * @description A JSON Merge Patch (RFC 7396) of a product: members replace, objects merge, null removes an optional member.
@@ -1406,7 +1406,7 @@ export interface components {
       /** @description E.164 phone number. */
       phone?: string;
       /** @default [] */
-      addresses: {
+      addresses?: {
         /** @example home */
         label?: string;
         line1: string;
@@ -1418,7 +1418,7 @@ export interface components {
         country: string;
       }[];
       /** @default false */
-      marketingOptIn: boolean;
+      marketingOptIn?: boolean;
     };
     /**
      * @description A JSON Merge Patch (RFC 7396) of a customer: members replace, objects merge, null removes an optional member.

@@ -1,10 +1,13 @@
 // `npm run bench:http`: the service's HTTP performance next to a floor (Fastify + the raw driver,
 // bench/servers/floor.ts) and the usual alternative (Express + Mongoose hydrated documents,
-// bench/servers/express-mongoose.ts), all three as processes of their own on one throwaway
-// replica set and one seeded database. autocannon drives every scenario from this process:
-// a warm-up, then rounds interleaved across the servers; medians are reported. The change feed,
-// which only the service has, is measured last by clients of this process (bench/http/feed.ts).
-// Writes bench/results/http.json, http.md and http.svg (the chart in the README).
+// bench/servers/express-mongoose.ts), all as processes of their own on one throwaway replica set
+// and one seeded database. The document cache's scenarios (hot and cold reads by id) run on the
+// service as configured, on a second process of it with CACHE_MAX_MB=0, and on the floor, with the
+// cache's hits and misses read from the service's /metrics around each round. autocannon drives
+// every scenario from this process: a warm-up, then rounds interleaved across the servers; medians
+// are reported. The change feed, which only the service has, is measured last by clients of this
+// process (bench/http/feed.ts). Writes bench/results/http.json, http.md and http.svg (the chart in
+// the README).
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -14,6 +17,7 @@ import { variables } from '../src/config.ts';
 import { Customer } from '../src/domain/entities/index.ts';
 import { startEmbeddedMongo } from '../src/mongod/embedded.ts';
 import { environmentOf } from './common.ts';
+import { cacheCounters, cacheRound, describeCache, summarizeCache, type CacheRound } from './http/cache-stats.ts';
 import { OPEN_BATCH, OPEN_EVERY_MS, feedServiceEnv, runFeedRound, type FeedSettings } from './http/feed.ts';
 import { checkLedger, prepareDatabase, setAvailable, stockOf, waitUntilSettled, type Fixture } from './http/data.ts';
 import { drive, measure, type Measurement } from './http/load.ts';
@@ -42,6 +46,7 @@ import {
 import {
   BATCH,
   SCENARIO_LIST,
+  coldReadAmounts,
   documentsPerRound,
   ingestBodies,
   type Scenario,
@@ -64,17 +69,26 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** The scenario's servers among those running, in the run's order. */
+const serversOf = (scenario: Scenario, servers: readonly RunningServer[]) =>
+  servers.filter((server) => scenario.servers.includes(server.name));
+
+const scenarioNamed = (name: Scenario['name']) => SCENARIO_LIST.find((scenario) => scenario.name === name)!;
+
 /**
- * The process of each server: the service as production runs it, the others plainly. Only the
- * service when the feed is all there is to measure.
+ * The process of each server the chosen scenarios run on: the service as production runs it (a
+ * second one with CACHE_MAX_MB=0 for the cache's scenarios), the others plainly.
  */
 async function startServers(options: BenchOptions, uri: string): Promise<RunningServer[]> {
   const servers: RunningServer[] = [];
-  const names = SCENARIO_LIST.some((scenario) => options.scenarios.includes(scenario.name))
-    ? options.servers
-    : options.servers.filter((name) => name === 'service');
-  for (const name of names) {
-    // The service's pool defaults for all three, so that a change of them is measured alike.
+  const wanted = new Set(
+    SCENARIO_LIST.filter((scenario) => options.scenarios.includes(scenario.name)).flatMap(
+      (scenario) => scenario.servers,
+    ),
+  );
+  if (options.scenarios.includes('feed')) wanted.add('service');
+  for (const name of options.servers.filter((server) => wanted.has(server))) {
+    // The service's pool defaults for every server, so that a change of them is measured alike.
     const common = {
       NODE_ENV: 'production',
       MONGODB_URI: uri,
@@ -83,16 +97,17 @@ async function startServers(options: BenchOptions, uri: string): Promise<Running
       MONGODB_MIN_POOL_SIZE: variables.MONGODB_MIN_POOL_SIZE.default,
       ...options.env,
     };
-    const env =
-      name === 'service'
-        ? {
-            ...common,
-            RATE_LIMIT_PER_MINUTE: '0',
-            LOG_FORMAT: 'json',
-            ...(options.scenarios.includes('feed') && feedServiceEnv(options.feedClients)),
-            ...options.serviceEnv,
-          }
-        : common;
+    const service = name === 'service' || name === 'service-nocache';
+    const env = service
+      ? {
+          ...common,
+          RATE_LIMIT_PER_MINUTE: '0',
+          LOG_FORMAT: 'json',
+          ...(name === 'service' && options.scenarios.includes('feed') && feedServiceEnv(options.feedClients)),
+          ...options.serviceEnv,
+          ...(name === 'service-nocache' && { CACHE_MAX_MB: '0' }),
+        }
+      : common;
     const nodeArgs =
       options.cpuProfileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(options.cpuProfileDir, name)] : [];
     const server = await startServer({
@@ -100,7 +115,7 @@ async function startServers(options: BenchOptions, uri: string): Promise<Running
       port: await freePort(),
       env,
       nodeArgs,
-      readyPath: name === 'service' ? '/health/ready' : '/health',
+      readyPath: service ? '/health/ready' : '/health',
     });
     log(`${SERVER_LABELS[name]} listening at ${server.url} (pid ${server.pid}; stderr in ${server.logFile})`);
     servers.push(server);
@@ -128,13 +143,33 @@ async function walk(
   return { first, last: url, walkSeconds: (performance.now() - started) / 1000 };
 }
 
+/**
+ * Whether each service process has the document cache it should: the cache-off one none (its
+ * metrics lack the cache's), the other one as configured.
+ */
+async function checkCaches(servers: readonly RunningServer[], apiKey: string, options: BenchOptions): Promise<void> {
+  for (const server of servers) {
+    if (server.name !== 'service' && server.name !== 'service-nocache') continue;
+    const counters = await cacheCounters(server, apiKey);
+    const expected = server.name === 'service' && options.serviceEnv.CACHE_MAX_MB !== '0';
+    if ((counters !== undefined) !== expected)
+      throw new Error(`${server.name}: expected ${expected ? 'a' : 'no'} document cache, /metrics says otherwise`);
+    log(`${server.name}: document cache ${expected ? 'on' : 'off'}, as its /metrics shows`);
+  }
+}
+
 /** A scenario's title with this run's sizes (quick runs walk and ingest less). */
-function titleOf(scenario: Scenario, options: BenchOptions): string {
+function titleOf(scenario: Scenario, context: ScenarioContext): string {
+  const { options } = context;
   if (scenario.name === 'ingest')
     return `Ingest ${options.ingestDocuments.toLocaleString('en-US')} customers, batches of ${BATCH}`;
   if (scenario.name === 'page-1000')
     return `Cursor walk: page ${options.pages.toLocaleString('en-US')} (${options.pageSize} per page)`;
   if (scenario.name === 'page-1') return `Cursor walk: page 1 (${options.pageSize} per page)`;
+  if (scenario.name === 'cold-read') {
+    const { round } = coldReadAmounts(options, context.fixture.coldIds.length);
+    return `Cold reads: ${round.toLocaleString('en-US')} products per round, each read once (cache on: misses)`;
+  }
   return scenario.title;
 }
 
@@ -158,7 +193,8 @@ async function runScenario(
   const { options } = context;
   const ingest = scenario.name === 'ingest';
   const rounds = ingest ? options.ingestRounds : options.rounds;
-  if (ingest || options.warmup > 0) {
+  // Hot reads warm up even when asked not to: the warm-up is what puts their working set in the cache.
+  if (ingest || scenario.name === 'hot-read' || options.warmup > 0) {
     for (const server of servers) {
       const load = scenario.load(server.name, context, 'W');
       await drive(server, load.amount !== undefined ? load : { ...load, duration: options.warmup });
@@ -166,21 +202,30 @@ async function runScenario(
     }
   }
   const measured = new Map<ServerName, Measurement[]>(servers.map((server) => [server.name, []]));
+  const cacheRounds: CacheRound[] = [];
   for (let round = 0; round < rounds; round++) {
     for (const server of rotate(servers, round)) {
       const load = scenario.load(server.name, context, String(round + 1));
+      // Read outside the measured load, so that the scrape costs the round nothing.
+      const counted = scenario.readsById === true && server.name === 'service';
+      const before = counted ? await cacheCounters(server, context.apiKey) : undefined;
       const measurement = await measure(
         server,
         load.amount !== undefined ? load : { ...load, duration: options.duration },
       );
       measured.get(server.name)!.push(measurement);
+      const after = before !== undefined ? await cacheCounters(server, context.apiKey) : undefined;
+      const cache = before !== undefined && after !== undefined ? cacheRound(before, after) : undefined;
+      if (cache !== undefined) cacheRounds.push(cache);
       await settle(server);
-      log(`${scenario.name} round ${round + 1}/${rounds} ${server.name}: ${describe(measurement)}`);
+      log(
+        `${scenario.name} round ${round + 1}/${rounds} ${server.name}: ${describe(measurement)}${cache ? `; cache: ${describeCache(cache)}` : ''}`,
+      );
     }
   }
   const result: ScenarioResult = {
     name: scenario.name,
-    title: titleOf(scenario, options),
+    title: titleOf(scenario, context),
     connections: scenario.load(servers[0]!.name, context, 'C').connections,
     servers: Object.fromEntries(
       [...measured].map(([name, list]) => [
@@ -189,6 +234,7 @@ async function runScenario(
       ]),
     ),
     ratios: {},
+    ...(cacheRounds.length > 0 && { cache: summarizeCache(cacheRounds) }),
   };
   result.ratios = ratios(result.servers);
   return result;
@@ -334,7 +380,13 @@ async function main(): Promise<void> {
     const db = client.db(DB_NAME);
     const { version } = (await client.db('admin').command({ buildInfo: 1 })) as { version: string };
     let phase = performance.now();
-    const fixture: Fixture = await prepareDatabase(db, client, options, options.servers);
+    // Hot SKUs for the servers that place orders only, so that each one's are the same in any run.
+    const fixture: Fixture = await prepareDatabase(
+      db,
+      client,
+      options,
+      options.servers.filter((name) => scenarioNamed('order').servers.includes(name)),
+    );
     const seedSeconds = (performance.now() - phase) / 1000;
     log(
       `seeded ${fixture.counts.products} products, ${fixture.counts.customers} customers, ${fixture.counts.stock} stock items in ${oneDecimal(seedSeconds)} s`,
@@ -347,12 +399,13 @@ async function main(): Promise<void> {
     });
     const apiKey = (JSON.parse(keyJson) as { key: string }).key;
     servers = await startServers(options, mongo.uri);
+    await checkCaches(servers, apiKey, options);
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const startRssMb = Object.fromEntries(servers.map((server) => [server.name, Math.round(rssMb(server.pid))]));
 
-    const context: ScenarioContext = { options, fixture, apiKey, walk: {} };
+    const context: ScenarioContext = { options, fixture, apiKey, walk: {}, coldReads: {} };
     if (options.scenarios.some((name) => name.startsWith('page-'))) {
-      for (const server of servers) {
+      for (const server of serversOf(scenarioNamed('page-1'), servers)) {
         context.walk[server.name] = await walk(server, context);
         const seconds = context.walk[server.name]!.walkSeconds;
         log(
@@ -366,12 +419,13 @@ async function main(): Promise<void> {
     for (const scenario of SCENARIO_LIST.filter((s) => options.scenarios.includes(s.name))) {
       phase = performance.now();
       log(`scenario ${scenario.name}: ${scenario.title}`);
+      const running = serversOf(scenario, servers);
       if (scenario.name === 'order') {
-        const { result, checks } = await runOrders(scenario, context, servers, db);
+        const { result, checks } = await runOrders(scenario, context, running, db);
         results.push(result);
         orderChecks = checks;
       } else {
-        const result = await runScenario(scenario, context, servers);
+        const result = await runScenario(scenario, context, running);
         if (scenario.name === 'ingest') {
           const rates: number[] = [];
           for (let round = 0; round < options.ingestRounds; round++)
@@ -419,10 +473,17 @@ async function main(): Promise<void> {
       ...environmentOf({ version, source: mongo.source, wiredTigerCacheGb: options.mongodCacheGb }),
       clockTicks: CLOCK_TICKS,
     };
+    const cold = options.scenarios.includes('cold-read') ? coldReadAmounts(options, fixture.coldIds.length) : undefined;
     const settings =
       `${options.rounds} rounds of ${options.duration} s per scenario and server after ${options.warmup} s of warm-up (ingest: ` +
       `${options.ingestDocuments.toLocaleString('en-US')} documents per server in ${options.ingestRounds} rounds), ${options.connections} connections ` +
       `(order placement ${options.orderConnections}, ingest ${options.ingestConnections}); medians. ` +
+      (results.some((result) => result.servers['service-nocache'] !== undefined)
+        ? `Document cache: CACHE_MAX_MB=${options.serviceEnv.CACHE_MAX_MB ?? variables.CACHE_MAX_MB.default} in ${SERVER_LABELS.service}, 0 in ${SERVER_LABELS['service-nocache']}. `
+        : '') +
+      (cold
+        ? `Cold reads: rounds of ${cold.round} requests (warm-up ${cold.warmup}) instead of ${options.duration} s, each for a product that server has not read by id before. `
+        : '') +
       (feed
         ? `Feed: ${options.feedClients} SSE clients opened ${OPEN_BATCH} per ${OPEN_EVERY_MS} ms, ${options.feedWritesPerSecond} merge patches/s for each round's ${options.duration} s. `
         : '') +
@@ -435,6 +496,7 @@ async function main(): Promise<void> {
       processes: {
         service:
           'node bench/.build/src/server.js: tsc build of src/ (as npm run build), NODE_ENV=production, production defaults but RATE_LIMIT_PER_MINUTE=0; JSON access log written to /dev/null',
+        'service-nocache': 'the same as service, with CACHE_MAX_MB=0 (no document cache); hot and cold reads only',
         floor: 'node bench/.build/bench/servers/floor.js: Fastify 5 + the MongoDB driver, no schemas, no logging',
         express:
           'node bench/.build/bench/servers/express-mongoose.js: Express 5 + Mongoose hydrated documents, skip/limit pages, no logging',

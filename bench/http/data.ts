@@ -21,6 +21,8 @@ export interface SeedOptions {
 export interface Fixture {
   readIds: string[];
   patchIds: string[];
+  /** Every other product, in a seeded order: ids no scenario before the cold reads has read by id. */
+  coldIds: string[];
   customerIds: string[];
   categories: string[];
   /** The writable part of demo products, for creates (their SKUs replaced, GTINs left out). */
@@ -89,7 +91,7 @@ export async function prepareDatabase(
   );
 
   const products = data.products.map((product) => product.document);
-  const ids = pick(products, 2 * SAMPLE, 7).map((product) => product._id.toHexString());
+  const ids = pick(products, products.length, 7).map((product) => product._id.toHexString());
   const active = new Set(products.filter((product) => product.status === 'active').map((product) => product.sku));
   const hotCandidates = stock
     .filter((item) => item.document.warehouse === WAREHOUSE && active.has(item.document.sku))
@@ -100,7 +102,8 @@ export async function prepareDatabase(
   ) as Record<ServerName, string[]>;
   return {
     readIds: ids.slice(0, SAMPLE),
-    patchIds: ids.slice(SAMPLE),
+    patchIds: ids.slice(SAMPLE, 2 * SAMPLE),
+    coldIds: ids.slice(2 * SAMPLE),
     customerIds: pick(data.customers, SAMPLE, 13).map((customer) => customer.document._id.toHexString()),
     categories: [...new Set(products.map((product) => product.category))].sort(),
     templates: pick(products, 500, 17).map(template),

@@ -4,9 +4,21 @@
 import { parseArgs } from 'node:util';
 import type { ServerName } from './processes.ts';
 
-export const SCENARIOS = ['read', 'list', 'page-1', 'page-1000', 'create', 'patch', 'order', 'ingest', 'feed'] as const;
+export const SCENARIOS = [
+  'read',
+  'list',
+  'page-1',
+  'page-1000',
+  'create',
+  'patch',
+  'order',
+  'ingest',
+  'hot-read',
+  'cold-read',
+  'feed',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
-export const SERVERS: readonly ServerName[] = ['service', 'floor', 'express'];
+export const SERVERS: readonly ServerName[] = ['service', 'service-nocache', 'floor', 'express'];
 
 export interface BenchOptions {
   quick: boolean;
@@ -33,7 +45,7 @@ export interface BenchOptions {
   feedClients: number;
   feedWritesPerSecond: number;
   mongodCacheGb: number;
-  /** Extra environment of every server process (--env), and of the service only (--service-env). */
+  /** Extra environment of every server process (--env), and of the service's processes only (--service-env). */
   env: Record<string, string>;
   serviceEnv: Record<string, string>;
   /** Directory for CPU profiles of the servers (node --cpu-prof, one subdirectory each), when set. */
@@ -52,12 +64,14 @@ const USAGE = `usage: npm run bench:http -- [options]
   --connections N          concurrent clients (BENCH_CONNECTIONS, default 32); order placement: --order-connections (50)
   --only a,b               scenarios: ${SCENARIOS.join(', ')}
   --servers a,b            servers: ${SERVERS.join(', ')}
+                           (service-nocache: the service with CACHE_MAX_MB=0, in hot-read and cold-read only)
   --products N --customers N --pages N --page-size N
   --ingest N               documents each server ingests (BENCH_INGEST, default 100000), in --ingest-rounds N (default 3)
   --feed-clients N         SSE clients of the feed scenario (BENCH_FEED_CLIENTS, default 1000), while
                            --feed-writes-per-second N (default 50) patches go through the service
   --env K=V                extra environment of every server, e.g. MONGODB_MAX_POOL_SIZE=10 (repeatable)
-  --service-env K=V        extra environment of the service only (repeatable)
+  --service-env K=V        extra environment of the service only, both processes of it (repeatable;
+                           service-nocache keeps CACHE_MAX_MB=0)
   --cpu-prof DIR           write CPU profiles of the servers into DIR/<server>
   --no-build               reuse bench/.build from the previous run
   --out DIR                where results go (default bench/results; partial runs: bench/.results)`;

@@ -1,6 +1,8 @@
-// The three servers under test as processes of their own: a build of the service and of the
-// comparison servers into bench/.build (compiled by tsc as `npm run build` compiles the service,
-// but apart from dist/), then one process per server, started, waited for, and stopped.
+// The servers under test as processes of their own: a build of the service and of the comparison
+// servers into bench/.build (compiled by tsc as `npm run build` compiles the service, but apart
+// from dist/), then one process per server, started, waited for, and stopped. The service runs
+// twice where its document cache is measured: as configured (`service`) and with CACHE_MAX_MB=0
+// (`service-nocache`), the same build in a process of its own.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -12,16 +14,18 @@ export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const REPO_DIR = join(BENCH_DIR, '..');
 export const BUILD_DIR = join(BENCH_DIR, '.build');
 
-export type ServerName = 'service' | 'floor' | 'express';
+export type ServerName = 'service' | 'service-nocache' | 'floor' | 'express';
 
 export const SERVER_SCRIPTS: Record<ServerName, string> = {
   service: join(BUILD_DIR, 'src/server.js'),
+  'service-nocache': join(BUILD_DIR, 'src/server.js'),
   floor: join(BUILD_DIR, 'bench/servers/floor.js'),
   express: join(BUILD_DIR, 'bench/servers/express-mongoose.js'),
 };
 
 export const SERVER_LABELS: Record<ServerName, string> = {
   service: 'storekeeper',
+  'service-nocache': 'storekeeper, cache off',
   floor: 'floor (Fastify + driver)',
   express: 'Express + Mongoose',
 };

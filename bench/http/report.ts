@@ -2,7 +2,10 @@
 // the goals they are held to, and three renderings of them: JSON, a markdown table and an SVG
 // chart (plain SVG text, so the README can show it without any charting dependency). The feed
 // scenario has figures of its own (the service alone, no ratios): its own table, not in the chart.
+// Where the document cache is measured, the service with its cache off has its own row and ratios
+// to the floor, and what the cache did (hits, misses) is said under the table.
 
+import { describeCache, type CacheSummary } from './cache-stats.ts';
 import type { FeedRound } from './feed.ts';
 import type { Measurement } from './load.ts';
 import type { ScenarioName } from './options.ts';
@@ -19,7 +22,14 @@ export interface ScenarioResult {
   title: string;
   connections: number;
   servers: Partial<Record<ServerName, { median: Summary; rounds: Measurement[] }>>;
-  ratios: { serviceToFloor?: { throughput: number; cpu: number }; serviceToExpress?: { throughput: number } };
+  ratios: {
+    serviceToFloor?: { throughput: number; cpu: number };
+    /** The service with CACHE_MAX_MB=0, where it runs. */
+    cacheOffToFloor?: { throughput: number; cpu: number };
+    serviceToExpress?: { throughput: number };
+  };
+  /** What the service's document cache did in the measured rounds, for scenarios of reads by id. */
+  cache?: CacheSummary;
   notes?: Record<string, unknown>;
 }
 
@@ -138,17 +148,22 @@ const throughputOf = (summary: Summary) => summary.documentsPerSecond ?? summary
 
 export function ratios(servers: ScenarioResult['servers']): ScenarioResult['ratios'] {
   const service = servers.service?.median;
+  const cacheOff = servers['service-nocache']?.median;
   const floor = servers.floor?.median;
   const express = servers.express?.median;
   const result: ScenarioResult['ratios'] = {};
-  if (service && floor)
-    result.serviceToFloor = {
-      throughput: throughputOf(service) / throughputOf(floor),
-      cpu: service.cpuMsPerRequest / floor.cpuMsPerRequest,
-    };
+  const toFloor = (own: Summary, floor: Summary) => ({
+    throughput: throughputOf(own) / throughputOf(floor),
+    cpu: own.cpuMsPerRequest / floor.cpuMsPerRequest,
+  });
+  if (service && floor) result.serviceToFloor = toFloor(service, floor);
+  if (cacheOff && floor) result.cacheOffToFloor = toFloor(cacheOff, floor);
   if (service && express) result.serviceToExpress = { throughput: throughputOf(service) / throughputOf(express) };
   return result;
 }
+
+/** Reads by id, as cheap as the floor's: the read scenario's bounds, and the cold reads'. */
+const READ_BOUND = { name: 'read', throughput: 0.95, cpu: 1.15 } as const;
 
 /** The goals of the requirement, judged on the figures of this run. */
 export function judge(
@@ -162,7 +177,7 @@ export function judge(
   // Reads and lists: as cheap as the floor's path. Creates and merge patches: a write of the
   // service carries its audit guarantee, the floor's a bare write, hence the wider bounds.
   const bounds = [
-    { name: 'read', throughput: 0.95, cpu: 1.15 },
+    READ_BOUND,
     { name: 'list', throughput: 0.95, cpu: 1.15 },
     { name: 'create', throughput: 0.8, cpu: 1.5 },
     { name: 'patch', throughput: 0.8, cpu: 1.5 },
@@ -189,6 +204,38 @@ export function judge(
         value: fixed(toExpress.throughput, 2),
         met: toExpress.throughput >= 1.5,
       });
+  }
+  // Hot reads from the cache: at least twice what the floor's query per read serves, for no more
+  // CPU. Cold reads, each a miss, go to MongoDB as the read path does: held to the read's bounds.
+  const hits = (scenario: ScenarioResult) =>
+    scenario.cache ? ` (${fixed(100 * scenario.cache.hitRatio, 1)} % hits)` : ' (cache not read)';
+  const hot = byName.get('hot-read');
+  if (hot?.ratios.serviceToFloor) {
+    const { throughput, cpu } = hot.ratios.serviceToFloor;
+    goals.push(
+      {
+        goal: 'hot reads, cache on: throughput ≥ 2 × floor',
+        value: fixed(throughput, 2) + hits(hot),
+        met: throughput >= 2,
+      },
+      { goal: 'hot reads, cache on: CPU per request ≤ floor', value: fixed(cpu, 2), met: cpu <= 1 },
+    );
+  }
+  const cold = byName.get('cold-read');
+  if (cold?.ratios.serviceToFloor) {
+    const { throughput, cpu } = cold.ratios.serviceToFloor;
+    goals.push(
+      {
+        goal: `cold reads, cache on: throughput ≥ ${READ_BOUND.throughput} × floor`,
+        value: fixed(throughput, 2) + hits(cold),
+        met: throughput >= READ_BOUND.throughput,
+      },
+      {
+        goal: `cold reads, cache on: CPU per request ≤ ${READ_BOUND.cpu} × floor`,
+        value: fixed(cpu, 2),
+        met: cpu <= READ_BOUND.cpu,
+      },
+    );
   }
   const first = byName.get('page-1')?.servers.service?.median;
   const last = byName.get('page-1000')?.servers.service?.median;
@@ -268,10 +315,13 @@ export function markdown(result: {
         m.documentsPerSecond !== undefined
           ? `${thousands(m.requestsPerSecond)} (${thousands(m.documentsPerSecond)} docs/s)`
           : thousands(m.requestsPerSecond);
-      const versus =
-        name === 'service' && scenario.ratios.serviceToFloor
-          ? `${fixed(scenario.ratios.serviceToFloor.throughput, 2)}, ${fixed(scenario.ratios.serviceToFloor.cpu, 2)}`
-          : '';
+      const toFloor =
+        name === 'service'
+          ? scenario.ratios.serviceToFloor
+          : name === 'service-nocache'
+            ? scenario.ratios.cacheOffToFloor
+            : undefined;
+      const versus = toFloor ? `${fixed(toFloor.throughput, 2)}, ${fixed(toFloor.cpu, 2)}` : '';
       const versusExpress =
         name === 'service' && scenario.ratios.serviceToExpress
           ? fixed(scenario.ratios.serviceToExpress.throughput, 2)
@@ -281,6 +331,12 @@ export function markdown(result: {
       );
     }
   }
+  const cached = result.scenarios.filter((scenario) => scenario.cache !== undefined);
+  if (cached.length > 0) lines.push('');
+  for (const scenario of cached)
+    lines.push(
+      `Document cache of ${SERVER_LABELS.service} in "${scenario.title}", measured rounds: ${describeCache(scenario.cache!)}.`,
+    );
   if (result.feed) {
     const m = result.feed.median;
     lines.push(
@@ -297,21 +353,35 @@ export function markdown(result: {
   return `${lines.join('\n')}\n`;
 }
 
-const COLORS: Record<ServerName, string> = { service: '#2563eb', floor: '#9ca3af', express: '#ea580c' };
+const COLORS: Record<ServerName, string> = {
+  service: '#2563eb',
+  'service-nocache': '#93c5fd',
+  floor: '#9ca3af',
+  express: '#ea580c',
+};
 const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** Throughput of each server per scenario, relative to the floor (1.0), labelled with the figures. */
+/**
+ * Throughput of each server per scenario, relative to the floor (1.0), labelled with the figures;
+ * a scenario has bars for the servers it ran on.
+ */
 export function svgChart(scenarios: ScenarioResult[], subtitle: string): string {
-  const servers = (['service', 'floor', 'express'] as const).filter((name) =>
+  const servers = (['service', 'service-nocache', 'floor', 'express'] as const).filter((name) =>
     scenarios.some((s) => s.servers[name] !== undefined),
   );
+  const serversOf = (scenario: ScenarioResult) => servers.filter((name) => scenario.servers[name] !== undefined);
   const labelWidth = 290;
   const plotWidth = 420;
   const barHeight = 14;
   const groupGap = 14;
   const top = 64;
-  const groupHeight = servers.length * barHeight + groupGap;
-  const height = top + scenarios.length * groupHeight + 30;
+  const groupTops: number[] = [];
+  let bottom = top;
+  for (const scenario of scenarios) {
+    groupTops.push(bottom);
+    bottom += serversOf(scenario).length * barHeight + groupGap;
+  }
+  const height = bottom + 30;
   const width = labelWidth + plotWidth + 150;
   const relative = (scenario: ScenarioResult, name: ServerName) => {
     const own = scenario.servers[name]?.median;
@@ -329,21 +399,23 @@ export function svgChart(scenarios: ScenarioResult[], subtitle: string): string 
     `<text x="12" y="22" font-size="15" font-weight="600">Throughput relative to the floor (Fastify + raw driver = 1.0), median of rounds</text>`,
     `<text x="12" y="40" fill="#4b5563">${escape(subtitle)}</text>`,
   ];
-  servers.forEach((name, i) => {
-    const x = labelWidth + i * 170;
+  // The legend's entries one after another, each as wide as its label (about 6.6 px a character).
+  let legendX = 12;
+  for (const name of servers) {
     parts.push(
-      `<rect x="${x}" y="48" width="12" height="10" fill="${COLORS[name]}"/><text x="${x + 16}" y="57">${escape(SERVER_LABELS[name])}</text>`,
+      `<rect x="${legendX}" y="48" width="12" height="10" fill="${COLORS[name]}"/><text x="${legendX + 16}" y="57">${escape(SERVER_LABELS[name])}</text>`,
     );
-  });
+    legendX += 16 + Math.ceil(SERVER_LABELS[name].length * 6.6) + 20;
+  }
   const floorX = labelWidth + scale;
   scenarios.forEach((scenario, index) => {
-    const y = top + index * groupHeight;
+    const y = groupTops[index]!;
+    const shown = serversOf(scenario);
     parts.push(
-      `<text x="${labelWidth - 8}" y="${y + (servers.length * barHeight) / 2 + 4}" text-anchor="end">${escape(scenario.title)}</text>`,
+      `<text x="${labelWidth - 8}" y="${y + (shown.length * barHeight) / 2 + 4}" text-anchor="end">${escape(scenario.title)}</text>`,
     );
-    servers.forEach((name, i) => {
-      const summary = scenario.servers[name]?.median;
-      if (summary === undefined) return;
+    shown.forEach((name, i) => {
+      const summary = scenario.servers[name]!.median;
       const value = relative(scenario, name);
       const barY = y + i * barHeight;
       const unit = summary.documentsPerSecond !== undefined ? 'docs/s' : 'req/s';

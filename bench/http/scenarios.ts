@@ -1,5 +1,10 @@
 // The requests of each scenario, the same for every server: which URL, which body, how many
-// clients. Every server gets the same Authorization header (the comparison servers ignore it).
+// clients, and which servers it runs on. Every server gets the same Authorization header (the
+// comparison servers ignore it). The document cache's two scenarios run on the service with its
+// cache on and off and on the floor: hot reads go round-robin over 1,000 products, which fit in
+// the cache many times over, after a warm-up that reads each of them once; cold reads make every request a product's first read by id on that
+// server, so that with the cache on each one is a miss (a query, then the answer stored, and once
+// CACHE_MAX_MB is full an eviction), in rounds of a fixed number of requests since the ids run out.
 
 import type { Request } from 'autocannon';
 import { customerWithTag, productWithSku, WAREHOUSE, type Fixture } from './data.ts';
@@ -13,15 +18,26 @@ export interface ScenarioContext {
   apiKey: string;
   /** Per server: the first page of the cursor walk and the page the walk reached. */
   walk: Partial<Record<ServerName, { first: string; last: string; walkSeconds?: number }>>;
+  /** Per server: how many of the cold ids it has been sent, so that none is read twice. */
+  coldReads: Partial<Record<ServerName, number>>;
 }
 
 export interface Scenario {
   name: ScenarioName;
   title: string;
+  /** The servers it runs on (those of them the run has). */
+  servers: readonly ServerName[];
+  /** Reads by id: what the service's document cache did is read from /metrics around each round. */
+  readsById?: boolean;
   load(server: ServerName, context: ScenarioContext, tag: string): Load;
 }
 
-const TAGS: Record<ServerName, string> = { service: 'S', floor: 'F', express: 'E' };
+/** The service, the floor and the alternative. */
+const COMPARED: readonly ServerName[] = ['service', 'floor', 'express'];
+/** The document cache's scenarios: the service with its cache on and off, and the floor. */
+const CACHE_COMPARED: readonly ServerName[] = ['service', 'service-nocache', 'floor'];
+
+const TAGS: Record<ServerName, string> = { service: 'S', 'service-nocache': 'N', floor: 'F', express: 'E' };
 const BATCH = 100;
 
 const headers = (context: ScenarioContext, contentType?: string): Record<string, string> => ({
@@ -79,11 +95,34 @@ export function ingestBodies(context: ScenarioContext, documents: number, tag: s
   return bodies;
 }
 
+/**
+ * Requests of each cold-read round and of its warm-up: as many as the cold ids allow, keeping a
+ * twentieth of them spare (a connection may be set up for one request more than it sends).
+ */
+export function coldReadAmounts(options: BenchOptions, ids: number): { round: number; warmup: number } {
+  const share = options.duration > 0 ? options.warmup / options.duration : 0;
+  const round = Math.floor((0.95 * ids) / (Math.max(1, options.rounds) + share));
+  if (round < options.connections)
+    throw new Error(`cold-read: ${ids} unread products are too few for ${options.rounds} rounds (raise --products)`);
+  return { round, warmup: options.warmup > 0 ? Math.max(options.connections, Math.floor(round * share)) : 0 };
+}
+
+/** Reads by id round-robin over `ids`. */
+const readsOf = (ids: readonly string[], context: ScenarioContext): Load => ({
+  connections: context.options.connections,
+  headers: headers(context),
+  requests: rotating(ids.length, (i, request) => {
+    request.method = 'GET';
+    request.path = `/v1/products/${ids[i]}`;
+  }),
+});
+
 /** One page of the cursor walk, read over and over: its first page, or the one it reached. */
 function walkPage(name: ScenarioName, title: string, page: 'first' | 'last'): Scenario {
   return {
     name,
     title,
+    servers: COMPARED,
     load: (server, context) => ({
       connections: context.options.connections,
       headers: headers(context),
@@ -95,19 +134,16 @@ function walkPage(name: ScenarioName, title: string, page: 'first' | 'last'): Sc
 export const SCENARIO_LIST: readonly Scenario[] = [
   {
     name: 'read',
-    title: 'Read one product by id',
-    load: (_server, context) => ({
-      connections: context.options.connections,
-      headers: headers(context),
-      requests: rotating(context.fixture.readIds.length, (i, request) => {
-        request.method = 'GET';
-        request.path = `/v1/products/${context.fixture.readIds[i]}`;
-      }),
-    }),
+    // The service's cache holds these 1,000 after their first reads: on the service, hits.
+    title: 'Read one product by id (1,000 ids, cache on)',
+    servers: COMPARED,
+    readsById: true,
+    load: (_server, context) => readsOf(context.fixture.readIds, context),
   },
   {
     name: 'list',
     title: 'List 100 products of a category by price',
+    servers: COMPARED,
     load: (_server, context) => ({
       connections: context.options.connections,
       headers: headers(context),
@@ -122,6 +158,7 @@ export const SCENARIO_LIST: readonly Scenario[] = [
   {
     name: 'create',
     title: 'Create a product',
+    servers: COMPARED,
     load: (server, context, tag) => {
       let created = 0;
       const templates = context.fixture.templates;
@@ -139,6 +176,7 @@ export const SCENARIO_LIST: readonly Scenario[] = [
   {
     name: 'patch',
     title: 'Merge-patch a product',
+    servers: COMPARED,
     load: (_server, context) => ({
       connections: context.options.connections,
       headers: headers(context, 'application/merge-patch+json'),
@@ -152,6 +190,7 @@ export const SCENARIO_LIST: readonly Scenario[] = [
   {
     name: 'order',
     title: 'Place an order (transaction), 10 hot SKUs',
+    servers: COMPARED,
     load: (server, context) => ({
       connections: context.options.orderConnections,
       headers: headers(context, 'application/json'),
@@ -165,6 +204,7 @@ export const SCENARIO_LIST: readonly Scenario[] = [
   {
     name: 'ingest',
     title: 'Ingest 100,000 customers, batches of 100',
+    servers: COMPARED,
     load: (server, context, tag) => {
       // A warm-up sends 2,000 documents.
       const documents =
@@ -181,6 +221,45 @@ export const SCENARIO_LIST: readonly Scenario[] = [
               request.method = 'POST';
               request.path = '/v1/batch';
               request.body = bodies[next++ % bodies.length];
+              return request;
+            },
+          },
+        ],
+      };
+    },
+  },
+  // Last: the cold reads fill the service's cache to CACHE_MAX_MB, which the scenarios before would carry in their RSS.
+  {
+    name: 'hot-read',
+    title: 'Hot reads: 1,000 products round-robin, cache on and off',
+    servers: CACHE_COMPARED,
+    readsById: true,
+    // The warm-up reads each of them once, however fast the server: the rounds find them all cached.
+    load: (_server, context, tag) => {
+      const ids = context.fixture.readIds;
+      return tag === 'W' ? { ...readsOf(ids, context), amount: ids.length } : readsOf(ids, context);
+    },
+  },
+  {
+    name: 'cold-read',
+    title: 'Cold reads: every product read once (cache on: misses)',
+    servers: CACHE_COMPARED,
+    readsById: true,
+    load: (server, context, tag) => {
+      const ids = context.fixture.coldIds;
+      const amounts = coldReadAmounts(context.options, ids.length);
+      return {
+        connections: context.options.connections,
+        amount: tag === 'W' ? amounts.warmup : amounts.round,
+        headers: headers(context),
+        requests: [
+          {
+            // Every server is sent the same ids in the same order, each once.
+            setupRequest: (request: Request) => {
+              const next = context.coldReads[server] ?? 0;
+              context.coldReads[server] = next + 1;
+              request.method = 'GET';
+              request.path = `/v1/products/${ids[next % ids.length]}`;
               return request;
             },
           },

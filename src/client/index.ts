@@ -182,11 +182,15 @@ const NUMERIC_HEADERS: {
 const etagOf = (ifMatch: string | { version: number }) =>
   typeof ifMatch === 'string' ? ifMatch : `"${ifMatch.version}"`;
 
-/** The raw methods with their error turned into a ProblemError, which carries the same members. */
+/**
+ * A raw method whose error is a ProblemError, which carries the members the contract types the
+ * error with. A 304 (a GET with the caller's own If-None-Match) is no problem: it stays as
+ * openapi-fetch gives it; getDocument is the read that answers a 304 with the body.
+ */
 function withProblemErrors<Call extends (...args: never[]) => Promise<RawResult>>(call: Call): Call {
   return (async (...args: Parameters<Call>) => {
     const result = await call(...args);
-    if (result.error === undefined && result.response.status < 400) return result;
+    if (result.response.status < 400) return result;
     return { ...result, error: ProblemError.of(result.error, result.response) };
   }) as Call;
 }

@@ -19,7 +19,7 @@ import securityHeaders from './http/plugins/security-headers.ts';
 import openapi from './http/plugins/openapi.ts';
 import idempotency from './http/plugins/idempotency.ts';
 import problemDetails from './http/plugins/problem-details.ts';
-import requestContext, { AccessLog, requestIdFrom } from './http/plugins/request-context.ts';
+import requestContext, { AccessLog, currentRequestId, requestIdFrom } from './http/plugins/request-context.ts';
 import inputGuard, { frameworkErrors } from './http/plugins/input-guard.ts';
 import clientErrors, { clientErrorHandler, serverTimeouts } from './http/plugins/client-errors.ts';
 import jsonBody from './http/plugins/json-body.ts';
@@ -52,7 +52,7 @@ type Options = Pick<AppOptions, 'config'>;
 const infrastructure = fp<AppOptions>(
   async (fastify, { config, connect }) => {
     await fastify.register(jsonBody);
-    await fastify.register(database, { ...config.mongo, connect });
+    await fastify.register(database, { ...config.mongo, connect, requestId: currentRequestId });
     await fastify.register(stores, {
       countTimeoutMs: config.mongo.countTimeoutMs,
       queryTimeoutMs: config.security.queryTimeoutMs,

@@ -158,6 +158,13 @@ export const variables = {
       'provision offline.',
     parse: text,
   },
+  SLOW_OPERATION_MS: {
+    description:
+      'MongoDB commands that take at least this long are logged at warn with their request id, collection, ' +
+      'query shape (every value replaced by its type) and the documents the reply returned. 0: none logged.',
+    default: '100',
+    parse: integer(0, 3_600_000),
+  },
   LIST_COUNT_TIMEOUT_MS: {
     description: 'Longest a list may spend counting all matches (count=true); past it the total is left out.',
     default: '2000',
@@ -360,6 +367,8 @@ export interface Config {
     readinessTimeoutMs: number;
     retryAfterSeconds: number;
     countTimeoutMs: number;
+    /** SLOW_OPERATION_MS: 0, no slow-operation log. */
+    slowOperationMs: number;
   };
   embedded: { dataDir: string; port: number; cacheSizeGB: number; binary?: string };
   migrationsOnStart: Parsed<'MIGRATIONS_ON_START'>;
@@ -441,6 +450,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       readinessTimeoutMs: v.READINESS_TIMEOUT_MS,
       retryAfterSeconds: v.RETRY_AFTER_SECONDS,
       countTimeoutMs: v.LIST_COUNT_TIMEOUT_MS,
+      slowOperationMs: v.SLOW_OPERATION_MS,
     },
     embedded: {
       dataDir,

@@ -63,6 +63,13 @@ describe('configuration', () => {
     expect(problems[0]).toContain(message);
   });
 
+  it('logs MongoDB commands of 100 ms or more as slow unless told otherwise; 0 logs none', () => {
+    expect(loadConfig({}).mongo.slowOperationMs).toBe(100);
+    expect(loadConfig({ SLOW_OPERATION_MS: '0' }).mongo.slowOperationMs).toBe(0);
+    expect(loadConfig({ SLOW_OPERATION_MS: '250' }).mongo.slowOperationMs).toBe(250);
+    expect(problemsOf({ SLOW_OPERATION_MS: '-1' })[0]).toContain('SLOW_OPERATION_MS must be between 0 and');
+  });
+
   it('reports every problem at once, and checks settings against each other', () => {
     const problems = problemsOf({
       PORT: '-1',

@@ -1,20 +1,24 @@
 // The MongoDB connection: one Mongoose connection per process, with explicit pool, timeout and
 // write-concern settings. The service starts and serves even while MongoDB is unreachable
 // (readiness says 503); the connection keeps trying in the background and recovers by itself.
+// Its client reports its commands, pool and topology to the driver monitor (monitoring.ts).
 
 import fp from 'fastify-plugin';
-import mongoose, { type Connection, type ConnectOptions } from 'mongoose';
+import mongoose, { type Connection, type ConnectOptions, type mongo } from 'mongoose';
 import { redactConnectionString } from 'mongodb-connection-string-url';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 import { pendingMigrations } from './migrations.ts';
 import type { Deadline } from './deadline.ts';
+import { DriverMonitor } from './monitoring.ts';
 
 export interface DatabaseOptions extends Omit<Config['mongo'], 'uri'> {
   uri: string;
   /** false builds everything without opening a connection (used to generate the OpenAPI file). */
   connect?: boolean;
+  /** The request being served, named in the slow-operation log. */
+  requestId?: () => string | undefined;
 }
 
 export type DatabaseState = 'connecting' | 'connected' | 'disconnected' | 'closed';
@@ -22,6 +26,8 @@ export type DatabaseState = 'connecting' | 'connected' | 'disconnected' | 'close
 export interface Database {
   readonly connection: Connection;
   readonly state: DatabaseState;
+  /** What the driver reports of the connection's work (and the stream clients' pools). */
+  readonly monitor: DriverMonitor;
   /** Resolves when MongoDB answers a ping by the deadline; throws a 503 AppError otherwise. */
   ping(deadline: Deadline): Promise<{ latencyMs: number }>;
   /** The migrations not yet applied to this database (file names, oldest first), by the deadline or a 503 AppError. */
@@ -48,6 +54,8 @@ export function connectOptions(options: DatabaseOptions): ConnectOptions {
     socketTimeoutMS: options.socketTimeoutMS,
     retryWrites: true,
     retryReads: true,
+    // Command events, for the metrics and the slow-operation log (monitoring.ts says what they cost).
+    monitorCommands: true,
     writeConcern: { w: 'majority' },
     // Fail fast instead of queueing operations while disconnected: a request should get a
     // 503 it can retry, not wait on a buffer.
@@ -67,6 +75,7 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
   let state: DatabaseState = 'disconnected';
   let closing = false;
   let wakeRetry: (() => void) | undefined;
+  const monitor = new DriverMonitor({ slowOperationMs: options.slowOperationMs, log, requestId: options.requestId });
 
   // `connected`/`disconnected` follow the driver's view of the topology, so they also report
   // MongoDB going away and coming back after the first connection.
@@ -86,9 +95,14 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
     for (let attempt = 1; !closing; attempt++) {
       state = 'connecting';
       try {
-        await connection.openUri(options.uri, connectOptions(options));
+        const opening = connection.openUri(options.uri, connectOptions(options));
+        // openUri has created its client by now, and the client has connected nothing yet.
+        const client = connection.getClient() as mongo.MongoClient | undefined;
+        if (client !== undefined) monitor.watch(client, 'main', { commands: true });
+        await opening;
         return;
       } catch (error) {
+        monitor.failed(error);
         // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() sets it while openUri waits
         if (closing) return;
         state = 'disconnected';
@@ -113,6 +127,7 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
 
   return {
     connection,
+    monitor,
     get state() {
       return closing ? 'closed' : state;
     },

@@ -170,6 +170,7 @@ function followOnOwnClient<T extends Stream>(
         retryWrites: true,
         writeConcern: { w: 'majority' },
       });
+      app.db.monitor.watch(client, following.suffix);
       const candidate = following.create(client, app.db.connection.name);
       try {
         await candidate.start();

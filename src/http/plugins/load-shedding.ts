@@ -16,6 +16,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     heldSlot: boolean;
   }
+  interface FastifyInstance {
+    /** What /metrics reports of the slots. */
+    shedding: { readonly running: number; readonly queued: number; readonly rejected: number };
+  }
 }
 
 export interface LoadSheddingOptions {
@@ -61,6 +65,10 @@ export class Slots {
   get busy(): number {
     return this.inUse;
   }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
 }
 
 export default fp<LoadSheddingOptions>(
@@ -68,10 +76,23 @@ export default fp<LoadSheddingOptions>(
     const slots = new Slots(options.maxConcurrent);
     const queueWaitMs = options.queueWaitMs ?? 1000;
     app.decorateRequest('heldSlot', false);
+    let rejected = 0;
+    app.decorate('shedding', {
+      get running() {
+        return slots.busy;
+      },
+      get queued() {
+        return slots.queued;
+      },
+      get rejected() {
+        return rejected;
+      },
+    });
 
     const acquire = async (request: FastifyRequest) => {
       // The wait for a slot is bounded by the request's deadline too, like everything it waits for.
       if (!(await slots.acquire(Math.min(queueWaitMs, request.deadline.remaining())))) {
+        rejected++;
         throw new AppError(503, 'overloaded', 'Service Unavailable', {
           detail: `${options.maxConcurrent} expensive requests are already running on this instance; retry shortly.`,
           headers: { 'retry-after': '1' },

@@ -1,6 +1,9 @@
-// Prometheus metrics at GET /metrics: requests by route pattern and status, their latency (a
-// change-feed stream's lifetime is none: it is left out, and told by the feed's own metrics),
-// transaction outcomes and retries, Idempotency-Key events, MongoDB's connection state, requests
+// Prometheus metrics at GET /metrics: requests by route pattern and status, error answers by
+// problem type, their latency (a change-feed stream's lifetime is none: it is left out, and told
+// by the feed's own metrics), transaction outcomes and retries, Idempotency-Key events, MongoDB's
+// connection state and what its driver reports (command durations by command and collection,
+// failures by class, slow operations, each client's pool, server-selection failures, topology and
+// primary changes: src/data/monitoring.ts), expensive requests running, queued and shed, requests
 // refused by rate limits (by scope: key or anonymous), the change
 // feed's streams (open, events written, lag, closes by reason; reported by its routes through
 // app.feedMetrics), the document cache (read from its counters; its invalidation lag told as it
@@ -9,14 +12,49 @@
 
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { Type } from 'typebox';
 import { transactionOutcomes, transactionRetries } from '../../data/transactions.ts';
 import { auditStreamEvents, auditStreamLag } from '../../data/audit-stream.ts';
 import { idempotencyEvents } from '../../data/idempotency.ts';
-import { problemResponses } from '../schemas/problem.ts';
+import { PROBLEM_MEDIA_TYPE, problemResponses } from '../schemas/problem.ts';
+import { FAILURE_CLASSES, type Distribution, type PoolStats } from '../../data/monitoring.ts';
 
 const PREFIX = 'storekeeper_';
+
+/** The code of a problem document's type, its first member (sendProblem writes it first). */
+const PROBLEM_TYPE = /^\{"type":"urn:storekeeper:problem:([a-z0-9-]{1,64})"/;
+
+/**
+ * A histogram the data layer keeps as counts (monitoring.ts's Distribution), exposed as
+ * prom-client exposes its own: cumulative buckets, sum and count per label set.
+ */
+function distributionMetric(
+  name: string,
+  help: string,
+  read: () => Iterable<[Record<string, string>, Distribution]>,
+): Metric {
+  const values = () => {
+    const out: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+    for (const [labels, distribution] of read()) {
+      let cumulative = 0;
+      distribution.counts.forEach((count, i) => {
+        cumulative += count;
+        const le = distribution.bounds[i] ?? '+Inf';
+        out.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative });
+      });
+      out.push({ metricName: `${name}_sum`, labels, value: distribution.sum });
+      out.push({ metricName: `${name}_count`, labels, value: distribution.count });
+    }
+    return out;
+  };
+  return {
+    name,
+    help,
+    type: 'histogram',
+    get: () => ({ name, help, type: 'histogram', values: values(), aggregator: 'sum' }),
+  } as unknown as Metric;
+}
 
 /** What the change-feed routes report of their streams. */
 export interface FeedMetrics {
@@ -133,6 +171,149 @@ export default fp(
       },
     });
 
+    const { monitor } = app.db;
+    registry.registerMetric(
+      distributionMetric(
+        `${PREFIX}mongodb_command_duration_seconds`,
+        "MongoDB commands of the app's connection, from sending to the reply, by command and collection " +
+          '(commands and collections outside fixed lists: other; none: a command on no collection).',
+        function* () {
+          for (const [command, byCollection] of monitor.commands)
+            for (const [collection, distribution] of byCollection) yield [{ command, collection }, distribution];
+        },
+      ),
+    );
+    new Counter({
+      name: `${PREFIX}mongodb_command_failures_total`,
+      help:
+        "MongoDB commands of the app's connection that failed, by command and class: " +
+        `${FAILURE_CLASSES.join(', ')}.`,
+      labelNames: ['command', 'class'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [command, byClass] of monitor.failures)
+          for (const [failure, count] of byClass) this.inc({ command, class: failure }, count);
+      },
+    });
+    new Counter({
+      name: `${PREFIX}mongodb_slow_operations_total`,
+      help: 'MongoDB commands that took SLOW_OPERATION_MS or more (each logged at warn), by command.',
+      labelNames: ['command'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [command, count] of monitor.slow) this.inc({ command }, count);
+      },
+    });
+    const poolGauge = (name: string, help: string, value: (pool: PoolStats) => number) =>
+      new Gauge({
+        name: `${PREFIX}mongodb_pool_${name}`,
+        help: `${help} By client: main (requests), audit, feed and keys (the streams').`,
+        labelNames: ['pool'] as const,
+        registers: [registry],
+        collect() {
+          for (const [pool, stats] of monitor.pools) this.set({ pool }, value(stats));
+        },
+      });
+    poolGauge('connections', 'Connections open, idle or in use, over every server.', (pool) => pool.size);
+    poolGauge('checked_out', 'Connections an operation holds.', (pool) => pool.inUse);
+    poolGauge('wait_queue', 'Operations waiting for a connection.', (pool) => pool.waiting);
+    registry.registerMetric(
+      distributionMetric(
+        `${PREFIX}mongodb_pool_wait_seconds`,
+        'Time an operation waited for a pooled connection (checkouts that failed included), by client.',
+        function* () {
+          for (const [pool, stats] of monitor.pools) yield [{ pool }, stats.wait];
+        },
+      ),
+    );
+    new Counter({
+      name: `${PREFIX}mongodb_pool_checkout_failures_total`,
+      help:
+        'Checkouts of a pooled connection that failed, by client and reason: timeout (MONGODB_WAIT_QUEUE_TIMEOUT_MS ' +
+        'passed), connectionError, poolClosed.',
+      labelNames: ['pool', 'reason'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [pool, stats] of monitor.pools)
+          for (const [reason, count] of Object.entries(stats.checkOutFailures)) this.inc({ pool, reason }, count);
+      },
+    });
+    new Counter({
+      name: `${PREFIX}mongodb_pool_cleared_total`,
+      help: "Times a client's pool was cleared (its server was found unreachable or stepped down), by client.",
+      labelNames: ['pool'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [pool, stats] of monitor.pools) this.inc({ pool }, stats.cleared);
+      },
+    });
+    const counted = (name: string, help: string, value: () => number) =>
+      new Counter({
+        name: `${PREFIX}${name}`,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(value());
+        },
+      });
+    counted(
+      'mongodb_server_selection_failures_total',
+      'Requests and connection attempts that found no MongoDB server to run on within ' +
+        'MONGODB_SERVER_SELECTION_TIMEOUT_MS (MongoDB down or unreachable, or no primary for a write).',
+      () => monitor.serverSelectionFailures,
+    );
+    counted(
+      'mongodb_topology_changes_total',
+      "Changes of the deployment as the app's connection sees it: a member's state, a member found or lost.",
+      () => monitor.topologyChanges,
+    );
+    counted(
+      'mongodb_primary_changes_total',
+      'Times the primary became another member, or none (an election, a failover, a primary lost).',
+      () => monitor.primaryChanges,
+    );
+    new Gauge({
+      name: `${PREFIX}mongodb_primary`,
+      help: "1 while the app's connection knows a primary (a server that takes writes), 0 otherwise.",
+      registers: [registry],
+      collect() {
+        this.set(monitor.primary === undefined ? 0 : 1);
+      },
+    });
+    // What reaches the error path found no server: counted there, since the driver tells no event of it.
+    app.addHook('onError', (_request, _reply, error, done) => {
+      monitor.failed(error);
+      done();
+    });
+
+    const { shedding } = app;
+    new Gauge({
+      name: `${PREFIX}expensive_requests_running`,
+      help: 'Expensive requests (lists, batches) running, at most MAX_CONCURRENT_QUERIES.',
+      registers: [registry],
+      collect() {
+        this.set(shedding.running);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}expensive_requests_queued`,
+      help: 'Expensive requests waiting for one of the MAX_CONCURRENT_QUERIES slots.',
+      registers: [registry],
+      collect() {
+        this.set(shedding.queued);
+      },
+    });
+    counted(
+      'load_shed_total',
+      'Expensive requests refused with 503 overloaded since start: no slot freed within their wait.',
+      () => shedding.rejected,
+    );
+
     const feedStreams = new Gauge({
       name: `${PREFIX}feed_streams`,
       help: 'Change-feed streams open on this instance.',
@@ -221,10 +402,33 @@ export default fp(
       cache.onInvalidationLag = (seconds) => invalidationLag.observe(seconds);
     }
 
+    const problems = new Counter({
+      name: `${PREFIX}http_problems_total`,
+      help:
+        'Error answers (problem documents) by method, route pattern, status and problem type (the last part of ' +
+        'its urn:storekeeper:problem: type, e.g. not-found, service-unavailable, outcome-unknown).',
+      labelNames: ['method', 'route', 'status', 'problem'] as const,
+      registers: [registry],
+    });
+    /** The problem type of each error answer, read from its document as it leaves. */
+    const problemOf = new WeakMap<FastifyRequest, string>();
+    app.addHook('onSend', (request, reply, payload, done) => {
+      if (reply.statusCode >= 400 && typeof payload === 'string') {
+        const type = String(reply.getHeader('content-type') ?? '').startsWith(PROBLEM_MEDIA_TYPE)
+          ? PROBLEM_TYPE.exec(payload)?.[1]
+          : undefined;
+        problemOf.set(request, type ?? 'none');
+      }
+      done(null, payload);
+    });
+
     app.addHook('onResponse', (request, reply, done) => {
       // The route pattern, not the URL, keeps the label set bounded.
       const route = request.routeOptions.url ?? 'unmatched';
-      requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+      const status = String(reply.statusCode);
+      requests.inc({ method: request.method, route, status });
+      const problem = problemOf.get(request);
+      if (problem !== undefined) problems.inc({ method: request.method, route, status, problem });
       if (!streaming.has(request)) duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
       done();
     });
@@ -258,5 +462,5 @@ export default fp(
     );
   },
   // GET /metrics is behind a key.
-  { name: 'metrics', dependencies: ['database', 'authentication'], fastify: '5.x' },
+  { name: 'metrics', dependencies: ['database', 'authentication', 'load-shedding'], fastify: '5.x' },
 );

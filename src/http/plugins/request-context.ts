@@ -1,9 +1,11 @@
 // Request ids, deadlines and the access log: every request gets an id (the caller's X-Request-Id
 // when it is well-formed, a fresh UUID otherwise), echoed in the response and on every log line of
-// the request; a deadline (REQUEST_DEADLINE_MS from its arrival) that bounds everything it waits
+// the request, and known to whatever runs on its behalf (currentRequestId: the slow-operation log
+// names the request a MongoDB command served); a deadline (REQUEST_DEADLINE_MS from its arrival) that bounds everything it waits
 // for in MongoDB; and exactly one access line when the response is sent. At shutdown, in-flight
 // responses close their connections.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import fp from 'fastify-plugin';
@@ -29,6 +31,13 @@ const WELL_FORMED_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export function requestIdFrom(req: IncomingMessage): string {
   const given = req.headers[REQUEST_ID_HEADER];
   return typeof given === 'string' && WELL_FORMED_ID.test(given) ? given : randomUUID();
+}
+
+const serving = new AsyncLocalStorage<FastifyRequest>();
+
+/** The id of the request whose work is running, wherever it runs (a MongoDB command's event, a log line). */
+export function currentRequestId(): string | undefined {
+  return serving.getStore()?.id;
 }
 
 /** One line per request, on completion, instead of Fastify's two. */
@@ -57,7 +66,12 @@ export default fp<RequestContextOptions>(
     app.addHook('onRequest', (request, reply, done) => {
       request.deadline = Deadline.after(options.deadlineMs);
       reply.header(REQUEST_ID_HEADER, request.id);
-      done();
+      serving.run(request, done);
+    });
+    // A body arrives in the events of the socket's context, not the request's: the handler, called
+    // from its end, is put back into the request's.
+    app.addHook('preValidation', (request, _reply, done) => {
+      serving.run(request, done);
     });
 
     // Once shutdown begins, responses still in flight tell their clients to close the

@@ -1,0 +1,105 @@
+// The slow-operation log: a command over SLOW_OPERATION_MS is logged at warn with the request it
+// served, its collection and command, and its query's shape, no value of any document in it. The
+// command is made slow by a fail point that holds it, never by a timing the test hopes for.
+
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import mongoose from 'mongoose';
+import { buildAppOn, buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
+import { commandShape, redactedShape } from '../../src/data/monitoring.ts';
+
+const HELD_MS = 400;
+
+describe('slow-operation log', () => {
+  const appName = `slow-ops-${process.pid}`;
+  let t: TestApp;
+  let admin: mongoose.mongo.MongoClient;
+  beforeAll(async () => {
+    const seed = await buildTestApp('slow-ops');
+    await seed.app.close();
+    t = await buildAppOn(seed.dbName, seed.key, { SLOW_OPERATION_MS: String(HELD_MS / 2), MONGODB_APP_NAME: appName });
+    await waitForDatabase(t.app);
+    admin = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+  });
+  afterAll(async () => {
+    await admin.db('admin').command({ configureFailPoint: 'failCommand', mode: 'off' });
+    await admin.close();
+    await t.app.close();
+  });
+
+  it('logs a held list with its request id, collection, command and a shape without values', async () => {
+    const email = 'slow.shopper@example.com';
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/v1/customers', payload: { email, name: 'Slow Shopper' } }))
+        .statusCode,
+    ).toBe(201);
+    await admin.db('admin').command({
+      configureFailPoint: 'failCommand',
+      mode: { times: 1 },
+      data: {
+        failCommands: ['find'],
+        appName,
+        blockConnection: true,
+        blockTimeMS: HELD_MS,
+        namespace: `${t.dbName}.customers`,
+      },
+    });
+
+    const res = await t.app.inject(`/v1/customers?email=${encodeURIComponent(email)}&limit=5`);
+    expect(res.statusCode, res.body).toBe(200);
+    const requestId = res.headers['x-request-id'];
+
+    const slow = t.logs.lines.filter((line) => line.msg === 'slow MongoDB operation');
+    const line = slow.find((candidate) => candidate.requestId === requestId);
+    expect(line, JSON.stringify(slow)).toBeDefined();
+    expect(line).toMatchObject({ level: 40, command: 'find', collection: 'customers', documentsReturned: 1 });
+    expect(line!.durationMs as number).toBeGreaterThanOrEqual(HELD_MS / 2);
+    const shape = line!.shape as Record<string, unknown>;
+    expect(shape).toMatchObject({ find: 'customers', filter: { email: { $eq: '?string' } } });
+    expect(JSON.stringify(line)).not.toContain(email);
+
+    const metrics = (await t.app.inject('/metrics')).body;
+    expect(metrics).toMatch(/^storekeeper_mongodb_slow_operations_total\{command="find"\} [1-9]/m);
+  });
+});
+
+describe('query shapes', () => {
+  it('keep keys and operators and replace every value by its type', () => {
+    const id = new mongoose.Types.ObjectId();
+    expect(
+      redactedShape({
+        email: 'a@example.com',
+        'stats.spent': { $elemMatch: { currency: 'EUR', amount: { $gte: 100 } } },
+        _id: { $in: [id, id, id, id, id] },
+        createdAt: { $lt: new Date() },
+        deleted: null,
+        active: true,
+      }),
+    ).toEqual({
+      email: '?string',
+      'stats.spent': { $elemMatch: { currency: '?string', amount: { $gte: '?number' } } },
+      _id: { $in: ['?objectid', '?objectid', '?objectid', '…2 more'] },
+      createdAt: { $lt: '?date' },
+      deleted: '?null',
+      active: '?boolean',
+    });
+  });
+
+  it("leave out the driver's bookkeeping and keep how a command reads, not what it writes", () => {
+    const shape = commandShape(
+      {
+        update: 'customers',
+        updates: [{ q: { email: 'a@example.com' }, u: { $set: { name: 'Ann Example' } } }],
+        ordered: true,
+        lsid: { id: 'session' },
+        txnNumber: 3,
+        $db: 'shop',
+      },
+      'update',
+    );
+    expect(shape).toEqual({
+      update: 'customers',
+      updates: [{ q: { email: '?string' }, u: { $set: { name: '?string' } } }],
+      ordered: true,
+    });
+  });
+});

@@ -262,7 +262,7 @@ export interface paths {
     };
     /**
      * List orders
-     * @description Filters: customerId (eq); status (eq, ne, in); warehouse (eq); lines.sku (eq); totals.subtotal.amount (gt, gte, lt, lte); createdAt (gt, gte, lt, lte); updatedAt (gt, gte, lt, lte). A filter is `field=value` or `field[op]=value`; list operators (in, nin, all) take comma-separated or repeated values. At most 10 filters per request and 50 values per list; `prefix` matches the start of a value, literally. Pages are keyset-paginated: follow `next` (also in the Link header); a cursor stays valid while documents are added.
+     * @description Filters: customerId (eq); status (eq, ne, in); warehouse (eq); lines.sku (eq); externalNumber (eq); totals.subtotal.amount (gt, gte, lt, lte); createdAt (gt, gte, lt, lte); updatedAt (gt, gte, lt, lte). A filter is `field=value` or `field[op]=value`; list operators (in, nin, all) take comma-separated or repeated values. At most 10 filters per request and 50 values per list; `prefix` matches the start of a value, literally. Pages are keyset-paginated: follow `next` (also in the Link header); a cursor stays valid while documents are added.
      *
      *     Needs the scope `orders:read`.
      */
@@ -604,7 +604,7 @@ export interface paths {
      *
      *     The first event carries the reconnection delay (FEED_RETRY_MS) and the start position. Each change is an event named as MongoDB names the write (insert; replace, which merge patches are too; update, a write of some fields; delete), its `id` the position after it, its `document` the resource as GET answers it after the change (none for a delete). A heartbeat comes every FEED_HEARTBEAT_MS with the position the stream has reached. When the service closes a stream, its last event (`close`) says why and where to resume. Reconnect with Last-Event-ID (EventSource does) or `?after=`: no change is lost or repeated, from this instance or another. A position older than the history MongoDB keeps gets 410 position-expired, whose detail says how to resynchronise.
      *
-     *     Filters: customerId (eq); status (eq, ne, in); warehouse (eq); lines.sku (eq); totals.subtotal.amount (gt, gte, lt, lte); createdAt (gt, gte, lt, lte); updatedAt (gt, gte, lt, lte). Filters and `fields` are those of GET /v1/orders (at most 10 filters). A change is sent when the document matched the filters before it or matches them after it (a document leaving them is reported), and a delete whose document MongoDB did not keep is sent to every filtered stream.
+     *     Filters: customerId (eq); status (eq, ne, in); warehouse (eq); lines.sku (eq); externalNumber (eq); totals.subtotal.amount (gt, gte, lt, lte); createdAt (gt, gte, lt, lte); updatedAt (gt, gte, lt, lte). Filters and `fields` are those of GET /v1/orders (at most 10 filters). A change is sent when the document matched the filters before it or matches them after it (a document leaving them is reported), and a delete whose document MongoDB did not keep is sent to every filtered stream.
      *
      *     Needs the scope `orders:read`.
      */
@@ -1839,6 +1839,11 @@ export interface components {
         at: string;
         note?: string;
       }[];
+      /**
+       * @description The order number of the system it was imported from (npm run import); unique when present.
+       * @example WEB-100231
+       */
+      readonly externalNumber?: string;
       /** @description Incremented by every write; the ETag is derived from it. */
       readonly version: number;
       /**
@@ -1930,6 +1935,11 @@ export interface components {
         at: string;
         note?: string;
       }[];
+      /**
+       * @description The order number of the system it was imported from (npm run import); unique when present.
+       * @example WEB-100231
+       */
+      externalNumber?: string;
       /** @description Incremented by every write; the ETag is derived from it. */
       version?: number;
       /**
@@ -8267,6 +8277,8 @@ export interface operations {
         warehouse?: string;
         /** @description lines.sku equals (or, for a list field, contains) this. */
         'lines.sku'?: string;
+        /** @description externalNumber equals (or, for a list field, contains) this. */
+        externalNumber?: string;
         /** @description totals.subtotal.amount is greater than this. */
         'totals.subtotal.amount[gt]'?: number;
         /** @description totals.subtotal.amount is at least this. */
@@ -8299,7 +8311,7 @@ export interface operations {
           | '-updatedAt'
           | 'totals.subtotal.amount'
           | '-totals.subtotal.amount';
-        /** @description Comma-separated fields to return (id and version always come): customerId, warehouse, lines, totals, status, history, version, createdAt, updatedAt. */
+        /** @description Comma-separated fields to return (id and version always come): customerId, warehouse, lines, totals, status, history, externalNumber, version, createdAt, updatedAt. */
         fields?: string;
         /** @description Page size. */
         limit?: number;
@@ -12042,6 +12054,8 @@ export interface operations {
         warehouse?: string;
         /** @description lines.sku equals (or, for a list field, contains) this. */
         'lines.sku'?: string;
+        /** @description externalNumber equals (or, for a list field, contains) this. */
+        externalNumber?: string;
         /** @description totals.subtotal.amount is greater than this. */
         'totals.subtotal.amount[gt]'?: number;
         /** @description totals.subtotal.amount is at least this. */
@@ -12066,7 +12080,7 @@ export interface operations {
         'updatedAt[lt]'?: string;
         /** @description updatedAt is at most this. */
         'updatedAt[lte]'?: string;
-        /** @description Comma-separated fields to return (id and version always come): customerId, warehouse, lines, totals, status, history, version, createdAt, updatedAt. */
+        /** @description Comma-separated fields to return (id and version always come): customerId, warehouse, lines, totals, status, history, externalNumber, version, createdAt, updatedAt. */
         fields?: string;
         /** @description Where to continue: the `id` of the last event received (a position). Absent: from now. The Last-Event-ID header, when sent, wins. */
         after?: string;
@@ -12320,7 +12334,7 @@ export interface operations {
          * @example products,orders
          */
         collections: string;
-        /** @description Comma-separated fields to send of each document (id and version always come), of any of the collections: sku, name, description, gtin, price, category, tags, attributes, status, version, createdAt, updatedAt, email, phone, addresses, marketingOptIn, stats, warehouse, available, reorderLevel, reserved, shipped, customerId, lines, totals, history. */
+        /** @description Comma-separated fields to send of each document (id and version always come), of any of the collections: sku, name, description, gtin, price, category, tags, attributes, status, version, createdAt, updatedAt, email, phone, addresses, marketingOptIn, stats, warehouse, available, reorderLevel, reserved, shipped, customerId, lines, totals, history, externalNumber. */
         fields?: string;
         /** @description Where to continue: the `id` of the last event received (a position). Absent: from now. The Last-Event-ID header, when sent, wins. */
         after?: string;

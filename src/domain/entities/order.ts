@@ -1,5 +1,7 @@
 // Orders: placed by the order workflow (prices come from the catalog, never from the client),
-// then moved through their status machine. Read and listed here; never replaced or deleted.
+// then moved through their status machine. Read and listed here; never replaced or deleted
+// through the API. An order brought in from another system (npm run import) keeps that system's
+// order number, unique among the orders that have one: re-importing it finds it again.
 
 import { Type } from 'typebox';
 import { defineEntity, RANGE, pageIndex } from '../entity.ts';
@@ -45,6 +47,15 @@ export const Order = defineEntity({
         ),
         { description: 'Every status the order went through, oldest first.' },
       ),
+      externalNumber: Type.Optional(
+        Type.String({
+          minLength: 1,
+          maxLength: 64,
+          pattern: '^[A-Za-z0-9][A-Za-z0-9._/#-]*$',
+          description: 'The order number of the system it was imported from (npm run import); unique when present.',
+          examples: ['WEB-100231'],
+        }),
+      ),
     },
     { additionalProperties: false },
   ),
@@ -54,6 +65,7 @@ export const Order = defineEntity({
     status: ['eq', 'ne', 'in'],
     warehouse: ['eq'],
     'lines.sku': ['eq'],
+    externalNumber: ['eq'],
     'totals.subtotal.amount': [...RANGE],
     createdAt: [...RANGE],
     updatedAt: [...RANGE],
@@ -68,6 +80,13 @@ export const Order = defineEntity({
       name: 'line_sku',
       key: { 'lines.sku': 1 },
       serves: 'orders containing a SKU (and whether a product may be deleted)',
+    },
+    {
+      name: 'external_number_unique',
+      key: { externalNumber: 1 },
+      unique: true,
+      partialFilterExpression: { externalNumber: { $exists: true } },
+      serves: 'one order per imported order number; re-imports find theirs (partial: orders placed here have none)',
     },
     pageIndex('created', 'createdAt', 'the default listing'),
     pageIndex('updated', 'updatedAt', 'sync consumers: what changed since'),

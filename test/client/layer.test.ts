@@ -254,6 +254,38 @@ describe('storekeeper/client, the layer over openapi-fetch', () => {
       expect(await client.getDocument('products', product.id)).toMatchObject({ name: 'Once', version: 3 });
     });
 
+    it('treats no answer as an unknown outcome: a POST is sent again under its key, a PATCH without If-Match is not', async () => {
+      /** Sends the first request, then drops its answer as a reset connection would. */
+      const losingFirst = () => {
+        let lost = false;
+        return async (request: Request) => {
+          if (lost) return fetch(request);
+          lost = true;
+          await (await fetch(request)).arrayBuffer();
+          throw new TypeError('fetch failed (the test dropped the answer)');
+        };
+      };
+      const retry = { sleep: async (ms: number) => void sleeps.push(ms) };
+      const posting = createClient({ baseUrl: front.url, apiKey: t.key, fetch: losingFirst(), retry });
+      const created = await posting.POST('/v1/customers', {
+        body: { email: 'layer-reset@example.com', name: 'Reset' },
+      });
+      expect(created.response.status).toBe(201);
+      expect(header(created.response, 'Idempotency-Replayed')).toBe('true');
+      expect(front.seen.map((seen) => seen.headers['idempotency-key'])).toEqual([
+        front.seen[0]?.headers['idempotency-key'],
+        front.seen[0]?.headers['idempotency-key'],
+      ]);
+      expect(sleeps).toEqual([200]);
+
+      const patching = createClient({ baseUrl: front.url, apiKey: t.key, fetch: losingFirst(), retry });
+      await expect(patching.patchDocument('customers', created.data!.id, { name: 'Once' })).rejects.toThrow(
+        /fetch failed/,
+      );
+      expect(front.seen).toHaveLength(3);
+      expect(sleeps).toEqual([200]);
+    });
+
     it('retries a PATCH without If-Match when the 503 says nothing was written', async () => {
       const product = await newProduct();
       front.reset();

@@ -21,7 +21,7 @@ import { cacheCounters, cacheRound, describeCache, summarizeCache, type CacheRou
 import { OPEN_BATCH, OPEN_EVERY_MS, feedServiceEnv, runFeedRound, type FeedSettings } from './http/feed.ts';
 import { checkLedger, prepareDatabase, setAvailable, stockOf, waitUntilSettled, type Fixture } from './http/data.ts';
 import { drive, measure, type Measurement } from './http/load.ts';
-import { parseOptions, type BenchOptions } from './http/options.ts';
+import { SERVERS, parseOptions, type BenchOptions } from './http/options.ts';
 import { CLOCK_TICKS, peakRssMb, rssMb } from './http/proc-stats.ts';
 import {
   REPO_DIR,
@@ -75,19 +75,35 @@ const serversOf = (scenario: Scenario, servers: readonly RunningServer[]) =>
 
 const scenarioNamed = (name: Scenario['name']) => SCENARIO_LIST.find((scenario) => scenario.name === name)!;
 
-/**
- * The process of each server the chosen scenarios run on: the service as production runs it (a
- * second one with CACHE_MAX_MB=0 for the cache's scenarios), the others plainly.
- */
-async function startServers(options: BenchOptions, uri: string): Promise<RunningServer[]> {
-  const servers: RunningServer[] = [];
+/** The servers of the run that the chosen scenarios run on, in the run's order. */
+function serversToRun(options: BenchOptions): ServerName[] {
   const wanted = new Set(
     SCENARIO_LIST.filter((scenario) => options.scenarios.includes(scenario.name)).flatMap(
       (scenario) => scenario.servers,
     ),
   );
   if (options.scenarios.includes('feed')) wanted.add('service');
-  for (const name of options.servers.filter((server) => wanted.has(server))) {
+  return options.servers.filter((server) => wanted.has(server));
+}
+
+/**
+ * Servers whose process lives only from the first scenario that runs on them to the last: the
+ * cache-off service follows the change feed as the service does, and would otherwise follow the
+ * writes of every other scenario on the same cores.
+ */
+const ONLY_AROUND_THEIR_SCENARIOS: ReadonlySet<ServerName> = new Set(['service-nocache']);
+
+/**
+ * The process of each server named: the service as production runs it (a second one with
+ * CACHE_MAX_MB=0 for the cache's scenarios), the others plainly.
+ */
+async function startServers(
+  options: BenchOptions,
+  uri: string,
+  names: readonly ServerName[],
+): Promise<RunningServer[]> {
+  const servers: RunningServer[] = [];
+  for (const name of names) {
     // The service's pool defaults for every server, so that a change of them is measured alike.
     const common = {
       NODE_ENV: 'production',
@@ -398,10 +414,23 @@ async function main(): Promise<void> {
       MONGODB_DB: DB_NAME,
     });
     const apiKey = (JSON.parse(keyJson) as { key: string }).key;
-    servers = await startServers(options, mongo.uri);
-    await checkCaches(servers, apiKey, options);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const startRssMb = Object.fromEntries(servers.map((server) => [server.name, Math.round(rssMb(server.pid))]));
+    const toRun = serversToRun(options);
+    const startRssMb: Record<string, number> = {};
+    const processPeakRssMb: Record<string, number> = {};
+    const launch = async (names: ServerName[]) => {
+      const started = await startServers(options, mongo.uri, names);
+      servers = [...servers, ...started].sort((a, b) => SERVERS.indexOf(a.name) - SERVERS.indexOf(b.name));
+      await checkCaches(started, apiKey, options);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      for (const server of started) startRssMb[server.name] = Math.round(rssMb(server.pid));
+    };
+    const retire = async (server: RunningServer) => {
+      processPeakRssMb[server.name] = Math.round(peakRssMb(server.pid));
+      await server.stop();
+      servers = servers.filter((running) => running !== server);
+      log(`${SERVER_LABELS[server.name]} stopped: no scenario left runs on it`);
+    };
+    await launch(toRun.filter((name) => !ONLY_AROUND_THEIR_SCENARIOS.has(name)));
 
     const context: ScenarioContext = { options, fixture, apiKey, walk: {}, coldReads: {} };
     if (options.scenarios.some((name) => name.startsWith('page-'))) {
@@ -416,7 +445,12 @@ async function main(): Promise<void> {
 
     const results: ScenarioResult[] = [];
     let orderChecks: Record<string, OrderCheck> = {};
-    for (const scenario of SCENARIO_LIST.filter((s) => options.scenarios.includes(s.name))) {
+    const selected = SCENARIO_LIST.filter((s) => options.scenarios.includes(s.name));
+    for (const [index, scenario] of selected.entries()) {
+      const absent = scenario.servers.filter(
+        (name) => toRun.includes(name) && !servers.some((server) => server.name === name),
+      );
+      if (absent.length > 0) await launch(absent);
       phase = performance.now();
       log(`scenario ${scenario.name}: ${scenario.title}`);
       const running = serversOf(scenario, servers);
@@ -438,6 +472,11 @@ async function main(): Promise<void> {
         results.push(result);
       }
       log(`scenario ${scenario.name} took ${oneDecimal((performance.now() - phase) / 1000)} s`);
+      const later = selected.slice(index + 1);
+      for (const server of servers.filter(
+        ({ name }) => ONLY_AROUND_THEIR_SCENARIOS.has(name) && !later.some((next) => next.servers.includes(name)),
+      ))
+        await retire(server);
     }
     let feed: FeedResult | undefined;
     const service = servers.find((server) => server.name === 'service');
@@ -450,11 +489,9 @@ async function main(): Promise<void> {
       log(`scenario feed took ${oneDecimal((performance.now() - phase) / 1000)} s`);
     } else if (options.scenarios.includes('feed')) log('scenario feed skipped: only the service has a feed');
 
-    const processPeakRssMb = Object.fromEntries(
-      servers.map((server) => [server.name, Math.round(peakRssMb(server.pid))]),
-    );
+    for (const server of servers) processPeakRssMb[server.name] = Math.round(peakRssMb(server.pid));
     log(
-      `peak RSS over the whole run (VmHWM): ${JSON.stringify(processPeakRssMb)}; at start: ${JSON.stringify(startRssMb)}`,
+      `peak RSS of each process over its life (VmHWM): ${JSON.stringify(processPeakRssMb)}; at start: ${JSON.stringify(startRssMb)}`,
     );
     const serviceLoadRss = [
       ...results.map((r) => r.servers.service?.median.peakRssMb ?? 0),

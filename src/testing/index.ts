@@ -72,9 +72,10 @@ export interface Shop {
   /** The shop's database, for assertions (what the service reads and writes). */
   db: mongo.Db;
   /**
-   * Empties the shop's data (products, customers, stock, orders, the audit trail, Idempotency-Key
-   * records) and writes the seed and fixtures again; collections, validators, indexes, API keys
-   * and migrations stay. Afterwards no read serves a document the reset removed.
+   * Takes the shop's data back to where startShop left it: products, customers, stock, orders
+   * and the audit trail hold the seed and fixtures again, as first written (same ids and
+   * versions), and no Idempotency-Key records. Collections, validators, indexes, API keys and
+   * migrations stay. Afterwards no read serves a document the reset removed.
    */
   reset(): Promise<void>;
   /** Closes the service and its mongod; idempotent. */
@@ -143,15 +144,12 @@ export async function startShop(options: StartShopOptions = {}): Promise<Shop> {
       actor: { keyId: key.id, keyName: key.name, requestId: 'startShop-fixtures' },
       log: app.log,
     };
-    const running = app;
-    const fill = async () => {
-      if (seed !== undefined) await seedDemoData(db, seed);
-      await writeFixtures(running, fixtures, context);
-    };
-    await fill();
-
+    if (seed !== undefined) await seedDemoData(db, seed);
+    await writeFixtures(app, fixtures, context);
+    const initial = await snapshot(app, db);
     const { port } = app.server.address() as AddressInfo;
     const url = `http://127.0.0.1:${port}`;
+    const running = app;
     const client = admin;
     let stopping: Promise<void> | undefined;
     return {
@@ -159,7 +157,7 @@ export async function startShop(options: StartShopOptions = {}): Promise<Shop> {
       apiKey: key.key,
       client: createClient({ baseUrl: url, apiKey: key.key }),
       db,
-      reset: () => reset(running, db, fill),
+      reset: () => reset(running, db, initial),
       stop: () => (stopping ??= close(running, client, embedded, embedded === undefined ? db : undefined)),
     };
   } catch (error) {
@@ -192,14 +190,53 @@ async function untilReady(app: App): Promise<void> {
   }
 }
 
-async function reset(app: App, db: mongo.Db, fill: () => Promise<void>): Promise<void> {
-  const empty = (name: string) => db.collection(name).deleteMany({});
-  await Promise.all([
-    ...DATA_COLLECTIONS.map(empty),
-    // The audit entries of writes made so far are stored first, or one could land after the reset.
-    app.stores.audit.settled().then(() => empty(AUDIT_COLLECTION)),
-  ]);
-  await fill();
+/** What startShop left in each collection a reset restores: every document, and its bytes to compare with. */
+type Stored = { _id: mongo.ObjectId | string };
+type Snapshot = { collection: string; documents: Map<string, { document: Stored; bytes: Buffer }> }[];
+
+const { BSON } = mongoose.mongo;
+const keyOf = (id: unknown) => BSON.EJSON.stringify({ id });
+
+async function snapshot(app: App, db: mongo.Db): Promise<Snapshot> {
+  // The fixtures' audit entries are part of the state a reset goes back to.
+  await app.stores.audit.settled();
+  return Promise.all(
+    [...DATA_COLLECTIONS, AUDIT_COLLECTION].map(async (collection) => {
+      const documents = new Map<string, { document: Stored; bytes: Buffer }>();
+      for (const document of await db.collection<Stored>(collection).find().toArray())
+        documents.set(keyOf(document._id), { document, bytes: Buffer.from(BSON.serialize(document)) });
+      return { collection, documents };
+    }),
+  );
+}
+
+/**
+ * Puts back what startShop left, touching only what changed since: in each collection, the
+ * documents that differ from the snapshot (or are new) are deleted, and those of the snapshot that
+ * are not there as they were are inserted again. Done in place, so each collection keeps its
+ * options, validator and indexes; a test that wrote a few documents costs a few writes, whatever
+ * the size of the seed.
+ */
+async function reset(app: App, db: mongo.Db, initial: Snapshot): Promise<void> {
+  // The audit entries of writes made so far are stored first, or one could land after the reset.
+  await app.stores.audit.settled();
+  await Promise.all(
+    initial.map(async ({ collection, documents }) => {
+      // Ids are ObjectIds, but an Idempotency-Key record's is its scope (a string).
+      const target = db.collection<Stored>(collection);
+      const changed: (mongo.ObjectId | string)[] = [];
+      const kept = new Set<string>();
+      for (const current of await target.find().toArray()) {
+        const key = keyOf(current._id);
+        const original = documents.get(key);
+        if (original !== undefined && original.bytes.equals(BSON.serialize(current))) kept.add(key);
+        else changed.push(current._id);
+      }
+      if (changed.length > 0) await target.deleteMany({ _id: { $in: changed } });
+      const missing = [...documents].filter(([key]) => !kept.has(key)).map(([, { document }]) => document);
+      if (missing.length > 0) await target.insertMany(missing, { ordered: false });
+    }),
+  );
   forgetCachedDocuments(app);
 }
 

@@ -14,9 +14,6 @@ const PRODUCT = {
   price: { amount: 1200, currency: 'EUR' },
   category: 'kitchen',
   status: 'active' as const,
-  // The API fills both in when left out, but the client's request types ask for them.
-  tags: [],
-  attributes: {},
 };
 const FIXTURES: Fixtures = {
   products: [PRODUCT],
@@ -110,7 +107,7 @@ describe('startShop', () => {
     expect(refused.response.status).toBe(403);
   });
 
-  it('reset empties the data and the bookkeeping, keeps collections, validators, indexes and the key, and writes the seed and fixtures again', async () => {
+  it('reset puts back the seed and fixtures as first written and empties the bookkeeping, keeping collections, validators, indexes and the key', async () => {
     const shop = await start({ seed: { products: 20, customers: 5 }, fixtures: FIXTURES });
     const schema = async () => {
       const collections = (await shop.db.listCollections().toArray()) as { name: string; options?: unknown }[];
@@ -129,6 +126,11 @@ describe('startShop', () => {
       );
     const before = await schema();
     const initial = await counts();
+    const documents = async () =>
+      Promise.all(
+        ['products', 'customers', 'stock', 'orders'].map((name) => shop.db.collection(name).find().toArray()),
+      );
+    const original = await documents();
 
     const created = await shop.client.POST('/v1/products', {
       body: { ...PRODUCT, sku: 'TEMP-1' },
@@ -137,9 +139,15 @@ describe('startShop', () => {
     expect(created.response.status).toBe(201);
     expect((await counts()).products).toBe(initial.products! + 1);
 
+    const [mug] = (await shop.client.GET('/v1/products', { params: { query: { sku: PRODUCT.sku } } })).data!.items;
+    await shop.client.PATCH('/v1/products/{id}', { params: { path: { id: mug!.id } }, body: { name: 'Changed' } });
+    await shop.db.collection('customers').deleteOne({ email: 'grace@example.com' });
+
     await shop.reset();
 
     expect(await counts()).toEqual(initial);
+    // The seed and fixtures as first written: same ids, same versions, same contents.
+    expect(await documents()).toEqual(original);
     expect(await schema()).toEqual(before);
     expect(await shop.db.collection('idempotency_records').countDocuments()).toBe(0);
     // What the audit trail holds is what the fixtures wrote again, nothing from before.

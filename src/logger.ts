@@ -1,5 +1,7 @@
-// The process's one pino logger: JSON lines on stdout, pretty only on a terminal, secrets
-// redacted before anything is written.
+// The process's one pino logger: JSON lines on stdout, pretty only on a terminal, secrets and
+// personal data (e-mail addresses, names, phone numbers, addresses: in URLs' query strings, bodies,
+// and what MongoDB's errors echo of a document) redacted before anything is written, and the trace
+// a line belongs to named on it when tracing is on (telemetry.ts).
 
 import { createRequire } from 'node:module';
 import { redactConnectionString } from 'mongodb-connection-string-url';
@@ -22,7 +24,62 @@ export const REDACTED_PATHS = [
   'apiKey',
   'secret',
   'token',
+  // A body holds a customer's personal data; a line about a request names it by its id instead.
+  'body',
+  '*.body',
+  'payload',
+  '*.payload',
+  'email',
+  '*.email',
+  'phone',
+  '*.phone',
+  'addresses',
+  '*.addresses',
 ];
+
+/** Query-string parameters whose values are personal data: filters on e-mail, names, phones, addresses. */
+const PERSONAL_PARAMETER = /e-?mail|name|phone|address|line[12]|city|region|postal|street/i;
+
+/**
+ * A URL as logs show it: the values of query parameters that may hold personal data (e.g. the
+ * filter of `?email=...`) replaced; the path and every other parameter kept.
+ */
+export function redactUrl(url: string): string {
+  const query = url.indexOf('?');
+  if (query < 0) return url;
+  const parameters = url
+    .slice(query + 1)
+    .split('&')
+    .map((parameter) => {
+      const equals = parameter.indexOf('=');
+      if (equals < 0) return parameter;
+      let key = parameter.slice(0, equals);
+      try {
+        key = decodeURIComponent(key);
+      } catch {
+        // A key that does not decode is tested as it came.
+      }
+      return PERSONAL_PARAMETER.test(key) ? `${parameter.slice(0, equals)}=[redacted]` : parameter;
+    });
+  return `${url.slice(0, query)}?${parameters.join('&')}`;
+}
+
+/** Members of MongoDB's errors that echo a document's values: the key of a duplicate, a validator's details, a write. */
+const ECHOING_MEMBERS = new Set(['keyValue', 'errInfo', 'op', 'document', 'documents', 'q', 'u', 'writeErrors']);
+/** `dup key: { email: "a@example.com" }` in a duplicate-key message: the key's fields stay, its values do not. */
+const DUPLICATE_KEY = /dup key: \{[^}]*\}/g;
+
+/** A serialized error with what MongoDB echoed of a document replaced. */
+function withoutDocumentValues(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string')
+    return value.includes('dup key') ? value.replace(DUPLICATE_KEY, 'dup key: { [redacted] }') : value;
+  if (value === null || typeof value !== 'object' || depth > 6) return value;
+  if (Array.isArray(value)) return value.map((item: unknown) => withoutDocumentValues(item, depth + 1));
+  const scrubbed: Record<string, unknown> = {};
+  for (const [key, member] of Object.entries(value as Record<string, unknown>))
+    scrubbed[key] = ECHOING_MEMBERS.has(key) ? '[redacted]' : withoutDocumentValues(member, depth + 1);
+  return scrubbed;
+}
 
 const CONNECTION_STRING = /mongodb(?:\+srv)?:\/\/[^\s"'<>]+/g;
 
@@ -56,7 +113,7 @@ export function serializeThrown(thrown: unknown): Record<string, unknown> {
       thrown instanceof Error ||
       (thrown !== null && typeof thrown === 'object' && typeof (thrown as { message?: unknown }).message === 'string')
     ) {
-      const serialized = pino.stdSerializers.err(thrown as Error) as unknown as Record<string, unknown>;
+      const serialized = withoutDocumentValues(pino.stdSerializers.err(thrown as Error)) as Record<string, unknown>;
       if (typeof serialized.message === 'string') serialized.message = redactSecrets(serialized.message);
       if (typeof serialized.stack === 'string') serialized.stack = redactSecrets(serialized.stack);
       return serialized;
@@ -77,7 +134,9 @@ export function serializeThrown(thrown: unknown): Record<string, unknown> {
           : typeof thrown;
     return {
       type,
-      message: redactSecrets((text ?? Object.prototype.toString.call(thrown)).slice(0, MAX_THROWN_TEXT)),
+      message: withoutDocumentValues(
+        redactSecrets((text ?? Object.prototype.toString.call(thrown)).slice(0, MAX_THROWN_TEXT)),
+      ),
     };
   } catch {
     return { type: 'unknown', message: 'a thrown value that could not be read' };

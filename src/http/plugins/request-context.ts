@@ -2,7 +2,9 @@
 // when it is well-formed, a fresh UUID otherwise), echoed in the response and on every log line of
 // the request, and known to whatever runs on its behalf (currentRequestId: the slow-operation log
 // names the request a MongoDB command served); a deadline (REQUEST_DEADLINE_MS from its arrival) that bounds everything it waits
-// for in MongoDB; and exactly one access line when the response is sent. At shutdown, in-flight
+// for in MongoDB; and exactly one access line when the response is sent (method, URL with the
+// values of personal query parameters redacted, route pattern, status, duration, response size,
+// client address and user agent). At shutdown, in-flight
 // responses close their connections.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -11,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import fp from 'fastify-plugin';
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Deadline } from '../../data/deadline.ts';
+import { redactUrl } from '../../logger.ts';
 
 export interface RequestContextOptions {
   /** How long after its arrival a request's answer must leave (REQUEST_DEADLINE_MS). */
@@ -40,6 +43,9 @@ export function currentRequestId(): string | undefined {
   return serving.getStore()?.id;
 }
 
+/** Longest user agent a line keeps: the header is the client's to fill. */
+const MAX_USER_AGENT = 256;
+
 /** One line per request, on completion, instead of Fastify's two. */
 export class AccessLog extends LogController {
   constructor() {
@@ -49,11 +55,18 @@ export class AccessLog extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const size = reply.getHeader('content-length');
+    const userAgent = request.headers['user-agent'];
     const line = {
       method: request.method,
-      url: request.url,
+      url: redactUrl(request.url),
+      route: request.routeOptions.url,
       statusCode: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
+      // Absent for a stream (a change feed), whose length no header says.
+      responseBytes: size === undefined ? undefined : Number(size),
+      remoteAddress: request.ip,
+      userAgent: userAgent?.slice(0, MAX_USER_AGENT),
     };
     if (error) request.log.error({ ...line, err: error }, 'request completed with error');
     else request.log.info(line, 'request completed');

@@ -6,6 +6,7 @@ import { Product } from '../domain/entities/index.ts';
 import type { Stores } from '../data/stores.ts';
 import { BatchOperations } from './batch.ts';
 import { DocumentOperations } from './documents.ts';
+import { ImportOperations } from './imports.ts';
 import { KeyOperations } from './keys.ts';
 import { OrderOperations } from './orders.ts';
 import { StockOperations } from './stock.ts';
@@ -16,6 +17,7 @@ export interface Shop {
   stock: StockOperations;
   batch: BatchOperations;
   keys: KeyOperations;
+  imports: ImportOperations;
 }
 
 declare module 'fastify' {
@@ -33,6 +35,7 @@ export function createShop(stores: Stores): Shop {
     stock,
     batch: new BatchOperations(stores.work, documents),
     keys: new KeyOperations(stores.work, stores.apiKeys),
+    imports: new ImportOperations(stores, documents),
   };
 }
 

@@ -209,9 +209,9 @@ async function runScenario(
   const { options } = context;
   const ingest = scenario.name === 'ingest';
   const rounds = ingest ? options.ingestRounds : options.rounds;
-  // Hot reads warm up even when asked not to: the warm-up is what puts their working set in the cache.
-  if (ingest || scenario.name === 'hot-read' || options.warmup > 0) {
-    for (const server of servers) {
+  for (const server of servers) {
+    if (scenario.fill !== undefined) await drive(server, scenario.fill(server.name, context));
+    if (ingest || options.warmup > 0) {
       const load = scenario.load(server.name, context, 'W');
       await drive(server, load.amount !== undefined ? load : { ...load, duration: options.warmup });
       await settle(server);

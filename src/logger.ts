@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { redactConnectionString } from 'mongodb-connection-string-url';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { Config } from './config.ts';
+import { traceFields } from './telemetry.ts';
 
 /** Paths pino censors wherever they appear in a log object. */
 export const REDACTED_PATHS = [
@@ -153,8 +154,11 @@ function prettyAvailable(): boolean {
 }
 
 export function createLogger(options: Config['log'], destination?: DestinationStream): Logger {
+  const mixin = traceFields();
   const base: LoggerOptions = {
     level: options.level,
+    // Tracing off, no mixin: a line costs nothing more.
+    ...(mixin !== undefined && { mixin }),
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     // Error messages from the driver can echo a connection string: scrub strings and errors.
     hooks: {

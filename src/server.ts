@@ -1,15 +1,16 @@
 // The entry point: read the configuration, start the embedded MongoDB when no MONGODB_URI is
 // set, build the app, listen, and shut down gracefully on SIGTERM/SIGINT (stop accepting,
 // let in-flight requests finish within SHUTDOWN_GRACE_MS, close MongoDB, then the embedded
-// mongod, exit 0; see shutdown.ts).
+// mongod, exit 0; see shutdown.ts). Tracing, when the OTEL_* variables ask for it, starts first
+// and is flushed last (telemetry.ts): the modules that load mongoose are imported only after it
+// has started, since its MongoDB instrumentation patches the driver as the driver is loaded.
 
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
-import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, redactSecrets } from './logger.ts';
-import { prepareSchemaAtStart } from './data/migrations.ts';
+import { startTracing, stopTracing, tracingRequested } from './telemetry.ts';
 import type { EmbeddedMongo } from './mongod/embedded.ts';
 import { handleStopRequests } from './shutdown.ts';
 import { errorMessage } from './errors.ts';
@@ -22,6 +23,7 @@ export interface StartOptions {
 
 export async function start({ env = process.env, extend }: StartOptions = {}): Promise<FastifyInstance> {
   const config = loadConfig(env);
+  if (tracingRequested(env)) await startTracing();
   const logger = createLogger(config.log);
   const stopping = handleStopRequests({
     graceMs: config.shutdownGraceMs,
@@ -34,6 +36,7 @@ export async function start({ env = process.env, extend }: StartOptions = {}): P
     stopping.ready(async () => {
       await app.close();
       await embedded?.stop();
+      await stopTracing();
     });
     return app;
   } catch (error) {
@@ -63,6 +66,11 @@ async function startService(
     );
   }
 
+  // Here, not at the top: after tracing has started (see the header).
+  const [{ buildApp }, { prepareSchemaAtStart }] = await Promise.all([
+    import('./app.ts'),
+    import('./data/migrations.ts'),
+  ]);
   const migrations = config.migrationsOnStart === 'auto' ? (embedded ? 'apply' : 'check') : config.migrationsOnStart;
   try {
     await prepareSchemaAtStart(uri, config.mongo.dbName, migrations, {

@@ -1,14 +1,15 @@
 // Prometheus metrics at GET /metrics: requests by route pattern and status, error answers by
 // problem type, their latency (a change-feed stream's lifetime is none: it is left out, and told
 // by the feed's own metrics), transaction outcomes and retries, Idempotency-Key events, MongoDB's
-// connection state and what its driver reports (command durations by command and collection,
-// failures by class, slow operations, each client's pool, server-selection failures, topology and
-// primary changes: src/data/monitoring.ts), expensive requests running, queued and shed, requests
-// refused by rate limits (by scope: key or anonymous), the change
+// connection state, migrations pending, and what its driver reports (command durations by command
+// and collection, failures by class, slow operations, each client's pool, server-selection
+// failures, topology and primary changes: src/data/monitoring.ts), expensive requests running,
+// queued and shed, requests refused by rate limits (by scope: key or anonymous), the change
 // feed's streams (open, events written, lag, closes by reason; reported by its routes through
 // app.feedMetrics), the document cache (read from its counters; its invalidation lag told as it
 // happens), and the process's own CPU, memory and event loop. One registry per app, so
-// several apps in one process (the tests) never collide.
+// several apps in one process (the tests) never collide. ops/ holds a dashboard and alert rules
+// over these names; `npm run ops:check` fails when one of them is not here.
 
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
@@ -19,8 +20,11 @@ import { auditStreamEvents, auditStreamLag } from '../../data/audit-stream.ts';
 import { idempotencyEvents } from '../../data/idempotency.ts';
 import { PROBLEM_MEDIA_TYPE, problemResponses } from '../schemas/problem.ts';
 import { FAILURE_CLASSES, type Distribution, type PoolStats } from '../../data/monitoring.ts';
+import { Deadline } from '../../data/deadline.ts';
 
 const PREFIX = 'storekeeper_';
+/** How long a scrape waits for the migrations' changelog. */
+const PENDING_MIGRATIONS_TIMEOUT_MS = 1000;
 
 /** The code of a problem document's type, its first member (sendProblem writes it first). */
 const PROBLEM_TYPE = /^\{"type":"urn:storekeeper:problem:([a-z0-9-]{1,64})"/;
@@ -168,6 +172,21 @@ export default fp(
       registers: [registry],
       collect() {
         this.set(app.db.state === 'connected' ? 1 : 0);
+      },
+    });
+
+    new Gauge({
+      name: `${PREFIX}migrations_pending`,
+      help:
+        'Migrations of migrations/ not applied to the database, read at each scrape (unchanged while MongoDB does ' +
+        'not answer); /health/ready names them.',
+      registers: [registry],
+      async collect() {
+        try {
+          this.set((await app.db.pendingMigrations(Deadline.after(PENDING_MIGRATIONS_TIMEOUT_MS))).length);
+        } catch {
+          // MongoDB did not answer: mongodb_up says so; the last count stands.
+        }
       },
     });
 

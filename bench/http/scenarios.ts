@@ -2,10 +2,10 @@
 // clients, and which servers it runs on. Every server gets the same Authorization header (the
 // comparison servers ignore it). The document cache's two scenarios run on the service with its
 // cache on and off and on the floor: hot reads go round-robin over 1,000 products, which fit in
-// the cache many times over, each read once before the warm-up; cold reads make every request a
-// product's first read by id on that server, so that with the cache on each one is a miss (a
-// query, then the answer stored, and once CACHE_MAX_MB is full an eviction), in rounds of a fixed
-// number of requests since the ids run out.
+// the cache many times over, read before the warm-up until the cache holds them all; cold reads
+// make every request a product's first read by id on that server, so that with the cache on each
+// one is a miss (what the cache costs a read it cannot answer: the query, and whatever it does with
+// an answer it has not kept), in rounds of a fixed number of requests since the ids run out.
 
 import type { Request } from 'autocannon';
 import { customerWithTag, productWithSku, WAREHOUSE, type Fixture } from './data.ts';
@@ -30,7 +30,7 @@ export interface Scenario {
   servers: readonly ServerName[];
   /** Reads by id: what the service's document cache did is read from /metrics around each round. */
   readsById?: boolean;
-  /** Requests sent to each server before its warm-up, however short that is: what the rounds need in place. */
+  /** Requests sent to each server before its warm-up, however short that is: what the rounds need in place (bench/http.ts fill). */
   fill?(server: ServerName, context: ScenarioContext): Load;
   load(server: ServerName, context: ScenarioContext, tag: string): Load;
 }
@@ -234,10 +234,10 @@ export const SCENARIO_LIST: readonly Scenario[] = [
   // Last: the cold reads fill the service's cache to CACHE_MAX_MB, which the scenarios before would carry in their RSS.
   {
     name: 'hot-read',
-    title: 'Hot reads: 1,000 products round-robin, cache on and off',
+    title: 'Hot reads: 1,000 products round-robin',
     servers: CACHE_COMPARED,
     readsById: true,
-    // Each of them read once first, however fast the server: the rounds find them all cached.
+    // Read first until the service's cache holds them all, however fast the server: the rounds find them cached.
     fill: (_server, context) => ({
       ...readsOf(context.fixture.readIds, context),
       amount: context.fixture.readIds.length,
@@ -246,7 +246,7 @@ export const SCENARIO_LIST: readonly Scenario[] = [
   },
   {
     name: 'cold-read',
-    title: 'Cold reads: every product read once (cache on: misses)',
+    title: 'Cold reads: every product read once',
     servers: CACHE_COMPARED,
     readsById: true,
     load: (server, context, tag) => {

@@ -1,7 +1,21 @@
 // The document cache: the answers of reads by id (GET /v1/<collection>/<id>), kept per instance in
 // memory, bounded in bytes (least recently used out first), so a hot document costs no query. It
-// holds the answer as GET writes it (the serialized body) with its version, and is never stale for
-// the writer: built this way because:
+// holds the answer as GET writes it (the serialized body, as the UTF-8 bytes sent) with its version,
+// stores only what is read again, and is never stale for the writer: built this way because:
+// - A document read once and never again would cost its reader the storing and evict one that is
+//   read again (a scan of cold ids would empty the cache of its hot set). So a miss stores its
+//   answer only if its document was missed recently (its second miss; the "doorkeeper" of TinyLFU):
+//   the first only records the key in a set of recent misses bounded by count (one key per 2 KiB
+//   of budget, at least 1,024; about 120 bytes a key, so some 6% beyond CACHE_MAX_MB, not counted
+//   in it). That set holds keys only: it decides whether a settled load may be kept, never what is
+//   served, so it cannot admit a stale answer and outlives evictions and resets (a document that
+//   was popular is stored again at its next miss). A refresh (Cache-Control: no-cache) is a miss
+//   like any other, except that it replaces an answer already stored: its client asked for the
+//   current one, and the next reads should see it too.
+// - The bytes are kept, not the string: they are what a hit sends (no encoding per hit), they live
+//   outside V8's heap (a full cache neither grows old space nor is compacted by the GC), and each
+//   body is a Buffer of its own rather than a slice of Node's shared 8 KiB pool, which would keep
+//   the whole slab alive. CACHE_MAX_MB counts those bytes, the key and a measured overhead.
 // - This instance's writes are heard from the unit of work, which publishes each write's changes
 //   after its commit and before its answer leaves: the entry is gone before the writer can read again.
 // - Other instances' and tools' writes come through the change feed, followed from its head and
@@ -25,15 +39,37 @@ import type { Change as FeedChange, ChangeFeed, FeedSubscription } from './chang
 import { bounded, type Deadline } from './deadline.ts';
 import type { Change as WrittenChange } from './unit-of-work.ts';
 
-/** The answer of a read by id, as GET writes it. */
-export interface CachedAnswer {
+/** The answer of a read by id, as GET's serializer writes it: what a load gives. */
+export interface LoadedAnswer {
   /** The resource, serialized: the exact body of the 200. */
   body: string;
   version: number;
 }
 
-/** Bytes an entry costs beyond its body and key (the entry's objects, the LRU's slots): an estimate. */
-const ENTRY_OVERHEAD_BYTES = 96;
+/** The answer of a read by id: a load's, or the stored one, whose body is its UTF-8 bytes. */
+export interface CachedAnswer {
+  body: string | Buffer;
+  version: number;
+}
+
+/** A stored answer. */
+interface Entry {
+  body: Buffer;
+  version: number;
+}
+
+/**
+ * Bytes an entry costs beyond its body's and key's (the entry and Buffer objects, the Buffer's
+ * allocation, the LRU's slots): measured on Node 20 at about 270 bytes of V8 heap and 520 of RSS
+ * for an entry with a 1-byte body; its body outside V8's heap on top of that.
+ */
+export const ENTRY_OVERHEAD_BYTES = 512;
+
+/** Recent misses remembered per byte of budget: one key per 2 KiB. */
+const BYTES_PER_RECENT_MISS = 2_048;
+
+/** The fewest recent misses remembered, however small the budget. */
+const MIN_RECENT_MISSES = 1_024;
 
 /** How much longer than its getMores' wait the feed's stream may be silent before the cache stops trusting it. */
 const SILENCE_BEYOND_AWAIT_MS = 1_500;
@@ -46,15 +82,19 @@ export type EvictionCause = 'size' | 'write' | 'feed';
 
 /** One load of a document in flight, which its readers share. */
 interface Load {
-  answer: Promise<CachedAnswer | null>;
+  answer: Promise<LoadedAnswer | null>;
   /** The lowest version it may store: changes reported since it started may be newer than what it read. */
   floor: number;
   /** New readers may share it: no change was reported since it started. */
   joinable: boolean;
+  /** Its answer may be stored: one of its readers missed the document recently before, or it replaces a stored one. */
+  admitted: boolean;
 }
 
 export class DocumentCache {
-  private readonly entries: LRUCache<string, CachedAnswer>;
+  private readonly entries: LRUCache<string, Entry>;
+  /** The keys missed lately, stored or not: a miss of one of them may store its answer. */
+  private readonly recentMisses: LRUCache<string, true>;
   /** Every load in flight, by document, until it settles: each later invalidation raises their floors. */
   private readonly loads = new Map<string, Set<Load>>();
   private readonly collections: ReadonlySet<string>;
@@ -68,6 +108,8 @@ export class DocumentCache {
   readonly stats = {
     hits: 0,
     misses: 0,
+    /** Misses of a document not missed recently: they only remembered its key (their load may still be stored, if another reader of it was admitted). */
+    unadmitted: 0,
     evictions: { size: 0, write: 0, feed: 0 } as Record<EvictionCause, number>,
     resets: {} as Record<string, number>,
   };
@@ -79,16 +121,19 @@ export class DocumentCache {
     private readonly log: FastifyBaseLogger,
   ) {
     this.collections = new Set(collections);
-    this.entries = new LRUCache<string, CachedAnswer>({
+    this.entries = new LRUCache<string, Entry>({
       maxSize: maxBytes,
-      sizeCalculation: (answer, key) => sizeOf(key, answer),
-      dispose: (_answer, _key, reason) => {
+      sizeCalculation: (entry, key) => sizeOf(key, entry),
+      dispose: (_entry, _key, reason) => {
         if (reason === 'evict') this.stats.evictions.size++;
       },
     });
+    this.recentMisses = new LRUCache<string, true>({
+      max: Math.max(MIN_RECENT_MISSES, Math.floor(maxBytes / BYTES_PER_RECENT_MISS)),
+    });
   }
 
-  /** Bytes the entries take, as the cache counts them (bounded by CACHE_MAX_MB). */
+  /** Bytes the entries take, as the cache counts them (bounded by CACHE_MAX_MB): bodies, keys, overhead. */
   get bytes(): number {
     return this.entries.calculatedSize;
   }
@@ -119,14 +164,15 @@ export class DocumentCache {
   }
 
   /**
-   * The answer of `collection`/`id`: the stored one, or `load`'s (null: no such document), stored
-   * while the cache is live. `refresh` (Cache-Control: no-cache) skips the stored answer and
-   * replaces it. The read is bounded by `deadline`; the shared load is not cut by one reader's.
+   * The answer of `collection`/`id`: the stored one (its body the bytes to send), or `load`'s
+   * (null: no such document), stored while the cache is live if the document was missed recently.
+   * `refresh` (Cache-Control: no-cache) skips the stored answer and replaces it. The read is
+   * bounded by `deadline`; the shared load is not cut by one reader's.
    */
   async read(
     collection: string,
     id: string,
-    load: () => Promise<CachedAnswer | null>,
+    load: () => Promise<LoadedAnswer | null>,
     { refresh = false, deadline }: { refresh?: boolean; deadline?: Deadline } = {},
   ): Promise<CachedAnswer | null> {
     const key = keyOf(collection, id);
@@ -140,11 +186,21 @@ export class DocumentCache {
     }
     this.stats.misses++;
     if (!live) return bounded(load(), deadline);
+    const admitted = this.missedBefore(key) || (refresh && this.entries.has(key));
     // A refresh must see the database now, not join a load that started before it.
     let pending = refresh ? undefined : [...(this.loads.get(key) ?? [])].find((candidate) => candidate.joinable);
     // What it loads replaces what is stored, unless that is newer.
     pending ??= this.start(key, load);
+    pending.admitted ||= admitted;
+    if (!admitted) this.stats.unadmitted++;
     return bounded(pending.answer, deadline);
+  }
+
+  /** Whether `key` was missed recently; this miss is remembered either way. */
+  private missedBefore(key: string): boolean {
+    if (this.recentMisses.get(key) !== undefined) return true;
+    this.recentMisses.set(key, true);
+    return false;
   }
 
   /** This instance's committed writes: their documents' entries go before their answers leave. */
@@ -269,8 +325,8 @@ export class DocumentCache {
     }
   }
 
-  private start(key: string, load: () => Promise<CachedAnswer | null>): Load {
-    const pending: Load = { answer: load(), floor: 0, joinable: true };
+  private start(key: string, load: () => Promise<LoadedAnswer | null>): Load {
+    const pending: Load = { answer: load(), floor: 0, joinable: true, admitted: false };
     const loads = this.loads.get(key) ?? new Set<Load>();
     this.loads.set(key, loads.add(pending));
     const settled = () => {
@@ -280,20 +336,30 @@ export class DocumentCache {
     pending.answer.then((answer) => {
       settled();
       // An overtaken load's answer goes to its readers (it was true when read), never into the cache.
-      if (answer !== null && answer.version >= pending.floor && this.live) this.keep(key, answer);
+      if (answer !== null && pending.admitted && answer.version >= pending.floor && this.live) this.keep(key, answer);
     }, settled);
     return pending;
   }
 
-  /** Stores an answer, unless a higher version is stored already. */
-  private keep(key: string, answer: CachedAnswer): void {
+  /** Stores an answer as its bytes, unless a higher version is stored already. */
+  private keep(key: string, answer: LoadedAnswer): void {
     const stored = this.entries.peek(key);
     if (stored !== undefined && stored.version > answer.version) return;
-    this.entries.set(key, answer);
+    this.entries.set(key, { body: bytesOf(answer.body), version: answer.version });
   }
 }
 
 const keyOf = (collection: string, id: string) => `${collection}/${id}`;
 
-/** An entry's bytes: its body and key as UTF-16 in memory (2 bytes a code unit), and the rest. */
-const sizeOf = (key: string, answer: CachedAnswer) => 2 * (key.length + answer.body.length) + ENTRY_OVERHEAD_BYTES;
+/** `text` as UTF-8 in a Buffer of its own: a slice of the shared pool would keep its whole slab alive. */
+function bytesOf(text: string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  bytes.write(text);
+  return bytes;
+}
+
+/**
+ * An entry's bytes: its body's, its key's (collection names and ids are ASCII, which V8 keeps a
+ * byte a character), and the rest.
+ */
+const sizeOf = (key: string, entry: Entry) => entry.body.byteLength + key.length + ENTRY_OVERHEAD_BYTES;

@@ -1,5 +1,6 @@
-// Reads by id through the document cache, over HTTP against the replica set: a repeated read and a
-// 304 cost no query; Cache-Control: no-cache reads MongoDB and refreshes what is kept; every kind of
+// Reads by id through the document cache, over HTTP against the replica set: a read after a
+// document's second miss and a 304 cost no query, and send the very bytes of the first 200; ids read
+// once are not kept; Cache-Control: no-cache reads MongoDB and refreshes what is kept; every kind of
 // write on this instance is read back at once (1,000 writes and reads interleaved, none older than
 // the last acknowledged write); another instance's write is not served once this instance's feed
 // has passed it; a feed that ends empties the cache; its size stays within CACHE_MAX_MB; and
@@ -54,6 +55,8 @@ describe('reads by id through the document cache', () => {
 
   it('answers a repeated read and a 304 from memory, byte for byte what MongoDB gives', async () => {
     const { id } = await createProduct();
+    // Its first miss: the next one stores.
+    await t.app.inject({ url: `/v1/products/${id}` });
     const finds = findsOf(t.app, 'products');
     try {
       const first = await t.app.inject({ url: `/v1/products/${id}` });
@@ -88,6 +91,38 @@ describe('reads by id through the document cache', () => {
     expect(missing.statusCode).toBe(404);
   });
 
+  it('sends from memory the very bytes of the 200 that MongoDB gave, and keeps no id read once', async () => {
+    const { id } = await createProduct(t.app, { name: 'Crème brûlée 🍮', description: '€ '.repeat(200) });
+    const cache = t.app.stores.cache!;
+    const first = await t.app.inject({ url: `/v1/products/${id}` });
+    const second = await t.app.inject({ url: `/v1/products/${id}` });
+    const finds = findsOf(t.app, 'products');
+    try {
+      const hit = await t.app.inject({ url: `/v1/products/${id}` });
+      expect(finds).not.toHaveBeenCalled();
+      for (const res of [second, hit]) {
+        expect(res.rawPayload.equals(first.rawPayload)).toBe(true);
+        for (const header of ['content-type', 'content-length', 'etag', 'cache-control']) {
+          expect(res.headers[header], header).toBe(first.headers[header]);
+        }
+      }
+      expect(Number(hit.headers['content-length'])).toBe(first.rawPayload.byteLength);
+      expect(first.rawPayload.byteLength).toBeGreaterThan(first.body.length);
+    } finally {
+      finds.mockRestore();
+    }
+    // A scan: ids read once each are not kept, and what was kept stays.
+    const scanned = await Promise.all(Array.from({ length: 20 }, () => createProduct()));
+    const { size } = cache;
+    for (const { id: cold } of scanned) {
+      expect((await t.app.inject({ url: `/v1/products/${cold}` })).statusCode).toBe(200);
+    }
+    expect(cache.size).toBe(size);
+    const hits = cache.stats.hits;
+    await t.app.inject({ url: `/v1/products/${id}` });
+    expect(cache.stats.hits).toBe(hits + 1);
+  });
+
   it('reads back at once every kind of write made on this instance', async () => {
     const s = shop(t.app);
     const sku = nextSku();
@@ -99,9 +134,9 @@ describe('reads by id through the document cache', () => {
       ['customers', customer.id],
       ['stock', stock.id],
     ];
-    /** Reads every document (so each is kept), runs the write, then each read must be what MongoDB holds. */
+    /** Reads every document twice (so each is kept), runs the write, then each read must be what MongoDB holds. */
     const readsBack = async (write: () => Promise<unknown>) => {
-      for (const [collection, id] of kept) await t.app.inject({ url: `/v1/${collection}/${id}` });
+      for (const [collection, id] of [...kept, ...kept]) await t.app.inject({ url: `/v1/${collection}/${id}` });
       await write();
       for (const [collection, id] of kept) {
         const stored = await db()
@@ -255,6 +290,8 @@ describe('reads by id through the document cache', () => {
     it("serves another instance's write once its feed has passed it, never the older answer", async () => {
       const { id } = await createProduct();
       const read = async (app: App) => (await app.inject({ url: `/v1/products/${id}` })).json<{ version: number }>();
+      // Read twice: kept.
+      await read(other.app);
       expect((await read(other.app)).version).toBe(1);
       const finds = findsOf(other.app, 'products');
       try {
@@ -280,14 +317,16 @@ describe('reads by id through the document cache', () => {
     });
 
     it('keeps within CACHE_MAX_MB, the least recently used out first', async () => {
+      // Some 5 KB each as UTF-8: 24 rounds of 10 are over a megabyte.
       const description = 'long text '.repeat(490);
       const ids: string[] = [];
-      for (let round = 0; round < 12; round++) {
+      for (let round = 0; round < 24; round++) {
         const created = await Promise.all(Array.from({ length: 10 }, () => createProduct(t.app, { description })));
         ids.push(...created.map((product) => product.id));
       }
       const cache = other.app.stores.cache!;
-      for (const id of ids) {
+      // Each read twice: kept.
+      for (const id of ids.flatMap((id) => [id, id])) {
         expect((await other.app.inject({ url: `/v1/products/${id}` })).statusCode).toBe(200);
         expect(cache.bytes).toBeLessThanOrEqual(1_048_576);
       }
@@ -299,6 +338,7 @@ describe('reads by id through the document cache', () => {
 
     it('empties itself when its feed ends, and then reads every document from MongoDB', async () => {
       const { id } = await createProduct();
+      await other.app.inject({ url: `/v1/products/${id}` });
       await other.app.inject({ url: `/v1/products/${id}` });
       const cache = other.app.stores.cache!;
       expect(cache.size).toBeGreaterThan(0);

@@ -1,15 +1,22 @@
 // The document cache against a real change feed on the replica set: it stores only while its
 // subscription is live, and empties itself when that ends; concurrent misses share one load; a
 // load that an invalidation (a write here, a change from the feed) or a reset overtook never
-// stores its older answer; its calculated size stays within its bound. (Over HTTP, with the unit
-// of work and two instances: test/api/document-cache.test.ts.)
+// stores its older answer; it stores an answer at its second miss only (a scan of cold ids stores
+// nothing and evicts nothing), as its UTF-8 bytes, which its calculated size counts and which stay
+// within its bound. (Over HTTP, with the unit of work and two instances:
+// test/api/document-cache.test.ts.)
 
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import mongoose from 'mongoose';
 import pino from 'pino';
 import { ChangeFeed } from '../../src/data/change-feed.ts';
-import { DocumentCache, type CachedAnswer } from '../../src/data/document-cache.ts';
+import {
+  DocumentCache,
+  ENTRY_OVERHEAD_BYTES,
+  type CachedAnswer,
+  type LoadedAnswer,
+} from '../../src/data/document-cache.ts';
 import type { Change } from '../../src/data/unit-of-work.ts';
 import { useMigratedDatabase, waitFor } from '../helpers/app.ts';
 
@@ -18,22 +25,27 @@ const silent = pino({ level: 'silent' });
 
 /** A load the test settles when it wants, counting how often it ran. */
 function controlledLoad() {
-  const pending: ((answer: CachedAnswer | null) => void)[] = [];
+  const pending: ((answer: LoadedAnswer | null) => void)[] = [];
   const load = {
     calls: 0,
     run: () => {
       load.calls++;
-      return new Promise<CachedAnswer | null>((resolve) => pending.push(resolve));
+      return new Promise<LoadedAnswer | null>((resolve) => pending.push(resolve));
     },
-    settle: (answer: CachedAnswer | null) => {
+    settle: (answer: LoadedAnswer | null) => {
       for (const resolve of pending.splice(0)) resolve(answer);
     },
   };
   return load;
 }
 
-const answer = (version: number, body = `{"version":${version}}`): CachedAnswer => ({ body, version });
-const fixed = (value: CachedAnswer | null) => () => Promise.resolve(value);
+const answer = (version: number, body = `{"version":${version}}`): LoadedAnswer => ({ body, version });
+const fixed = (value: LoadedAnswer | null) => () => Promise.resolve(value);
+
+/** A read's answer with its body as text, whether the load's text or the stored bytes. */
+const asText = (answer: CachedAnswer | null) => answer && { ...answer, body: answer.body.toString() };
+const readText = async (cache: DocumentCache, ...read: Parameters<DocumentCache['read']>) =>
+  asText(await cache.read(...read));
 const written = (collection: string, documentId: string, version: number): Change => ({
   collection,
   documentId,
@@ -117,31 +129,100 @@ describe('the document cache', () => {
     const cache = new DocumentCache({ maxBytes: 1_048_576, collections: COLLECTIONS }, silent);
     let loads = 0;
     const load = () => Promise.resolve(answer(++loads));
-    expect(await cache.read('products', 'a', load)).toEqual(answer(1));
-    expect(await cache.read('products', 'a', load)).toEqual(answer(2));
+    expect(await readText(cache, 'products', 'a', load)).toEqual(answer(1));
+    expect(await readText(cache, 'products', 'a', load)).toEqual(answer(2));
     expect(cache.size).toBe(0);
     expect(cache.stats).toMatchObject({ hits: 0, misses: 2 });
   });
 
   it('answers a second read from memory once live, and a refresh loads and replaces it', async () => {
     const { cache } = await liveCache();
+    // Missed once before (no such document then): the next miss stores.
+    await readText(cache, 'products', 'a', fixed(null));
+    const { misses } = cache.stats;
     let loads = 0;
     const load = () => Promise.resolve(answer(++loads));
-    expect(await cache.read('products', 'a', load)).toEqual(answer(1));
-    expect(await cache.read('products', 'a', load)).toEqual(answer(1));
-    expect(await cache.read('products', 'a', load, { refresh: true })).toEqual(answer(2));
-    expect(await cache.read('products', 'a', load)).toEqual(answer(2));
+    expect(await readText(cache, 'products', 'a', load)).toEqual(answer(1));
+    expect(await readText(cache, 'products', 'a', load)).toEqual(answer(1));
+    expect(await readText(cache, 'products', 'a', load, { refresh: true })).toEqual(answer(2));
+    expect(await readText(cache, 'products', 'a', load)).toEqual(answer(2));
     expect(loads).toBe(2);
-    expect(cache.stats).toMatchObject({ hits: 2, misses: 2 });
+    expect(cache.stats).toMatchObject({ hits: 2, misses: misses + 2 });
     // No such document: not remembered.
-    expect(await cache.read('products', 'b', fixed(null))).toBeNull();
+    expect(await readText(cache, 'products', 'b', fixed(null))).toBeNull();
     expect(cache.size).toBe(1);
+  });
+
+  it('stores an answer at its second miss, not its first', async () => {
+    const { cache } = await liveCache();
+    let loads = 0;
+    const load = () => Promise.resolve(answer(++loads));
+    expect(await readText(cache, 'products', 'a', load)).toEqual(answer(1));
+    expect(cache.size).toBe(0);
+    expect(cache.stats.unadmitted).toBe(1);
+    expect(await readText(cache, 'products', 'a', load)).toEqual(answer(2));
+    expect(cache.size).toBe(1);
+    expect(await readText(cache, 'products', 'a', load)).toEqual(answer(2));
+    expect(loads).toBe(2);
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 2, unadmitted: 1 });
+    // Two readers of one load: the second is the document's second miss, and the answer is stored.
+    const shared = controlledLoad();
+    const reads = [readText(cache, 'products', 'b', shared.run), readText(cache, 'products', 'b', shared.run)];
+    shared.settle(answer(7));
+    expect(await Promise.all(reads)).toEqual([answer(7), answer(7)]);
+    expect(shared.calls).toBe(1);
+    expect(await readText(cache, 'products', 'b', fixed(null))).toEqual(answer(7));
+    // A refresh of a document not stored is a miss like another: the first stores nothing.
+    expect(await readText(cache, 'products', 'c', fixed(answer(1)), { refresh: true })).toEqual(answer(1));
+    expect(await readText(cache, 'products', 'c', fixed(null))).toBeNull();
+  });
+
+  it('stores none of a scan of cold ids, and keeps the documents read again', async () => {
+    const maxBytes = 64 * 1024;
+    const { cache } = await liveCache(maxBytes);
+    const body = JSON.stringify({ text: 'x'.repeat(4000) });
+    const hot = ['h0', 'h1', 'h2', 'h3', 'h4'];
+    for (const id of [...hot, ...hot]) await readText(cache, 'products', id, fixed(answer(1, body)));
+    expect(cache.size).toBe(hot.length);
+    // 2,000 ids read once, 125 times what the cache holds: stored, they would have evicted the hot ones.
+    for (let index = 0; index < 2_000; index++) {
+      await readText(cache, 'products', `cold${index}`, fixed(answer(1, body)));
+    }
+    expect(cache.size).toBe(hot.length);
+    expect(cache.stats.evictions.size).toBe(0);
+    expect(cache.stats.unadmitted).toBe(hot.length + 2_000);
+    const { hits } = cache.stats;
+    for (const id of hot) expect(await readText(cache, 'products', id, fixed(null))).toEqual(answer(1, body));
+    expect(cache.stats.hits).toBe(hits + hot.length);
+  });
+
+  it('keeps each answer as its UTF-8 bytes in a buffer of its own, and counts those bytes', async () => {
+    const { cache } = await liveCache();
+    const bodies = {
+      ascii: JSON.stringify({ name: 'Plain' }),
+      accented: JSON.stringify({ name: 'Crème brûlée, 2 × 150 g' }),
+      astral: JSON.stringify({ name: '🍮 flan', note: '€'.repeat(100) }),
+    };
+    let expected = 0;
+    for (const [id, body] of Object.entries(bodies)) {
+      await readText(cache, 'products', id, fixed(answer(1, body)));
+      await readText(cache, 'products', id, fixed(answer(1, body)));
+      expected += Buffer.byteLength(body) + `products/${id}`.length + ENTRY_OVERHEAD_BYTES;
+      const stored = await cache.read('products', id, fixed(null));
+      expect(Buffer.isBuffer(stored?.body)).toBe(true);
+      const bytes = stored!.body as Buffer;
+      expect(bytes.equals(Buffer.from(body))).toBe(true);
+      // Not a slice of the shared pool: its memory is its own.
+      expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
+    }
+    expect(cache.bytes).toBe(expected);
+    expect(Buffer.byteLength(bodies.astral)).toBeGreaterThan(bodies.astral.length);
   });
 
   it('makes one load of concurrent misses of one document', async () => {
     const { cache } = await liveCache();
     const load = controlledLoad();
-    const reads = Array.from({ length: 20 }, () => cache.read('products', 'a', load.run));
+    const reads = Array.from({ length: 20 }, () => readText(cache, 'products', 'a', load.run));
     load.settle(answer(3));
     expect(await Promise.all(reads)).toEqual(Array.from({ length: 20 }, () => answer(3)));
     expect(load.calls).toBe(1);
@@ -150,19 +231,19 @@ describe('the document cache', () => {
   it("never stores a load's answer that a write on this instance overtook; later reads load anew", async () => {
     const { cache } = await liveCache();
     const before = controlledLoad();
-    const early = cache.read('products', 'a', before.run);
+    const early = readText(cache, 'products', 'a', before.run);
     cache.written([written('products', 'a', 4)]);
     const after = controlledLoad();
-    const late = cache.read('products', 'a', after.run);
+    const late = readText(cache, 'products', 'a', after.run);
     expect(after.calls).toBe(1);
     after.settle(answer(4));
     before.settle(answer(3));
     expect(await early).toEqual(answer(3));
     expect(await late).toEqual(answer(4));
-    expect(await cache.read('products', 'a', fixed(answer(99)))).toEqual(answer(4));
+    expect(await readText(cache, 'products', 'a', fixed(answer(99)))).toEqual(answer(4));
     // A write evicts what is stored.
     cache.written([written('products', 'a', 5)]);
-    expect(await cache.read('products', 'a', fixed(answer(5)))).toEqual(answer(5));
+    expect(await readText(cache, 'products', 'a', fixed(answer(5)))).toEqual(answer(5));
     expect(cache.stats.evictions.write).toBe(1);
   });
 
@@ -176,7 +257,9 @@ describe('the document cache', () => {
     const unvalidated = { bypassDocumentValidation: true };
     await products.insertOne({ _id, version: 1 }, unvalidated);
     await waitFor(() => lags.length === 1, 10_000, 'the insert from the feed');
-    expect(await cache.read('products', id, fixed(answer(1)))).toEqual(answer(1));
+    // Read twice: stored.
+    await readText(cache, 'products', id, fixed(answer(1)));
+    expect(await readText(cache, 'products', id, fixed(answer(1)))).toEqual(answer(1));
 
     await products.updateOne({ _id }, { $set: { version: 2 } }, unvalidated);
     await waitFor(() => lags.length === 2, 10_000, 'the update from the feed');
@@ -185,18 +268,18 @@ describe('the document cache', () => {
 
     // A load in flight (it read version 2) when the feed reports version 3: its reader gets it, the cache does not.
     const overtaken = controlledLoad();
-    const read = cache.read('products', id, overtaken.run);
+    const read = readText(cache, 'products', id, overtaken.run);
     await products.updateOne({ _id }, { $set: { version: 3 } }, unvalidated);
     await waitFor(() => lags.length === 3, 10_000, 'the second update from the feed');
     overtaken.settle(answer(2));
     expect(await read).toEqual(answer(2));
     expect(cache.size).toBe(0);
-    expect(await cache.read('products', id, fixed(answer(3)))).toEqual(answer(3));
-    expect(await cache.read('products', id, fixed(answer(99)))).toEqual(answer(3));
+    expect(await readText(cache, 'products', id, fixed(answer(3)))).toEqual(answer(3));
+    expect(await readText(cache, 'products', id, fixed(answer(99)))).toEqual(answer(3));
 
     // A load the feed overtook (version 4) and then a write here (version 5): it read 4, and stores nothing.
     const twice = controlledLoad();
-    const reading = cache.read('products', id, twice.run, { refresh: true });
+    const reading = readText(cache, 'products', id, twice.run, { refresh: true });
     await products.updateOne({ _id }, { $set: { version: 4 } }, unvalidated);
     await waitFor(() => lags.length === 4, 10_000, 'the third update from the feed');
     cache.written([written('products', id, 5)]);
@@ -208,9 +291,10 @@ describe('the document cache', () => {
 
   it('empties itself when its subscription ends, and stores nothing until the feed runs again', async () => {
     const { cache, feed } = await liveCache();
-    await cache.read('products', 'a', fixed(answer(1)));
+    await readText(cache, 'products', 'a', fixed(answer(1)));
+    await readText(cache, 'products', 'a', fixed(answer(1)));
     const overtaken = controlledLoad();
-    const read = cache.read('products', 'b', overtaken.run);
+    const read = readText(cache, 'products', 'b', overtaken.run);
     expect(cache.size).toBe(1);
     await feed.stop();
     expect(cache.live).toBe(false);
@@ -218,14 +302,14 @@ describe('the document cache', () => {
     expect(cache.stats.resets).toEqual({ 'feed-stopped': 1 });
     overtaken.settle(answer(1));
     await read;
-    await cache.read('products', 'a', fixed(answer(2)));
+    await readText(cache, 'products', 'a', fixed(answer(2)));
     expect(cache.size).toBe(0);
     // A feed started again: it follows it and stores again.
     const next = await startFeed();
     cache.follow(next);
     await waitFor(() => cache.live, 10_000, 'the cache to follow the new feed');
-    await cache.read('products', 'a', fixed(answer(3)));
-    expect(await cache.read('products', 'a', fixed(answer(4)))).toEqual(answer(3));
+    await readText(cache, 'products', 'a', fixed(answer(3)));
+    expect(await readText(cache, 'products', 'a', fixed(answer(4)))).toEqual(answer(3));
   });
 
   it("empties itself when the feed's stream goes silent, and stores nothing until it answers again", async () => {
@@ -241,23 +325,24 @@ describe('the document cache', () => {
       caches.push(cache);
       cache.follow(feed);
       await waitFor(() => cache.live, 10_000, 'the cache to follow the feed');
-      await cache.read('products', 'a', fixed(answer(1)));
-      expect(await cache.read('products', 'a', fixed(answer(2)))).toEqual(answer(1));
+      await readText(cache, 'products', 'a', fixed(answer(1)));
+      await readText(cache, 'products', 'a', fixed(answer(1)));
+      expect(await readText(cache, 'products', 'a', fixed(answer(2)))).toEqual(answer(1));
 
       proxy.freeze();
       // The stream answers every 100 ms while it runs; past that and the cache's margin, it is silent.
       await waitFor(() => !feed.answeredWithin(feed.awaitMs + 1_500), 15_000, 'the feed to go silent');
-      expect(await cache.read('products', 'a', fixed(answer(3)))).toEqual(answer(3));
+      expect(await readText(cache, 'products', 'a', fixed(answer(3)))).toEqual(answer(3));
       expect(cache.size).toBe(0);
       expect(cache.stats.resets).toEqual({ 'feed-silent': 1 });
       // Silent, it serves from its load and keeps nothing.
-      expect(await cache.read('products', 'a', fixed(answer(4)))).toEqual(answer(4));
+      expect(await readText(cache, 'products', 'a', fixed(answer(4)))).toEqual(answer(4));
       expect(cache.size).toBe(0);
 
       proxy.thaw();
       await waitFor(() => cache.live, 30_000, 'the feed to answer again');
-      await cache.read('products', 'a', fixed(answer(5)));
-      expect(await cache.read('products', 'a', fixed(answer(6)))).toEqual(answer(5));
+      await readText(cache, 'products', 'a', fixed(answer(5)));
+      expect(await readText(cache, 'products', 'a', fixed(answer(6)))).toEqual(answer(5));
       expect(cache.stats.resets).toEqual({ 'feed-silent': 1 });
     } finally {
       proxy.thaw();
@@ -272,15 +357,18 @@ describe('the document cache', () => {
     const maxBytes = 64 * 1024;
     const { cache } = await liveCache(maxBytes);
     const body = JSON.stringify({ text: 'x'.repeat(4000) });
-    await cache.read('products', 'first', fixed(answer(1, body)));
+    // Each read twice: stored.
+    await readText(cache, 'products', 'first', fixed(answer(1, body)));
+    await readText(cache, 'products', 'first', fixed(answer(1, body)));
     for (let index = 0; index < 100; index++) {
-      await cache.read('products', `d${index}`, fixed(answer(1, body)));
+      await readText(cache, 'products', `d${index}`, fixed(answer(1, body)));
+      await readText(cache, 'products', `d${index}`, fixed(answer(1, body)));
       // The first is read over and over: it stays.
-      expect(await cache.read('products', 'first', fixed(null))).not.toBeNull();
+      expect(await readText(cache, 'products', 'first', fixed(null))).not.toBeNull();
       expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
     }
     expect(cache.bytes).toBeGreaterThan(maxBytes / 2);
     expect(cache.stats.evictions.size).toBeGreaterThan(80);
-    expect(await cache.read('products', 'd0', fixed(null))).toBeNull();
+    expect(await readText(cache, 'products', 'd0', fixed(null))).toBeNull();
   });
 });

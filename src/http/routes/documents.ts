@@ -2,14 +2,15 @@
 // and delete, as the entity's declaration allows, one function per route. Handlers stay thin: they
 // translate HTTP (conditional headers, status codes, links) to one call and back. A read by id goes
 // through the document cache when there is one (src/data/document-cache.ts), which keeps its answer
-// as serialized here; its answers say `Cache-Control: private, no-cache` either way.
+// as serialized here, as the UTF-8 bytes it sends; its answers say `Cache-Control: private, no-cache`
+// either way.
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { documentWrites, type Entity } from '../../domain/entity.ts';
 import type { Json } from '../../domain/merge-patch.ts';
 import type { DocumentRepository, StoredDocument } from '../../data/documents.ts';
-import type { CachedAnswer } from '../../data/document-cache.ts';
+import type { CachedAnswer, LoadedAnswer } from '../../data/document-cache.ts';
 import {
   IdParams,
   LIST_MAX_FILTERS,
@@ -193,7 +194,7 @@ function readRoute(app: App, documents: Documents) {
     async (request, reply) => {
       const { id } = request.params;
       // The body as this route's 200 writes it (whatever this reply's status by then): what the cache keeps.
-      const answerOf = (document: StoredDocument | null): CachedAnswer | null => {
+      const answerOf = (document: StoredDocument | null): LoadedAnswer | null => {
         if (document === null) return null;
         const body = reply.serializeInput(repository().toResource(document), '200');
         if (typeof body !== 'string') throw new Error(`${entity.collection}: the serializer wrote no JSON text`);
@@ -211,6 +212,7 @@ function readRoute(app: App, documents: Documents) {
         });
       }
       if (answer === null) throw repository().notFound(id);
+      // The body is the serializer's text, or the stored answer's UTF-8 bytes: either is sent as is.
       reply.header('cache-control', DOCUMENT_CACHE_CONTROL);
       if (notModified(request.headers['if-none-match'], answer.version)) {
         return reply.code(304).header('etag', etagOf(answer.version)).send();

@@ -243,6 +243,9 @@ class Importer {
     const { options } = this;
     const found = await readCheckpoint(options.file);
     if (options.checkpoint === 'restart') {
+      // A transaction the stopped run left open would hold its documents for a minute yet.
+      if (found?.pending?.session !== undefined)
+        await endSession(this.stores.repositoryOf(this.spec.collection), found.pending.session);
       if (found !== undefined) await removeCheckpoint(options.file);
       return undefined;
     }
@@ -325,7 +328,11 @@ class Importer {
     const rejectsFile = checkpoint.rejects;
     if (rejectsFile !== null) {
       // What a stopped run wrote past its last finished batch is written again with that batch.
-      if (checkpoint.done.records > 0) await truncate(rejectsFile, checkpoint.done.rejectsBytes);
+      if (checkpoint.done.records > 0)
+        await truncate(rejectsFile, checkpoint.done.rejectsBytes).catch((error: unknown) => {
+          // Deleted meanwhile: the rejects from here on go to a new one.
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        });
     }
     const rejectsBytesBefore = checkpoint.done.rejectsBytes;
     const rejects =
@@ -334,12 +341,25 @@ class Importer {
         : createWriteStream(rejectsFile, { flags: checkpoint.done.records > 0 ? 'a' : 'w' });
     const reading = readRecords(this.options.file, this.options.format, this.options.mapping);
     let batchNumber = checkpoint.done.batches;
+    const source = batches(skipping(reading.records, checkpoint.done.records), this.batchSize)[Symbol.asyncIterator]();
+    // The next batch is read, checked and looked up while this one is written, so that this
+    // process's work and MongoDB's overlap. A key the next batch shares with this one was looked
+    // up too early: its write then meets the change (BatchChanged) and the batch is decided again.
+    const prepare = async () => {
+      const next = await source.next();
+      return next.done === true ? undefined : { batch: next.value, decided: await this.decide(next.value) };
+    };
+    let upcoming = prepare();
     try {
-      for await (const batch of batches(skipping(reading.records, checkpoint.done.records), this.batchSize)) {
+      for (let current = await upcoming; current !== undefined; current = await upcoming) {
+        upcoming = prepare();
+        // Its failure is met where it is awaited, not as an unhandled rejection meanwhile.
+        upcoming.catch(() => {});
+        const { batch } = current;
+        let { decided } = current;
         batchNumber++;
         const requestId = `import-${checkpoint.runId}-${batchNumber}`;
         const records = checkpoint.done.records + batch.length;
-        let decided = await this.decide(batch);
         const pending = checkpoint.pending;
         const repository = this.stores.repositoryOf(this.spec.collection);
         if (pending?.batch === batchNumber && pending.session !== undefined)

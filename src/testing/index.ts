@@ -2,9 +2,10 @@
 // MongoDB in memory as a single-node replica set (the embedded database's code path, in a temp
 // dir), applies the migrations as production does, builds the app with buildApp from a
 // configuration loadConfig reads (over a minimal environment, never the test process's), listens
-// on 127.0.0.1 on a free port and creates an API key. Free of any test runner: vitest, jest and
-// node:test call it alike. Every shop has its own mongod, port, temp dir and key, so shops in one
-// process (parallel test files) never meet.
+// on 127.0.0.1 on a free port and creates an API key; reset() puts back what it left, comparing
+// each collection with a snapshot taken at start. Free of any test runner: vitest, jest and
+// node:test call it alike. Every shop has its own mongod (or database, on a given replica set),
+// port, temp dir and key, so shops in one process (parallel test files) never meet.
 
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,7 @@ import { loadConfig } from '../config.ts';
 import { ApiKeyStore } from '../data/api-keys.ts';
 import { AUDIT_COLLECTION } from '../data/audit.ts';
 import { IDEMPOTENCY_COLLECTION } from '../data/idempotency.ts';
-import { migrateUp } from '../data/migrations.ts';
+import { prepareSchemaAtStart } from '../data/migrations.ts';
 import { ENTITIES } from '../domain/entities/index.ts';
 import { seed as seedDemoData, SEED_DEFAULTS } from '../cli/seed.ts';
 import type { DemoOptions } from '../cli/demo-data.ts';
@@ -118,9 +119,13 @@ export async function startShop(options: StartShopOptions = {}): Promise<Shop> {
   let admin: mongo.MongoClient | undefined;
   let app: App | undefined;
   try {
+    // As the service applies them at its start (MIGRATIONS_ON_START=apply).
+    await prepareSchemaAtStart(uri, dbName, 'apply', {
+      info: (message) => logger.info(message),
+      warn: (message) => logger.warn(message),
+    });
     admin = await new mongoose.mongo.MongoClient(uri, { appName: 'storekeeper-testing' }).connect();
     const db = admin.db(dbName);
-    await migrateUp(db, admin);
     const key = await ApiKeyStore.of(db).create({
       name: 'startShop',
       scopes: options.scopes ?? ['*'],

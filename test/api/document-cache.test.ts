@@ -118,6 +118,7 @@ describe('reads by id through the document cache', () => {
       expect((await t.app.inject({ url: `/v1/products/${cold}` })).statusCode).toBe(200);
     }
     expect(cache.size).toBe(size);
+    expect(await metric(t.app, 'storekeeper_cache_unadmitted_misses_total')).toBeGreaterThanOrEqual(scanned.length);
     const hits = cache.stats.hits;
     await t.app.inject({ url: `/v1/products/${id}` });
     expect(cache.stats.hits).toBe(hits + 1);

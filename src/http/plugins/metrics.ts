@@ -389,6 +389,11 @@ export default fp(
         });
       read('hits_total', 'Reads by id answered from the document cache.', () => cache.stats.hits);
       read('misses_total', 'Reads by id the document cache sent to MongoDB.', () => cache.stats.misses);
+      read(
+        'unadmitted_misses_total',
+        'Misses of a document the document cache had not missed recently: their answer is not stored for that miss.',
+        () => cache.stats.unadmitted,
+      );
       fromCounters(
         'cache_evictions_total',
         "Entries that left the document cache, by cause: size (room for others), write (this instance's " +

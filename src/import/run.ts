@@ -297,6 +297,7 @@ class Importer {
     } finally {
       if (rejects !== undefined) await closed(rejects);
     }
+    this.report('import-plan-progress', 'checked', counts, this.totalBytes, true);
     if (this.onConflict === 'fail' && counts.skipped > 0 && !this.options.dryRun) {
       throw new ImportRefused(
         `${counts.skipped} records exist with other content and --on-conflict is fail, so nothing was written: ` +

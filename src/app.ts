@@ -8,6 +8,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.ts';
 import { SERVICE } from './version.ts';
+import { traceFields } from './telemetry.ts';
 import database from './data/database.ts';
 import { AJV_OPTIONS, readingNumbersStrictly } from './domain/validation.ts';
 import authentication from './http/plugins/authentication.ts';
@@ -76,7 +77,10 @@ const infrastructure = fp<AppOptions>(
 const crossCutting = fp<Options>(
   async (fastify, { config }) => {
     const { security } = config;
-    await fastify.register(requestContext, { deadlineMs: config.http.deadlineMs });
+    await fastify.register(requestContext, {
+      deadlineMs: config.http.deadlineMs,
+      followRequests: traceFields() !== undefined,
+    });
     await fastify.register(inputGuard);
     await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
     await fastify.register(securityHeaders, { corsOrigins: security.corsOrigins });

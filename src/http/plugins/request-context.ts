@@ -1,7 +1,7 @@
 // Request ids, deadlines and the access log: every request gets an id (the caller's X-Request-Id
 // when it is well-formed, a fresh UUID otherwise), echoed in the response and on every log line of
-// the request, and known to whatever runs on its behalf (currentRequestId: the slow-operation log
-// names the request a MongoDB command served); a deadline (REQUEST_DEADLINE_MS from its arrival) that bounds everything it waits
+// the request, and, while tracing runs, known to whatever runs on its behalf (currentRequestId: the
+// slow-operation log names the request a MongoDB command served; see followRequests); a deadline (REQUEST_DEADLINE_MS from its arrival) that bounds everything it waits
 // for in MongoDB; and exactly one access line when the response is sent (method, URL with the
 // values of personal query parameters redacted, route pattern, status, duration, response size,
 // client address and user agent). At shutdown, in-flight
@@ -18,6 +18,13 @@ import { redactUrl } from '../../logger.ts';
 export interface RequestContextOptions {
   /** How long after its arrival a request's answer must leave (REQUEST_DEADLINE_MS). */
   deadlineMs: number;
+  /**
+   * Follow each request through its asynchronous work (currentRequestId). On Node 20 an
+   * AsyncLocalStorage in use hooks every promise of the process: 200 concurrent order placements
+   * then waited past MONGODB_WAIT_QUEUE_TIMEOUT_MS for connections and answered 503. Only when
+   * tracing runs, whose context manager pays that cost already.
+   */
+  followRequests?: boolean;
 }
 
 declare module 'fastify' {
@@ -79,13 +86,15 @@ export default fp<RequestContextOptions>(
     app.addHook('onRequest', (request, reply, done) => {
       request.deadline = Deadline.after(options.deadlineMs);
       reply.header(REQUEST_ID_HEADER, request.id);
-      serving.run(request, done);
+      if (options.followRequests === true) serving.run(request, done);
+      else done();
     });
     // A body arrives in the events of the socket's context, not the request's: the handler, called
     // from its end, is put back into the request's.
-    app.addHook('preValidation', (request, _reply, done) => {
-      serving.run(request, done);
-    });
+    if (options.followRequests === true)
+      app.addHook('preValidation', (request, _reply, done) => {
+        serving.run(request, done);
+      });
 
     // Once shutdown begins, responses still in flight tell their clients to close the
     // connection: a kept-alive socket would otherwise hold the server open past the grace period.

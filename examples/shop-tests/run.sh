@@ -2,7 +2,8 @@
 # Runs the example's tests against the BUILT storekeeper package (dist/), as another project would
 # use it: build the root first (npm ci && npm run build there). Installs this project's own
 # dependencies from its lockfile (npm registry only); storekeeper itself is linked from ../..
-# and brings its dependencies from the root's node_modules.
+# and brings its dependencies from the root's node_modules. `npm test` runs the type check, then
+# vitest, node:test and jest.
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -1,6 +1,6 @@
 // The service's configuration: one declaration of every environment variable (type, default,
-// meaning), validated once at start. `.env.example` and the README table are generated from
-// the same declaration, so documentation cannot drift from what the code reads.
+// meaning), validated once at start. `.env.example` and the table of docs/configuration.md are
+// generated from the same declaration, so documentation cannot drift from what the code reads.
 
 import { isAbsolute, resolve } from 'node:path';
 import { ConnectionString } from 'mongodb-connection-string-url';
@@ -268,9 +268,10 @@ export const variables = {
   },
   CACHE_MAX_MB: {
     description:
-      'Memory for the answers of reads by id (GET /v1/<collection>/<id>) kept per instance, least recently used ' +
-      "out first; writes on this instance evict theirs before they answer, other instances' within the change " +
-      "feed's lag. 0: no cache.",
+      'Memory for the answers of reads by id (GET /v1/<collection>/<id>) kept per instance: the bytes sent, their ' +
+      "keys and about 512 bytes an entry, outside V8's heap; least recently used out first, and a document is kept " +
+      "at its second miss only (the recent misses' ids add about 6 %). Writes on this instance evict theirs before " +
+      "they answer, other instances' within the change feed's lag. 0: no cache.",
     default: '64',
     parse: integer(0, 65_536),
   },
@@ -484,7 +485,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
 }
 
-/** The configuration table of README.md (between its config markers). */
+/** The configuration table of docs/configuration.md (between its config markers). */
 export function renderConfigTable(): string {
   const rows = ['| Variable | Default | Meaning |', '| --- | --- | --- |'];
   for (const [name, variable] of Object.entries(variables) as [string, Variable<unknown>][]) {

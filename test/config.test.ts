@@ -109,10 +109,10 @@ describe('configuration', () => {
   });
 });
 
-describe('README.md', () => {
+describe('docs/configuration.md', () => {
   it('documents every variable in its configuration table (run `npm run env:example` when this fails)', async () => {
-    const { withConfigTable } = await import('../src/cli/env-example.ts');
-    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
-    expect(readme).toBe(withConfigTable(readme));
+    const { CONFIG_PAGE, withConfigTable } = await import('../src/cli/env-example.ts');
+    const page = await readFile(new URL(`../${CONFIG_PAGE}`, import.meta.url), 'utf8');
+    expect(page).toBe(withConfigTable(page));
   });
 });

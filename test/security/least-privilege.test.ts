@@ -1,9 +1,9 @@
-// The MongoDB users README.md tells operators to create, on a replica set with access control on:
+// The MongoDB users docs/security.md tells operators to create, on a replica set with access control on:
 // the migrations user applies every migration, the service user (documents read and written in
 // the service's own collections, the audit trail appended to, the changelog and the cursor secret
 // read, the rate-limit counts shared, nothing else)
 // runs the whole API, and whatever reshapes the schema, rewrites history or leaves its own
-// collections is refused to it. The README snippet is checked against the commands run here, so
+// collections is refused to it. The snippet of docs/security.md is checked against the commands run here, so
 // the two cannot drift apart.
 
 import { randomBytes } from 'node:crypto';
@@ -37,7 +37,7 @@ const secret = (label: string) => `${label}-${randomBytes(12).toString('hex')}/@
 const coreOf = (password: string) => /[0-9a-f]{24}/.exec(password)![0];
 const ROOT = { user: 'storekeeper-root', password: secret('root') };
 
-// The README's snippet, as commands: its database, role and users. The role names collections one
+// The snippet of docs/security.md, as commands: its database, role and users. The role names collections one
 // by one: MongoDB lets `insert` create the collection it names (implicitly, or with `create`), so a
 // grant on the whole database would let the service create collections.
 const DB = 'storekeeper';
@@ -81,7 +81,7 @@ const OTHER_DB = 'billing';
 
 const quoted = (values: readonly string[]) => `[${values.map((value) => `'${value}'`).join(', ')}]`;
 
-/** The snippet's lines that carry a privilege, as README.md must still show them. */
+/** The snippet's lines that carry a privilege, as docs/security.md must still show them. */
 function snippetLines(): string[] {
   const createUser = (user: { user: string; roles: string[] }) =>
     `db.createUser({ user: '${user.user}', pwd: passwordPrompt(), roles: ${quoted(user.roles)} })`;
@@ -104,17 +104,17 @@ function snippetLines(): string[] {
   ];
 }
 
-/** The "MongoDB users" paragraph of README.md, up to the end of its example connection string. */
+/** The "MongoDB users" paragraph of docs/security.md, up to the end of its example connection string. */
 function readmeParagraph(): string {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
   const start = readme.indexOf('**MongoDB users.**');
   const end = readme.indexOf('Passwords are never logged', start);
-  expect(start, 'README.md has a "MongoDB users" paragraph').toBeGreaterThanOrEqual(0);
+  expect(start, 'docs/security.md has a "MongoDB users" paragraph').toBeGreaterThanOrEqual(0);
   expect(end).toBeGreaterThan(start);
   return readme.slice(start, end);
 }
 
-/** The deployment's connection string with a user's credentials, authenticating against DB as the README's example does. */
+/** The deployment's connection string with a user's credentials, authenticating against DB as docs/security.md's example does. */
 function uriFor(base: string, user: { user: string; password: string }): string {
   const uri = new URL(base);
   uri.username = encodeURIComponent(user.user);
@@ -132,7 +132,7 @@ async function refusal(operation: () => Promise<unknown>): Promise<unknown> {
   return undefined;
 }
 
-describe('least-privilege MongoDB users, as README.md sets them up', () => {
+describe('least-privilege MongoDB users, as docs/security.md sets them up', () => {
   let mongo: EmbeddedMongo | undefined;
   let root: Client | undefined;
   let migrator: Client | undefined;
@@ -201,7 +201,7 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
     }
   });
 
-  it('README.md shows the role, the users, authSource and the start-up modes this file runs', () => {
+  it('docs/security.md shows the role, the users, authSource and the start-up modes this file runs', () => {
     const paragraph = readmeParagraph();
     for (const line of snippetLines()) expect(paragraph).toContain(line);
     expect(paragraph).toContain(`authSource=${DB}`);
@@ -214,7 +214,7 @@ describe('least-privilege MongoDB users, as README.md sets them up', () => {
     await expect(prepareSchemaAtStart(serviceUri, DB, 'require', log)).rejects.toThrow(
       `migrations pending: ${MIGRATION_FILES.join(', ')}`,
     );
-    // Why the README says require or check: applying needs privileges the service does not hold.
+    // Why docs/security.md says require or check: applying needs privileges the service does not hold.
     await expect(prepareSchemaAtStart(serviceUri, DB, 'apply', log)).rejects.toMatchObject({ code: UNAUTHORIZED });
 
     const checking = await serviceApp('check');

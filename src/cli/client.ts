@@ -3,11 +3,12 @@
 // (`-- --check` only compares, exiting 1 when the committed file is stale). Run it after
 // `npm run openapi` whenever the contract changes; CI runs the check.
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript';
 import { format, resolveConfig } from 'prettier';
 import { OPENAPI_FILE } from './openapi.ts';
+import { writeOrCheck } from './generated-file.ts';
 
 export const CLIENT_TYPES_FILE = fileURLToPath(new URL('../client/openapi.ts', import.meta.url));
 
@@ -41,18 +42,10 @@ export type ProblemCode = ${codes.map((code) => `'${code}'`).join(' | ')};
 }
 
 async function main(): Promise<void> {
-  const rendered = await renderClientTypes();
-  const committed = await readFile(CLIENT_TYPES_FILE, 'utf8').catch(() => '');
-  if (process.argv.includes('--check')) {
-    if (committed !== rendered) {
-      process.stderr.write('src/client/openapi.ts is stale: run `npm run client` and commit the result.\n');
-      process.exit(1);
-    }
-    process.stdout.write('src/client/openapi.ts is up to date.\n');
-    return;
-  }
-  await writeFile(CLIENT_TYPES_FILE, rendered);
-  process.stdout.write(`wrote ${CLIENT_TYPES_FILE}${committed === rendered ? ' (unchanged)' : ''}\n`);
+  await writeOrCheck(
+    { path: CLIENT_TYPES_FILE, name: 'src/client/openapi.ts', command: 'client' },
+    await renderClientTypes(),
+  );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -2,11 +2,11 @@
 // (`-- --check` only compares, exiting 1 when the committed file is stale). The document
 // depends on the code alone: built from default configuration, with no MongoDB connection.
 
-import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { buildApp } from '../app.ts';
 import { loadConfig } from '../config.ts';
+import { writeOrCheck } from './generated-file.ts';
 
 export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi/openapi.json', import.meta.url));
 
@@ -26,18 +26,7 @@ export async function renderOpenApi(): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const rendered = await renderOpenApi();
-  const committed = await readFile(OPENAPI_FILE, 'utf8').catch(() => '');
-  if (process.argv.includes('--check')) {
-    if (committed !== rendered) {
-      process.stderr.write('openapi/openapi.json is stale: run `npm run openapi` and commit the result.\n');
-      process.exit(1);
-    }
-    process.stdout.write('openapi/openapi.json is up to date.\n');
-    return;
-  }
-  await writeFile(OPENAPI_FILE, rendered);
-  process.stdout.write(`wrote ${OPENAPI_FILE}${committed === rendered ? ' (unchanged)' : ''}\n`);
+  await writeOrCheck({ path: OPENAPI_FILE, name: 'openapi/openapi.json', command: 'openapi' }, await renderOpenApi());
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

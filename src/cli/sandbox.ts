@@ -4,13 +4,12 @@
 // service's own stop does (src/shutdown.ts); nothing of it is left behind.
 
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import { handleStopRequests } from '../shutdown.ts';
 import { errorMessage } from '../errors.ts';
 import { startShop, type LogLevel } from '../testing/index.ts';
-import { SEED_DEFAULTS } from './seed.ts';
+import { parseDemoArguments, SEED_DEFAULTS } from './seed.ts';
 import type { DemoOptions } from './demo-data.ts';
 
 const USAGE = `usage: npm run sandbox -- [--products N] [--customers N] [--seed N]
@@ -22,33 +21,10 @@ const USAGE = `usage: npm run sandbox -- [--products N] [--customers N] [--seed 
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
-/** The demo data asked for, or undefined when only help was. */
-export function parseSandboxArguments(args: string[]): DemoOptions | undefined {
-  const { values } = parseArgs({
-    args,
-    options: {
-      products: { type: 'string' },
-      customers: { type: 'string' },
-      seed: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help === true) return undefined;
-  const integer = (name: 'products' | 'customers' | 'seed'): number => {
-    const raw = values[name];
-    if (raw === undefined) return SEED_DEFAULTS[name];
-    if (!/^\d{1,9}$/.test(raw)) throw new Error(`--${name} must be a whole number, got "${raw}"`);
-    return Number(raw);
-  };
-  return { products: integer('products'), customers: integer('customers'), seed: integer('seed') };
-}
-
 async function main(args: string[]): Promise<void> {
   let demo: DemoOptions | undefined;
   try {
-    demo = parseSandboxArguments(args);
+    demo = parseDemoArguments(args);
   } catch (error) {
     process.stderr.write(`sandbox: ${errorMessage(error)}\n${USAGE}\n`);
     process.exit(2);

@@ -162,30 +162,28 @@ const USAGE = `usage: npm run seed -- [--products N] [--customers N] [--seed N]
                  stock levels, never SKUs or e-mails, so it only matters for a fresh database
 The database is MONGODB_URI's, or the embedded one (DATA_DIR, EMBEDDED_MONGODB_PORT).`;
 
-/** The options of the command line, or undefined when only help was asked for. */
-export function parseSeedArguments(args: string[]): DemoOptions | undefined {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        products: { type: 'string' },
-        customers: { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (error) {
-    throw new CliError(`${(error as Error).message}\n${USAGE}`);
-  }
-  if (parsed.values.help === true) return undefined;
+/**
+ * The demo data a command line asks for (`--products`, `--customers`, `--seed`; the seed's and
+ * the sandbox's), or undefined when only help was asked for. Throws an Error naming the option.
+ */
+export function parseDemoArguments(args: string[]): DemoOptions | undefined {
+  const { values } = parseArgs({
+    args,
+    options: {
+      products: { type: 'string' },
+      customers: { type: 'string' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help === true) return undefined;
   const integer = (name: 'products' | 'customers' | 'seed', max: number): number => {
-    const raw = parsed.values[name];
+    const raw = values[name];
     if (raw === undefined) return SEED_DEFAULTS[name];
     if (!/^\d+$/.test(raw) || Number(raw) > max)
-      throw new CliError(`--${name} must be an integer from 0 to ${max}, got "${raw}"\n${USAGE}`);
+      throw new Error(`--${name} must be an integer from 0 to ${max}, got "${raw}"`);
     return Number(raw);
   };
   return {
@@ -199,7 +197,12 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 // migrate:up reads only MONGODB_URI, so on the embedded database the bare advice would fail.
 async function main(args: string[]): Promise<void> {
-  const options = parseSeedArguments(args);
+  let options: DemoOptions | undefined;
+  try {
+    options = parseDemoArguments(args);
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n${USAGE}`);
+  }
   if (options === undefined) {
     console.log(USAGE);
     return;

@@ -81,14 +81,21 @@ function fromJson(text: Buffer, mapping: Mapping | undefined): Pick<SourceRecord
   return mapped.errors.length > 0 ? { errors: mapped.errors } : { value: mapped.value };
 }
 
+/**
+ * Lines are split as latin1 text (one character a byte, so nothing is lost and a newline is the
+ * byte 0x0A): split2 would decode UTF-8 leniently, turning invalid bytes into U+FFFD, where each
+ * line's own bytes must reach the body parser, which refuses them as the API does.
+ */
 async function* ndjson(stream: NodeJS.ReadableStream, mapping: Mapping | undefined): AsyncGenerator<SourceRecord> {
   let line = 0;
   let record = 0;
+  stream.setEncoding('latin1');
   for await (const text of stream.pipe(split2()) as AsyncIterable<string>) {
     line++;
     if (text.trim() === '') continue;
     record++;
-    yield { record, line, raw: text, ...fromJson(Buffer.from(text), mapping) };
+    const bytes = Buffer.from(text, 'latin1');
+    yield { record, line, raw: bytes.toString('utf8'), ...fromJson(bytes, mapping) };
   }
 }
 

@@ -198,6 +198,31 @@ describe('npm run import', () => {
       for (const entry of entries) expect(entry).toMatchObject({ keyName: 'import:products.ndjson', action: 'create' });
     });
 
+    it('rejects an NDJSON line that is not UTF-8, as the API refuses such a body, and imports the others', async () => {
+      const dbName = await migrated('import_utf8');
+      const dir = await mkdtemp(join(work, 'run-'));
+      const file = join(dir, 'latin1.ndjson');
+      const product = (sku: string, name: string) =>
+        `{"sku":"${sku}","name":"${name}","price":{"amount":100,"currency":"EUR"},"category":"kitchen","status":"active"}`;
+      // Line 2 holds the byte 0xE0 alone, a latin1 "à": not UTF-8.
+      const [before, after] = product('MUG-2', 'Tasse @').split('@') as [string, string];
+      await writeFile(
+        file,
+        Buffer.concat([
+          Buffer.from(`${product('MUG-1', 'Tasse à café')}\n${before}`),
+          Buffer.from([0xe0]),
+          Buffer.from(`${after}\n`),
+        ]),
+      );
+      const report = await importInto(dbName, 'products', file);
+      expect(report.records).toMatchObject({ inserted: 1, rejected: 1 });
+      const [reject] = await rejectsOf(file);
+      expect(reject).toMatchObject({ record: 2, line: 2 });
+      expect(reject!.errors[0]!.reason).toMatch(/UTF-8/);
+      const stored = await documents(dbName, 'products');
+      expect(stored.map((document) => document.name)).toEqual(['Tasse à café']);
+    });
+
     it('refuses a CSV column the mapping neither maps nor ignores, before reading a row', async () => {
       const dbName = await migrated('import_unmapped');
       const file = await fixture('products.csv');

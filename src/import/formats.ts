@@ -5,6 +5,7 @@
 // read exactly as a POST of it would be; a CSV row becomes a record through the mapping.
 
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse';
 import split2 from 'split2';
 import { AppError, type FieldError } from '../errors.ts';
@@ -107,11 +108,44 @@ async function* jsonArray(stream: AsyncIterable<Buffer>, mapping: Mapping | unde
   }
 }
 
-async function* csv(stream: NodeJS.ReadableStream, mapping: Mapping | undefined): AsyncGenerator<SourceRecord> {
-  const parser = stream.pipe(
+/** Throws on a byte sequence that is not UTF-8. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A cell or column name csv-parse read as latin1 (one character a byte), as the UTF-8 it must be. */
+const utf8Text = (latin1: string): string | undefined => {
+  try {
+    return utf8.decode(Buffer.from(latin1, 'latin1'));
+  } catch {
+    return undefined;
+  }
+};
+
+/** The stream without a leading UTF-8 byte order mark. */
+async function* withoutByteOrderMark(stream: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let first = true;
+  for await (const chunk of stream) {
+    if (first && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) yield chunk.subarray(3);
+    else yield chunk;
+    first = false;
+  }
+}
+
+/**
+ * CSV rows. csv-parse would decode UTF-8 leniently (invalid bytes become U+FFFD) and, given a byte
+ * order mark, whatever encoding it was told; so it reads latin1 (one character a byte, nothing
+ * lost) after the mark is dropped here, and each name and cell is decoded strictly: a row with a
+ * cell that is not UTF-8 is a reject naming its column, a header that is not stops the import.
+ */
+async function* csv(stream: AsyncIterable<Buffer>, mapping: Mapping | undefined): AsyncGenerator<SourceRecord> {
+  const parser = Readable.from(withoutByteOrderMark(stream)).pipe(
     parseCsv({
-      bom: true,
-      columns: (header: string[]) => {
+      encoding: 'latin1',
+      columns: (read: string[]) => {
+        const header = read.map((name) => {
+          const text = utf8Text(name);
+          if (text === undefined) throw new MappingError('the header row is not UTF-8');
+          return text;
+        });
         const unmapped = mapping === undefined ? [] : unmappedColumns(mapping, header);
         if (unmapped.length > 0) {
           throw new MappingError(
@@ -129,20 +163,35 @@ async function* csv(stream: NodeJS.ReadableStream, mapping: Mapping | undefined)
   let record = 0;
   for await (const row of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
     record++;
-    const cells = row.record;
+    const cells: Record<string, string> = {};
+    const errors: FieldError[] = [];
+    for (const [column, latin1] of Object.entries(row.record)) {
+      const text = utf8Text(latin1);
+      cells[column] = text ?? Buffer.from(latin1, 'latin1').toString('utf8');
+      if (text === undefined)
+        errors.push({ in: 'record', pointer: `/${pointerToken(column)}`, message: `(column ${column}) is not UTF-8` });
+    }
+    const line = row.info.lines;
+    if (errors.length > 0) {
+      yield { record, line, raw: cells, errors };
+      continue;
+    }
     if (mapping === undefined) {
-      yield { record, line: row.info.lines, raw: cells, value: withoutEmptyCells(cells) };
+      yield { record, line, raw: cells, value: withoutEmptyCells(cells) };
       continue;
     }
     const mapped = applyMapping(mapping, cells);
     yield {
       record,
-      line: row.info.lines,
+      line,
       raw: cells,
       ...(mapped.errors.length > 0 ? { errors: mapped.errors } : { value: mapped.value }),
     };
   }
 }
+
+/** A column name as a JSON Pointer token. */
+const pointerToken = (name: string) => name.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** Without a mapping, a CSV row's column names are fields and every cell is text; empty ones are left out. */
 function withoutEmptyCells(cells: Record<string, string>): Record<string, string> {

@@ -223,6 +223,29 @@ describe('npm run import', () => {
       expect(stored.map((document) => document.name)).toEqual(['Tasse à café']);
     });
 
+    it('reads a CSV after its byte order mark, and rejects a row with a cell that is not UTF-8', async () => {
+      const dbName = await migrated('import_csv_utf8');
+      const dir = await mkdtemp(join(work, 'run-'));
+      const file = join(dir, 'customers.csv');
+      // A byte order mark, then a row whose name holds the byte 0xE0 alone (latin1's "à").
+      await writeFile(
+        file,
+        Buffer.concat([
+          Buffer.from([0xef, 0xbb, 0xbf]),
+          Buffer.from('email,name\nada@example.com,Ada Lovélace\ngrace@example.com,Grace '),
+          Buffer.from([0xe0]),
+          Buffer.from('\n'),
+        ]),
+      );
+      const report = await importInto(dbName, 'customers', file);
+      expect(report.records).toMatchObject({ inserted: 1, rejected: 1 });
+      const [reject] = await rejectsOf(file);
+      expect(reject).toMatchObject({ record: 2, line: 3 });
+      expect(reject!.errors).toEqual([{ pointer: '/name', reason: '(column name) is not UTF-8' }]);
+      const stored = await documents(dbName, 'customers');
+      expect(stored.map((document) => [document.email, document.name])).toEqual([['ada@example.com', 'Ada Lovélace']]);
+    });
+
     it('refuses a CSV column the mapping neither maps nor ignores, before reading a row', async () => {
       const dbName = await migrated('import_unmapped');
       const file = await fixture('products.csv');

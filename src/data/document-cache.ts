@@ -223,6 +223,14 @@ export class DocumentCache {
     void this.subscribe(feed);
   }
 
+  /**
+   * Forgets every entry now, and every load in flight stores nothing: for data changed behind the
+   * service's back whose changes the feed would bring only within its lag (a test shop's reset).
+   */
+  clear(): void {
+    this.empty('cleared');
+  }
+
   /** The feed stops (the app closes): nothing more is stored, nothing is tried again. */
   stop(): void {
     this.unfollow('feed-stopped');

@@ -242,18 +242,9 @@ async function reset(app: App, db: mongo.Db, initial: Snapshot): Promise<void> {
       if (missing.length > 0) await target.insertMany(missing, { ordered: false });
     }),
   );
-  forgetCachedDocuments(app);
-}
-
-/**
- * The document cache hears of deletions made behind the service from the change feed, within its
- * lag: a read right after the reset could still be served a removed document. Following the feed
- * again from its head empties the cache, and what it stores from then on is read after the reset.
- */
-function forgetCachedDocuments(app: App): void {
-  const { cache, feed } = app.stores;
-  // Not live: it holds nothing and stores nothing until it follows the feed (checking empties it).
-  if (cache?.live === true && feed !== undefined) cache.follow(feed);
+  // The cache hears of these deletions only through the feed, within its lag: a read right after
+  // the reset could still be served a removed document.
+  app.stores.cache?.clear();
 }
 
 async function close(

@@ -228,6 +228,25 @@ describe('the document cache', () => {
     expect(load.calls).toBe(1);
   });
 
+  it('clear() forgets every entry at once, and a load that began before it stores nothing', async () => {
+    const { cache } = await liveCache();
+    await readText(cache, 'products', 'a', fixed(null));
+    await readText(cache, 'products', 'a', fixed(answer(1)));
+    expect(cache.size).toBe(1);
+    // Missed before: this load would store, but it began before the data changed.
+    await readText(cache, 'products', 'b', fixed(null));
+    const before = controlledLoad();
+    const early = readText(cache, 'products', 'b', before.run);
+    cache.clear();
+    expect(cache.size).toBe(0);
+    before.settle(answer(7));
+    expect(await early).toEqual(answer(7));
+    expect(cache.size).toBe(0);
+    expect(cache.live).toBe(true);
+    expect(await readText(cache, 'products', 'a', fixed(answer(2)))).toEqual(answer(2));
+    expect(cache.stats.resets).toMatchObject({ cleared: 1 });
+  });
+
   it("never stores a load's answer that a write on this instance overtook; later reads load anew", async () => {
     const { cache } = await liveCache();
     const before = controlledLoad();

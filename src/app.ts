@@ -8,7 +8,6 @@ import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.ts';
 import { SERVICE } from './version.ts';
-import { traceFields } from './telemetry.ts';
 import database from './data/database.ts';
 import { AJV_OPTIONS, readingNumbersStrictly } from './domain/validation.ts';
 import authentication from './http/plugins/authentication.ts';
@@ -20,7 +19,7 @@ import securityHeaders from './http/plugins/security-headers.ts';
 import openapi from './http/plugins/openapi.ts';
 import idempotency from './http/plugins/idempotency.ts';
 import problemDetails from './http/plugins/problem-details.ts';
-import requestContext, { AccessLog, currentRequestId, requestIdFrom } from './http/plugins/request-context.ts';
+import requestContext, { AccessLog, requestIdFrom } from './http/plugins/request-context.ts';
 import inputGuard, { frameworkErrors } from './http/plugins/input-guard.ts';
 import clientErrors, { clientErrorHandler, serverTimeouts } from './http/plugins/client-errors.ts';
 import jsonBody from './http/plugins/json-body.ts';
@@ -53,7 +52,7 @@ type Options = Pick<AppOptions, 'config'>;
 const infrastructure = fp<AppOptions>(
   async (fastify, { config, connect }) => {
     await fastify.register(jsonBody);
-    await fastify.register(database, { ...config.mongo, connect, requestId: currentRequestId });
+    await fastify.register(database, { ...config.mongo, connect });
     await fastify.register(stores, {
       countTimeoutMs: config.mongo.countTimeoutMs,
       queryTimeoutMs: config.security.queryTimeoutMs,
@@ -77,10 +76,7 @@ const infrastructure = fp<AppOptions>(
 const crossCutting = fp<Options>(
   async (fastify, { config }) => {
     const { security } = config;
-    await fastify.register(requestContext, {
-      deadlineMs: config.http.deadlineMs,
-      followRequests: traceFields() !== undefined,
-    });
+    await fastify.register(requestContext, { deadlineMs: config.http.deadlineMs });
     await fastify.register(inputGuard);
     await fastify.register(problemDetails, { retryAfterSeconds: config.mongo.retryAfterSeconds });
     await fastify.register(securityHeaders, { corsOrigins: security.corsOrigins });

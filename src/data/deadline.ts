@@ -12,10 +12,17 @@ export class DeadlineExceeded extends Error {
 }
 
 export class Deadline {
-  private constructor(readonly at: number) {}
+  /**
+   * `requestId`: the request whose deadline it is. MongoDB commands run by it carry the id (see
+   * served-requests.ts), so that the slow-operation log, and mongod's own, name the request.
+   */
+  private constructor(
+    readonly at: number,
+    readonly requestId: string | undefined,
+  ) {}
 
-  static after(ms: number): Deadline {
-    return new Deadline(performance.now() + ms);
+  static after(ms: number, requestId?: string): Deadline {
+    return new Deadline(performance.now() + ms, requestId);
   }
 
   /** Milliseconds left, never below 0. */
@@ -29,7 +36,7 @@ export class Deadline {
 
   /** This deadline, or an earlier one `ms` from now, whichever comes first. */
   within(ms: number): Deadline {
-    return new Deadline(Math.min(this.at, performance.now() + ms));
+    return new Deadline(Math.min(this.at, performance.now() + ms), this.requestId);
   }
 
   /**

@@ -13,6 +13,7 @@ import type { Entity } from '../domain/entity.ts';
 import { AppError } from '../errors.ts';
 import { compileCaster, type Caster } from './casting.ts';
 import { DeadlineExceeded, bounded, type Deadline } from './deadline.ts';
+import { commentOf } from './served-requests.ts';
 import type { Tx, WriteTx } from './unit-of-work.ts';
 import { CursorKeys } from './cursor-keys.ts';
 import {
@@ -173,13 +174,17 @@ export class DocumentRepository {
   }
 
   async findOne(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument | null> {
-    const found = this.collection().findOne(filter, { ...(projection && { projection }), ...(session && { session }) });
+    const found = this.collection().findOne(filter, {
+      ...(projection && { projection }),
+      ...(session && { session }),
+      ...commentOf(deadline),
+    });
     return bounded(found, deadline);
   }
 
   async find(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument[]> {
     const found = this.collection()
-      .find(filter, { ...(projection && { projection }), ...(session && { session }) })
+      .find(filter, { ...(projection && { projection }), ...(session && { session }), ...commentOf(deadline) })
       .toArray();
     return bounded(found, deadline);
   }
@@ -208,7 +213,7 @@ export class DocumentRepository {
       return this.toStored({ _id, ...field, version: 1, createdAt: now, updatedAt: now, ...stamp }) as StoredDocument;
     });
     try {
-      await this.collection().insertMany(documents, { session: tx.session, ordered: true });
+      await this.collection().insertMany(documents, { session: tx.session, ordered: true, ...tx.command });
     } catch (error) {
       const writeErrors = (error as { writeErrors?: { index: number; code?: number; errmsg?: string }[] }).writeErrors;
       const first = Array.isArray(writeErrors) ? writeErrors[0] : undefined;
@@ -247,6 +252,7 @@ export class DocumentRepository {
       written = await this.collection().findOneAndReplace({ _id: current._id, version: current.version }, next, {
         session: tx.session,
         returnDocument: 'after',
+        ...tx.command,
       });
     } catch (error) {
       throw this.translate(error);
@@ -314,7 +320,7 @@ export class DocumentRepository {
       const after = decodeCursor(request.cursor, fingerprint, await this.cursors().key(deadline));
       pageFilter = { $and: [filter, afterCursor(field, direction, after.value, after.id)] };
     }
-    const found = this.pageQuery(request, pageFilter).toArray();
+    const found = this.pageQuery(request, pageFilter, deadline).toArray();
     const items = await bounded(found, deadline);
 
     const page: ListPage = { items };
@@ -349,7 +355,7 @@ export class DocumentRepository {
     return this.options.cursors;
   }
 
-  private pageQuery(request: ListRequest, filter: MongoFilter) {
+  private pageQuery(request: ListRequest, filter: MongoFilter, deadline?: Deadline) {
     const { field, direction } = request.sort;
     const projection = this.projection(request);
     return this.collection().find(filter, {
@@ -357,6 +363,7 @@ export class DocumentRepository {
       sort: { [field]: direction, _id: direction },
       limit: request.limit + 1,
       maxTimeMS: this.options.queryTimeoutMs,
+      ...commentOf(deadline),
     });
   }
 
@@ -371,7 +378,10 @@ export class DocumentRepository {
 
   /** The total, or undefined when counting takes longer than LIST_COUNT_TIMEOUT_MS or the request's time left. */
   private async countWithin(filter: MongoFilter, deadline?: Deadline): Promise<number | undefined> {
-    const counting = this.collection().countDocuments(filter, { maxTimeMS: this.options.countTimeoutMs });
+    const counting = this.collection().countDocuments(filter, {
+      maxTimeMS: this.options.countTimeoutMs,
+      ...commentOf(deadline),
+    });
     try {
       return await bounded(counting, deadline);
     } catch (error) {

@@ -2,8 +2,8 @@
 // Prometheus scrapes: the duration of every command of the app's main client by command and
 // collection, its failures by class, each client's pool (connections, checked out, waiting, the
 // wait), server-selection failures, topology and primary changes; and the slow-operation log, a
-// warning for each command over SLOW_OPERATION_MS naming its request, its collection and its
-// query's shape with every value replaced by its type.
+// warning for each command over SLOW_OPERATION_MS naming its request (served-requests.ts), its
+// collection and its query's shape with every value replaced by its type.
 //
 // Every command passes through here, and the benchmarks compare the service's CPU per request with
 // the raw driver's: the handlers allocate nothing per command once each (command, collection) pair
@@ -26,6 +26,7 @@ import { MIGRATION_SETTINGS } from './migrations.ts';
 import { RATE_USAGE_COLLECTION } from './rate-usage.ts';
 import { ENTITIES } from '../domain/entities/index.ts';
 import { failureKind } from './failures.ts';
+import { requestServed } from './served-requests.ts';
 
 /** The label of anything outside a fixed list, so that a label's values stay few whatever runs. */
 export const OTHER = 'other';
@@ -142,8 +143,6 @@ export interface MonitoringOptions {
   /** SLOW_OPERATION_MS: commands that take at least this long are logged; 0: none. */
   slowOperationMs: number;
   log: SlowOperationLog;
-  /** The id of the request being served in the current asynchronous context, if any. */
-  requestId?: () => string | undefined;
 }
 
 /** A command in flight: what its end needs of its start. Reused, never reallocated. */
@@ -152,7 +151,6 @@ interface InFlight {
   command: string;
   collection: string;
   started: mongo.CommandStartedEvent | undefined;
-  requestId: string | undefined;
 }
 
 /** Commands in flight at once that can be paired with their start (far more than any pool's size). */
@@ -193,6 +191,8 @@ function isServerSelectionFailure(error: unknown): boolean {
 
 /** Members of a command that are the driver's bookkeeping, not the query: left out of its shape. */
 const BOOKKEEPING = new Set([
+  // The request's id, logged as requestId (served-requests.ts).
+  'comment',
   'lsid',
   'txnNumber',
   '$clusterTime',
@@ -284,16 +284,19 @@ export class DriverMonitor {
     command: OTHER,
     collection: OTHER,
     started: undefined,
-    requestId: undefined,
   }));
 
   constructor(private readonly options: MonitoringOptions) {}
 
   /**
-   * Follows a client's pool (every client), and with `commands` its commands and the deployment it
-   * sees (the main client, opened with monitorCommands).
+   * Follows a client's pool (every client); with `commands` its commands (a client opened with
+   * monitorCommands), with `topology` the deployment it sees (the main client).
    */
-  watch(client: mongo.MongoClient, pool: string, { commands = false }: { commands?: boolean } = {}): void {
+  watch(
+    client: mongo.MongoClient,
+    pool: string,
+    { commands = false, topology = false }: { commands?: boolean; topology?: boolean } = {},
+  ): void {
     // A client followed twice would count everything twice.
     if (this.watched.has(client)) return;
     this.watched.add(client);
@@ -321,11 +324,11 @@ export class DriverMonitor {
     client.on('connectionPoolCleared', () => {
       stats.cleared++;
     });
+    if (topology) client.on('topologyDescriptionChanged', (event) => this.topologyChanged(event.newDescription));
     if (!commands) return;
     client.on('commandStarted', (event) => this.started(event));
     client.on('commandSucceeded', (event) => this.ended(event, event.reply as mongo.Document | undefined, undefined));
     client.on('commandFailed', (event) => this.ended(event, undefined, event.failure));
-    client.on('topologyDescriptionChanged', (event) => this.topologyChanged(event.newDescription));
   }
 
   /** An operation failed: counted when no server could be selected for it. */
@@ -350,7 +353,6 @@ export class DriverMonitor {
     slot.command = KNOWN_COMMANDS.get(event.commandName) ?? OTHER;
     slot.collection = collectionOf(event.command, event.commandName);
     slot.started = this.options.slowOperationMs > 0 ? event : undefined;
-    slot.requestId = this.options.slowOperationMs > 0 ? this.options.requestId?.() : undefined;
   }
 
   private ended(
@@ -379,7 +381,6 @@ export class DriverMonitor {
     if (paired) {
       slot.id = -1;
       slot.started = undefined;
-      slot.requestId = undefined;
     }
   }
 
@@ -402,7 +403,7 @@ export class DriverMonitor {
     const started = slot?.started;
     this.options.log.warn(
       {
-        requestId: slot?.requestId,
+        requestId: started && requestServed(started.command),
         command: event.commandName,
         // A log line is not a label: the collection's own name, whichever it is.
         collection: (started && collectionNamed(started.command, event.commandName)) ?? collection,

@@ -18,6 +18,7 @@
 import mongoose, { type ClientSession, type Connection } from 'mongoose';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../errors.ts';
+import { serveInSession } from './served-requests.ts';
 import { Deadline, DeadlineExceeded } from './deadline.ts';
 import { failureKind } from './failures.ts';
 
@@ -103,6 +104,7 @@ export async function withTransaction<T>(
     }
     let phase: 'work' | 'commit' = 'work';
     let abandoned = false;
+    const served = serveInSession(session, deadline.requestId);
     session.startTransaction({
       readConcern: { level: 'majority' },
       writeConcern: { w: 'majority' },
@@ -123,7 +125,10 @@ export async function withTransaction<T>(
       .then(ignore, ignore)
       .then(() => (session.inTransaction() ? session.abortTransaction() : undefined))
       .catch(ignore)
-      .finally(() => session.endSession().catch(ignore));
+      .finally(() => {
+        served();
+        return session.endSession().catch(ignore);
+      });
 
     try {
       const result = await deadline.race(attemptDone);

@@ -59,6 +59,8 @@ export interface Tx {
   readonly session: ClientSession;
   /** Records one document written: as it is after the write, or as it was before a deletion. */
   record(action: AuditAction, collection: string, document: Written): void;
+  /** None: the transaction's session names its request (src/data/served-requests.ts). */
+  readonly command?: undefined;
 }
 
 /** One atomic write of one document: no session; the write carries its stamp and keeps its ids. */
@@ -69,6 +71,8 @@ export interface AtomicTx {
   stampFor(action: AuditAction, collection: string, id: mongo.ObjectId): AuditStamp;
   /** The id of a new document: the same on every attempt, so a second landing is a duplicate of the first. */
   newId(): mongo.ObjectId;
+  /** The `comment` option of the write's command: its request's id (src/data/served-requests.ts). */
+  readonly command: { comment?: string };
 }
 
 /** Where a write of one document runs: a caller's transaction, or an atomic write of its own. */
@@ -168,7 +172,7 @@ export class UnitOfWork {
       },
       log,
       transaction,
-      actor.deadline,
+      actor.deadline ?? Deadline.after(transaction.maxTimeMs, actor.requestId),
     );
     this.publish(committed, log);
     return result;
@@ -202,6 +206,7 @@ export class UnitOfWork {
           ids[nextId++] = id;
           return id;
         },
+        command: { comment: actor.requestId },
       };
       return work(tx);
     };
@@ -209,7 +214,7 @@ export class UnitOfWork {
       if (target === undefined || stamp === undefined) return null;
       const found = await this.database()
         .collection(target.collection)
-        .findOne({ _id: target.id, [`${STAMP_FIELD}.id`]: stamp.id });
+        .findOne({ _id: target.id, [`${STAMP_FIELD}.id`]: stamp.id }, { comment: actor.requestId });
       if (found === null) return null;
       recorded = [changeOf(actor, stamp.action, target.collection, found)];
       return found as unknown as T;
@@ -217,7 +222,7 @@ export class UnitOfWork {
     const result = await writeAtomically({
       attempt,
       landed,
-      deadline: actor.deadline ?? Deadline.after(DEFAULT_TRANSACTION_OPTIONS.maxTimeMs),
+      deadline: actor.deadline ?? Deadline.after(DEFAULT_TRANSACTION_OPTIONS.maxTimeMs, actor.requestId),
       log,
       retryAfterSeconds: DEFAULT_TRANSACTION_OPTIONS.retryAfterSeconds,
     });

@@ -1,6 +1,7 @@
 // The slow-operation log: a command over SLOW_OPERATION_MS is logged at warn with the request it
-// served, its collection and command, and its query's shape, no value of any document in it. The
-// command is made slow by a fail point that holds it, never by a timing the test hopes for.
+// served (a read's, a single write's, a transaction's commit), its collection and command, and its
+// query's shape, no value of any document in it. The command is made slow by a fail point that
+// holds it, never by a timing the test hopes for.
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import mongoose from 'mongoose';
@@ -51,12 +52,70 @@ describe('slow-operation log', () => {
     expect(line, JSON.stringify(slow)).toBeDefined();
     expect(line).toMatchObject({ level: 40, command: 'find', collection: 'customers', documentsReturned: 1 });
     expect(line!.durationMs as number).toBeGreaterThanOrEqual(HELD_MS / 2);
+    expect(line!.requestId).toBe(res.headers['x-request-id']);
     const shape = line!.shape as Record<string, unknown>;
     expect(shape).toMatchObject({ find: 'customers', filter: { email: { $eq: '?string' } } });
+    expect(shape).not.toHaveProperty('comment');
     expect(JSON.stringify(line)).not.toContain(email);
 
     const metrics = (await t.app.inject('/metrics')).body;
     expect(metrics).toMatch(/^storekeeper_mongodb_slow_operations_total\{command="find"\} [1-9]/m);
+  });
+});
+
+describe('the request a slow command served', () => {
+  const appName = `slow-writes-${process.pid}`;
+  let t: TestApp;
+  let admin: mongoose.mongo.MongoClient;
+  beforeAll(async () => {
+    const seed = await buildTestApp('slow-writes');
+    await seed.app.close();
+    t = await buildAppOn(seed.dbName, seed.key, { SLOW_OPERATION_MS: String(HELD_MS / 2), MONGODB_APP_NAME: appName });
+    await waitForDatabase(t.app);
+    admin = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+  });
+  afterAll(async () => {
+    await admin.db('admin').command({ configureFailPoint: 'failCommand', mode: 'off' });
+    await admin.close();
+    await t.app.close();
+  });
+
+  const hold = (command: string, namespace?: string) =>
+    admin.db('admin').command({
+      configureFailPoint: 'failCommand',
+      mode: { times: 1 },
+      data: {
+        failCommands: [command],
+        appName,
+        blockConnection: true,
+        blockTimeMS: HELD_MS,
+        ...(namespace !== undefined && { namespace }),
+      },
+    });
+  const slowLine = (command: string) =>
+    t.logs.lines.findLast((line) => line.msg === 'slow MongoDB operation' && line.command === command);
+
+  it("names it for a single write, which carries the request's id as its comment", async () => {
+    await hold('insert', `${t.dbName}.customers`);
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/customers',
+      payload: { email: `atomic-${process.pid}@example.com`, name: 'Held Insert' },
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(slowLine('insert')).toMatchObject({ collection: 'customers', requestId: res.headers['x-request-id'] });
+  });
+
+  it("names it for a transaction's commit, which no comment reaches, by the transaction's session", async () => {
+    await hold('commitTransaction');
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/customers',
+      headers: { 'idempotency-key': `held-commit-${process.pid}` },
+      payload: { email: `in-transaction-${process.pid}@example.com`, name: 'Held Commit' },
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(slowLine('commitTransaction')).toMatchObject({ requestId: res.headers['x-request-id'] });
   });
 });
 

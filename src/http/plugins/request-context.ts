@@ -1,13 +1,12 @@
 // Request ids, deadlines and the access log: every request gets an id (the caller's X-Request-Id
 // when it is well-formed, a fresh UUID otherwise), echoed in the response and on every log line of
-// the request, and, while tracing runs, known to whatever runs on its behalf (currentRequestId: the
-// slow-operation log names the request a MongoDB command served; see followRequests); a deadline (REQUEST_DEADLINE_MS from its arrival) that bounds everything it waits
-// for in MongoDB; and exactly one access line when the response is sent (method, URL with the
-// values of personal query parameters redacted, route pattern, status, duration, response size,
-// client address and user agent). At shutdown, in-flight
-// responses close their connections.
+// the request; a deadline (REQUEST_DEADLINE_MS from its arrival) that bounds everything it waits
+// for in MongoDB and carries the request's id to the MongoDB commands it runs (the slow-operation
+// log names them by it: src/data/served-requests.ts); and exactly one access line when the
+// response is sent (method, URL with the values of personal query parameters redacted, route
+// pattern, status, duration, response size, client address and user agent). At shutdown,
+// in-flight responses close their connections.
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import fp from 'fastify-plugin';
@@ -18,13 +17,6 @@ import { redactUrl } from '../../logger.ts';
 export interface RequestContextOptions {
   /** How long after its arrival a request's answer must leave (REQUEST_DEADLINE_MS). */
   deadlineMs: number;
-  /**
-   * Follow each request through its asynchronous work (currentRequestId). On Node 20 an
-   * AsyncLocalStorage in use hooks every promise of the process: with it, some of 200 concurrent
-   * order placements on two instances answered 503 service-unavailable, none without it. Only when
-   * tracing runs, whose context manager pays that cost already.
-   */
-  followRequests?: boolean;
 }
 
 declare module 'fastify' {
@@ -41,13 +33,6 @@ const WELL_FORMED_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export function requestIdFrom(req: IncomingMessage): string {
   const given = req.headers[REQUEST_ID_HEADER];
   return typeof given === 'string' && WELL_FORMED_ID.test(given) ? given : randomUUID();
-}
-
-const serving = new AsyncLocalStorage<FastifyRequest>();
-
-/** The id of the request whose work is running, wherever it runs (a MongoDB command's event, a log line). */
-export function currentRequestId(): string | undefined {
-  return serving.getStore()?.id;
 }
 
 /** Longest user agent a line keeps: the header is the client's to fill. */
@@ -84,17 +69,10 @@ export default fp<RequestContextOptions>(
   async (app, options) => {
     app.decorateRequest('deadline', undefined as unknown as Deadline);
     app.addHook('onRequest', (request, reply, done) => {
-      request.deadline = Deadline.after(options.deadlineMs);
+      request.deadline = Deadline.after(options.deadlineMs, request.id);
       reply.header(REQUEST_ID_HEADER, request.id);
-      if (options.followRequests === true) serving.run(request, done);
-      else done();
+      done();
     });
-    // A body arrives in the events of the socket's context, not the request's: the handler, called
-    // from its end, is put back into the request's.
-    if (options.followRequests === true)
-      app.addHook('preValidation', (request, _reply, done) => {
-        serving.run(request, done);
-      });
 
     // Once shutdown begins, responses still in flight tell their clients to close the
     // connection: a kept-alive socket would otherwise hold the server open past the grace period.

@@ -3,7 +3,8 @@
 // bench/servers/express-mongoose.ts), all as processes of their own on one throwaway replica set
 // and one seeded database. The document cache's scenarios (hot and cold reads by id) run on the
 // service as configured, on a second process of it with CACHE_MAX_MB=0, and on the floor, with the
-// cache's hits and misses read from the service's /metrics around each round. autocannon drives
+// cache's hits and misses read from the service's /metrics around each round; what command
+// monitoring costs, on the list, by a third process of the service with it off. autocannon drives
 // every scenario from this process: a warm-up, then rounds interleaved across the servers; medians
 // are reported. The change feed, which only the service has, is measured last by clients of this
 // process (bench/http/feed.ts). Writes bench/results/http.json, http.md and http.svg (the chart in
@@ -91,7 +92,7 @@ function serversToRun(options: BenchOptions): ServerName[] {
  * cache-off service follows the change feed as the service does, and would otherwise follow the
  * writes of every other scenario on the same cores.
  */
-const ONLY_AROUND_THEIR_SCENARIOS: ReadonlySet<ServerName> = new Set(['service-nocache']);
+const ONLY_AROUND_THEIR_SCENARIOS: ReadonlySet<ServerName> = new Set(['service-nocache', 'service-unmonitored']);
 
 /**
  * The process of each server named: the service as production runs it (a second one with
@@ -113,7 +114,7 @@ async function startServers(
       MONGODB_MIN_POOL_SIZE: variables.MONGODB_MIN_POOL_SIZE.default,
       ...options.env,
     };
-    const service = name === 'service' || name === 'service-nocache';
+    const service = name === 'service' || name === 'service-nocache' || name === 'service-unmonitored';
     const env = service
       ? {
           ...common,
@@ -122,6 +123,7 @@ async function startServers(
           ...(name === 'service' && options.scenarios.includes('feed') && feedServiceEnv(options.feedClients)),
           ...options.serviceEnv,
           ...(name === 'service-nocache' && { CACHE_MAX_MB: '0' }),
+          ...(name === 'service-unmonitored' && { MONGODB_COMMAND_MONITORING: 'false' }),
         }
       : common;
     const nodeArgs =
@@ -548,6 +550,9 @@ async function main(): Promise<void> {
       (results.some((result) => result.servers['service-nocache'] !== undefined)
         ? `Document cache: CACHE_MAX_MB=${options.serviceEnv.CACHE_MAX_MB ?? variables.CACHE_MAX_MB.default} in ${SERVER_LABELS.service}, 0 in ${SERVER_LABELS['service-nocache']}. `
         : '') +
+      (results.some((result) => result.servers['service-unmonitored'] !== undefined)
+        ? `Command monitoring: on in ${SERVER_LABELS.service}, off (MONGODB_COMMAND_MONITORING=false) in ${SERVER_LABELS['service-unmonitored']}. `
+        : '') +
       (cold
         ? `Cold reads: rounds of ${cold.round} requests (warm-up ${cold.warmup}) instead of ${options.duration} s, each for a product that server has not read by id before. `
         : '') +
@@ -564,6 +569,8 @@ async function main(): Promise<void> {
         service:
           'node bench/.build/src/server.js: tsc build of src/ (as npm run build), NODE_ENV=production, production defaults but RATE_LIMIT_PER_MINUTE=0; JSON access log written to /dev/null',
         'service-nocache': 'the same as service, with CACHE_MAX_MB=0 (no document cache); hot and cold reads only',
+        'service-unmonitored':
+          'the same as service, with MONGODB_COMMAND_MONITORING=false (no driver command events, command metrics or slow-operation log); the monitoring scenario only',
         floor: 'node bench/.build/bench/servers/floor.js: Fastify 5 + the MongoDB driver, no schemas, no logging',
         express:
           'node bench/.build/bench/servers/express-mongoose.js: Express 5 + Mongoose hydrated documents, skip/limit pages, no logging',

@@ -165,6 +165,13 @@ export const variables = {
     default: '100',
     parse: integer(0, 3_600_000),
   },
+  MONGODB_COMMAND_MONITORING: {
+    description:
+      "Follow every command of the main MongoDB client (the driver's command events): the command duration and " +
+      'failure metrics and the slow-operation log. false: none of these; pool, topology and request metrics stay.',
+    default: 'true',
+    parse: boolean,
+  },
   LIST_COUNT_TIMEOUT_MS: {
     description: 'Longest a list may spend counting all matches (count=true); past it the total is left out.',
     default: '2000',
@@ -370,6 +377,8 @@ export interface Config {
     countTimeoutMs: number;
     /** SLOW_OPERATION_MS: 0, no slow-operation log. */
     slowOperationMs: number;
+    /** MONGODB_COMMAND_MONITORING: the driver's command events, for the command metrics and the slow-operation log. */
+    commandMonitoring: boolean;
   };
   embedded: { dataDir: string; port: number; cacheSizeGB: number; binary?: string };
   migrationsOnStart: Parsed<'MIGRATIONS_ON_START'>;
@@ -452,6 +461,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryAfterSeconds: v.RETRY_AFTER_SECONDS,
       countTimeoutMs: v.LIST_COUNT_TIMEOUT_MS,
       slowOperationMs: v.SLOW_OPERATION_MS,
+      commandMonitoring: v.MONGODB_COMMAND_MONITORING,
     },
     embedded: {
       dataDir,

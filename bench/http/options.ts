@@ -15,10 +15,11 @@ export const SCENARIOS = [
   'ingest',
   'hot-read',
   'cold-read',
+  'monitoring',
   'feed',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
-export const SERVERS: readonly ServerName[] = ['service', 'service-nocache', 'floor', 'express'];
+export const SERVERS: readonly ServerName[] = ['service', 'service-nocache', 'service-unmonitored', 'floor', 'express'];
 
 export interface BenchOptions {
   quick: boolean;
@@ -64,7 +65,8 @@ const USAGE = `usage: npm run bench:http -- [options]
   --connections N          concurrent clients (BENCH_CONNECTIONS, default 32); order placement: --order-connections (50)
   --only a,b               scenarios: ${SCENARIOS.join(', ')}
   --servers a,b            servers: ${SERVERS.join(', ')}
-                           (service-nocache: the service with CACHE_MAX_MB=0, in hot-read and cold-read only)
+                           (service-nocache: the service with CACHE_MAX_MB=0, in hot-read and cold-read only;
+                           service-unmonitored: MONGODB_COMMAND_MONITORING=false, in monitoring only)
   --products N --customers N --pages N --page-size N
   --ingest N               documents each server ingests (BENCH_INGEST, default 100000), in --ingest-rounds N (default 3)
   --feed-clients N         SSE clients of the feed scenario (BENCH_FEED_CLIENTS, default 1000), while

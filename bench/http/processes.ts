@@ -2,7 +2,8 @@
 // servers into bench/.build (compiled by tsc as `npm run build` compiles the service, but apart
 // from dist/), then one process per server, started, waited for, and stopped. The service runs
 // twice where its document cache is measured: as configured (`service`) and with CACHE_MAX_MB=0
-// (`service-nocache`), the same build in a process of its own.
+// (`service-nocache`), the same build in a process of its own; and where command monitoring is
+// measured, a third with MONGODB_COMMAND_MONITORING=false (`service-unmonitored`).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -14,11 +15,12 @@ export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const REPO_DIR = join(BENCH_DIR, '..');
 export const BUILD_DIR = join(BENCH_DIR, '.build');
 
-export type ServerName = 'service' | 'service-nocache' | 'floor' | 'express';
+export type ServerName = 'service' | 'service-nocache' | 'service-unmonitored' | 'floor' | 'express';
 
 export const SERVER_SCRIPTS: Record<ServerName, string> = {
   service: join(BUILD_DIR, 'src/server.js'),
   'service-nocache': join(BUILD_DIR, 'src/server.js'),
+  'service-unmonitored': join(BUILD_DIR, 'src/server.js'),
   floor: join(BUILD_DIR, 'bench/servers/floor.js'),
   express: join(BUILD_DIR, 'bench/servers/express-mongoose.js'),
 };
@@ -26,6 +28,7 @@ export const SERVER_SCRIPTS: Record<ServerName, string> = {
 export const SERVER_LABELS: Record<ServerName, string> = {
   service: 'storekeeper',
   'service-nocache': 'storekeeper, cache off',
+  'service-unmonitored': 'storekeeper, command monitoring off',
   floor: 'floor (Fastify + driver)',
   express: 'Express + Mongoose',
 };

@@ -26,6 +26,7 @@ export interface ScenarioResult {
     serviceToFloor?: { throughput: number; cpu: number };
     /** The service with CACHE_MAX_MB=0, where it runs. */
     cacheOffToFloor?: { throughput: number; cpu: number };
+    unmonitoredToFloor?: { throughput: number; cpu: number };
     serviceToExpress?: { throughput: number };
   };
   /** What the service's document cache did in the measured rounds, for scenarios of reads by id. */
@@ -149,6 +150,7 @@ const throughputOf = (summary: Summary) => summary.documentsPerSecond ?? summary
 export function ratios(servers: ScenarioResult['servers']): ScenarioResult['ratios'] {
   const service = servers.service?.median;
   const cacheOff = servers['service-nocache']?.median;
+  const unmonitored = servers['service-unmonitored']?.median;
   const floor = servers.floor?.median;
   const express = servers.express?.median;
   const result: ScenarioResult['ratios'] = {};
@@ -158,6 +160,7 @@ export function ratios(servers: ScenarioResult['servers']): ScenarioResult['rati
   });
   if (service && floor) result.serviceToFloor = toFloor(service, floor);
   if (cacheOff && floor) result.cacheOffToFloor = toFloor(cacheOff, floor);
+  if (unmonitored && floor) result.unmonitoredToFloor = toFloor(unmonitored, floor);
   if (service && express) result.serviceToExpress = { throughput: throughputOf(service) / throughputOf(express) };
   return result;
 }
@@ -238,6 +241,19 @@ export function judge(
         met: cpu <= 1.1,
       },
     );
+  }
+  // Command monitoring (the driver's command events, the command metrics, the slow-operation log):
+  // under 5 % of the CPU of a request, on the list, whose find reply the driver reads twice for it.
+  const monitoring = byName.get('monitoring');
+  const monitored = monitoring?.servers.service?.median;
+  const unmonitored = monitoring?.servers['service-unmonitored']?.median;
+  if (monitored && unmonitored) {
+    const cpu = monitored.cpuMsPerRequest / unmonitored.cpuMsPerRequest;
+    goals.push({
+      goal: 'command monitoring: CPU per list request < 1.05 × the service with it off',
+      value: `${fixed(cpu, 3)} (${fixed(monitored.cpuMsPerRequest, 3)} vs ${fixed(unmonitored.cpuMsPerRequest, 3)} ms; throughput ${fixed(throughputOf(monitored) / throughputOf(unmonitored), 2)} ×)`,
+      met: cpu < 1.05,
+    });
   }
   const first = byName.get('page-1')?.servers.service?.median;
   const last = byName.get('page-1000')?.servers.service?.median;
@@ -322,7 +338,9 @@ export function markdown(result: {
           ? scenario.ratios.serviceToFloor
           : name === 'service-nocache'
             ? scenario.ratios.cacheOffToFloor
-            : undefined;
+            : name === 'service-unmonitored'
+              ? scenario.ratios.unmonitoredToFloor
+              : undefined;
       const versus = toFloor ? `${fixed(toFloor.throughput, 2)}, ${fixed(toFloor.cpu, 2)}` : '';
       const versusExpress =
         name === 'service' && scenario.ratios.serviceToExpress
@@ -358,6 +376,7 @@ export function markdown(result: {
 const COLORS: Record<ServerName, string> = {
   service: '#2563eb',
   'service-nocache': '#93c5fd',
+  'service-unmonitored': '#1e3a8a',
   floor: '#9ca3af',
   express: '#ea580c',
 };
@@ -368,7 +387,7 @@ const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;
  * a scenario has bars for the servers it ran on.
  */
 export function svgChart(scenarios: ScenarioResult[], subtitle: string): string {
-  const servers = (['service', 'service-nocache', 'floor', 'express'] as const).filter((name) =>
+  const servers = (['service', 'service-nocache', 'service-unmonitored', 'floor', 'express'] as const).filter((name) =>
     scenarios.some((s) => s.servers[name] !== undefined),
   );
   const serversOf = (scenario: ScenarioResult) => servers.filter((name) => scenario.servers[name] !== undefined);

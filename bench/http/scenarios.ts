@@ -5,7 +5,8 @@
 // the cache many times over, read before the warm-up until the cache holds them all; cold reads
 // make every request a product's first read by id on that server, so that with the cache on each
 // one is a miss (what the cache costs a read it cannot answer: the query, and whatever it does with
-// an answer it has not kept), in rounds of a fixed number of requests since the ids run out.
+// an answer it has not kept), in rounds of a fixed number of requests since the ids run out. The
+// monitoring scenario is the list again, on the service with command monitoring on and off.
 
 import type { Request } from 'autocannon';
 import { customerWithTag, productWithSku, WAREHOUSE, type Fixture } from './data.ts';
@@ -39,8 +40,16 @@ export interface Scenario {
 const COMPARED: readonly ServerName[] = ['service', 'floor', 'express'];
 /** The document cache's scenarios: the service with its cache on and off, and the floor. */
 const CACHE_COMPARED: readonly ServerName[] = ['service', 'service-nocache', 'floor'];
+/** What command monitoring costs: the service with it on and off, and the floor. */
+const MONITORING_COMPARED: readonly ServerName[] = ['service', 'service-unmonitored', 'floor'];
 
-const TAGS: Record<ServerName, string> = { service: 'S', 'service-nocache': 'N', floor: 'F', express: 'E' };
+const TAGS: Record<ServerName, string> = {
+  service: 'S',
+  'service-nocache': 'N',
+  'service-unmonitored': 'U',
+  floor: 'F',
+  express: 'E',
+};
 const BATCH = 100;
 
 const headers = (context: ScenarioContext, contentType?: string): Record<string, string> => ({
@@ -134,6 +143,16 @@ function walkPage(name: ScenarioName, title: string, page: 'first' | 'last'): Sc
   };
 }
 
+/** Pages of 100 products of a category by price, the categories in turn. */
+const categoryPages = (context: ScenarioContext): Load => ({
+  connections: context.options.connections,
+  headers: headers(context),
+  requests: rotating(context.fixture.categories.length, (i, request) => {
+    request.method = 'GET';
+    request.path = `/v1/products?category=${context.fixture.categories[i]}&sort=-price.amount&limit=100`;
+  }),
+});
+
 export const SCENARIO_LIST: readonly Scenario[] = [
   {
     name: 'read',
@@ -147,14 +166,7 @@ export const SCENARIO_LIST: readonly Scenario[] = [
     name: 'list',
     title: 'List 100 products of a category by price',
     servers: COMPARED,
-    load: (_server, context) => ({
-      connections: context.options.connections,
-      headers: headers(context),
-      requests: rotating(context.fixture.categories.length, (i, request) => {
-        request.method = 'GET';
-        request.path = `/v1/products?category=${context.fixture.categories[i]}&sort=-price.amount&limit=100`;
-      }),
-    }),
+    load: (_server, context) => categoryPages(context),
   },
   walkPage('page-1', 'Cursor walk: the first page', 'first'),
   walkPage('page-1000', 'Cursor walk: page 1,000', 'last'),
@@ -270,6 +282,14 @@ export const SCENARIO_LIST: readonly Scenario[] = [
         ],
       };
     },
+  },
+  {
+    // Every request one MongoDB find whose reply the driver reads a second time for its event:
+    // where command monitoring costs the most per request.
+    name: 'monitoring',
+    title: 'List 100 products of a category by price, command monitoring on and off',
+    servers: MONITORING_COMPARED,
+    load: (_server, context) => categoryPages(context),
   },
 ];
 

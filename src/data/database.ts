@@ -17,8 +17,6 @@ export interface DatabaseOptions extends Omit<Config['mongo'], 'uri'> {
   uri: string;
   /** false builds everything without opening a connection (used to generate the OpenAPI file). */
   connect?: boolean;
-  /** The request being served, named in the slow-operation log. */
-  requestId?: () => string | undefined;
 }
 
 export type DatabaseState = 'connecting' | 'connected' | 'disconnected' | 'closed';
@@ -55,7 +53,7 @@ export function connectOptions(options: DatabaseOptions): ConnectOptions {
     retryWrites: true,
     retryReads: true,
     // Command events, for the metrics and the slow-operation log (monitoring.ts says what they cost).
-    monitorCommands: true,
+    monitorCommands: options.commandMonitoring,
     writeConcern: { w: 'majority' },
     // Fail fast instead of queueing operations while disconnected: a request should get a
     // 503 it can retry, not wait on a buffer.
@@ -75,7 +73,7 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
   let state: DatabaseState = 'disconnected';
   let closing = false;
   let wakeRetry: (() => void) | undefined;
-  const monitor = new DriverMonitor({ slowOperationMs: options.slowOperationMs, log, requestId: options.requestId });
+  const monitor = new DriverMonitor({ slowOperationMs: options.slowOperationMs, log });
 
   // `connected`/`disconnected` follow the driver's view of the topology, so they also report
   // MongoDB going away and coming back after the first connection.
@@ -98,7 +96,7 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
         const opening = connection.openUri(options.uri, connectOptions(options));
         // openUri has created its client by now, and the client has connected nothing yet.
         const client = connection.getClient() as mongo.MongoClient | undefined;
-        if (client !== undefined) monitor.watch(client, 'main', { commands: true });
+        if (client !== undefined) monitor.watch(client, 'main', { commands: options.commandMonitoring, topology: true });
         await opening;
         return;
       } catch (error) {

@@ -72,6 +72,25 @@ describe('MongoDB driver metrics', () => {
   });
 });
 
+describe('command monitoring off (MONGODB_COMMAND_MONITORING=false)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    const seed = await buildTestApp('unmonitored');
+    await seed.app.close();
+    t = await buildAppOn(seed.dbName, seed.key, { MONGODB_COMMAND_MONITORING: 'false' });
+    await waitForDatabase(t.app);
+  });
+  afterAll(() => t.app.close());
+
+  it('times no command but keeps the pool and the primary', async () => {
+    expect((await t.app.inject('/v1/products?limit=5')).statusCode).toBe(200);
+    const text = await scrape(t);
+    expect(text).not.toMatch(/^storekeeper_mongodb_command_duration_seconds_count\{/m);
+    expect(value(text, 'storekeeper_mongodb_pool_connections{pool="main"}')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'storekeeper_mongodb_primary')).toBe(1);
+  });
+});
+
 describe('the pool while a command holds its only connection', () => {
   const appName = `pool-wait-${process.pid}`;
   let t: TestApp;

@@ -135,6 +135,29 @@ export const AuditEvent: Entity = {
   defaultSort: 'at',
   textSearch: false,
   indexes: INDEXES,
+  shardKey: {
+    key: { documentId: 'hashed', _id: 1 },
+    why:
+      'The trail grows fastest of all (an entry per document per write, kept AUDIT_RETENTION_DAYS) and is only ' +
+      "appended to. Its question about one thing is one document's history: hashed on documentId it reaches one " +
+      "shard, and entries spread over all shards whatever their document's age; the entry's own _id after it " +
+      '(time-ordered) lets a document with a very long history, a best-selling stock item, split into several ' +
+      'chunks. An entry the audit stream stores twice has the same documentId, so reaches the same shard, whose ' +
+      '_id index refuses the copy as today.',
+    uniqueElsewhere: {},
+    scatterGather: [
+      {
+        shapes: ['_id'],
+        cost: 'One entry by id (GET /v1/audit/{id}): one _id index lookup on every shard.',
+      },
+      {
+        shapes: ['keyId', 'action', 'collection', 'requestId', 'at', 'sort at'],
+        cost:
+          'What a key did, what a request changed (also the importer asking whether a batch committed), time ' +
+          'ranges: every shard answers from its index, at most a page each, merged by mongos newest first.',
+      },
+    ],
+  },
   operations: { create: false, replace: false, patch: false, delete: false },
   serverDefaults: {},
   example: {},

@@ -1,7 +1,8 @@
 // The shape of an entity declaration. Each collection is declared once, in src/domain/entities:
-// its fields (TypeBox), what clients may write, which filters and sorts the API allows and the
-// indexes that serve them. The Mongoose model, the MongoDB validator, the HTTP schemas, the
-// OpenAPI description and the TypeScript types are all derived from that one declaration.
+// its fields (TypeBox), what clients may write, which filters and sorts the API allows, the
+// indexes that serve them and the key it would be sharded on. The Mongoose model, the MongoDB
+// validator, the HTTP schemas, the OpenAPI description, the TypeScript types and docs/schema.md
+// are all derived from that one declaration.
 
 import { Type, type Static, type TObject, type TProperties, type TSchema } from 'typebox';
 import type { Deletion, References } from './deletion.ts';
@@ -40,6 +41,31 @@ export function pageIndex(name: string, fields: string | readonly string[], serv
   for (const field of typeof fields === 'string' ? [fields] : fields) key[field] = 1;
   key._id = 1;
   return { name, key, serves };
+}
+
+/**
+ * How the collection is split across shards once one replica set is not enough (docs/scaling.md):
+ * the key, and what it costs, said where a reviewer of the entity sees it. Nothing runs sharded
+ * today; test/data/shard-keys.test.ts holds each declaration to the indexes and to the queries the
+ * code issues, so that a new unique index or a new query shape cannot go unclassified.
+ */
+export interface ShardKeyDeclaration {
+  /** 1 for a ranged field, 'hashed' for the (one) hashed field. */
+  key: Record<string, 1 | 'hashed'>;
+  /** Why this key: cardinality, frequency, monotonicity, and the queries it keeps on one shard. */
+  why: string;
+  /**
+   * The unique indexes the key does not prefix, by name, and how each stays unique once sharded:
+   * MongoDB enforces uniqueness across shards only for an index that starts with the shard key
+   * and refuses to shard a collection with another unique index, so each of these has to change.
+   */
+  uniqueElsewhere: Record<string, string>;
+  /**
+   * The query shapes that carry no equality on the key's first field, so reach every shard (or
+   * several), and what each costs. A shape is named by the fields its filter names, sorted and
+   * joined by ' + ', or, for an unfiltered query, 'sort <fields>'.
+   */
+  scatterGather: { shapes: string[]; cost: string }[];
 }
 
 /** How documents of an entity may be deleted: the rule in words (for the API description) and in code. */
@@ -105,6 +131,8 @@ export interface EntityDeclaration<W extends TObject = TObject, S extends TObjec
   /** Collection default collation (indexes and queries inherit it). */
   collation?: { locale: string; strength: number };
   indexes: IndexDeclaration[];
+  /** The key this collection is sharded on when it has to be. */
+  shardKey: ShardKeyDeclaration;
   /** What the API may do with its documents; a deletion rule sees the stored document. */
   operations: Operations<Static<W> & Static<S> & { _id: unknown }>;
   /** Server fields of a newly created document. */

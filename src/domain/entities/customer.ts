@@ -99,6 +99,49 @@ export const Customer = defineEntity({
         'amount: { $gte: X } } } } (multikey)',
     },
   ],
+  shardKey: {
+    key: { _id: 'hashed' },
+    why:
+      'Every workflow reaches a customer by id: placing an order checks the customer exists and counts the ' +
+      'purchase in its stats (findOneAndUpdate on _id, in the transaction), and the API reads, replaces, patches ' +
+      'and deletes by id. ObjectIds grow with time, so a ranged _id would send every sign-up to the last chunk; ' +
+      'hashed spreads them, one document per value. The e-mail is no candidate: it changes (a PATCH would move ' +
+      "the document between shards), the key's index must use the simple collation where this collection's is " +
+      'case-insensitive, and mongos cannot target a string key under that collation; ObjectIds are not compared ' +
+      'by collation.',
+    uniqueElsewhere: {
+      email_unique:
+        'Recreated without unique when customers are sharded. One customer per e-mail, regardless of case, then ' +
+        "holds through a proxy collection customer_emails with this collection's collation and a unique index on " +
+        'email (unsharded: one small document per customer), written in the same transaction as every create, ' +
+        'replace or patch that sets or changes an e-mail, which then run as transactions instead of atomic writes.',
+    },
+    scatterGather: [
+      {
+        shapes: ['email'],
+        cost:
+          'A customer by e-mail (email[eq|in|prefix], the importer matching customers and the customers its ' +
+          'orders name): every shard answers from its email index, at most one match per e-mail. With the proxy ' +
+          'collection an e-mail resolves to an id on one shard first.',
+      },
+      {
+        shapes: ['name', 'marketingOptIn', 'addresses.country', 'stats.orderCount', 'createdAt', 'updatedAt'],
+        cost:
+          'Back-office lists: every shard runs the query on its own index and returns at most a page; mongos ' +
+          'merges them in sort order.',
+      },
+      {
+        shapes: ['sort createdAt', 'sort updatedAt', 'sort name'],
+        cost: 'Unfiltered lists: the first page of each shard, merged by mongos in the sort order.',
+      },
+      {
+        shapes: ['sort email'],
+        cost:
+          "The importer's report: every customer in e-mail order, one stream merged from all shards; an " +
+          "operator's reconciliation, not a request.",
+      },
+    ],
+  },
   operations: {
     create: true,
     replace: true,

@@ -92,6 +92,66 @@ export const Order = defineEntity({
     pageIndex('updated', 'updatedAt', 'sync consumers: what changed since'),
     pageIndex('subtotal', 'totals.subtotal.amount', 'largest orders first'),
   ],
+  shardKey: {
+    key: { _id: 'hashed' },
+    why:
+      'After its placement an order is only ever addressed by id: GET, and each status action reads it and moves ' +
+      'it on with a findOneAndUpdate on {_id, status, version} in a transaction. With the id as key those reads ' +
+      "enlist one shard; with the customer as key, every action's transaction would read on every shard. " +
+      'ObjectIds grow with time, so hashed: placements spread over all shards instead of the last chunk, one ' +
+      'document per value, and no customer with a long history makes a chunk that cannot split. The price is the ' +
+      "customer's order history, below.",
+    uniqueElsewhere: {
+      external_number_unique:
+        'Recreated without unique (still partial) when orders are sharded. An imported order number then stays ' +
+        'unique through a proxy collection order_external_numbers (_id: the number, orderId), unsharded, inserted ' +
+        "in the import batch's transaction, which every import batch already is; only the importer sets " +
+        'externalNumber.',
+    },
+    scatterGather: [
+      {
+        shapes: ['customerId'],
+        cost:
+          "A customer's order history (customerId[eq]) and the customer deletion rule's check for orders: every " +
+          'shard answers from customer_created, at most a page each, merged by mongos by createdAt; the check ' +
+          'stops at the first order. The one customer-facing read this key does not target.',
+      },
+      {
+        shapes: ['lines.sku'],
+        cost:
+          "Orders containing a SKU (lines.sku[eq]) and the product deletion rule's check: every shard from " +
+          'line_sku; the check stops at the first.',
+      },
+      {
+        shapes: ['status', 'lines.sku + status + warehouse'],
+        cost:
+          "Work queues (status[eq|ne|in]) and the importer's ledger (what open orders hold, by place): every " +
+          'shard from status_created; a queue page is merged by createdAt, the ledger summed by mongos.',
+      },
+      {
+        shapes: ['externalNumber'],
+        cost:
+          'The importer finding orders by their imported number, and externalNumber[eq]: every shard, from its ' +
+          'partial index. Once order_external_numbers exists, a number resolves to an id there first.',
+      },
+      {
+        shapes: ['warehouse', 'totals.subtotal.amount', 'createdAt', 'updatedAt'],
+        cost:
+          'Back-office lists: every shard runs the query on its own index and returns at most a page; mongos ' +
+          'merges them in sort order.',
+      },
+      {
+        shapes: ['sort createdAt', 'sort updatedAt', 'sort totals.subtotal.amount'],
+        cost: 'Unfiltered lists: the first page of each shard, merged by mongos in the sort order.',
+      },
+      {
+        shapes: ['sort externalNumber'],
+        cost:
+          "The importer's report: every order in imported-number order, one stream merged from all shards; an " +
+          "operator's reconciliation, not a request.",
+      },
+    ],
+  },
   operations: {
     create: {
       workflow:

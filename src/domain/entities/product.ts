@@ -92,6 +92,82 @@ export const Product = defineEntity({
       serves: 'full-text search (q) on name and description',
     },
   ],
+  // The catalog is the last collection a shop needs to shard (docs/scaling.md); when it does:
+  shardKey: {
+    key: { sku: 1 },
+    why:
+      'The SKU is how everything else names a product: an order prices its lines by SKU ($in), a restock ' +
+      'checks the SKU exists, the importer matches on it, and sku_unique stays unique across shards only as the ' +
+      "key's prefix. One document per value (the catalog's size in cardinality), chosen by people rather than " +
+      'generated, so inserts do not pile onto the last chunk (an import sorted by SKU fills one range at a time, ' +
+      'which the balancer then moves). Ranged rather than hashed, so that a SKU prefix reaches only the shards ' +
+      'holding that range. Immutable, so a document never moves between shards.',
+    uniqueElsewhere: {
+      gtin_unique_when_present:
+        'Recreated without unique when products are sharded (MongoDB refuses to shard a collection with a unique ' +
+        'index the key does not prefix). A GTIN then stays unique through a proxy collection product_gtins ' +
+        '(_id: the GTIN, productId), unsharded, written in the same transaction as every product write that sets, ' +
+        'changes or drops a gtin: such creates, replaces and patches run as transactions instead of atomic ' +
+        'writes (deletes already are).',
+    },
+    scatterGather: [
+      {
+        shapes: ['_id'],
+        cost:
+          'A product by id (GET, the document cache filling, a write reading the version it changes): one _id ' +
+          'index lookup on every shard. The document cache answers repeated reads without MongoDB.',
+      },
+      {
+        shapes: ['_id + version'],
+        cost:
+          'Replace, patch, archive and delete by id (findOneAndReplace and deleteOne on {_id, version}). When ' +
+          'sharded, the repository adds the SKU of the version it read (immutable, so the condition is the same) ' +
+          'and each write reaches one shard; without it the write is broadcast, or refused by servers that ' +
+          'require the key in a findAndModify.',
+      },
+      {
+        shapes: ['_audit.id + _id'],
+        cost:
+          'After an atomic write whose outcome MongoDB did not report, the unit of work looks for its stamp: ' +
+          'every shard, only while MongoDB is failing.',
+      },
+      {
+        shapes: ['sku'],
+        cost:
+          'sku[prefix]: a range of the ranged key, not an equality: mongos sends it to the shards owning chunks ' +
+          'in that range, usually one.',
+      },
+      {
+        shapes: ['gtin'],
+        cost:
+          'A barcode lookup: every shard answers from its gtin index, one match overall. Once product_gtins ' +
+          'exists, a GTIN resolves to an id there first.',
+      },
+      {
+        shapes: ['name', 'status', 'category', 'tags', 'price.amount', 'price.currency', 'createdAt', 'updatedAt'],
+        cost:
+          'Catalog lists (category pages, status, tags, price, name prefix, changes since): every shard runs the ' +
+          "page's query on its own index and returns at most a page; mongos merges them in sort order. The work " +
+          'grows with the number of shards, not with the catalog.',
+      },
+      {
+        shapes: ['sort createdAt', 'sort updatedAt', 'sort name', 'sort price.amount'],
+        cost: 'Unfiltered lists: the first page of each shard, merged by mongos in the sort order.',
+      },
+      {
+        shapes: ['$text'],
+        cost:
+          'Full-text search (q): every shard searches its text index; mongos merges what they return. Text ' +
+          'search cannot be targeted by a SKU key.',
+      },
+      {
+        shapes: ['sort sku'],
+        cost:
+          "The importer's report: every product in SKU order, read as one stream merged from all shards; an " +
+          "operator's reconciliation, not a request.",
+      },
+    ],
+  },
   operations: {
     create: true,
     replace: true,

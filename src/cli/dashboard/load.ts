@@ -37,6 +37,8 @@ const PROFILE: readonly (readonly [number, number])[] = [
 const MAX_IN_FLIGHT = 48;
 const TICK_MS = 20;
 const REQUEST_TIMEOUT_MS = 15_000;
+/** When a placement is sent again with its Idempotency-Key: after its answer, as a client that missed it would. */
+const RETRY_AFTER_MS = 3000;
 
 function rateAt(fraction: number): number {
   let [x0, y0] = [0, 0];
@@ -148,7 +150,9 @@ export async function readCatalog(target: Target): Promise<Catalog> {
 /** The requests of the mix, each drawn with its weight. */
 function planner(catalog: Catalog, random: Random) {
   const orders: Order[] = [];
-  const replays: Request[] = [];
+  /** Placements to send again, and when (ms into the run). */
+  const replays: { at: number; request: Request }[] = [];
+  let now = 0;
   const hex = (digits: number) => Array.from({ length: digits }, () => random.int(0, 15).toString(16)).join('');
   const warehouses = [...catalog.inStock.keys()].sort();
   const anyInStock = () => random.pick(catalog.inStock.get(random.pick(warehouses)) ?? []);
@@ -174,7 +178,11 @@ function planner(catalog: Catalog, random: Random) {
     if (random.chance(0.5)) {
       request.headers = { 'idempotency-key': `dashboard-${hex(16)}` };
       // A client that did not see the answer sends it again: a replay, not a second order.
-      if (random.chance(0.2)) replays.push({ ...request, kind: 'place order (retry)', then: undefined });
+      if (random.chance(0.2))
+        replays.push({
+          at: now + RETRY_AFTER_MS,
+          request: { ...request, kind: 'place order (retry)', then: undefined },
+        });
     }
     return request;
   };
@@ -252,9 +260,13 @@ function planner(catalog: Catalog, random: Random) {
     [() => ({ kind: 'bad list', method: 'GET', path: '/v1/products?limit=1000' }), 1],
   ];
 
-  return (): Request => {
-    const replay = replays.shift();
-    if (replay !== undefined) return replay;
+  return (elapsed: number): Request => {
+    now = elapsed;
+    const [replay] = replays;
+    if (replay !== undefined && replay.at <= now) {
+      replays.shift();
+      return replay.request;
+    }
     for (;;) {
       const request = random.weighted(MIX)();
       if (request !== undefined) return request;
@@ -295,7 +307,7 @@ export async function driveLoad(target: Target, catalog: Catalog, seconds: numbe
     while (launched + 1 <= due) {
       launched++;
       if (inFlight.size >= MAX_IN_FLIGHT) report.skipped++;
-      else send(next());
+      else send(next(elapsed));
     }
     await new Promise((resolve) => setTimeout(resolve, TICK_MS));
   }

@@ -2,13 +2,14 @@
 // an import stopped midway (killed, a crash, MongoDB gone) resumes where it stopped. A file,
 // not a collection: it needs no migration, goes with the input it describes, and is the
 // operator's to delete; and it can be exact without being written in the batch's transaction.
-// Before a batch is written the file says so (`pending`, with what the batch will count); after
-// its commit, that the batch is done. A resume that finds a batch pending asks the audit trail
-// whether its transaction committed (its entries carry the batch's request id), after ending the
-// session the stopped process left (its transaction would hold the batch's documents for a
-// minute): if it committed, its counts stand and it is not written again; if not, it is simply
-// run again. Either
-// way the database ends as an uninterrupted import leaves it, and so do the counts.
+// Before a batch is written the file says so (`pending`, with what the batch will count); once
+// it and every batch before it committed, that it is done (two batches are written at once, and
+// `done` only ever covers a run of the file from its start). A resume first ends the sessions the
+// stopped process left (their transactions would hold the batches' documents for a minute), then
+// asks the audit trail, for each batch pending, whether its transaction committed (its entries
+// carry the batch's request id): if it did, its counts stand and it is not written again; if not,
+// it is simply run again. Either way the database ends as an uninterrupted import leaves it, and
+// so do the counts.
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -48,8 +49,15 @@ export interface Checkpoint {
   startedAt: string;
   /** Records of the file done, in batches, and the rejects file's length then. */
   done: { records: number; batches: number; rejectsBytes: number; counts: Counts };
-  /** The batch being written, if any: the records it ends at, what it counts, its transaction's session. */
-  pending: { batch: number; records: number; counts: Counts; session?: string } | null;
+  /** The batches being written (or committed past `done`): the records each ends at, what it counts, its transaction's session. */
+  pending: PendingBatch[];
+}
+
+export interface PendingBatch {
+  batch: number;
+  records: number;
+  counts: Counts;
+  session?: string;
 }
 
 export const checkpointPath = (file: string) => `${file}${CHECKPOINT_SUFFIX}`;

@@ -1,7 +1,8 @@
 // An import, from a file to the database: records read one at a time (formats.ts), checked by
 // the entity declarations (collections.ts), decided by natural key in batches (insert, update,
-// unchanged, skipped for a conflict, rejected), and written batch by batch through the shop's
-// import operation (src/shop/imports.ts: one unit of work each, audited as `import:<file>`).
+// unchanged, skipped for a conflict, rejected), and written two batches at a time through the
+// shop's import operation (src/shop/imports.ts: one unit of work each, audited as `import:<file>`),
+// finished in the file's order.
 //
 // Before anything is written: a planning pass over the whole file when the import must be refused
 // rather than half done (orders: the stock ledger; --on-conflict fail: any conflict) or when it is
@@ -106,6 +107,59 @@ interface Decided {
   conflicts: { record: number; line: number; key: string }[];
   /** Orders only: the records, written or not, with their documents and what they replace. */
   orders: { source: SourceRecord; document: Record<string, unknown>; replaces?: StoredDocument }[];
+  /** The natural keys of the batch's valid records, whatever was decided for them. */
+  keys: string[];
+}
+
+/** A batch being written: where it ends in the file, its natural keys, and its write. */
+interface Writing {
+  batch: number;
+  records: number;
+  keys: ReadonlySet<string>;
+  written: Promise<Decided>;
+}
+
+/** Batches written at once: MongoDB works on one while the other commits. */
+const WRITERS = 2;
+
+const meets = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => {
+  for (const key of a) if (b.has(key)) return true;
+  return false;
+};
+
+/** The natural keys of the batches committed, in the order they committed, for the decisions made before. */
+class CommitLog {
+  private readonly committed: { at: number; keys: ReadonlySet<string> }[] = [];
+  count = 0;
+
+  add(keys: ReadonlySet<string>): void {
+    this.committed.push({ at: ++this.count, keys });
+  }
+
+  /** Whether a batch committed after the `after`-th shares a key with `keys`; forgets those up to it. */
+  since(after: number, keys: ReadonlySet<string>): boolean {
+    // Decisions are made in the file's order: none to come was made before this one.
+    while ((this.committed[0]?.at ?? Infinity) <= after) this.committed.shift();
+    return this.committed.some((commit) => meets(commit.keys, keys));
+  }
+}
+
+/** The checkpoint written whole, one write after another, whichever batch asks. */
+class CheckpointSaves {
+  private last: Promise<void> = Promise.resolve();
+
+  constructor(private readonly checkpoint: Checkpoint) {}
+
+  /** Writes the checkpoint as it is when this write's turn comes. */
+  save(): Promise<void> {
+    const next = this.last.then(() => writeCheckpoint(this.checkpoint));
+    this.last = next.catch(() => {});
+    return next;
+  }
+
+  settled(): Promise<void> {
+    return this.last;
+  }
 }
 
 /** Runs an import on `db` of `client`; the report, or ImportRefused. */
@@ -226,7 +280,7 @@ class Importer {
         rejects: options.rejects,
         startedAt: new Date().toISOString(),
         done: { records: 0, batches: 0, rejectsBytes: 0, counts: noCounts() },
-        pending: null,
+        pending: [],
       };
       await writeCheckpoint(checkpoint);
     } else if (this.spec.collection === 'orders') {
@@ -244,8 +298,8 @@ class Importer {
     const found = await readCheckpoint(options.file);
     if (options.checkpoint === 'restart') {
       // A transaction the stopped run left open would hold its documents for a minute yet.
-      if (found?.pending?.session !== undefined)
-        await endSession(this.stores.repositoryOf(this.spec.collection), found.pending.session);
+      for (const { session } of found?.pending ?? [])
+        if (session !== undefined) await endSession(this.stores.repositoryOf(this.spec.collection), session);
       if (found !== undefined) await removeCheckpoint(options.file);
       return undefined;
     }
@@ -341,16 +395,48 @@ class Importer {
         ? undefined
         : createWriteStream(rejectsFile, { flags: checkpoint.done.records > 0 ? 'a' : 'w' });
     const reading = readRecords(this.options.file, this.options.format, this.options.mapping);
+    const repository = this.stores.repositoryOf(this.spec.collection);
+    // What the stopped run left: its open transactions are ended before anything is written
+    // (they would hold their documents), and its batches are asked about as they come round.
+    const stopped = new Map(checkpoint.pending.map((pending) => [pending.batch, pending]));
+    for (const { session } of checkpoint.pending) if (session !== undefined) await endSession(repository, session);
+    const saves = new CheckpointSaves(checkpoint);
     let batchNumber = checkpoint.done.batches;
     const source = batches(skipping(reading.records, checkpoint.done.records), this.batchSize)[Symbol.asyncIterator]();
-    // The next batch is read, checked and looked up while this one is written, so that this
-    // process's work and MongoDB's overlap. A key the next batch shares with this one was looked
-    // up too early: its write then meets the change (BatchChanged) and the batch is decided again.
+    // The next batch is read, checked and looked up while the last ones are written, and two
+    // batches are written at once, so that this process's work and MongoDB's overlap and
+    // MongoDB works on one batch while the other commits. A decision is only as fresh as its
+    // lookups: a batch sharing a natural key with one committed since it was decided, or being
+    // written, waits for every batch in flight and is decided again, so that batches whose
+    // records meet end as they would one after another.
+    const commits = new CommitLog();
     const prepare = async () => {
       const next = await source.next();
-      return next.done === true ? undefined : { batch: next.value, decided: await this.decide(next.value) };
+      if (next.done === true) return undefined;
+      const after = commits.count;
+      return { batch: next.value, decided: await this.decide(next.value), after };
+    };
+    const inFlight: Writing[] = [];
+    // Batches are done in the file's order, whichever commits first: their counts, rejects and
+    // progress, and the checkpoint's `done`.
+    const finishOldest = async () => {
+      const writing = inFlight.shift();
+      if (writing === undefined) return;
+      const decided = await writing.written;
+      addCounts(counts, decided.counts);
+      if (rejects !== undefined) await writeRejects(rejects, decided.rejects);
+      checkpoint.done = {
+        records: writing.records,
+        batches: writing.batch,
+        rejectsBytes: rejectsBytesBefore + (rejects?.bytesWritten ?? 0),
+        counts: { ...counts },
+      };
+      checkpoint.pending = checkpoint.pending.filter((pending) => pending.batch !== writing.batch);
+      await saves.save();
+      this.report('import-progress', this.options.dryRun ? 'checked' : 'imported', counts, reading.bytesRead());
     };
     let upcoming = prepare();
+    let records = checkpoint.done.records;
     try {
       for (let current = await upcoming; current !== undefined; current = await upcoming) {
         upcoming = prepare();
@@ -359,32 +445,35 @@ class Importer {
         const { batch } = current;
         let { decided } = current;
         batchNumber++;
-        const requestId = `import-${checkpoint.runId}-${batchNumber}`;
-        const records = checkpoint.done.records + batch.length;
-        const pending = checkpoint.pending;
-        const repository = this.stores.repositoryOf(this.spec.collection);
-        if (pending?.batch === batchNumber && pending.session !== undefined)
-          await endSession(repository, pending.session);
-        if (pending?.batch === batchNumber && (await committed(repository, requestId))) {
-          // The stopped run wrote this batch: it counts what it counted then, and is not written again.
-          decided = { ...decided, counts: pending.counts };
-        } else {
-          decided = await this.apply(decided, batch, checkpoint, batchNumber, requestId, records);
-          await this.options.afterCommit?.(batchNumber);
+        records += batch.length;
+        const keys = new Set(decided.keys);
+        if (inFlight.some((writing) => meets(writing.keys, keys)) || commits.since(current.after, keys)) {
+          while (inFlight.length > 0) await finishOldest();
+          decided = await this.decide(batch);
         }
-        addCounts(counts, decided.counts);
-        if (rejects !== undefined) await writeRejects(rejects, decided.rejects);
-        checkpoint.done = {
-          records,
-          batches: batchNumber,
-          rejectsBytes: rejectsBytesBefore + (rejects?.bytesWritten ?? 0),
-          counts: { ...counts },
-        };
-        checkpoint.pending = null;
-        await writeCheckpoint(checkpoint);
-        this.report('import-progress', this.options.dryRun ? 'checked' : 'imported', counts, reading.bytesRead());
+        if (inFlight.length >= WRITERS) await finishOldest();
+        const requestId = `import-${checkpoint.runId}-${batchNumber}`;
+        const number = batchNumber;
+        const ending = records;
+        const earlier = stopped.get(number);
+        const written = (async (): Promise<Decided> => {
+          // The stopped run wrote this batch: it counts what it counted then, and is not written again.
+          if (earlier !== undefined && (await committed(repository, requestId)))
+            return { ...decided, counts: earlier.counts };
+          const applied = await this.apply(decided, batch, { checkpoint, saves, number, requestId, records: ending });
+          commits.add(keys);
+          await this.options.afterCommit?.(number);
+          return applied;
+        })();
+        // Met by finishOldest, in order; a failure meanwhile is not an unhandled rejection.
+        written.catch(() => {});
+        inFlight.push({ batch: number, records: ending, keys, written });
       }
+      while (inFlight.length > 0) await finishOldest();
     } finally {
+      // However the loop ended, nothing goes on writing behind its back (a resume could meet it).
+      await Promise.allSettled(inFlight.map((writing) => writing.written));
+      await saves.settled();
       if (rejects !== undefined) await closed(rejects);
     }
     this.report('import-progress', 'imported', counts, this.totalBytes, true);
@@ -395,11 +484,9 @@ class Importer {
   private async apply(
     decided: Decided,
     batch: SourceRecord[],
-    checkpoint: Checkpoint,
-    batchNumber: number,
-    requestId: string,
-    records: number,
+    at: { checkpoint: Checkpoint; saves: CheckpointSaves; number: number; requestId: string; records: number },
   ): Promise<Decided> {
+    const { checkpoint, saves, number, requestId, records } = at;
     for (let attempt = 1; ; attempt++) {
       const { inserts, updates } = decided.batch;
       if (inserts.length === 0 && updates.length === 0) return decided;
@@ -407,8 +494,9 @@ class Importer {
       const actor = { keyId: checkpoint.runId, keyName: actorName(this.options.file), requestId };
       try {
         await this.operations.apply(decided.batch, { actor, log: this.log }, async ({ session }) => {
-          checkpoint.pending = { batch: batchNumber, records, counts, session: sessionIdOf(session) };
-          await writeCheckpoint(checkpoint);
+          const pending = { batch: number, records, counts, session: sessionIdOf(session) };
+          checkpoint.pending = [...checkpoint.pending.filter((other) => other.batch !== number), pending];
+          await saves.save();
         });
         return decided;
       } catch (error) {
@@ -469,6 +557,7 @@ class Importer {
       rejects,
       conflicts: [],
       orders: [],
+      keys: valid.map(({ key }) => key),
     };
     for (const { source, document, key } of documents) {
       const current = existing.get(key);

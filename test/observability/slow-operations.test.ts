@@ -27,59 +27,7 @@ describe('slow-operation log', () => {
     await t.app.close();
   });
 
-  it('logs a held list with its collection, command and a shape without values', async () => {
-    const email = 'slow.shopper@example.com';
-    expect(
-      (await t.app.inject({ method: 'POST', url: '/v1/customers', payload: { email, name: 'Slow Shopper' } }))
-        .statusCode,
-    ).toBe(201);
-    await admin.db('admin').command({
-      configureFailPoint: 'failCommand',
-      mode: { times: 1 },
-      data: {
-        failCommands: ['find'],
-        appName,
-        blockConnection: true,
-        blockTimeMS: HELD_MS,
-        namespace: `${t.dbName}.customers`,
-      },
-    });
-
-    const res = await t.app.inject(`/v1/customers?email=${encodeURIComponent(email)}&limit=5`);
-    expect(res.statusCode, res.body).toBe(200);
-    const slow = t.logs.lines.filter((line) => line.msg === 'slow MongoDB operation');
-    const line = slow.find((candidate) => candidate.command === 'find' && candidate.collection === 'customers');
-    expect(line, JSON.stringify(slow)).toBeDefined();
-    expect(line).toMatchObject({ level: 40, command: 'find', collection: 'customers', documentsReturned: 1 });
-    expect(line!.durationMs as number).toBeGreaterThanOrEqual(HELD_MS / 2);
-    expect(line!.requestId).toBe(res.headers['x-request-id']);
-    const shape = line!.shape as Record<string, unknown>;
-    expect(shape).toMatchObject({ find: 'customers', filter: { email: { $eq: '?string' } } });
-    expect(shape).not.toHaveProperty('comment');
-    expect(JSON.stringify(line)).not.toContain(email);
-
-    const metrics = (await t.app.inject('/metrics')).body;
-    expect(metrics).toMatch(/^storekeeper_mongodb_slow_operations_total\{command="find"\} [1-9]/m);
-  });
-});
-
-describe('the request a slow command served', () => {
-  const appName = `slow-writes-${process.pid}`;
-  let t: TestApp;
-  let admin: mongoose.mongo.MongoClient;
-  beforeAll(async () => {
-    const seed = await buildTestApp('slow-writes');
-    await seed.app.close();
-    t = await buildAppOn(seed.dbName, seed.key, { SLOW_OPERATION_MS: String(HELD_MS / 2), MONGODB_APP_NAME: appName });
-    await waitForDatabase(t.app);
-    admin = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
-  });
-  afterAll(async () => {
-    await admin.db('admin').command({ configureFailPoint: 'failCommand', mode: 'off' });
-    await admin.close();
-    await t.app.close();
-  });
-
+  /** Holds the next `command` of this app (on `namespace`, if given) for HELD_MS. */
   const hold = (command: string, namespace?: string) =>
     admin.db('admin').command({
       configureFailPoint: 'failCommand',
@@ -92,10 +40,34 @@ describe('the request a slow command served', () => {
         ...(namespace !== undefined && { namespace }),
       },
     });
-  const slowLine = (command: string) =>
-    t.logs.lines.findLast((line) => line.msg === 'slow MongoDB operation' && line.command === command);
+  const slowLines = () => t.logs.lines.filter((line) => line.msg === 'slow MongoDB operation');
+  const slowLine = (command: string) => slowLines().findLast((line) => line.command === command);
 
-  it("names it for a single write, which carries the request's id as its comment", async () => {
+  it('logs a held list with its request, collection, command and a shape without values', async () => {
+    const email = 'slow.shopper@example.com';
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/v1/customers', payload: { email, name: 'Slow Shopper' } }))
+        .statusCode,
+    ).toBe(201);
+    await hold('find', `${t.dbName}.customers`);
+
+    const res = await t.app.inject(`/v1/customers?email=${encodeURIComponent(email)}&limit=5`);
+    expect(res.statusCode, res.body).toBe(200);
+    const line = slowLines().find((candidate) => candidate.command === 'find' && candidate.collection === 'customers');
+    expect(line, JSON.stringify(slowLines())).toBeDefined();
+    expect(line).toMatchObject({ level: 40, command: 'find', collection: 'customers', documentsReturned: 1 });
+    expect(line!.durationMs as number).toBeGreaterThanOrEqual(HELD_MS / 2);
+    expect(line!.requestId).toBe(res.headers['x-request-id']);
+    const shape = line!.shape as Record<string, unknown>;
+    expect(shape).toMatchObject({ find: 'customers', filter: { email: { $eq: '?string' } } });
+    expect(shape).not.toHaveProperty('comment');
+    expect(JSON.stringify(line)).not.toContain(email);
+
+    const metrics = (await t.app.inject('/metrics')).body;
+    expect(metrics).toMatch(/^storekeeper_mongodb_slow_operations_total\{command="find"\} [1-9]/m);
+  });
+
+  it("names the request of a single write, which carries the request's id as its comment", async () => {
     await hold('insert', `${t.dbName}.customers`);
     const res = await t.app.inject({
       method: 'POST',
@@ -106,7 +78,7 @@ describe('the request a slow command served', () => {
     expect(slowLine('insert')).toMatchObject({ collection: 'customers', requestId: res.headers['x-request-id'] });
   });
 
-  it("names it for a transaction's commit, which no comment reaches, by the transaction's session", async () => {
+  it("names the request of a transaction's commit, which no comment reaches, by the transaction's session", async () => {
     await hold('commitTransaction');
     const res = await t.app.inject({
       method: 'POST',

@@ -130,24 +130,41 @@ function boxOf(panel: Panel): Box {
 
 const TITLE_SIZE = 12;
 const SMALL = 10.5;
-const LEGEND_LINE = 14;
+/** A legend's type and line height; the second when the first would take more than LEGEND_SHARE of the panel. */
+const LEGEND_SIZES = [
+  { size: SMALL, line: 14 },
+  { size: 9.5, line: 12 },
+] as const;
+const LEGEND_SHARE = 0.3;
+
+interface Legend {
+  size: number;
+  line: number;
+  lines: number;
+  items: { x: number; line: number; text: string }[];
+}
 
 /** Legend items flowed into lines within `width`: each item's x offset and its line. */
-function legendLayout(names: readonly string[], width: number): { x: number; line: number; text: string }[] {
-  const items: { x: number; line: number; text: string }[] = [];
-  let x = 0;
-  let line = 0;
-  for (const name of names) {
-    const text = fit(name, SMALL, width - 16);
-    const itemWidth = 16 + textWidth(text, SMALL) + 12;
-    if (x > 0 && x + itemWidth - 12 > width) {
-      x = 0;
-      line++;
+function legendLayout(names: readonly string[], width: number, height: number): Legend {
+  let legend: Legend = { size: SMALL, line: 14, lines: 0, items: [] };
+  for (const { size, line: lineHeight } of LEGEND_SIZES) {
+    const items: Legend['items'] = [];
+    let x = 0;
+    let line = 0;
+    for (const name of names) {
+      const text = fit(name, size, width - 16);
+      const itemWidth = 16 + textWidth(text, size) + 12;
+      if (x > 0 && x + itemWidth - 12 > width) {
+        x = 0;
+        line++;
+      }
+      items.push({ x, line, text });
+      x += itemWidth;
     }
-    items.push({ x, line, text });
-    x += itemWidth;
+    legend = { size, line: lineHeight, lines: line + 1, items };
+    if (legend.lines * lineHeight <= height * LEGEND_SHARE) break;
   }
-  return items;
+  return legend;
 }
 
 function timeseries(box: Box, data: PanelData, steps: readonly number[]): string[] {
@@ -164,9 +181,9 @@ function timeseries(box: Box, data: PanelData, steps: readonly number[]): string
   const legend = legendLayout(
     series.map((s) => s.name),
     box.w - 20,
+    box.h,
   );
-  const legendLines = (legend.at(-1)?.line ?? 0) + 1;
-  const legendTop = box.y + box.h - 8 - legendLines * LEGEND_LINE;
+  const legendTop = box.y + box.h - 8 - legend.lines * legend.line;
   const bottom = legendTop - 20;
   const tickCount = Math.max(2, Math.min(5, Math.floor((bottom - top) / 30)));
   const { ticks, labels: tickLabels } = axis(Math.min(...finite), Math.max(...finite), tickCount, panel.unit);
@@ -212,12 +229,12 @@ function timeseries(box: Box, data: PanelData, steps: readonly number[]): string
     flush();
   });
 
-  for (const [i, item] of legend.entries()) {
+  for (const [i, item] of legend.items.entries()) {
     const x = box.x + 10 + item.x;
-    const y = legendTop + item.line * LEGEND_LINE + 10;
+    const y = legendTop + item.line * legend.line + 10;
     const color = colorOf(i);
     out.push(`<rect x="${n(x)}" y="${n(y - 4)}" width="12" height="3" rx="1" fill="${color}"/>`);
-    out.push(label(x + 16, y, item.text, SMALL));
+    out.push(label(x + 16, y, item.text, legend.size));
   }
   return out;
 }

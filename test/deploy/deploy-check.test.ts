@@ -1,13 +1,16 @@
 // npm run deploy:check passes on the repository, and finds each kind of mistake it is there for
 // when one is made in a copy of the deployment files.
 
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkDeployment, REPO_ROOT } from '../../src/cli/deploy-check.ts';
 
 const FILES = ['Dockerfile', 'compose.yaml', 'compose.env.example', 'ops'];
+/** Where CI unpacks promtool (.ci/run), when this machine has it. */
+const PROMTOOL_DIR = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'storekeeper/promtool/usr/bin');
 
 let copies: string[] = [];
 afterEach(async () => {
@@ -25,7 +28,7 @@ async function withChange(file: string, change: (text: string) => string): Promi
   const changed = change(text);
   expect(changed, 'the change applies').not.toBe(text);
   await writeFile(join(root, file), changed);
-  return checkDeployment(root).problems;
+  return checkDeployment({ root }).problems;
 }
 
 describe('deploy:check', () => {
@@ -141,6 +144,25 @@ describe('deploy:check', () => {
       /storekeeper-1: stop_grace_period 10s must exceed SHUTDOWN_GRACE_MS \(10000 ms\)/,
     );
   });
+
+  it.skipIf(!existsSync(join(PROMTOOL_DIR, 'promtool')))(
+    'has promtool check the Prometheus configuration',
+    async () => {
+      const path = process.env.PATH;
+      process.env.PATH = `${path ?? ''}:${PROMTOOL_DIR}`;
+      try {
+        expect(checkDeployment({ requirePromtool: true }).problems).toEqual([]);
+        const problems = await withChange('ops/prometheus/prometheus.yml', (text) =>
+          text.replace('scrape_interval: 15s', 'scrape_interval: 15x'),
+        );
+        expect(problems.join('\n')).toMatch(
+          /prometheus\.yml: promtool check config failed:[^]*not a valid duration string: "15x"/,
+        );
+      } finally {
+        process.env.PATH = path;
+      }
+    },
+  );
 
   it('lints the Dockerfile', async () => {
     const problems = await withChange('Dockerfile', (text) => text.replace('EXPOSE 3000', 'EXPOSE 3000/tcpx'));

@@ -211,7 +211,7 @@ describe('the subset', () => {
     expect(() => parsePromQL(expr)).toThrow(message);
   });
 
-  it('names the panel and query of every expression it cannot draw, and panels of a kind it does not draw', () => {
+  it('names the panel and query of every expression it cannot draw, and panels of a kind or unit it does not draw', () => {
     const dashboard = {
       title: 't',
       templating: { list: [{ name: 'instance', type: 'query', includeAll: true, allValue: '.*' }] },
@@ -236,6 +236,7 @@ describe('the subset', () => {
           type: 'stat',
           title: 'Var',
           gridPos: { x: 0, y: 8, w: 8, h: 8 },
+          fieldConfig: { defaults: { unit: 'celsius' } },
           targets: [{ refId: 'A', expr: 'x{pool="$pool"}' }],
         },
       ],
@@ -251,6 +252,7 @@ describe('the subset', () => {
       'panel "Deriv" (id 2), query B: function deriv at 0 is outside the subset: deriv(x[5m])',
       'panel "Heat" (id 3): type heatmap is not one the rendering draws (row, timeseries, stat)',
       'panel "Var" (id 4), query A: unknown variable $pool: x{pool="$pool"}',
+      'panel "Var" (id 4): unit celsius is not one the rendering writes (short, none, reqps, ops, s, percentunit, percent, bytes)',
     ]);
   });
 

@@ -1,9 +1,10 @@
 // A Grafana dashboard's panels as the rendering needs them (src/cli/render-dashboard.ts): type,
 // title, place on the grid, unit, and each query parsed in the PromQL subset (promql.ts) after
 // Grafana's variables are put in: a multi-value variable as its "All" value, $__rate_interval as
-// Grafana computes it for the scrape interval. A panel of a kind the renderer does not draw, or a
-// query outside the subset, is an error naming the panel; and the queries are evaluated at every
-// step of the run, as a Grafana range query would, into series named by their legend format.
+// Grafana computes it for the scrape interval. A panel of a kind the renderer does not draw, a
+// unit it does not write or a query outside the subset is an error naming the panel; and the
+// queries are evaluated at every step of the run, as a Grafana range query would, into series
+// named by their legend format.
 
 import {
   PromQLSubsetError,
@@ -14,6 +15,7 @@ import {
   type Labels,
   type SeriesSource,
 } from './promql.ts';
+import { UNIT_NAMES } from './units.ts';
 
 export interface GridPos {
   x: number;
@@ -149,13 +151,16 @@ export function readDashboard(json: unknown, scrapeIntervalMs: number): Dashboar
       }
     }
     if (type !== 'row' && (raw.targets ?? []).length === 0) problems.push(`${name}: no queries`);
+    const unit = typeof raw.fieldConfig?.defaults?.unit === 'string' ? raw.fieldConfig.defaults.unit : 'short';
+    if (!UNIT_NAMES.includes(unit))
+      problems.push(`${name}: unit ${unit} is not one the rendering writes (${UNIT_NAMES.join(', ')})`);
     const steps = raw.fieldConfig?.defaults?.thresholds?.steps;
     panels.push({
       id: Number(raw.id),
       type: type as Panel['type'],
       title,
       gridPos,
-      unit: typeof raw.fieldConfig?.defaults?.unit === 'string' ? raw.fieldConfig.defaults.unit : 'short',
+      unit,
       queries,
       thresholds: Array.isArray(steps) ? (steps as Threshold[]) : GRAFANA_DEFAULT_THRESHOLDS,
     });

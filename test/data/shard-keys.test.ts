@@ -1,6 +1,7 @@
 // The shard keys the entities declare (src/domain/entity.ts, ShardKeyDeclaration), held to what
 // the code does. (a) Every unique index starts with its collection's shard key, or the
-// declaration says how it stays unique once sharded; no more and no fewer than those. (b) Every
+// declaration says how it stays unique once sharded; no more and no fewer than those; and each key
+// is one MongoDB takes (fields every document has and none rewrites, at most one hashed). (b) Every
 // query the code issues on a declared collection is classified: targeted (an equality on the
 // key's first field) or a scatter-gather the declaration lists with its cost, and every listed
 // shape is still issued. The queries are not written down here: the list API's come from each

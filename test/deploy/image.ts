@@ -1,15 +1,17 @@
 // The storekeeper image without Docker: its runtime stage (the last of the Dockerfile) laid out in a
 // temp directory as its COPY and RUN instructions lay out WORKDIR, and compose.yaml's services as
-// compose reads them, so that the tests run the image's commands with the image's environment.
+// compose reads them, so that the tests run the image's commands with the image's environment:
+// its jobs to their end, and its CMD until /health/ready answers.
 // dist/ is compiled as the build stage's `npm run build` does (type-checking is CI's typecheck step,
 // so it is skipped here, with declarations and source maps, which nothing runs). node_modules is
 // the checkout's, linked: it holds the production dependencies `npm ci --omit=dev` installs, and
 // the dev ones besides, so a start that needed a dev dependency would pass here.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
 import { parse } from 'yaml';
 import { readStages, REPO_ROOT, type Stage } from '../../src/cli/deploy-check.ts';
 
@@ -139,4 +141,37 @@ export function runToEnd(
 export function local(command: string[]): string[] {
   const [file, ...args] = command;
   return file === 'node' ? [process.execPath, ...args] : command;
+}
+
+export interface Instance {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** http://127.0.0.1:<port> */
+  base: string;
+  /** Everything the instance wrote to stderr so far. */
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+/** The image's CMD in its WORKDIR with `env` (which sets PORT), once /health/ready answers 200. */
+export async function startInstance(image: Image, env: Record<string, string>): Promise<Instance> {
+  const [file = '', ...args] = local(image.runtime.cmd ?? []);
+  const child = spawn(file, args, { cwd: image.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout.resume();
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const base = `http://127.0.0.1:${env.PORT ?? ''}`;
+  for (let waited = 0; ; waited += 200) {
+    const ready = await fetch(`${base}/health/ready`).then(
+      (response) => response.status,
+      () => 0,
+    );
+    if (ready === 200) break;
+    if (waited > 90_000 || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`the instance was not ready (last answer ${ready}); stderr: ${stderr}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return { child, base, stderr: () => stderr, exited };
 }

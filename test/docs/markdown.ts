@@ -35,7 +35,11 @@ export interface Page {
 }
 
 export function readPage(path: string): Page {
-  const source = readFileSync(resolve(ROOT, path), 'utf8');
+  return parsePage(path, readFileSync(resolve(ROOT, path), 'utf8'));
+}
+
+/** A page from its text; `path` only names it in messages. */
+export function parsePage(path: string, source: string): Page {
   return { path, source, ...splitFences(path, source) };
 }
 

@@ -28,7 +28,7 @@ import { exposedNames } from '../../src/cli/ops-check.ts';
 import { startShop, type Shop } from '../../src/testing/index.ts';
 import { getPort } from '../helpers/net.ts';
 import { ROOT } from '../helpers/process.ts';
-import { pagesIn, readPage, sections, type FencedBlock, type Page } from './markdown.ts';
+import { pagesIn, parsePage, readPage, sections, type FencedBlock, type Page } from './markdown.ts';
 
 const FOLDER = 'docs/operations';
 const PAGES = pagesIn(FOLDER).map(readPage);
@@ -114,7 +114,7 @@ async function runPage(
   const script = [
     'set -euo pipefail',
     'exec 2>&1',
-    `trap 'printf "\\n${tag} failed: exit %s: %s\\n" "$?" "$BASH_COMMAND"' ERR`,
+    `trap 'printf "\\n${tag}-failed: exit %s: %s\\n" "$?" "$BASH_COMMAND"' ERR`,
     ...blocks.flatMap((block, index) => [`printf '\\n${tag} %s\\n' ${index}`, block.text]),
     `printf '\\n${tag} done\\n'`,
   ].join('\n');
@@ -177,6 +177,63 @@ async function runPage(
     },
   };
 }
+
+describe('the runbooks test itself', () => {
+  const fence = '```';
+  it('refuses an unmarked command block, an operation its test does not perform, and a variable it cannot give', () => {
+    const page = parsePage(
+      'example.md',
+      [
+        `${fence}sh`,
+        'npm run keys -- list',
+        fence,
+        `${fence}sh exercised-by=test/faults/cluster.ts operation=replSetFreeze`,
+        'mongosh --eval "db.adminCommand({ replSetFreeze: 60 })"',
+        fence,
+        `${fence}sh env`,
+        'export SOMEWHERE=elsewhere',
+        fence,
+        `${fence}text`,
+        'output, never run',
+        fence,
+      ].join('\n'),
+    );
+    expect(markingProblems(page)).toEqual([
+      'example.md:1: a sh block must be marked runnable, exercised-by=FILE or env',
+      'example.md:4: test/faults/cluster.ts does not perform replSetFreeze',
+    ]);
+    expect(() => declaredVariables(page)).toThrow(/asks for SOMEWHERE/);
+  });
+
+  it('stops a page at the first command that fails, and says which', async () => {
+    const page = parsePage(
+      'example.md',
+      [
+        `${fence}sh runnable`,
+        'GREETING=hello',
+        fence,
+        `${fence}sh runnable`,
+        'echo "$GREETING"',
+        'false',
+        'echo never',
+        fence,
+        `${fence}sh runnable`,
+        'echo never either',
+        fence,
+      ].join('\n'),
+    );
+    const scratch = await mkdtemp(join(tmpdir(), 'runbook-'));
+    try {
+      const { runs, failed } = await runPage(page, {}, scratch);
+      expect(runs.map((run) => run.block.line)).toEqual([1, 4]);
+      expect(runs[1]?.output).toContain('hello');
+      expect(runs[1]?.output).not.toContain('never');
+      expect(failed).toMatchObject({ block: { line: 4 }, reason: '`false` exited 1' });
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('the runbooks in docs/operations/', () => {
   it('are there, and the index links every one of them', () => {

@@ -23,9 +23,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { exposedNames } from '../../src/cli/ops-check.ts';
-import { startShop, type Shop } from '../../src/testing/index.ts';
+import { startShop } from '../../src/testing/index.ts';
 import { getPort } from '../helpers/net.ts';
 import { ROOT } from '../helpers/process.ts';
 import { pagesIn, parsePage, readPage, sections, type FencedBlock, type Page } from './markdown.ts';
@@ -317,13 +317,6 @@ describe('the runbooks in docs/operations/', () => {
   });
 
   describe('run as written', () => {
-    const shops: Shop[] = [];
-    const scratches: string[] = [];
-    afterAll(async () => {
-      await Promise.all(shops.map((shop) => shop.stop()));
-      await Promise.all(scratches.map((dir) => rm(dir, { recursive: true, force: true })));
-    });
-
     it.each(RUNBOOKS.filter((page) => runnableBlocks(page).length > 0).map((page) => [page.path, page] as const))(
       '%s',
       { timeout: PAGE_TIMEOUT_MS + 60_000 },
@@ -333,9 +326,7 @@ describe('the runbooks in docs/operations/', () => {
           seed: { products: 20, customers: 5 },
           fixtures: { customers: [{ email: 'ada@example.com', name: 'Ada Lovelace' }] },
         });
-        shops.push(shop);
         const scratch = await mkdtemp(join(tmpdir(), 'runbook-'));
-        scratches.push(scratch);
         const values: Record<Provided, string> = {
           STOREKEEPER_URL: shop.url,
           STOREKEEPER_INSTANCES: shop.url,
@@ -369,11 +360,14 @@ describe('the runbooks in docs/operations/', () => {
           );
           expect([...named].filter((name) => !exposed.has(name))).toEqual([]);
         } finally {
-          // What a page restores or copies next to the shop's database goes with it.
+          // The page's databases go when it ends, not with the file: the test replica set is every
+          // test file's, and each database costs it open files.
           const client = shop.db.client;
           const { databases } = await client.db('admin').admin().listDatabases({ nameOnly: true });
           for (const { name } of databases)
             if (name.startsWith(`${shop.db.databaseName}_`)) await client.db(name).dropDatabase();
+          await shop.stop();
+          await rm(scratch, { recursive: true, force: true });
         }
       },
     );

@@ -96,7 +96,8 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
         const opening = connection.openUri(options.uri, connectOptions(options));
         // openUri has created its client by now, and the client has connected nothing yet.
         const client = connection.getClient() as mongo.MongoClient | undefined;
-        if (client !== undefined) monitor.watch(client, 'main', { commands: options.commandMonitoring, topology: true });
+        if (client !== undefined)
+          monitor.watch(client, 'main', { commands: options.commandMonitoring, topology: true });
         await opening;
         return;
       } catch (error) {

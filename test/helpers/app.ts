@@ -37,8 +37,25 @@ export class LogCapture extends Writable {
 }
 
 /** A fresh database name, unique per call: test files never share data. */
+/** The databases this test file named: dropped once its tests are done (test/setup/drop-databases.ts). */
+const named = new Set<string>();
+
 export function testDatabaseName(label: string): string {
-  return `t_${label.replace(/[^A-Za-z0-9]/g, '_').slice(0, 30)}_${randomBytes(4).toString('hex')}`;
+  const name = `t_${label.replace(/[^A-Za-z0-9]/g, '_').slice(0, 30)}_${randomBytes(4).toString('hex')}`;
+  named.add(name);
+  return name;
+}
+
+/** Drops every database this test file named that is still there. */
+export async function dropNamedDatabases(): Promise<void> {
+  if (named.size === 0) return;
+  const client = await new mongoose.mongo.MongoClient(inject('mongoUri')).connect();
+  try {
+    for (const name of named) await client.db(name).dropDatabase();
+    named.clear();
+  } finally {
+    await client.close();
+  }
 }
 
 export interface TestApp {

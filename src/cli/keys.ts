@@ -145,7 +145,10 @@ export async function runKeysCommand(
         `revoked key ${revoked.id} "${revoked.name}" (prefix ${revoked.prefix}) at ` +
           (revoked.revokedAt?.toISOString() ?? 'an unknown time'),
       );
-      print('Services stop accepting it within AUTH_CACHE_TTL_MS.');
+      print(
+        'Every instance refuses it within about a second (they follow the keys with a change stream); ' +
+          'within AUTH_CACHE_TTL_MS while an instance cannot follow them.',
+      );
     },
     { env },
   );

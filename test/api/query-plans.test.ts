@@ -1,24 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Entity, FilterOp } from '../../src/domain/entity.ts';
-import { schemaAt } from '../../src/domain/entity.ts';
+import type { Entity } from '../../src/domain/entity.ts';
 import { ENTITIES } from '../../src/domain/entities/index.ts';
 import type { FilterClause, ListRequest } from '../../src/data/query.ts';
-import { valueAt } from '../../src/data/query.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
-
-/** A value of the right type for a filter, taken from the entity's examples. */
-function sampleValue(entity: Entity, field: string, op: FilterOp): unknown {
-  if (op === 'exists') return true;
-  const schema = schemaAt(entity, field);
-  let value: unknown = valueAt({ ...entity.example, ...entity.serverExample }, field);
-  if (schema.format === 'date-time') value = '2026-11-25T00:00:00.000Z';
-  if (Array.isArray(value)) value = value[0];
-  if (value === undefined && schema.enum) value = schema.enum[0];
-  if (value === undefined && schema.type === 'string') value = 'sample';
-  if (value === undefined && (schema.type === 'integer' || schema.type === 'number')) value = 1;
-  if (value === undefined && schema.type === 'boolean') value = true;
-  return op === 'in' || op === 'nin' || op === 'all' ? [value] : value;
-}
+import { sampleValue } from '../helpers/filter-values.ts';
 
 /** Every query shape the list API accepts: each filter clause alone, and none, under every sort. */
 function allowedShapes(entity: Entity): { label: string; request: ListRequest }[] {

@@ -14,7 +14,7 @@ import mongoose, { type ClientSession, type Connection, type Model } from 'mongo
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AuditEvent } from '../../src/domain/audit.ts';
-import { documentWrites, schemaAt, type Entity, type FilterOp } from '../../src/domain/entity.ts';
+import { documentWrites, schemaAt, type Entity } from '../../src/domain/entity.ts';
 import { ENTITIES, Order } from '../../src/domain/entities/index.ts';
 import { RESERVE } from '../../src/domain/stock-movements.ts';
 import { DocumentRepository, type StoredDocument } from '../../src/data/documents.ts';
@@ -22,12 +22,12 @@ import type { CursorKeys } from '../../src/data/cursor-keys.ts';
 import * as imports from '../../src/data/imports.ts';
 import { OrderRepository } from '../../src/data/orders.ts';
 import type { FilterClause, ListRequest } from '../../src/data/query.ts';
-import { valueAt } from '../../src/data/query.ts';
 import { StockRepository } from '../../src/data/stock-movements.ts';
 import { UnitOfWork, type Tx, type WriteContext } from '../../src/data/unit-of-work.ts';
 import type { AuditStream } from '../../src/data/audit-stream.ts';
 import { SPECS } from '../../src/import/collections.ts';
 import { StockOperations } from '../../src/shop/stock.ts';
+import { sampleValue } from '../helpers/filter-values.ts';
 
 const { ObjectId } = mongoose.Types;
 
@@ -178,20 +178,6 @@ function repositoryOf(entity: Entity): DocumentRepository {
 
 const repositories = new Map(DECLARED.map((entity) => [entity.collection, repositoryOf(entity)]));
 const repository = (collection: string) => repositories.get(collection)!;
-
-/** A value of the right type for a filter, from the entity's examples (as test/api/query-plans.test.ts picks them). */
-function sampleValue(entity: Entity, field: string, op: FilterOp): unknown {
-  if (op === 'exists') return true;
-  const schema = schemaAt(entity, field);
-  let value: unknown = valueAt({ ...entity.example, ...entity.serverExample }, field);
-  if (schema.format === 'date-time') value = '2026-11-25T00:00:00.000Z';
-  if (Array.isArray(value)) value = value[0];
-  if (value === undefined && schema.enum) value = schema.enum[0];
-  if (value === undefined && schema.type === 'string') value = 'sample';
-  if (value === undefined && (schema.type === 'integer' || schema.type === 'number')) value = 1;
-  if (value === undefined && schema.type === 'boolean') value = true;
-  return op === 'in' || op === 'nin' || op === 'all' ? [value] : value;
-}
 
 /** Every list request the API accepts, one filter clause at a time, then unfiltered under each sort, then q. */
 function listRequests(entity: Entity): { label: string; request: ListRequest }[] {

@@ -135,7 +135,7 @@ export interface StorekeeperClient extends Pick<Client<paths>, 'GET' | 'POST' | 
     patch: PatchOf<C>,
     options?: WriteOptions,
   ): Promise<DocumentOf<C>>;
-  /** DELETE: undefined when deleted, the document when the service archived it instead (a product orders refer to). */
+  /** DELETE: undefined when deleted, the document when the service archived it instead (a product orders or stock items refer to). */
   deleteDocument<C extends DocumentCollection>(
     collection: C,
     id: string,

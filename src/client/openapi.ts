@@ -111,7 +111,7 @@ export interface paths {
     post?: never;
     /**
      * Delete a product
-     * @description Rule: a product that orders refer to is archived (status archived) instead of deleted.
+     * @description Rule: a product that orders or stock items refer to is archived (status archived) instead of deleted.
      *
      *     Needs the scope `products:write`.
      */
@@ -2229,7 +2229,7 @@ export interface components {
           /** @description replace, patch, delete: as the If-Match header, an ETag such as "3" (else 412). */
           ifMatch?: string;
         };
-    /** @description Deletes the document as DELETE would, following the rules of its collection (a product that orders refer to is archived). */
+    /** @description Deletes the document as DELETE would, following the rules of its collection (a product that orders or stock items refer to is archived). */
     BatchDelete: {
       /** @enum {string} */
       op: 'delete';

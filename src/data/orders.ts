@@ -29,6 +29,7 @@ export class OrderRepository {
     readonly orders: DocumentRepository,
     private readonly customers: DocumentRepository,
     private readonly products: DocumentRepository,
+    private readonly stock: DocumentRepository,
   ) {}
 
   /** An order as its status actions read it, in a transaction's session or outside one. */
@@ -103,6 +104,7 @@ export class OrderRepository {
   referencesIn(session: ClientSession): References {
     return {
       ordersWithSku: (sku) => this.orders.exists({ 'lines.sku': sku }, { session }),
+      stockWithSku: (sku) => this.stock.exists({ sku }, { session }),
       ordersOfCustomer: (customerId) => this.orders.exists({ customerId }, { session }),
     };
   }

@@ -103,6 +103,7 @@ export function createStores(
       repositoryOf(Order.collection),
       repositoryOf(Customer.collection),
       repositoryOf(Product.collection),
+      repositoryOf(Stock.collection),
     ),
     audit,
     work,

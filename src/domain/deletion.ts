@@ -1,6 +1,6 @@
 // What a deletion rule is: from the document and what refers to it, delete, archive or refuse.
-// Each deletable entity declares its own rule (src/domain/entities/*: a product that orders refer
-// to is archived, a customer with orders and stock with reservations are refused); the refusals
+// Each deletable entity declares its own rule (src/domain/entities/*: a product that orders or
+// stock items refer to is archived, a customer with orders and stock with reservations are refused); the refusals
 // they share with the API description are built here.
 
 import { AppError } from '../errors.ts';
@@ -8,6 +8,7 @@ import { AppError } from '../errors.ts';
 /** What the rules need to know beyond the document itself. */
 export interface References {
   ordersWithSku(sku: string): Promise<boolean>;
+  stockWithSku(sku: string): Promise<boolean>;
   ordersOfCustomer(customerId: unknown): Promise<boolean>;
 }
 

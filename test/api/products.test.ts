@@ -248,5 +248,19 @@ describe('/v1/products', () => {
       expect(res.json()).toMatchObject({ status: 'archived', version: 2 });
       expect((await stored(created.id))!.status).toBe('archived');
     });
+
+    it('archives a product that a stock item names, which would otherwise name no product', async () => {
+      const created = (await create()).json();
+      const stocked = await t.app.inject({
+        method: 'POST',
+        url: '/v1/stock',
+        payload: { sku: created.sku, warehouse: 'AMS-1', available: 3 },
+      });
+      expect(stocked.statusCode, stocked.body).toBe(201);
+      const res = await t.app.inject({ method: 'DELETE', url: `/v1/products/${created.id}` });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ status: 'archived', version: 2 });
+      expect((await stored(created.id))!.status).toBe('archived');
+    });
   });
 });

@@ -212,7 +212,12 @@ const stored = (entity: Entity, _id: InstanceType<typeof ObjectId>): StoredDocum
   createdAt: now,
 });
 
-const orders = new OrderRepository(repository('orders'), repository('customers'), repository('products'));
+const orders = new OrderRepository(
+  repository('orders'),
+  repository('customers'),
+  repository('products'),
+  repository('stock'),
+);
 const stock = new StockRepository(repository('stock'));
 const log = pino({ level: 'silent' });
 const context: WriteContext = { actor: { keyId: ids.customer.toHexString(), keyName: 'k', requestId: 'r' }, log };
@@ -260,6 +265,7 @@ const RUNS: Record<string, () => Promise<unknown>> = {
   'OrderRepository.referencesIn': async () => {
     const references = orders.referencesIn({} as ClientSession);
     await references.ordersWithSku('TSHIRT-RED-M');
+    await references.stockWithSku('TSHIRT-RED-M');
     await references.ordersOfCustomer(ids.customer);
   },
   'StockRepository.apply': () =>

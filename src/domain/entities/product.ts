@@ -173,9 +173,10 @@ export const Product = defineEntity({
     replace: true,
     patch: true,
     delete: {
-      rule: 'a product that orders refer to is archived (status archived) instead of deleted',
+      // A stock item names its product by SKU: deleting the product would leave it naming none.
+      rule: 'a product that orders or stock items refer to is archived (status archived) instead of deleted',
       decide: async (product, references): Promise<Deletion> =>
-        (await references.ordersWithSku(product.sku))
+        (await references.ordersWithSku(product.sku)) || (await references.stockWithSku(product.sku))
           ? { action: 'archive', changes: { status: 'archived' } }
           : { action: 'delete' },
     },

@@ -111,7 +111,7 @@ const OP_SUMMARY: Record<BatchOperation['op'], string> = {
   replace: 'Replaces the document, as PUT would (ifMatch as its If-Match).',
   patch: 'Merge-patches the document, as PATCH would (ifMatch as its If-Match).',
   delete:
-    'Deletes the document as DELETE would, following the rules of its collection (a product that orders refer to ' +
+    'Deletes the document as DELETE would, following the rules of its collection (a product that orders or stock items refer to ' +
     'is archived).',
 };
 

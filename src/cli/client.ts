@@ -4,11 +4,11 @@
 // `npm run openapi` whenever the contract changes; CI runs the check.
 
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString, type OpenAPI3 } from 'openapi-typescript';
 import { format, resolveConfig } from 'prettier';
 import { OPENAPI_FILE } from './openapi.ts';
-import { writeOrCheck } from './generated-file.ts';
+import { generateWhenRun } from './generated-file.ts';
 
 export const CLIENT_TYPES_FILE = fileURLToPath(new URL('../client/openapi.ts', import.meta.url));
 
@@ -41,16 +41,8 @@ export type ProblemCode = ${codes.map((code) => `'${code}'`).join(' | ')};
 `;
 }
 
-async function main(): Promise<void> {
-  await writeOrCheck(
-    { path: CLIENT_TYPES_FILE, name: 'src/client/openapi.ts', command: 'client' },
-    await renderClientTypes(),
-  );
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((error: unknown) => {
-    process.stderr.write(`client: ${error instanceof Error ? error.stack : String(error)}\n`);
-    process.exit(1);
-  });
-}
+generateWhenRun(
+  import.meta.url,
+  { path: CLIENT_TYPES_FILE, name: 'src/client/openapi.ts', command: 'client' },
+  renderClientTypes,
+);

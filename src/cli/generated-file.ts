@@ -3,6 +3,7 @@
 // what the code generates now, so neither can drift from the code.
 
 import { readFile, writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 
 export interface GeneratedFile {
   /** Absolute path. */
@@ -25,4 +26,18 @@ export async function writeOrCheck({ path, name, command }: GeneratedFile, rende
   }
   await writeFile(path, rendered);
   process.stdout.write(`wrote ${path}${committed === rendered ? ' (unchanged)' : ''}\n`);
+}
+
+/**
+ * The generator's command, when `moduleUrl` (its import.meta.url) is the program node runs rather
+ * than a module another imports: renders the file, then writes or checks it; a failure exits 1.
+ */
+export function generateWhenRun(moduleUrl: string, file: GeneratedFile, render: () => Promise<string>): void {
+  if (moduleUrl !== pathToFileURL(process.argv[1] ?? '').href) return;
+  render()
+    .then((rendered) => writeOrCheck(file, rendered))
+    .catch((error: unknown) => {
+      process.stderr.write(`${file.command}: ${error instanceof Error ? error.stack : String(error)}\n`);
+      process.exit(1);
+    });
 }

@@ -2,11 +2,11 @@
 // (`-- --check` only compares, exiting 1 when the committed file is stale). The document
 // depends on the code alone: built from default configuration, with no MongoDB connection.
 
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { buildApp } from '../app.ts';
 import { loadConfig } from '../config.ts';
-import { writeOrCheck } from './generated-file.ts';
+import { generateWhenRun } from './generated-file.ts';
 
 export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi/openapi.json', import.meta.url));
 
@@ -25,13 +25,8 @@ export async function renderOpenApi(): Promise<string> {
   }
 }
 
-async function main(): Promise<void> {
-  await writeOrCheck({ path: OPENAPI_FILE, name: 'openapi/openapi.json', command: 'openapi' }, await renderOpenApi());
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((error: unknown) => {
-    process.stderr.write(`openapi: ${error instanceof Error ? error.stack : String(error)}\n`);
-    process.exit(1);
-  });
-}
+generateWhenRun(
+  import.meta.url,
+  { path: OPENAPI_FILE, name: 'openapi/openapi.json', command: 'openapi' },
+  renderOpenApi,
+);

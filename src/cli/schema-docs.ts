@@ -7,7 +7,7 @@
 
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { AUDIT_EXPIRY_INDEX, AuditEvent } from '../domain/audit.ts';
 import { ENTITIES } from '../domain/entities/index.ts';
 import { documentWrites, type Entity, type JsonSchema } from '../domain/entity.ts';
@@ -17,7 +17,7 @@ import { SECRETS_COLLECTION } from '../data/cursor-keys.ts';
 import { IDEMPOTENCY_COLLECTION } from '../data/idempotency.ts';
 import { LOCK_TTL_SECONDS, MIGRATION_SETTINGS, MIGRATIONS_DIR } from '../data/migrations.ts';
 import { RATE_USAGE_COLLECTION } from '../data/rate-usage.ts';
-import { writeOrCheck } from './generated-file.ts';
+import { generateWhenRun } from './generated-file.ts';
 import { collectionSpec, toLiteral } from './print-schema.ts';
 
 export const SCHEMA_DOC_FILE = fileURLToPath(new URL('../../docs/schema.md', import.meta.url));
@@ -414,16 +414,8 @@ export async function renderSchemaDoc(): Promise<string> {
   return lines.join('\n');
 }
 
-async function main(): Promise<void> {
-  await writeOrCheck(
-    { path: SCHEMA_DOC_FILE, name: 'docs/schema.md', command: 'schema:docs' },
-    await renderSchemaDoc(),
-  );
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((error: unknown) => {
-    process.stderr.write(`schema:docs: ${error instanceof Error ? error.stack : String(error)}\n`);
-    process.exit(1);
-  });
-}
+generateWhenRun(
+  import.meta.url,
+  { path: SCHEMA_DOC_FILE, name: 'docs/schema.md', command: 'schema:docs' },
+  renderSchemaDoc,
+);

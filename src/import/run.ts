@@ -433,7 +433,7 @@ class Importer {
       };
       checkpoint.pending = checkpoint.pending.filter((pending) => pending.batch !== writing.batch);
       await saves.save();
-      this.report('import-progress', this.options.dryRun ? 'checked' : 'imported', counts, reading.bytesRead());
+      this.report('import-progress', 'imported', counts, reading.bytesRead());
     };
     let upcoming = prepare();
     let records = checkpoint.done.records;

@@ -215,7 +215,7 @@ export class FaultCluster {
   }
 
   private async stopAll(): Promise<void> {
-    // A frozen mongod would ignore its shutdown until the kill timeout.
+    // Frozen members are woken and their thaw watchdogs ended before the kill.
     for (const index of [...this.frozen.keys()]) {
       try {
         this.thaw(this.members[index]!);
@@ -226,15 +226,23 @@ export class FaultCluster {
     await Promise.all([...this.probes.values()].map((client) => client.close(true).catch(() => undefined)));
     this.probes.clear();
     try {
-      await this.replSet.stop({ doCleanup: false });
+      // The data directories are removed next, so nothing is owed a clean shutdown. The graceful
+      // path (a shutdown command, then SIGINT, each with its own wait) once outlasted the suite's
+      // two-minute hook under Wine after a killed-and-restarted member; SIGKILL ends in a second.
+      await Promise.all(this.members.map((member) => this.killIfRunning(member)));
+      // Only forgets the dead processes and ends mongodb-memory-server's watchdogs.
+      await withTimeout(this.replSet.stop({ doCleanup: false }), 30_000, 'the replica set to stop').catch(
+        () => undefined,
+      );
     } finally {
-      // Whatever survived a failed stop must not outlive the run.
-      for (const member of this.members) {
-        const child = member.server.instanceInfo?.instance.mongodProcess;
-        if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      }
       await Promise.all(this.dirs.map((dir) => rm(dir, { recursive: true, force: true })));
     }
+  }
+
+  private async killIfRunning(member: Member): Promise<void> {
+    const child = member.server.instanceInfo?.instance.mongodProcess;
+    if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    await this.kill(member).catch(() => undefined);
   }
 
   private probe(member: Member): MongoClient {

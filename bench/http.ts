@@ -22,6 +22,7 @@ import { cacheCounters, cacheRound, describeCache, summarizeCache, type CacheRou
 import { OPEN_BATCH, OPEN_EVERY_MS, feedServiceEnv, runFeedRound, type FeedSettings } from './http/feed.ts';
 import { checkLedger, prepareDatabase, setAvailable, stockOf, waitUntilSettled, type Fixture } from './http/data.ts';
 import { drive, measure, type Measurement } from './http/load.ts';
+import { commandsSent, measureMonitoringCost } from './http/monitoring-cost.ts';
 import { SERVERS, parseOptions, type BenchOptions } from './http/options.ts';
 import { CLOCK_TICKS, peakRssMb, rssMb } from './http/proc-stats.ts';
 import {
@@ -228,6 +229,69 @@ async function fill(scenario: Scenario, context: ScenarioContext, servers: reado
   }
 }
 
+/** Alternating batches of the in-process measurement, and finds in each. */
+const MONITORING_COST_BATCHES = 20;
+const MONITORING_COST_FINDS = 200;
+
+/** List requests sent to count the MongoDB commands of one. */
+const COUNTED_REQUESTS = 200;
+
+/**
+ * What command monitoring costs a list request: the cost per find measured in this process (two
+ * clients, on and off: monitoring-cost.ts), and the commands the service sends per list request.
+ */
+async function monitoringNotes(
+  context: ScenarioContext,
+  servers: readonly RunningServer[],
+  uri: string,
+): Promise<Record<string, unknown>> {
+  const service = servers.find((server) => server.name === 'service');
+  let commandsPerRequest: number | undefined;
+  if (service !== undefined) {
+    const before = await commandsSent(service, context.apiKey);
+    const load = scenarioNamed('monitoring').load(service.name, context, 'C');
+    const { requests } = await measure(service, { ...load, amount: COUNTED_REQUESTS });
+    const after = await commandsSent(service, context.apiKey);
+    if (before !== undefined && after !== undefined) commandsPerRequest = (after - before) / requests;
+  }
+  const cost = await measureMonitoringCost({
+    uri,
+    database: DB_NAME,
+    categories: context.fixture.categories,
+    batches: MONITORING_COST_BATCHES,
+    findsPerBatch: MONITORING_COST_FINDS,
+  });
+  log(
+    `monitoring: CPU per find in one process, ${cost.finds} finds each: ${cost.onUs.toFixed(0)} µs on, ${cost.offUs.toFixed(0)} µs off, ` +
+      `${cost.extraUs.toFixed(0)} µs for monitoring; ${commandsPerRequest?.toFixed(2) ?? 'unknown'} commands per list request`,
+  );
+  return {
+    monitoringCost: cost,
+    ...(commandsPerRequest !== undefined && { commandsPerListRequest: commandsPerRequest }),
+  };
+}
+
+/** The share of the slowest server's side-by-side throughput that every server gets in the rounds. */
+const SIDE_BY_SIDE_SHARE = 0.7;
+
+/**
+ * The fixed rate of a side-by-side scenario's rounds: every server under load at once, as fast as
+ * each goes, for the warm-up's length; then a share of the slowest one's requests per second, so
+ * that no server falls behind the rate in the rounds.
+ */
+async function sideBySideRate(scenario: Scenario, context: ScenarioContext, servers: RunningServer[]): Promise<number> {
+  const seconds = Math.max(context.options.warmup, 2);
+  const calibration = await Promise.all(
+    servers.map((server) => measure(server, { ...scenario.load(server.name, context, 'R'), duration: seconds })),
+  );
+  const slowest = Math.min(...calibration.map((m) => m.requestsPerSecond));
+  const rate = Math.max(1, Math.floor(slowest * SIDE_BY_SIDE_SHARE));
+  log(
+    `${scenario.name}: side by side as fast as each goes, ${calibration.map((m, i) => `${servers[i]!.name} ${Math.round(m.requestsPerSecond)}`).join(', ')} req/s; the rounds send ${rate} req/s to each`,
+  );
+  return rate;
+}
+
 /**
  * Warm-up, then rounds interleaved across the servers. `settle` runs after each load (the order
  * scenario waits there for what the load left in flight, so the next server starts clean).
@@ -251,7 +315,25 @@ async function runScenario(
   }
   const measured = new Map<ServerName, Measurement[]>(servers.map((server) => [server.name, []]));
   const cacheRounds: CacheRound[] = [];
+  let rate: number | undefined;
   for (let round = 0; round < rounds; round++) {
+    if (scenario.sideBySide === true) {
+      // Every server under its load at once, at one fixed rate: whatever else the machine does in
+      // that round falls on all of them alike, and each serves as many requests, so that the CPU
+      // a process spends whatever it serves (timers, heartbeats) weighs on each request alike.
+      rate ??= await sideBySideRate(scenario, context, servers);
+      const loads = servers.map((server) => scenario.load(server.name, context, String(round + 1)));
+      const measurements = await Promise.all(
+        servers.map((server, i) => measure(server, { ...loads[i]!, duration: options.duration, rate })),
+      );
+      servers.forEach((server, i) => {
+        measured.get(server.name)!.push(measurements[i]!);
+        log(
+          `${scenario.name} round ${round + 1}/${rounds} ${server.name} (side by side): ${describe(measurements[i]!)}`,
+        );
+      });
+      continue;
+    }
     for (const server of rotate(servers, round)) {
       const load = scenario.load(server.name, context, String(round + 1));
       // Read outside the measured load, so that the scrape costs the round nothing.
@@ -492,6 +574,7 @@ async function main(): Promise<void> {
         orderChecks = checks;
       } else {
         const result = await runScenario(scenario, context, running);
+        if (scenario.name === 'monitoring') result.notes = await monitoringNotes(context, running, mongo.uri);
         if (scenario.name === 'ingest') {
           const rates: number[] = [];
           for (let round = 0; round < options.ingestRounds; round++)

@@ -32,7 +32,7 @@ export interface CacheSummary extends CacheRound {
 }
 
 /** The sum of a metric's samples, or undefined when the text has none. */
-function sampled(text: string, name: string, labels?: string): number | undefined {
+export function sampled(text: string, name: string, labels?: string): number | undefined {
   let total: number | undefined;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;

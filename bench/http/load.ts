@@ -14,6 +14,8 @@ export interface Load {
   headers: Record<string, string>;
   /** Ceiling of one request's wait, in seconds. */
   timeout?: number;
+  /** Requests per second across all connections; as fast as the server answers when unset. */
+  rate?: number;
 }
 
 export interface Measurement {
@@ -45,6 +47,7 @@ export async function drive(
     headers: load.headers,
     requests: load.requests,
     timeout: load.timeout ?? 30,
+    ...(load.rate !== undefined && { overallRate: load.rate }),
   }) as unknown as autocannon.Instance & Promise<autocannon.Result>;
   const events: autocannon.Instance = instance;
   events.on('response', () => {

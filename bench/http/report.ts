@@ -6,6 +6,7 @@
 // to the floor, and what the cache did (hits, misses) is said under the table.
 
 import { describeCache, type CacheSummary } from './cache-stats.ts';
+import type { MonitoringCost } from './monitoring-cost.ts';
 import type { FeedRound } from './feed.ts';
 import type { Measurement } from './load.ts';
 import type { ScenarioName } from './options.ts';
@@ -46,7 +47,8 @@ export interface FeedResult {
 export interface Goal {
   goal: string;
   value: string;
-  met: boolean;
+  /** Absent for a figure shown beside the goals, not judged. */
+  met?: boolean;
 }
 
 const median = (values: number[]): number => {
@@ -243,18 +245,34 @@ export function judge(
     );
   }
   // Command monitoring (the driver's command events, the command metrics, the slow-operation log):
-  // under 5 % of the CPU of a request, on the list, whose find reply the driver reads twice for it.
+  // under 5 % of the CPU of a list request. What it adds to a find is measured in one process
+  // (monitoring-cost.ts); the two server processes side by side are shown, not judged: two
+  // processes of one build differ by more than 5 % between themselves.
   const monitoring = byName.get('monitoring');
-  const monitored = monitoring?.servers.service?.median;
-  const unmonitored = monitoring?.servers['service-unmonitored']?.median;
-  if (monitored && unmonitored) {
-    const cpu = monitored.cpuMsPerRequest / unmonitored.cpuMsPerRequest;
+  const cost = monitoring?.notes?.monitoringCost as MonitoringCost | undefined;
+  const perRequest = monitoring?.notes?.commandsPerListRequest as number | undefined;
+  const listCpu = [
+    byName.get('list')?.servers.service?.median.cpuMsPerRequest,
+    monitoring?.servers.service?.median.cpuMsPerRequest,
+    monitoring?.servers['service-unmonitored']?.median.cpuMsPerRequest,
+  ].filter((value): value is number => value !== undefined);
+  if (cost !== undefined && perRequest !== undefined && listCpu.length > 0) {
+    // The smallest CPU per list request the run saw: the largest share.
+    const cpu = Math.min(...listCpu);
+    const share = (Math.max(cost.extraUs, 0) * perRequest) / 1000 / cpu;
     goals.push({
-      goal: 'command monitoring: CPU per list request < 1.05 × the service with it off',
-      value: `${fixed(cpu, 3)} (${fixed(monitored.cpuMsPerRequest, 3)} vs ${fixed(unmonitored.cpuMsPerRequest, 3)} ms; throughput ${fixed(throughputOf(monitored) / throughputOf(unmonitored), 2)} ×)`,
-      met: cpu < 1.05,
+      goal: 'command monitoring: < 5 % of the CPU of a list request',
+      value: `${fixed(share * 100, 1)} % (${fixed(cost.extraUs, 0)} µs per find × ${fixed(perRequest, 2)} commands per request, of ${fixed(cpu, 3)} ms)`,
+      met: share < 0.05,
     });
   }
+  const monitored = monitoring?.servers.service?.median;
+  const unmonitored = monitoring?.servers['service-unmonitored']?.median;
+  if (monitored && unmonitored)
+    goals.push({
+      goal: 'two server processes side by side: CPU per list request with command monitoring on / off',
+      value: `${fixed(monitored.cpuMsPerRequest / unmonitored.cpuMsPerRequest, 3)} (${fixed(monitored.cpuMsPerRequest, 3)} vs ${fixed(unmonitored.cpuMsPerRequest, 3)} ms)`,
+    });
   const first = byName.get('page-1')?.servers.service?.median;
   const last = byName.get('page-1000')?.servers.service?.median;
   if (first && last) {
@@ -369,7 +387,10 @@ export function markdown(result: {
     );
   }
   lines.push('', '| Goal | This run | Met |', '| --- | --- | --- |');
-  for (const goal of result.goals) lines.push(`| ${goal.goal} | ${goal.value} | ${goal.met ? 'yes' : 'no'} |`);
+  for (const goal of result.goals)
+    lines.push(
+      `| ${goal.goal} | ${goal.value} | ${goal.met === undefined ? '(not judged)' : goal.met ? 'yes' : 'no'} |`,
+    );
   return `${lines.join('\n')}\n`;
 }
 

@@ -14,6 +14,7 @@ import { AppError } from '../errors.ts';
 import { compileCaster, type Caster } from './casting.ts';
 import { DeadlineExceeded, bounded, type Deadline } from './deadline.ts';
 import { commentOf } from './served-requests.ts';
+import { RAW, decode, decodeAll } from './raw-reads.ts';
 import type { Tx, WriteTx } from './unit-of-work.ts';
 import { CursorKeys } from './cursor-keys.ts';
 import {
@@ -174,18 +175,22 @@ export class DocumentRepository {
   }
 
   async findOne(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument | null> {
-    const found = this.collection().findOne(filter, {
-      ...(projection && { projection }),
-      ...(session && { session }),
-      ...commentOf(deadline),
-    });
+    const found = this.collection()
+      .findOne(filter, {
+        ...(projection && { projection }),
+        ...(session && { session }),
+        ...commentOf(deadline),
+        ...RAW,
+      })
+      .then((bytes) => (bytes === null ? null : (decode(bytes) as StoredDocument)));
     return bounded(found, deadline);
   }
 
   async find(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument[]> {
     const found = this.collection()
-      .find(filter, { ...(projection && { projection }), ...(session && { session }), ...commentOf(deadline) })
-      .toArray();
+      .find(filter, { ...(projection && { projection }), ...(session && { session }), ...commentOf(deadline), ...RAW })
+      .toArray()
+      .then((batch) => decodeAll(batch) as StoredDocument[]);
     return bounded(found, deadline);
   }
 
@@ -320,7 +325,9 @@ export class DocumentRepository {
       const after = decodeCursor(request.cursor, fingerprint, await this.cursors().key(deadline));
       pageFilter = { $and: [filter, afterCursor(field, direction, after.value, after.id)] };
     }
-    const found = this.pageQuery(request, pageFilter, deadline).toArray();
+    const found = this.pageQuery(request, pageFilter, { ...commentOf(deadline), ...RAW })
+      .toArray()
+      .then((batch) => decodeAll(batch) as StoredDocument[]);
     const items = await bounded(found, deadline);
 
     const page: ListPage = { items };
@@ -355,7 +362,7 @@ export class DocumentRepository {
     return this.options.cursors;
   }
 
-  private pageQuery(request: ListRequest, filter: MongoFilter, deadline?: Deadline) {
+  private pageQuery(request: ListRequest, filter: MongoFilter, options: { comment?: string; raw?: true } = {}) {
     const { field, direction } = request.sort;
     const projection = this.projection(request);
     return this.collection().find(filter, {
@@ -363,7 +370,7 @@ export class DocumentRepository {
       sort: { [field]: direction, _id: direction },
       limit: request.limit + 1,
       maxTimeMS: this.options.queryTimeoutMs,
-      ...commentOf(deadline),
+      ...options,
     });
   }
 

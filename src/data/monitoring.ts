@@ -8,10 +8,10 @@
 // Every command passes through here, and the benchmarks compare the service's CPU per request with
 // the raw driver's: the handlers allocate nothing per command once each (command, collection) pair
 // has been seen (a preallocated ring pairs a command's start with its end; label values are the
-// interned strings of fixed lists, anything else "other"; a histogram is an array of counts). What
-// does cost is the driver's: with monitorCommands it builds an event object per command start and
-// end, and for the end of a cursor command (find, aggregate, getMore) it deserializes the reply
-// once more into a plain object for the event.
+// interned strings of fixed lists, anything else "other"; a histogram is an array of counts). The
+// rest is the driver's: with monitorCommands it builds an event object per command start and end,
+// and for a cursor command (find, aggregate, getMore) it would decode the whole reply once more for
+// the event, which is why the hot reads ask for raw documents (raw-reads.ts).
 //
 // The replies give documents returned (a cursor's batch, a write's n); documents examined are the
 // server's to know (its profiler, or its own slow-query log, which names the client by appName).

@@ -65,6 +65,8 @@ export interface ReadOptions {
   session?: ClientSession;
   /** A request's read: the answer comes by it, or the read is abandoned (DeadlineExceeded). */
   deadline?: Deadline;
+  /** Without a deadline, the request the read is for (its id in the command's comment). */
+  requestId?: string;
 }
 
 /** An update of the fields a caller changes; the repository adds the version and updatedAt. */
@@ -174,11 +176,15 @@ export class DocumentRepository {
     return this.findOne({ _id: new ObjectId(id) }, options);
   }
 
-  async findOne(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument | null> {
+  async findOne(
+    filter: Filter,
+    { projection, session, deadline, requestId }: ReadOptions = {},
+  ): Promise<StoredDocument | null> {
     const found = this.collection()
       .findOne(filter, {
         ...(projection && { projection }),
         ...(session && { session }),
+        ...(requestId !== undefined && { comment: requestId }),
         ...commentOf(deadline),
         ...RAW,
       })

@@ -67,6 +67,25 @@ describe('slow-operation log', () => {
     expect(metrics).toMatch(/^storekeeper_mongodb_slow_operations_total\{command="find"\} [1-9]/m);
   });
 
+  it('names the request that started a read by id the document cache missed, a query its readers share', async () => {
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/v1/customers',
+      payload: { email: `missed-${process.pid}@example.com`, name: 'Cache Miss' },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const { id } = created.json<{ id: string }>();
+    await hold('find', `${t.dbName}.customers`);
+    // no-cache: the read goes to MongoDB through the shared load, whatever the cache holds.
+    const res = await t.app.inject({ url: `/v1/customers/${id}`, headers: { 'cache-control': 'no-cache' } });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(slowLine('find')).toMatchObject({
+      collection: 'customers',
+      documentsReturned: 1,
+      requestId: res.headers['x-request-id'],
+    });
+  });
+
   it("names the request of a single write, which carries the request's id as its comment", async () => {
     await hold('insert', `${t.dbName}.customers`);
     const res = await t.app.inject({

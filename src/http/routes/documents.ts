@@ -205,7 +205,8 @@ function readRoute(app: App, documents: Documents) {
         answer = answerOf(await repository().findById(id, { deadline: request.deadline }));
       } else {
         // The query is shared by concurrent reads of the document: none of their deadlines cuts it.
-        const load = async () => answerOf(await repository().findById(id));
+        // It carries the id of the request that started it.
+        const load = async () => answerOf(await repository().findById(id, { requestId: request.id }));
         answer = await cache.read(entity.collection, id, load, {
           refresh: NO_CACHE.test(request.headers['cache-control'] ?? ''),
           deadline: request.deadline,

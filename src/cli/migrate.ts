@@ -82,9 +82,8 @@ async function lockMessage(command: string, error: string): Promise<string> {
       `${database}), so this run changed nothing.`,
     `  Try again when that run has finished. If a run crashed, MongoDB removes its lock ${lockTtl} s (lockTtl) ` +
       `after it was taken`,
-    `  (its TTL monitor runs once a minute); to retry sooner, make sure no run is going on and delete the lock, in ` +
-      `mongosh:`,
-    `  db.${lockCollectionName}.deleteMany({})`,
+    `  (its TTL monitor runs once a minute). To retry sooner, make sure no run is going on anywhere, then remove it:`,
+    `  npm run migrate:unlock -- --force`,
     `  (migrate-mongo: ${reason})`,
   ].join('\n');
 }

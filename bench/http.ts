@@ -3,10 +3,11 @@
 // bench/servers/express-mongoose.ts), all as processes of their own on one throwaway replica set
 // and one seeded database. The document cache's scenarios (hot and cold reads by id) run on the
 // service as configured, on a second process of it with CACHE_MAX_MB=0, and on the floor, with the
-// cache's hits and misses read from the service's /metrics around each round; what command
-// monitoring costs, on the list, by a third process of the service with it off. autocannon drives
-// every scenario from this process: a warm-up, then rounds interleaved across the servers; medians
-// are reported. The change feed, which only the service has, is measured last by clients of this
+// cache's hits and misses read from the service's /metrics around each round. What command
+// monitoring costs a list request is measured in this process (bench/http/monitoring-cost.ts), and
+// shown beside a third process of the service with it off, loaded side by side with the others at
+// one rate. autocannon drives every scenario from this process: a warm-up, then rounds interleaved
+// across the servers (side by side where a scenario says so); medians are reported. The change feed, which only the service has, is measured last by clients of this
 // process (bench/http/feed.ts). Writes bench/results/http.json, http.md and http.svg (the chart in
 // the README).
 

@@ -69,6 +69,14 @@ export interface ReadOptions {
   requestId?: string;
 }
 
+/** The driver's options of a read: raw documents (decoded by the caller), named by their request. */
+const readOptions = ({ projection, session, deadline, requestId }: ReadOptions) => ({
+  ...(projection && { projection }),
+  ...(session && { session }),
+  ...commentOf(deadline, requestId),
+  ...RAW,
+});
+
 /** An update of the fields a caller changes; the repository adds the version and updatedAt. */
 export interface FieldUpdate {
   $set?: Record<string, unknown>;
@@ -176,28 +184,19 @@ export class DocumentRepository {
     return this.findOne({ _id: new ObjectId(id) }, options);
   }
 
-  async findOne(
-    filter: Filter,
-    { projection, session, deadline, requestId }: ReadOptions = {},
-  ): Promise<StoredDocument | null> {
+  async findOne(filter: Filter, options: ReadOptions = {}): Promise<StoredDocument | null> {
     const found = this.collection()
-      .findOne(filter, {
-        ...(projection && { projection }),
-        ...(session && { session }),
-        ...(requestId !== undefined && { comment: requestId }),
-        ...commentOf(deadline),
-        ...RAW,
-      })
+      .findOne(filter, readOptions(options))
       .then((bytes) => (bytes === null ? null : (decode(bytes) as StoredDocument)));
-    return bounded(found, deadline);
+    return bounded(found, options.deadline);
   }
 
-  async find(filter: Filter, { projection, session, deadline }: ReadOptions = {}): Promise<StoredDocument[]> {
+  async find(filter: Filter, options: ReadOptions = {}): Promise<StoredDocument[]> {
     const found = this.collection()
-      .find(filter, { ...(projection && { projection }), ...(session && { session }), ...commentOf(deadline), ...RAW })
+      .find(filter, readOptions(options))
       .toArray()
       .then((batch) => decodeAll(batch) as StoredDocument[]);
-    return bounded(found, deadline);
+    return bounded(found, options.deadline);
   }
 
   async exists(filter: Filter, options: Omit<ReadOptions, 'projection'> = {}): Promise<boolean> {

@@ -11,9 +11,10 @@
 import mongoose, { type ClientSession, type mongo } from 'mongoose';
 import type { Deadline } from './deadline.ts';
 
-/** The `comment` option of a command run for `deadline`'s request: spread into the command's options. */
-export function commentOf(deadline: Deadline | undefined): { comment?: string } {
-  return deadline?.requestId === undefined ? {} : { comment: deadline.requestId };
+/** The `comment` option of a command run for `deadline`'s request (or, without a deadline, `requestId`'s): spread into the command's options. */
+export function commentOf(deadline: Deadline | undefined, requestId?: string): { comment?: string } {
+  const id = deadline?.requestId ?? requestId;
+  return id === undefined ? {} : { comment: id };
 }
 
 /** Sessions (their lsid, in hex) serving a request, by the request's id. */

@@ -8,6 +8,13 @@ import { fileURLToPath } from 'node:url';
 /** Seconds (or any figure) to two decimals, as the results report them. */
 export const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
 /** The machine and mongod a result was measured on. */
 export function environmentOf<M extends { version: string; source: string }>(mongod: M) {
   return { node: process.version, platform: process.platform, cpus: availableParallelism(), mongod };

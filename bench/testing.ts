@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { resolveMongodBinary, MONGOD_VERSION } from '../src/mongod/binary.ts';
 import { startShop, type Fixtures, type Shop, type StartShopOptions } from '../src/testing/index.ts';
-import { environmentOf, round, writeResult } from './common.ts';
+import { environmentOf, median, round, writeResult } from './common.ts';
 
 const RESULT = new URL('./results/testing.json', import.meta.url);
 
@@ -60,12 +60,6 @@ function cpuTimes(): { busy: number; total: number } | undefined {
     return undefined;
   }
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 
 /** startShop, then the first answer of its typed client: the cost a test file pays before its first test. */
 async function startTimed(options: StartShopOptions): Promise<{ shop: Shop; startMs: number; firstAnswerMs: number }> {

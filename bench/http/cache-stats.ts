@@ -44,11 +44,17 @@ export function sampled(text: string, name: string, labels?: string): number | u
   return total;
 }
 
-/** The cache's counters from GET /metrics; undefined when the server has no document cache. */
-export async function cacheCounters(server: RunningServer, apiKey: string): Promise<CacheCounters | undefined> {
+/** The server's GET /metrics text, read with the run's key. */
+export async function scrapeMetrics(server: RunningServer, apiKey: string): Promise<string> {
   const response = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${apiKey}` } });
   const text = await response.text();
   if (response.status !== 200) throw new Error(`${server.name}: GET /metrics answered ${response.status}: ${text}`);
+  return text;
+}
+
+/** The cache's counters from GET /metrics; undefined when the server has no document cache. */
+export async function cacheCounters(server: RunningServer, apiKey: string): Promise<CacheCounters | undefined> {
+  const text = await scrapeMetrics(server, apiKey);
   const hits = sampled(text, 'storekeeper_cache_hits_total');
   if (hits === undefined) return undefined;
   return {

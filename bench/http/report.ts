@@ -7,6 +7,7 @@
 
 import { describeCache, type CacheSummary } from './cache-stats.ts';
 import type { MonitoringCost } from './monitoring-cost.ts';
+import { median } from '../common.ts';
 import type { FeedRound } from './feed.ts';
 import type { Measurement } from './load.ts';
 import type { ScenarioName } from './options.ts';
@@ -50,12 +51,6 @@ export interface Goal {
   /** Absent for a figure shown beside the goals, not judged. */
   met?: boolean;
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 
 export function summarize(rounds: Measurement[], documentsPerRequest?: number): Summary {
   const status: Record<string, number> = {};

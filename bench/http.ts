@@ -231,8 +231,8 @@ async function fill(scenario: Scenario, context: ScenarioContext, servers: reado
 }
 
 /** Alternating batches of the in-process measurement, and finds in each. */
-const MONITORING_COST_BATCHES = 20;
-const MONITORING_COST_FINDS = 200;
+const MONITORING_COST_BATCHES = 40;
+const MONITORING_COST_FINDS = 100;
 
 /** List requests sent to count the MongoDB commands of one. */
 const COUNTED_REQUESTS = 200;

@@ -12,6 +12,7 @@ import { AppError } from '../errors.ts';
 import { pendingMigrations } from './migrations.ts';
 import type { Deadline } from './deadline.ts';
 import { DriverMonitor } from './monitoring.ts';
+import { failureKind } from './failures.ts';
 
 export interface DatabaseOptions extends Omit<Config['mongo'], 'uri'> {
   uri: string;
@@ -87,7 +88,13 @@ export function createDatabase(options: DatabaseOptions, log: FastifyBaseLogger)
     log.warn({ target }, 'MongoDB disconnected; operations answer 503 until it is back');
   });
   connection.on('reconnected', () => log.info({ target }, 'MongoDB reconnected'));
-  connection.on('error', (error: Error) => log.error({ err: error, target }, 'MongoDB connection error'));
+  // MongoDB away (a failover, a full pool's wait running out) is the database's doing and answered
+  // as 503s: a warning. Anything else is an error.
+  connection.on('error', (error: Error) => {
+    const kind = failureKind(error);
+    const level = kind === 'unavailable' || kind === 'transient' ? 'warn' : 'error';
+    log[level]({ err: error, target }, 'MongoDB connection error');
+  });
 
   async function connectUntilClosed(): Promise<void> {
     for (let attempt = 1; !closing; attempt++) {

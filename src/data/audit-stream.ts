@@ -16,7 +16,8 @@
 
 import mongoose, { type mongo } from 'mongoose';
 import type { FastifyBaseLogger } from 'fastify';
-import { AuditEvent, type AuditAction } from '../domain/audit.ts';
+import type { AuditAction } from '../domain/audit.ts';
+import { entryOfStamp, storeStampedEntries, type AuditEntry } from './audit.ts';
 import type { Deadline } from './deadline.ts';
 import { bounded } from './deadline.ts';
 import { failureKind } from './failures.ts';
@@ -261,7 +262,7 @@ export class AuditStream {
   private async drain(): Promise<void> {
     const stream = this.stream;
     if (stream === undefined) throw new Error('the audit stream is not open');
-    let entries: Record<string, unknown>[] = [];
+    let entries: AuditEntry[] = [];
     let lastTime: mongo.Timestamp | undefined;
     while (!this.stopped) {
       const change = await stream.tryNext();
@@ -279,40 +280,24 @@ export class AuditStream {
     }
   }
 
-  private entryOf(change: StampedChange): Record<string, unknown> | undefined {
+  private entryOf(change: StampedChange): AuditEntry | undefined {
     if (change.ns.coll === POSITIONS_COLLECTION) return undefined;
     const stamp = change.fullDocument?._audit ?? change.updateDescription?.updatedFields?._audit;
     if (stamp === undefined) return undefined;
     const version = change.fullDocument?.version ?? change.updateDescription?.updatedFields?.version;
-    return {
-      _id: stamp.id,
-      at: stamp.at,
-      keyId: stamp.keyId,
-      keyName: stamp.keyName,
-      action: stamp.action,
-      collection: change.ns.coll,
-      documentId: String(change.documentKey._id),
-      ...(version !== undefined && { documentVersion: version }),
-      requestId: stamp.requestId,
-      expiresAt: new Date(stamp.at.getTime() + this.retentionMs),
-    };
+    return entryOfStamp(
+      { stamp, collection: change.ns.coll, documentId: String(change.documentKey._id), version },
+      this.retentionMs,
+    );
   }
 
   /** Stores entries (those already stored are left as they are), then the position after them. */
-  private async store(entries: Record<string, unknown>[], token: mongo.ResumeToken): Promise<void> {
+  private async store(entries: AuditEntry[], token: mongo.ResumeToken): Promise<void> {
     const newest = entries.at(-1)?.at;
-    if (newest instanceof Date) auditStreamLag.seconds = Math.max(0, Date.now() - newest.getTime()) / 1000;
-    if (entries.length > 0) {
-      try {
-        await this.db.collection(AuditEvent.collection).insertMany(entries, { ordered: false });
-        auditStreamEvents.entries += entries.length;
-      } catch (error) {
-        const writeErrors = (error as { writeErrors?: { code?: number }[] }).writeErrors;
-        if (!Array.isArray(writeErrors) || writeErrors.some((e) => e.code !== 11000)) throw error;
-        auditStreamEvents.entries += entries.length - writeErrors.length;
-        auditStreamEvents.duplicates += writeErrors.length;
-      }
-    }
+    if (newest !== undefined) auditStreamLag.seconds = Math.max(0, Date.now() - newest.getTime()) / 1000;
+    const { stored, duplicates } = await storeStampedEntries(this.db, entries);
+    auditStreamEvents.entries += stored;
+    auditStreamEvents.duplicates += duplicates;
     await this.positions.updateOne({ _id: POSITION_ID }, { $set: { token } });
   }
 

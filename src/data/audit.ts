@@ -8,7 +8,7 @@ import mongoose, { type ClientSession, type Connection, type mongo } from 'mongo
 import { AuditEvent, type AuditAction } from '../domain/audit.ts';
 import { DocumentRepository, type RepositoryOptions } from './documents.ts';
 import type { Change } from './unit-of-work.ts';
-import type { AuditStream } from './audit-stream.ts';
+import type { AuditStamp, AuditStream } from './audit-stream.ts';
 import { Deadline } from './deadline.ts';
 
 const { ObjectId } = mongoose.Types;
@@ -16,6 +16,7 @@ const { ObjectId } = mongoose.Types;
 export const AUDIT_COLLECTION = AuditEvent.collection;
 
 const DAY_MS = 86_400_000;
+const DUPLICATE_KEY = 11000;
 
 export interface AuditEntry {
   _id: mongo.ObjectId;
@@ -28,6 +29,57 @@ export interface AuditEntry {
   documentVersion?: number;
   requestId: string;
   expiresAt: Date;
+}
+
+/** A write that carried its audit stamp: which document it wrote, and that document's version after it. */
+export interface StampedWrite {
+  stamp: AuditStamp;
+  collection: string;
+  documentId: string;
+  version?: number;
+}
+
+/** The entry a stamp names, stored under the stamp's id. */
+export function entryOfStamp(
+  { stamp, collection, documentId, version }: StampedWrite,
+  retentionMs: number,
+): AuditEntry {
+  return {
+    _id: stamp.id,
+    at: stamp.at,
+    keyId: stamp.keyId,
+    keyName: stamp.keyName,
+    action: stamp.action,
+    collection,
+    documentId,
+    ...(version !== undefined && { documentVersion: version }),
+    requestId: stamp.requestId,
+    expiresAt: new Date(stamp.at.getTime() + retentionMs),
+  };
+}
+
+/**
+ * Stores the entries of stamped writes, in any order; an entry stored already (by the audit stream,
+ * or an earlier try) stays as it was, since its _id is its stamp's. Answers how many were new.
+ */
+export async function storeStampedEntries(
+  db: mongo.Db,
+  entries: readonly AuditEntry[],
+): Promise<{ stored: number; duplicates: number }> {
+  if (entries.length === 0) return { stored: 0, duplicates: 0 };
+  try {
+    await db.collection<AuditEntry>(AUDIT_COLLECTION).insertMany([...entries], { ordered: false });
+    return { stored: entries.length, duplicates: 0 };
+  } catch (error) {
+    // Only an insert whose every entry is either stored now or was before has stored them all. A
+    // command MongoDB refused as a whole also comes as a bulk error, with no write errors at all.
+    if (!(error instanceof mongoose.mongo.MongoBulkWriteError)) throw error;
+    const writeErrors = [error.writeErrors].flat();
+    const duplicates = writeErrors.filter((writeError) => writeError.code === DUPLICATE_KEY).length;
+    if (duplicates === 0 || duplicates !== writeErrors.length || error.insertedCount + duplicates !== entries.length)
+      throw error;
+    return { stored: error.insertedCount, duplicates };
+  }
 }
 
 export interface AuditTrailOptions extends RepositoryOptions {
@@ -113,5 +165,14 @@ export class AuditTrail {
       expiresAt,
     }));
     await this.events.collection<AuditEntry>().insertMany(entries, { session });
+  }
+
+  /** The entries of writes that carried their stamps, stored by their writer (see UnitOfWork.runEach). */
+  async insertStamped(writes: readonly StampedWrite[]): Promise<void> {
+    const db = this.events.collection().db;
+    await storeStampedEntries(
+      db,
+      writes.map((write) => entryOfStamp(write, this.retentionMs)),
+    );
   }
 }

@@ -2,7 +2,8 @@
 // made while no stream runs gets its entry when the next one starts (as after a crash between a
 // write and its entry), replaying from an older position stores nothing twice, unstamped writes
 // (a migration's, an operator's) get none, and a stop leaves no cursor open on MongoDB, whatever
-// command the stream had in flight.
+// command the stream had in flight. An insert of its entries MongoDB refuses as a whole leaves
+// its position where it was.
 
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import mongoose from 'mongoose';
@@ -106,6 +107,29 @@ describe('the audit stream', () => {
     await third.settled();
     expect(await entries({ documentId: product._id.toHexString() })).toHaveLength(1);
     expect(auditStreamEvents.duplicates).toBeGreaterThan(duplicatesBefore);
+  });
+
+  it('keeps its position when MongoDB refuses the insert of its entries as a whole, and stores them on its next try', async () => {
+    const appName = `audit-stream-refused-${process.pid}`;
+    const stream = await open(newClient(appName));
+    await stream.settled();
+    const restartsBefore = auditStreamEvents.restarts;
+    await client()
+      .db('admin')
+      .command({
+        configureFailPoint: 'failCommand',
+        mode: { times: 1 },
+        data: { failCommands: ['insert'], namespace: `${database.name}.audit_events`, appName, errorCode: 2 },
+      });
+    try {
+      const stamp = AuditStream.stamp('create', actor('req-refused'));
+      const product = await insertProduct(stamp);
+      await stream.settled();
+      expect(await entries({ documentId: product._id.toHexString() })).toHaveLength(1);
+      expect(auditStreamEvents.restarts).toBeGreaterThan(restartsBefore);
+    } finally {
+      await client().db('admin').command({ configureFailPoint: 'failCommand', mode: 'off' });
+    }
   });
 
   it('leaves writes without a stamp unaudited', async () => {

@@ -172,9 +172,9 @@ export async function committed(repository: DocumentRepository, requestId: strin
   return (await audit.findOne({ requestId }, { projection: { _id: 1 } })) !== null;
 }
 
-/** The id of a transaction's session, as text (to keep in a checkpoint). */
-export const sessionIdOf = (session: mongoose.mongo.ClientSession): string | undefined =>
-  session.id?.id.toString('hex');
+/** The id of a transaction's session, as text (to keep in a checkpoint); none for writes outside one. */
+export const sessionIdOf = (session: mongoose.mongo.ClientSession | undefined): string | undefined =>
+  session?.id?.id.toString('hex');
 
 /**
  * Ends a session a stopped process left open on the server, aborting its transaction: MongoDB

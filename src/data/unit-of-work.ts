@@ -1,4 +1,4 @@
-// The unit of work: the one way the service writes, in one of two forms.
+// The unit of work: the one way the service writes, in one of three forms.
 // - A transaction (run): withTransaction, with its retries, deadline and three outcomes, in which
 //   the repositories' write methods record every document they change (Tx.record, called by them
 //   and by nothing else). Right before the commit, in the same transaction, the audit trail stores
@@ -11,6 +11,10 @@
 //   the write is in the oplog (src/data/audit-stream.ts); its outcome is known, or said unknown,
 //   by writeAtomically (src/data/atomic-write.ts). Until the audit stream runs (MongoDB not yet
 //   reached, migrations pending), such writes run as transactions.
+// - Several writes of one document each (runEach), for a bulk import: no transaction, each write
+//   atomic alone and carrying a stamp of its own; once they are written, their writer stores
+//   their entries from the stamps. A run stopped in between leaves the stamps on the documents,
+//   which the audit stream (or the writer, finding them again: storeLanded) turns into entries.
 // Only after a write committed are its changes published, in process, to whoever subscribed (the
 // change feed, caches): a refused, aborted or unknown-outcome write publishes nothing.
 
@@ -19,6 +23,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AuditAction } from '../domain/audit.ts';
 import { writeAtomically } from './atomic-write.ts';
 import { AuditStream, STAMP_FIELD, type AuditStamp } from './audit-stream.ts';
+import type { StampedWrite } from './audit.ts';
 import { Deadline } from './deadline.ts';
 import { DEFAULT_TRANSACTION_OPTIONS, withTransaction, type TransactionOptions } from './transactions.ts';
 
@@ -103,6 +108,8 @@ export type ChangeListener = (changes: readonly Change[]) => void;
  */
 export interface ChangeLog {
   insertIn(session: ClientSession, changes: readonly Change[]): Promise<void>;
+  /** The entries of writes that carried their stamps; one stored already stays as it is. */
+  insertStamped(writes: readonly StampedWrite[]): Promise<void>;
   /** The audit stream while it runs: writes of one document without an Idempotency-Key are then atomic writes. */
   readonly stream: AuditStream | undefined;
 }
@@ -122,6 +129,19 @@ function changeOf(actor: Actor, action: AuditAction, collection: string, documen
     action,
     requestId: actor.requestId,
     actor: { keyId: actor.keyId, keyName: actor.keyName },
+  };
+}
+
+/** The change a stamped write made, as published: the stamp names its actor, request and time. */
+function changeOfStamped({ stamp, collection, documentId, version }: StampedWrite): Change {
+  return {
+    collection,
+    documentId,
+    ...(version !== undefined && { version }),
+    action: stamp.action,
+    requestId: stamp.requestId,
+    actor: { keyId: stamp.keyId, keyName: stamp.keyName },
+    at: stamp.at,
   };
 }
 
@@ -232,6 +252,110 @@ export class UnitOfWork {
       log,
     );
     return result;
+  }
+
+  /**
+   * Runs `work`, writes of several documents that need no transaction together (a bulk import's
+   * batch), each an atomic write carrying an audit stamp of its own. Once `work` is done, the
+   * entries of its writes are stored from their stamps and the changes published. When `work`
+   * fails partway, the writes that landed are looked for and their entries stored before the
+   * failure goes on. No Idempotency-Key: its writer keeps its own place (the import's checkpoint).
+   */
+  async runEach<T>({ actor, log }: WriteContext, work: (tx: AtomicTx) => Promise<T>): Promise<T> {
+    const at = new Date();
+    const stamps = new Map<string, { collection: string; id: mongo.ObjectId; stamp: AuditStamp }>();
+    const written: StampedWrite[] = [];
+    const tx: AtomicTx = {
+      // The stamp says what the write did (the action stampFor was given).
+      record: (_action, collection, document) => {
+        const stamp = stamps.get(`${collection}/${document._id.toHexString()}`)?.stamp;
+        if (stamp === undefined)
+          throw new Error(`runEach: ${collection} ${document._id.toHexString()} carries no stamp`);
+        written.push({ stamp, collection, documentId: document._id.toHexString(), version: document.version });
+      },
+      stampFor: (action, collection, id) => {
+        const key = `${collection}/${id.toHexString()}`;
+        let entry = stamps.get(key);
+        if (entry === undefined) {
+          entry = { collection, id, stamp: { ...AuditStream.stamp(action, actor), at } };
+          stamps.set(key, entry);
+        }
+        return entry.stamp;
+      },
+      newId: () => new mongoose.mongo.ObjectId(),
+      command: { comment: actor.requestId },
+    };
+    let result: T;
+    try {
+      result = await work(tx);
+    } catch (error) {
+      // What landed before the failure committed: its entries are owed now.
+      const byCollection = new Map<string, { id: mongo.ObjectId; stamp: AuditStamp }[]>();
+      for (const { collection, ...entry } of stamps.values())
+        byCollection.set(collection, [...(byCollection.get(collection) ?? []), entry]);
+      for (const [collection, entries] of byCollection) {
+        await this.storeLanded(
+          collection,
+          await this.landed(
+            collection,
+            entries.map((entry) => entry.id),
+            entries.map((entry) => entry.stamp.id),
+          ),
+          log,
+        ).catch((lookup: unknown) =>
+          log.warn({ err: lookup }, 'the entries of writes that landed before a failure wait for the audit stream'),
+        );
+      }
+      throw error;
+    }
+    await this.audit.insertStamped(written);
+    this.publish(
+      written.map((write) => changeOfStamped(write)),
+      log,
+    );
+    return result;
+  }
+
+  /**
+   * Stores the entries of stamped writes found stored (`documents`, each with its stamp and
+   * version), and publishes their changes: an entry stored already stays as it is.
+   */
+  async storeLanded(
+    collection: string,
+    documents: readonly (Written & { _audit?: AuditStamp })[],
+    log: FastifyBaseLogger,
+  ): Promise<void> {
+    const writes: StampedWrite[] = [];
+    for (const document of documents) {
+      if (document._audit === undefined) continue;
+      writes.push({
+        stamp: document._audit,
+        collection,
+        documentId: document._id.toHexString(),
+        version: document.version,
+      });
+    }
+    if (writes.length === 0) return;
+    await this.audit.insertStamped(writes);
+    this.publish(
+      writes.map((write) => changeOfStamped(write)),
+      log,
+    );
+  }
+
+  /** Of documents `ids` of `collection`, those that carry one of `stampIds` (a majority read: committed for good). */
+  private async landed(
+    collection: string,
+    ids: readonly mongo.ObjectId[],
+    stampIds: readonly mongo.ObjectId[],
+  ): Promise<(Written & { _audit?: AuditStamp })[]> {
+    return this.database()
+      .collection(collection)
+      .find(
+        { _id: { $in: [...ids] }, [`${STAMP_FIELD}.id`]: { $in: [...stampIds] } },
+        { projection: { version: 1, [STAMP_FIELD]: 1 }, readConcern: { level: 'majority' } },
+      )
+      .toArray();
   }
 
   private database(): mongo.Db {

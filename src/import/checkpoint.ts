@@ -1,15 +1,17 @@
 // Where an import stands, in a file next to its input (<input>.import-checkpoint.json), so that
 // an import stopped midway (killed, a crash, MongoDB gone) resumes where it stopped. A file,
 // not a collection: it needs no migration, goes with the input it describes, and is the
-// operator's to delete; and it can be exact without being written in the batch's transaction.
+// operator's to delete; and it can be exact without being written with the batch.
 // Before a batch is written the file says so (`pending`, with what the batch will count); once
-// it and every batch before it committed, that it is done (two batches are written at once, and
-// `done` only ever covers a run of the file from its start). A resume first ends the sessions the
-// stopped process left (their transactions would hold the batches' documents for a minute), then
-// asks the audit trail, for each batch pending, whether its transaction committed (its entries
-// carry the batch's request id): if it did, its counts stand and it is not written again; if not,
-// it is simply run again. Either way the database ends as an uninterrupted import leaves it, and
-// so do the counts.
+// it and every batch before it committed, that it is done (several batches are written at once,
+// and `done` only ever covers a run of the file from its start). A resume first ends the sessions
+// the stopped process left (an order batch's transaction would hold its documents for a minute).
+// Then each pending batch comes round again. An order batch asks the audit trail whether its
+// transaction committed (its entries carry the batch's request id): if it did, its counts stand
+// and it is not written again; if not, it is simply run again. Any other batch is decided again:
+// the documents it wrote before the stop carry its request's stamps, count as written and get
+// their audit entries, and the rest are written. Either way the database ends as an uninterrupted
+// import leaves it, and so do the counts.
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';

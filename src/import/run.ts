@@ -1,6 +1,6 @@
 // An import, from a file to the database: records read one at a time (formats.ts), checked by
 // the entity declarations (collections.ts), decided by natural key in batches (insert, update,
-// unchanged, skipped for a conflict, rejected), and written two batches at a time through the
+// unchanged, skipped for a conflict, rejected), and written several batches at a time through the
 // shop's import operation (src/shop/imports.ts: one unit of work each, audited as `import:<file>`),
 // finished in the file's order.
 //
@@ -20,6 +20,7 @@ import { backupDatabase } from '../backup/dump.ts';
 import { throttled, type Progress } from '../backup/progress.ts';
 import type { Config } from '../config.ts';
 import { compileCaster } from '../data/casting.ts';
+import { STAMP_FIELD, type AuditStamp } from '../data/audit-stream.ts';
 import type { StoredDocument } from '../data/documents.ts';
 import {
   checksumOf,
@@ -58,7 +59,7 @@ import type { ImportReport } from './report.ts';
 export const ON_CONFLICT = ['skip', 'update', 'fail'] as const;
 export type OnConflict = (typeof ON_CONFLICT)[number];
 
-/** Records per batch by default: one transaction each, well within MongoDB's transaction limits. */
+/** Records per batch by default: one write of each kind per batch (a transaction for orders, well within its limits). */
 export const DEFAULT_BATCH_SIZE = 500;
 export const MAX_BATCH_SIZE = 1000;
 
@@ -85,6 +86,8 @@ export interface ImportOptions {
   progress: Progress;
   /** For tests: runs after a batch committed, before the checkpoint says so (a throw is a crash there). */
   afterCommit?: (batch: number) => void | Promise<void>;
+  /** For tests: runs after a batch was decided, right before it is written (another writer's turn). */
+  beforeWrite?: (batch: number) => void | Promise<void>;
 }
 
 /** The import was refused, or cannot go on: the message says why and what to do (exit code 1). */
@@ -119,8 +122,8 @@ interface Writing {
   written: Promise<Decided>;
 }
 
-/** Batches written at once: MongoDB works on one while the other commits. */
-const WRITERS = 2;
+/** Batches written at once: MongoDB works on one while another's entries are stored, and this process decides the next. */
+export const BATCHES_AT_ONCE = 3;
 
 const meets = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => {
   for (const key of a) if (b.has(key)) return true;
@@ -401,7 +404,6 @@ class Importer {
     const stopped = new Map(checkpoint.pending.map((pending) => [pending.batch, pending]));
     for (const { session } of checkpoint.pending) if (session !== undefined) await endSession(repository, session);
     const saves = new CheckpointSaves(checkpoint);
-    let batchNumber = checkpoint.done.batches;
     const source = batches(skipping(reading.records, checkpoint.done.records), this.batchSize)[Symbol.asyncIterator]();
     // The next batch is read, checked and looked up while the last ones are written, and two
     // batches are written at once, so that this process's work and MongoDB's overlap and
@@ -410,11 +412,14 @@ class Importer {
     // written, waits for every batch in flight and is decided again, so that batches whose
     // records meet end as they would one after another.
     const commits = new CommitLog();
+    let prepared = checkpoint.done.batches;
+    const requestIdOf = (number: number) => `import-${checkpoint.runId}-${number}`;
     const prepare = async () => {
       const next = await source.next();
       if (next.done === true) return undefined;
       const after = commits.count;
-      return { batch: next.value, decided: await this.decide(next.value), after };
+      const number = ++prepared;
+      return { batch: next.value, number, decided: await this.decide(next.value, requestIdOf(number)), after };
     };
     const inFlight: Writing[] = [];
     // Batches are done in the file's order, whichever commits first: their counts, rejects and
@@ -442,24 +447,25 @@ class Importer {
         upcoming = prepare();
         // Its failure is met where it is awaited, not as an unhandled rejection meanwhile.
         upcoming.catch(() => {});
-        const { batch } = current;
+        const { batch, number } = current;
         let { decided } = current;
-        batchNumber++;
+        const requestId = requestIdOf(number);
         records += batch.length;
         const keys = new Set(decided.keys);
         if (inFlight.some((writing) => meets(writing.keys, keys)) || commits.since(current.after, keys)) {
           while (inFlight.length > 0) await finishOldest();
-          decided = await this.decide(batch);
+          decided = await this.decide(batch, requestId);
         }
-        if (inFlight.length >= WRITERS) await finishOldest();
-        const requestId = `import-${checkpoint.runId}-${batchNumber}`;
-        const number = batchNumber;
+        if (inFlight.length >= BATCHES_AT_ONCE) await finishOldest();
         const ending = records;
         const earlier = stopped.get(number);
         const written = (async (): Promise<Decided> => {
-          // The stopped run wrote this batch: it counts what it counted then, and is not written again.
-          if (earlier !== undefined && (await committed(repository, requestId)))
+          // The stopped run committed this batch's transaction: it counts what it counted then, and
+          // is not written again. (A batch written document by document is decided again instead:
+          // the documents it wrote carry its stamps, and count as written; see decide.)
+          if (earlier !== undefined && this.spec.collection === 'orders' && (await committed(repository, requestId)))
             return { ...decided, counts: earlier.counts };
+          await this.options.beforeWrite?.(number);
           const applied = await this.apply(decided, batch, { checkpoint, saves, number, requestId, records: ending });
           commits.add(keys);
           await this.options.afterCommit?.(number);
@@ -488,8 +494,8 @@ class Importer {
   ): Promise<Decided> {
     const { checkpoint, saves, number, requestId, records } = at;
     for (let attempt = 1; ; attempt++) {
-      const { inserts, updates } = decided.batch;
-      if (inserts.length === 0 && updates.length === 0) return decided;
+      const { inserts, updates, landed } = decided.batch;
+      if (inserts.length === 0 && updates.length === 0 && landed.length === 0) return decided;
       const counts = decided.counts;
       const actor = { keyId: checkpoint.runId, keyName: actorName(this.options.file), requestId };
       try {
@@ -501,14 +507,19 @@ class Importer {
         return decided;
       } catch (error) {
         if (!(error instanceof BatchChanged) || attempt >= REDECISIONS) throw error;
-        decided = await this.decide(batch);
+        decided = await this.decide(batch, requestId);
       }
     }
   }
 
   // --- deciding a batch ----------------------------------------------------------------------
 
-  private async decide(records: readonly SourceRecord[]): Promise<Decided> {
+  /**
+   * What to do with each record of a batch, against what is stored. A document stored with the
+   * stamp of this batch's own request (`requestId`) was written by an earlier try of it, stopped
+   * partway: it counts as that write did, is not written again, and its audit entry is owed.
+   */
+  private async decide(records: readonly SourceRecord[], requestId?: string): Promise<Decided> {
     const { spec } = this;
     const counts = noCounts();
     const rejects: Reject[] = [];
@@ -553,7 +564,7 @@ class Importer {
     );
     const decided: Decided = {
       counts,
-      batch: { collection: spec.collection, inserts: [], updates: [] },
+      batch: { collection: spec.collection, inserts: [], updates: [], landed: [] },
       rejects,
       conflicts: [],
       orders: [],
@@ -565,6 +576,13 @@ class Importer {
         counts.inserted++;
         decided.batch.inserts.push(document);
         decided.orders.push({ source, document });
+        continue;
+      }
+      const stamp = current[STAMP_FIELD] as AuditStamp | undefined;
+      if (requestId !== undefined && stamp?.requestId === requestId) {
+        if (stamp.action === 'create') counts.inserted++;
+        else counts.updated++;
+        decided.batch.landed.push(current);
         continue;
       }
       const same =

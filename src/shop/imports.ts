@@ -1,18 +1,24 @@
 // Importing existing data (npm run import, src/import/): one batch of decided writes, applied
-// as one unit of work like every write of the service, with an audit entry per document naming
-// the import as the actor. New products and customers are inserted through the same flow as the
-// API's creates (checked against the writable schema, given the server defaults); stock items
-// keep the counters their source kept; an order keeps its status and history, is dated by its
-// first history entry and counts in its customer's stats as a placed order does. A document is
-// replaced only at the version the import read: if it changed since, the batch is refused as a
-// whole (BatchChanged) and the import reads it again.
+// through the unit of work like every write of the service, with an audit entry per document
+// naming the import as the actor. New products and customers are inserted through the same flow
+// as the API's creates (checked against the writable schema, given the server defaults); stock
+// items keep the counters their source kept; an order keeps its status and history, is dated by
+// its first history entry and counts in its customer's stats as a placed order does. A document
+// is replaced only at the version the import read: if it changed since, the batch is refused
+// (BatchChanged) and the import reads it again.
+//
+// Orders are written in one transaction per batch, as each also counts in its customer. Every
+// other document stands alone, so their batches are written as the unit of work's runEach: one
+// atomic write per document, each carrying its audit stamp, the entries stored right after. A
+// batch stopped partway leaves its written documents stamped with its request: the import, reading
+// them again, counts them as written and stores their entries (landed).
 
 import { Order } from '../domain/entities/index.ts';
 import { serverPart } from '../domain/documents.ts';
 import { AppError } from '../errors.ts';
 import { BulkInsertFailure, type StoredDocument } from '../data/documents.ts';
 import type { Stores } from '../data/stores.ts';
-import type { Tx, WriteContext } from '../data/unit-of-work.ts';
+import type { Tx, WriteContext, WriteTx } from '../data/unit-of-work.ts';
 import type { DocumentOperations } from './documents.ts';
 
 /** Collections whose new documents are exactly a create's: the API's insert flow applies. */
@@ -24,6 +30,8 @@ export interface ImportBatch {
   inserts: Record<string, unknown>[];
   /** Stored documents to replace with these business fields, only at the version read. */
   updates: { current: StoredDocument; document: Record<string, unknown> }[];
+  /** Documents an earlier try of this batch wrote (they carry its stamps): only their entries are owed. */
+  landed: StoredDocument[];
 }
 
 /** A document the batch read was written by someone else (or a new one's key taken) before the batch applied. */
@@ -38,18 +46,25 @@ export class ImportOperations {
   ) {}
 
   /**
-   * Applies a batch in one transaction: all of it, or nothing. `attempting` hears each attempt's
-   * transaction before it writes (the import notes its session, to end it after a crash).
+   * Applies a batch: all of it or nothing for orders (one transaction), each document on its own
+   * for the others. `attempting` hears each attempt before it writes (the import notes its
+   * session, when it has one, to end it after a crash).
    */
-  async apply(batch: ImportBatch, context: WriteContext, attempting?: (tx: Tx) => Promise<void>): Promise<void> {
-    await this.stores.work.run(context, async (tx) => {
+  async apply(batch: ImportBatch, context: WriteContext, attempting?: (tx: WriteTx) => Promise<void>): Promise<void> {
+    const write = async (tx: WriteTx) => {
       await attempting?.(tx);
       await this.insert(tx, batch);
       for (const { current, document } of batch.updates) await this.replace(tx, batch.collection, current, document);
-    });
+    };
+    if (batch.collection === Order.collection) {
+      await this.stores.work.run(context, write);
+      return;
+    }
+    await this.stores.work.storeLanded(batch.collection, batch.landed, context.log);
+    if (batch.inserts.length > 0 || batch.updates.length > 0) await this.stores.work.runEach(context, write);
   }
 
-  private async insert(tx: Tx, { collection, inserts }: ImportBatch): Promise<void> {
+  private async insert(tx: WriteTx, { collection, inserts }: ImportBatch): Promise<void> {
     if (inserts.length === 0) return;
     try {
       if (CREATED_AS_THE_API_DOES.has(collection)) {
@@ -66,6 +81,7 @@ export class ImportOperations {
         );
         return;
       }
+      if (tx.session === undefined) throw new Error('orders are imported in a transaction');
       for (const order of inserts) await this.insertOrder(tx, order);
     } catch (error) {
       // A key taken since the batch read: the import reads again; any other refusal is a bug here.
@@ -87,7 +103,7 @@ export class ImportOperations {
   }
 
   private async replace(
-    tx: Tx,
+    tx: WriteTx,
     collection: string,
     current: StoredDocument,
     document: Record<string, unknown>,

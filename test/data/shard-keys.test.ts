@@ -224,6 +224,7 @@ const context: WriteContext = { actor: { keyId: ids.customer.toHexString(), keyN
 /** The unit of work over the recording database, for its atomic writes (a transaction would need a real session). */
 const work = new UnitOfWork({ db } as unknown as Connection, {
   insertIn: async () => undefined,
+  insertStamped: async () => undefined,
   stream: {} as AuditStream,
 });
 const places = new Set([imports.placeOf('TSHIRT-RED-M', 'AMS-1')]);

@@ -1,10 +1,12 @@
 // What the unit of work publishes after a commit: every kind of write publishes exactly the changes
 // it committed (the same ones its audit entries name, with its actor and time), once, and a write
-// that was refused, aborted or replayed publishes nothing.
+// that was refused, aborted or replayed publishes nothing. A batch written document by document
+// (runEach) audits and publishes what landed, even when it fails partway.
 
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Change } from '../../src/data/unit-of-work.ts';
+import { Product } from '../../src/domain/entities/index.ts';
 import { buildTestApp, waitForDatabase, type TestApp } from '../helpers/app.ts';
 import { shop as shopOf, type Shop } from '../helpers/shop.ts';
 
@@ -265,5 +267,30 @@ describe('UnitOfWork: changes published after the commit', () => {
     expect(replayed.res.statusCode).toBe(201);
     expect(replayed.res.headers['idempotency-replayed']).toBe('true');
     expect(replayed.batches).toEqual([]);
+  });
+
+  it('runEach: the writes of a batch store their entries and publish together; work failing partway still audits what landed', async () => {
+    const actor = { keyId: '0'.repeat(24), keyName: 'unit-of-work-test', requestId: randomUUID() };
+    const fields = (sku: string) => ({ ...structuredClone(Product.example), sku });
+    const before = published.length;
+    const written = await t.app.stores.work.runEach({ actor, log: t.app.log }, (tx) =>
+      t.app.shop.documents.insertIn(tx, 'products', [fields('EACH-1'), fields('EACH-2')]),
+    );
+    expect(published.length).toBe(before + 1);
+    expect(published.at(-1)).toEqual(await audited(actor.requestId));
+    expect(published.at(-1)!.map((change) => change.documentId)).toEqual(written.map((d) => d._id.toHexString()));
+
+    // The second insert is refused (its SKU is taken): the first one landed, and is audited.
+    const failing = { ...actor, requestId: randomUUID() };
+    await expect(
+      t.app.stores.work.runEach({ actor: failing, log: t.app.log }, async (tx) => {
+        await t.app.shop.documents.insertIn(tx, 'products', [fields('EACH-3')]);
+        await t.app.shop.documents.insertIn(tx, 'products', [fields('EACH-1')]);
+      }),
+    ).rejects.toThrow();
+    const landed = await t.app.db.connection.db!.collection('products').findOne({ sku: 'EACH-3' });
+    const entries = await audited(failing.requestId);
+    expect(entries.map((entry) => [entry.documentId, entry.action])).toEqual([[landed!._id.toHexString(), 'create']]);
+    expect(published.at(-1)).toEqual(entries);
   });
 });

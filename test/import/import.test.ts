@@ -18,7 +18,7 @@ import type { CollectionName } from '../../src/import/collections.ts';
 import { formatOf } from '../../src/import/formats.ts';
 import { loadMapping } from '../../src/import/mapping.ts';
 import type { ImportReport } from '../../src/import/report.ts';
-import { DEFAULT_BATCH_SIZE, ImportRefused, runImport, type ImportOptions } from '../../src/import/run.ts';
+import { actorName, DEFAULT_BATCH_SIZE, ImportRefused, runImport, type ImportOptions } from '../../src/import/run.ts';
 import { dropDatabase, migrateDatabase, testDatabaseName } from '../helpers/app.ts';
 import { ROOT } from '../helpers/process.ts';
 
@@ -294,7 +294,7 @@ describe('npm run import', () => {
       expect(await blue()).toMatchObject({ price: { amount: 1399, currency: 'EUR' }, version: 2 });
     });
 
-    it('applies a key that recurs in later batches as one batch after another would, though batches are written two at once', async () => {
+    it('applies a key that recurs in later batches as one batch after another would, though batches are written several at once', async () => {
       const dbName = await migrated('import_recurring');
       const price = (amount: number) =>
         JSON.stringify({ sku: 'MUG-BLUE', name: 'Blue mug', price: { amount, currency: 'EUR' }, category: 'kitchen' });
@@ -507,6 +507,109 @@ describe('npm run import', () => {
       expect(resumed.collections).toEqual(uninterrupted.collections);
       expect(await client.db(dbName).collection('audit_events').countDocuments()).toBe(uninterrupted.records.inserted);
       expect((await rejectsOf(big)).map((r) => r.record)).toEqual([8, 58, 108, 158, 208, 258]);
+    });
+
+    /** Every product has exactly one audit entry, naming the import; no entry names anything else. */
+    const expectAuditedOnce = async (dbName: string, file: string) => {
+      const db = client.db(dbName);
+      const products = await db
+        .collection('products')
+        .find({}, { projection: { _id: 1 } })
+        .toArray();
+      const entries = await db.collection('audit_events').find().toArray();
+      expect(entries.map((entry) => entry.documentId).sort()).toEqual(
+        products.map((product) => product._id.toHexString()).sort(),
+      );
+      for (const entry of entries) expect(entry).toMatchObject({ keyName: actorName(file), action: 'create' });
+    };
+
+    it('stopped after writing documents but before storing their audit entries, then resumed, audits each once', async () => {
+      const dbName = await migrated('import_unaudited');
+      const big = await copyOfBig();
+      const appName = `import-unaudited-${process.pid}`;
+      const failing = new mongoose.mongo.MongoClient(inject('mongoUri'), { appName });
+      await failing.connect();
+      try {
+        // MongoDB refuses every audit entry this client stores: the documents are written, their entries not.
+        await client.db('admin').command({
+          configureFailPoint: 'failCommand',
+          mode: 'alwaysOn',
+          data: { failCommands: ['insert'], namespace: `${dbName}.audit_events`, appName, errorCode: 2 },
+        });
+        const stopped = runImport(
+          failing,
+          dbName,
+          loadConfig({ MONGODB_URI: inject('mongoUri'), MONGODB_DB: dbName }),
+          silentLog,
+          {
+            collection: 'products',
+            file: big,
+            format: 'ndjson',
+            dryRun: false,
+            onConflict: 'skip',
+            backup: false,
+            batchSize: BATCH,
+            rejects: `${big}.rejects.ndjson`,
+            checkpoint: 'new',
+            progress: () => {},
+          },
+        );
+        await expect(stopped).rejects.toThrow(/failCommand/);
+      } finally {
+        await client.db('admin').command({ configureFailPoint: 'failCommand', mode: 'off' });
+        await failing.close();
+      }
+      const written = await client.db(dbName).collection('products').countDocuments();
+      expect(written).toBeGreaterThan(0);
+      expect(await client.db(dbName).collection('audit_events').countDocuments()).toBe(0);
+
+      const resumed = await importInto(dbName, 'products', big, { batchSize: BATCH, checkpoint: 'resume' });
+      expect(resumed.records).toEqual(uninterrupted.records);
+      expect(resumed.collections).toEqual(uninterrupted.collections);
+      await expectAuditedOnce(dbName, big);
+    });
+
+    it('a batch refused partway (a key taken meanwhile) audits what it wrote, counts it once, and skips the key', async () => {
+      const dbName = await migrated('import_partway');
+      const big = await copyOfBig();
+      // Record 45 is the 5th of batch 3; another writer creates its SKU after the batch was decided.
+      const taken = {
+        sku: 'ITEM-00044',
+        name: 'Created meanwhile',
+        price: { amount: 1, currency: 'EUR' },
+        category: 'kitchen',
+      };
+      const report = await importInto(dbName, 'products', big, {
+        batchSize: BATCH,
+        beforeWrite: async (batch) => {
+          if (batch !== 3) return;
+          const now = new Date();
+          await client
+            .db(dbName)
+            .collection('products')
+            .insertOne({
+              ...taken,
+              status: 'active',
+              tags: [],
+              attributes: {},
+              version: 1,
+              createdAt: now,
+              updatedAt: now,
+            });
+        },
+      });
+      expect(report.records).toEqual({
+        ...uninterrupted.records,
+        inserted: uninterrupted.records.inserted - 1,
+        skipped: 1,
+      });
+      const db = client.db(dbName);
+      const other = await db.collection('products').findOne({ sku: taken.sku });
+      expect(other?.name).toBe(taken.name);
+      expect(await db.collection('audit_events').countDocuments({ documentId: other?._id.toHexString() })).toBe(0);
+      const entries = await db.collection('audit_events').find().toArray();
+      expect(entries).toHaveLength(uninterrupted.records.inserted - 1);
+      expect(new Set(entries.map((entry) => entry.documentId)).size).toBe(entries.length);
     });
   });
 });

@@ -290,29 +290,18 @@ export class UnitOfWork {
       result = await work(tx);
     } catch (error) {
       // What landed before the failure committed: its entries are owed now.
-      const byCollection = new Map<string, { id: mongo.ObjectId; stamp: AuditStamp }[]>();
-      for (const { collection, ...entry } of stamps.values())
-        byCollection.set(collection, [...(byCollection.get(collection) ?? []), entry]);
-      for (const [collection, entries] of byCollection) {
-        await this.storeLanded(
-          collection,
-          await this.landed(
-            collection,
-            entries.map((entry) => entry.id),
-            entries.map((entry) => entry.stamp.id),
-          ),
-          log,
-        ).catch((lookup: unknown) =>
-          log.warn({ err: lookup }, 'the entries of writes that landed before a failure wait for the audit stream'),
-        );
+      const attempted = [...stamps.values()];
+      for (const collection of new Set(attempted.map((entry) => entry.collection))) {
+        const mine = attempted.filter((entry) => entry.collection === collection);
+        await this.landed(collection, mine)
+          .then((documents) => this.storeLanded(collection, documents, log))
+          .catch((lookup: unknown) =>
+            log.warn({ err: lookup }, 'the entries of writes that landed before a failure wait for the audit stream'),
+          );
       }
       throw error;
     }
-    await this.audit.insertStamped(written);
-    this.publish(
-      written.map((write) => changeOfStamped(write)),
-      log,
-    );
+    await this.stored(written, log);
     return result;
   }
 
@@ -326,33 +315,30 @@ export class UnitOfWork {
     log: FastifyBaseLogger,
   ): Promise<void> {
     const writes: StampedWrite[] = [];
-    for (const document of documents) {
-      if (document._audit === undefined) continue;
-      writes.push({
-        stamp: document._audit,
-        collection,
-        documentId: document._id.toHexString(),
-        version: document.version,
-      });
-    }
-    if (writes.length === 0) return;
-    await this.audit.insertStamped(writes);
-    this.publish(
-      writes.map((write) => changeOfStamped(write)),
-      log,
-    );
+    for (const { _id, version, _audit: stamp } of documents)
+      if (stamp !== undefined) writes.push({ stamp, collection, documentId: _id.toHexString(), version });
+    await this.stored(writes, log);
   }
 
-  /** Of documents `ids` of `collection`, those that carry one of `stampIds` (a majority read: committed for good). */
+  /** Stores the entries of stamped writes that committed, then publishes their changes. */
+  private async stored(writes: readonly StampedWrite[], log: FastifyBaseLogger): Promise<void> {
+    if (writes.length === 0) return;
+    await this.audit.insertStamped(writes);
+    this.publish(writes.map(changeOfStamped), log);
+  }
+
+  /** Of the documents these writes were for, those that carry their stamps (a majority read: committed for good). */
   private async landed(
     collection: string,
-    ids: readonly mongo.ObjectId[],
-    stampIds: readonly mongo.ObjectId[],
+    attempted: readonly { id: mongo.ObjectId; stamp: AuditStamp }[],
   ): Promise<(Written & { _audit?: AuditStamp })[]> {
     return this.database()
       .collection(collection)
       .find(
-        { _id: { $in: [...ids] }, [`${STAMP_FIELD}.id`]: { $in: [...stampIds] } },
+        {
+          _id: { $in: attempted.map((entry) => entry.id) },
+          [`${STAMP_FIELD}.id`]: { $in: attempted.map((entry) => entry.stamp.id) },
+        },
         { projection: { version: 1, [STAMP_FIELD]: 1 }, readConcern: { level: 'majority' } },
       )
       .toArray();

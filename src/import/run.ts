@@ -39,7 +39,7 @@ import {
 import type { Stores } from '../data/stores.ts';
 import type { FieldError } from '../errors.ts';
 import { createShop } from '../shop/index.ts';
-import { BatchChanged, type ImportBatch, type ImportOperations } from '../shop/imports.ts';
+import { BatchChanged, batchIsOneTransaction, type ImportBatch, type ImportOperations } from '../shop/imports.ts';
 import {
   addCounts,
   noCounts,
@@ -405,9 +405,9 @@ class Importer {
     for (const { session } of checkpoint.pending) if (session !== undefined) await endSession(repository, session);
     const saves = new CheckpointSaves(checkpoint);
     const source = batches(skipping(reading.records, checkpoint.done.records), this.batchSize)[Symbol.asyncIterator]();
-    // The next batch is read, checked and looked up while the last ones are written, and two
-    // batches are written at once, so that this process's work and MongoDB's overlap and
-    // MongoDB works on one batch while the other commits. A decision is only as fresh as its
+    // The next batch is read, checked and looked up while the last ones are written, and
+    // BATCHES_AT_ONCE batches are written at once, so that this process's work and MongoDB's
+    // overlap and MongoDB works on one batch while another's entries are stored. A decision is only as fresh as its
     // lookups: a batch sharing a natural key with one committed since it was decided, or being
     // written, waits for every batch in flight and is decided again, so that batches whose
     // records meet end as they would one after another.
@@ -463,7 +463,11 @@ class Importer {
           // The stopped run committed this batch's transaction: it counts what it counted then, and
           // is not written again. (A batch written document by document is decided again instead:
           // the documents it wrote carry its stamps, and count as written; see decide.)
-          if (earlier !== undefined && this.spec.collection === 'orders' && (await committed(repository, requestId)))
+          if (
+            earlier !== undefined &&
+            batchIsOneTransaction(this.spec.collection) &&
+            (await committed(repository, requestId))
+          )
             return { ...decided, counts: earlier.counts };
           await this.options.beforeWrite?.(number);
           const applied = await this.apply(decided, batch, { checkpoint, saves, number, requestId, records: ending });

@@ -21,6 +21,12 @@ import type { Stores } from '../data/stores.ts';
 import type { Tx, WriteContext, WriteTx } from '../data/unit-of-work.ts';
 import type { DocumentOperations } from './documents.ts';
 
+/**
+ * Whether a batch of `collection` is written as one transaction (orders: each also counts in its
+ * customer), rather than document by document (runEach).
+ */
+export const batchIsOneTransaction = (collection: string): boolean => collection === Order.collection;
+
 /** Collections whose new documents are exactly a create's: the API's insert flow applies. */
 const CREATED_AS_THE_API_DOES: ReadonlySet<string> = new Set(['products', 'customers']);
 
@@ -56,7 +62,7 @@ export class ImportOperations {
       await this.insert(tx, batch);
       for (const { current, document } of batch.updates) await this.replace(tx, batch.collection, current, document);
     };
-    if (batch.collection === Order.collection) {
+    if (batchIsOneTransaction(batch.collection)) {
       await this.stores.work.run(context, write);
       return;
     }
